@@ -1,0 +1,198 @@
+"""The one shared history: every turn of every channel, recorded before it is acted on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handoff.identity import resolve_identity
+from models import (
+    DELIVERY_RANK,
+    AuthorKind,
+    ChannelIdentity,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Message,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One patient message, normalised from any provider's payload."""
+
+    channel: str
+    external_user_id: str
+    provider_message_id: str
+    text: str = ""
+    payload: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    sent_at: datetime | None = None
+    display_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    message: Message
+    conversation: Conversation
+    identity: ChannelIdentity
+
+
+async def is_duplicate(session: AsyncSession, channel: str, provider_message_id: str) -> bool:
+    query = select(Message.id).where(
+        Message.channel == channel, Message.provider_message_id == provider_message_id
+    )
+    return (await session.execute(query)).first() is not None
+
+
+async def open_conversation(session: AsyncSession, identity: ChannelIdentity) -> Conversation:
+    """The identity's open conversation, or a new one owned by the bot."""
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.channel_identity_id == identity.id,
+            Conversation.status == ConversationStatus.OPEN,
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    conversation = (await session.execute(query)).scalar_one_or_none()
+    if conversation is None:
+        conversation = Conversation(
+            patient_id=identity.patient_id,
+            channel=identity.channel,
+            channel_identity_id=identity.id,
+        )
+        session.add(conversation)
+        await session.flush()
+    return conversation
+
+
+async def latest_conversation(
+    session: AsyncSession, patient_id: int, channel: str
+) -> Conversation | None:
+    """Where a bot-initiated message to this patient on this channel belongs."""
+    query = (
+        select(Conversation)
+        .where(Conversation.patient_id == patient_id, Conversation.channel == channel)
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | None:
+    """Record a patient message once; None when this provider message was already recorded."""
+    if await is_duplicate(session, inbound.channel, inbound.provider_message_id):
+        return None
+    identity = await resolve_identity(
+        session,
+        inbound.channel,
+        inbound.external_user_id,
+        display_name=inbound.display_name,
+        phone=inbound.phone,
+        email=inbound.email,
+    )
+    conversation = await open_conversation(session, identity)
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        patient_id=identity.patient_id,
+        channel=inbound.channel,
+        direction=Direction.INBOUND,
+        author_kind=AuthorKind.PATIENT,
+        text=inbound.text,
+        payload=inbound.payload,
+        attachments=inbound.attachments,
+        provider_message_id=inbound.provider_message_id,
+        delivery_status=DeliveryStatus.RECEIVED,
+        created_at=inbound.sent_at or now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        return None  # the same delivery arrived twice at once; the other copy won
+    identity.last_inbound_at = now
+    conversation.last_message_at = now
+    return Recorded(message=message, conversation=conversation, identity=identity)
+
+
+async def record_outbound(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    text: str,
+    author_kind: AuthorKind,
+    author_id: int | None = None,
+    buttons: list[dict[str, str]] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    internal: bool = False,
+) -> Message:
+    """Record a message to the patient (pending delivery) or a staff-only note."""
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        patient_id=conversation.patient_id,
+        channel=conversation.channel,
+        direction=Direction.OUTBOUND,
+        author_kind=author_kind,
+        author_id=author_id,
+        text=text,
+        buttons=buttons or [],
+        attachments=attachments or [],
+        internal=internal,
+        delivery_status=DeliveryStatus.SENT if internal else DeliveryStatus.PENDING,
+        sent_at=now if internal else None,
+        created_at=now,
+    )
+    session.add(message)
+    if not internal:
+        conversation.last_message_at = now
+    await session.flush()
+    return message
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """The JSON shape of a message for staff screens, the widget and push events."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "patient_id": message.patient_id,
+        "channel": message.channel,
+        "direction": str(message.direction),
+        "author_kind": str(message.author_kind),
+        "author_id": message.author_id,
+        "text": message.text,
+        "buttons": message.buttons or [],
+        "attachments": message.attachments or [],
+        "internal": message.internal,
+        "delivery_status": str(message.delivery_status),
+        "error": message.error,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def advance_delivery(message: Message, status: DeliveryStatus, at: datetime | None = None) -> bool:
+    """Move an outbound message's delivery state forward only; False when it would go back."""
+    if DELIVERY_RANK[status] <= DELIVERY_RANK.get(message.delivery_status, -1):
+        return False
+    at = at or utcnow()
+    message.delivery_status = status
+    stamp = {
+        DeliveryStatus.SENT: "sent_at",
+        DeliveryStatus.DELIVERED: "delivered_at",
+        DeliveryStatus.READ: "read_at",
+    }.get(status)
+    if stamp and getattr(message, stamp) is None:
+        setattr(message, stamp, at)
+    return True

@@ -1,0 +1,26 @@
+"""Alembic environment: runs migrations on a synchronous connection to the configured URL."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from models import Base
+from models.db import is_sqlite, sync_url
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(sync_url(url), future=True)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=is_sqlite(url),
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations_online()

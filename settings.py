@@ -1,0 +1,55 @@
+"""Process-wide configuration read from the environment.
+
+Every process (bot, actions, web, worker) builds one `Settings` at start-up and passes it
+down; nothing else reads `os.environ`. Defaults give the embedded single-machine setup:
+SQLite under `var/`, console outbox, services on localhost.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VAR = ROOT / "var"
+CLINIC_TIMEZONE = "America/Sao_Paulo"
+
+
+def _secret_from_file(name: str) -> str:
+    """A random secret generated once and kept under var/, so restarts keep sessions valid."""
+    path = VAR / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    internal_token: str
+    session_secret: str
+    web_url: str
+    bot_url: str
+    rasa_token: str
+    public_base_url: str
+    attendant_capacity: int = 5
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        web_url = env.get("WEB_URL", "http://127.0.0.1:8000")
+        bot_url = env.get("BOT_URL", "http://127.0.0.1:5005")
+        return cls(
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{VAR / 'omniclinica.db'}",
+            internal_token=env.get("INTERNAL_TOKEN") or _secret_from_file("internal_token"),
+            session_secret=env.get("SESSION_SECRET") or _secret_from_file("session_secret"),
+            web_url=web_url.rstrip("/"),
+            bot_url=bot_url.rstrip("/"),
+            rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
+            public_base_url=env.get("PUBLIC_BASE_URL", bot_url).rstrip("/"),
+            attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
+        )
