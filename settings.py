@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
@@ -27,6 +28,10 @@ def _secret_from_file(name: str) -> str:
     return path.read_text().strip()
 
 
+def _port(url: str) -> str:
+    return str(urlsplit(url).port)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -36,6 +41,8 @@ class Settings:
     bot_url: str
     rasa_token: str
     public_base_url: str
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
+    rasa_tracker_db: str = str(VAR / "rasa" / "tracker.db")
     attendant_capacity: int = 5
 
     @classmethod
@@ -51,5 +58,29 @@ class Settings:
             bot_url=bot_url.rstrip("/"),
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
             public_base_url=env.get("PUBLIC_BASE_URL", bot_url).rstrip("/"),
+            action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
+            rasa_tracker_db=env.get("RASA_TRACKER_DB", str(VAR / "rasa" / "tracker.db")),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
         )
+
+    def child_env(self) -> dict[str, str]:
+        """The environment every process of the clinic is started with."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "INTERNAL_TOKEN": self.internal_token,
+            "SESSION_SECRET": self.session_secret,
+            "WEB_URL": self.web_url,
+            "BOT_URL": self.bot_url,
+            "RASA_TOKEN": self.rasa_token,
+            "PUBLIC_BASE_URL": self.public_base_url,
+            "ACTION_SERVER_URL": self.action_server_url,
+            "RASA_TRACKER_DB": self.rasa_tracker_db,
+            "BOT_PORT": _port(self.bot_url),
+            "ACTIONS_PORT": _port(self.action_server_url),
+            "ATTENDANT_CAPACITY": str(self.attendant_capacity),
+            "RASA_TELEMETRY_ENABLED": "false",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            # Rasa's SQL tracker store would otherwise open a 50+100 connection pool.
+            "SQL_POOL_SIZE": "5",
+            "SQL_MAX_OVERFLOW": "5",
+        }

@@ -127,6 +127,7 @@ async def _lock_free_attendant(session: AsyncSession) -> AttendantProfile | None
         .join(User, User.id == AttendantProfile.user_id)
         .where(
             AttendantProfile.presence == Presence.ONLINE,
+            User.role == Role.ATTENDANT,
             User.is_active.is_(True),
             active < AttendantProfile.capacity,
         )

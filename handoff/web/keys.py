@@ -1,0 +1,18 @@
+"""Typed keys of the web application's shared state."""
+
+from aiohttp import web
+
+from handoff.context import Context
+from handoff.web.hub import Hub
+from models import User
+from settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+CTX = web.AppKey("ctx", Context)
+HUB = web.AppKey("hub", Hub)
+SESSION_COOKIE = "oc_session"
+
+
+def current_user(request: web.Request) -> User:
+    """The logged-in user; the auth middleware guarantees one on protected routes."""
+    return request["user"]

@@ -1,0 +1,66 @@
+"""Authentication (every staff page and API needs a login) and pt-BR JSON errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from handoff.actions import NotFound, NotOwner, TransitionError
+from handoff.auth import user_for_token
+from handoff.catalog import t
+from handoff.web.keys import CTX, SESSION_COOKIE
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC_PATHS = {"/", "/login", "/api/login", "/catalog.json", "/healthz"}
+PUBLIC_PREFIXES = ("/static/", "/internal/")
+STAFF_PREFIXES = ("/staff", "/api/")
+
+
+def json_error(status: int, key: str, **values: object) -> web.Response:
+    return web.json_response({"error": t(key, **values), "code": key}, status=status)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.status, self.key, self.values = status, key, values
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return json_error(error.status, error.key, **error.values)
+    except NotFound:
+        return json_error(404, "error.not_found")
+    except NotOwner:
+        return json_error(403, "error.not_owner")
+    except TransitionError as error:
+        return json_error(403 if error.code == "error.forbidden" else 409, error.code)
+    except json.JSONDecodeError:
+        return json_error(400, "error.invalid_json")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request["user"] = None
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        async with request.app[CTX].db.session() as session:
+            request["user"] = await user_for_token(session, token)
+    path = request.path
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    user = request["user"]
+    if path.startswith(STAFF_PREFIXES) and (user is None or not user.is_staff):
+        if path.startswith("/api/"):
+            return json_error(401 if user is None else 403, "error.unauthenticated" if user is None else "error.forbidden")
+        raise web.HTTPFound("/login")
+    return await handler(request)

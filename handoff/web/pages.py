@@ -1,0 +1,51 @@
+"""HTML pages: the demo clinic site (with the chat widget), login and the staff workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from handoff.catalog import CATALOG_PATH
+from handoff.web.keys import SETTINGS, current_user
+
+STATIC = Path(__file__).with_name("static")
+
+
+def _page(name: str, **values: str) -> web.Response:
+    html = (STATIC / name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        html = html.replace("{{" + key + "}}", value)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def clinic(request: web.Request) -> web.Response:
+    return _page("clinic.html", BOT_PUBLIC_URL=request.app[SETTINGS].public_base_url)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    if request["user"] is not None and request["user"].is_staff:
+        raise web.HTTPFound("/staff")
+    return _page("login.html")
+
+
+async def staff(request: web.Request) -> web.Response:
+    current_user(request)
+    return _page("staff.html")
+
+
+async def catalog(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(CATALOG_PATH, headers={"Content-Type": "application/json"})
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", clinic)
+    app.router.add_get("/login", login)
+    app.router.add_get("/staff", staff)
+    app.router.add_get("/catalog.json", catalog)
+    app.router.add_get("/healthz", health)
+    app.router.add_static("/static/", STATIC)

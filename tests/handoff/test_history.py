@@ -1,0 +1,68 @@
+from sqlalchemy import func, select
+
+from handoff.history import Inbound, record_inbound
+from models import Conversation, Message, Owner, User
+from tests.factories import patient_message
+
+
+async def test_first_message_opens_a_bot_conversation_for_a_new_patient(db):
+    recorded = await patient_message(db, "oi, bom dia")
+
+    assert recorded.conversation.owner == Owner.BOT
+    assert recorded.message.text == "oi, bom dia"
+    assert recorded.message.patient_id == recorded.conversation.patient_id
+    async with db.session() as session:
+        assert (await session.execute(select(func.count(User.id)))).scalar_one() == 1
+
+
+async def test_redelivered_message_is_recorded_once(db):
+    first = await patient_message(db, "oi", user="v1", provider_message_id="same-id")
+    again = await patient_message(db, "oi", user="v1", provider_message_id="same-id")
+
+    assert first is not None
+    assert again is None
+    async with db.session() as session:
+        assert (await session.execute(select(func.count(Message.id)))).scalar_one() == 1
+
+
+async def test_same_provider_id_on_another_channel_is_a_different_message(db):
+    await patient_message(db, channel="webchat", provider_message_id="42")
+    other = await patient_message(db, channel="whatsapp", provider_message_id="42", phone="+5511987654321")
+
+    assert other is not None
+
+
+async def test_messages_of_one_visitor_share_one_open_conversation(db):
+    first = await patient_message(db, "oi", user="v2")
+    second = await patient_message(db, "quero marcar", user="v2")
+
+    assert first.conversation.id == second.conversation.id
+
+
+async def test_same_phone_on_two_channels_is_one_patient(db):
+    on_whatsapp = await patient_message(db, channel="whatsapp", user="5531987654321", phone="+5531987654321")
+    # An old WhatsApp id without the mobile ninth digit, arriving by SMS.
+    on_sms = await patient_message(db, channel="twilio", user="+553187654321", phone="+5531987654321")
+
+    assert on_whatsapp.message.patient_id == on_sms.message.patient_id
+    assert on_whatsapp.conversation.id != on_sms.conversation.id
+
+
+async def test_a_closed_conversation_is_not_reused(db):
+    first = await patient_message(db, "oi", user="v3")
+    async with db.session() as session:
+        conversation = await session.get(Conversation, first.conversation.id)
+        conversation.status = "closed"
+    second = await patient_message(db, "oi de novo", user="v3")
+
+    assert second.conversation.id != first.conversation.id
+    assert second.conversation.patient_id == first.conversation.patient_id
+
+
+async def test_record_inbound_keeps_the_button_payload(db):
+    async with db.session() as session:
+        recorded = await record_inbound(
+            session,
+            Inbound(channel="webchat", external_user_id="v4", provider_message_id="p1", text="Sim", payload="/afirmar"),
+        )
+    assert recorded.message.payload == "/afirmar"
