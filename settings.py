@@ -79,6 +79,8 @@ class Settings:
             "ACTIONS_PORT": _port(self.action_server_url),
             "ATTENDANT_CAPACITY": str(self.attendant_capacity),
             "RASA_TELEMETRY_ENABLED": "false",
+            # Rasa's dependencies flood the console with deprecation warnings at start-up.
+            "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             # Rasa's SQL tracker store would otherwise open a 50+100 connection pool.
             "SQL_POOL_SIZE": "5",

@@ -16,7 +16,7 @@ class BotApi:
         self._token = token
         self._session: aiohttp.ClientSession | None = None
 
-    async def _post(self, path: str, body: dict[str, Any], **params: str) -> None:
+    async def _post(self, path: str, body: Any, **params: str) -> None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         query = {"token": self._token, **params}
@@ -28,7 +28,10 @@ class BotApi:
         """Resume the (safety-net) paused tracker and let the bot speak first on the
         patient's latest channel."""
         path = f"/conversations/{patient_id}"
-        await self._post(f"{path}/tracker/events", {"event": "resume"})
+        # The pause ended the turn without `action_listen`; without it the next user turn
+        # matches no rule and Rasa falls back (and re-runs the handoff action).
+        events = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+        await self._post(f"{path}/tracker/events", events)
         await self._post(
             f"{path}/trigger_intent", {"name": intent, "entities": {}}, output_channel="latest"
         )

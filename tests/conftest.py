@@ -8,6 +8,7 @@ import pytest
 from handoff.context import Context
 from models.db import Database
 from settings import Settings
+from tests.clinic import RunningClinic
 from tests.databases import PostgresDatabases, SqliteDatabases, postgres_available, require_postgres
 from tests.fakes import RecordingBotApi, RecordingBus, RecordingSender
 
@@ -75,3 +76,13 @@ async def ctx(settings: Settings, db: Database) -> AsyncIterator[Context]:
         bot=RecordingBotApi(),
     )
     yield context
+
+
+@pytest.fixture(scope="session")
+def clinic(tmp_path_factory: pytest.TempPathFactory, sqlite_databases) -> Iterator[RunningClinic]:
+    """The whole clinic running from the Procfile, once per test session."""
+    folder = tmp_path_factory.mktemp("clinic")
+    running = RunningClinic.prepare(folder, f"sqlite:///{folder / 'clinic.db'}")
+    running.start()
+    yield running
+    running.stop()

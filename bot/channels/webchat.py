@@ -28,8 +28,10 @@ from typing import Any
 
 import aiohttp
 from sanic import Blueprint, response
+from sanic.exceptions import WebsocketClosed
 from sanic.request import Request
 from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed
 
 from bot.channels.base import ChannelInput, ChannelSender, OnNewMessage
 from handoff.catalog import t
@@ -187,7 +189,11 @@ class WebchatInput(ChannelInput):
     async def _serve(self, ws: Any, on_new_message: OnNewMessage) -> None:
         visitor_id: str | None = None
         try:
-            async for raw in ws:
+            while True:
+                try:
+                    raw = await ws.recv()
+                except (ConnectionClosed, WebsocketClosed):
+                    return
                 frame = _parse_frame(raw)
                 if frame is None:
                     await _send_error(ws, None, "malformed")

@@ -1,0 +1,121 @@
+"""Runs the whole clinic (Rasa server, action server, web app, worker) from the Procfile, as
+`make run` does, on a throwaway database and free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.db import Database
+from models.migrate import upgrade
+from scripts.demo_clinic import Login, seed_demo_clinic
+from settings import ROOT, Settings
+
+MODEL = ROOT / "var" / "rasa" / "bot.tar.gz"
+STAFF_PASSWORD = "senha-de-teste-123"
+START_TIMEOUT = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class RunningClinic:
+    settings: Settings
+    folder: Path
+    logins: list[Login]
+    process: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.folder / "clinic.log"
+
+    @classmethod
+    def prepare(cls, folder: Path, database_url: str) -> RunningClinic:
+        if not MODEL.exists():
+            raise RuntimeError(f"{MODEL} is missing: run `make train` (make test does it)")
+        web, bot, actions = free_port(), free_port(), free_port()
+        settings = Settings.from_env(
+            {
+                "DATABASE_URL": database_url,
+                "WEB_URL": f"http://127.0.0.1:{web}",
+                "BOT_URL": f"http://127.0.0.1:{bot}",
+                "ACTION_SERVER_URL": f"http://127.0.0.1:{actions}/webhook",
+                "RASA_TRACKER_DB": str(folder / "tracker.db"),
+                "INTERNAL_TOKEN": "integration-internal-token",
+                "SESSION_SECRET": "integration-session-secret",
+                "RASA_TOKEN": "integration-rasa-token",
+            }
+        )
+        upgrade(database_url)
+        logins = asyncio.run(_seed(settings))
+        return cls(settings=settings, folder=folder, logins=logins)
+
+    def start(self) -> None:
+        env = {**os.environ, **self.settings.child_env()}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own Procfile
+                [str(ROOT / ".venv" / "bin" / "honcho"), "-f", "Procfile", "start"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        checks = [
+            f"{self.settings.web_url}/healthz",
+            f"{self.settings.bot_url}/",
+            self.settings.action_server_url.removesuffix("/webhook") + "/health",
+        ]
+        while not all(_ready(url) for url in checks):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"clinic did not start; log:\n{self.log_tail()}")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def login_for(self, email_prefix: str) -> Login:
+        return next(login for login in self.logins if login.email.startswith(email_prefix))
+
+    @property
+    def widget_socket_url(self) -> str:
+        return f"{self.settings.bot_url}/webhooks/webchat/ws"
+
+
+async def _seed(settings: Settings) -> list[Login]:
+    db = Database(settings.database_url)
+    try:
+        return await seed_demo_clinic(db, password=STAFF_PASSWORD, attendant_capacity=20)
+    finally:
+        await db.dispose()
