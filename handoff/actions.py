@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 
 from handoff.catalog import t
 from handoff.context import Context
@@ -97,31 +99,19 @@ async def request_handoff(
     return conversation
 
 
-def _active_count():
-    return (
-        select(func.count(Conversation.id))
-        .where(
-            Conversation.assigned_attendant_id == AttendantProfile.user_id,
-            Conversation.owner == Owner.ATTENDANT,
-            Conversation.status == ConversationStatus.OPEN,
-        )
-        .scalar_subquery()
-    )
-
-
-async def _active_conversations(session: AsyncSession, attendant_id: int) -> int:
-    query = select(func.count(Conversation.id)).where(
+def _count_active(attendant_id: Any) -> Select:
+    """How many open conversations an attendant (an id, or a column to correlate) holds."""
+    return select(func.count(Conversation.id)).where(
         Conversation.assigned_attendant_id == attendant_id,
         Conversation.owner == Owner.ATTENDANT,
         Conversation.status == ConversationStatus.OPEN,
     )
-    return (await session.execute(query)).scalar_one()
 
 
 async def _lock_free_attendant(session: AsyncSession) -> AttendantProfile | None:
     """The online attendant with a free slot and the fewest active conversations (ties: the
     longest since their last assignment), locked for this transaction."""
-    active = _active_count()
+    active = _count_active(AttendantProfile.user_id).scalar_subquery()
     query = (
         select(AttendantProfile)
         .join(User, User.id == AttendantProfile.user_id)
@@ -131,14 +121,19 @@ async def _lock_free_attendant(session: AsyncSession) -> AttendantProfile | None
             User.is_active.is_(True),
             active < AttendantProfile.capacity,
         )
-        .order_by(active, AttendantProfile.last_assigned_at.asc().nulls_first(), AttendantProfile.user_id)
+        .order_by(
+            active, AttendantProfile.last_assigned_at.asc().nulls_first(), AttendantProfile.user_id
+        )
         .limit(1)
         .with_for_update(of=AttendantProfile)
     )
     profile = (await session.execute(query)).scalar_one_or_none()
     # Under READ COMMITTED the count above may predate a concurrent assignment that
     # committed while we waited for the lock: count again now that the row is ours.
-    if profile and await _active_conversations(session, profile.user_id) >= profile.capacity:
+    if (
+        profile
+        and (await session.execute(_count_active(profile.user_id))).scalar_one() >= profile.capacity
+    ):
         return None
     return profile
 

@@ -51,7 +51,12 @@ async def open_session(session: AsyncSession, user: User) -> str:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session.add(
-        LoginSession(token_hash=_token_hash(token), user_id=user.id, created_at=now, expires_at=now + SESSION_LIFETIME)
+        LoginSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
     )
     return token
 

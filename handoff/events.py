@@ -24,7 +24,9 @@ class EventBus(Protocol):
     async def close(self) -> None: ...
 
 
-def conversation_view(conversation: Conversation, patient_name: str | None = None) -> dict[str, Any]:
+def conversation_view(
+    conversation: Conversation, patient_name: str | None = None
+) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "patient_id": conversation.patient_id,
@@ -47,7 +49,9 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def conversation_event(conversation: Conversation, patient_name: str | None = None) -> dict[str, Any]:
+def conversation_event(
+    conversation: Conversation, patient_name: str | None = None
+) -> dict[str, Any]:
     return {"type": "conversation", "conversation": conversation_view(conversation, patient_name)}
 
 

@@ -49,9 +49,7 @@ async def send_bot_reply(
     if conversation is None:
         log.warning("bot reply for patient %s has no conversation on %s", patient_id, channel)
         return None
-    return await send(
-        ctx, conversation.id, text=text, author_kind=AuthorKind.BOT, buttons=buttons
-    )
+    return await send(ctx, conversation.id, text=text, author_kind=AuthorKind.BOT, buttons=buttons)
 
 
 async def deliver(
@@ -61,10 +59,16 @@ async def deliver(
     try:
         provider_id = await sender.deliver(message, identity)
     except DeliveryFailed as failure:
-        log.warning("delivery of message %s on %s failed: %s", message.id, message.channel, failure.reason)
-        await _record_delivery(ctx, message.id, DeliveryStatus.FAILED, conversation, error=failure.reason)
+        log.warning(
+            "delivery of message %s on %s failed: %s", message.id, message.channel, failure.reason
+        )
+        await _record_delivery(
+            ctx, message.id, DeliveryStatus.FAILED, conversation, error=failure.reason
+        )
         return
-    await _record_delivery(ctx, message.id, DeliveryStatus.SENT, conversation, provider_id=provider_id)
+    await _record_delivery(
+        ctx, message.id, DeliveryStatus.SENT, conversation, provider_id=provider_id
+    )
 
 
 async def _record_delivery(

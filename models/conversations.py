@@ -120,7 +120,9 @@ class Message(Base):
     )
 
     id = Column(Integer, primary_key=True)
-    conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False)
+    conversation_id = Column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
     patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     channel = Column(String(24), nullable=False)
     direction = Column(enum_type(Direction), nullable=False)
@@ -148,13 +150,17 @@ class Message(Base):
 
 
 class AttendantAction(Base):
-    """A typed action staff recorded in a conversation (consulta confirmada, exames entregues...)."""
+    """A typed action staff recorded (consulta confirmada, exames entregues...)."""
 
     __tablename__ = "attendant_actions"
 
     id = Column(Integer, primary_key=True)
-    conversation_id = Column(Integer, ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    conversation_id = Column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    patient_id = Column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     actor_id = Column(Integer, ForeignKey("users.id"), nullable=False)
     kind = Column(String(48), nullable=False)
     details = Column(JSON, nullable=False, default=dict)

@@ -1,4 +1,4 @@
-"""Apply Alembic migrations: `python -m models.migrate` (uses DATABASE_URL or the SQLite default)."""
+"""Apply Alembic migrations: `python -m models.migrate` (DATABASE_URL, else the SQLite default)."""
 
 from __future__ import annotations
 

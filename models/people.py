@@ -92,7 +92,9 @@ class ChannelIdentity(Base):
     id = Column(Integer, primary_key=True)
     channel = Column(String(24), nullable=False)
     external_id = Column(String(255), nullable=False)
-    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    patient_id = Column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     display_name = Column(String(160))
     details = Column(JSON, nullable=False, default=dict)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
@@ -108,6 +110,8 @@ class LoginSession(Base):
     __tablename__ = "login_sessions"
 
     token_hash = Column(String(64), primary_key=True)
-    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id = Column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     expires_at = Column(UTCDateTime, nullable=False)

@@ -68,7 +68,9 @@ class WorkingHours(Base):
     __tablename__ = "working_hours"
 
     id = Column(Integer, primary_key=True)
-    doctor_id = Column(Integer, ForeignKey("doctors.id", ondelete="CASCADE"), nullable=False, index=True)
+    doctor_id = Column(
+        Integer, ForeignKey("doctors.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     weekday = Column(SmallInteger, nullable=False)
     starts = Column(Time, nullable=False)
     ends = Column(Time, nullable=False)
@@ -107,7 +109,9 @@ class Appointment(Base):
     specialty_id = Column(Integer, ForeignKey("specialties.id"), nullable=False)
     starts_at = Column(UTCDateTime, nullable=False)
     ends_at = Column(UTCDateTime, nullable=False)
-    status = Column(enum_type(AppointmentStatus), nullable=False, default=AppointmentStatus.SCHEDULED)
+    status = Column(
+        enum_type(AppointmentStatus), nullable=False, default=AppointmentStatus.SCHEDULED
+    )
     rescheduled_from_id = Column(Integer, ForeignKey("appointments.id"))
     notes = Column(Text, nullable=False, default="")
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
@@ -124,7 +128,9 @@ class AppointmentEvent(Base):
     __tablename__ = "appointment_events"
 
     id = Column(Integer, primary_key=True)
-    appointment_id = Column(Integer, ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False, index=True)
+    appointment_id = Column(
+        Integer, ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     from_status = Column(String(24))
     to_status = Column(String(24), nullable=False)
     actor_id = Column(Integer, ForeignKey("users.id"))
@@ -143,7 +149,9 @@ class Reminder(Base):
     )
 
     id = Column(Integer, primary_key=True)
-    appointment_id = Column(Integer, ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False)
+    appointment_id = Column(
+        Integer, ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False
+    )
     offset_minutes = Column(Integer, nullable=False)
     due_at = Column(UTCDateTime, nullable=False)
     status = Column(enum_type(ReminderStatus), nullable=False, default=ReminderStatus.PENDING)

@@ -4,6 +4,7 @@ them (today: assigning queued conversations that no event picked up)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -36,10 +37,8 @@ async def run(ctx: Context, stop: asyncio.Event) -> None:
             await distribute(ctx)
         except Exception:
             log.exception("queue sweep failed; retrying in %ss", SWEEP_SECONDS)
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), SWEEP_SECONDS)
-        except asyncio.TimeoutError:
-            pass
 
 
 async def main() -> None:
@@ -56,5 +55,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(main())

@@ -64,7 +64,13 @@ DOCTORS = [
     ("Dra. Ana Carvalho", "CRM-SP 123456", "clinica-geral", 30, [(MON_FRI, time(8), time(12))]),
     ("Dr. Paulo Mendes", "CRM-SP 234567", "clinica-geral", 30, [(MON_FRI, time(13), time(18))]),
     ("Dr. Ricardo Alves", "CRM-SP 345678", "cardiologia", 40, [((0, 2, 4), time(8), time(17))]),
-    ("Dra. Juliana Rocha", "CRM-SP 456789", "dermatologia", 30, [((1, 3), time(9), time(18)), ((5,), time(8), time(12))]),
+    (
+        "Dra. Juliana Rocha",
+        "CRM-SP 456789",
+        "dermatologia",
+        30,
+        [((1, 3), time(9), time(18)), ((5,), time(8), time(12))],
+    ),
     ("Dra. Camila Nunes", "CRM-SP 567890", "pediatria", 30, [(MON_FRI, time(8), time(14))]),
     ("Dra. Fernanda Dias", "CRM-SP 678901", "ginecologia", 30, [((0, 1, 3), time(10), time(18))]),
 ]

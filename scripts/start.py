@@ -55,7 +55,7 @@ def main() -> None:
     env = {**os.environ, **settings.child_env()}
     honcho = str(ROOT / ".venv" / "bin" / "honcho")
     os.chdir(ROOT)
-    os.execve(honcho, [honcho, "-f", "Procfile", "start"], env)
+    os.execve(honcho, [honcho, "-f", "Procfile", "start"], env)  # noqa: S606 - becomes honcho
 
 
 if __name__ == "__main__":

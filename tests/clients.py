@@ -15,7 +15,9 @@ import aiohttp
 Frame = dict[str, Any]
 
 
-async def first_match(queue: asyncio.Queue[Frame], predicate: Callable[[Frame], bool], timeout: float) -> Frame:
+async def first_match(
+    queue: asyncio.Queue[Frame], predicate: Callable[[Frame], bool], timeout: float
+) -> Frame:
     """The first queued frame that matches, skipping others; TimeoutError after `timeout`."""
 
     async def find() -> Frame:
@@ -53,20 +55,27 @@ class WidgetClient:
     async def send(self, frame: Frame) -> None:
         await self.ws.send_str(json.dumps(frame))
 
-    async def say(self, text: str, *, payload: str | None = None, client_id: str | None = None) -> Frame:
+    async def say(
+        self, text: str, *, payload: str | None = None, client_id: str | None = None
+    ) -> Frame:
         client_id = client_id or uuid.uuid4().hex
         frame: Frame = {"type": "message", "id": client_id, "text": text}
         if payload is not None:
             frame["payload"] = payload
         await self.send(frame)
-        return await self.expect(lambda f: f.get("id") == client_id and f["type"] in ("ack", "error"))
+        return await self.expect(
+            lambda f: f.get("id") == client_id and f["type"] in ("ack", "error")
+        )
 
     async def expect(self, predicate: Callable[[Frame], bool], timeout: float = 30) -> Frame:
         return await first_match(self.frames, predicate, timeout)
 
     async def next_reply(self, author_kind: str | None = None, timeout: float = 30) -> Frame:
         frame = await self.expect(
-            lambda f: f["type"] == "message" and (author_kind is None or f["message"]["author_kind"] == author_kind),
+            lambda f: (
+                f["type"] == "message"
+                and (author_kind is None or f["message"]["author_kind"] == author_kind)
+            ),
             timeout,
         )
         return frame["message"]
@@ -101,11 +110,17 @@ class StaffClient:
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         async with self.http.request(method, f"{self.base_url}{path}", json=body) as response:
-            data = await response.json() if response.content_type == "application/json" else await response.text()
+            data = (
+                await response.json()
+                if response.content_type == "application/json"
+                else await response.text()
+            )
             return response.status, data
 
     async def login(self, email: str, password: str) -> None:
-        status, body = await self.request("POST", "/api/login", {"email": email, "password": password})
+        status, body = await self.request(
+            "POST", "/api/login", {"email": email, "password": password}
+        )
         assert status == 200, body
 
     async def go_online(self) -> None:

@@ -31,7 +31,7 @@ def free_port() -> int:
 
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
@@ -72,7 +72,7 @@ class RunningClinic:
     def start(self) -> None:
         env = {**os.environ, **self.settings.child_env()}
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own Procfile
+            self.process = subprocess.Popen(
                 [str(ROOT / ".venv" / "bin" / "honcho"), "-f", "Procfile", "start"],
                 cwd=ROOT,
                 env=env,

@@ -35,7 +35,9 @@ def postgres_databases() -> Iterator[PostgresDatabases | None]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, sqlite_databases, postgres_databases) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, sqlite_databases, postgres_databases
+) -> Iterator[str]:
     """A fresh, migrated database on each backend."""
     if request.param == "postgresql":
         require_postgres()

@@ -54,7 +54,9 @@ def neutralize_commands(text: str) -> str:
 
 
 def button_view(buttons: list[dict[str, Any]]) -> list[dict[str, str]]:
-    return [{"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))} for b in buttons]
+    return [
+        {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))} for b in buttons
+    ]
 
 
 async def _was_offered(ctx: Context, conversation_id: int, payload: str) -> bool:

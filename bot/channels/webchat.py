@@ -76,7 +76,10 @@ class Sockets:
 def patient_view(message: Message) -> dict[str, Any]:
     """What the widget may show: never internal notes, never staff ids."""
     view = message_view(message)
-    return {key: view[key] for key in ("id", "direction", "author_kind", "text", "buttons", "created_at")}
+    return {
+        key: view[key]
+        for key in ("id", "direction", "author_kind", "text", "buttons", "created_at")
+    }
 
 
 class VisitorTokens:
@@ -112,19 +115,26 @@ class WebchatSender(ChannelSender):
 
     async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
         if self.sockets is not None:
-            await self.sockets.push(identity.external_id, {"type": "message", "message": patient_view(message)})
+            await self.sockets.push(
+                identity.external_id, {"type": "message", "message": patient_view(message)}
+            )
             return None
+        timeout = aiohttp.ClientTimeout(total=5)
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-                async with http.post(
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as http,
+                http.post(
                     self._deliver_url,
                     json={"message_id": message.id},
                     headers={"Authorization": f"Bearer {self._token}"},
-                ) as resp:
-                    if resp.status != 204:
-                        raise DeliveryFailed(f"bot process answered HTTP {resp.status}", retryable=True)
+                ) as resp,
+            ):
+                if resp.status != 204:
+                    raise DeliveryFailed(f"bot process answered HTTP {resp.status}", retryable=True)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise DeliveryFailed(f"bot process unreachable: {type(exc).__name__}", retryable=True) from exc
+            raise DeliveryFailed(
+                f"bot process unreachable: {type(exc).__name__}", retryable=True
+            ) from exc
         return None
 
 
@@ -183,7 +193,9 @@ class WebchatInput(ChannelInput):
                 return response.json({"error": "no such webchat message"}, status=404)
             conversation = await session.get(Conversation, message.conversation_id)
             identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
-        await self.sockets.push(identity.external_id, {"type": "message", "message": patient_view(message)})
+        await self.sockets.push(
+            identity.external_id, {"type": "message", "message": patient_view(message)}
+        )
         return response.empty(status=204)
 
     async def _serve(self, ws: Any, on_new_message: OnNewMessage) -> None:
@@ -215,7 +227,9 @@ class WebchatInput(ChannelInput):
             visitor_id, token = self.tokens.mint()
         self.sockets.add(visitor_id, ws)
         history = await self._history(visitor_id)
-        await ws.send(json.dumps({"type": "welcome", "token": token, "history": history}, ensure_ascii=False))
+        await ws.send(
+            json.dumps({"type": "welcome", "token": token, "history": history}, ensure_ascii=False)
+        )
         return visitor_id
 
     async def _history(self, visitor_id: str) -> list[dict[str, Any]]:
@@ -281,7 +295,12 @@ async def _send_error(ws: Any, client_id: Any, code: str) -> None:
     message = t(f"widget.error.{code}", limit=MAX_TEXT_BYTES)
     await ws.send(
         json.dumps(
-            {"type": "error", "id": client_id if isinstance(client_id, str) else None, "code": code, "message": message},
+            {
+                "type": "error",
+                "id": client_id if isinstance(client_id, str) else None,
+                "code": code,
+                "message": message,
+            },
             ensure_ascii=False,
         )
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
 
 from handoff import actions
 from handoff.auth import audit, authenticate, close_session, open_session
@@ -47,7 +48,9 @@ def mask_cpf(cpf: str | None) -> str | None:
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     async with request.app[CTX].db.session() as session:
-        user = await authenticate(session, str(body.get("email", "")), str(body.get("password", "")))
+        user = await authenticate(
+            session, str(body.get("email", "")), str(body.get("password", ""))
+        )
         if user is None:
             raise ApiError(401, "error.invalid_login")
         token = await open_session(session, user)
@@ -67,9 +70,13 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
+    query = (
+        select(User)
+        .where(User.id == current_user(request).id)
+        .options(selectinload(User.attendant_profile))
+    )
     async with request.app[CTX].db.session() as session:
-        user = await session.get(User, current_user(request).id)
-        await session.refresh(user, ["attendant_profile"])
+        user = (await session.execute(query)).scalar_one()
     return web.json_response(user_view(user))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -52,10 +53,12 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = Settings.from_env()
-    port = int(settings.web_url.rsplit(":", 1)[-1])
-    web.run_app(create_app(settings), host="0.0.0.0", port=port, print=None)
+    address = urlsplit(settings.web_url)
+    web.run_app(create_app(settings), host=address.hostname, port=address.port, print=None)
 
 
 if __name__ == "__main__":

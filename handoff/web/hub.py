@@ -65,7 +65,9 @@ class Hub:
             try:
                 subscriber.queue.put_nowait(view)
             except asyncio.QueueFull:
-                log.warning("staff socket of user %s is not reading; closing it", subscriber.user_id)
+                log.warning(
+                    "staff socket of user %s is not reading; closing it", subscriber.user_id
+                )
                 self.unsubscribe(subscriber)
                 await subscriber.ws.close()
 

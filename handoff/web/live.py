@@ -7,8 +7,8 @@ import hmac
 
 from aiohttp import WSMsgType, web
 
-from handoff.web.keys import HUB, SETTINGS, current_user
 from handoff.web.hub import Subscriber
+from handoff.web.keys import HUB, SETTINGS, current_user
 from handoff.web.middlewares import json_error
 
 HEARTBEAT_SECONDS = 20

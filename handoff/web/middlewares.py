@@ -61,6 +61,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     user = request["user"]
     if path.startswith(STAFF_PREFIXES) and (user is None or not user.is_staff):
         if path.startswith("/api/"):
-            return json_error(401 if user is None else 403, "error.unauthenticated" if user is None else "error.forbidden")
+            return json_error(
+                401 if user is None else 403,
+                "error.unauthenticated" if user is None else "error.forbidden",
+            )
         raise web.HTTPFound("/login")
     return await handler(request)

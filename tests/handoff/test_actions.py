@@ -59,7 +59,9 @@ async def test_critical_conversations_jump_the_queue(ctx):
 
     await actions.set_presence(ctx, bruno, Presence.ONLINE)
 
-    assert (await _conversation(ctx.db, emergency.conversation.id)).assigned_attendant_id == bruno.id
+    assert (
+        await _conversation(ctx.db, emergency.conversation.id)
+    ).assigned_attendant_id == bruno.id
     assert (await _conversation(ctx.db, routine.conversation.id)).owner == Owner.QUEUED
 
 
@@ -71,7 +73,10 @@ async def test_distribution_balances_load_and_respects_capacity(ctx):
     for recorded in conversations:
         await actions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
 
-    owners = [(await _conversation(ctx.db, r.conversation.id)).assigned_attendant_id for r in conversations]
+    owners = [
+        (await _conversation(ctx.db, r.conversation.id)).assigned_attendant_id
+        for r in conversations
+    ]
     assert owners.count(ana.id) == 2
     assert owners.count(bruno.id) == 2
     assert owners.count(None) == 1
@@ -144,4 +149,6 @@ async def test_presence_change_is_published(ctx):
 
     async with ctx.db.session() as session:
         assert (await session.get(AttendantProfile, ana.id)).presence == Presence.PAUSED
-    assert ctx.bus.of_type("presence") == [{"type": "presence", "attendant_id": ana.id, "presence": "pausa"}]
+    assert ctx.bus.of_type("presence") == [
+        {"type": "presence", "attendant_id": ana.id, "presence": "pausa"}
+    ]

@@ -27,7 +27,9 @@ async def test_redelivered_message_is_recorded_once(db):
 
 async def test_same_provider_id_on_another_channel_is_a_different_message(db):
     await patient_message(db, channel="webchat", provider_message_id="42")
-    other = await patient_message(db, channel="whatsapp", provider_message_id="42", phone="+5511987654321")
+    other = await patient_message(
+        db, channel="whatsapp", provider_message_id="42", phone="+5511987654321"
+    )
 
     assert other is not None
 
@@ -40,9 +42,13 @@ async def test_messages_of_one_visitor_share_one_open_conversation(db):
 
 
 async def test_same_phone_on_two_channels_is_one_patient(db):
-    on_whatsapp = await patient_message(db, channel="whatsapp", user="5531987654321", phone="+5531987654321")
+    on_whatsapp = await patient_message(
+        db, channel="whatsapp", user="5531987654321", phone="+5531987654321"
+    )
     # An old WhatsApp id without the mobile ninth digit, arriving by SMS.
-    on_sms = await patient_message(db, channel="twilio", user="+553187654321", phone="+5531987654321")
+    on_sms = await patient_message(
+        db, channel="twilio", user="+553187654321", phone="+5531987654321"
+    )
 
     assert on_whatsapp.message.patient_id == on_sms.message.patient_id
     assert on_whatsapp.conversation.id != on_sms.conversation.id
@@ -63,6 +69,12 @@ async def test_record_inbound_keeps_the_button_payload(db):
     async with db.session() as session:
         recorded = await record_inbound(
             session,
-            Inbound(channel="webchat", external_user_id="v4", provider_message_id="p1", text="Sim", payload="/afirmar"),
+            Inbound(
+                channel="webchat",
+                external_user_id="v4",
+                provider_message_id="p1",
+                text="Sim",
+                payload="/afirmar",
+            ),
         )
     assert recorded.message.payload == "/afirmar"

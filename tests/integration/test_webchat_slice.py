@@ -21,7 +21,9 @@ async def _history(clinic, message_id: int) -> list[Message]:
     try:
         async with db.session() as session:
             first = await session.get(Message, message_id)
-            query = select(Message).where(Message.patient_id == first.patient_id).order_by(Message.id)
+            query = (
+                select(Message).where(Message.patient_id == first.patient_id).order_by(Message.id)
+            )
             return (await session.execute(query)).scalars().all()
     finally:
         await db.dispose()
@@ -54,7 +56,10 @@ async def test_greeting_is_answered_and_both_turns_land_in_the_history(clinic, w
 
     assert GREETING in reply["text"]
     history = await _history(clinic, ack["message_id"])
-    assert [(m.author_kind, m.text) for m in history] == [("patient", "oi, boa tarde"), ("bot", reply["text"])]
+    assert [(m.author_kind, m.text) for m in history] == [
+        ("patient", "oi, boa tarde"),
+        ("bot", reply["text"]),
+    ]
     assert history[0].conversation_id == history[1].conversation_id
     await eventually(lambda: _processed(clinic, ack["message_id"]))
 
@@ -72,12 +77,16 @@ async def test_handoff_reaches_the_attendant_who_replies_and_hands_back(clinic, 
     assigned = await widget.next_reply("system")
     assert assigned["text"] == t("patient.assigned", attendant=clinic.login_for("ana@").name)
 
-    event = await ana.expect_event(lambda e: e["type"] == "conversation" and e["conversation"]["owner"] == "attendant")
+    event = await ana.expect_event(
+        lambda e: e["type"] == "conversation" and e["conversation"]["owner"] == "attendant"
+    )
     conversation_id = event["conversation"]["id"]
 
     # While Ana owns the conversation, the patient's messages reach her, never the bot.
     ack = await widget.say("oi, vocês atendem Unimed?")
-    pushed = await ana.expect_event(lambda e: e["type"] == "message" and e["message"]["id"] == ack["message_id"])
+    pushed = await ana.expect_event(
+        lambda e: e["type"] == "message" and e["message"]["id"] == ack["message_id"]
+    )
     assert pushed["message"]["text"] == "oi, vocês atendem Unimed?"
     assert await widget.replies_within(2) == []
 
@@ -85,7 +94,9 @@ async def test_handoff_reaches_the_attendant_who_replies_and_hands_back(clinic, 
     assert status == 200
     assert "oi, vocês atendem Unimed?" in [m["text"] for m in detail["messages"]]
 
-    status, _ = await ana.request("POST", f"/api/conversations/{conversation_id}/messages", {"text": "Atendemos sim!"})
+    status, _ = await ana.request(
+        "POST", f"/api/conversations/{conversation_id}/messages", {"text": "Atendemos sim!"}
+    )
     assert status == 201
     reply = await widget.next_reply("attendant")
     assert reply["text"] == "Atendemos sim!"

@@ -1,0 +1,79 @@
+"""A patient in the site widget and an attendant in the staff workspace, in real Chromium."""
+
+import pytest
+from playwright.async_api import expect
+
+from tests.clients import StaffClient
+from tests.clinic import STAFF_PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+async def _only_this_attendant_online(clinic, email_prefix: str) -> None:
+    for login in clinic.logins:
+        if login.role == "attendant" and not login.email.startswith(email_prefix):
+            client = StaffClient(clinic.settings.web_url)
+            await client.login(login.email, STAFF_PASSWORD)
+            status, _ = await client.request("POST", "/api/presence", {"presence": "offline"})
+            assert status == 200
+            await client.close()
+
+
+async def test_patient_to_attendant_and_back_to_the_bot(clinic, browser):
+    await _only_this_attendant_online(clinic, "bruno@")
+    bruno = clinic.login_for("bruno@")
+    patient = await (await browser.new_context()).new_page()
+    staff = await (await browser.new_context()).new_page()
+
+    # The attendant logs in and goes online.
+    await staff.goto(f"{clinic.settings.web_url}/staff")
+    await expect(staff).to_have_url(f"{clinic.settings.web_url}/login")
+    await staff.fill("#email", bruno.email)
+    await staff.fill("#password", STAFF_PASSWORD)
+    await staff.click("button[type=submit]")
+    await expect(staff.locator("#me")).to_contain_text(bruno.name)
+    await expect(staff.locator("#connection")).to_have_text("Conectado")
+    await staff.select_option("#presence", "online")
+
+    # The patient talks to the bot in the widget on the clinic's page.
+    await patient.goto(f"{clinic.settings.web_url}/")
+    await patient.click(".ocw-launcher")
+    await patient.fill(".ocw-form input", "oi")
+    await patient.press(".ocw-form input", "Enter")
+    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text(
+        "assistente virtual"
+    )
+
+    await patient.fill(".ocw-form input", "quero falar com um atendente")
+    await patient.press(".ocw-form input", "Enter")
+    await expect(patient.locator('.ocw-msg[data-author="system"]').last).to_contain_text(
+        f"{bruno.name} entrou na conversa"
+    )
+
+    # The conversation appears live in the attendant's list, with the whole history.
+    item = staff.locator("#mine .conversation-item").first
+    await expect(item).to_be_visible()
+    await item.click()
+    await expect(staff.locator("#timeline")).to_contain_text("quero falar com um atendente")
+    await expect(staff.locator("#timeline")).to_contain_text("assistente virtual")
+
+    await patient.fill(".ocw-form input", "minha consulta é amanhã?")
+    await patient.press(".ocw-form input", "Enter")
+    await expect(staff.locator("#timeline")).to_contain_text("minha consulta é amanhã?")
+
+    await staff.fill("#reply-text", "Olá! Aqui é o Bruno, vou verificar para você.")
+    await staff.press("#reply-text", "Enter")
+    await expect(patient.locator('.ocw-msg[data-author="attendant"]').last).to_contain_text(
+        "vou verificar para você"
+    )
+
+    # "Encerrar atendimento" hands the patient back to the bot.
+    await staff.click("#resolve")
+    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text("encerrado")
+    await expect(staff.locator("#mine .conversation-item")).to_have_count(0)
+
+    await patient.fill(".ocw-form input", "bom dia")
+    await patient.press(".ocw-form input", "Enter")
+    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text(
+        "assistente virtual"
+    )
