@@ -1,5 +1,8 @@
-"""The background worker: periodic sweeps that must happen even when no request triggers
-them (today: assigning queued conversations that no event picked up)."""
+"""The background worker: periodic jobs that must run even when no request triggers them.
+
+Each job is an async function of the context, run every `interval` seconds; one failing run
+is logged and retried at the next tick without stopping the others.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bot.channels.registry import build_senders
 from handoff.actions import distribute
@@ -18,7 +23,18 @@ from settings import Settings
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 5.0
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    interval: float
+    run: Callable[[Context], Awaitable[object]]
+
+
+JOBS = [
+    # Assign queued conversations no event picked up (e.g. a process died mid-handoff).
+    PeriodicJob("queue distribution", 5.0, distribute),
+]
 
 
 def build_context(settings: Settings) -> Context:
@@ -31,14 +47,14 @@ def build_context(settings: Settings) -> Context:
     )
 
 
-async def run(ctx: Context, stop: asyncio.Event) -> None:
+async def run_periodically(job: PeriodicJob, ctx: Context, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await distribute(ctx)
+            await job.run(ctx)
         except Exception:
-            log.exception("queue sweep failed; retrying in %ss", SWEEP_SECONDS)
+            log.exception("%s failed; retrying in %ss", job.name, job.interval)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), SWEEP_SECONDS)
+            await asyncio.wait_for(stop.wait(), job.interval)
 
 
 async def main() -> None:
@@ -47,9 +63,9 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker started")
+    log.info("worker started: %s", ", ".join(job.name for job in JOBS))
     try:
-        await run(ctx, stop)
+        await asyncio.gather(*(run_periodically(job, ctx, stop) for job in JOBS))
     finally:
         await ctx.close()
 

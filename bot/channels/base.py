@@ -60,14 +60,15 @@ def button_view(buttons: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 async def _was_offered(ctx: Context, conversation_id: int, payload: str) -> bool:
-    """Only payloads of buttons the bot recently showed in this conversation are trusted."""
+    """Only payloads of buttons the clinic (bot, reminders) recently showed in this
+    conversation are trusted."""
     async with ctx.db.session() as session:
         query = (
             select(Message.buttons)
             .where(
                 Message.conversation_id == conversation_id,
                 Message.direction == Direction.OUTBOUND,
-                Message.author_kind == AuthorKind.BOT,
+                Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
             )
             .order_by(Message.id.desc())
             .limit(OFFERED_BUTTONS_LOOKBACK)
