@@ -33,6 +33,7 @@ def _banner(settings: Settings) -> str:
         "omniclinica is starting:",
         f"  clinic site with chat widget  {settings.web_url}/",
         f"  staff workspace               {settings.web_url}/staff",
+        f"  admin (staff, clinic data)    {settings.web_url}/staff/admin",
         f"  Rasa server (webhooks)        {settings.bot_url}/webhooks/<channel>/webhook",
         "",
     ]
