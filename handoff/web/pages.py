@@ -24,8 +24,9 @@ async def clinic(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    if request["user"] is not None and request["user"].is_staff:
-        raise web.HTTPFound("/staff")
+    user = request["user"]
+    if user is not None:
+        raise web.HTTPFound("/staff" if user.is_staff else "/portal")
     return render_page("login.html")
 
 
