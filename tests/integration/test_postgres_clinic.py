@@ -1,5 +1,6 @@
 """The whole clinic on PostgreSQL: history, Rasa's tracker store (schema `rasa`) and handoff."""
 
+import asyncio
 from collections.abc import Iterator
 
 import psycopg2
@@ -37,12 +38,24 @@ async def test_a_conversation_on_postgresql_keeps_rasa_state_in_its_own_schema(p
     finally:
         await widget.close()
 
-    connection = psycopg2.connect(postgres_clinic.settings.database_url)
+    # Rasa saves its tracker after the replies went out: give it a moment.
+    for _ in range(100):
+        if _query(postgres_clinic, "SELECT count(*) FROM rasa.events WHERE type_name = 'user'") == [
+            (2,)
+        ]:
+            break
+        await asyncio.sleep(0.1)
+    assert _query(postgres_clinic, "SELECT count(*) FROM rasa.events WHERE type_name = 'user'") == [
+        (2,)
+    ]
+    assert _query(postgres_clinic, "SELECT owner FROM conversations") == [("queued",)]
+
+
+def _query(clinic: RunningClinic, sql: str) -> list[tuple]:
+    connection = psycopg2.connect(clinic.settings.database_url)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM rasa.events WHERE type_name = 'user'")
-            assert cursor.fetchone()[0] == 2
-            cursor.execute("SELECT owner FROM conversations")
-            assert cursor.fetchall() == [("queued",)]
+            cursor.execute(sql)
+            return cursor.fetchall()
     finally:
         connection.close()
