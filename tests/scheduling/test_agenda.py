@@ -1,8 +1,8 @@
 """Slot search, who-is-who lookups and the day's agenda, on the demo clinic's agenda.
 
-Demo hours (clinic time): Dra. Ana Carvalho (clínica geral) Mon–Fri 8–12, 30 min; Dr. Paulo
-Mendes (clínica geral) Mon–Fri 13–18; Dr. Ricardo Alves (cardiologia) Mon/Wed/Fri 8–17,
-40 min; Dra. Juliana Rocha (dermatologia) Tue/Thu 9–18 and Sat 8–12.
+Demo hours (clinic time): Dra. Ana Carvalho (clínica geral) Mon-Fri 8-12, 30 min; Dr. Paulo
+Mendes (clínica geral) Mon-Fri 13-18; Dr. Ricardo Alves (cardiologia) Mon/Wed/Fri 8-17,
+40 min; Dra. Juliana Rocha (dermatologia) Tue/Thu 9-18 and Sat 8-12.
 """
 
 from datetime import timedelta, timezone
