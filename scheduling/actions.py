@@ -239,6 +239,7 @@ async def _book_in(
         ends_at=slot.ends_at,
         status=AppointmentStatus.SCHEDULED,
         rescheduled_from_id=rescheduled_from.id if rescheduled_from else None,
+        created_at=now,
     )
     appointment.doctor = doctor
     appointment.specialty = doctor.specialty

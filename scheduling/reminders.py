@@ -144,8 +144,8 @@ def parse_offsets(spec: str) -> tuple[Offset, ...]:
     with units m, h, d. "24h,2h@24h" = 24 h before; and 2 h before if booked > 24 h ahead."""
     offsets = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        before, _, lead = item.partition("@")
-        offsets.append(Offset(_duration(before), _duration(lead) if lead else None))
+        before, at, lead = item.partition("@")
+        offsets.append(Offset(_duration(before), _duration(lead) if at else None))
     return tuple(offsets)
 
 
