@@ -384,6 +384,7 @@ async def day_agenda(
             Appointment.starts_at < span[1],
         )
         .order_by(Appointment.starts_at, Appointment.id)
+        .options(selectinload(Appointment.doctor), selectinload(Appointment.specialty))
     )
     rows = (await session.execute(query)).all()
     reminders: dict[int, list[Reminder]] = defaultdict(list)
