@@ -49,7 +49,6 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from handoff.catalog import t
 from handoff.context import Context
@@ -64,6 +63,7 @@ from models import (
     ClinicProfile,
     Conversation,
     DeliveryStatus,
+    Doctor,
     Message,
     PatientProfile,
     Reminder,
@@ -86,7 +86,7 @@ MIN_LEAD = timedelta(hours=1)
 # Two planned reminders closer than this are one reminder too many.
 MIN_GAP = timedelta(hours=1)
 LEASE = timedelta(minutes=2)
-BATCH = 20
+BATCH = 10
 MAX_ATTEMPTS = 5
 FALLBACK_ORDER = (
     "whatsapp",
@@ -401,22 +401,28 @@ def _due_or_abandoned(now: datetime) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    reminder_id: int
+    appointment_id: int
+
+
 async def _claim(
     ctx: Context, worker: str, now: datetime, lease: timedelta, batch: int
-) -> list[int]:
+) -> list[Claimed]:
     async with ctx.db.session() as session:
         query = (
-            select(Reminder.id)
+            select(Reminder.id, Reminder.appointment_id)
             .where(_due_or_abandoned(now))
             .order_by(Reminder.due_at, Reminder.id)
             .limit(batch)
             .with_for_update(skip_locked=True)
         )
-        ids = list((await session.execute(query)).scalars())
-        if ids:
+        claimed = [Claimed(*row) for row in (await session.execute(query)).all()]
+        if claimed:
             await session.execute(
                 update(Reminder)
-                .where(Reminder.id.in_(ids))
+                .where(Reminder.id.in_([c.reminder_id for c in claimed]))
                 .values(
                     status=ReminderStatus.SENDING,
                     lease_owner=worker,
@@ -425,7 +431,7 @@ async def _claim(
                 )
                 .execution_options(synchronize_session=False)
             )
-    return ids
+    return claimed
 
 
 def _finish(
@@ -463,27 +469,24 @@ async def _superseded(session: AsyncSession, reminder: Reminder, now: datetime) 
 
 
 async def _prepare(
-    ctx: Context, reminder_id: int, worker: str, now: datetime, lease: timedelta
+    ctx: Context, claimed: Claimed, worker: str, now: datetime, lease: timedelta
 ) -> _Delivery | None:
     """Decide, under the appointment's and the reminder's locks, what to deliver next: the
     message to (re)deliver, or None when the reminder is finished or no longer ours."""
     async with ctx.db.session() as session:
-        appointment_id = (
-            await session.execute(select(Reminder.appointment_id).where(Reminder.id == reminder_id))
-        ).scalar_one()
         # Same lock order as scheduling.actions (appointment first), so a cancellation and a
         # send serialise: whichever commits first decides.
-        appointment = (
+        appointment, doctor_name = (
             await session.execute(
-                select(Appointment)
-                .where(Appointment.id == appointment_id)
-                .with_for_update()
-                .options(selectinload(Appointment.doctor))
+                select(Appointment, Doctor.name)
+                .join(Doctor, Doctor.id == Appointment.doctor_id)
+                .where(Appointment.id == claimed.appointment_id)
+                .with_for_update(of=Appointment)
             )
-        ).scalar_one()
+        ).one()
         reminder = (
             await session.execute(
-                select(Reminder).where(Reminder.id == reminder_id).with_for_update()
+                select(Reminder).where(Reminder.id == claimed.reminder_id).with_for_update()
             )
         ).scalar_one()
         if reminder.status != ReminderStatus.SENDING or reminder.lease_owner != worker:
@@ -509,8 +512,13 @@ async def _prepare(
                 _finish(reminder, ReminderStatus.PENDING, now)
                 reminder.due_at = morning
             return None
-        patient = await session.get(User, appointment.patient_id)
-        profile = await session.get(PatientProfile, appointment.patient_id)
+        patient_name, profile = (
+            await session.execute(
+                select(User.name, PatientProfile)
+                .outerjoin(PatientProfile, PatientProfile.user_id == User.id)
+                .where(User.id == appointment.patient_id)
+            )
+        ).one()
         if profile is not None and not profile.reminders_opt_in:
             _finish(reminder, ReminderStatus.CANCELLED, now, "opted_out")
             return None
@@ -553,8 +561,8 @@ async def _prepare(
         clinic = (await session.execute(select(ClinicProfile).limit(1))).scalar_one_or_none()
         content = reminder_content(
             appointment,
-            patient_name=patient.name if patient else None,
-            doctor_name=appointment.doctor.name,
+            patient_name=patient_name,
+            doctor_name=doctor_name,
             clinic=clinic,
             channel=identity.channel,
             now=now,
@@ -573,37 +581,44 @@ async def _prepare(
     return _Delivery(message, identity, conversation, fresh=True)
 
 
-async def _mark_sent(ctx: Context, reminder_id: int, now: datetime) -> None:
-    # The message's delivery is a fact: it wins even if this worker's lease ran out.
+async def _mark_sent(ctx: Context, reminder_ids: list[int], now: datetime) -> None:
+    """One transaction for a batch (a commit per reminder would double the database work).
+    The delivery is a fact: it wins even if the lease ran out meanwhile; and if the worker
+    dies before this, the next claim sees the message sent and finishes the row."""
+    if not reminder_ids:
+        return
     async with ctx.db.session() as session:
-        reminder = await session.get(Reminder, reminder_id, with_for_update=True)
-        _finish(reminder, ReminderStatus.SENT, now)
+        query = select(Reminder).where(Reminder.id.in_(reminder_ids)).with_for_update()
+        for reminder in (await session.execute(query)).scalars():
+            _finish(reminder, ReminderStatus.SENT, now)
 
 
 async def _dispatch(
-    ctx: Context, reminder_id: int, worker: str, clock: Clock, lease: timedelta
-) -> None:
-    """Deliver one claimed reminder, falling back channel by channel."""
+    ctx: Context, claimed: Claimed, worker: str, clock: Clock, lease: timedelta
+) -> bool:
+    """Deliver one claimed reminder, falling back channel by channel; True when a channel
+    took it (the caller then marks it sent)."""
     for _ in range(len(FALLBACK_ORDER) + len(ctx.senders) + 1):
-        delivery = await _prepare(ctx, reminder_id, worker, clock(), lease)
+        delivery = await _prepare(ctx, claimed, worker, clock(), lease)
         if delivery is None:
-            return
+            return False
         if delivery.fresh:
             await ctx.bus.publish(message_event(delivery.message, delivery.conversation))
         if await deliver(ctx, delivery.message, delivery.identity, delivery.conversation):
-            await _mark_sent(ctx, reminder_id, clock())
-            log.info("reminder %s sent on %s", reminder_id, delivery.message.channel)
-            return
+            log.info("reminder %s sent on %s", claimed.reminder_id, delivery.message.channel)
+            return True
+    return False
 
 
 async def _dispatch_logged(
-    ctx: Context, reminder_id: int, worker: str, clock: Clock, lease: timedelta
-) -> None:
+    ctx: Context, claimed: Claimed, worker: str, clock: Clock, lease: timedelta
+) -> bool:
     try:
-        await _dispatch(ctx, reminder_id, worker, clock, lease)
+        return await _dispatch(ctx, claimed, worker, clock, lease)
     except Exception:
         # The row stays `sending`; after the lease another claim resolves it.
-        log.exception("reminder %s: dispatch failed", reminder_id)
+        log.exception("reminder %s: dispatch failed", claimed.reminder_id)
+        return False
 
 
 async def dispatch_due(
@@ -620,9 +635,14 @@ async def dispatch_due(
     worker = worker_id or default_worker_id()
     clock = clock or utcnow
     claimed = 0
-    while ids := await _claim(ctx, worker, clock(), lease, batch):
-        claimed += len(ids)
-        await asyncio.gather(*(_dispatch_logged(ctx, i, worker, clock, lease) for i in ids))
+    while batch_claimed := await _claim(ctx, worker, clock(), lease, batch):
+        claimed += len(batch_claimed)
+        sent = await asyncio.gather(
+            *(_dispatch_logged(ctx, c, worker, clock, lease) for c in batch_claimed)
+        )
+        await _mark_sent(
+            ctx, [c.reminder_id for c, ok in zip(batch_claimed, sent, strict=True) if ok], clock()
+        )
     return claimed
 
 
@@ -667,7 +687,8 @@ async def send_now(
         reminder.error = None
         await session.flush()
         reminder_id = reminder.id
-    await _dispatch(ctx, reminder_id, worker, clock, LEASE)
+    if await _dispatch(ctx, Claimed(reminder_id, appointment_id), worker, clock, LEASE):
+        await _mark_sent(ctx, [reminder_id], clock())
     async with ctx.db.session() as session:
         reminder = await session.get(Reminder, reminder_id)
         if reminder.status != ReminderStatus.SENT:
