@@ -45,13 +45,19 @@
     return el("div", "reminders", T("agenda.reminders") + ": " + parts.join("; "));
   }
 
+  // What the API allows, by status, before and after the appointment's time.
   var ACTIONS = {
-    agendada: ["confirm", "remind", "cancel", "attended", "no-show"],
-    confirmada: ["remind", "cancel", "attended", "no-show"],
-    realizada: ["no-show"],
-    faltou: ["attended"],
-    cancelada: []
+    agendada: { before: ["confirm", "remind", "cancel"], after: ["attended", "no-show"] },
+    confirmada: { before: ["remind", "cancel"], after: ["attended", "no-show"] },
+    realizada: { before: [], after: ["no-show"] },
+    faltou: { before: [], after: ["attended"] },
+    cancelada: { before: [], after: [] }
   };
+
+  function actionsFor(a) {
+    var allowed = ACTIONS[a.status] || { before: [], after: [] };
+    return new Date(a.starts_at) > new Date() ? allowed.before : allowed.after;
+  }
 
   function act(appointment, action) {
     var body;
@@ -75,7 +81,7 @@
     var reminders = reminderLine(a.reminders);
     if (reminders) row.appendChild(reminders);
     var buttons = el("div", "row-actions");
-    (ACTIONS[a.status] || []).forEach(function (action) {
+    actionsFor(a).forEach(function (action) {
       var button = el("button", "", T("agenda.action." + action));
       button.type = "button";
       button.setAttribute("data-action", action);
