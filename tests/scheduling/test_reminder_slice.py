@@ -2,7 +2,9 @@
 patient chatting on the site widget, through the bot process, with the reply buttons."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -17,16 +19,32 @@ from tests.clients import WidgetClient
 pytestmark = pytest.mark.integration
 
 WORKER_TICKS = 15  # seconds: a few runs of the worker's 5 s jobs
+T = TypeVar("T")
 
 
-async def _reminder(db: Database, reminder_id: int) -> Reminder:
-    async with db.session() as session:
-        return await session.get(Reminder, reminder_id)
+async def _soon(read: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+    """What `read` returns once `done` holds, or its last value after WORKER_TICKS."""
+    for _ in range(WORKER_TICKS * 10):
+        value = await read()
+        if done(value):
+            break
+        await asyncio.sleep(0.1)
+    return value
 
 
 async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_buttons(clinic):
     db = Database(clinic.settings.database_url)
     widget = WidgetClient(clinic.widget_socket_url)
+
+    async def reminder() -> Reminder:
+        async with db.session() as session:
+            return await session.get(Reminder, reminder_id)
+
+    async def planned_offsets() -> list[int]:
+        async with db.session() as session:
+            query = select(Reminder.offset_minutes).where(Reminder.appointment_id == appointment.id)
+            return sorted((await session.execute(query)).scalars())
+
     await widget.connect()
     try:
         ack = await widget.say("oi")
@@ -44,16 +62,13 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
         now = utcnow()
         async with db.session() as session:
             # As if planned earlier and due now (its offset differs from the planned ones).
-            reminder = Reminder(appointment_id=appointment.id, offset_minutes=1, due_at=now)
-            session.add(reminder)
+            due = Reminder(appointment_id=appointment.id, offset_minutes=1, due_at=now)
+            session.add(due)
+        reminder_id = due.id
 
         if is_quiet(now):
             # Night in São Paulo: the worker holds it until 8h and the patient gets nothing.
-            for _ in range(WORKER_TICKS * 10):
-                if (await _reminder(db, reminder.id)).due_at != now:
-                    break
-                await asyncio.sleep(0.1)
-            held = await _reminder(db, reminder.id)
+            held = await _soon(reminder, lambda r: r.due_at != now)
             assert (held.status, held.due_at) == (ReminderStatus.PENDING, end_of_quiet(now))
             assert await widget.replies_within(0) == []
             return
@@ -66,11 +81,7 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
             {"title": "Remarcar", "payload": f'/remarcar_consulta{{"appointment_id":"{n}"}}'},
             {"title": "Cancelar", "payload": f'/cancelar_consulta{{"appointment_id":"{n}"}}'},
         ]
-        for _ in range(50):
-            sent = await _reminder(db, reminder.id)
-            if sent.status == ReminderStatus.SENT:
-                break
-            await asyncio.sleep(0.1)
+        sent = await _soon(reminder, lambda r: r.status == ReminderStatus.SENT)
         assert (sent.status, sent.channel, sent.message_id) == (
             ReminderStatus.SENT,
             "webchat",
@@ -78,13 +89,10 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
         )
         async with db.session() as session:
             reminded = await session.get(Message, frame["id"])
-            planned = await session.execute(
-                select(Reminder.offset_minutes).where(Reminder.appointment_id == n)
-            )
         # Into the conversation the patient is in, so tapping a button reaches the bot.
         assert reminded.conversation_id == first.conversation_id
-        # The worker also planned the usual reminders of the new booking.
-        assert sorted(planned.scalars()) == [1, 120, 1440]
+        # The worker also plans the usual reminders of the new booking (its own 5 s job).
+        assert await _soon(planned_offsets, lambda o: len(o) == 3) == [1, 120, 1440]
     finally:
         await widget.close()
         await db.dispose()
