@@ -101,6 +101,8 @@ class Conversation(Base):
     resolved_at = Column(UTCDateTime)
     closed_at = Column(UTCDateTime)
     csat_score = Column(SmallInteger)
+    # Set once Rasa confirmed the hand-back after resolution; the worker retries while unset.
+    handed_back_at = Column(UTCDateTime)
     # Bumped by every ownership transition; writers compare-and-set on it.
     version = Column(Integer, nullable=False, default=0)
 
@@ -165,6 +167,29 @@ class AttendantAction(Base):
     kind = Column(String(48), nullable=False)
     details = Column(JSON, nullable=False, default=dict)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class HandoffEvent(Base):
+    """One ownership transition (handoff, assignment, transfer, requeue, resolution...), written
+    in the transition's own transaction: the conversation's supervision trail and the source of
+    the queue and first-response metrics."""
+
+    __tablename__ = "handoff_events"
+    __table_args__ = (
+        Index("ix_handoff_events_conversation_created", "conversation_id", "created_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    kind = Column(String(24), nullable=False)
+    actor_id = Column(Integer, ForeignKey("users.id"))  # None when the system moved it
+    from_attendant_id = Column(Integer, ForeignKey("users.id"))
+    to_attendant_id = Column(Integer, ForeignKey("users.id"))
+    details = Column(JSON, nullable=False, default=dict)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
 
 
 class CannedResponse(Base):
