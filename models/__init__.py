@@ -3,6 +3,7 @@
 from models.base import Base, utcnow
 from models.clinic import ClinicProfile
 from models.conversations import (
+    ASSIGNING_KINDS,
     DELIVERY_RANK,
     AttendantAction,
     AuditLog,
@@ -13,6 +14,7 @@ from models.conversations import (
     DeliveryStatus,
     Direction,
     HandoffEvent,
+    HandoffKind,
     Message,
     Owner,
     Priority,
@@ -42,6 +44,7 @@ from models.scheduling import (
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATUSES",
+    "ASSIGNING_KINDS",
     "DELIVERY_RANK",
     "STAFF_ROLES",
     "Appointment",
@@ -61,6 +64,7 @@ __all__ = [
     "Direction",
     "Doctor",
     "HandoffEvent",
+    "HandoffKind",
     "LoginSession",
     "Message",
     "Owner",

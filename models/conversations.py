@@ -169,6 +169,30 @@ class AttendantAction(Base):
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
 
 
+class HandoffKind(StrEnum):
+    HANDOFF = "handoff"  # bot → queue
+    ASSIGNED = "assigned"  # queue → attendant, by auto-distribution
+    TAKEN = "taken"  # queue → attendant, taken by hand
+    TRANSFERRED = "transferred"  # attendant → another attendant, by the attendant
+    REASSIGNED = "reassigned"  # → another attendant, by a manager
+    TAKEN_OVER = "taken_over"  # → a manager (barge-in)
+    LINKED = "linked"  # the patient's conversation on another channel joins the attendant's
+    REQUEUED = "requeued"  # attendant → queue (offline, no answer, manager)
+    PRIORITY = "priority"
+    RESOLVED = "resolved"  # → bot
+
+
+# Transitions that give a conversation to a person.
+ASSIGNING_KINDS = (
+    HandoffKind.ASSIGNED,
+    HandoffKind.TAKEN,
+    HandoffKind.TRANSFERRED,
+    HandoffKind.REASSIGNED,
+    HandoffKind.TAKEN_OVER,
+    HandoffKind.LINKED,
+)
+
+
 class HandoffEvent(Base):
     """One ownership transition (handoff, assignment, transfer, requeue, resolution...), written
     in the transition's own transaction: the conversation's supervision trail and the source of
