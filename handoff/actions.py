@@ -458,6 +458,11 @@ async def take(ctx: Context, conversation_id: int, actor: User) -> Conversation:
     and within their capacity)."""
     async with ctx.db.session() as session:
         conversation = await _lock_conversation(session, conversation_id)
+        if actor.role == Role.ATTENDANT and conversation.assigned_attendant_id not in (
+            None,
+            actor.id,
+        ):
+            raise NotOwner(conversation_id)
         if conversation.status != ConversationStatus.OPEN or conversation.owner != Owner.QUEUED:
             raise NotQueued(conversation_id)
         if actor.role == Role.ATTENDANT and not ctx.settings.manual_take:
