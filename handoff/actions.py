@@ -749,17 +749,23 @@ ActionEffect = Callable[[Context, Conversation, User, dict[str, Any]], Awaitable
 
 
 async def _no_effect(
-    _ctx: Context, _conversation: Conversation, _actor: User, _body: dict[str, Any]
+    _ctx: Context, _conversation: Conversation, _actor: User, _details: dict[str, Any]
 ) -> dict[str, Any]:
     return {}
 
 
+@dataclass(frozen=True)
+class ReceptionAction:
+    effect: ActionEffect = _no_effect
+    needs_appointment: bool = False
+
+
 # The reception's buttons, by the typed kind stored in `attendant_actions.kind`.
-ACTIONS: dict[str, ActionEffect] = {
-    "exams_delivered": _no_effect,
-    "insurance_authorized": _no_effect,
-    "payment_received": _no_effect,
-    "documents_requested": _no_effect,
+ACTIONS: dict[str, ReceptionAction] = {
+    "exams_delivered": ReceptionAction(),
+    "insurance_authorized": ReceptionAction(),
+    "payment_received": ReceptionAction(),
+    "documents_requested": ReceptionAction(),
 }
 
 
@@ -772,14 +778,14 @@ async def record_action(
 ) -> AttendantAction:
     """Perform a reception action (Confirmar consulta, Exames entregues...) and record it,
     typed, in the conversation's timeline."""
-    effect = ACTIONS.get(kind)
-    if effect is None:
-        raise UnknownAction(kind)
+    action_type = ACTIONS.get(kind)
     details = dict(details or {})
+    if action_type is None or (action_type.needs_appointment and "appointment_id" not in details):
+        raise UnknownAction(kind)
     async with ctx.db.session() as session:
         conversation = await _lock_conversation(session, conversation_id)
         _check_may_act(conversation, actor)
-    details.update(await effect(ctx, conversation, actor, details))
+    details.update(await action_type.effect(ctx, conversation, actor, details))
     async with ctx.db.session() as session:
         action = AttendantAction(
             conversation_id=conversation.id,

@@ -115,8 +115,16 @@ async def me(request: web.Request) -> web.Response:
     )
     async with request.app[CTX].db.session() as session:
         user = (await session.execute(query)).scalar_one()
+    reception_actions = [
+        {"kind": kind, "appointment": action.needs_appointment}
+        for kind, action in actions.ACTIONS.items()
+    ]
     return web.json_response(
-        {**user_view(user), "manual_take": request.app[CTX].settings.manual_take}
+        {
+            **user_view(user),
+            "manual_take": request.app[CTX].settings.manual_take,
+            "actions": reception_actions,
+        }
     )
 
 
