@@ -380,7 +380,7 @@
     $("reply-text").placeholder = T(note ? "staff.note_placeholder" : "staff.reply_placeholder");
   });
   $("canned").addEventListener("change", function (event) {
-    var chosen = state.canned.filter(function (c) { return String(c.id) === event.target.value; })[0];
+    var chosen = state.canned.filter(function (c) { return c.shortcut === event.target.value; })[0];
     if (chosen) {
       $("reply-text").value = fillTemplate(chosen.text);
       $("reply-text").focus();
@@ -442,7 +442,7 @@
       state.canned = canned;
       canned.forEach(function (c) {
         var option = el("option", "", "/" + c.shortcut + " — " + c.text.slice(0, 60));
-        option.value = c.id;
+        option.value = c.shortcut;
         $("canned").appendChild(option);
       });
     });
