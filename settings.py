@@ -52,6 +52,8 @@ class Settings:
     manual_take: bool = True
     # When the reception answers, in clinic time: "weekdays HH:MM-HH:MM; ..." (0 is Monday).
     staff_hours: str = "0-4 08:00-18:00; 5 08:00-12:00"
+    # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
+    reminder_offsets: str = "24h,2h@24h"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -73,6 +75,7 @@ class Settings:
             presence_timeout_seconds=int(env.get("PRESENCE_TIMEOUT_SECONDS", "90")),
             manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
             staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
+            reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
         )
 
     def child_env(self) -> dict[str, str]:
@@ -94,6 +97,7 @@ class Settings:
             "PRESENCE_TIMEOUT_SECONDS": str(self.presence_timeout_seconds),
             "MANUAL_TAKE": "true" if self.manual_take else "false",
             "STAFF_HOURS": self.staff_hours,
+            "REMINDER_OFFSETS": self.reminder_offsets,
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",
