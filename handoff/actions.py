@@ -33,6 +33,7 @@ from handoff.history import open_conversation, record_outbound
 from handoff.outbound import deliver, send
 from handoff.queue import queue_notice
 from models import (
+    Appointment,
     AttendantAction,
     AttendantProfile,
     AuthorKind,
@@ -49,6 +50,8 @@ from models import (
     User,
     utcnow,
 )
+from scheduling import actions as agenda
+from scheduling.reminders import ReminderNotSent, send_now
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,14 @@ class ChannelBusy(TransitionError):
 class UnknownAction(TransitionError):
     code = "error.unknown_action"
     status = 400
+
+
+class Refused(TransitionError):
+    """The agenda refused the change an action asked for; `code` says why."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -754,14 +765,82 @@ async def _no_effect(
     return {}
 
 
+# Appointment changes made from the workspace are recorded with this channel.
+STAFF_CHANNEL = "staff"
+AppointmentChange = Callable[[Context, int, User, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _on_appointment(change: AppointmentChange) -> ActionEffect:
+    """An effect on one of the conversation's patient's appointments (issue 6's agenda)."""
+
+    async def effect(
+        ctx: Context, conversation: Conversation, actor: User, details: dict[str, Any]
+    ) -> dict[str, Any]:
+        appointment_id = details["appointment_id"]
+        async with ctx.db.session() as session:
+            appointment = await session.get(Appointment, appointment_id)
+        if appointment is None or appointment.patient_id != conversation.patient_id:
+            raise NotFound(appointment_id)
+        try:
+            return await change(ctx, appointment_id, actor, details)
+        except agenda.SchedulingError as refused:
+            raise Refused(refused.code) from None
+        except ReminderNotSent as refused:
+            raise Refused(f"reminder.reason.{refused.reason}") from None
+
+    return effect
+
+
+async def _confirm(ctx: Context, appointment_id: int, actor: User, _: dict) -> dict[str, Any]:
+    appointment = await agenda.confirm(
+        ctx.db, appointment_id, channel=STAFF_CHANNEL, actor_id=actor.id
+    )
+    return {"status": str(appointment.status)}
+
+
+async def _cancel(ctx: Context, appointment_id: int, actor: User, details: dict) -> dict[str, Any]:
+    appointment = await agenda.cancel(
+        ctx.db,
+        appointment_id,
+        channel=STAFF_CHANNEL,
+        actor_id=actor.id,
+        reason=details.get("note", ""),
+    )
+    return {"status": str(appointment.status)}
+
+
+def _attendance(attended: bool) -> AppointmentChange:
+    async def mark(ctx: Context, appointment_id: int, actor: User, _: dict) -> dict[str, Any]:
+        appointment = await agenda.mark_attendance(
+            ctx.db, appointment_id, attended=attended, actor_id=actor.id, channel=STAFF_CHANNEL
+        )
+        return {"status": str(appointment.status)}
+
+    return mark
+
+
+async def _remind(ctx: Context, appointment_id: int, actor: User, _: dict) -> dict[str, Any]:
+    message = await send_now(ctx, appointment_id, actor_id=actor.id)
+    return {"message_id": message.id, "channel": message.channel}
+
+
 @dataclass(frozen=True)
 class ReceptionAction:
     effect: ActionEffect = _no_effect
     needs_appointment: bool = False
 
 
+def _appointment_action(change: AppointmentChange) -> ReceptionAction:
+    return ReceptionAction(_on_appointment(change), needs_appointment=True)
+
+
 # The reception's buttons, by the typed kind stored in `attendant_actions.kind`.
 ACTIONS: dict[str, ReceptionAction] = {
+    "appointment_confirmed": _appointment_action(_confirm),
+    "reminder_sent": _appointment_action(_remind),
+    "appointment_cancelled": _appointment_action(_cancel),
+    "attended": _appointment_action(_attendance(True)),
+    "no_show": _appointment_action(_attendance(False)),
     "exams_delivered": ReceptionAction(),
     "insurance_authorized": ReceptionAction(),
     "payment_received": ReceptionAction(),

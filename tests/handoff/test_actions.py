@@ -9,15 +9,19 @@ from handoff.bot_api import BotApiError
 from handoff.catalog import t
 from handoff.queue import CLINIC_TZ
 from models import (
+    Appointment,
+    AppointmentStatus,
     AttendantAction,
     AttendantProfile,
     Conversation,
+    Doctor,
     HandoffEvent,
     Message,
     Owner,
     Presence,
     Priority,
     Role,
+    Specialty,
     utcnow,
 )
 from tests.factories import patient_message, staff
@@ -590,3 +594,79 @@ async def test_presence_change_is_published(ctx):
     assert ctx.bus.of_type("presence") == [
         {"type": "presence", "attendant_id": ana.id, "presence": "pausa"}
     ]
+
+
+async def _appointment(db, patient_id, *, days_ahead=3):
+    async with db.session() as session:
+        specialty = Specialty(name=f"Clínica {patient_id}", slug=f"clinica-{patient_id}")
+        doctor = Doctor(name="Dra. Ana Carvalho", specialty=specialty)
+        starts = utcnow() + timedelta(days=days_ahead)
+        appointment = Appointment(
+            patient_id=patient_id,
+            doctor=doctor,
+            specialty=specialty,
+            starts_at=starts,
+            ends_at=starts + timedelta(minutes=30),
+        )
+        session.add(appointment)
+    return appointment.id
+
+
+async def test_confirmar_consulta_confirms_the_patients_appointment_and_records_it(ctx):
+    ana = await staff(ctx.db)
+    conversation_id = await _handed_off(ctx)
+    patient_id = (await _conversation(ctx.db, conversation_id)).patient_id
+    appointment_id = await _appointment(ctx.db, patient_id)
+
+    await actions.record_action(
+        ctx, conversation_id, ana, "appointment_confirmed", {"appointment_id": appointment_id}
+    )
+
+    async with ctx.db.session() as session:
+        appointment = await session.get(Appointment, appointment_id)
+        recorded = (await session.execute(select(AttendantAction))).scalar_one()
+    assert appointment.status == AppointmentStatus.CONFIRMED
+    assert (recorded.kind, recorded.details) == (
+        "appointment_confirmed",
+        {"appointment_id": appointment_id, "status": "confirmada"},
+    )
+
+
+async def test_appointment_actions_stay_within_the_conversations_patient(ctx):
+    ana = await staff(ctx.db)
+    conversation_id = await _handed_off(ctx)
+    stranger = await patient_message(ctx.db, "oi")
+    theirs = await _appointment(ctx.db, stranger.conversation.patient_id)
+
+    with pytest.raises(actions.NotFound):
+        await actions.record_action(
+            ctx, conversation_id, ana, "appointment_cancelled", {"appointment_id": theirs}
+        )
+    with pytest.raises(actions.UnknownAction):
+        await actions.record_action(ctx, conversation_id, ana, "appointment_confirmed")
+    async with ctx.db.session() as session:
+        assert (await session.get(Appointment, theirs)).status == AppointmentStatus.SCHEDULED
+        assert (await session.execute(select(AttendantAction))).first() is None
+
+
+async def test_a_change_the_agenda_refuses_is_explained_and_not_recorded(ctx):
+    ana = await staff(ctx.db)
+    conversation_id = await _handed_off(ctx)
+    patient_id = (await _conversation(ctx.db, conversation_id)).patient_id
+    upcoming = await _appointment(ctx.db, patient_id)
+    await actions.record_action(
+        ctx, conversation_id, ana, "appointment_cancelled", {"appointment_id": upcoming}
+    )
+
+    with pytest.raises(actions.Refused) as refused:
+        await actions.record_action(
+            ctx, conversation_id, ana, "appointment_confirmed", {"appointment_id": upcoming}
+        )
+    assert refused.value.code == "agenda.error.invalid_transition"
+    with pytest.raises(actions.Refused):  # attendance is marked once the time has come
+        await actions.record_action(
+            ctx, conversation_id, ana, "attended", {"appointment_id": upcoming}
+        )
+    async with ctx.db.session() as session:
+        kinds = (await session.execute(select(AttendantAction.kind))).scalars().all()
+    assert kinds == ["appointment_cancelled"]

@@ -5,8 +5,11 @@
   "use strict";
   var state = {
     me: null, conversations: {}, selected: null, detail: null,
-    unread: {}, team: {}, canned: [], actions: []
+    unread: {}, team: {}, canned: [], actions: [], appointmentActions: []
   };
+  // Appointments shown in a conversation: upcoming, and those of the last hours (attendance).
+  var APPOINTMENT_LOOKBACK_MS = 12 * 3600 * 1000;
+  var APPOINTMENTS_SHOWN = 5;
   var $ = function (id) { return document.getElementById(id); };
   var ASSIGNING = ["assigned", "taken", "transferred", "reassigned", "taken_over", "linked"];
 
@@ -212,7 +215,7 @@
     $("raise-critical").hidden = !(isManager() && c.priority !== "critical" && c.status === "open");
     $("transfer").disabled = !(canAct || (isManager() && c.owner === "queued"));
     renderTransferTargets(c);
-    Array.prototype.forEach.call($("actions").querySelectorAll("button"), function (b) { b.disabled = !canAct; });
+    Array.prototype.forEach.call(document.querySelectorAll("#actions button, #appointments button"), function (b) { b.disabled = !canAct; });
   }
 
   function renderTransferTargets(c) {
@@ -263,12 +266,43 @@
       renderChannels(data);
       renderHeader(state.conversations[id]);
       renderLists();
+      loadAppointments(id, data.patient.id);
     }).catch(showError);
+  }
+
+  function loadAppointments(conversationId, patientId) {
+    api("GET", "/api/patients/" + patientId + "/appointments").then(function (list) {
+      if (state.selected !== conversationId) return;
+      var node = $("appointments");
+      node.innerHTML = "";
+      var since = Date.now() - APPOINTMENT_LOOKBACK_MS;
+      list.filter(function (a) { return new Date(a.starts_at).getTime() >= since && a.status !== "cancelada"; })
+        .sort(function (a, b) { return a.starts_at.localeCompare(b.starts_at); })
+        .slice(0, APPOINTMENTS_SHOWN)
+        .forEach(function (a) {
+          var item = el("li", "appointment status-" + a.status);
+          item.setAttribute("data-appointment-id", a.id);
+          item.appendChild(el("span", "what", formatTime(a.starts_at) + " · " + a.doctor_name + " (" + a.specialty_name + ") · " + T("appointment.status." + a.status)));
+          state.appointmentActions.forEach(function (action) {
+            var button = el("button", "small secondary", T("action." + action.kind));
+            button.type = "button";
+            button.setAttribute("data-action", action.kind);
+            button.addEventListener("click", function () {
+              post("/actions", { kind: action.kind, appointment_id: a.id }).then(function (done) {
+                if (done) loadAppointments(conversationId, patientId);
+              });
+            });
+            item.appendChild(button);
+          });
+          node.appendChild(item);
+        });
+    }).catch(function () { $("appointments").innerHTML = ""; });
   }
 
   function closeSelected() {
     state.selected = null;
     state.detail = null;
+    $("appointments").innerHTML = "";
     $("conversation").hidden = true;
     $("empty").hidden = false;
   }
@@ -427,6 +461,7 @@
   window.catalogReady.then(function () { return api("GET", "/api/me"); }).then(function (me) {
     state.me = me;
     state.actions = (me.actions || []).filter(function (a) { return !a.appointment; });
+    state.appointmentActions = (me.actions || []).filter(function (a) { return a.appointment; });
     $("me").textContent = me.name + " · " + T("role." + me.role);
     if (me.presence) $("presence").value = me.presence;
     else $("presence").parentNode.hidden = true;
