@@ -15,6 +15,10 @@
   function spread(stats) {
     return T("metrics.p50") + " " + duration(stats.p50_seconds) + " · " + T("metrics.p90") + " " + duration(stats.p90_seconds);
   }
+  function reasonLabel(reason) {
+    var label = T("reason." + reason);
+    return label === "reason." + reason ? reason.replace(/_/g, " ") : label;
+  }
   function card(label, value, detail) {
     var node = document.createElement("div");
     node.className = "metric-card";
@@ -54,7 +58,7 @@
     });
     var reasons = $("reasons").querySelector("tbody");
     reasons.innerHTML = "";
-    r.handoff_reasons.forEach(function (item) { reasons.appendChild(row([item.reason, item.count])); });
+    r.handoff_reasons.forEach(function (item) { reasons.appendChild(row([reasonLabel(item.reason), item.count])); });
   }
 
   function load() {

@@ -44,6 +44,13 @@
   function formatTime(iso) {
     return new Date(iso).toLocaleString("pt-BR", { timeZone: "America/Sao_Paulo", hour: "2-digit", minute: "2-digit", day: "2-digit", month: "2-digit" });
   }
+  function patientName(c) {
+    return c.patient_name || T("staff.unknown_patient") + " #" + c.patient_id;
+  }
+  function reasonLabel(reason) {
+    var label = T("reason." + reason);
+    return label === "reason." + reason ? reason.replace(/_/g, " ") : label;
+  }
   function ago(iso) {
     var minutes = Math.floor((Date.now() - new Date(iso).getTime()) / 60000);
     return minutes < 1 ? T("staff.just_now") : T("staff.minutes_ago", { minutes: minutes });
@@ -90,7 +97,7 @@
     var item = el("li", "conversation-item" + (c.id === state.selected ? " selected" : "") + " priority-" + c.priority);
     item.setAttribute("data-conversation-id", c.id);
     var main = el("div", "main");
-    main.appendChild(el("span", "name", c.patient_name || T("staff.unknown_patient")));
+    main.appendChild(el("span", "name", patientName(c)));
     main.appendChild(el("span", "badge channel-" + c.channel, T("channel." + c.channel)));
     if (c.priority !== "normal") main.appendChild(el("span", "badge priority", T("priority." + c.priority)));
     if (state.unread[c.id]) main.appendChild(el("span", "unread", String(state.unread[c.id])));
@@ -98,7 +105,7 @@
     var sub = el("div", "sub");
     if (list === "queue") {
       sub.textContent = T("staff.position", { position: position }) + " · " + ago(c.queued_at) +
-        (c.handoff_reason ? " · " + c.handoff_reason : "");
+        (c.handoff_reason ? " · " + reasonLabel(c.handoff_reason) : "");
       if (state.me.manual_take || isManager()) {
         var take = el("button", "small take", T("staff.take"));
         take.addEventListener("click", function (event) {
@@ -166,7 +173,7 @@
   function changeText(e) {
     var d = e.details || {};
     var values = { to: nameOf(e.to_attendant_id), from: nameOf(e.from_attendant_id), actor: nameOf(e.actor_id) || T("author.system"),
-      reason: d.reason ? (T("requeue." + d.reason) !== "requeue." + d.reason ? T("requeue." + d.reason) : d.reason) : "",
+      reason: e.kind === "requeued" ? T("requeue." + d.reason) : reasonLabel(d.reason || ""),
       priority: d.priority ? T("priority." + d.priority) : "" };
     return T("change." + e.kind, values);
   }
@@ -201,9 +208,14 @@
     $("timeline").scrollTop = $("timeline").scrollHeight;
   }
 
+  function canActOn(c) {
+    var mine = c.owner === "attendant" && c.assigned_attendant_id === state.me.id;
+    return c.status === "open" && (mine || (isManager() && c.owner === "attendant"));
+  }
+
   function renderHeader(c) {
     var mine = c.owner === "attendant" && c.assigned_attendant_id === state.me.id;
-    var canAct = c.status === "open" && (mine || (isManager() && c.owner === "attendant"));
+    var canAct = canActOn(c);
     var parts = [T("channel." + c.channel), c.owner === "attendant" ? T("staff.with", { name: nameOf(c.assigned_attendant_id) }) : T("owner." + c.owner)];
     if (c.priority !== "normal") parts.push(T("priority." + c.priority));
     if (isManager() && c.csat_score) parts.push(T("staff.csat", { score: c.csat_score }));
@@ -258,7 +270,7 @@
       state.detail = data;
       $("empty").hidden = true;
       $("conversation").hidden = false;
-      $("patient-name").textContent = data.patient.name || T("staff.unknown_patient");
+      $("patient-name").textContent = patientName(data.conversation);
       $("patient-info").textContent = [data.patient.cpf, data.patient.phone, data.patient.email].filter(Boolean).join(" · ");
       $("timeline").innerHTML = "";
       data.timeline.forEach(renderEntry);
@@ -287,6 +299,7 @@
             var button = el("button", "small secondary", T("action." + action.kind));
             button.type = "button";
             button.setAttribute("data-action", action.kind);
+            button.disabled = !canActOn(state.conversations[conversationId]);
             button.addEventListener("click", function () {
               post("/actions", { kind: action.kind, appointment_id: a.id }).then(function (done) {
                 if (done) loadAppointments(conversationId, patientId);
