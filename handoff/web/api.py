@@ -7,6 +7,7 @@ every change goes through `handoff.actions`, which checks who may make it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from handoff import actions
 from handoff.auth import audit, authenticate, close_session, open_session
+from handoff.context import Context
 from handoff.events import action_view, conversation_view, handoff_event_view
 from handoff.history import message_view
 from handoff.metrics import Period, report
@@ -305,18 +307,19 @@ async def add_note(request: web.Request) -> web.Response:
     return web.json_response(message_view(message), status=201)
 
 
-async def take(request: web.Request) -> web.Response:
-    conversation = await actions.take(
-        request.app[CTX], _conversation_id(request), current_user(request)
-    )
-    return web.json_response(conversation_view(conversation))
+Transition = Callable[[Context, int, User], Awaitable[Conversation]]
 
 
-async def take_over(request: web.Request) -> web.Response:
-    conversation = await actions.take_over(
-        request.app[CTX], _conversation_id(request), current_user(request)
-    )
-    return web.json_response(conversation_view(conversation))
+def _bodiless(transition: Transition) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A route for a transition that needs nothing but who asks and which conversation."""
+
+    async def handler(request: web.Request) -> web.Response:
+        conversation = await transition(
+            request.app[CTX], _conversation_id(request), current_user(request)
+        )
+        return web.json_response(conversation_view(conversation))
+
+    return handler
 
 
 async def transfer(request: web.Request) -> web.Response:
@@ -345,13 +348,6 @@ async def set_priority(request: web.Request) -> web.Response:
         raise ApiError(400, "error.invalid_priority") from None
     conversation = await actions.set_priority(
         request.app[CTX], _conversation_id(request), current_user(request), priority
-    )
-    return web.json_response(conversation_view(conversation))
-
-
-async def resolve(request: web.Request) -> web.Response:
-    conversation = await actions.resolve(
-        request.app[CTX], _conversation_id(request), current_user(request)
     )
     return web.json_response(conversation_view(conversation))
 
@@ -457,12 +453,12 @@ def setup(app: web.Application) -> None:
     app.router.add_get(CONVERSATION, conversation_detail)
     app.router.add_post(f"{CONVERSATION}/messages", reply)
     app.router.add_post(f"{CONVERSATION}/notes", add_note)
-    app.router.add_post(f"{CONVERSATION}/take", take)
-    app.router.add_post(f"{CONVERSATION}/take-over", take_over)
+    app.router.add_post(f"{CONVERSATION}/take", _bodiless(actions.take))
+    app.router.add_post(f"{CONVERSATION}/take-over", _bodiless(actions.take_over))
     app.router.add_post(f"{CONVERSATION}/transfer", transfer)
     app.router.add_post(f"{CONVERSATION}/reassign", reassign)
     app.router.add_post(f"{CONVERSATION}/priority", set_priority)
-    app.router.add_post(f"{CONVERSATION}/resolve", resolve)
+    app.router.add_post(f"{CONVERSATION}/resolve", _bodiless(actions.resolve))
     app.router.add_post(f"{CONVERSATION}/actions", record_action)
     app.router.add_get("/api/attendants", list_attendants)
     app.router.add_get("/api/canned-responses", canned_responses)

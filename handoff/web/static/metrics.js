@@ -16,8 +16,7 @@
     return T("metrics.p50") + " " + duration(stats.p50_seconds) + " · " + T("metrics.p90") + " " + duration(stats.p90_seconds);
   }
   function reasonLabel(reason) {
-    var label = T("reason." + reason);
-    return label === "reason." + reason ? reason.replace(/_/g, " ") : label;
+    return TOr("reason." + reason, reason.replace(/_/g, " "));
   }
   function card(label, value, detail) {
     var node = document.createElement("div");

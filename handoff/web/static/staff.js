@@ -48,8 +48,7 @@
     return c.patient_name || T("staff.unknown_patient") + " #" + c.patient_id;
   }
   function reasonLabel(reason) {
-    var label = T("reason." + reason);
-    return label === "reason." + reason ? reason.replace(/_/g, " ") : label;
+    return TOr("reason." + reason, reason.replace(/_/g, " "));
   }
   function ago(iso) {
     var minutes = Math.floor((Date.now() - new Date(iso).getTime()) / 60000);
