@@ -1,5 +1,6 @@
 """The staff API over real HTTP (aiohttp test server) on both databases."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -351,3 +352,70 @@ async def test_me_describes_the_logged_in_attendant(server):
             }
     finally:
         await http.close()
+
+
+async def test_live_events_reach_only_those_allowed_to_see_them(server):
+    ctx = server.app[CTX]
+    ana = await staff(ctx.db, capacity=1)
+    bruno = await staff(ctx.db, presence=Presence.PAUSED)
+    marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
+    clients = {user: await _client(server, user) for user in (ana, bruno, marta)}
+    sockets = {user: await http.ws_connect("/api/ws") for user, http in clients.items()}
+    try:
+        queued_first = await patient_message(ctx.db, "alguém aí?")
+        await actions.set_presence(ctx, ana, Presence.PAUSED)
+        await actions.request_handoff(
+            ctx, queued_first.conversation.id, reason="pedido_do_paciente"
+        )
+        conversation_id = queued_first.conversation.id
+        await actions.set_presence(ctx, ana, Presence.ONLINE)  # Ana receives it from the queue
+        await actions.add_note(ctx, conversation_id, marta, "Ana, atenção ao convênio.")
+        await actions.reply(ctx, conversation_id, ana, "Oi, aqui é a Ana.")
+        await actions.add_note(ctx, conversation_id, ana, "FIM")
+
+        def is_end(frame):
+            return frame["type"] == "message" and frame["message"]["text"] == "FIM"
+
+        seen_by_ana = await asyncio.wait_for(_collect(sockets[ana], is_end), 5)
+        seen_by_marta = await asyncio.wait_for(_collect(sockets[marta], is_end), 5)
+        # Bruno saw the conversation while it was queued, then only that it left the queue.
+        seen_by_bruno = await asyncio.wait_for(
+            _collect(sockets[bruno], lambda f: f["type"] == "conversation_gone"), 5
+        )
+        await asyncio.sleep(0.3)
+        later = []
+        while True:
+            try:
+                later.append(await sockets[bruno].receive_json(timeout=0.2))
+            except asyncio.TimeoutError:
+                break
+    finally:
+        for ws in sockets.values():
+            await ws.close()
+        for http in clients.values():
+            await http.close()
+
+    def texts(frames):  # a message is pushed again when its delivery state moves on
+        return list(dict.fromkeys(f["message"]["text"] for f in frames if f["type"] == "message"))
+
+    assert "Ana, atenção ao convênio." in texts(seen_by_ana)
+    assert "Oi, aqui é a Ana." in texts(seen_by_ana)
+    assert texts(seen_by_marta)[-3:] == [
+        "Ana, atenção ao convênio.",
+        "Oi, aqui é a Ana.",
+        "FIM",
+    ]
+    assert [f["type"] for f in seen_by_bruno if f["type"] != "presence"] == [
+        "conversation",
+        "conversation_gone",
+    ]
+    assert all(f["type"] == "presence" for f in later)
+
+
+async def _collect(ws, predicate):
+    frames = []
+    while True:
+        frame = await ws.receive_json()
+        frames.append(frame)
+        if predicate(frame):
+            return frames
