@@ -688,20 +688,79 @@ async def _linked_conversation(
         if target.assigned_attendant_id != source.assigned_attendant_id:
             raise ChannelBusy(target.id)
         return target, None
+    return target, await _join(session, target, source, actor=actor)
+
+
+async def _join(
+    session: AsyncSession,
+    conversation: Conversation,
+    episode: Conversation,
+    *,
+    actor: User | None = None,
+) -> dict[str, Any]:
+    """Make `conversation` part of the patient's human `episode` on another channel: with the
+    same person, or next to it in the queue."""
     now = utcnow()
-    target.handed_off_at = target.handed_off_at or now
-    target.queued_at = target.queued_at or now
-    target.handoff_reason = target.handoff_reason or source.handoff_reason
-    _give_to(target, source.assigned_attendant_id, now)
-    event = await _transition(
+    conversation.handed_off_at = conversation.handed_off_at or now
+    conversation.handoff_reason = conversation.handoff_reason or episode.handoff_reason
+    conversation.priority = max(conversation.priority, episode.priority)
+    conversation.queued_at = conversation.queued_at or episode.queued_at or now
+    holder = episode.assigned_attendant_id if episode.owner == Owner.ATTENDANT else None
+    if holder is None:
+        conversation.owner = Owner.QUEUED
+    else:
+        _give_to(conversation, holder, now)
+    return await _transition(
         session,
-        target,
+        conversation,
         HandoffKind.LINKED,
         actor=actor,
-        to_attendant_id=source.assigned_attendant_id,
-        from_conversation_id=source.id,
+        to_attendant_id=holder,
+        from_conversation_id=episode.id,
     )
-    return target, event
+
+
+async def _with_person_elsewhere(
+    session: AsyncSession, conversation: Conversation
+) -> Conversation | None:
+    """The patient's other open conversation in the queue or with a person, if any."""
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.patient_id == conversation.patient_id,
+            Conversation.id != conversation.id,
+            Conversation.status == ConversationStatus.OPEN,
+            Conversation.owner != Owner.BOT,
+        )
+        .order_by(Conversation.id)
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def join_open_episode(ctx: Context, conversation_id: int) -> bool:
+    """Before a patient's message goes to the bot: if the patient is already waiting for or
+    talking to a person on another channel, this conversation joins that episode (same
+    attendant, or the queue at the same place) and the bot stays out. True when it joined."""
+    async with ctx.db.session() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        # A cheap read first: almost every message to the bot has no such episode.
+        if (
+            conversation.owner != Owner.BOT
+            or await _with_person_elsewhere(session, conversation) is None
+        ):
+            return False
+    async with ctx.db.session() as session:
+        conversation = await _lock_conversation(session, conversation_id)
+        episode = await _with_person_elsewhere(session, conversation)
+        if conversation.owner != Owner.BOT or episode is None:
+            return conversation.owner != Owner.BOT
+        episode = await _lock_conversation(session, episode.id)
+        event = await _join(session, conversation, episode)
+    await ctx.bus.publish(event)
+    if conversation.owner == Owner.QUEUED:
+        await distribute(ctx)
+    return True
 
 
 async def reply(

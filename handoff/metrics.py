@@ -135,6 +135,10 @@ async def report(session: AsyncSession, period: Period) -> dict[str, Any]:
         )
         for event in (await session.execute(query)).scalars():
             events[event.conversation_id].append(event)
+    # A conversation that joined a patient's episode from another channel is the same
+    # handoff, not a new one.
+    handed = [c for c in handed if not _joined(events[c.id])]
+    ids = [c.id for c in handed]
     first_reply_by = await _first_replies(session, ids) if ids else {}
     later_handoffs = await _handoffs_by_patient(session, start, end + REOPEN_WINDOW)
 
@@ -224,6 +228,10 @@ async def report(session: AsyncSession, period: Period) -> dict[str, Any]:
             key=lambda row: (row["name"] or "", row["id"]),
         ),
     }
+
+
+def _joined(trail: list[HandoffEvent]) -> bool:
+    return bool(trail) and trail[0].kind == HandoffKind.LINKED
 
 
 async def _handoffs_by_patient(

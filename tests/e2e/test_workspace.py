@@ -82,6 +82,10 @@ async def test_a_morning_at_the_reception(clinic, browser):
             "Confira a carteirinha"
         )
         assert all("carteirinha" not in reply["text"] for reply in await first.replies_within(1))
+        reopened = WidgetClient(clinic.widget_socket_url)
+        patients.append(reopened)
+        welcome = await reopened.connect(first.token)
+        assert all("carteirinha" not in m["text"] for m in welcome["history"])
 
         # A reception action is recorded, typed, in the timeline.
         await x.click('#actions [data-action="exams_delivered"]')

@@ -670,3 +670,37 @@ async def test_a_change_the_agenda_refuses_is_explained_and_not_recorded(ctx):
     async with ctx.db.session() as session:
         kinds = (await session.execute(select(AttendantAction.kind))).scalars().all()
     assert kinds == ["appointment_cancelled"]
+
+
+async def test_a_patient_writing_on_another_channel_stays_with_their_attendant(ctx):
+    ana = await staff(ctx.db, capacity=1)
+    phone = "+5511955554444"
+    await _handed_off(ctx, channel="webchat", phone=phone)
+    whatsapp = await patient_message(
+        ctx.db, "mandei por aqui também", channel="whatsapp", user="5511955554444", phone=phone
+    )
+    stranger = await patient_message(ctx.db, "oi")
+
+    assert await actions.join_open_episode(ctx, whatsapp.conversation.id) is True
+    assert await actions.join_open_episode(ctx, stranger.conversation.id) is False
+
+    joined = await _conversation(ctx.db, whatsapp.conversation.id)
+    assert (joined.owner, joined.assigned_attendant_id) == (Owner.ATTENDANT, ana.id)
+    assert (await _conversation(ctx.db, stranger.conversation.id)).owner == Owner.BOT
+
+
+async def test_a_patient_waiting_in_the_queue_keeps_one_place_across_channels(ctx):
+    phone = "+5511933332222"
+    webchat = await _handed_off(ctx, channel="webchat", phone=phone)
+    newer = await _handed_off(ctx)
+    whatsapp = await patient_message(
+        ctx.db, "oi?", channel="whatsapp", user="5511933332222", phone=phone
+    )
+    await actions.join_open_episode(ctx, whatsapp.conversation.id)
+    bruno = await staff(ctx.db, presence=Presence.OFFLINE, capacity=1)
+
+    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+
+    for conversation_id in (webchat, whatsapp.conversation.id):
+        assert (await _conversation(ctx.db, conversation_id)).assigned_attendant_id == bruno.id
+    assert (await _conversation(ctx.db, newer)).owner == Owner.QUEUED
