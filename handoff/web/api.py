@@ -200,9 +200,12 @@ async def _readable_conversation(request: web.Request, session: AsyncSession) ->
     return conversation
 
 
-async def _timeline(session: AsyncSession, patient_id: int) -> list[dict[str, Any]]:
+async def _timeline(
+    session: AsyncSession, patient_id: int, *, with_csat: bool
+) -> list[dict[str, Any]]:
     """The patient's whole history on every channel: messages, transitions and reception
-    actions, oldest first."""
+    actions, oldest first; with `with_csat` (managers), each resolution carries the
+    satisfaction score the patient gave it."""
     query = (
         select(Message)
         .where(Message.patient_id == patient_id)
@@ -219,6 +222,20 @@ async def _timeline(session: AsyncSession, patient_id: int) -> list[dict[str, An
         {"entry": "change", **handoff_event_view(e)}
         for e in (await session.execute(changes)).scalars()
     ]
+    if with_csat:
+        scores = dict(
+            (
+                await session.execute(
+                    select(Conversation.id, Conversation.csat_score).where(
+                        Conversation.patient_id == patient_id,
+                        Conversation.csat_score.is_not(None),
+                    )
+                )
+            ).all()
+        )
+        for entry in entries:
+            if entry["entry"] == "change" and entry["kind"] == "resolved":
+                entry["csat_score"] = scores.get(entry["conversation_id"])
     done = select(AttendantAction).where(
         AttendantAction.patient_id == patient_id, AttendantAction.created_at >= since
     )
@@ -239,7 +256,9 @@ async def conversation_detail(request: web.Request) -> web.Response:
                 select(ChannelIdentity.channel).where(ChannelIdentity.patient_id == patient.id)
             )
         ).scalars()
-        timeline = await _timeline(session, patient.id)
+        timeline = await _timeline(
+            session, patient.id, with_csat=actions.is_manager(current_user(request))
+        )
         audit(
             session,
             current_user(request),

@@ -419,3 +419,27 @@ async def _collect(ws, predicate):
         frames.append(frame)
         if predicate(frame):
             return frames
+
+
+async def test_managers_see_the_satisfaction_each_resolution_received(server):
+    ctx = server.app[CTX]
+    ana = await staff(ctx.db)
+    marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
+    recorded = await patient_message(ctx.db, "oi", user="csat-visitor")
+    await actions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    await actions.resolve(ctx, recorded.conversation.id, ana)
+    async with ctx.db.session() as session:
+        (await session.get(Conversation, recorded.conversation.id)).csat_score = 5
+    again = await patient_message(ctx.db, "voltei", user="csat-visitor")
+    await actions.request_handoff(ctx, again.conversation.id, reason="pedido_do_paciente")
+    ana_http, marta_http = await _client(server, ana), await _client(server, marta)
+    try:
+        seen = {}
+        for who, http in (("ana", ana_http), ("marta", marta_http)):
+            async with http.get(f"/api/conversations/{again.conversation.id}") as response:
+                timeline = (await response.json())["timeline"]
+            seen[who] = [e.get("csat_score") for e in timeline if e.get("kind") == "resolved"]
+    finally:
+        await ana_http.close()
+        await marta_http.close()
+    assert seen == {"ana": [None], "marta": [5]}

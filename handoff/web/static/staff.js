@@ -180,7 +180,8 @@
   function renderEntry(entry) {
     var item;
     if (entry.entry === "change") {
-      item = el("li", "entry change kind-" + entry.kind, changeText(entry));
+      item = el("li", "entry change kind-" + entry.kind, changeText(entry) +
+        (entry.csat_score ? " · " + T("staff.csat", { score: entry.csat_score }) : ""));
       item.setAttribute("data-change-id", entry.id);
     } else if (entry.entry === "action") {
       item = el("li", "entry action kind-" + entry.kind);
