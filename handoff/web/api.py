@@ -21,6 +21,7 @@ from handoff.auth import audit, authenticate, close_session, open_session
 from handoff.context import Context
 from handoff.events import action_view, conversation_view, handoff_event_view
 from handoff.history import message_view
+from handoff.identity import mask_cpf
 from handoff.metrics import Period, report
 from handoff.queue import CLINIC_TZ
 from handoff.web.keys import CTX, SESSION_COOKIE, current_user
@@ -70,10 +71,6 @@ def user_view(user: User) -> dict[str, Any]:
         "presence": str(profile.presence) if profile else None,
         "capacity": profile.capacity if profile else None,
     }
-
-
-def mask_cpf(cpf: str | None) -> str | None:
-    return f"***.{cpf[3:6]}.{cpf[6:9]}-**" if cpf else None
 
 
 def mask_phone(phone: str | None) -> str | None:
