@@ -1,5 +1,6 @@
 """The whole clinic on PostgreSQL: history, Rasa's tracker store (schema `rasa`) and handoff."""
 
+import asyncio
 from collections.abc import Iterator
 
 import psycopg2
@@ -37,12 +38,23 @@ async def test_a_conversation_on_postgresql_keeps_rasa_state_in_its_own_schema(p
     finally:
         await widget.close()
 
-    connection = psycopg2.connect(postgres_clinic.settings.database_url)
+    # Rasa saves the turn's events after its replies went out: wait for them briefly.
+    for _ in range(50):
+        user_turns, owners = _stored(postgres_clinic.settings.database_url)
+        if user_turns == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert user_turns == 2
+    assert owners == [("queued",)]
+
+
+def _stored(url: str) -> tuple[int, list[tuple[str]]]:
+    connection = psycopg2.connect(url)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM rasa.events WHERE type_name = 'user'")
-            assert cursor.fetchone()[0] == 2
+            user_turns = cursor.fetchone()[0]
             cursor.execute("SELECT owner FROM conversations")
-            assert cursor.fetchall() == [("queued",)]
+            return user_turns, cursor.fetchall()
     finally:
         connection.close()
