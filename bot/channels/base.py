@@ -17,7 +17,7 @@ from typing import Any
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sqlalchemy import select
 
-from handoff.actions import request_handoff
+from handoff.actions import join_open_episode, request_handoff
 from handoff.bot_api import BotApi
 from handoff.context import Context
 from handoff.events import HttpEventBus, message_event
@@ -118,7 +118,11 @@ class ChannelInput(InputChannel):
         if message.processed_at is not None:
             return
         async with self._patient_locks[message.patient_id]:
-            if conversation.owner == Owner.BOT:
+            # A patient already with (or waiting for) a person on another channel stays
+            # with them: this conversation joins that episode instead of reaching the bot.
+            if conversation.owner == Owner.BOT and not await join_open_episode(
+                self.ctx, conversation.id
+            ):
                 await on_new_message(await self._user_message(message, conversation))
             await self._mark_processed(message_id)
 

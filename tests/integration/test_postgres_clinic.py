@@ -38,24 +38,23 @@ async def test_a_conversation_on_postgresql_keeps_rasa_state_in_its_own_schema(p
     finally:
         await widget.close()
 
-    # Rasa saves its tracker after the replies went out: give it a moment.
-    for _ in range(100):
-        if _query(postgres_clinic, "SELECT count(*) FROM rasa.events WHERE type_name = 'user'") == [
-            (2,)
-        ]:
+    # Rasa saves the turn's events after its replies went out: wait for them briefly.
+    for _ in range(50):
+        user_turns, owners = _stored(postgres_clinic.settings.database_url)
+        if user_turns == 2:
             break
         await asyncio.sleep(0.1)
-    assert _query(postgres_clinic, "SELECT count(*) FROM rasa.events WHERE type_name = 'user'") == [
-        (2,)
-    ]
-    assert _query(postgres_clinic, "SELECT owner FROM conversations") == [("queued",)]
+    assert user_turns == 2
+    assert owners == [("queued",)]
 
 
-def _query(clinic: RunningClinic, sql: str) -> list[tuple]:
-    connection = psycopg2.connect(clinic.settings.database_url)
+def _stored(url: str) -> tuple[int, list[tuple[str]]]:
+    connection = psycopg2.connect(url)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetchall()
+            cursor.execute("SELECT count(*) FROM rasa.events WHERE type_name = 'user'")
+            user_turns = cursor.fetchone()[0]
+            cursor.execute("SELECT owner FROM conversations")
+            return user_turns, cursor.fetchall()
     finally:
         connection.close()
