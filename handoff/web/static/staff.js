@@ -370,7 +370,11 @@
       delay = 0;
       loadState();
     };
-    ws.onmessage = function (frame) { onEvent(JSON.parse(frame.data)); };
+    ws.onmessage = function (frame) {
+      var event = JSON.parse(frame.data);
+      // Events that arrive while the snapshot loads are applied after it, not under it.
+      if (pendingEvents) pendingEvents.push(event); else onEvent(event);
+    };
     ws.onclose = function () {
       $("connection").textContent = T("staff.reconnecting");
       $("connection").className = "connection offline";
@@ -379,7 +383,10 @@
     };
   }
 
+  var pendingEvents = null;
+
   function loadState() {
+    pendingEvents = pendingEvents || [];
     return Promise.all([api("GET", "/api/attendants"), api("GET", "/api/conversations"), api("GET", "/api/me")]).then(function (results) {
       state.team = {};
       results[0].forEach(function (m) { state.team[m.id] = m; });
@@ -394,7 +401,11 @@
         if (state.conversations[state.selected]) select(state.selected);
         else closeSelected();
       }
-    }).catch(showError);
+    }).catch(showError).then(function () {
+      var queued = pendingEvents || [];
+      pendingEvents = null;
+      queued.forEach(onEvent);
+    });
   }
 
   /* ---- controls ---- */

@@ -1,7 +1,7 @@
 """handoff events and presence heartbeat
 
 Revision ID: 0005
-Revises: 0006, 0002
+Revises: 0006
 Create Date: 2026-11-27 21:22:50.814077
 """
 
@@ -12,7 +12,7 @@ import models.base
 
 
 revision = '0005'
-down_revision = ('0006', '0002')
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
