@@ -13,20 +13,6 @@
   var $ = function (id) { return document.getElementById(id); };
   var ASSIGNING = ["assigned", "taken", "transferred", "reassigned", "taken_over", "linked"];
 
-  function api(method, path, body) {
-    var options = { method: method, headers: {} };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    return fetch(path, options).then(function (response) {
-      if (response.status === 401) { window.location.href = "/login"; throw new Error("401"); }
-      return response.json().then(function (data) {
-        if (!response.ok) throw new Error(data.error || response.statusText);
-        return data;
-      });
-    });
-  }
 
   function showError(error) { $("action-error").textContent = error.message; }
   function isManager() { return state.me.role !== "attendant"; }
