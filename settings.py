@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
 CLINIC_TIMEZONE = "America/Sao_Paulo"
+# Each channel connector reads its own variables (bot/channels/<name>.py) from these.
+CHANNEL_ENV_PREFIXES = (
+    "WHATSAPP_",
+    "MESSENGER_",
+    "INSTAGRAM_",
+    "META_",
+    "TWILIO_",
+    "TELEGRAM_",
+    "SMTP_",
+    "IMAP_",
+    "EMAIL_",
+)
 
 
 def _secret_from_file(name: str) -> str:
@@ -44,6 +57,7 @@ class Settings:
     action_server_url: str = "http://127.0.0.1:5055/webhook"
     rasa_tracker_db: str = str(VAR / "rasa" / "tracker.db")
     attendant_capacity: int = 5
+    channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -61,6 +75,7 @@ class Settings:
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             rasa_tracker_db=env.get("RASA_TRACKER_DB", str(VAR / "rasa" / "tracker.db")),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
+            channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
     def child_env(self) -> dict[str, str]:
@@ -85,4 +100,5 @@ class Settings:
             # Rasa's SQL tracker store would otherwise open a 50+100 connection pool.
             "SQL_POOL_SIZE": "5",
             "SQL_MAX_OVERFLOW": "5",
+            **self.channel_env,
         }

@@ -18,6 +18,7 @@ from handoff.actions import distribute
 from handoff.bot_api import BotApi
 from handoff.context import Context
 from handoff.events import HttpEventBus
+from handoff.retries import retry_due_deliveries
 from models.db import Database
 from settings import Settings
 
@@ -34,6 +35,7 @@ class PeriodicJob:
 JOBS = [
     # Assign queued conversations no event picked up (e.g. a process died mid-handoff).
     PeriodicJob("queue distribution", 5.0, distribute),
+    PeriodicJob("delivery retries", 5.0, retry_due_deliveries),
 ]
 
 
