@@ -262,10 +262,21 @@ class ChannelInput(InputChannel):
         return recorded
 
     def later(self, work: Awaitable[Any]) -> None:
-        """Run after the webhook answered; the task is kept so it is not collected mid-way."""
+        """Run after the webhook answered; the task is kept so it is not collected mid-way.
+        A failed routing leaves its message unprocessed, for the replay after a restart."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s: background work failed: %s", self.name(), type(error).__name__)
+
+    async def drain(self) -> None:
+        """Wait for the work webhooks left running in the background."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def route_later(self, message_id: int, on_new_message: OnNewMessage) -> None:
         self.later(self.route(message_id, on_new_message))
@@ -438,6 +449,20 @@ class ChannelSender(OutputChannel):
         await request_handoff(
             ctx, conversation.id, reason=str(handoff.get("reason", "pedido")), priority=priority
         )
+
+
+class ProviderSender(ChannelSender):
+    """The Sender of a provider channel, built from the channel's configuration."""
+
+    CHANNEL: ClassVar[str]
+
+    def __init__(self, config: Any, ctx_factory: Callable[[], Context] = bot_context) -> None:
+        super().__init__(ctx_factory)
+        self.config = config
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.CHANNEL
 
 
 class WebhookInput(ChannelInput):

@@ -41,10 +41,10 @@ from sanic.request import Request
 
 from bot.channels.base import (
     BadPayload,
-    ChannelSender,
     Event,
     Ignored,
     OnNewMessage,
+    ProviderSender,
     StatusUpdate,
     WebhookInput,
     numbered_options,
@@ -223,6 +223,7 @@ def _mail(raw: bytes) -> list[Event]:
         message_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     subject = str(mail.get("Subject", "")).strip()
     references = [*_ids(mail.get("References")), *_ids(mail.get("In-Reply-To")), message_id]
+    attachments = _attachments(mail)
     date = mail["Date"].datetime if mail["Date"] is not None else None
     if date is not None and date.tzinfo is None:
         date = date.replace(tzinfo=timezone.utc)
@@ -236,8 +237,9 @@ def _mail(raw: bytes) -> list[Event]:
             channel=CHANNEL,
             external_user_id=sender,
             provider_message_id=message_id,
-            text=visible_text(_body(mail)) or subject,
-            attachments=_attachments(mail),
+            # A mail with only a subject says it there; with files, the files are the point.
+            text=visible_text(_body(mail)) or ("" if attachments else subject),
+            attachments=attachments,
             sent_at=date,
             display_name=name or None,
             email=sender,
@@ -308,14 +310,9 @@ def _smtp_failure(exc: Exception) -> DeliveryFailed:
     return DeliveryFailed(f"email: {type(exc).__name__}", retryable=True)
 
 
-class EmailSender(ChannelSender):
-    def __init__(self, config: EmailConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
+class EmailSender(ProviderSender):
+    CHANNEL = CHANNEL
+    config: EmailConfig
 
     async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
         mail = compose(message, identity, self.config.email_from)

@@ -17,9 +17,9 @@ from sanic.request import Request
 
 from bot.channels.base import (
     BadPayload,
-    ChannelSender,
     Event,
     Ignored,
+    ProviderSender,
     StatusUpdate,
     Unsent,
     Watermark,
@@ -265,26 +265,18 @@ class MessagingInput(MetaInput):
         return parse_messaging(payload, cls.CHANNEL)
 
 
-class SendApiSender(ChannelSender):
+class SendApiSender(ProviderSender):
     """The Messenger Platform's Send API, for Messenger and Instagram Direct: text parts within
     the channel's limit, buttons as quick replies on the last part, the messaging windows."""
 
-    CHANNEL: ClassVar[str]
     TEXT_LIMIT: ClassVar[int]
     QUICK_REPLIES: ClassVar[int] = 13
     QUICK_REPLY_TITLE: ClassVar[int] = 20
-
-    def __init__(self, config: MessagingConfig) -> None:
-        super().__init__()
-        self.app = config.app
-
-    @classmethod
-    def name(cls) -> str:
-        return cls.CHANNEL
+    config: MessagingConfig
 
     @property
     def url(self) -> str:
-        return f"{self.app.graph_url}/me/messages"
+        return f"{self.config.app.graph_url}/me/messages"
 
     def messaging_type(self, message: Message, identity: ChannelIdentity) -> dict[str, str]:
         """RESPONSE inside the 24 h window; a person's reply up to 7 days with the
@@ -320,7 +312,7 @@ class SendApiSender(ChannelSender):
                 ]
             reply = await graph_post(
                 self.url,
-                self.app.access_token,
+                self.config.app.access_token,
                 {"recipient": {"id": identity.external_id}, "message": body, **kind},
                 self.CHANNEL,
             )

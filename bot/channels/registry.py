@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.channels.base import ChannelSender, WebhookInput
+from bot.channels.base import ChannelSender, ProviderSender, WebhookInput, bot_context
 from bot.channels.email import EmailInput, EmailSender
 from bot.channels.instagram import InstagramInput, InstagramSender
 from bot.channels.messenger import MessengerInput, MessengerSender
@@ -21,7 +22,7 @@ from bot.channels.telegram import TelegramInput, TelegramSender
 from bot.channels.twilio import TwilioInput, TwilioSender
 from bot.channels.webchat import Sockets, WebchatSender
 from bot.channels.whatsapp import WhatsAppInput, WhatsAppSender
-from handoff.context import Sender
+from handoff.context import Context, Sender
 from models import ChannelIdentity, Message, utcnow
 from settings import VAR, Settings
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 OUTBOX = VAR / "outbox"
 
 # Each provider channel: its connector (which reads the configuration) and its Sender.
-PROVIDER_CHANNELS: list[tuple[type[WebhookInput], type[ChannelSender]]] = [
+PROVIDER_CHANNELS: list[tuple[type[WebhookInput], type[ProviderSender]]] = [
     (WhatsAppInput, WhatsAppSender),
     (TwilioInput, TwilioSender),
     (MessengerInput, MessengerSender),
@@ -44,8 +45,13 @@ class OutboxSender(ChannelSender):
     """A disabled channel's outbound: one JSON line per message in the outbox file, and a
     log line without the text."""
 
-    def __init__(self, channel: str, folder: Path = OUTBOX) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        channel: str,
+        folder: Path = OUTBOX,
+        ctx_factory: Callable[[], Context] = bot_context,
+    ) -> None:
+        super().__init__(ctx_factory)
         self.channel = channel
         self.path = folder / f"{channel}.jsonl"
 
@@ -71,9 +77,15 @@ class OutboxSender(ChannelSender):
             outbox.write(line + "\n")
 
 
-def build_senders(settings: Settings, *, in_bot_process: bool) -> dict[str, Sender]:
+def build_senders(
+    settings: Settings,
+    *,
+    in_bot_process: bool,
+    ctx_factory: Callable[[], Context] = bot_context,
+    outbox: Path = OUTBOX,
+) -> dict[str, Sender]:
     """In the Rasa process the widget's sockets are local; elsewhere webchat delivery goes
-    through the Rasa process."""
+    through the Rasa process. `ctx_factory` is the context bot replies are recorded in."""
     senders: dict[str, Any] = {
         "webchat": WebchatSender(
             Sockets() if in_bot_process else None, settings.bot_url, settings.internal_token
@@ -82,14 +94,14 @@ def build_senders(settings: Settings, *, in_bot_process: bool) -> dict[str, Send
     for connector, sender in PROVIDER_CHANNELS:
         config = connector.load_config(settings)
         if config.missing:
-            outbox = OutboxSender(connector.name())
+            disabled = OutboxSender(connector.name(), outbox, ctx_factory)
             log.info(
                 "%s disabled (%s not set): outbound goes to %s",
                 connector.name(),
                 ", ".join(config.missing),
-                outbox.path,
+                disabled.path,
             )
-            senders[connector.name()] = outbox
+            senders[connector.name()] = disabled
         else:
-            senders[connector.name()] = sender(config)
+            senders[connector.name()] = sender(config, ctx_factory)
     return senders

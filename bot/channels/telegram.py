@@ -23,11 +23,11 @@ from telegram import Update
 
 from bot.channels.base import (
     BadPayload,
-    ChannelSender,
     Edit,
     Event,
     Ignored,
     OnNewMessage,
+    ProviderSender,
     WebhookInput,
     call_provider,
     split_text,
@@ -186,14 +186,9 @@ def _keyboard(buttons: list[dict[str, str]]) -> list[list[dict[str, str]]]:
     return rows
 
 
-class TelegramSender(ChannelSender):
-    def __init__(self, config: TelegramConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
+class TelegramSender(ProviderSender):
+    CHANNEL = CHANNEL
+    config: TelegramConfig
 
     async def call(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         reply = await call_provider(self.config.method_url(method), json_body=body)

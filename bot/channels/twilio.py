@@ -25,9 +25,9 @@ from twilio.request_validator import RequestValidator
 
 from bot.channels.base import (
     BadPayload,
-    ChannelSender,
     Event,
     Ignored,
+    ProviderSender,
     StatusUpdate,
     WebhookInput,
     call_provider,
@@ -142,14 +142,9 @@ def parse(form: dict[str, str]) -> list[Event]:
     ]
 
 
-class TwilioSender(ChannelSender):
-    def __init__(self, config: TwilioConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
+class TwilioSender(ProviderSender):
+    CHANNEL = CHANNEL
+    config: TwilioConfig
 
     @property
     def url(self) -> str:

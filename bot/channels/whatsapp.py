@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.channels.base import (
-    ChannelSender,
     Event,
     Ignored,
+    ProviderSender,
     StatusUpdate,
     from_epoch,
     numbered_options,
@@ -164,7 +164,7 @@ def _message(m: dict[str, Any], contacts: list[dict[str, Any]]) -> list[Event]:
             attachments=attachments,
             sent_at=from_epoch(m.get("timestamp")),
             display_name=(contact.get("profile") or {}).get("name"),
-            phone=normalize_phone(ids["wa_id"]) if "wa_id" in ids else None,
+            phone=normalize_phone(f"+{ids['wa_id']}") if "wa_id" in ids else None,
             aliases=ids,
         )
     ]
@@ -248,14 +248,9 @@ def message_bodies(text: str, buttons: list[dict[str, str]]) -> list[dict[str, A
     return bodies
 
 
-class WhatsAppSender(ChannelSender):
-    def __init__(self, config: WhatsAppConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
+class WhatsAppSender(ProviderSender):
+    CHANNEL = CHANNEL
+    config: WhatsAppConfig
 
     @property
     def url(self) -> str:
