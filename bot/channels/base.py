@@ -278,17 +278,28 @@ class ChannelInput(InputChannel):
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def route_later(self, message_id: int, on_new_message: OnNewMessage) -> None:
-        self.later(self.route(message_id, on_new_message))
+    def route_later(
+        self, message_id: int, on_new_message: OnNewMessage, patient_id: int | None = None
+    ) -> None:
+        """Route in the background. With the patient known, the routing task takes the
+        patient's lock before it first waits, so one patient's messages reach the bot in the
+        order they were recorded."""
+        self.later(self.route(message_id, on_new_message, patient_id))
 
-    async def route(self, message_id: int, on_new_message: OnNewMessage) -> None:
+    async def route(
+        self, message_id: int, on_new_message: OnNewMessage, patient_id: int | None = None
+    ) -> None:
         """Hand a recorded message to Rasa if the bot owns its conversation, once."""
-        async with self.ctx.db.session() as session:
-            message = await session.get(Message, message_id)
-            conversation = await session.get(Conversation, message.conversation_id)
-        if message.processed_at is not None:
-            return
-        async with self._patient_locks[message.patient_id]:
+        if patient_id is None:
+            async with self.ctx.db.session() as session:
+                patient_id = (await session.get(Message, message_id)).patient_id
+        async with self._patient_locks[patient_id]:
+            # Read under the lock: the previous message may have handed the conversation off.
+            async with self.ctx.db.session() as session:
+                message = await session.get(Message, message_id)
+                conversation = await session.get(Conversation, message.conversation_id)
+            if message.processed_at is not None:
+                return
             if conversation.owner == Owner.BOT and _unreadable(message):
                 await self._offer_person(conversation.id)
             elif conversation.owner == Owner.BOT:
@@ -347,7 +358,7 @@ class ChannelInput(InputChannel):
     async def _on_inbound(self, inbound: Inbound, on_new_message: OnNewMessage) -> None:
         recorded = await self.record(inbound)
         if recorded is not None and not inbound.automatic:
-            self.route_later(recorded.message.id, on_new_message)
+            self.route_later(recorded.message.id, on_new_message, recorded.message.patient_id)
 
     async def _on_status(self, update: StatusUpdate, _on_new_message: OnNewMessage) -> None:
         async with self.ctx.db.session() as session:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from bot.channels.base import WebhookInput
 from bot.channels.registry import build_senders
 from handoff.context import Context
-from models import Message
+from models import ChannelIdentity, Message
 from models.db import Database
 from settings import Settings
 from tests.channels.fake_provider import FakeProvider
@@ -30,15 +31,17 @@ from tests.fakes import RecordingBotApi, RecordingBus
 
 class FakeRasa:
     """Stands in for Rasa's `on_new_message`: records what reached the bot and answers
-    "eco: <text>" through the message's output channel, as Rasa's bot replies do."""
+    "eco: <text>" (with `buttons`, if set) through the message's output channel, as Rasa's
+    bot replies do."""
 
     def __init__(self) -> None:
         self.received: list[UserMessage] = []
+        self.buttons: list[dict[str, str]] = []
 
     async def __call__(self, message: UserMessage) -> None:
         self.received.append(message)
         await message.output_channel.send_response(
-            message.sender_id, {"text": f"eco: {message.text}"}
+            message.sender_id, {"text": f"eco: {message.text}", "buttons": self.buttons}
         )
 
     @property
@@ -60,6 +63,12 @@ class Served:
     async def settle(self) -> None:
         """Wait for the routing the webhook left running in the background."""
         await self.connector.drain()
+
+    async def age_window(self, *, hours: float) -> None:
+        """Make every identity's last message `hours` older (messaging windows)."""
+        async with self.ctx.db.session() as session:
+            for identity in (await session.execute(select(ChannelIdentity))).scalars():
+                identity.last_inbound_at -= timedelta(hours=hours)
 
     async def messages(self) -> list[Message]:
         async with self.ctx.db.session() as session:

@@ -4,11 +4,10 @@ import asyncio
 import copy
 import json
 import uuid
-from datetime import timedelta
 
 import aiohttp
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bot.channels.base import HANDOFF_PAYLOAD
 from bot.channels.whatsapp import WhatsAppInput
@@ -256,7 +255,7 @@ async def test_outside_the_24h_window_a_free_text_fails_clearly(whatsapp, provid
     await whatsapp.deliver(text_from("5511987650009"))
     await whatsapp.settle()
     conversation_id = (await whatsapp.messages())[0].conversation_id
-    await _age_window(whatsapp.ctx, hours=25)
+    await whatsapp.age_window(hours=25)
 
     message = await send(
         whatsapp.ctx, conversation_id, text="Bom dia!", author_kind=AuthorKind.ATTENDANT
@@ -272,7 +271,7 @@ async def test_outside_the_24h_window_a_free_text_fails_clearly(whatsapp, provid
 async def test_outside_the_24h_window_the_messages_template_is_sent(whatsapp, provider):
     await whatsapp.deliver(text_from("5511987650010"))
     await whatsapp.settle()
-    await _age_window(whatsapp.ctx, hours=30)
+    await whatsapp.age_window(hours=30)
     sender = whatsapp.ctx.senders["whatsapp"]
     async with whatsapp.ctx.db.session() as session:
         message = await session.get(Message, (await whatsapp.messages())[-1].id)
@@ -301,13 +300,3 @@ async def test_outside_the_24h_window_the_messages_template_is_sent(whatsapp, pr
             "parameters": [{"type": "payload", "payload": '/confirmar{"id": 7}'}],
         },
     ]
-
-
-async def _age_window(ctx, *, hours: int) -> None:
-    async with ctx.db.session() as session:
-        identity = (await session.execute(select(ChannelIdentity))).scalars().one()
-        await session.execute(
-            update(ChannelIdentity)
-            .where(ChannelIdentity.id == identity.id)
-            .values(last_inbound_at=identity.last_inbound_at - timedelta(hours=hours))
-        )
