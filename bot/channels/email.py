@@ -64,6 +64,7 @@ CHANNEL = "email"
 SMTP_TIMEOUT = 30
 THREAD_REFERENCES = 10  # how many ancestors a reply's References header carries
 _MESSAGE_IDS = re.compile(r"<([^<>\s]+)>")
+FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 @dataclass(frozen=True)
@@ -404,7 +405,7 @@ class EmailInput(WebhookInput):
 
     def decode(self, request: Request) -> list[Event]:
         raw = request.body
-        if (request.content_type or "").startswith("multipart/form-data"):
+        if (request.content_type or "").startswith(FORMS):
             raw = (request.form.get("email") or "").encode()  # SendGrid's raw mode
         if not raw.strip():
             raise BadPayload("expected a raw MIME mail")

@@ -115,7 +115,7 @@ async def channel_ctx(
 
 @pytest.fixture
 async def serve(
-    channel_ctx: Context, provider: FakeProvider
+    channel_ctx: Context, provider: FakeProvider, smtp_server: SmtpServer, imap_server: ImapServer
 ) -> AsyncIterator[Callable[[type[WebhookInput]], Awaitable[Served]]]:
     Sanic.test_mode = True  # lets several apps start in one process
     started: list[Any] = []
@@ -136,6 +136,8 @@ async def serve(
         return Served(f"http://127.0.0.1:{port}", connector, rasa, channel_ctx, server)
 
     provider.reset()
+    smtp_server.received.clear()
+    imap_server.mails.clear()
     yield start
     for server in started:
         await server.before_stop()

@@ -20,12 +20,23 @@ from tests.clinic import free_port
 
 
 class SmtpServer:
-    """Every mail the clinic sends, parsed, in `received`."""
+    """Every mail the clinic sends, parsed, in `received`. Recipients `naoexiste@…` are
+    refused for good (550) and `caixacheia@…` for now (452)."""
 
     def __init__(self) -> None:
         self.received: list[EmailMessage] = []
         self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_RCPT(
+        self, _server: Any, _session: Any, envelope: Any, address: str, _options: list
+    ) -> str:
+        if address.startswith("naoexiste@"):
+            return "550 5.1.1 The email account that you tried to reach does not exist"
+        if address.startswith("caixacheia@"):
+            return "452 4.2.2 Mailbox full, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         self.received.append(email.message_from_bytes(envelope.content, policy=policy.default))
