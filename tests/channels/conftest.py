@@ -4,6 +4,7 @@ Sanic server on a free port, the real Senders pointed at the fake provider, the 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,8 +38,10 @@ class FakeRasa:
     def __init__(self) -> None:
         self.received: list[UserMessage] = []
         self.buttons: list[dict[str, str]] = []
+        self.delay = 0.0  # seconds the bot "thinks" before it has understood the message
 
     async def __call__(self, message: UserMessage) -> None:
+        await asyncio.sleep(self.delay)
         self.received.append(message)
         await message.output_channel.send_response(
             message.sender_id, {"text": f"eco: {message.text}", "buttons": self.buttons}

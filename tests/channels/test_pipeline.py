@@ -1,0 +1,172 @@
+"""What every connector shares (bot/channels/base.py), shown through real webhooks: fast
+acknowledgement, replay after a crash, the handoff gate, typed options, disabled channels."""
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.channels.base import numbered_options, split_text, typed_option
+from bot.channels.registry import PROVIDER_CHANNELS, OutboxSender, build_senders
+from bot.channels.telegram import TelegramInput
+from bot.channels.whatsapp import WhatsAppInput
+from handoff.history import Inbound, record_inbound
+from models import Conversation, Direction, Message, Owner
+from settings import Settings
+from tests.channels.webhooks import ROOT, deliver, load_json
+from tests.channels.whatsapp.test_webhook import text_from
+
+OPTIONS = [
+    {"title": "Confirmar", "payload": "/confirmar"},
+    {"title": "Remarcar", "payload": "/remarcar"},
+]
+
+
+@pytest.mark.parametrize(
+    ("typed", "payload"),
+    [("1", "/confirmar"), (" 2. ", "/remarcar"), ("2)", "/remarcar"), ("remarcar", "/remarcar")],
+)
+def test_a_typed_number_or_title_selects_the_option_offered(typed, payload):
+    assert typed_option(typed, OPTIONS) == payload
+
+
+@pytest.mark.parametrize("typed", ["3", "0", "12 de março", "quero remarcar", ""])
+def test_anything_else_typed_is_just_text(typed):
+    assert typed_option(typed, OPTIONS) is None
+
+
+def test_options_as_text_are_numbered_in_order():
+    assert numbered_options("Sua consulta é amanhã.", OPTIONS) == (
+        "Sua consulta é amanhã.\n\n1. Confirmar\n2. Remarcar\n\nResponda com o número da opção."
+    )
+    assert numbered_options("Sem opções", []) == "Sem opções"
+
+
+def test_long_texts_are_split_at_paragraphs_then_words_within_the_limit():
+    text = "Primeiro parágrafo.\n\n" + "palavra " * 30
+
+    parts = split_text(text, 60)
+
+    assert parts[0] == "Primeiro parágrafo."
+    assert all(len(part) <= 60 for part in parts)
+    assert " ".join(parts).split() == text.split()
+    assert split_text("x" * 130, 60) == ["x" * 60, "x" * 60, "x" * 10]
+    assert split_text("curto", 60) == ["curto"]
+
+
+async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(serve):
+    whatsapp = await serve(WhatsAppInput)
+    whatsapp.rasa.delay = 3
+
+    started = time.monotonic()
+    status, _ = await whatsapp.deliver(text_from("5511987650201"))
+    elapsed = time.monotonic() - started
+
+    assert status == 200
+    assert elapsed < 1
+    assert len(await whatsapp.messages()) == 1  # recorded before the acknowledgement
+    assert whatsapp.rasa.received == []
+    await whatsapp.settle()
+    assert len(whatsapp.rasa.received) == 1
+
+
+async def test_a_message_recorded_but_never_routed_is_answered_after_a_restart(
+    serve, channel_ctx, provider
+):
+    inbound = Inbound(
+        channel="whatsapp",
+        external_user_id="5511987650202",
+        provider_message_id="wamid.recorded-before-crash",
+        text="oi",
+        phone="+5511987650202",
+        aliases={"wa_id": "5511987650202"},
+    )
+    async with channel_ctx.db.session() as session:
+        await record_inbound(session, inbound)
+
+    whatsapp = await serve(WhatsAppInput)  # after_server_start replays it
+    await whatsapp.settle()
+
+    assert whatsapp.rasa.texts == ["oi"]
+    await provider.wait_for(lambda r: r.recipient == "5511987650202")
+    assert (await whatsapp.messages())[0].processed_at is not None
+
+
+async def test_while_a_person_owns_the_conversation_nothing_reaches_the_bot(serve, provider):
+    whatsapp = await serve(WhatsAppInput)
+    await whatsapp.deliver(text_from("5511987650203", "oi"))
+    await whatsapp.settle()
+    async with whatsapp.ctx.db.session() as session:
+        await session.execute(update(Conversation).values(owner=Owner.ATTENDANT))
+
+    await whatsapp.deliver(text_from("5511987650203", "/restart"))
+    photo = load_json("whatsapp", "image")
+    photo["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = "5511987650203"
+    photo["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "5511987650203"
+    await whatsapp.deliver(photo)
+    await whatsapp.settle()
+
+    assert whatsapp.rasa.texts == ["oi"]
+    assert len(provider.sent_to("5511987650203")) == 1  # no "can't read files" either
+    inbound = [m for m in await whatsapp.messages() if m.direction == Direction.INBOUND]
+    assert all(m.processed_at is not None for m in inbound)
+    assert whatsapp.ctx.bus.of_type("message")[-1]["message"]["attachments"][0]["type"] == "image"
+
+
+async def test_leading_slashes_never_reach_the_bot_as_intents(serve):
+    telegram = await serve(TelegramInput)
+
+    await telegram.deliver(load_json("telegram", "text"))  # "/start"
+    await telegram.settle()
+
+    assert telegram.rasa.texts == ["start"]
+
+
+async def test_a_disabled_channel_refuses_its_webhook_and_writes_outbound_to_the_outbox(
+    channel_ctx, tmp_path: Path
+):
+    settings = Settings.from_env({"INTERNAL_TOKEN": "t", "SESSION_SECRET": "s", "RASA_TOKEN": "r"})
+    senders = build_senders(settings, in_bot_process=False, outbox=tmp_path)
+    assert all(isinstance(senders[c.name()], OutboxSender) for c, _ in PROVIDER_CHANNELS)
+
+    inbound = Inbound(
+        channel="telegram", external_user_id="42", provider_message_id="42:1", text="oi"
+    )
+    async with channel_ctx.db.session() as session:
+        recorded = await record_inbound(session, inbound)
+    message = Message(text="Olá! Como posso ajudar?", author_kind="bot", buttons=OPTIONS)
+    provider_id = await senders["telegram"].deliver(message, recorded.identity)
+
+    assert provider_id.startswith("outbox-")
+    [line] = (tmp_path / "telegram.jsonl").read_text().splitlines()
+    assert json.loads(line) | {"at": None} == {
+        "at": None,
+        "message_id": None,
+        "to": "42",
+        "author_kind": "bot",
+        "text": "Olá! Como posso ajudar?",
+        "buttons": OPTIONS,
+    }
+
+
+async def test_a_disabled_channels_webhook_answers_403(serve, channel_ctx):
+    telegram = await serve(TelegramInput)
+    telegram.ctx.settings.channel_env.pop("TELEGRAM_BOT_TOKEN")
+
+    status, body = await deliver(telegram.url, "telegram", load_json("telegram", "text"))
+
+    assert (status, json.loads(body)) == (403, {"error": "the telegram channel is not configured"})
+    async with channel_ctx.db.session() as session:
+        assert (await session.execute(select(Message))).first() is None
+
+
+def test_every_connector_is_mounted_by_rasa_from_credentials_yml():
+    credentials = (ROOT.parent.parent / "credentials.yml").read_text()
+
+    mounted = set(re.findall(r"^bot\.channels\.(\w+)\.(\w+): \{\}$", credentials, re.M))
+
+    expected = {(c.__module__.rsplit(".", 1)[1], c.__name__) for c, _ in PROVIDER_CHANNELS}
+    assert expected | {("webchat", "WebchatInput")} == mounted
