@@ -16,8 +16,7 @@ from bot.channels.whatsapp import WhatsAppInput
 from handoff.history import Inbound, record_inbound
 from models import Conversation, Direction, Message, Owner
 from settings import Settings
-from tests.channels.webhooks import ROOT, deliver, load_json
-from tests.channels.whatsapp.test_webhook import text_from
+from tests.channels.webhooks import ROOT, deliver, load_json, text_message
 
 OPTIONS = [
     {"title": "Confirmar", "payload": "/confirmar"},
@@ -62,7 +61,7 @@ async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(serve
     whatsapp.rasa.delay = 3
 
     started = time.monotonic()
-    status, _ = await whatsapp.deliver(text_from("5511987650201"))
+    status, _ = await whatsapp.deliver(text_message("whatsapp", "5511987650201"))
     elapsed = time.monotonic() - started
 
     assert status == 200
@@ -97,12 +96,12 @@ async def test_a_message_recorded_but_never_routed_is_answered_after_a_restart(
 
 async def test_while_a_person_owns_the_conversation_nothing_reaches_the_bot(serve, provider):
     whatsapp = await serve(WhatsAppInput)
-    await whatsapp.deliver(text_from("5511987650203", "oi"))
+    await whatsapp.deliver(text_message("whatsapp", "5511987650203", "oi"))
     await whatsapp.settle()
     async with whatsapp.ctx.db.session() as session:
         await session.execute(update(Conversation).values(owner=Owner.ATTENDANT))
 
-    await whatsapp.deliver(text_from("5511987650203", "/restart"))
+    await whatsapp.deliver(text_message("whatsapp", "5511987650203", "/restart"))
     photo = load_json("whatsapp", "image")
     photo["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = "5511987650203"
     photo["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "5511987650203"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -75,6 +77,44 @@ def load_form(event: str) -> dict[str, str]:
 
 def load_mail(event: str) -> bytes:
     return fixture_path("email", event).read_bytes()
+
+
+_fresh = itertools.count(int(time.time()) % 1_000_000 * 1000)
+
+
+def text_message(channel: str, sender: str, text: str = "oi", message_id: str = "") -> Any:
+    """The channel's recorded text message, from `sender`, saying `text`, with a fresh id
+    (or `message_id`): what the provider sends when a patient writes."""
+    n = next(_fresh)
+    if channel == "whatsapp":
+        payload = load_json(channel, "text")
+        value = payload["entry"][0]["changes"][0]["value"]
+        value["contacts"][0]["wa_id"] = sender
+        value["messages"][0].update({"from": sender, "id": message_id or f"wamid.T{n}"})
+        value["messages"][0]["text"]["body"] = text
+        return payload
+    if channel in ("messenger", "instagram"):
+        payload = load_json(channel, "text")
+        item = payload["entry"][0]["messaging"][0]
+        item["sender"]["id"] = sender
+        item["message"] = {"mid": message_id or f"m_T{n}", "text": text}
+        return payload
+    if channel == "twilio":
+        form = load_form("whatsapp_text" if sender.startswith("whatsapp:") else "sms_text")
+        return {**form, "From": sender, "Body": text, "MessageSid": message_id or f"SMT{n}"}
+    if channel == "telegram":
+        payload = load_json(channel, "text")
+        payload["update_id"] = int(message_id or n)
+        message = payload["message"]
+        message["chat"]["id"] = message["from"]["id"] = int(sender)
+        message.update(message_id=payload["update_id"], text=text)
+        return payload
+    assert channel == "email"
+    headers, _, _body = load_mail("plain").decode().partition("\r\n\r\n")
+    headers = headers.replace("Maria Silva <Maria.Silva@Gmail.com>", f"Paciente <{sender}>")
+    headers = headers.replace("CAFx5g2M9+Jt3kQ@mail.gmail.com", message_id or f"T{n}@mail.test")
+    headers = headers.replace("quoted-printable", "8bit")
+    return f"{headers}\r\n\r\n{text}\r\n".encode()
 
 
 def webhook_path(channel: str) -> str:

@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import uuid
 
 import aiohttp
 import pytest
@@ -10,19 +9,7 @@ import pytest
 from bot.channels.email import EmailInput
 from handoff.outbound import send
 from models import AuthorKind, DeliveryStatus, Direction
-from tests.channels.webhooks import SECRETS, load_mail, post, signed
-
-
-def mail_from(address: str, text: str = "oi", message_id: str | None = None) -> bytes:
-    """The recorded plain mail, from another address, with another text and Message-ID."""
-    raw = load_mail("plain").decode()
-    headers, _, _body = raw.partition("\r\n\r\n")
-    headers = headers.replace("Maria Silva <Maria.Silva@Gmail.com>", f"Paciente <{address}>")
-    headers = headers.replace(
-        "<CAFx5g2M9+Jt3kQ@mail.gmail.com>", f"<{message_id or uuid.uuid4().hex}@mail.test>"
-    )
-    headers = headers.replace("quoted-printable", "8bit")
-    return f"{headers}\r\n\r\n{text}\r\n".encode()
+from tests.channels.webhooks import SECRETS, load_mail, post, signed, text_message
 
 
 @pytest.fixture
@@ -31,7 +18,7 @@ async def email(serve):
 
 
 async def test_a_mail_is_answered_once_by_smtp_in_the_patients_thread(email, smtp_server):
-    raw = mail_from("ana.souza@example.com", "Qual o horário?", message_id="first-ana")
+    raw = text_message("email", "ana.souza@example.com", "Qual o horário?", "first-ana@mail.test")
 
     results = await asyncio.gather(email.deliver(raw), email.deliver(raw))
     await email.settle()
@@ -53,7 +40,7 @@ async def test_a_mail_is_answered_once_by_smtp_in_the_patients_thread(email, smt
 async def test_the_inbound_secret_may_come_as_basic_auth_and_the_mail_as_a_form(
     email, smtp_server, how
 ):
-    raw = mail_from(f"{how}@example.com")
+    raw = text_message("email", f"{how}@example.com")
     credentials = base64.b64encode(f"inbound:{SECRETS['EMAIL_INBOUND_SECRET']}".encode())
     headers = {"Authorization": f"Basic {credentials.decode()}"}
     async with aiohttp.ClientSession() as http:
@@ -75,7 +62,7 @@ async def test_the_inbound_secret_may_come_as_basic_auth_and_the_mail_as_a_form(
     "authorization", [None, "Bearer wrong", "Basic " + base64.b64encode(b"x:wrong").decode()]
 )
 async def test_a_missing_or_wrong_secret_is_refused(email, authorization):
-    body, headers = signed("email", mail_from("intruso@example.com"))
+    body, headers = signed("email", text_message("email", "intruso@example.com"))
     del headers["Authorization"]
     if authorization:
         headers["Authorization"] = authorization
@@ -115,14 +102,14 @@ async def test_options_are_numbered_and_a_reply_with_the_number_picks_one(email,
 
 
 async def test_a_bounce_fails_the_mail_that_bounced(email):
-    await email.deliver(mail_from("naoexiste@gmail.com"))
+    await email.deliver(text_message("email", "naoexiste@gmail.com"))
     await email.settle()
     # The server refused the address: the reply failed at once and for good.
     reply = (await email.messages())[-1]
     assert reply.delivery_status == DeliveryStatus.FAILED
     assert reply.error.startswith("email: recipient refused")
 
-    await email.deliver(mail_from("outro@example.com"))
+    await email.deliver(text_message("email", "outro@example.com"))
     await email.settle()
     sent = (await email.messages())[-1]
     bounce = load_mail("bounce").replace(
@@ -140,7 +127,7 @@ async def test_a_bounce_fails_the_mail_that_bounced(email):
 
 
 async def test_a_full_mailbox_is_retried_later(email):
-    await email.deliver(mail_from("caixacheia@example.com"))
+    await email.deliver(text_message("email", "caixacheia@example.com"))
     await email.settle()
 
     reply = next(m for m in await email.messages() if m.direction == Direction.OUTBOUND)
@@ -152,7 +139,7 @@ async def test_a_full_mailbox_is_retried_later(email):
 async def test_an_unreachable_smtp_server_is_retried_later(email):
     sender = email.ctx.senders["email"]
     sender.config = type(sender.config)(**{**vars(sender.config), "smtp_url": "smtp://127.0.0.1:9"})
-    await email.deliver(mail_from("semservidor@example.com"))
+    await email.deliver(text_message("email", "semservidor@example.com"))
     await email.settle()
 
     reply = next(m for m in await email.messages() if m.direction == Direction.OUTBOUND)
@@ -163,7 +150,7 @@ async def test_an_unreachable_smtp_server_is_retried_later(email):
 async def test_polling_imap_records_answers_and_marks_seen_each_mail_once(
     email, imap_server, smtp_server
 ):
-    imap_server.deliver(mail_from("imap.paciente@example.com", "Vocês atendem Unimed?"))
+    imap_server.deliver(text_message("email", "imap.paciente@example.com", "Vocês atendem Unimed?"))
     imap_server.deliver(load_mail("auto_reply"))
 
     assert await email.connector.poll(email.rasa) == 2
@@ -176,7 +163,7 @@ async def test_polling_imap_records_answers_and_marks_seen_each_mail_once(
 
 
 async def test_an_attendants_mail_is_not_marked_automatic(email, smtp_server):
-    await email.deliver(mail_from("humano@example.com"))
+    await email.deliver(text_message("email", "humano@example.com"))
     await email.settle()
     conversation_id = (await email.messages())[0].conversation_id
 

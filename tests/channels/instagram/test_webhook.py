@@ -2,22 +2,13 @@
 secret, a shorter text limit, unsent messages, read receipts by message id)."""
 
 import copy
-import uuid
 
 import pytest
 
 from bot.channels.instagram import InstagramInput
 from handoff.catalog import t
 from models import DeliveryStatus, Direction
-from tests.channels.webhooks import load_json, post, signed
-
-
-def text_from(igsid: str, text: str = "oi", mid: str | None = None) -> dict:
-    payload = copy.deepcopy(load_json("instagram", "text"))
-    item = payload["entry"][0]["messaging"][0]
-    item["sender"]["id"] = igsid
-    item["message"] = {"mid": mid or f"aWdf{uuid.uuid4().hex}", "text": text}
-    return payload
+from tests.channels.webhooks import load_json, post, signed, text_message
 
 
 def from_person(fixture: str, igsid: str, mid: str) -> dict:
@@ -34,7 +25,7 @@ async def instagram(serve):
 
 
 async def test_a_direct_message_is_answered_within_instagrams_limit(instagram, provider):
-    await instagram.deliver(text_from("7000000000000001", "palavra " * 200))
+    await instagram.deliver(text_message("instagram", "7000000000000001", "palavra " * 200))
     await instagram.settle()
 
     parts = await provider.wait_for(lambda r: r.recipient == "7000000000000001", count=2)
@@ -43,13 +34,15 @@ async def test_a_direct_message_is_answered_within_instagrams_limit(instagram, p
 
 
 async def test_a_body_signed_with_the_messenger_secret_is_refused(instagram):
-    body, headers = signed("messenger", text_from("7000000000000002"))
+    body, headers = signed("messenger", text_message("instagram", "7000000000000002"))
 
     assert (await post(instagram.url, "instagram", body, headers))[0] == 403
 
 
 async def test_an_unsent_message_disappears_from_the_history(instagram):
-    await instagram.deliver(text_from("7000000000000003", "meu CPF é 123", mid="aWdf-unsent-1"))
+    await instagram.deliver(
+        text_message("instagram", "7000000000000003", "meu CPF é 123", "aWdf-unsent-1")
+    )
     await instagram.settle()
 
     await instagram.deliver(from_person("unsent", "7000000000000003", "aWdf-unsent-1"))
@@ -60,7 +53,7 @@ async def test_an_unsent_message_disappears_from_the_history(instagram):
 
 
 async def test_a_read_receipt_marks_the_message_it_names(instagram):
-    await instagram.deliver(text_from("7000000000000004"))
+    await instagram.deliver(text_message("instagram", "7000000000000004"))
     await instagram.settle()
     reply = next(m for m in await instagram.messages() if m.direction == Direction.OUTBOUND)
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import copy
-import uuid
 
 import aiohttp
 import pytest
@@ -10,15 +9,7 @@ import pytest
 from bot.channels.messenger import MessengerInput
 from handoff.outbound import send
 from models import AuthorKind, DeliveryStatus, Direction
-from tests.channels.webhooks import SECRETS, load_json, post, signed
-
-
-def text_from(psid: str, text: str = "oi") -> dict:
-    payload = copy.deepcopy(load_json("messenger", "text"))
-    item = payload["entry"][0]["messaging"][0]
-    item["sender"]["id"] = psid
-    item["message"] = {"mid": f"m_{uuid.uuid4().hex}", "text": text}
-    return payload
+from tests.channels.webhooks import SECRETS, load_json, post, signed, text_message
 
 
 def read_by(psid: str, watermark_ms: int) -> dict:
@@ -47,7 +38,7 @@ async def test_the_verification_handshake_uses_messengers_own_token(messenger):
 
 
 async def test_a_message_is_answered_once_through_the_send_api(messenger, provider):
-    await messenger.deliver(text_from("9000000000000001", "olá"))
+    await messenger.deliver(text_message("messenger", "9000000000000001", "olá"))
     await messenger.settle()
 
     [reply] = await provider.wait_for(lambda r: r.recipient == "9000000000000001")
@@ -62,7 +53,7 @@ async def test_a_message_is_answered_once_through_the_send_api(messenger, provid
 
 
 async def test_a_redelivered_mid_is_answered_once(messenger, provider):
-    payload = text_from("9000000000000002")
+    payload = text_message("messenger", "9000000000000002")
 
     await asyncio.gather(messenger.deliver(payload), messenger.deliver(payload))
     await messenger.deliver(payload)
@@ -73,7 +64,7 @@ async def test_a_redelivered_mid_is_answered_once(messenger, provider):
 
 
 async def test_a_body_signed_for_instagram_is_refused(messenger):
-    body, headers = signed("instagram", text_from("9000000000000003"))
+    body, headers = signed("instagram", text_message("messenger", "9000000000000003"))
 
     assert (await post(messenger.url, "messenger", body, headers))[0] == 403
     assert await messenger.messages() == []
@@ -84,7 +75,7 @@ async def test_options_are_quick_replies(messenger, provider):
         {"title": "Agendar uma consulta agora", "payload": "/agendar"},
         {"title": "Falar com a equipe", "payload": "/falar_com_atendente"},
     ]
-    await messenger.deliver(text_from("9000000000000004"))
+    await messenger.deliver(text_message("messenger", "9000000000000004"))
     await messenger.settle()
 
     [reply] = await provider.wait_for(lambda r: r.recipient == "9000000000000004")
@@ -105,8 +96,8 @@ async def test_every_event_of_a_batch_is_processed_and_echoes_ignored(messenger,
 
 
 async def test_a_read_watermark_marks_every_earlier_reply_read(messenger):
-    await messenger.deliver(text_from("9000000000000005", "um"))
-    await messenger.deliver(text_from("9000000000000005", "dois"))
+    await messenger.deliver(text_message("messenger", "9000000000000005", "um"))
+    await messenger.deliver(text_message("messenger", "9000000000000005", "dois"))
     await messenger.settle()
     replies = [m for m in await messenger.messages() if m.direction == Direction.OUTBOUND]
     watermark = int(replies[0].created_at.timestamp() * 1000) + 1
@@ -119,7 +110,7 @@ async def test_a_read_watermark_marks_every_earlier_reply_read(messenger):
 
 
 async def test_after_24h_only_a_person_may_reply_with_the_human_agent_tag(messenger, provider):
-    await messenger.deliver(text_from("9000000000000006"))
+    await messenger.deliver(text_message("messenger", "9000000000000006"))
     await messenger.settle()
     conversation_id = (await messenger.messages())[0].conversation_id
     await messenger.age_window(hours=30)
@@ -138,7 +129,7 @@ async def test_after_24h_only_a_person_may_reply_with_the_human_agent_tag(messen
 
 
 async def test_after_7_days_not_even_a_person_can_reply(messenger):
-    await messenger.deliver(text_from("9000000000000007"))
+    await messenger.deliver(text_message("messenger", "9000000000000007"))
     await messenger.settle()
     conversation_id = (await messenger.messages())[0].conversation_id
     await messenger.age_window(hours=24 * 8)
@@ -152,7 +143,7 @@ async def test_after_7_days_not_even_a_person_can_reply(messenger):
 
 
 async def test_a_long_reply_is_split_within_messengers_limit(messenger, provider):
-    await messenger.deliver(text_from("9000000000000008", "texto " * 500))
+    await messenger.deliver(text_message("messenger", "9000000000000008", "texto " * 500))
     await messenger.settle()
 
     parts = await provider.wait_for(lambda r: r.recipient == "9000000000000008", count=2)

@@ -9,21 +9,18 @@ from sqlalchemy import select
 
 from bot.channels.telegram import TelegramInput
 from models import ChannelIdentity, DeliveryStatus, Direction, Message
-from tests.channels.webhooks import SECRETS, load_json, post, signature_headers, signed
+from tests.channels.webhooks import (
+    SECRETS,
+    load_json,
+    post,
+    signature_headers,
+    signed,
+    text_message,
+)
 from tests.factories import patient_message
 
 _update_ids = itertools.count(500_000)
 BOT_PATH = f"/telegram/bot{SECRETS['TELEGRAM_BOT_TOKEN']}"
-
-
-def text_from(chat_id: int, text: str = "oi", message_id: int | None = None) -> dict:
-    update = copy.deepcopy(load_json("telegram", "text"))
-    update["update_id"] = next(_update_ids)
-    message = update["message"]
-    message["chat"]["id"] = message["from"]["id"] = chat_id
-    message["message_id"] = message_id or update["update_id"]
-    message["text"] = text
-    return update
 
 
 def from_chat(fixture: str, chat_id: int, **changes) -> dict:
@@ -45,7 +42,7 @@ async def telegram(serve):
 
 
 async def test_a_message_is_answered_once_in_the_same_chat(telegram, provider):
-    update = text_from(3000001, "olá")
+    update = text_message("telegram", "3000001", "olá")
 
     await asyncio.gather(telegram.deliver(update), telegram.deliver(update))
     await telegram.deliver(update)
@@ -60,7 +57,7 @@ async def test_a_message_is_answered_once_in_the_same_chat(telegram, provider):
 
 @pytest.mark.parametrize("token", [None, "wrong-secret"])
 async def test_a_missing_or_wrong_secret_token_is_refused(telegram, token):
-    body, headers = signed("telegram", text_from(3000002))
+    body, headers = signed("telegram", text_message("telegram", "3000002"))
     del headers["X-Telegram-Bot-Api-Secret-Token"]
     if token:
         headers["X-Telegram-Bot-Api-Secret-Token"] = token
@@ -83,7 +80,7 @@ async def test_options_are_an_inline_keyboard_and_taps_reach_the_bot_as_payloads
         {"title": "Confirmar", "payload": "/confirmar_consulta"},
         {"title": "Cardiologia", "payload": long_payload},
     ]
-    await telegram.deliver(text_from(3000003))
+    await telegram.deliver(text_message("telegram", "3000003"))
     await telegram.settle()
 
     [offer] = await provider.wait_for(lambda r: r.recipient == "3000003")
@@ -109,7 +106,7 @@ async def test_options_are_an_inline_keyboard_and_taps_reach_the_bot_as_payloads
 
 
 async def test_an_edit_updates_the_stored_message_without_a_second_reply(telegram, provider):
-    await telegram.deliver(text_from(3000004, "quero marcar dia 10", message_id=77))
+    await telegram.deliver(text_message("telegram", "3000004", "quero marcar dia 10", "77"))
     await telegram.settle()
 
     edit = from_chat("edited_message", 3000004)
@@ -126,7 +123,7 @@ async def test_sharing_a_contact_joins_the_patient_known_by_that_phone(telegram)
     on_whatsapp = await patient_message(
         telegram.ctx.db, "oi", channel="whatsapp", user="5511987654321", phone="+5511987654321"
     )
-    await telegram.deliver(text_from(1111111, "oi, sou eu"))
+    await telegram.deliver(text_message("telegram", "1111111", "oi, sou eu"))
     await telegram.settle()
 
     await telegram.deliver(from_chat("contact", 1111111))
@@ -165,7 +162,7 @@ async def test_a_patient_who_blocked_the_bot_gets_a_failed_message_with_the_reas
         403,
         {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
     )
-    await telegram.deliver(text_from(3000005))
+    await telegram.deliver(text_message("telegram", "3000005"))
     await telegram.settle()
 
     reply = (await telegram.messages())[-1]

@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import uuid
 from urllib.parse import urlencode
 
 import pytest
@@ -11,26 +10,12 @@ from sqlalchemy import select
 from bot.channels.twilio import TWIML_EMPTY, TwilioInput
 from handoff.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message
-from tests.channels.webhooks import SECRETS, load_form, post, signature_headers
+from tests.channels.webhooks import SECRETS, load_form, post, signature_headers, text_message
 
 OPTIONS = [
     {"title": "Confirmar", "payload": "/confirmar_consulta"},
     {"title": "Remarcar", "payload": "/remarcar_consulta"},
 ]
-
-
-def sms_from(phone: str, text: str = "oi", sid: str | None = None) -> dict:
-    return {
-        **load_form("sms_text"),
-        "From": phone,
-        "Body": text,
-        "MessageSid": sid or f"SM{uuid.uuid4().hex}",
-    }
-
-
-def whatsapp_from(phone: str, text: str = "oi") -> dict:
-    return {**load_form("whatsapp_text"), "From": f"whatsapp:{phone}", "Body": text,
-            "MessageSid": f"SM{uuid.uuid4().hex}"}  # fmt: skip
 
 
 def status_of(sid: str, fixture: str) -> dict:
@@ -43,7 +28,7 @@ async def twilio(serve):
 
 
 async def test_an_sms_is_answered_once_by_sms_to_the_sender(twilio, provider):
-    status, body = await twilio.deliver(sms_from("+5511987650101", "olá"))
+    status, body = await twilio.deliver(text_message("twilio", "+5511987650101", "olá"))
     await twilio.settle()
 
     assert (status, body) == (200, TWIML_EMPTY)
@@ -63,7 +48,7 @@ async def test_an_sms_is_answered_once_by_sms_to_the_sender(twilio, provider):
 
 
 async def test_a_whatsapp_message_is_answered_on_whatsapp(twilio, provider):
-    await twilio.deliver(whatsapp_from("+5511987650102"))
+    await twilio.deliver(text_message("twilio", "whatsapp:+5511987650102"))
     await twilio.settle()
 
     [reply] = await provider.wait_for(lambda r: r.recipient == "whatsapp:+5511987650102")
@@ -71,7 +56,7 @@ async def test_a_whatsapp_message_is_answered_on_whatsapp(twilio, provider):
 
 
 async def test_the_signature_covers_the_public_url_not_the_address_the_request_came_to(twilio):
-    form = sms_from("+5511987650103")
+    form = text_message("twilio", "+5511987650103")
     body = urlencode(form).encode()
     local = signature_headers("twilio", body, form=form, public_base_url=twilio.url)
 
@@ -80,7 +65,7 @@ async def test_the_signature_covers_the_public_url_not_the_address_the_request_c
 
 
 async def test_a_request_changed_after_signing_is_refused(twilio):
-    form = sms_from("+5511987650104", "oi")
+    form = text_message("twilio", "+5511987650104", "oi")
     headers = signature_headers("twilio", b"", form=form)
     tampered = urlencode({**form, "Body": "/restart"}).encode()
 
@@ -92,7 +77,7 @@ async def test_a_missing_signature_is_refused(twilio):
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
 
     status, _ = await post(
-        twilio.url, "twilio", urlencode(sms_from("+5511987650105")).encode(), headers
+        twilio.url, "twilio", urlencode(text_message("twilio", "+5511987650105")).encode(), headers
     )
 
     assert status == 403
@@ -100,7 +85,7 @@ async def test_a_missing_signature_is_refused(twilio):
 
 
 async def test_parameters_twilio_adds_later_are_accepted(twilio):
-    form = {**sms_from("+5511987650106"), "SomeFutureField": "x", "Another": ""}
+    form = {**text_message("twilio", "+5511987650106"), "SomeFutureField": "x", "Another": ""}
 
     assert (await twilio.deliver(form))[0] == 200
 
@@ -115,13 +100,13 @@ async def test_a_form_without_a_message_sid_gets_a_clear_400(twilio):
 
 
 async def test_an_oversized_body_is_refused(twilio):
-    form = sms_from("+5511987650108", "x" * 70_000)
+    form = text_message("twilio", "+5511987650108", "x" * 70_000)
 
     assert (await twilio.deliver(form))[0] == 413
 
 
 async def test_a_retried_message_sid_is_answered_once_even_concurrently(twilio, provider):
-    form = sms_from("+5511987650109")
+    form = text_message("twilio", "+5511987650109")
 
     await asyncio.gather(twilio.deliver(form), twilio.deliver(form))
     await twilio.deliver(form)
@@ -133,32 +118,32 @@ async def test_a_retried_message_sid_is_answered_once_even_concurrently(twilio, 
 
 async def test_options_go_out_numbered_and_a_typed_number_picks_the_option(twilio, provider):
     twilio.rasa.buttons = OPTIONS
-    await twilio.deliver(sms_from("+5511987650110", "quero remarcar"))
+    await twilio.deliver(text_message("twilio", "+5511987650110", "quero remarcar"))
     await twilio.settle()
 
     [offer] = await provider.wait_for(lambda r: r.recipient == "+5511987650110")
     assert offer.form["Body"] == (
         "eco: quero remarcar\n\n1. Confirmar\n2. Remarcar\n\nResponda com o número da opção."
     )
-    await twilio.deliver(sms_from("+5511987650110", " 2 "))
-    await twilio.deliver(sms_from("+5511987650110", "confirmar"))
+    await twilio.deliver(text_message("twilio", "+5511987650110", " 2 "))
+    await twilio.deliver(text_message("twilio", "+5511987650110", "confirmar"))
     await twilio.settle()
     assert twilio.rasa.texts == ["quero remarcar", "/remarcar_consulta", "/confirmar_consulta"]
 
 
 async def test_a_number_with_no_such_option_stays_text(twilio):
     twilio.rasa.buttons = OPTIONS
-    await twilio.deliver(sms_from("+5511987650111", "oi"))
+    await twilio.deliver(text_message("twilio", "+5511987650111", "oi"))
     await twilio.settle()
 
-    await twilio.deliver(sms_from("+5511987650111", "7"))
+    await twilio.deliver(text_message("twilio", "+5511987650111", "7"))
     await twilio.settle()
 
     assert twilio.rasa.texts == ["oi", "7"]
 
 
 async def test_a_long_reply_is_split_within_the_sms_limit(twilio, provider):
-    await twilio.deliver(sms_from("+5511987650112", "palavra " * 300))
+    await twilio.deliver(text_message("twilio", "+5511987650112", "palavra " * 300))
     await twilio.settle()
 
     parts = await provider.wait_for(lambda r: r.recipient == "+5511987650112", count=2)
@@ -167,7 +152,7 @@ async def test_a_long_reply_is_split_within_the_sms_limit(twilio, provider):
 
 
 async def test_status_callbacks_move_forward_only(twilio):
-    await twilio.deliver(whatsapp_from("+5511987650113"))
+    await twilio.deliver(text_message("twilio", "whatsapp:+5511987650113"))
     await twilio.settle()
     reply = (await twilio.messages())[-1]
 
@@ -181,7 +166,7 @@ async def test_status_callbacks_move_forward_only(twilio):
 
 
 async def test_outside_the_whatsapp_window_only_a_content_template_goes_out(twilio, provider):
-    await twilio.deliver(whatsapp_from("+5511987650114"))
+    await twilio.deliver(text_message("twilio", "whatsapp:+5511987650114"))
     await twilio.settle()
     conversation_id = (await twilio.messages())[0].conversation_id
     await twilio.age_window(hours=48)
@@ -207,7 +192,7 @@ async def test_a_refused_send_is_failed_with_twilios_reason(twilio, provider):
         400,
         {"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400},
     )
-    await twilio.deliver(sms_from("+5511987650115"))
+    await twilio.deliver(text_message("twilio", "+5511987650115"))
     await twilio.settle()
 
     reply = next(m for m in await twilio.messages() if m.direction == Direction.OUTBOUND)

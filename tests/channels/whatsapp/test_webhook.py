@@ -3,7 +3,6 @@
 import asyncio
 import copy
 import json
-import uuid
 
 import aiohttp
 import pytest
@@ -14,18 +13,14 @@ from bot.channels.whatsapp import WhatsAppInput
 from handoff.catalog import t
 from handoff.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message
-from tests.channels.webhooks import SECRETS, load_json, post, signature_headers, signed
-
-
-def text_from(wa_id: str, text: str = "oi", wamid: str | None = None) -> dict:
-    """The recorded text webhook, from another person and with a fresh message id."""
-    payload = copy.deepcopy(load_json("whatsapp", "text"))
-    value = payload["entry"][0]["changes"][0]["value"]
-    value["contacts"][0]["wa_id"] = wa_id
-    message = value["messages"][0]
-    message.update(id=wamid or f"wamid.{uuid.uuid4().hex}", **{"from": wa_id})
-    message["text"]["body"] = text
-    return payload
+from tests.channels.webhooks import (
+    SECRETS,
+    load_json,
+    post,
+    signature_headers,
+    signed,
+    text_message,
+)
 
 
 def status_of(wamid: str, status: str) -> dict:
@@ -56,7 +51,7 @@ async def test_the_verification_handshake_echoes_the_challenge(whatsapp):
 async def test_a_text_is_recorded_answered_once_and_the_reply_goes_to_the_sender(
     whatsapp, provider
 ):
-    status, body = await whatsapp.deliver(text_from("5511987650001", "olá"))
+    status, body = await whatsapp.deliver(text_message("whatsapp", "5511987650001", "olá"))
     await whatsapp.settle()
 
     assert (status, body) == (200, "EVENT_RECEIVED")
@@ -75,7 +70,7 @@ async def test_a_text_is_recorded_answered_once_and_the_reply_goes_to_the_sender
 
 
 async def test_a_redelivered_message_is_acknowledged_and_ignored(whatsapp, provider):
-    payload = text_from("5511987650002")
+    payload = text_message("whatsapp", "5511987650002")
     await whatsapp.deliver(payload)
     await whatsapp.settle()
     again = await whatsapp.deliver(payload)
@@ -88,7 +83,7 @@ async def test_a_redelivered_message_is_acknowledged_and_ignored(whatsapp, provi
 
 
 async def test_two_copies_arriving_at_once_are_recorded_and_answered_once(whatsapp, provider):
-    payload = text_from("5511987650003")
+    payload = text_message("whatsapp", "5511987650003")
 
     results = await asyncio.gather(whatsapp.deliver(payload), whatsapp.deliver(payload))
     await whatsapp.settle()
@@ -110,7 +105,7 @@ async def test_two_copies_arriving_at_once_are_recorded_and_answered_once(whatsa
 async def test_a_missing_or_wrong_signature_is_refused_and_nothing_is_kept(
     whatsapp, provider, headers
 ):
-    body, _ = signed("whatsapp", text_from("5511987650004"))
+    body, _ = signed("whatsapp", text_message("whatsapp", "5511987650004"))
 
     status, _ = await post(whatsapp.url, "whatsapp", body, headers)
     await whatsapp.settle()
@@ -122,7 +117,7 @@ async def test_a_missing_or_wrong_signature_is_refused_and_nothing_is_kept(
 
 
 async def test_a_body_signed_with_another_apps_secret_is_refused(whatsapp):
-    body, headers = signed("messenger", text_from("5511987650005"))
+    body, headers = signed("messenger", text_message("whatsapp", "5511987650005"))
 
     assert (await post(whatsapp.url, "whatsapp", body, headers))[0] == 403
 
@@ -172,7 +167,7 @@ async def test_every_message_and_status_of_a_batch_is_processed(whatsapp, provid
 
 
 async def test_status_callbacks_move_forward_only_whatever_their_order(whatsapp, provider):
-    await whatsapp.deliver(text_from("5511987650006"))
+    await whatsapp.deliver(text_message("whatsapp", "5511987650006"))
     await whatsapp.settle()
     reply = next(m for m in await whatsapp.messages() if m.direction == Direction.OUTBOUND)
 
@@ -187,7 +182,7 @@ async def test_status_callbacks_move_forward_only_whatever_their_order(whatsapp,
 
 
 async def test_a_failed_status_is_recorded_with_its_reason_for_staff(whatsapp):
-    await whatsapp.deliver(text_from("5511987650007"))
+    await whatsapp.deliver(text_message("whatsapp", "5511987650007"))
     await whatsapp.settle()
     reply = next(m for m in await whatsapp.messages() if m.direction == Direction.OUTBOUND)
 
@@ -252,7 +247,7 @@ async def test_a_user_known_only_by_business_scoped_id_is_answered_by_that_id(wh
 
 
 async def test_outside_the_24h_window_a_free_text_fails_clearly(whatsapp, provider):
-    await whatsapp.deliver(text_from("5511987650009"))
+    await whatsapp.deliver(text_message("whatsapp", "5511987650009"))
     await whatsapp.settle()
     conversation_id = (await whatsapp.messages())[0].conversation_id
     await whatsapp.age_window(hours=25)
@@ -269,7 +264,7 @@ async def test_outside_the_24h_window_a_free_text_fails_clearly(whatsapp, provid
 
 
 async def test_outside_the_24h_window_the_messages_template_is_sent(whatsapp, provider):
-    await whatsapp.deliver(text_from("5511987650010"))
+    await whatsapp.deliver(text_message("whatsapp", "5511987650010"))
     await whatsapp.settle()
     await whatsapp.age_window(hours=30)
     sender = whatsapp.ctx.senders["whatsapp"]
