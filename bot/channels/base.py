@@ -111,6 +111,17 @@ class BadPayload(ValueError):
     """A request we cannot read (malformed JSON or form); answered with a 4xx."""
 
 
+def json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object body, or BadPayload."""
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadPayload("body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise BadPayload("expected a JSON object")
+    return payload
+
+
 def tolerant(kind: str, parse: Callable[..., list[Event]], *args: Any) -> list[Event]:
     """`parse(*args)` for one item of a batch: an unreadable item is logged and skipped, and
     the others still count."""
@@ -196,26 +207,8 @@ def button_view(buttons: list[dict[str, Any]]) -> list[dict[str, str]]:
     ]
 
 
-async def _was_offered(ctx: Context, conversation_id: int, payload: str) -> bool:
-    """Only payloads of buttons the clinic (bot, reminders) recently showed in this
-    conversation are trusted."""
-    async with ctx.db.session() as session:
-        query = (
-            select(Message.buttons)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.direction == Direction.OUTBOUND,
-                Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
-            )
-            .order_by(Message.id.desc())
-            .limit(OFFERED_BUTTONS_LOOKBACK)
-        )
-        offered = (await session.execute(query)).scalars().all()
-    return any(button.get("payload") == payload for buttons in offered for button in buttons)
-
-
-async def _last_offered_buttons(ctx: Context, conversation_id: int) -> list[dict[str, str]]:
-    """The buttons of the clinic's latest message, if it had any: what a typed "1" answers."""
+async def _recent_offers(ctx: Context, conversation_id: int, count: int) -> list[list[dict]]:
+    """The buttons of the clinic's (bot, system) latest `count` messages, newest first."""
     async with ctx.db.session() as session:
         query = (
             select(Message.buttons)
@@ -226,10 +219,21 @@ async def _last_offered_buttons(ctx: Context, conversation_id: int) -> list[dict
                 Message.internal.is_(False),
             )
             .order_by(Message.id.desc())
-            .limit(1)
+            .limit(count)
         )
-        buttons = (await session.execute(query)).scalar_one_or_none()
-    return buttons or []
+        return [buttons or [] for buttons in (await session.execute(query)).scalars()]
+
+
+async def _was_offered(ctx: Context, conversation_id: int, payload: str) -> bool:
+    """Only payloads of buttons the clinic (bot, reminders) recently showed in this
+    conversation are trusted."""
+    offers = await _recent_offers(ctx, conversation_id, OFFERED_BUTTONS_LOOKBACK)
+    return any(button.get("payload") == payload for buttons in offers for button in buttons)
+
+
+async def _last_offered_buttons(ctx: Context, conversation_id: int) -> list[dict[str, str]]:
+    """The buttons of the clinic's latest message, if it had any: what a typed "1" answers."""
+    return next(iter(await _recent_offers(ctx, conversation_id, 1)), [])
 
 
 def _unreadable(message: Message) -> bool:
@@ -483,8 +487,18 @@ class WebhookInput(ChannelInput):
     everywhere.
     """
 
+    CHANNEL: ClassVar[str]
     # Bodies above this are refused before any parsing (Sanic's own limit is 100 MB).
     max_body: ClassVar[int] = 1_000_000
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WebhookInput:
+        """Rasa's hook: our connectors read their settings from the environment instead."""
+        return cls()
 
     @classmethod
     def load_config(cls, settings: Settings) -> Any:

@@ -362,19 +362,12 @@ class Mailbox:
 
 
 class EmailInput(WebhookInput):
+    CHANNEL = CHANNEL
     max_body: ClassVar[int] = 10 * 1024 * 1024  # raw MIME with attachments
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._poller: asyncio.Task | None = None
-
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> EmailInput:
-        return cls()
 
     @classmethod
     def load_config(cls, settings: Settings) -> EmailConfig:

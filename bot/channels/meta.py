@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -26,6 +25,7 @@ from bot.channels.base import (
     WebhookInput,
     call_provider,
     from_epoch,
+    json_object,
     numbered_options,
     split_text,
     tolerant,
@@ -104,11 +104,8 @@ class MetaInput(WebhookInput):
         return response.json({"error": "verification failed"}, status=403)
 
     def decode(self, request: Request) -> list[Event]:
-        try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadPayload("body is not valid JSON") from exc
-        if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
+        payload = json_object(request)
+        if not isinstance(payload.get("entry"), list):
             raise BadPayload("expected an object with an entry[] list")
         return self.parse(payload)
 
@@ -245,16 +242,7 @@ class MessagingConfig:
 class MessagingInput(MetaInput):
     """The webhook of a Messenger Platform channel (Messenger, Instagram Direct)."""
 
-    CHANNEL: ClassVar[str]
     ENV: ClassVar[tuple[str, str, str]]
-
-    @classmethod
-    def name(cls) -> str:
-        return cls.CHANNEL
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> MessagingInput:
-        return cls()
 
     @classmethod
     def load_config(cls, settings: Settings) -> MessagingConfig:

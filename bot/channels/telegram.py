@@ -11,7 +11,6 @@ phone Telegram verified) joins the patient with the one known by that phone else
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from bot.channels.base import (
     ProviderSender,
     WebhookInput,
     call_provider,
+    json_object,
     split_text,
     tolerant,
     unset,
@@ -213,13 +213,7 @@ class TelegramSender(ProviderSender):
 
 
 class TelegramInput(WebhookInput):
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> TelegramInput:
-        return cls()
+    CHANNEL = CHANNEL
 
     @classmethod
     def load_config(cls, settings: Settings) -> TelegramConfig:
@@ -235,11 +229,8 @@ class TelegramInput(WebhookInput):
         return bool(token) and hmac.compare_digest(token, self.config.secret_token)
 
     def decode(self, request: Request) -> list[Event]:
-        try:
-            raw = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadPayload("body is not valid JSON") from exc
-        if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
+        raw = json_object(request)
+        if not isinstance(raw.get("update_id"), int):
             raise BadPayload("expected an Update with an update_id")
         return parse(raw)
 

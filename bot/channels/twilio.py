@@ -203,15 +203,8 @@ class TwilioSender(ProviderSender):
 
 
 class TwilioInput(WebhookInput):
+    CHANNEL = CHANNEL
     max_body: ClassVar[int] = 64 * 1024
-
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> TwilioInput:
-        return cls()
 
     @classmethod
     def load_config(cls, settings: Settings) -> TwilioConfig:

@@ -307,13 +307,7 @@ class WhatsAppSender(ProviderSender):
 
 
 class WhatsAppInput(MetaInput):
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
-        return cls()
+    CHANNEL = CHANNEL
 
     @classmethod
     def load_config(cls, settings: Settings) -> WhatsAppConfig:

@@ -11,20 +11,19 @@ from sqlalchemy import select
 
 from models import ChannelIdentity, Direction, Message
 from models.db import Database
-from tests.channels.webhooks import deliver, post, signed, text_message
+from tests.channels.webhooks import (
+    SIGNATURE_HEADER,
+    deliver,
+    post,
+    replies_to,
+    signed,
+    text_message,
+)
 
 pytestmark = pytest.mark.integration
 
 GREETING = "assistente virtual"
 _senders = itertools.count(1)
-FORGED = {
-    "whatsapp": "X-Hub-Signature-256",
-    "messenger": "X-Hub-Signature-256",
-    "instagram": "X-Hub-Signature-256",
-    "twilio": "X-Twilio-Signature",
-    "telegram": "X-Telegram-Bot-Api-Secret-Token",
-    "email": "Authorization",
-}
 
 # Each channel's sender ids: a new person per test.
 SENDERS = {
@@ -56,15 +55,9 @@ async def _history(clinic, channel: str, external_id: str) -> list[Message]:
         await db.dispose()
 
 
-async def _replies(channel: str, person: str, provider, smtp_server) -> list[str]:
-    if channel == "email":
-        return [mail.get_content().strip() for mail in smtp_server.sent_to(person)]
-    return [request.text for request in provider.sent_to(person)]
-
-
 async def _wait_replies(channel, person, provider, smtp_server, count=1, timeout=30) -> list[str]:
     for _ in range(int(timeout * 10)):
-        replies = await _replies(channel, person, provider, smtp_server)
+        replies = replies_to(person, channel, provider, smtp_server)
         if len(replies) >= count:
             return replies
         await asyncio.sleep(0.1)
@@ -88,7 +81,7 @@ async def test_a_signed_message_gets_one_reply_from_the_bot_and_lands_in_the_his
     status, _ = await deliver(clinic.settings.bot_url, channel, payload, public_base_url=public)
     assert status == 200
     await asyncio.sleep(2)
-    assert len(await _replies(channel, person, provider, smtp_server)) == 1
+    assert len(replies_to(person, channel, provider, smtp_server)) == 1
 
     history = await _history(clinic, channel, person)
     assert [(m.direction, m.author_kind) for m in history] == [
@@ -106,14 +99,14 @@ async def test_a_bad_signature_is_refused_with_403_and_nothing_is_answered(
 ):
     person = SENDERS[channel](next(_senders))
     body, headers = signed(channel, text_message(channel, person))
-    name = FORGED[channel]
+    name = SIGNATURE_HEADER[channel]
     headers[name] = "sha256=" + "0" * 64 if name == "X-Hub-Signature-256" else "forged"
 
     status, _ = await post(clinic.settings.bot_url, channel, body, headers)
 
     assert status == 403
     await asyncio.sleep(1)
-    assert await _replies(channel, person, provider, smtp_server) == []
+    assert replies_to(person, channel, provider, smtp_server) == []
 
 
 async def test_one_phone_on_whatsapp_sms_and_telegram_is_one_patient_with_one_history(

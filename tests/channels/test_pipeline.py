@@ -1,6 +1,7 @@
 """What every connector shares (bot/channels/base.py), shown through real webhooks: fast
 acknowledgement, replay after a crash, the handoff gate, typed options, disabled channels."""
 
+import asyncio
 import json
 import re
 import time
@@ -16,8 +17,26 @@ from bot.channels.whatsapp import WhatsAppInput
 from handoff.history import Inbound, record_inbound
 from models import Conversation, Direction, Message, Owner
 from settings import Settings
-from tests.channels.webhooks import ROOT, deliver, load_json, text_message
+from tests.channels.webhooks import (
+    ROOT,
+    SIGNATURE_HEADER,
+    deliver,
+    load_json,
+    post,
+    replies_to,
+    signed,
+    text_message,
+)
 
+CONNECTORS = {connector.name(): connector for connector, _ in PROVIDER_CHANNELS}
+SENDER = {
+    "whatsapp": "5511987650301",
+    "twilio": "+5511987650301",
+    "messenger": "9000000000000301",
+    "instagram": "7000000000000301",
+    "telegram": "3000301",
+    "email": "redelivery@example.com",
+}
 OPTIONS = [
     {"title": "Confirmar", "payload": "/confirmar"},
     {"title": "Remarcar", "payload": "/remarcar"},
@@ -54,6 +73,37 @@ def test_long_texts_are_split_at_paragraphs_then_words_within_the_limit():
     assert " ".join(parts).split() == text.split()
     assert split_text("x" * 130, 60) == ["x" * 60, "x" * 60, "x" * 10]
     assert split_text("curto", 60) == ["curto"]
+
+
+@pytest.mark.parametrize("channel", list(SENDER))
+async def test_a_redelivery_even_of_two_copies_at_once_is_recorded_and_answered_once(
+    serve, provider, smtp_server, channel
+):
+    served = await serve(CONNECTORS[channel])
+    payload = text_message(channel, SENDER[channel])
+
+    results = await asyncio.gather(served.deliver(payload), served.deliver(payload))
+    again = await served.deliver(payload)
+    await served.settle()
+
+    assert [status for status, _ in [*results, again]] == [200, 200, 200]
+    assert len(served.rasa.received) == 1
+    assert replies_to(SENDER[channel], channel, provider, smtp_server) == ["eco: oi"]
+    assert [m.direction for m in await served.messages()] == [Direction.INBOUND, Direction.OUTBOUND]
+
+
+@pytest.mark.parametrize("channel", list(SENDER))
+async def test_an_unsigned_request_is_refused_and_nothing_is_kept_or_answered(serve, channel):
+    served = await serve(CONNECTORS[channel])
+    body, headers = signed(channel, text_message(channel, SENDER[channel]))
+    del headers[SIGNATURE_HEADER[channel]]
+
+    status, text = await post(served.url, channel, body, headers)
+    await served.settle()
+
+    assert (status, json.loads(text)) == (403, {"error": "invalid signature"})
+    assert await served.messages() == []
+    assert served.rasa.received == []
 
 
 async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(serve):
@@ -169,3 +219,43 @@ def test_every_connector_is_mounted_by_rasa_from_credentials_yml():
 
     expected = {(c.__module__.rsplit(".", 1)[1], c.__name__) for c, _ in PROVIDER_CHANNELS}
     assert expected | {("webchat", "WebchatInput")} == mounted
+
+
+# The variables issue 4 names; `.env.example` documents them and every other one the code reads.
+ISSUE_VARIABLES = [
+    "PUBLIC_BASE_URL",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_PHONE_NUMBER_ID",
+    "MESSENGER_VERIFY_TOKEN",
+    "MESSENGER_APP_SECRET",
+    "MESSENGER_PAGE_ACCESS_TOKEN",
+    "INSTAGRAM_VERIFY_TOKEN",
+    "INSTAGRAM_APP_SECRET",
+    "INSTAGRAM_ACCESS_TOKEN",
+    "META_GRAPH_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_WHATSAPP_FROM",
+    "TWILIO_SMS_FROM",
+    "TWILIO_API_URL",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_SECRET_TOKEN",
+    "TELEGRAM_API_URL",
+    "SMTP_URL",
+    "IMAP_URL",
+    "EMAIL_FROM",
+    "EMAIL_INBOUND_SECRET",
+]
+
+
+def test_env_example_documents_every_channel_variable():
+    repository = ROOT.parent.parent
+    example = (repository / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, re.M))
+    code = "".join(path.read_text() for path in (repository / "bot" / "channels").glob("*.py"))
+    prefixes = "WHATSAPP|MESSENGER|INSTAGRAM|META|TWILIO|TELEGRAM|SMTP|IMAP|EMAIL"
+    read_by_code = set(re.findall(rf'"((?:{prefixes})_[A-Z0-9_]+)"', code))
+
+    assert set(ISSUE_VARIABLES) | read_by_code <= documented

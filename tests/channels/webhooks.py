@@ -40,6 +40,15 @@ SECRETS = {
     "EMAIL_INBOUND_SECRET": "mail-inbound-secret",
     "IMAP_POLL_SECONDS": "0.5",
 }
+# The header that carries each channel's signature or secret.
+SIGNATURE_HEADER = {
+    "whatsapp": "X-Hub-Signature-256",
+    "messenger": "X-Hub-Signature-256",
+    "instagram": "X-Hub-Signature-256",
+    "twilio": "X-Twilio-Signature",
+    "telegram": "X-Telegram-Bot-Api-Secret-Token",
+    "email": "Authorization",
+}
 APP_SECRETS = {
     "whatsapp": SECRETS["WHATSAPP_APP_SECRET"],
     "messenger": SECRETS["MESSENGER_APP_SECRET"],
@@ -183,3 +192,10 @@ async def deliver(
     """POST a payload to a channel's webhook as its provider would."""
     body, headers = signed(channel, payload, public_base_url=public_base_url)
     return await post(base_url, channel, body, headers)
+
+
+def replies_to(person: str, channel: str, provider: Any, smtp_server: Any) -> list[str]:
+    """The texts the clinic sent this person on this channel (fake provider or SMTP server)."""
+    if channel == "email":
+        return [mail.get_content().strip() for mail in smtp_server.sent_to(person)]
+    return [request.text for request in provider.sent_to(person)]

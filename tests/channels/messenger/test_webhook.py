@@ -1,6 +1,5 @@
 """The Messenger connector over real HTTP, sending to the fake Graph API's Send API."""
 
-import asyncio
 import copy
 
 import aiohttp
@@ -50,17 +49,6 @@ async def test_a_message_is_answered_once_through_the_send_api(messenger, provid
         "messaging_type": "RESPONSE",
     }
     assert (await messenger.messages())[-1].provider_message_id.startswith("m_fake")
-
-
-async def test_a_redelivered_mid_is_answered_once(messenger, provider):
-    payload = text_message("messenger", "9000000000000002")
-
-    await asyncio.gather(messenger.deliver(payload), messenger.deliver(payload))
-    await messenger.deliver(payload)
-    await messenger.settle()
-
-    assert len(messenger.rasa.received) == 1
-    assert len(provider.sent_to("9000000000000002")) == 1
 
 
 async def test_a_body_signed_for_instagram_is_refused(messenger):

@@ -1,6 +1,5 @@
 """The WhatsApp Cloud connector over real HTTP: webhook in, Sender out to the fake Graph API."""
 
-import asyncio
 import copy
 import json
 
@@ -67,31 +66,6 @@ async def test_a_text_is_recorded_answered_once_and_the_reply_goes_to_the_sender
     ]
     assert messages[1].provider_message_id.startswith("wamid.fake")
     assert messages[0].processed_at is not None
-
-
-async def test_a_redelivered_message_is_acknowledged_and_ignored(whatsapp, provider):
-    payload = text_message("whatsapp", "5511987650002")
-    await whatsapp.deliver(payload)
-    await whatsapp.settle()
-    again = await whatsapp.deliver(payload)
-    await whatsapp.settle()
-
-    assert again[0] == 200
-    assert len(whatsapp.rasa.received) == 1
-    assert len(provider.sent_to("5511987650002")) == 1
-    assert len([m for m in await whatsapp.messages() if m.direction == Direction.INBOUND]) == 1
-
-
-async def test_two_copies_arriving_at_once_are_recorded_and_answered_once(whatsapp, provider):
-    payload = text_message("whatsapp", "5511987650003")
-
-    results = await asyncio.gather(whatsapp.deliver(payload), whatsapp.deliver(payload))
-    await whatsapp.settle()
-
-    assert [status for status, _ in results] == [200, 200]
-    assert len(whatsapp.rasa.received) == 1
-    assert len(provider.sent_to("5511987650003")) == 1
-    assert len(await whatsapp.messages()) == 2  # the patient's message and the one reply
 
 
 @pytest.mark.parametrize(
