@@ -260,7 +260,9 @@ class ChannelInput(InputChannel):
         async with self.ctx.db.session() as session:
             recorded = await record_inbound(session, inbound)
         if recorded is not None:
-            await self.ctx.bus.publish(message_event(recorded.message, recorded.conversation))
+            # Staff screens hear of it after the acknowledgement: a slow web process must not
+            # delay the answer providers time out on.
+            self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
         return recorded
 
     def later(self, work: Awaitable[Any]) -> None:
@@ -400,10 +402,11 @@ class ChannelInput(InputChannel):
         log.info("%s: ignored a %s event", self.name(), ignored.kind)
 
     async def _publish(self, messages: Sequence[Message]) -> None:
+        """Push changed messages to staff screens, after the acknowledgement."""
         for message in messages:
             async with self.ctx.db.session() as session:
                 conversation = await session.get(Conversation, message.conversation_id)
-            await self.ctx.bus.publish(message_event(message, conversation))
+            self.later(self.ctx.bus.publish(message_event(message, conversation)))
 
     async def _mark_processed(self, message_id: int) -> None:
         async with self.ctx.db.session() as session:

@@ -161,6 +161,7 @@ async def test_a_failed_status_is_recorded_with_its_reason_for_staff(whatsapp):
     reply = next(m for m in await whatsapp.messages() if m.direction == Direction.OUTBOUND)
 
     await whatsapp.deliver(status_of(reply.provider_message_id, "failed"))
+    await whatsapp.settle()
 
     async with whatsapp.ctx.db.session() as session:
         stored = await session.get(Message, reply.id)
