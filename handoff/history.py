@@ -209,13 +209,13 @@ def advance_delivery(message: Message, status: DeliveryStatus, at: datetime | No
     return True
 
 
-async def _outbound_by_provider_id(
-    session: AsyncSession, channel: str, provider_message_id: str
+async def _by_provider_id(
+    session: AsyncSession, channel: str, provider_message_id: str, direction: Direction
 ) -> Message | None:
     query = select(Message).where(
         Message.channel == channel,
         Message.provider_message_id == provider_message_id,
-        Message.direction == Direction.OUTBOUND,
+        Message.direction == direction,
     )
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -231,7 +231,7 @@ async def record_status(
 ) -> Message | None:
     """Apply a provider's delivery receipt to the message we sent; None when it names no
     message of ours or would move the status back (receipts arrive in any order)."""
-    message = await _outbound_by_provider_id(session, channel, provider_message_id)
+    message = await _by_provider_id(session, channel, provider_message_id, Direction.OUTBOUND)
     if message is None or not advance_delivery(message, status, at):
         return None
     if error:
@@ -270,12 +270,7 @@ async def record_edit(
 ) -> Message | None:
     """The patient edited a message: the history shows the new text (the bot already
     answered the old one and is not asked again)."""
-    query = select(Message).where(
-        Message.channel == channel,
-        Message.provider_message_id == provider_message_id,
-        Message.direction == Direction.INBOUND,
-    )
-    message = (await session.execute(query)).scalar_one_or_none()
+    message = await _by_provider_id(session, channel, provider_message_id, Direction.INBOUND)
     if message is not None:
         message.text = text
     return message

@@ -566,7 +566,12 @@ class WebhookInput(ChannelInput):
         except BadPayload as exc:
             log.warning("%s: refused an unreadable request: %s", self.name(), exc)
             return response.json({"error": str(exc)}, status=400)
-        await self.handle(events, on_new_message)
+        try:
+            await self.handle(events, on_new_message)
+        except Exception as exc:  # e.g. the database is down: the provider retries
+            # Only the type: database errors quote the statement's parameters, message texts.
+            log.error("%s: could not record a delivery (%s)", self.name(), type(exc).__name__)
+            return response.json({"error": "temporarily unavailable, retry later"}, status=503)
         return self.ack()
 
 

@@ -419,7 +419,7 @@ class EmailInput(WebhookInput):
         while True:
             try:
                 await self.poll(on_new_message)
-            except (imaplib.IMAP4.error, OSError) as exc:
+            except Exception as exc:  # the poller must outlive a bad mailbox or database
                 log.warning("IMAP poll failed (%s); trying again later", type(exc).__name__)
             await asyncio.sleep(self.config.imap_poll_seconds)
 
@@ -431,8 +431,9 @@ class EmailInput(WebhookInput):
             uids = await asyncio.to_thread(mailbox.unseen)
             for uid in uids:
                 raw = await asyncio.to_thread(mailbox.fetch, uid)
-                if raw is not None:
-                    await self.handle(parse(raw), on_new_message)
+                if raw is None:
+                    continue  # left unseen for the next poll
+                await self.handle(parse(raw), on_new_message)
                 await asyncio.to_thread(mailbox.mark_seen, uid)
         finally:
             await asyncio.to_thread(mailbox.close)

@@ -5,17 +5,21 @@ import asyncio
 import json
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from bot.channels.base import numbered_options, split_text, typed_option
 from bot.channels.registry import PROVIDER_CHANNELS, OutboxSender, build_senders
 from bot.channels.telegram import TelegramInput
 from bot.channels.whatsapp import WhatsAppInput
 from handoff.history import Inbound, record_inbound
-from models import Conversation, Direction, Message, Owner
+from handoff.outbound import RETRY_DELAYS
+from handoff.retries import retry_due_deliveries
+from models import Conversation, DeliveryStatus, Direction, Message, Owner
 from settings import Settings
 from tests.channels.webhooks import (
     ROOT,
@@ -259,3 +263,52 @@ def test_env_example_documents_every_channel_variable():
     read_by_code = set(re.findall(rf'"((?:{prefixes})_[A-Z0-9_]+)"', code))
 
     assert set(ISSUE_VARIABLES) | read_by_code <= documented
+
+
+async def test_a_database_failure_answers_503_for_a_retry_and_logs_no_message_text(
+    serve, monkeypatch, caplog
+):
+    whatsapp = await serve(WhatsAppInput)
+    payload = text_message("whatsapp", "5511987650204", "meu CPF é 529.982.247-25")
+
+    async def database_down(inbound):
+        raise OperationalError("INSERT INTO messages", {"text": inbound.text}, Exception("locked"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(whatsapp.connector, "record", database_down)
+        status, _ = await whatsapp.deliver(payload)
+    assert status == 503
+    assert "529.982.247-25" not in caplog.text
+
+    assert (await whatsapp.deliver(payload))[0] == 200  # the provider's retry
+    await whatsapp.settle()
+    assert whatsapp.rasa.texts == ["meu CPF é 529.982.247-25"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (429, {"error": {"message": "Too many requests", "code": 4}}),
+        (400, {"error": {"message": "Rate limit hit", "code": 130429}}),
+        (503, "Service Unavailable"),
+    ],
+)
+async def test_a_throttled_or_unavailable_provider_is_retried_by_the_worker(
+    serve, provider, status, body
+):
+    whatsapp = await serve(WhatsAppInput)
+    provider.respond("/messages", status, body)
+    await whatsapp.deliver(text_message("whatsapp", "5511987650205"))
+    await whatsapp.settle()
+    reply = (await whatsapp.messages())[-1]
+    assert (reply.delivery_status, reply.attempts) == (DeliveryStatus.PENDING, 1)
+    assert reply.error.startswith(f"whatsapp: HTTP {status}")
+
+    async with whatsapp.ctx.db.session() as session:
+        stored = await session.get(Message, reply.id)
+        stored.created_at -= timedelta(seconds=RETRY_DELAYS[0])
+    assert await retry_due_deliveries(whatsapp.ctx) == 1
+
+    reply = (await whatsapp.messages())[-1]
+    assert (reply.delivery_status, reply.error) == (DeliveryStatus.SENT, None)
+    assert len(provider.sent_to("5511987650205")) == 2
