@@ -10,6 +10,7 @@ in the background. Routing sends a message to Rasa only while the bot owns the c
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import re
@@ -130,6 +131,12 @@ def tolerant(kind: str, parse: Callable[..., list[Event]], *args: Any) -> list[E
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         log.warning("skipped a malformed %s item", kind)
         return [Ignored(f"malformed {kind}")]
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a secret from a request; bytes, so that any character a
+    caller sends compares instead of raising."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def unset(variables: dict[str, str]) -> list[str]:

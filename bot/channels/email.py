@@ -19,7 +19,6 @@ import base64
 import contextlib
 import email
 import hashlib
-import hmac
 import imaplib
 import logging
 import re
@@ -48,6 +47,7 @@ from bot.channels.base import (
     StatusUpdate,
     WebhookInput,
     numbered_options,
+    same_secret,
     tolerant,
     unset,
 )
@@ -394,7 +394,7 @@ class EmailInput(WebhookInput):
                 return False
         elif scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(credentials.encode(), secret.encode())
+        return same_secret(credentials, secret)
 
     def decode(self, request: Request) -> list[Event]:
         raw = request.body

@@ -27,6 +27,7 @@ from bot.channels.base import (
     from_epoch,
     json_object,
     numbered_options,
+    same_secret,
     split_text,
     tolerant,
     unset,
@@ -81,7 +82,7 @@ def valid_signature(app_secret: str, body: bytes, header: str | None) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+    return same_secret(header.removeprefix("sha256="), expected)
 
 
 class MetaInput(WebhookInput):
@@ -97,7 +98,7 @@ class MetaInput(WebhookInput):
 
     async def handshake(self, request: Request) -> response.HTTPResponse:
         token = request.args.get("hub.verify_token") or ""
-        if request.args.get("hub.mode") == "subscribe" and hmac.compare_digest(
+        if request.args.get("hub.mode") == "subscribe" and same_secret(
             token, self.config.app.verify_token
         ):
             return response.text(request.args.get("hub.challenge") or "")

@@ -10,7 +10,6 @@ phone Telegram verified) joins the patient with the one known by that phone else
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from bot.channels.base import (
     WebhookInput,
     call_provider,
     json_object,
+    same_secret,
     split_text,
     tolerant,
     unset,
@@ -196,7 +196,8 @@ class TelegramSender(ProviderSender):
         if reply.ok and answer.get("ok"):
             return answer
         reason = answer.get("description") or str(reply.body)[:200]
-        # 429 says when to come back (parameters.retry_after); the worker's schedule does.
+        # A 429 carries parameters.retry_after (usually seconds); the worker's growing retry
+        # schedule (5 s, 30 s, 2 min...) covers it.
         raise DeliveryFailed(f"telegram: HTTP {reply.status}, {reason}", retryable=reply.retryable)
 
     async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
@@ -226,7 +227,7 @@ class TelegramInput(WebhookInput):
 
     def verify(self, request: Request) -> bool:
         token = request.headers.get("X-Telegram-Bot-Api-Secret-Token") or ""
-        return bool(token) and hmac.compare_digest(token, self.config.secret_token)
+        return bool(token) and same_secret(token, self.config.secret_token)
 
     def decode(self, request: Request) -> list[Event]:
         raw = json_object(request)

@@ -110,6 +110,18 @@ async def test_an_unsigned_request_is_refused_and_nothing_is_kept_or_answered(se
     assert served.rasa.received == []
 
 
+@pytest.mark.parametrize("channel", list(SENDER))
+async def test_a_signature_with_unexpected_characters_is_refused_not_a_crash(serve, channel):
+    served = await serve(CONNECTORS[channel])
+    body, headers = signed(channel, text_message(channel, SENDER[channel]))
+    forged = {"X-Hub-Signature-256": "sha256=çãé", "Authorization": "Bearer çãé"}
+    headers[SIGNATURE_HEADER[channel]] = forged.get(SIGNATURE_HEADER[channel], "çãé")
+
+    status, _ = await post(served.url, channel, body, headers)
+
+    assert status == 403
+
+
 async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(serve):
     whatsapp = await serve(WhatsAppInput)
     whatsapp.rasa.delay = 3

@@ -38,7 +38,7 @@ SECRETS = {
     "TELEGRAM_SECRET_TOKEN": "tg-secret_token-1",
     "EMAIL_FROM": "Clínica Vida Plena <contato@clinica.test>",
     "EMAIL_INBOUND_SECRET": "mail-inbound-secret",
-    "IMAP_POLL_SECONDS": "0.5",
+    "IMAP_POLL_SECONDS": "1",
 }
 # The header that carries each channel's signature or secret.
 SIGNATURE_HEADER = {
