@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from models.db import is_sqlite, sync_url
+
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
 CLINIC_TIMEZONE = "America/Sao_Paulo"
@@ -41,6 +43,17 @@ def _secret_from_file(name: str) -> str:
     return path.read_text().strip()
 
 
+RASA_SCHEMA = "rasa"
+
+
+def _tracker_url_beside(database_url: str) -> str:
+    """Rasa's tracker store keyed to the same database as the history: its sender ids are
+    our patient ids, so a tracker must never outlive (or predate) the database they index."""
+    if is_sqlite(database_url):
+        return database_url.removesuffix(".db") + "-rasa.db"
+    return sync_url(database_url)
+
+
 def _port(url: str) -> str:
     return str(urlsplit(url).port)
 
@@ -55,17 +68,28 @@ class Settings:
     rasa_token: str
     public_base_url: str
     action_server_url: str = "http://127.0.0.1:5055/webhook"
-    rasa_tracker_db: str = str(VAR / "rasa" / "tracker.db")
+    rasa_tracker_url: str = ""
     attendant_capacity: int = 5
+    # An assigned conversation with no staff reply after this long is requeued (0: never).
+    reassign_after_seconds: int = 180
+    # An attendant whose workspace has been closed this long is set offline (0: never).
+    presence_timeout_seconds: int = 90
+    # Whether attendants may take a conversation from the queue themselves.
+    manual_take: bool = True
+    # When the reception answers, in clinic time: "weekdays HH:MM-HH:MM; ..." (0 is Monday).
+    staff_hours: str = "0-4 08:00-18:00; 5 08:00-12:00"
+    # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
+    reminder_offsets: str = "24h,2h@24h"
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{VAR / 'omniclinica.db'}"
         web_url = env.get("WEB_URL", "http://127.0.0.1:8000")
         bot_url = env.get("BOT_URL", "http://127.0.0.1:5005")
         return cls(
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{VAR / 'omniclinica.db'}",
+            database_url=database_url,
             internal_token=env.get("INTERNAL_TOKEN") or _secret_from_file("internal_token"),
             session_secret=env.get("SESSION_SECRET") or _secret_from_file("session_secret"),
             web_url=web_url.rstrip("/"),
@@ -73,8 +97,13 @@ class Settings:
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
             public_base_url=env.get("PUBLIC_BASE_URL", bot_url).rstrip("/"),
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
-            rasa_tracker_db=env.get("RASA_TRACKER_DB", str(VAR / "rasa" / "tracker.db")),
+            rasa_tracker_url=env.get("RASA_TRACKER_URL") or _tracker_url_beside(database_url),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
+            reassign_after_seconds=int(env.get("REASSIGN_AFTER_SECONDS", "180")),
+            presence_timeout_seconds=int(env.get("PRESENCE_TIMEOUT_SECONDS", "90")),
+            manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
+            staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
+            reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -89,10 +118,17 @@ class Settings:
             "RASA_TOKEN": self.rasa_token,
             "PUBLIC_BASE_URL": self.public_base_url,
             "ACTION_SERVER_URL": self.action_server_url,
-            "RASA_TRACKER_DB": self.rasa_tracker_db,
+            "RASA_TRACKER_URL": self.rasa_tracker_url,
+            # On PostgreSQL, Rasa's `events` table lives in the `rasa` schema (migration 0002).
+            "POSTGRESQL_SCHEMA": RASA_SCHEMA,
             "BOT_PORT": _port(self.bot_url),
             "ACTIONS_PORT": _port(self.action_server_url),
             "ATTENDANT_CAPACITY": str(self.attendant_capacity),
+            "REASSIGN_AFTER_SECONDS": str(self.reassign_after_seconds),
+            "PRESENCE_TIMEOUT_SECONDS": str(self.presence_timeout_seconds),
+            "MANUAL_TAKE": "true" if self.manual_take else "false",
+            "STAFF_HOURS": self.staff_hours,
+            "REMINDER_OFFSETS": self.reminder_offsets,
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",

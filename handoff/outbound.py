@@ -4,6 +4,7 @@ recorded first, pushed to staff screens, then delivered by the channel's Sender.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import update
 
@@ -24,7 +25,12 @@ async def send(
     author_id: int | None = None,
     buttons: list[dict[str, str]] | None = None,
     internal: bool = False,
+    template: dict[str, Any] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> Message:
+    """`template` ({"name", "language", "parameters"}) lets a channel that cannot send free
+    text outside its messaging window send the approved template instead; `attachments` may
+    carry generated files such as `{"kind": "ics", "filename", "content"}` for e-mail."""
     async with ctx.db.session() as session:
         conversation = await session.get(Conversation, conversation_id)
         message = await record_outbound(
@@ -35,11 +41,13 @@ async def send(
             author_id=author_id,
             buttons=buttons,
             internal=internal,
+            template=template,
+            attachments=attachments,
         )
         identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
     await ctx.bus.publish(message_event(message, conversation))
     if not internal:
-        await deliver(ctx, message, identity, conversation)
+        await deliver(ctx, message, identity, conversation, retry_later=True)
     return message
 
 
@@ -61,26 +69,36 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 
 
 async def deliver(
-    ctx: Context, message: Message, identity: ChannelIdentity, conversation: Conversation
-) -> None:
-    """One delivery attempt. The attempt is claimed first (compare-and-set on `attempts`),
-    so two processes retrying the same message never both send it."""
+    ctx: Context,
+    message: Message,
+    identity: ChannelIdentity,
+    conversation: Conversation,
+    *,
+    retry_later: bool = False,
+) -> bool:
+    """One delivery attempt; True when the provider took the message.
+
+    The attempt is claimed first (compare-and-set on `attempts`), so two processes never
+    send the same attempt. With `retry_later`, a temporary failure (429, 5xx, network) leaves
+    the message pending for the worker's retries (`handoff/retries.py`); without it, as for
+    reminders, which fall back to another channel instead, every failure is final."""
     if not await _claim_attempt(ctx, message):
-        return
+        return False
     sender = ctx.senders[message.channel]
     try:
         provider_id = await sender.deliver(message, identity)
     except DeliveryFailed as failure:
-        await _record_failure(ctx, message, conversation, failure)
-        return
+        await _record_failure(ctx, message, conversation, failure, retry_later)
+        return False
     except Exception as exc:  # a Sender bug must not lose the message: retry, then fail
         log.exception("sender for %s crashed on message %s", message.channel, message.id)
         failure = DeliveryFailed(f"unexpected {type(exc).__name__}", retryable=True)
-        await _record_failure(ctx, message, conversation, failure)
-        return
+        await _record_failure(ctx, message, conversation, failure, retry_later)
+        return False
     await _record_delivery(
         ctx, message.id, DeliveryStatus.SENT, conversation, provider_id=provider_id
     )
+    return True
 
 
 async def _claim_attempt(ctx: Context, message: Message) -> bool:
@@ -98,9 +116,13 @@ async def _claim_attempt(ctx: Context, message: Message) -> bool:
 
 
 async def _record_failure(
-    ctx: Context, message: Message, conversation: Conversation, failure: DeliveryFailed
+    ctx: Context,
+    message: Message,
+    conversation: Conversation,
+    failure: DeliveryFailed,
+    retry_later: bool,
 ) -> None:
-    final = not failure.retryable or message.attempts >= MAX_ATTEMPTS
+    final = not (retry_later and failure.retryable) or message.attempts >= MAX_ATTEMPTS
     log.warning(
         "delivery of message %s on %s failed (attempt %s%s): %s",
         message.id,

@@ -8,13 +8,22 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.sql.expression import Exists
 
 from handoff.context import Context
 from handoff.events import message_event
 from handoff.history import advance_delivery
 from handoff.outbound import MAX_ATTEMPTS, RETRY_DELAYS, deliver
-from models import ChannelIdentity, Conversation, DeliveryStatus, Direction, Message, utcnow
+from models import (
+    ChannelIdentity,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+    Reminder,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +32,12 @@ NEVER_ATTEMPTED_GRACE = timedelta(seconds=60)
 BATCH = 50
 # A last attempt interrupted by a crash leaves its message pending; after this it is failed.
 ABANDONED_AFTER = timedelta(seconds=sum(RETRY_DELAYS)) + timedelta(minutes=5)
+
+
+def _owned_by_a_reminder() -> Exists:
+    """Reminders deliver at most once and fall back to another channel on their own
+    (scheduling/reminders.py): their messages are never retried here."""
+    return exists().where(Reminder.message_id == Message.id)
 
 
 def next_attempt_due(message: Message) -> timedelta:
@@ -46,6 +61,7 @@ async def retry_due_deliveries(ctx: Context) -> int:
                 Message.delivery_status == DeliveryStatus.PENDING,
                 Message.attempts < MAX_ATTEMPTS,
                 Message.created_at <= now - timedelta(seconds=RETRY_DELAYS[0]),
+                ~_owned_by_a_reminder(),
             )
             .order_by(Message.id)
             .limit(BATCH)
@@ -54,7 +70,7 @@ async def retry_due_deliveries(ctx: Context) -> int:
     due = [row for row in rows if row.Message.created_at + next_attempt_due(row.Message) <= now]
     for message, conversation, identity in due:
         log.info("retrying delivery of message %s (attempt %s)", message.id, message.attempts + 1)
-        await deliver(ctx, message, identity, conversation)
+        await deliver(ctx, message, identity, conversation, retry_later=True)
     await _fail_abandoned(ctx, now)
     return len(due)
 
@@ -69,6 +85,7 @@ async def _fail_abandoned(ctx: Context, now: datetime) -> None:
                 Message.delivery_status == DeliveryStatus.PENDING,
                 Message.attempts >= MAX_ATTEMPTS,
                 Message.created_at <= now - ABANDONED_AFTER,
+                ~_owned_by_a_reminder(),
             )
             .limit(BATCH)
         )

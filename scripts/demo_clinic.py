@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.auth import hash_password
 from models import (
     AttendantProfile,
+    CannedResponse,
     ClinicProfile,
     Doctor,
     Role,
+    ScheduleException,
     Specialty,
     User,
     WorkingHours,
 )
 from models.db import Database
+from scheduling.agenda import CLINIC_TZ
+from scheduling.holidays import clinic_holidays
 
 CLINIC_PROFILE = {
     "endereco": "Av. Paulista, 1000, conjunto 42 — Bela Vista, São Paulo/SP, CEP 01310-100",
@@ -82,6 +88,16 @@ STAFF = [
     ("Marta Reis", "marta@vidaplena.demo", Role.MANAGER),
 ]
 
+# Canned responses of the workspace; {paciente} and {atendente} become first names.
+CANNED_RESPONSES = {
+    "bomdia": "Bom dia, {paciente}! Aqui é {atendente}, da recepção. Como posso ajudar?",
+    "verificando": "Só um instante, {paciente}, estou verificando para você.",
+    "documentos": "Para a consulta, traga documento com foto, CPF e a carteirinha do convênio.",
+    "confirmada": "Sua consulta está confirmada. Chegue com 15 minutos de antecedência, por favor.",
+    "resultados": "Os resultados ficam prontos em até 5 dias úteis e chegam por e-mail e WhatsApp.",
+    "encerrar": "Posso ajudar em mais alguma coisa? Se não, vou encerrar nosso atendimento.",
+}
+
 
 @dataclass(frozen=True)
 class Login:
@@ -89,6 +105,27 @@ class Login:
     email: str
     role: Role
     password: str
+
+
+def add_agenda(session: AsyncSession, holiday_years: Iterable[int]) -> None:
+    """Specialties, doctors with their weekly hours, and the clinic's holidays."""
+    specialties = {slug: Specialty(slug=slug, name=name) for slug, name in SPECIALTIES.items()}
+    session.add_all(specialties.values())
+    for name, crm, slug, minutes, blocks in DOCTORS:
+        doctor = Doctor(name=name, crm=crm, specialty=specialties[slug], slot_minutes=minutes)
+        doctor.working_hours = [
+            WorkingHours(weekday=day, starts=start, ends=end)
+            for days, start, end in blocks
+            for day in days
+        ]
+        session.add(doctor)
+    for year in holiday_years:
+        for day, reason in clinic_holidays(year):
+            starts = datetime.combine(day, time(0), CLINIC_TZ)
+            ends = datetime.combine(day + timedelta(days=1), time(0), CLINIC_TZ)
+            session.add(
+                ScheduleException(doctor_id=None, starts_at=starts, ends_at=ends, reason=reason)
+            )
 
 
 async def seed_demo_clinic(
@@ -100,16 +137,9 @@ async def seed_demo_clinic(
         if (await session.execute(select(func.count(User.id)))).scalar_one():
             return None
         session.add(ClinicProfile(name="Clínica Vida Plena", data=CLINIC_PROFILE))
-        specialties = {slug: Specialty(slug=slug, name=name) for slug, name in SPECIALTIES.items()}
-        session.add_all(specialties.values())
-        for name, crm, slug, minutes, blocks in DOCTORS:
-            doctor = Doctor(name=name, crm=crm, specialty=specialties[slug], slot_minutes=minutes)
-            doctor.working_hours = [
-                WorkingHours(weekday=day, starts=start, ends=end)
-                for days, start, end in blocks
-                for day in days
-            ]
-            session.add(doctor)
+        this_year = date.today().year
+        add_agenda(session, range(this_year, this_year + 2))
+        session.add_all(CannedResponse(shortcut=k, text=v) for k, v in CANNED_RESPONSES.items())
         logins = []
         for name, email, role in STAFF:
             secret = password or secrets.token_urlsafe(9)

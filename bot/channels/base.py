@@ -27,7 +27,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sqlalchemy import select
 
-from handoff.actions import request_handoff
+from handoff.actions import join_open_episode, request_handoff
 from handoff.bot_api import BotApi
 from handoff.catalog import t
 from handoff.context import Context, DeliveryFailed
@@ -311,9 +311,14 @@ class ChannelInput(InputChannel):
                 conversation = await session.get(Conversation, message.conversation_id)
             if message.processed_at is not None:
                 return
-            if conversation.owner == Owner.BOT and _unreadable(message):
+            # A patient already with (or waiting for) a person on another channel stays
+            # with them: this conversation joins that episode instead of reaching the bot.
+            with_bot = conversation.owner == Owner.BOT and not await join_open_episode(
+                self.ctx, conversation.id
+            )
+            if with_bot and _unreadable(message):
                 await self._offer_person(conversation.id)
-            elif conversation.owner == Owner.BOT:
+            elif with_bot:
                 await on_new_message(await self._user_message(message, conversation))
             await self._mark_processed(message_id)
 

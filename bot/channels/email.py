@@ -259,8 +259,9 @@ def parse(raw: bytes) -> list[Event]:
 
 
 def compose(message: Message, identity: ChannelIdentity, sender: str) -> EmailMessage:
-    """Our message as a mail in the patient's thread. Bot and system mail is marked
-    Auto-Submitted so the patient's auto-responder does not answer it."""
+    """Our message as a mail in the patient's thread, with a reminder's .ics attached. Bot
+    and system mail is marked Auto-Submitted so the patient's auto-responder does not answer
+    it."""
     thread = (identity.details or {}).get("thread") or {}
     subject = thread.get("subject") or t("channel.email_subject")
     if not re.match(r"^(re|res|ref):", subject, re.I):
@@ -276,6 +277,15 @@ def compose(message: Message, identity: ChannelIdentity, sender: str) -> EmailMe
     if message.author_kind in (AuthorKind.BOT, AuthorKind.SYSTEM):
         mail["Auto-Submitted"] = "auto-replied"
     mail.set_content(numbered_options(message.text, message.buttons or []))
+    for generated in message.attachments or []:
+        if generated.get("kind") == "ics":  # a reminder's calendar event
+            mail.add_attachment(
+                generated["content"].encode(),
+                maintype="text",
+                subtype="calendar",
+                filename=generated.get("filename", "consulta.ics"),
+                params={"method": "PUBLISH"},
+            )
     return mail
 
 

@@ -186,7 +186,7 @@ class TwilioSender(ProviderSender):
     def template_fields(self, message: Message) -> dict[str, str]:
         """WhatsApp outside the 24 h window: only an approved Content template (ContentSid);
         the message's template parameters become its numbered variables."""
-        template = getattr(message, "template", None)
+        template = message.template
         if not template:
             raise DeliveryFailed(
                 "twilio: the patient's last WhatsApp message is more than 24 h old and this "

@@ -277,7 +277,7 @@ class WhatsAppSender(ProviderSender):
         """Outside the 24 h window only an approved template may be sent. The message says
         which (`message.template`: name, language, parameters, set by reminders); its buttons
         become the template's quick-reply payloads."""
-        template = getattr(message, "template", None)
+        template = message.template
         if not template:
             raise DeliveryFailed(
                 "whatsapp: the patient's last message is more than 24 h old and this message "

@@ -136,3 +136,17 @@ def test_a_persons_mail_is_not_marked_automatic_and_a_first_mail_has_its_own_sub
     assert mail["Auto-Submitted"] is None
     assert mail["In-Reply-To"] is None
     assert mail["Subject"] == "Sua mensagem para a clínica"
+
+
+def test_a_reminders_calendar_event_is_attached():
+    identity = ChannelIdentity(external_id="maria.silva@gmail.com", details={})
+    message = _outbound("Lembrete da sua consulta", AuthorKind.BOT)
+    ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
+    message.attachments = [{"kind": "ics", "filename": "consulta.ics", "content": ics}]
+
+    mail = compose(message, identity, "contato@clinica.test")
+
+    [attached] = list(mail.iter_attachments())
+    assert attached.get_content_type() == "text/calendar"
+    assert attached.get_filename() == "consulta.ics"
+    assert attached.get_content().replace("\r\n", "\n") == ics.replace("\r\n", "\n")
