@@ -4,14 +4,19 @@ ones and exhausted retries fail the message where staff see it, and no retry sen
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from handoff.context import DeliveryFailed
 from handoff.history import record_outbound
 from handoff.outbound import MAX_ATTEMPTS, RETRY_DELAYS, send
 from handoff.retries import retry_due_deliveries
-from models import AuthorKind, Conversation, DeliveryStatus, Message
+from models import AuthorKind, Conversation, DeliveryStatus, Doctor, Message
+from scheduling import actions
+from scheduling.reminders import dispatch_due, plan_reminders
+from scripts.demo_clinic import add_agenda
 from tests.factories import patient_message
+from tests.scheduling.conftest import make_patient, sp
 
 
 class FlakySender:
@@ -151,3 +156,63 @@ async def test_a_last_attempt_interrupted_by_a_crash_is_failed_eventually(ctx):
     stored = await _stored(ctx, message.id)
     assert stored.delivery_status == DeliveryStatus.FAILED
     assert stored.error == f"gave up after {MAX_ATTEMPTS} attempts"
+
+
+class WorkerKilled(BaseException):
+    """What SIGKILL does to a worker mid-send: nothing after this point runs."""
+
+
+async def _remind(ctx, whatsapp) -> FlakySender:
+    """A reminder due for a patient on WhatsApp and e-mail; returns the e-mail sender."""
+    async with ctx.db.session() as session:
+        add_agenda(session, [2026])
+    async with ctx.db.session() as session:
+        query = select(Doctor).where(Doctor.name.contains("Paulo"))  # Thursdays at 14h
+        doctor = (await session.execute(query)).scalar_one()
+    patient = await make_patient(ctx.db, channels=("whatsapp", "email"))
+    email = FlakySender()
+    ctx.senders = {**ctx.senders, "whatsapp": whatsapp, "email": email}
+    booked_at = sp(2026, 3, 9, 10)
+    await actions.book(
+        ctx.db,
+        patient_id=patient.id,
+        doctor_id=doctor.id,
+        starts_at=sp(2026, 3, 12, 14),
+        channel="whatsapp",
+        now=booked_at,
+    )
+    await plan_reminders(ctx, clock=lambda: booked_at)
+    await dispatch_due(ctx, clock=lambda: sp(2026, 3, 11, 14))
+    return email
+
+
+async def _whatsapp_message(ctx) -> Message:
+    async with ctx.db.session() as session:
+        query = select(Message).where(Message.channel == "whatsapp")
+        return (await session.execute(query)).scalar_one()
+
+
+async def test_a_reminder_falls_back_to_another_channel_at_once_instead_of_waiting(ctx):
+    whatsapp = FlakySender(busy())
+
+    email = await _remind(ctx, whatsapp)
+
+    assert (whatsapp.calls, email.calls) == (1, 1)
+    assert (await _whatsapp_message(ctx)).delivery_status == DeliveryStatus.FAILED
+
+
+async def test_a_reminder_interrupted_mid_send_is_left_to_the_reminders_own_recovery(ctx):
+    class Killed(FlakySender):
+        async def deliver(self, message, identity):
+            self.calls += 1
+            raise WorkerKilled
+
+    whatsapp = Killed()
+    with pytest.raises(WorkerKilled):
+        await _remind(ctx, whatsapp)
+    interrupted = await _whatsapp_message(ctx)
+    assert (interrupted.delivery_status, interrupted.attempts) == (DeliveryStatus.PENDING, 1)
+    await _age(ctx, interrupted.id, 3600)
+
+    assert await retry_due_deliveries(ctx) == 0
+    assert whatsapp.calls == 1
