@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +19,18 @@ from models.db import is_sqlite, sync_url
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
 CLINIC_TIMEZONE = "America/Sao_Paulo"
+# Each channel connector reads its own variables (bot/channels/<name>.py) from these.
+CHANNEL_ENV_PREFIXES = (
+    "WHATSAPP_",
+    "MESSENGER_",
+    "INSTAGRAM_",
+    "META_",
+    "TWILIO_",
+    "TELEGRAM_",
+    "SMTP_",
+    "IMAP_",
+    "EMAIL_",
+)
 
 
 def _secret_from_file(name: str) -> str:
@@ -67,6 +80,7 @@ class Settings:
     staff_hours: str = "0-4 08:00-18:00; 5 08:00-12:00"
     # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
     reminder_offsets: str = "24h,2h@24h"
+    channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -90,6 +104,7 @@ class Settings:
             manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
             staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
+            channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
     def child_env(self) -> dict[str, str]:
@@ -121,4 +136,5 @@ class Settings:
             # Rasa's SQL tracker store would otherwise open a 50+100 connection pool.
             "SQL_POOL_SIZE": "5",
             "SQL_MAX_OVERFLOW": "5",
+            **self.channel_env,
         }

@@ -18,6 +18,7 @@ from handoff.actions import distribute
 from handoff.bot_api import BotApi
 from handoff.context import Context
 from handoff.events import HttpEventBus
+from handoff.retries import retry_due_deliveries
 from handoff.timers import sweep
 from models.db import Database
 from scheduling.reminders import dispatch_due, plan_reminders
@@ -39,6 +40,7 @@ JOBS = [
     PeriodicJob("handoff timers", 5.0, sweep),
     PeriodicJob("reminder planning", 5.0, plan_reminders),
     PeriodicJob("reminder dispatch", 5.0, dispatch_due),
+    PeriodicJob("delivery retries", 5.0, retry_due_deliveries),
 ]
 
 
