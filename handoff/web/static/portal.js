@@ -15,6 +15,75 @@
       ? new Date(me.lgpd_consent_at).toLocaleString("pt-BR", { timeZone: "America/Sao_Paulo" }) : "—";
   }
 
+  function when(iso) {
+    return new Date(iso).toLocaleString("pt-BR", {
+      timeZone: "America/Sao_Paulo", weekday: "long", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit"
+    });
+  }
+
+  function loadAppointments() {
+    return api("GET", "/api/portal/appointments").then(function (list) {
+      var ul = $("appointments");
+      ul.innerHTML = "";
+      if (!list.length) {
+        var empty = document.createElement("li");
+        empty.textContent = T("portal.no_appointments");
+        ul.appendChild(empty);
+      }
+      list.forEach(function (a) {
+        var li = document.createElement("li");
+        li.setAttribute("data-appointment-id", a.id);
+        var text = document.createElement("span");
+        text.textContent = when(a.starts_at) + " · " + a.doctor_name + " (" + a.specialty_name + ") · " + T("appointment.status." + a.status);
+        var cancel = document.createElement("button");
+        cancel.type = "button";
+        cancel.textContent = T("portal.cancel");
+        cancel.addEventListener("click", function () {
+          if (!window.confirm(T("portal.cancel_confirm"))) return;
+          api("POST", "/api/portal/appointments/" + a.id + "/cancel")
+            .then(function () { $("appointments-status").textContent = T("portal.cancelled"); return loadAppointments(); })
+            .catch(function (e) { $("appointments-status").textContent = e.message; });
+        });
+        li.appendChild(text);
+        li.appendChild(cancel);
+        ul.appendChild(li);
+      });
+    });
+  }
+
+  function loadSpecialties() {
+    return api("GET", "/api/portal/specialties").then(function (list) {
+      list.forEach(function (s) {
+        var option = document.createElement("option");
+        option.value = s.id;
+        option.textContent = s.name;
+        $("specialty").appendChild(option);
+      });
+    });
+  }
+
+  $("slot-search").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var query = "?specialty_id=" + $("specialty").value + ($("day").value ? "&day=" + $("day").value : "");
+    $("booking-status").textContent = "";
+    api("GET", "/api/portal/slots" + query).then(function (slots) {
+      var box = $("slots");
+      box.innerHTML = "";
+      if (!slots.length) $("booking-status").textContent = T("portal.no_slots");
+      slots.forEach(function (slot) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.textContent = when(slot.starts_at) + " · " + slot.doctor_name;
+        button.addEventListener("click", function () {
+          api("POST", "/api/portal/appointments", { doctor_id: slot.doctor_id, starts_at: slot.starts_at })
+            .then(function () { box.innerHTML = ""; $("booking-status").textContent = T("portal.booked"); return loadAppointments(); })
+            .catch(function (e) { $("booking-status").textContent = e.message; });
+        });
+        box.appendChild(button);
+      });
+    }).catch(function (e) { $("booking-status").textContent = e.message; });
+  });
+
   $("profile-form").addEventListener("submit", function (event) {
     event.preventDefault();
     var form = event.target;
@@ -26,5 +95,9 @@
     api("POST", "/api/logout").then(function () { window.location.href = "/"; });
   });
 
-  window.catalogReady.then(function () { return api("GET", "/api/portal/me"); }).then(show);
+  window.catalogReady.then(function () {
+    loadAppointments();
+    loadSpecialties();
+    return api("GET", "/api/portal/me");
+  }).then(show);
 })();

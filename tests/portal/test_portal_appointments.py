@@ -1,0 +1,122 @@
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from handoff.web.keys import CTX
+from models import utcnow
+from scripts.demo_clinic import add_agenda
+from tests.portal.test_patient_accounts import MARIA
+from tests.webapp import web_server
+
+JOAO = {**MARIA, "name": "João Souza", "email": "joao@exemplo.com", "cpf": "111.444.777-35"}
+
+
+@pytest.fixture
+async def server(settings) -> AsyncIterator:
+    async with web_server(settings) as server:
+        async with server.app[CTX].db.session() as session:
+            add_agenda(session, [utcnow().year, utcnow().year + 1])
+        yield server
+
+
+async def _patient(server, data) -> aiohttp.ClientSession:
+    http = aiohttp.ClientSession(
+        base_url=str(server.make_url("")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    )
+    async with http.post("/api/signup", json=data) as response:
+        assert response.status == 201
+    return http
+
+
+@pytest.fixture
+async def maria(server) -> AsyncIterator[aiohttp.ClientSession]:
+    http = await _patient(server, MARIA)
+    yield http
+    await http.close()
+
+
+async def _first_slot(http, specialty_name: str) -> dict:
+    async with http.get("/api/portal/specialties") as response:
+        specialties = {s["name"]: s["id"] for s in await response.json()}
+    async with http.get(
+        "/api/portal/slots", params={"specialty_id": specialties[specialty_name]}
+    ) as response:
+        slots = await response.json()
+    assert slots, "the demo agenda has free slots"
+    return slots[0]
+
+
+async def test_a_patient_books_a_free_slot_and_sees_it(maria):
+    slot = await _first_slot(maria, "Cardiologia")
+    async with maria.post(
+        "/api/portal/appointments",
+        json={"doctor_id": slot["doctor_id"], "starts_at": slot["starts_at"]},
+    ) as response:
+        assert response.status == 201
+    async with maria.get("/api/portal/appointments") as response:
+        [appointment] = await response.json()
+    assert appointment["doctor_name"] == slot["doctor_name"]
+    assert appointment["starts_at"] == slot["starts_at"]
+    assert appointment["status"] == "agendada"
+
+    slot_again = await _first_slot(maria, "Cardiologia")
+    assert slot_again["starts_at"] != slot["starts_at"], "a booked slot is no longer offered"
+
+
+async def test_a_slot_taken_meanwhile_is_refused_in_portuguese(server, maria):
+    slot = await _first_slot(maria, "Dermatologia")
+    joao = await _patient(server, JOAO)
+    try:
+        body = {"doctor_id": slot["doctor_id"], "starts_at": slot["starts_at"]}
+        async with joao.post("/api/portal/appointments", json=body) as response:
+            assert response.status == 201
+        async with maria.post("/api/portal/appointments", json=body) as response:
+            assert response.status == 409
+            assert (await response.json())[
+                "error"
+            ] == "Esse horário acabou de ser ocupado. Escolha outro."
+    finally:
+        await joao.close()
+
+
+async def test_patients_cancel_only_their_own_appointments(server, maria):
+    slot = await _first_slot(maria, "Pediatria")
+    async with maria.post(
+        "/api/portal/appointments",
+        json={"doctor_id": slot["doctor_id"], "starts_at": slot["starts_at"]},
+    ) as response:
+        appointment_id = (await response.json())["id"]
+    joao = await _patient(server, JOAO)
+    try:
+        async with joao.post(f"/api/portal/appointments/{appointment_id}/cancel") as response:
+            assert response.status == 404
+    finally:
+        await joao.close()
+    async with maria.post(f"/api/portal/appointments/{appointment_id}/cancel") as response:
+        assert response.status == 200
+    async with maria.get("/api/portal/appointments") as response:
+        assert await response.json() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"doctor_id": "x", "starts_at": "2030-01-01T10:00:00+00:00"},
+        {"doctor_id": 1, "starts_at": "2030-01-01T10:00:00"},
+    ],
+)
+async def test_malformed_bookings_are_refused(maria, body):
+    async with maria.post("/api/portal/appointments", json=body) as response:
+        assert response.status == 400
+
+
+async def test_a_time_off_the_agenda_is_refused(maria):
+    slot = await _first_slot(maria, "Cardiologia")
+    body = {
+        "doctor_id": slot["doctor_id"],
+        "starts_at": slot["starts_at"].replace(":00+", ":07+", 1),
+    }
+    async with maria.post("/api/portal/appointments", json=body) as response:
+        assert response.status == 409
