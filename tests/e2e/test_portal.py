@@ -5,6 +5,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
+from tests.clients import StaffClient
 from tests.clinic import STAFF_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +54,19 @@ async def test_a_signup_with_a_wrong_cpf_explains_why(clinic, browser):
     await expect(page).to_have_url(re.compile(r"/cadastro$"))
 
 
-async def test_the_admin_edits_the_clinic_data(clinic, browser):
+@pytest.fixture
+async def clinic_profile_restored(clinic):
+    """The clinic is shared by the whole session: put its data back as it was."""
+    admin = StaffClient(clinic.settings.web_url)
+    await admin.login(clinic.login_for("admin@").email, STAFF_PASSWORD)
+    _, original = await admin.request("GET", "/api/admin/clinic")
+    yield
+    status, _ = await admin.request("PUT", "/api/admin/clinic", original)
+    assert status == 200
+    await admin.close()
+
+
+async def test_the_admin_edits_the_clinic_data(clinic, browser, clinic_profile_restored):
     admin = clinic.login_for("admin@")
     page = await (await browser.new_context()).new_page()
     await page.goto(f"{clinic.settings.web_url}/login")
