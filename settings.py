@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from models.db import is_sqlite, sync_url
+
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
 CLINIC_TIMEZONE = "America/Sao_Paulo"
@@ -26,6 +28,17 @@ def _secret_from_file(name: str) -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+RASA_SCHEMA = "rasa"
+
+
+def _tracker_url_beside(database_url: str) -> str:
+    """Rasa's tracker store keyed to the same database as the history: its sender ids are
+    our patient ids, so a tracker must never outlive (or predate) the database they index."""
+    if is_sqlite(database_url):
+        return database_url.removesuffix(".db") + "-rasa.db"
+    return sync_url(database_url)
 
 
 def _port(url: str) -> str:
@@ -42,16 +55,17 @@ class Settings:
     rasa_token: str
     public_base_url: str
     action_server_url: str = "http://127.0.0.1:5055/webhook"
-    rasa_tracker_db: str = str(VAR / "rasa" / "tracker.db")
+    rasa_tracker_url: str = ""
     attendant_capacity: int = 5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{VAR / 'omniclinica.db'}"
         web_url = env.get("WEB_URL", "http://127.0.0.1:8000")
         bot_url = env.get("BOT_URL", "http://127.0.0.1:5005")
         return cls(
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{VAR / 'omniclinica.db'}",
+            database_url=database_url,
             internal_token=env.get("INTERNAL_TOKEN") or _secret_from_file("internal_token"),
             session_secret=env.get("SESSION_SECRET") or _secret_from_file("session_secret"),
             web_url=web_url.rstrip("/"),
@@ -59,7 +73,7 @@ class Settings:
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
             public_base_url=env.get("PUBLIC_BASE_URL", bot_url).rstrip("/"),
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
-            rasa_tracker_db=env.get("RASA_TRACKER_DB", str(VAR / "rasa" / "tracker.db")),
+            rasa_tracker_url=env.get("RASA_TRACKER_URL") or _tracker_url_beside(database_url),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
         )
 
@@ -74,7 +88,9 @@ class Settings:
             "RASA_TOKEN": self.rasa_token,
             "PUBLIC_BASE_URL": self.public_base_url,
             "ACTION_SERVER_URL": self.action_server_url,
-            "RASA_TRACKER_DB": self.rasa_tracker_db,
+            "RASA_TRACKER_URL": self.rasa_tracker_url,
+            # On PostgreSQL, Rasa's `events` table lives in the `rasa` schema (migration 0002).
+            "POSTGRESQL_SCHEMA": RASA_SCHEMA,
             "BOT_PORT": _port(self.bot_url),
             "ACTIONS_PORT": _port(self.action_server_url),
             "ATTENDANT_CAPACITY": str(self.attendant_capacity),

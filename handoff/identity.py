@@ -121,3 +121,24 @@ async def _patient_to_link(
     return await create_patient(
         session, name=display_name, phone=phone, email=email, channel=channel
     )
+
+
+def normalize_cpf(raw: str) -> str | None:
+    """11 bare digits when the CPF's check digits are right; None otherwise. The eleven
+    repeated-digit strings pass the checksum but are never issued, so they are refused."""
+    digits = re.sub(r"\D", "", raw or "")
+    if len(digits) != 11 or len(set(digits)) == 1:
+        return None
+    numbers = [int(d) for d in digits]
+    for position in (9, 10):
+        weights = range(position + 1, 1, -1)
+        total = sum(n * w for n, w in zip(numbers[:position], weights, strict=True))
+        check = (total * 10) % 11 % 10
+        if numbers[position] != check:
+            return None
+    return digits
+
+
+def mask_cpf(cpf: str | None) -> str | None:
+    """How staff screens show a CPF: ***.982.247-**."""
+    return f"***.{cpf[3:6]}.{cpf[6:9]}-**" if cpf else None

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
 from models.db import Database
 from models.migrate import upgrade
@@ -34,6 +33,7 @@ def _banner(settings: Settings) -> str:
         "omniclinica is starting:",
         f"  clinic site with chat widget  {settings.web_url}/",
         f"  staff workspace               {settings.web_url}/staff",
+        f"  admin (staff, clinic data)    {settings.web_url}/staff/admin",
         f"  Rasa server (webhooks)        {settings.bot_url}/webhooks/<channel>/webhook",
         "",
     ]
@@ -50,7 +50,6 @@ def main() -> None:
     settings = Settings.from_env()
     upgrade(settings.database_url)
     asyncio.run(_seed(settings))
-    Path(settings.rasa_tracker_db).parent.mkdir(parents=True, exist_ok=True)
     print(_banner(settings), flush=True)
     env = {**os.environ, **settings.child_env()}
     honcho = str(ROOT / ".venv" / "bin" / "honcho")

@@ -59,7 +59,6 @@ class RunningClinic:
                 "WEB_URL": f"http://127.0.0.1:{web}",
                 "BOT_URL": f"http://127.0.0.1:{bot}",
                 "ACTION_SERVER_URL": f"http://127.0.0.1:{actions}/webhook",
-                "RASA_TRACKER_DB": str(folder / "tracker.db"),
                 "INTERNAL_TOKEN": "integration-internal-token",
                 "SESSION_SECRET": "integration-session-secret",
                 "RASA_TOKEN": "integration-rasa-token",

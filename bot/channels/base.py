@@ -102,7 +102,13 @@ class ChannelInput(InputChannel):
     def route_later(self, message_id: int, on_new_message: OnNewMessage) -> None:
         task = asyncio.create_task(self.route(message_id, on_new_message))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._route_done)
+
+    def _route_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Left unprocessed: replayed at the next start of the bot process.
+            log.error("%s: routing failed", self.name(), exc_info=task.exception())
 
     async def route(self, message_id: int, on_new_message: OnNewMessage) -> None:
         """Hand a recorded message to Rasa if the bot owns its conversation, once."""

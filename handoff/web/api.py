@@ -12,6 +12,7 @@ from handoff import actions
 from handoff.auth import audit, authenticate, close_session, open_session
 from handoff.events import conversation_view
 from handoff.history import message_view
+from handoff.identity import mask_cpf
 from handoff.web.keys import CTX, SESSION_COOKIE, current_user
 from handoff.web.middlewares import ApiError
 from models import Conversation, ConversationStatus, Message, Owner, Presence, Role, User
@@ -39,10 +40,6 @@ def user_view(user: User) -> dict[str, Any]:
         "presence": str(profile.presence) if profile else None,
         "capacity": profile.capacity if profile else None,
     }
-
-
-def mask_cpf(cpf: str | None) -> str | None:
-    return f"***.{cpf[3:6]}.{cpf[6:9]}-**" if cpf else None
 
 
 async def login(request: web.Request) -> web.Response:

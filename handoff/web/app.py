@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.channels.registry import build_senders
 from handoff.bot_api import BotApi
 from handoff.context import Context
-from handoff.web import api, live, pages
+from handoff.web import admin, api, live, pages, portal
 from handoff.web.hub import Hub
 from handoff.web.keys import CTX, HUB, SETTINGS
 from handoff.web.middlewares import auth_middleware, error_middleware
@@ -49,6 +49,8 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     api.setup(app)
     live.setup(app)
+    admin.setup(app)
+    portal.setup(app)
     return app
 
 

@@ -12,13 +12,24 @@ from handoff.actions import NotFound, NotOwner, TransitionError
 from handoff.auth import user_for_token
 from handoff.catalog import t
 from handoff.web.keys import CTX, SESSION_COOKIE
+from models import Role
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-PUBLIC_PATHS = {"/", "/login", "/api/login", "/catalog.json", "/healthz"}
+PUBLIC_PATHS = {
+    "/",
+    "/login",
+    "/cadastro",
+    "/api/login",
+    "/api/logout",
+    "/api/signup",
+    "/catalog.json",
+    "/healthz",
+}
 PUBLIC_PREFIXES = ("/static/", "/internal/")
+PATIENT_PREFIXES = ("/portal", "/api/portal/")
 STAFF_PREFIXES = ("/staff", "/api/")
 
 
@@ -59,11 +70,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
     user = request["user"]
-    if path.startswith(STAFF_PREFIXES) and (user is None or not user.is_staff):
-        if path.startswith("/api/"):
-            return json_error(
-                401 if user is None else 403,
-                "error.unauthenticated" if user is None else "error.forbidden",
-            )
-        raise web.HTTPFound("/login")
-    return await handler(request)
+    if path.startswith(PATIENT_PREFIXES):
+        allowed = user is not None and user.role == Role.PATIENT
+    elif path.startswith(STAFF_PREFIXES):
+        allowed = user is not None and user.is_staff
+    else:
+        allowed = True
+    if allowed:
+        return await handler(request)
+    if path.startswith("/api/"):
+        if user is None:
+            return json_error(401, "error.unauthenticated")
+        return json_error(403, "error.forbidden")
+    raise web.HTTPFound("/login")

@@ -12,7 +12,7 @@ from handoff.web.keys import SETTINGS, current_user
 STATIC = Path(__file__).with_name("static")
 
 
-def _page(name: str, **values: str) -> web.Response:
+def render_page(name: str, **values: str) -> web.Response:
     html = (STATIC / name).read_text(encoding="utf-8")
     for key, value in values.items():
         html = html.replace("{{" + key + "}}", value)
@@ -20,18 +20,19 @@ def _page(name: str, **values: str) -> web.Response:
 
 
 async def clinic(request: web.Request) -> web.Response:
-    return _page("clinic.html", BOT_PUBLIC_URL=request.app[SETTINGS].public_base_url)
+    return render_page("clinic.html", BOT_PUBLIC_URL=request.app[SETTINGS].public_base_url)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    if request["user"] is not None and request["user"].is_staff:
-        raise web.HTTPFound("/staff")
-    return _page("login.html")
+    user = request["user"]
+    if user is not None:
+        raise web.HTTPFound("/staff" if user.is_staff else "/portal")
+    return render_page("login.html")
 
 
 async def staff(request: web.Request) -> web.Response:
     current_user(request)
-    return _page("staff.html")
+    return render_page("staff.html")
 
 
 async def catalog(_request: web.Request) -> web.FileResponse:

@@ -3,6 +3,7 @@ attendant → hand-back."""
 
 import asyncio
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -170,15 +171,11 @@ async def test_non_json_frames_are_rejected_without_closing_the_socket(widget):
 
 
 async def test_a_message_before_hello_is_refused(clinic):
-    client = WidgetClient(clinic.widget_socket_url)
-    import aiohttp
-
     async with aiohttp.ClientSession() as http, http.ws_connect(clinic.widget_socket_url) as ws:
         await ws.send_json({"type": "message", "id": "early00001", "text": "oi"})
         error = await ws.receive_json(timeout=10)
     assert error["type"] == "error"
     assert error["code"] == "malformed"
-    del client
 
 
 async def test_reconnecting_with_the_token_restores_the_conversation(clinic, widget):
@@ -206,8 +203,6 @@ async def test_a_forged_token_gets_a_fresh_visitor(clinic):
 
 
 async def test_staff_pages_and_api_require_login(clinic):
-    import aiohttp
-
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{clinic.settings.web_url}/api/conversations") as response:
             assert response.status == 401
@@ -217,4 +212,3 @@ async def test_staff_pages_and_api_require_login(clinic):
         async with http.get(f"{clinic.settings.web_url}/") as response:
             page = await response.text()
             assert f"{clinic.settings.bot_url}/webhooks/webchat/widget.js" in page
-    await asyncio.sleep(0)

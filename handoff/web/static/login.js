@@ -11,7 +11,7 @@ document.getElementById("login-form").addEventListener("submit", function (event
     })
   }).then(function (response) {
     return response.json().then(function (body) {
-      if (response.ok) window.location.href = "/staff";
+      if (response.ok) window.location.href = body.role === "patient" ? "/portal" : "/staff";
       else error.textContent = body.error;
     });
   });

@@ -1,0 +1,179 @@
+"""What only the clinic's admin may change: staff accounts and the clinic profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from handoff.auth import audit, hash_password
+from handoff.identity import normalize_email
+from models import AttendantProfile, ClinicProfile, LoginSession, Role, User
+from models.db import Database
+
+MIN_PASSWORD_LENGTH = 8
+STAFF_ROLES_ADMIN_CAN_GRANT = (Role.ATTENDANT, Role.MANAGER, Role.ADMIN)
+
+
+class AdminError(ValueError):
+    """Invalid input; `code` is a catalog key."""
+
+    def __init__(self, code: str, **values: object) -> None:
+        super().__init__(code)
+        self.code, self.values = code, values
+
+
+@dataclass(frozen=True)
+class StaffChanges:
+    name: str | None = None
+    role: Role | None = None
+    capacity: int | None = None
+    is_active: bool | None = None
+    password: str | None = None
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AdminError("error.password_too_short", minimum=MIN_PASSWORD_LENGTH)
+    return password
+
+
+def _check_role(role: Any) -> Role:
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise AdminError("error.invalid_role") from None
+    if parsed not in STAFF_ROLES_ADMIN_CAN_GRANT:
+        raise AdminError("error.invalid_role")
+    return parsed
+
+
+def _check_capacity(capacity: Any) -> int:
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or not 1 <= capacity <= 50:
+        raise AdminError("error.invalid_capacity")
+    return capacity
+
+
+async def list_staff(db: Database) -> list[User]:
+    query = (
+        select(User)
+        .where(User.role.in_(STAFF_ROLES_ADMIN_CAN_GRANT))
+        .options(selectinload(User.attendant_profile))
+        .order_by(User.name)
+    )
+    async with db.session() as session:
+        return list((await session.execute(query)).scalars().all())
+
+
+async def create_staff(
+    db: Database, admin: User, *, name: str, email: str, role: Any, password: str, capacity: int = 5
+) -> User:
+    normalized = normalize_email(email)
+    if not name.strip() or normalized is None:
+        raise AdminError("error.invalid_staff")
+    user = User(
+        name=name.strip(),
+        email=normalized,
+        role=_check_role(role),
+        password_hash=hash_password(_check_password(password)),
+    )
+    if user.role in (Role.ATTENDANT, Role.MANAGER):
+        user.attendant_profile = AttendantProfile(capacity=_check_capacity(capacity))
+    try:
+        async with db.session() as session:
+            session.add(user)
+            await session.flush()
+            audit(session, admin, "staff_created", target_user_id=user.id, role=str(user.role))
+    except IntegrityError:
+        raise AdminError("error.email_taken") from None
+    return user
+
+
+async def update_staff(db: Database, admin: User, user_id: int, changes: StaffChanges) -> User:
+    async with db.session() as session:
+        query = (
+            select(User)
+            .where(User.id == user_id, User.role.in_(STAFF_ROLES_ADMIN_CAN_GRANT))
+            .options(selectinload(User.attendant_profile))
+            .with_for_update()
+        )
+        user = (await session.execute(query)).scalar_one_or_none()
+        if user is None:
+            raise AdminError("error.not_found")
+        if changes.name is not None:
+            user.name = changes.name.strip() or user.name
+        if changes.role is not None:
+            user.role = _check_role(changes.role)
+            if user.role != Role.ADMIN and user.attendant_profile is None:
+                user.attendant_profile = AttendantProfile()
+        if changes.capacity is not None and user.attendant_profile is not None:
+            user.attendant_profile.capacity = _check_capacity(changes.capacity)
+        if changes.password is not None:
+            user.password_hash = hash_password(_check_password(changes.password))
+        if changes.is_active is not None:
+            if user.id == admin.id and not changes.is_active:
+                raise AdminError("error.cannot_deactivate_self")
+            user.is_active = changes.is_active
+        if changes.password is not None or changes.is_active is False:
+            # A new password or a deactivation ends every open session of that account.
+            sessions = await session.execute(
+                select(LoginSession).where(LoginSession.user_id == user.id)
+            )
+            for login in sessions.scalars():
+                await session.delete(login)
+        audit(session, admin, "staff_updated", target_user_id=user.id, fields=_changed(changes))
+    return user
+
+
+def _changed(changes: StaffChanges) -> list[str]:
+    return [field for field, value in vars(changes).items() if value is not None]
+
+
+def clean_profile(data: Any) -> dict[str, Any]:
+    """Every field is a text, a list of texts or a map of texts (e.g. exam → preparation);
+    anything else is refused rather than stored for the assistant to trip on."""
+    if not isinstance(data, dict):
+        raise AdminError("error.invalid_profile")
+    return {str(key): _clean_value(value) for key, value in data.items()}
+
+
+def _clean_value(value: Any) -> str | list[str] | dict[str, str]:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return [item.strip() for item in value if item.strip()]
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return {k.strip(): v.strip() for k, v in value.items() if k.strip()}
+    raise AdminError("error.invalid_profile")
+
+
+async def clinic_profile(db: Database) -> ClinicProfile:
+    async with db.session() as session:
+        profile = (await session.execute(select(ClinicProfile).limit(1))).scalar_one_or_none()
+    if profile is None:
+        raise AdminError("error.not_found")
+    return profile
+
+
+async def update_clinic_profile(
+    db: Database, admin: User, *, name: str, data: Any
+) -> ClinicProfile:
+    cleaned = clean_profile(data)
+    if not isinstance(name, str) or not name.strip():
+        raise AdminError("error.invalid_profile")
+    async with db.session() as session:
+        profile = (
+            await session.execute(select(ClinicProfile).limit(1).with_for_update())
+        ).scalar_one_or_none()
+        if profile is None:
+            profile = ClinicProfile()
+            session.add(profile)
+        profile.name = name.strip()
+        profile.data = cleaned
+        audit(session, admin, "clinic_profile_updated")
+    return profile

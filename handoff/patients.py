@@ -1,0 +1,175 @@
+"""Patients' own accounts: sign-up, their data, and its export (LGPD art. 18)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from handoff.admin import MIN_PASSWORD_LENGTH
+from handoff.auth import hash_password
+from handoff.history import message_view
+from handoff.identity import create_patient, normalize_cpf, normalize_email, normalize_phone
+from models import Appointment, ChannelIdentity, Message, User, utcnow
+from models.db import Database
+
+
+class PatientError(ValueError):
+    """Invalid input; `code` is a catalog key."""
+
+    def __init__(self, code: str, **values: object) -> None:
+        super().__init__(code)
+        self.code, self.values = code, values
+
+
+def _required(value: Any, code: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise PatientError(code)
+    return value.strip()
+
+
+async def sign_up(
+    db: Database, *, name: Any, email: Any, phone: Any, cpf: Any, password: Any, consent: Any
+) -> User:
+    """A new patient account. An existing record with the same CPF or e-mail is never
+    taken over from here: whoever types someone's CPF must not get their history."""
+    full_name = _required(name, "error.name_required")
+    normalized_email = normalize_email(_required(email, "error.invalid_email"))
+    if normalized_email is None:
+        raise PatientError("error.invalid_email")
+    normalized_phone = normalize_phone(_required(phone, "error.invalid_phone"))
+    if normalized_phone is None:
+        raise PatientError("error.invalid_phone")
+    normalized_cpf = normalize_cpf(_required(cpf, "error.invalid_cpf"))
+    if normalized_cpf is None:
+        raise PatientError("error.invalid_cpf")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise PatientError("error.password_too_short", minimum=MIN_PASSWORD_LENGTH)
+    if consent is not True:
+        raise PatientError("error.consent_required")
+    try:
+        async with db.session() as session:
+            query = select(User.email).where(
+                or_(User.email == normalized_email, User.cpf == normalized_cpf)
+            )
+            taken = (await session.execute(query.limit(1))).first()
+            if taken is not None:
+                same_email = taken.email == normalized_email
+                raise PatientError("error.email_taken" if same_email else "error.cpf_taken")
+            # The phone is stored but not used to match channel identities: typed on a form it
+            # proves nothing, and matching would hand someone else's WhatsApp history over.
+            patient = await create_patient(session, name=full_name, email=normalized_email)
+            patient.phone_e164 = normalized_phone
+            patient.cpf = normalized_cpf
+            patient.password_hash = hash_password(password)
+            patient.patient_profile.lgpd_consent_at = utcnow()
+    except IntegrityError:
+        raise PatientError("error.email_taken") from None
+    return patient
+
+
+async def load_patient(db: Database, patient_id: int) -> User:
+    query = select(User).where(User.id == patient_id).options(selectinload(User.patient_profile))
+    async with db.session() as session:
+        return (await session.execute(query)).scalar_one()
+
+
+async def update_contact(
+    db: Database, patient_id: int, *, name: Any = None, phone: Any = None
+) -> User:
+    async with db.session() as session:
+        query = (
+            select(User)
+            .where(User.id == patient_id)
+            .options(selectinload(User.patient_profile))
+            .with_for_update()
+        )
+        patient = (await session.execute(query)).scalar_one()
+        if name is not None:
+            patient.name = _required(name, "error.name_required")
+        if phone is not None:
+            normalized = normalize_phone(_required(phone, "error.invalid_phone"))
+            if normalized is None:
+                raise PatientError("error.invalid_phone")
+            patient.phone_e164 = normalized
+    return patient
+
+
+def profile_view(patient: User) -> dict[str, Any]:
+    profile = patient.patient_profile
+    return {
+        "id": patient.id,
+        "name": patient.name,
+        "email": patient.email,
+        "phone": patient.phone_e164,
+        "cpf": patient.cpf,
+        "preferred_channel": profile.preferred_channel if profile else None,
+        "lgpd_consent_at": profile.lgpd_consent_at.isoformat()
+        if profile and profile.lgpd_consent_at
+        else None,
+    }
+
+
+async def export_data(db: Database, patient_id: int) -> dict[str, Any]:
+    """Everything the clinic holds about the patient, in a reusable format."""
+    patient = await load_patient(db, patient_id)
+    async with db.session() as session:
+        identities = (
+            (
+                await session.execute(
+                    select(ChannelIdentity).where(ChannelIdentity.patient_id == patient_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        messages = (
+            (
+                await session.execute(
+                    select(Message)
+                    .where(Message.patient_id == patient_id, Message.internal.is_(False))
+                    .order_by(Message.created_at, Message.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        appointments = (
+            (
+                await session.execute(
+                    select(Appointment)
+                    .where(Appointment.patient_id == patient_id)
+                    .order_by(Appointment.starts_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return {
+        "exported_at": utcnow().isoformat(),
+        "profile": profile_view(patient),
+        "channels": [
+            {"channel": i.channel, "external_id": i.external_id, "since": i.created_at.isoformat()}
+            for i in identities
+        ],
+        "messages": [
+            {
+                key: value
+                for key, value in message_view(m).items()
+                if key not in ("author_id", "internal")
+            }
+            for m in messages
+        ],
+        "appointments": [
+            {
+                "id": a.id,
+                "doctor_id": a.doctor_id,
+                "starts_at": a.starts_at.isoformat(),
+                "ends_at": a.ends_at.isoformat(),
+                "status": str(a.status),
+            }
+            for a in appointments
+        ],
+    }

@@ -1,0 +1,127 @@
+/* Admin: staff accounts and the clinic profile (texts, lists, "item: descrição" maps). */
+(function () {
+  "use strict";
+  var $ = function (id) { return document.getElementById(id); };
+  var shapes = {};
+
+  function api(method, path, body) {
+    return fetch(path, {
+      method: method,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) throw new Error(data.error || response.statusText);
+        return data;
+      });
+    });
+  }
+
+  function cell(row, content) {
+    var td = document.createElement("td");
+    if (content instanceof Node) td.appendChild(content); else td.textContent = content;
+    row.appendChild(td);
+  }
+
+  function loadStaff() {
+    api("GET", "/api/admin/staff").then(function (staff) {
+      var body = $("staff-table").querySelector("tbody");
+      body.innerHTML = "";
+      staff.forEach(function (user) {
+        var row = document.createElement("tr");
+        row.setAttribute("data-user-id", user.id);
+        cell(row, user.name);
+        cell(row, user.email);
+        cell(row, T("role." + user.role));
+        var capacity = document.createElement("input");
+        capacity.type = "number"; capacity.min = 1; capacity.max = 50;
+        capacity.value = user.capacity || "";
+        capacity.disabled = user.capacity === null;
+        capacity.addEventListener("change", function () {
+          api("PATCH", "/api/admin/staff/" + user.id, { capacity: Number(capacity.value) })
+            .catch(function (e) { $("staff-status").textContent = e.message; });
+        });
+        cell(row, capacity);
+        var toggle = document.createElement("button");
+        toggle.type = "button";
+        toggle.textContent = T(user.is_active ? "admin.deactivate" : "admin.activate");
+        toggle.addEventListener("click", function () {
+          api("PATCH", "/api/admin/staff/" + user.id, { is_active: !user.is_active })
+            .then(loadStaff)
+            .catch(function (e) { $("staff-status").textContent = e.message; });
+        });
+        cell(row, toggle);
+        body.appendChild(row);
+      });
+    });
+  }
+
+  $("new-staff").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    api("POST", "/api/admin/staff", {
+      name: form.name.value, email: form.email.value, role: form.role.value,
+      capacity: Number(form.capacity.value), password: form.password.value
+    }).then(function () {
+      $("staff-status").textContent = T("admin.created");
+      form.reset();
+      loadStaff();
+    }).catch(function (e) { $("staff-status").textContent = e.message; });
+  });
+
+  function toText(value) {
+    if (Array.isArray(value)) return value.join("\n");
+    if (typeof value === "object") return Object.keys(value).map(function (k) { return k + ": " + value[k]; }).join("\n");
+    return value;
+  }
+
+  function fromText(shape, text) {
+    var lines = text.split("\n").map(function (l) { return l.trim(); }).filter(Boolean);
+    if (shape === "list") return lines;
+    if (shape === "map") {
+      var map = {};
+      lines.forEach(function (line) {
+        var at = line.indexOf(":");
+        if (at > 0) map[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+      });
+      return map;
+    }
+    return text.trim();
+  }
+
+  function loadProfile() {
+    api("GET", "/api/admin/clinic").then(function (profile) {
+      $("clinic-name").value = profile.name;
+      var fields = $("clinic-fields");
+      fields.innerHTML = "";
+      Object.keys(profile.data).forEach(function (key) {
+        var value = profile.data[key];
+        shapes[key] = Array.isArray(value) ? "list" : (typeof value === "object" ? "map" : "text");
+        var label = document.createElement("label");
+        var title = document.createElement("span");
+        var translated = T("clinic.field." + key);
+        title.textContent = translated === "clinic.field." + key ? key : translated;
+        var area = document.createElement("textarea");
+        area.name = key;
+        area.rows = shapes[key] === "text" ? 2 : 4;
+        area.value = toText(value);
+        label.appendChild(title);
+        label.appendChild(area);
+        fields.appendChild(label);
+      });
+    });
+  }
+
+  $("clinic-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var data = {};
+    $("clinic-fields").querySelectorAll("textarea").forEach(function (area) {
+      data[area.name] = fromText(shapes[area.name], area.value);
+    });
+    api("PUT", "/api/admin/clinic", { name: $("clinic-name").value, data: data })
+      .then(function () { $("clinic-status").textContent = T("admin.saved"); })
+      .catch(function (e) { $("clinic-status").textContent = e.message; });
+  });
+
+  window.catalogReady.then(function () { loadStaff(); loadProfile(); });
+})();
