@@ -52,6 +52,24 @@ class ActionPedirAvaliacao(ClinicAction):
         return []
 
 
+async def rate(
+    dispatcher: CollectingDispatcher, patient: int | None, score: int | None
+) -> list[EventType]:
+    """Store a 1-5 score typed or tapped by the patient and thank them."""
+    if score is None or not 1 <= score <= 5:
+        dispatcher.utter_message(response="utter_avaliacao_invalida")
+        return []
+    conversation = None
+    if patient is not None:
+        async with database().session() as session:
+            conversation = await record_csat(session, patient, score)
+    if conversation is None:
+        dispatcher.utter_message(response="utter_avaliacao_sem_atendimento")
+    else:
+        dispatcher.utter_message(response="utter_avaliacao_registrada", nota=score)
+    return []
+
+
 class ActionRegistrarAvaliacao(ClinicAction):
     def name(self) -> str:
         return "action_registrar_avaliacao"
@@ -59,16 +77,4 @@ class ActionRegistrarAvaliacao(ClinicAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        score, patient = score_in(tracker), patient_id(tracker)
-        if score is None:
-            dispatcher.utter_message(response="utter_avaliacao_invalida")
-            return []
-        conversation = None
-        if patient is not None:
-            async with database().session() as session:
-                conversation = await record_csat(session, patient, score)
-        if conversation is None:
-            dispatcher.utter_message(response="utter_avaliacao_sem_atendimento")
-        else:
-            dispatcher.utter_message(response="utter_avaliacao_registrada", nota=score)
-        return []
+        return await rate(dispatcher, patient_id(tracker), score_in(tracker))
