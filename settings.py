@@ -57,6 +57,8 @@ class Settings:
     action_server_url: str = "http://127.0.0.1:5055/webhook"
     rasa_tracker_url: str = ""
     attendant_capacity: int = 5
+    # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
+    reminder_offsets: str = "24h,2h@24h"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -75,6 +77,7 @@ class Settings:
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             rasa_tracker_url=env.get("RASA_TRACKER_URL") or _tracker_url_beside(database_url),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
+            reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
         )
 
     def child_env(self) -> dict[str, str]:
@@ -94,6 +97,7 @@ class Settings:
             "BOT_PORT": _port(self.bot_url),
             "ACTIONS_PORT": _port(self.action_server_url),
             "ATTENDANT_CAPACITY": str(self.attendant_capacity),
+            "REMINDER_OFFSETS": self.reminder_offsets,
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",

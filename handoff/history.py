@@ -137,6 +137,7 @@ async def record_outbound(
     buttons: list[dict[str, str]] | None = None,
     attachments: list[dict[str, Any]] | None = None,
     internal: bool = False,
+    template: dict[str, Any] | None = None,
 ) -> Message:
     """Record a message to the patient (pending delivery) or a staff-only note."""
     now = utcnow()
@@ -150,6 +151,7 @@ async def record_outbound(
         text=text,
         buttons=buttons or [],
         attachments=attachments or [],
+        template=template,
         internal=internal,
         delivery_status=DeliveryStatus.SENT if internal else DeliveryStatus.PENDING,
         sent_at=now if internal else None,

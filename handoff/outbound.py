@@ -4,6 +4,7 @@ recorded first, pushed to staff screens, then delivered by the channel's Sender.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from handoff.context import Context, DeliveryFailed
 from handoff.events import message_event
@@ -22,7 +23,12 @@ async def send(
     author_id: int | None = None,
     buttons: list[dict[str, str]] | None = None,
     internal: bool = False,
+    template: dict[str, Any] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> Message:
+    """`template` ({"name", "language", "parameters"}) lets a channel that cannot send free
+    text outside its messaging window send the approved template instead; `attachments` may
+    carry generated files such as `{"kind": "ics", "filename", "content"}` for e-mail."""
     async with ctx.db.session() as session:
         conversation = await session.get(Conversation, conversation_id)
         message = await record_outbound(
@@ -33,6 +39,8 @@ async def send(
             author_id=author_id,
             buttons=buttons,
             internal=internal,
+            template=template,
+            attachments=attachments,
         )
         identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
     await ctx.bus.publish(message_event(message, conversation))
@@ -54,7 +62,8 @@ async def send_bot_reply(
 
 async def deliver(
     ctx: Context, message: Message, identity: ChannelIdentity, conversation: Conversation
-) -> None:
+) -> bool:
+    """Hand a recorded message to its channel's Sender; True when the provider took it."""
     sender = ctx.senders[message.channel]
     try:
         provider_id = await sender.deliver(message, identity)
@@ -65,10 +74,11 @@ async def deliver(
         await _record_delivery(
             ctx, message.id, DeliveryStatus.FAILED, conversation, error=failure.reason
         )
-        return
+        return False
     await _record_delivery(
         ctx, message.id, DeliveryStatus.SENT, conversation, provider_id=provider_id
     )
+    return True
 
 
 async def _record_delivery(

@@ -133,6 +133,9 @@ class Message(Base):
     payload = Column(String(255))
     attachments = Column(JSON, nullable=False, default=list)
     buttons = Column(JSON, nullable=False, default=list)
+    # Context for channels that must send an approved template outside their messaging window:
+    # {"name": ..., "language": ..., "parameters": [...]}; None for free-form messages.
+    template = Column(JSON)
     # Staff-only note (internal note, manager whisper): never sent to the patient.
     internal = Column(Boolean, nullable=False, default=False)
     provider_message_id = Column(String(255))

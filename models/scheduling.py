@@ -101,6 +101,13 @@ class Appointment(Base):
             postgresql_where=text(_ACTIVE_SQL),
         ),
         Index("ix_appointments_patient_starts", "patient_id", "starts_at"),
+        # Appointments whose reminders the worker has not planned yet (a handful at a time).
+        Index(
+            "ix_appointments_unplanned",
+            "id",
+            sqlite_where=text("reminders_planned_at IS NULL"),
+            postgresql_where=text("reminders_planned_at IS NULL"),
+        ),
     )
 
     id = Column(Integer, primary_key=True)
@@ -114,6 +121,8 @@ class Appointment(Base):
     )
     rescheduled_from_id = Column(Integer, ForeignKey("appointments.id"))
     notes = Column(Text, nullable=False, default="")
+    # Set once the worker has created this appointment's reminder rows (see scheduling.reminders).
+    reminders_planned_at = Column(UTCDateTime)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -160,6 +169,8 @@ class Reminder(Base):
     attempts = Column(Integer, nullable=False, default=0)
     channel = Column(String(24))
     message_id = Column(Integer, ForeignKey("messages.id"))
+    # The staff member who asked for this reminder ("Enviar lembrete"); None for automatic ones.
+    requested_by_id = Column(Integer, ForeignKey("users.id"))
     error = Column(Text)
     sent_at = Column(UTCDateTime)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)

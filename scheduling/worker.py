@@ -19,6 +19,7 @@ from handoff.bot_api import BotApi
 from handoff.context import Context
 from handoff.events import HttpEventBus
 from models.db import Database
+from scheduling.reminders import dispatch_due, plan_reminders
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class PeriodicJob:
 JOBS = [
     # Assign queued conversations no event picked up (e.g. a process died mid-handoff).
     PeriodicJob("queue distribution", 5.0, distribute),
+    PeriodicJob("reminder planning", 5.0, plan_reminders),
+    PeriodicJob("reminder dispatch", 5.0, dispatch_due),
 ]
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.auth import hash_password
 from models import (
@@ -14,11 +16,14 @@ from models import (
     ClinicProfile,
     Doctor,
     Role,
+    ScheduleException,
     Specialty,
     User,
     WorkingHours,
 )
 from models.db import Database
+from scheduling.agenda import CLINIC_TZ
+from scheduling.holidays import clinic_holidays
 
 CLINIC_PROFILE = {
     "endereco": "Av. Paulista, 1000, conjunto 42 — Bela Vista, São Paulo/SP, CEP 01310-100",
@@ -91,6 +96,27 @@ class Login:
     password: str
 
 
+def add_agenda(session: AsyncSession, holiday_years: Iterable[int]) -> None:
+    """Specialties, doctors with their weekly hours, and the clinic's holidays."""
+    specialties = {slug: Specialty(slug=slug, name=name) for slug, name in SPECIALTIES.items()}
+    session.add_all(specialties.values())
+    for name, crm, slug, minutes, blocks in DOCTORS:
+        doctor = Doctor(name=name, crm=crm, specialty=specialties[slug], slot_minutes=minutes)
+        doctor.working_hours = [
+            WorkingHours(weekday=day, starts=start, ends=end)
+            for days, start, end in blocks
+            for day in days
+        ]
+        session.add(doctor)
+    for year in holiday_years:
+        for day, reason in clinic_holidays(year):
+            starts = datetime.combine(day, time(0), CLINIC_TZ)
+            ends = datetime.combine(day + timedelta(days=1), time(0), CLINIC_TZ)
+            session.add(
+                ScheduleException(doctor_id=None, starts_at=starts, ends_at=ends, reason=reason)
+            )
+
+
 async def seed_demo_clinic(
     db: Database, password: str | None = None, attendant_capacity: int = 5
 ) -> list[Login] | None:
@@ -100,16 +126,8 @@ async def seed_demo_clinic(
         if (await session.execute(select(func.count(User.id)))).scalar_one():
             return None
         session.add(ClinicProfile(name="Clínica Vida Plena", data=CLINIC_PROFILE))
-        specialties = {slug: Specialty(slug=slug, name=name) for slug, name in SPECIALTIES.items()}
-        session.add_all(specialties.values())
-        for name, crm, slug, minutes, blocks in DOCTORS:
-            doctor = Doctor(name=name, crm=crm, specialty=specialties[slug], slot_minutes=minutes)
-            doctor.working_hours = [
-                WorkingHours(weekday=day, starts=start, ends=end)
-                for days, start, end in blocks
-                for day in days
-            ]
-            session.add(doctor)
+        this_year = date.today().year
+        add_agenda(session, range(this_year, this_year + 2))
         logins = []
         for name, email, role in STAFF:
             secret = password or secrets.token_urlsafe(9)

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.channels.registry import build_senders
 from handoff.bot_api import BotApi
 from handoff.context import Context
-from handoff.web import admin, api, live, pages, portal
+from handoff.web import admin, agenda, api, live, pages, portal
 from handoff.web.hub import Hub
 from handoff.web.keys import CTX, HUB, SETTINGS
 from handoff.web.middlewares import auth_middleware, error_middleware
@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     live.setup(app)
     admin.setup(app)
     portal.setup(app)
+    agenda.setup(app)
     return app
 
 

@@ -1,0 +1,144 @@
+/* Staff agenda: one column per doctor for the chosen day, with statuses and actions. */
+(function () {
+  "use strict";
+  var $ = function (id) { return document.getElementById(id); };
+  var doctorsSeen = {};
+
+  function api(method, path, body) {
+    var options = { method: method, headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(path, options).then(function (response) {
+      if (response.status === 401) { window.location.href = "/login"; throw new Error("401"); }
+      return response.json().then(function (data) {
+        if (!response.ok) throw new Error(data.error || response.statusText);
+        return data;
+      });
+    });
+  }
+
+  function clock(iso) {
+    return new Date(iso).toLocaleTimeString("pt-BR", { timeZone: "America/Sao_Paulo", hour: "2-digit", minute: "2-digit" });
+  }
+
+  function todayInClinic() {
+    // en-CA formats as YYYY-MM-DD, what <input type="date"> expects.
+    return new Date().toLocaleDateString("en-CA", { timeZone: "America/Sao_Paulo" });
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function reminderLine(reminders) {
+    if (!reminders.length) return null;
+    var parts = reminders.map(function (r) {
+      var when = r.sent_at || r.due_at;
+      return clock(when) + " " + new Date(when).toLocaleDateString("pt-BR", { timeZone: "America/Sao_Paulo", day: "2-digit", month: "2-digit" }) +
+        " · " + T("reminder.status." + r.status) + (r.channel ? " (" + T("channel." + r.channel) + ")" : "");
+    });
+    return el("div", "reminders", T("agenda.reminders") + ": " + parts.join("; "));
+  }
+
+  var ACTIONS = {
+    agendada: ["confirm", "remind", "cancel", "attended", "no-show"],
+    confirmada: ["remind", "cancel", "attended", "no-show"],
+    realizada: ["no-show"],
+    faltou: ["attended"],
+    cancelada: []
+  };
+
+  function act(appointment, action) {
+    var body;
+    if (action === "cancel") {
+      var reason = window.prompt(T("agenda.cancel_reason"));
+      if (reason === null) return;
+      body = { reason: reason };
+    }
+    $("agenda-error").textContent = "";
+    api("POST", "/api/appointments/" + appointment.id + "/" + action, body)
+      .then(load)
+      .catch(function (error) { $("agenda-error").textContent = error.message; });
+  }
+
+  function appointmentRow(a) {
+    var row = el("li", "agenda-row status-" + a.status);
+    row.setAttribute("data-appointment-id", a.id);
+    row.appendChild(el("span", "time", clock(a.starts_at)));
+    row.appendChild(el("span", "who", a.patient_name || T("staff.unknown_patient")));
+    row.appendChild(el("span", "status", T("appointment.status." + a.status)));
+    var reminders = reminderLine(a.reminders);
+    if (reminders) row.appendChild(reminders);
+    var buttons = el("div", "row-actions");
+    (ACTIONS[a.status] || []).forEach(function (action) {
+      var button = el("button", "", T("agenda.action." + action));
+      button.type = "button";
+      button.setAttribute("data-action", action);
+      button.addEventListener("click", function () { act(a, action); });
+      buttons.appendChild(button);
+    });
+    row.appendChild(buttons);
+    return { at: a.starts_at, node: row };
+  }
+
+  function simpleRow(at, className, label) {
+    var row = el("li", "agenda-row " + className);
+    row.appendChild(el("span", "time", clock(at)));
+    row.appendChild(el("span", "who", label));
+    return { at: at, node: row };
+  }
+
+  function render(data) {
+    $("agenda").innerHTML = "";
+    $("agenda-empty").hidden = data.doctors.length > 0;
+    data.doctors.forEach(function (day) {
+      doctorsSeen[day.doctor.id] = day.doctor.name;
+      var column = el("section", "doctor-day");
+      column.setAttribute("data-doctor-id", day.doctor.id);
+      column.appendChild(el("h2", "", day.doctor.name));
+      column.appendChild(el("div", "specialty", day.doctor.specialty_name));
+      var rows = day.appointments.map(appointmentRow)
+        .concat(day.free.map(function (at) { return simpleRow(at, "free", T("agenda.free")); }))
+        .concat(day.blocked.map(function (b) { return simpleRow(b.starts_at, "blocked", b.reason || T("agenda.blocked")); }));
+      rows.sort(function (x, y) { return x.at.localeCompare(y.at); });
+      var list = el("ol", "agenda-rows");
+      rows.forEach(function (r) { list.appendChild(r.node); });
+      column.appendChild(list);
+      $("agenda").appendChild(column);
+    });
+    fillDoctors();
+  }
+
+  function fillDoctors() {
+    var select = $("doctor");
+    var chosen = select.value;
+    Object.keys(doctorsSeen).forEach(function (id) {
+      if (!select.querySelector('option[value="' + id + '"]')) {
+        var option = el("option", "", doctorsSeen[id]);
+        option.value = id;
+        select.appendChild(option);
+      }
+    });
+    select.value = chosen;
+  }
+
+  function load() {
+    var query = "?day=" + encodeURIComponent($("day").value) + ($("doctor").value ? "&doctor_id=" + $("doctor").value : "");
+    return api("GET", "/api/agenda" + query).then(render)
+      .catch(function (error) { $("agenda-error").textContent = error.message; });
+  }
+
+  $("day").addEventListener("change", load);
+  $("doctor").addEventListener("change", load);
+  $("today").addEventListener("click", function () { $("day").value = todayInClinic(); load(); });
+
+  window.catalogReady.then(function () {
+    $("day").value = todayInClinic();
+    load();
+  });
+})();

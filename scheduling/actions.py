@@ -1,0 +1,413 @@
+"""Appointment changes: the only code that writes appointments.
+
+The bot, the patient portal and the staff workspace all book, cancel, reschedule, confirm and
+record attendance through these functions. Each change is one transaction that locks what it
+changes and writes an `AppointmentEvent` saying who made it (`actor_id`, None for the patient
+through the bot) and through which channel.
+
+agendada → confirmada → realizada | faltou, and agendada | confirmada → cancelada; remarcar
+cancels the old appointment and books a new one linked to it by `rescheduled_from_id`.
+
+No double booking: `book` locks the doctor's row (serialising bookings of one doctor on
+PostgreSQL; SQLite has a single writer), checks the slot is still free, and the partial unique
+index on active (doctor, start) refuses whatever slips past. Reminders are planned from the
+configured offsets by the worker (`scheduling.reminders.plan_reminders`) within seconds of a
+booking, so no process that books needs the reminder configuration; cancelling,
+rescheduling or recording attendance cancels the reminders not yet sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from models import (
+    ACTIVE_APPOINTMENT_STATUSES,
+    Appointment,
+    AppointmentEvent,
+    AppointmentStatus,
+    Doctor,
+    Reminder,
+    ReminderStatus,
+    User,
+    utcnow,
+)
+from models.db import Database
+from scheduling.agenda import free_slot_at
+
+log = logging.getLogger(__name__)
+
+
+class SchedulingError(Exception):
+    """A change the agenda refuses; `code` is a catalog key for the message to people."""
+
+    code = "agenda.error.conflict"
+
+
+class SlotTaken(SchedulingError):
+    """Someone else holds that time (or holds a booking overlapping it)."""
+
+    code = "agenda.error.slot_taken"
+
+
+class SlotUnavailable(SlotTaken):
+    """That time is not bookable at all: past, off the doctor's hours, a holiday or leave."""
+
+    code = "agenda.error.slot_unavailable"
+
+
+class AppointmentNotFound(SchedulingError):
+    code = "agenda.error.not_found"
+
+
+class InvalidTransition(SchedulingError):
+    """The appointment's status (or its time having come) does not allow this change."""
+
+    code = "agenda.error.invalid_transition"
+
+    def __init__(self, appointment: Appointment, target: str) -> None:
+        super().__init__(f"appointment {appointment.id}: {appointment.status} → {target}")
+        # Plain values: the transaction rolls back and expires the appointment object.
+        self.appointment_id: int = appointment.id
+        self.status = AppointmentStatus(appointment.status)
+
+
+_ALLOWED = {
+    AppointmentStatus.SCHEDULED: {
+        AppointmentStatus.CONFIRMED,
+        AppointmentStatus.CANCELLED,
+        AppointmentStatus.DONE,
+        AppointmentStatus.NO_SHOW,
+    },
+    AppointmentStatus.CONFIRMED: {
+        AppointmentStatus.CANCELLED,
+        AppointmentStatus.DONE,
+        AppointmentStatus.NO_SHOW,
+    },
+    # Corrections at the front desk: attended and no-show may be swapped.
+    AppointmentStatus.DONE: {AppointmentStatus.NO_SHOW},
+    AppointmentStatus.NO_SHOW: {AppointmentStatus.DONE},
+}
+
+
+def _with_names() -> tuple:
+    return (selectinload(Appointment.doctor), selectinload(Appointment.specialty))
+
+
+async def _lock_appointment(session: AsyncSession, appointment_id: int) -> Appointment:
+    query = (
+        select(Appointment)
+        .where(Appointment.id == appointment_id)
+        .with_for_update()
+        .options(*_with_names())
+    )
+    appointment = (await session.execute(query)).scalar_one_or_none()
+    if appointment is None:
+        raise AppointmentNotFound(appointment_id)
+    return appointment
+
+
+def _record(
+    session: AsyncSession,
+    appointment: Appointment,
+    from_status: AppointmentStatus | None,
+    *,
+    channel: str,
+    actor_id: int | None,
+    note: str = "",
+) -> None:
+    session.add(
+        AppointmentEvent(
+            appointment_id=appointment.id,
+            from_status=str(from_status) if from_status else None,
+            to_status=str(appointment.status),
+            actor_id=actor_id,
+            channel=channel,
+            note=note,
+        )
+    )
+
+
+def _change(
+    session: AsyncSession,
+    appointment: Appointment,
+    target: AppointmentStatus,
+    *,
+    channel: str,
+    actor_id: int | None,
+    note: str = "",
+) -> bool:
+    """Move to `target` and record it; False (nothing recorded) when already there, so a
+    tapped button arriving twice changes nothing."""
+    if appointment.status == target:
+        return False
+    if target not in _ALLOWED.get(appointment.status, ()):
+        raise InvalidTransition(appointment, str(target))
+    previous = appointment.status
+    appointment.status = target
+    _record(session, appointment, previous, channel=channel, actor_id=actor_id, note=note)
+    return True
+
+
+def _require_future(appointment: Appointment, target: str, now: datetime) -> None:
+    if appointment.starts_at <= now:
+        raise InvalidTransition(appointment, target)
+
+
+async def _cancel_unsent_reminders(session: AsyncSession, appointment_id: int) -> None:
+    """Reminders not yet handed to a channel never go out. One already recorded as a message
+    is mid-delivery: the dispatcher finishes it (see scheduling.reminders)."""
+    await session.execute(
+        update(Reminder)
+        .where(
+            Reminder.appointment_id == appointment_id,
+            or_(
+                Reminder.status == ReminderStatus.PENDING,
+                and_(Reminder.status == ReminderStatus.SENDING, Reminder.message_id.is_(None)),
+            ),
+        )
+        .values(status=ReminderStatus.CANCELLED, lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _lock_doctor(session: AsyncSession, doctor_id: int) -> Doctor | None:
+    query = (
+        select(Doctor)
+        .where(Doctor.id == doctor_id)
+        .with_for_update()
+        .options(selectinload(Doctor.working_hours), selectinload(Doctor.specialty))
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _is_taken(session: AsyncSession, doctor_id: int, starts_at: datetime) -> bool:
+    query = select(Appointment.id).where(
+        Appointment.doctor_id == doctor_id,
+        Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+        Appointment.starts_at <= starts_at,
+        Appointment.ends_at > starts_at,
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def _book_in(
+    session: AsyncSession,
+    *,
+    patient_id: int,
+    doctor_id: int,
+    starts_at: datetime,
+    channel: str,
+    actor_id: int | None,
+    now: datetime,
+    rescheduled_from: Appointment | None = None,
+) -> Appointment:
+    if await session.get(User, patient_id) is None:
+        raise ValueError(f"no patient {patient_id}")
+    doctor = await _lock_doctor(session, doctor_id)
+    if doctor is None or not doctor.is_active or starts_at < now:
+        raise SlotUnavailable(doctor_id, starts_at)
+    if rescheduled_from is None:
+        # The same request arriving twice (a retried message, a double click) books once.
+        query = (
+            select(Appointment)
+            .where(
+                Appointment.patient_id == patient_id,
+                Appointment.doctor_id == doctor_id,
+                Appointment.starts_at == starts_at,
+                Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+            )
+            .options(*_with_names())
+        )
+        if existing := (await session.execute(query)).scalar_one_or_none():
+            return existing
+    slot = await free_slot_at(session, doctor, starts_at)
+    if slot is None:
+        if await _is_taken(session, doctor_id, starts_at):
+            raise SlotTaken(doctor_id, starts_at)
+        raise SlotUnavailable(doctor_id, starts_at)
+    appointment = Appointment(
+        patient_id=patient_id,
+        doctor_id=doctor.id,
+        specialty_id=doctor.specialty_id,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        status=AppointmentStatus.SCHEDULED,
+        rescheduled_from_id=rescheduled_from.id if rescheduled_from else None,
+        created_at=now,
+    )
+    appointment.doctor = doctor
+    appointment.specialty = doctor.specialty
+    session.add(appointment)
+    await session.flush()
+    _record(session, appointment, None, channel=channel, actor_id=actor_id)
+    return appointment
+
+
+async def book(
+    db: Database,
+    *,
+    patient_id: int,
+    doctor_id: int,
+    starts_at: datetime,
+    channel: str,
+    actor_id: int | None = None,
+    now: datetime | None = None,
+) -> Appointment:
+    """Book a free slot (as offered by `find_slots`); SlotTaken when someone holds it,
+    SlotUnavailable (a SlotTaken) when it is not bookable. Booking the same patient, doctor
+    and time again returns the existing appointment."""
+    now = now or utcnow()
+    try:
+        async with db.session() as session:
+            appointment = await _book_in(
+                session,
+                patient_id=patient_id,
+                doctor_id=doctor_id,
+                starts_at=starts_at,
+                channel=channel,
+                actor_id=actor_id,
+                now=now,
+            )
+    except IntegrityError as exc:
+        # The unique index caught a concurrent booking of the same slot.
+        raise SlotTaken(doctor_id, starts_at) from exc
+    log.info("appointment %s booked via %s", appointment.id, channel)
+    return appointment
+
+
+async def cancel(
+    db: Database,
+    appointment_id: int,
+    *,
+    channel: str,
+    actor_id: int | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Appointment:
+    """Cancel an upcoming appointment (again: no change) and its unsent reminders."""
+    now = now or utcnow()
+    async with db.session() as session:
+        appointment = await _lock_appointment(session, appointment_id)
+        if appointment.status != AppointmentStatus.CANCELLED:
+            _require_future(appointment, str(AppointmentStatus.CANCELLED), now)
+        changed = _change(
+            session,
+            appointment,
+            AppointmentStatus.CANCELLED,
+            channel=channel,
+            actor_id=actor_id,
+            note=reason,
+        )
+        if changed:
+            await _cancel_unsent_reminders(session, appointment.id)
+    return appointment
+
+
+async def reschedule(
+    db: Database,
+    appointment_id: int,
+    *,
+    starts_at: datetime,
+    channel: str,
+    doctor_id: int | None = None,
+    actor_id: int | None = None,
+    now: datetime | None = None,
+) -> Appointment:
+    """Move an upcoming appointment: the old one is cancelled (with its unsent reminders)
+    and the NEW one, linked by `rescheduled_from_id`, is returned. All or nothing: when the
+    new slot is taken the old appointment stays as it was."""
+    now = now or utcnow()
+    try:
+        async with db.session() as session:
+            old = await _lock_appointment(session, appointment_id)
+            if old.status not in ACTIVE_APPOINTMENT_STATUSES:
+                raise InvalidTransition(old, "remarcar")
+            _require_future(old, "remarcar", now)
+            _change(session, old, AppointmentStatus.CANCELLED, channel=channel, actor_id=actor_id)
+            await _cancel_unsent_reminders(session, old.id)
+            # The old booking must be inactive in the database before the new one is
+            # inserted, or moving within its own slot would trip the unique index.
+            await session.flush()
+            new = await _book_in(
+                session,
+                patient_id=old.patient_id,
+                doctor_id=doctor_id or old.doctor_id,
+                starts_at=starts_at,
+                channel=channel,
+                actor_id=actor_id,
+                now=now,
+                rescheduled_from=old,
+            )
+    except IntegrityError as exc:
+        raise SlotTaken(doctor_id, starts_at) from exc
+    return new
+
+
+async def confirm(
+    db: Database,
+    appointment_id: int,
+    *,
+    channel: str,
+    actor_id: int | None = None,
+    now: datetime | None = None,
+) -> Appointment:
+    """The patient will come (again: no change). InvalidTransition once cancelled, past or
+    attended; `exc.status` tells what it is now (e.g. cancelada after a reschedule)."""
+    now = now or utcnow()
+    async with db.session() as session:
+        appointment = await _lock_appointment(session, appointment_id)
+        if appointment.status != AppointmentStatus.CONFIRMED:
+            _require_future(appointment, str(AppointmentStatus.CONFIRMED), now)
+        _change(
+            session,
+            appointment,
+            AppointmentStatus.CONFIRMED,
+            channel=channel,
+            actor_id=actor_id,
+        )
+    return appointment
+
+
+async def mark_attendance(
+    db: Database,
+    appointment_id: int,
+    *,
+    attended: bool,
+    actor_id: int,
+    channel: str,
+    now: datetime | None = None,
+) -> Appointment:
+    """Front desk: the patient came (realizada) or did not (faltou), once the time came."""
+    now = now or utcnow()
+    target = AppointmentStatus.DONE if attended else AppointmentStatus.NO_SHOW
+    async with db.session() as session:
+        appointment = await _lock_appointment(session, appointment_id)
+        if appointment.starts_at > now:
+            raise InvalidTransition(appointment, str(target))
+        if _change(session, appointment, target, channel=channel, actor_id=actor_id):
+            await _cancel_unsent_reminders(session, appointment.id)
+    return appointment
+
+
+async def upcoming_for_patient(
+    session: AsyncSession, patient_id: int, *, now: datetime
+) -> list[Appointment]:
+    """The patient's active appointments from `now` on, soonest first (doctor and
+    specialty loaded)."""
+    query = (
+        select(Appointment)
+        .where(
+            Appointment.patient_id == patient_id,
+            Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+            Appointment.starts_at >= now,
+        )
+        .order_by(Appointment.starts_at, Appointment.id)
+        .options(*_with_names())
+    )
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,428 @@
+"""The clinic's agenda: free slots, who is who (specialties and doctors), and a day's schedule.
+
+Working hours are weekly blocks in clinic-local time (America/Sao_Paulo); everything stored is
+UTC. A slot is free when it lies inside a working block, overlaps no exception (a clinic
+holiday has doctor_id NULL; a doctor's leave or blocked time has their id) and overlaps no
+active appointment of that doctor.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from models import (
+    ACTIVE_APPOINTMENT_STATUSES,
+    Appointment,
+    Doctor,
+    Reminder,
+    ScheduleException,
+    Specialty,
+    User,
+)
+from scheduling.when import TimeWindow
+from settings import CLINIC_TIMEZONE
+
+CLINIC_TZ = ZoneInfo(CLINIC_TIMEZONE)
+# How far ahead a search without an end looks, and how much of it is read at once.
+SEARCH_HORIZON = timedelta(days=60)
+SEARCH_CHUNK = timedelta(days=7)
+
+Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A bookable time of one doctor (aware UTC datetimes)."""
+
+    doctor_id: int
+    doctor_name: str
+    specialty_id: int
+    specialty_name: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+def to_local(moment: datetime) -> datetime:
+    """An aware datetime in clinic-local time, for display and for day boundaries."""
+    return moment.astimezone(CLINIC_TZ)
+
+
+def local_day_bounds(day: date) -> Interval:
+    """The UTC start and end of a clinic-local calendar day."""
+    start = datetime.combine(day, time(0), CLINIC_TZ)
+    end = datetime.combine(day + timedelta(days=1), time(0), CLINIC_TZ)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def _overlaps(a: Interval, b: Interval) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def working_blocks(doctor: Doctor, day: date) -> list[Interval]:
+    """The doctor's working hours on a clinic-local day, in UTC (needs `working_hours`)."""
+    blocks = [
+        (
+            datetime.combine(day, block.starts, CLINIC_TZ).astimezone(timezone.utc),
+            datetime.combine(day, block.ends, CLINIC_TZ).astimezone(timezone.utc),
+        )
+        for block in doctor.working_hours
+        if block.weekday == day.weekday()
+    ]
+    return sorted(blocks)
+
+
+def _grid(doctor: Doctor, day: date) -> list[Interval]:
+    """Every slot of the doctor's working hours on a day, busy or not; a slot that would
+    run past the end of its block is not offered."""
+    length = timedelta(minutes=doctor.slot_minutes)
+    slots = []
+    for start, end in working_blocks(doctor, day):
+        while start + length <= end:
+            slots.append((start, start + length))
+            start += length
+    return slots
+
+
+@dataclass
+class _Busy:
+    """Exceptions and active appointments overlapping a span of time."""
+
+    clinic: list[Interval] = field(default_factory=list)
+    by_doctor: dict[int, list[Interval]] = field(default_factory=lambda: defaultdict(list))
+
+    def blocks(self, doctor_id: int, slot: Interval) -> bool:
+        return any(_overlaps(slot, busy) for busy in self.clinic) or any(
+            _overlaps(slot, busy) for busy in self.by_doctor.get(doctor_id, ())
+        )
+
+
+async def _load_busy(
+    session: AsyncSession, doctor_ids: list[int], span: Interval, *, exclude: int | None = None
+) -> _Busy:
+    start, end = span
+    busy = _Busy()
+    exceptions = select(ScheduleException).where(
+        ScheduleException.starts_at < end,
+        ScheduleException.ends_at > start,
+        or_(ScheduleException.doctor_id.is_(None), ScheduleException.doctor_id.in_(doctor_ids)),
+    )
+    for exception in (await session.execute(exceptions)).scalars():
+        interval = (exception.starts_at, exception.ends_at)
+        if exception.doctor_id is None:
+            busy.clinic.append(interval)
+        else:
+            busy.by_doctor[exception.doctor_id].append(interval)
+    appointments = select(Appointment.doctor_id, Appointment.starts_at, Appointment.ends_at).where(
+        Appointment.doctor_id.in_(doctor_ids),
+        Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+        Appointment.starts_at < end,
+        Appointment.ends_at > start,
+    )
+    if exclude is not None:
+        appointments = appointments.where(Appointment.id != exclude)
+    for doctor_id, starts_at, ends_at in (await session.execute(appointments)).all():
+        busy.by_doctor[doctor_id].append((starts_at, ends_at))
+    return busy
+
+
+def _slot(doctor: Doctor, interval: Interval) -> Slot:
+    return Slot(
+        doctor_id=doctor.id,
+        doctor_name=doctor.name,
+        specialty_id=doctor.specialty_id,
+        specialty_name=doctor.specialty.name,
+        starts_at=interval[0],
+        ends_at=interval[1],
+    )
+
+
+def _local_days(span: Interval) -> list[date]:
+    first, last = to_local(span[0]).date(), to_local(span[1] - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _free(doctors: list[Doctor], busy: _Busy, span: Interval) -> list[Slot]:
+    """Free slots starting inside [span start, span end), earliest first."""
+    found = [
+        _slot(doctor, interval)
+        for day in _local_days(span)
+        for doctor in doctors
+        for interval in _grid(doctor, day)
+        if span[0] <= interval[0] < span[1] and not busy.blocks(doctor.id, interval)
+    ]
+    return sorted(found, key=lambda s: (s.starts_at, s.doctor_name, s.doctor_id))
+
+
+async def _doctors(
+    session: AsyncSession, *, specialty_id: int | None = None, doctor_id: int | None = None
+) -> list[Doctor]:
+    query = (
+        select(Doctor)
+        .where(Doctor.is_active.is_(True))
+        .options(selectinload(Doctor.working_hours), selectinload(Doctor.specialty))
+        .order_by(Doctor.name, Doctor.id)
+    )
+    if specialty_id is not None:
+        query = query.where(Doctor.specialty_id == specialty_id)
+    if doctor_id is not None:
+        query = query.where(Doctor.id == doctor_id)
+    return list((await session.execute(query)).scalars())
+
+
+async def _earliest(
+    session: AsyncSession, doctors: list[Doctor], span: Interval, limit: int
+) -> list[Slot]:
+    found: list[Slot] = []
+    start, end = span
+    while start < end and len(found) < limit:
+        chunk = (start, min(end, start + SEARCH_CHUNK))
+        # Read a day past the chunk so a slot straddling its end still sees what follows.
+        busy = await _load_busy(
+            session, [d.id for d in doctors], (chunk[0], chunk[1] + timedelta(days=1))
+        )
+        found += _free(doctors, busy, chunk)
+        start = chunk[1]
+    return found[:limit]
+
+
+async def find_slots(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    window: TimeWindow | None = None,
+    specialty_id: int | None = None,
+    doctor_id: int | None = None,
+    limit: int = 3,
+) -> list[Slot]:
+    """The nearest free slots at or after `now`, earliest first.
+
+    With a window, only slots starting inside it; an exact-time window (start == end) means
+    "at that time or the nearest around it": that day's free slots closest to the time
+    first, then the earliest ones of the following days if the day has too few.
+    """
+    doctors = await _doctors(session, specialty_id=specialty_id, doctor_id=doctor_id)
+    if not doctors or limit <= 0:
+        return []
+    horizon_end = now + SEARCH_HORIZON
+    if window is not None and window.is_exact:
+        target = window.start
+        day_start, day_end = local_day_bounds(to_local(target).date())
+        span = (max(now, day_start), day_end)
+        same_day: list[Slot] = []
+        if span[0] < span[1]:
+            busy = await _load_busy(session, [d.id for d in doctors], span)
+            same_day = _free(doctors, busy, span)
+            same_day.sort(key=lambda s: (abs(s.starts_at - target), s.starts_at))
+        found = same_day[:limit]
+        if len(found) < limit:
+            later = (max(now, day_end), max(horizon_end, day_end + SEARCH_HORIZON))
+            found += await _earliest(session, doctors, later, limit - len(found))
+        return found
+    start = now if window is None else max(now, window.start)
+    end = horizon_end if window is None else min(window.end, start + SEARCH_HORIZON)
+    return await _earliest(session, doctors, (start, end), limit)
+
+
+async def free_slot_at(
+    session: AsyncSession,
+    doctor: Doctor,
+    starts_at: datetime,
+    *,
+    ignore_appointment: int | None = None,
+) -> Slot | None:
+    """The doctor's free slot starting exactly at `starts_at`, or None (off the grid, an
+    exception, or taken). `doctor` needs `working_hours` and `specialty` loaded."""
+    day = to_local(starts_at).date()
+    interval = next((i for i in _grid(doctor, day) if i[0] == starts_at), None)
+    if interval is None:
+        return None
+    busy = await _load_busy(session, [doctor.id], interval, exclude=ignore_appointment)
+    return None if busy.blocks(doctor.id, interval) else _slot(doctor, interval)
+
+
+# --- Who the patient means -------------------------------------------------------------
+
+# Lay words patients use for a specialty, by specialty slug (after accent and case folding).
+SPECIALTY_ALIASES = {
+    "cardiologia": ("coracao", "cardiaco", "cardiaca"),
+    "dermatologia": ("pele",),
+    "pediatria": ("crianca", "criancas", "bebe", "infantil"),
+    "ginecologia": ("gineco", "preventivo", "papanicolau"),
+    "clinica-geral": ("clinico", "generalista", "checkup"),
+}
+# Shared stems shorter than this are chance ("card" in "cardapio"); longer ones are the
+# same word in another form ("cardio", "cardiologista", "pediatra").
+_MIN_STEM = 5
+_TITLES = {"dr", "dra", "doutor", "doutora", "doutores", "medico", "medica"}
+_PARTICLES = {"a", "o", "as", "os", "de", "da", "do", "das", "dos", "e", "com"}
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Clínica" and "clinica" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", fold(text))
+
+
+def _shared_stem(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _best_unique(scored: list[tuple[float, object]]) -> object | None:
+    """The single best-scoring candidate; None when nothing scored or the best is tied."""
+    scored = sorted((s for s in scored if s[0] > 0), key=lambda s: s[0], reverse=True)
+    if not scored or (len(scored) > 1 and scored[0][0] == scored[1][0]):
+        return None
+    return scored[0][1]
+
+
+def _specialty_score(specialty: Specialty, words: list[str]) -> float:
+    aliases = set(SPECIALTY_ALIASES.get(specialty.slug, ()))
+    keys = set(_words(specialty.name)) | set(_words(specialty.slug.replace("-", " ")))
+    score = 0.0
+    for word in words:
+        if word in aliases or word in keys:
+            score = max(score, 100.0)
+            continue
+        stem = max((_shared_stem(word, key) for key in keys), default=0)
+        if stem >= _MIN_STEM:
+            score = max(score, float(stem))
+    return score
+
+
+async def find_specialty(session: AsyncSession, text: str) -> Specialty | None:
+    """The specialty the patient means ("cardio", "pediatra", "clínico geral", "pele")."""
+    words = _words(text)
+    specialties = (await session.execute(select(Specialty))).scalars().all()
+    return _best_unique([(_specialty_score(s, words), s) for s in specialties])
+
+
+def _doctor_score(doctor: Doctor, words: list[str], wants_female: bool | None) -> float:
+    name_words = [w for w in _words(doctor.name) if w not in _TITLES | _PARTICLES]
+    score = 0.0
+    for word in words:
+        if word in name_words:
+            score += 2
+        elif len(word) >= 4 and any(n.startswith(word) for n in name_words):
+            score += 1
+    if score and wants_female is not None:
+        # "dra." vs "dr." only breaks ties between otherwise equal matches.
+        is_female = fold(doctor.name).startswith(("dra", "doutora"))
+        score += 0.5 if is_female == wants_female else 0
+    return score
+
+
+async def find_doctor(session: AsyncSession, text: str) -> Doctor | None:
+    """The doctor the patient means ("dra ana", "doutor Paulo", "Carvalho"); None when no
+    one or more than one matches equally well."""
+    words = _words(text)
+    titles = [w for w in words if w in _TITLES]
+    wants_female = None
+    if titles:
+        wants_female = any(w in ("dra", "doutora", "medica") for w in titles)
+    words = [w for w in words if w not in _TITLES | _PARTICLES]
+    query = (
+        select(Doctor)
+        .where(Doctor.is_active.is_(True))
+        .options(selectinload(Doctor.specialty), selectinload(Doctor.working_hours))
+    )
+    doctors = (await session.execute(query)).scalars().all()
+    return _best_unique([(_doctor_score(d, words, wants_female), d) for d in doctors])
+
+
+# --- A day of the agenda, for staff -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgendaItem:
+    appointment: Appointment
+    patient_name: str | None
+    reminders: tuple[Reminder, ...]
+
+
+@dataclass(frozen=True)
+class DoctorDay:
+    doctor: Doctor
+    hours: tuple[Interval, ...]
+    blocked: tuple[ScheduleException, ...]
+    appointments: tuple[AgendaItem, ...]
+    free: tuple[Slot, ...]
+
+
+async def day_agenda(
+    session: AsyncSession, *, day: date, doctor_id: int | None = None, now: datetime | None = None
+) -> list[DoctorDay]:
+    """Each doctor working (or with appointments) on a clinic-local day: hours, exceptions,
+    every appointment of the day whatever its status, and the free slots (from `now` on,
+    when given)."""
+    span = local_day_bounds(day)
+    doctors = await _doctors(session, doctor_id=doctor_id)
+    doctor_ids = [d.id for d in doctors]
+    query = (
+        select(Appointment, User.name)
+        .join(User, User.id == Appointment.patient_id)
+        .where(
+            Appointment.doctor_id.in_(doctor_ids),
+            Appointment.starts_at >= span[0],
+            Appointment.starts_at < span[1],
+        )
+        .order_by(Appointment.starts_at, Appointment.id)
+        .options(selectinload(Appointment.doctor), selectinload(Appointment.specialty))
+    )
+    rows = (await session.execute(query)).all()
+    reminders: dict[int, list[Reminder]] = defaultdict(list)
+    if rows:
+        reminder_query = (
+            select(Reminder)
+            .where(Reminder.appointment_id.in_([a.id for a, _ in rows]))
+            .order_by(Reminder.due_at)
+        )
+        for reminder in (await session.execute(reminder_query)).scalars():
+            reminders[reminder.appointment_id].append(reminder)
+    exceptions = select(ScheduleException).where(
+        ScheduleException.starts_at < span[1],
+        ScheduleException.ends_at > span[0],
+        or_(ScheduleException.doctor_id.is_(None), ScheduleException.doctor_id.in_(doctor_ids)),
+    )
+    exceptions = exceptions.order_by(ScheduleException.starts_at)
+    blocked = list((await session.execute(exceptions)).scalars())
+    busy = await _load_busy(session, doctor_ids, span)
+    free_span = (max(span[0], now), span[1]) if now else span
+    days = []
+    for doctor in doctors:
+        items = tuple(
+            AgendaItem(appointment=a, patient_name=name, reminders=tuple(reminders[a.id]))
+            for a, name in rows
+            if a.doctor_id == doctor.id
+        )
+        hours = tuple(working_blocks(doctor, day))
+        if not hours and not items:
+            continue
+        free = _free([doctor], busy, free_span) if free_span[0] < free_span[1] else []
+        days.append(
+            DoctorDay(
+                doctor=doctor,
+                hours=hours,
+                blocked=tuple(e for e in blocked if e.doctor_id in (None, doctor.id)),
+                appointments=items,
+                free=tuple(free),
+            )
+        )
+    return days
