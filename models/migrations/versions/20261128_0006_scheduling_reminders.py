@@ -1,7 +1,7 @@
 """scheduling and reminders: message templates, reminder planning, staff-requested reminders
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-28 10:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import models.base
 
 
 revision = '0006'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
