@@ -163,6 +163,14 @@ async def reminded_appointment(patient: int | None) -> Appointment | None:
         return (await session.execute(query)).scalar_one_or_none()
 
 
+def changed_this_turn(tracker: Tracker) -> bool:
+    """Whether an earlier answer was just given again: extractors leave the raw text in the
+    slot until the validators turn it into a choice, so a string means "new this turn"."""
+    return any(
+        isinstance(tracker.get_slot(s), str) for s in ("especialidade", "quando", "consulta")
+    )
+
+
 def appointment_id_entity(tracker: Tracker) -> int | None:
     raw = entity(tracker, "appointment_id") or entity(tracker, "consulta")
     return int(raw) if raw and raw.isdigit() else None
@@ -189,8 +197,7 @@ class ChoosesTime:
             same_clock = [
                 o
                 for o in options
-                if show_moment(datetime.fromisoformat(o["inicio"]))[-5:]
-                == f"{window.start:%H:%M}"
+                if show_moment(datetime.fromisoformat(o["inicio"]))[-5:] == f"{window.start:%H:%M}"
             ]
             found = at or same_clock
             return found[0] if len(found) == 1 else None
@@ -239,7 +246,7 @@ class ChoosesTime:
             return {}
         if entity(tracker, "horario"):
             return {"horario": entity(tracker, "horario")}
-        if await self.interrupts("horario", tracker):
+        if changed_this_turn(tracker) or await self.interrupts("horario", tracker):
             return {}
         text = latest_text(tracker)
         if await self.option_chosen(tracker) is None:
@@ -309,9 +316,7 @@ class ChoosesAppointment:
         return {"consulta": appointment_view(chosen)}
 
 
-def _answered_yes_no(
-    value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
-) -> bool | None:
+def _answered_yes_no(value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     answer = yes_or_no(tracker, str(value))
@@ -378,7 +383,7 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
     async def extract_confirmacao(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
-        if parse_when(latest_text(tracker), now()) or latest_intent(tracker)[0] == "alterar":
+        if changed_this_turn(tracker) or latest_intent(tracker)[0] == "alterar":
             return {}
         return await self.answer("confirmacao", tracker)
 
@@ -431,7 +436,7 @@ class ValidateRemarcacaoForm(ChoosesAppointment, ChoosesTime, DialogueForm):
     async def extract_confirmacao(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
-        if parse_when(latest_text(tracker), now()) or latest_intent(tracker)[0] == "alterar":
+        if changed_this_turn(tracker) or latest_intent(tracker)[0] == "alterar":
             return {}
         return await self.answer("confirmacao", tracker)
 
@@ -453,9 +458,7 @@ class ActionAskEspecialidade(ClinicAction):
     ) -> list[EventType]:
         async with database().session() as session:
             specialties = (
-                (await session.execute(select(Specialty).order_by(Specialty.name)))
-                .scalars()
-                .all()
+                (await session.execute(select(Specialty).order_by(Specialty.name))).scalars().all()
             )
         buttons = [
             {"title": s.name, "payload": f'/informar{{"especialidade":"{s.slug}"}}'}

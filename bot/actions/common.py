@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any
 
@@ -141,9 +141,12 @@ def emergency(dispatcher: CollectingDispatcher) -> list[EventType]:
     return hand_off(dispatcher, "emergencia", "critical")
 
 
-class ClinicAction(Action):
+class ClinicAction(Action, ABC):
     """An action that answers an emergency first, whatever the intent model said, and hands
     the patient to a person instead of going silent when something breaks."""
+
+    @abstractmethod
+    def name(self) -> str: ...
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]

@@ -14,6 +14,7 @@ lacks them.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -46,7 +47,6 @@ OTHER_INTENTS = {
     "saudacao",
     "agradecimento",
     "despedida",
-    "fora_do_escopo",
     "agendar_consulta",
     "cancelar_consulta",
     "remarcar_consulta",
@@ -68,6 +68,9 @@ def is_activation(tracker: Tracker) -> bool:
 
 class DialogueForm(IdentityValidation, FormValidationAction):
     """Base of the dialogue forms' validation actions."""
+
+    @abstractmethod
+    def name(self) -> str: ...
 
     async def required_slots(
         self,

@@ -88,5 +88,3 @@ class ActionDesistir(Action):
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_desistir")
         return end_dialogue()
-
-

@@ -127,11 +127,10 @@ class IdentityValidation:
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
         if value is None or isinstance(value, bool):
-            consent = value
-        else:
-            consent = yes_or_no(tracker, str(value))
+            return {"lgpd_consentimento": value}
+        consent = yes_or_no(tracker, str(value))
         if consent is None:
-            dispatcher.utter_message(response="utter_ask_lgpd_consentimento")
+            dispatcher.utter_message(response="utter_confirmacao_invalida")
             return {"lgpd_consentimento": None}
         if consent:
             patient = patient_id(tracker)
