@@ -66,9 +66,10 @@ _ORDINALS = {"primeir": 1, "segund": 2, "terceir": 3, "quart": 4, "quint": 5}
 _OPTION = re.compile(
     r"^(?:(?:a|o|opcao|numero|quero|vou de|pode ser|fico com)\s+)*(?:a|o|numero\s+)?(\d)\s*$"
 )
+# "segunda" alone is Monday; "a segunda" and "segunda opção" are the second option.
 _ORDINAL = re.compile(
     r"\b(?:(?:a|o|opcao)\s+(primeir|segund|terceir|quart|quint)\w*"
-    r"|(primeir|segund|terceir)\w*(?:\s+opcao)?)\b"
+    r"|(primeir|terceir)\w*|(segund)\w*\s+opcao)\b"
 )
 # Intents after which a mention of a specialty, doctor or date changes an earlier answer.
 CHANGE_INTENTS = {"informar", "alterar", "negar", "agendar_consulta", "remarcar_consulta"}
@@ -83,7 +84,7 @@ def option_number(text: str) -> int | None:
     if match := _OPTION.match(words):
         return int(match.group(1))
     if match := _ORDINAL.search(words):
-        return _ORDINALS[(match.group(1) or match.group(2))[:7].rstrip("aeo")]
+        return _ORDINALS[next(stem for stem in match.groups() if stem)]
     return None
 
 
