@@ -40,18 +40,6 @@ async def record_csat(session: AsyncSession, patient: int, score: int) -> Conver
     return conversation
 
 
-class ActionPedirAvaliacao(ClinicAction):
-    def name(self) -> str:
-        return "action_pedir_avaliacao"
-
-    async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_atendimento_encerrado")
-        dispatcher.utter_message(response="utter_pedir_avaliacao")
-        return []
-
-
 async def rate(
     dispatcher: CollectingDispatcher, patient: int | None, score: int | None
 ) -> list[EventType]:

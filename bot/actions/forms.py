@@ -34,6 +34,7 @@ from bot.actions.common import (
 from bot.actions.identity import (
     IDENTITY_SLOTS,
     IdentityValidation,
+    looks_like_a_name,
     missing_identity,
     patient_name,
     yes_or_no,
@@ -93,6 +94,8 @@ class DialogueForm(IdentityValidation, FormValidationAction):
             return yes_or_no(tracker, latest_text(tracker)) is not None
         if slot in ("cpf", "telefone"):
             return sum(c.isdigit() for c in latest_text(tracker)) >= 8
+        if slot == "nome":
+            return looks_like_a_name(latest_text(tracker))
         return False
 
     async def interrupts(self, slot: str, tracker: Tracker) -> bool:

@@ -78,6 +78,21 @@ def clean_name(text: str) -> str | None:
     return " ".join(w.lower() if w.lower() in particles else w.capitalize() for w in words)
 
 
+# Words of questions and requests, which names do not contain (the intent model may read a
+# name like "Fulano de Tal" as a question, and a question like "qual o endereço" is letters).
+_NOT_IN_NAMES = {
+    "qual", "quais", "quanto", "quantos", "onde", "como", "quando", "que", "porque", "tem",
+    "voces", "vcs", "aceitam", "atendem", "posso", "preciso", "quero", "gostaria", "consulta",
+    "convenio", "exame", "horario", "endereco", "valor", "preco", "clinica", "medico", "plano",
+    "atendente", "pessoa", "humano", "sim", "nao", "oi", "ola", "obrigado", "obrigada",
+}  # fmt: skip
+
+
+def looks_like_a_name(text: str) -> bool:
+    words = set(plain(text).split())
+    return "?" not in text and clean_name(text) is not None and not words & _NOT_IN_NAMES
+
+
 async def record_consent(patient: int) -> None:
     async with database().session() as session:
         profile = await session.get(PatientProfile, patient, with_for_update=True)
