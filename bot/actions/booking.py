@@ -26,6 +26,7 @@ from bot.actions.common import (
     is_payload,
     latest_intent,
     latest_text,
+    local,
     now,
     patient_id,
     plain,
@@ -194,13 +195,13 @@ class ChoosesTime:
             return options[number - 1] if 0 < number <= len(options) else None
         window = parse_when(text, now())
         if window is not None and window.is_exact:
-            at = [o for o in options if datetime.fromisoformat(o["inicio"]) == window.start]
-            same_clock = [
+            # "14h" picks the option at 14:00, whatever day the window put it on.
+            clock = window.start.strftime("%H:%M")
+            found = [
                 o
                 for o in options
-                if show_moment(datetime.fromisoformat(o["inicio"]))[-5:] == f"{window.start:%H:%M}"
+                if local(datetime.fromisoformat(o["inicio"])).strftime("%H:%M") == clock
             ]
-            found = at or same_clock
             return found[0] if len(found) == 1 else None
         return None
 
@@ -235,7 +236,8 @@ class ChoosesTime:
             return {"quando": {"qualquer": True}, **cleared}
         window = parse_when(text, now())
         if window is None or window.end < now():
-            dispatcher.utter_message(response="utter_quando_invalido")
+            response = "utter_quando_invalido" if window is None else "utter_quando_passado"
+            dispatcher.utter_message(response=response)
             return {"quando": None, **cleared}
         quando = {"inicio": window.start.isoformat(), "fim": window.end.isoformat()}
         return {"quando": quando, **cleared}
@@ -501,7 +503,7 @@ class ActionAskHorario(ClinicAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        window, criteria, moment = window_of(tracker.get_slot("quando")), {}, now()
+        window, moment = window_of(tracker.get_slot("quando")), now()
         criteria = _search_criteria(tracker)
         async with database().session() as session:
             slots = await find_slots(session, now=moment, window=window, **criteria)
@@ -512,7 +514,7 @@ class ActionAskHorario(ClinicAction):
                 response = "utter_oferecer_horarios_proximos"
         if not slots:
             dispatcher.utter_message(response="utter_sem_horarios", profissional=_who(tracker))
-            return end_dialogue()
+            return end_dialogue(tracker)
         one_doctor = len({s.doctor_id for s in slots}) == 1
         options, buttons = [], []
         for slot in slots:
@@ -542,7 +544,7 @@ class ActionAskConsulta(ClinicAction):
         appointments = await upcoming(patient_id(tracker))
         if not appointments:
             dispatcher.utter_message(response="utter_sem_consultas")
-            return end_dialogue()
+            return end_dialogue(tracker)
         buttons = [
             {
                 "title": f"{show_moment_short(a.starts_at)} · {a.doctor.name}",
@@ -601,7 +603,7 @@ class ActionIniciarDialogo(ClinicAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return end_dialogue()
+        return end_dialogue(tracker)
 
 
 def _offer_again(form: str) -> list[EventType]:
@@ -623,7 +625,7 @@ class ActionConcluirAgendamento(ClinicAction):
     ) -> list[EventType]:
         horario, patient = tracker.get_slot("horario"), patient_id(tracker)
         if tracker.get_slot("confirmacao") is not True or not horario or patient is None:
-            return end_dialogue()  # the form ended without a booking (e.g. no consent)
+            return end_dialogue(tracker)  # the form ended without a booking (e.g. no consent)
         starts_at = datetime.fromisoformat(horario["inicio"])
         try:
             await book(
@@ -642,7 +644,7 @@ class ActionConcluirAgendamento(ClinicAction):
             medico=horario["medico"],
             horario=show_moment(starts_at),
         )
-        return end_dialogue()
+        return end_dialogue(tracker)
 
 
 class ActionConcluirCancelamento(ClinicAction):
@@ -654,28 +656,28 @@ class ActionConcluirCancelamento(ClinicAction):
     ) -> list[EventType]:
         consulta, answer = tracker.get_slot("consulta"), tracker.get_slot("confirmacao")
         if not isinstance(consulta, dict) or answer is None:
-            return end_dialogue()
+            return end_dialogue(tracker)
         if answer is False:
             dispatcher.utter_message(response="utter_cancelamento_desfeito")
-            return end_dialogue()
+            return end_dialogue(tracker)
         # Re-checked at the last moment: the id came through the conversation.
         if await own_upcoming(patient_id(tracker), consulta["id"]) is None:
             dispatcher.utter_message(response="utter_consulta_invalida")
-            return end_dialogue()
+            return end_dialogue(tracker)
         try:
             await cancel(
                 database(), consulta["id"], channel=channel(tracker), reason="pedido pelo paciente"
             )
         except (AppointmentNotFound, InvalidTransition):
             dispatcher.utter_message(response="utter_consulta_invalida")
-            return end_dialogue()
+            return end_dialogue(tracker)
         dispatcher.utter_message(
             response="utter_cancelado",
             especialidade=consulta["especialidade"],
             medico=consulta["medico"],
             horario=show_moment(datetime.fromisoformat(consulta["inicio"])),
         )
-        return end_dialogue()
+        return end_dialogue(tracker)
 
 
 class ActionConcluirRemarcacao(ClinicAction):
@@ -688,13 +690,13 @@ class ActionConcluirRemarcacao(ClinicAction):
         consulta, horario = tracker.get_slot("consulta"), tracker.get_slot("horario")
         answer = tracker.get_slot("confirmacao")
         if not isinstance(consulta, dict) or not isinstance(horario, dict) or answer is None:
-            return end_dialogue()
+            return end_dialogue(tracker)
         if answer is False:
             dispatcher.utter_message(response="utter_remarcacao_desfeita")
-            return end_dialogue()
+            return end_dialogue(tracker)
         if await own_upcoming(patient_id(tracker), consulta["id"]) is None:
             dispatcher.utter_message(response="utter_consulta_invalida")
-            return end_dialogue()
+            return end_dialogue(tracker)
         starts_at = datetime.fromisoformat(horario["inicio"])
         try:
             await reschedule(
@@ -709,11 +711,11 @@ class ActionConcluirRemarcacao(ClinicAction):
             return _offer_again("remarcacao_form")
         except (AppointmentNotFound, InvalidTransition):
             dispatcher.utter_message(response="utter_consulta_invalida")
-            return end_dialogue()
+            return end_dialogue(tracker)
         dispatcher.utter_message(
             response="utter_remarcado", horario=show_moment(starts_at), medico=horario["medico"]
         )
-        return end_dialogue()
+        return end_dialogue(tracker)
 
 
 class ActionListarConsultas(ClinicAction):
@@ -725,11 +727,11 @@ class ActionListarConsultas(ClinicAction):
     ) -> list[EventType]:
         patient = patient_id(tracker)
         if await missing_identity(patient):
-            return end_dialogue()  # identification did not finish (e.g. no consent)
+            return end_dialogue(tracker)  # identification did not finish (e.g. no consent)
         appointments = await upcoming(patient)
         if not appointments:
             dispatcher.utter_message(response="utter_sem_consultas")
-            return end_dialogue()
+            return end_dialogue(tracker)
         lines = []
         for a in appointments:
             status = " (confirmada)" if a.status == AppointmentStatus.CONFIRMED else ""
@@ -737,7 +739,7 @@ class ActionListarConsultas(ClinicAction):
                 f"• {show_moment(a.starts_at)}: {a.specialty.name} com {a.doctor.name}{status}"
             )
         dispatcher.utter_message(response="utter_lista_consultas", consultas="\n".join(lines))
-        return end_dialogue()
+        return end_dialogue(tracker)
 
 
 async def confirm_presence(

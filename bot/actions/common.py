@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 import unicodedata
 from abc import ABC, abstractmethod
 from datetime import datetime
@@ -121,24 +122,29 @@ def looks_like_emergency(text: str) -> bool:
     return bool(_EMERGENCY.search(plain(text)))
 
 
-def end_dialogue() -> list[EventType]:
-    """Leave any form and forget its answers."""
-    return [ActiveLoop(None), *(SlotSet(slot, None) for slot in DIALOGUE_SLOTS)]
+def end_dialogue(tracker: Tracker) -> list[EventType]:
+    """Leave any form and forget its answers (only what is set: trackers stay lean)."""
+    events: list[EventType] = [
+        SlotSet(slot, None) for slot in DIALOGUE_SLOTS if tracker.get_slot(slot) is not None
+    ]
+    if tracker.active_loop_name:
+        events.insert(0, ActiveLoop(None))
+    return events
 
 
 def hand_off(
-    dispatcher: CollectingDispatcher, reason: str, priority: str = "normal"
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, priority: str = "normal"
 ) -> list[EventType]:
     """Ask the channel's Sender to queue the conversation for a person (after the text sent
     before this), and stop the bot: the connector gate keeps Rasa out while a person owns
     the conversation; the pause is only a safety net, lifted by the hand-back."""
     dispatcher.utter_message(json_message={"handoff": {"reason": reason, "priority": priority}})
-    return [*end_dialogue(), ConversationPaused()]
+    return [*end_dialogue(tracker), ConversationPaused()]
 
 
-def emergency(dispatcher: CollectingDispatcher) -> list[EventType]:
+def emergency(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
     dispatcher.utter_message(response="utter_emergencia")
-    return hand_off(dispatcher, "emergencia", "critical")
+    return hand_off(dispatcher, tracker, "emergencia", "critical")
 
 
 class ClinicAction(Action, ABC):
@@ -152,14 +158,21 @@ class ClinicAction(Action, ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         if tracker.latest_message.get("text") and looks_like_emergency(latest_text(tracker)):
-            return emergency(dispatcher)
+            return emergency(dispatcher, tracker)
         try:
             return await self.act(dispatcher, tracker, domain)
-        except Exception:
-            log.exception("%s failed; handing the patient to the team", self.name())
+        except Exception as exc:
+            # The traceback without the exception's message: a database error's message
+            # carries the statement's parameters (a CPF, a phone number).
+            log.error(
+                "%s failed with %s; handing the patient to the team\n%s",
+                self.name(),
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
             dispatcher.messages.clear()
             dispatcher.utter_message(response="utter_erro_agenda")
-            return hand_off(dispatcher, "erro_no_assistente")
+            return hand_off(dispatcher, tracker, "erro_no_assistente")
 
     @abstractmethod
     async def act(

@@ -27,64 +27,85 @@ def faq_key(tracker: Tracker) -> str | None:
 def _join(items: list[str]) -> str:
     """'a, b e c'."""
     items = [str(i) for i in items if i]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " e " + items[-1]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " e " + items[-1]
+
+
+# The admin edits each profile field as a text, a list of texts or a map of texts; the
+# answers read any of the three.
+def _lines(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [f"{k}: {v}" for k, v in value.items() if v]
+    if isinstance(value, list):
+        return [str(v) for v in value if v]
+    return [str(value)] if value else []
+
+
+def _text(value: Any) -> str:
+    return _join(_lines(value)) if isinstance(value, list) else "; ".join(_lines(value))
 
 
 def _bullets(lines: list[str]) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
-def _convenios(data: dict[str, Any], _text: str) -> dict[str, str] | None:
-    plans = data.get("convenios") or []
-    return {"convenios": _join(plans)} if plans else None
+Answer = tuple[str, dict[str, str]]
 
 
-def _endereco(data: dict[str, Any], _text: str) -> dict[str, str] | None:
+def _convenios(data: dict[str, Any], _text_asked: str) -> Answer | None:
+    plans = data.get("convenios")
+    names = list(plans) if isinstance(plans, dict) else _lines(plans)
+    return ("utter_resposta_convenios", {"convenios": _join(names)}) if names else None
+
+
+def _endereco(data: dict[str, Any], _text_asked: str) -> Answer | None:
     if not data.get("endereco"):
         return None
-    return {
-        "endereco": data["endereco"],
-        "referencia": data.get("referencia", ""),
-        "telefone": data.get("telefone", ""),
-    }
+    values = {key: _text(data.get(key)) for key in ("endereco", "referencia", "telefone")}
+    return "utter_resposta_endereco", values
 
 
-def _horario(data: dict[str, Any], _text: str) -> dict[str, str] | None:
-    hours = data.get("horario") or {}
-    parts = [hours.get(k) for k in ("semana", "sabado", "domingo_feriados") if hours.get(k)]
-    return {"horario": "; ".join(parts)} if parts else None
+def _horario(data: dict[str, Any], _text_asked: str) -> Answer | None:
+    hours = data.get("horario")
+    parts = list(hours.values()) if isinstance(hours, dict) else _lines(hours)
+    return ("utter_resposta_horario", {"horario": "; ".join(parts)}) if parts else None
 
 
-def _valores(data: dict[str, Any], _text: str) -> dict[str, str] | None:
-    prices = data.get("valores") or {}
-    if not prices.get("consulta_particular"):
-        return None
-    return {
-        "consulta_particular": prices["consulta_particular"],
-        "retorno": prices.get("retorno", ""),
-        "pagamento": prices.get("pagamento", ""),
-    }
+def _valores(data: dict[str, Any], _text_asked: str) -> Answer | None:
+    prices = data.get("valores")
+    if isinstance(prices, dict) and prices.get("consulta_particular"):
+        values = {
+            key: str(prices.get(key, "")) for key in ("consulta_particular", "retorno", "pagamento")
+        }
+        return "utter_resposta_valores", values
+    return ("utter_resposta_livre", {"texto": _text(prices)}) if prices else None
 
 
-def _documentos(data: dict[str, Any], _text: str) -> dict[str, str] | None:
-    documents = data.get("documentos") or []
-    return {"documentos": _bullets(documents)} if documents else None
+def _documentos(data: dict[str, Any], _text_asked: str) -> Answer | None:
+    documents = _lines(data.get("documentos"))
+    return ("utter_resposta_documentos", {"documentos": _bullets(documents)}) if documents else None
 
 
-def _preparo(data: dict[str, Any], text: str) -> dict[str, str] | None:
-    preparations: dict[str, str] = data.get("preparo_exames") or {}
+def _preparo(data: dict[str, Any], asked: str) -> Answer | None:
+    preparations = data.get("preparo_exames")
     if not preparations:
         return None
-    asked = plain(text)
+    if not isinstance(preparations, dict):
+        return "utter_resposta_preparo_exame", {"preparos": _bullets(_lines(preparations))}
+    words = plain(asked)
     # "eletro" names the eletrocardiograma; "ultrassom" the ultrassom abdominal.
     for exam, how in preparations.items():
-        if any(word in asked for word in plain(exam).split() if len(word) >= 5):
-            return {"preparos": _bullets([f"{exam}: {how}"])}
-    return {"preparos": _bullets([f"{exam}: {how}" for exam, how in preparations.items()])}
+        if any(word in words for word in plain(exam).split() if len(word) >= 5):
+            return "utter_resposta_preparo_exame", {"preparos": _bullets([f"{exam}: {how}"])}
+    return "utter_resposta_preparo_exame", {"preparos": _bullets(_lines(preparations))}
 
 
-def _resultados(data: dict[str, Any], _text: str) -> dict[str, str] | None:
-    return {"resultados": data["resultados"]} if data.get("resultados") else None
+def _resultados(data: dict[str, Any], _text_asked: str) -> Answer | None:
+    results = _lines(data.get("resultados"))
+    return (
+        ("utter_resposta_resultado_exame", {"resultados": "\n".join(results)}) if results else None
+    )
 
 
 RENDERERS = {
@@ -104,7 +125,7 @@ async def _profile() -> dict[str, Any]:
         return (await session.execute(query)).scalar_one_or_none() or {}
 
 
-async def _specialties() -> dict[str, str] | None:
+async def _specialties() -> Answer | None:
     async with database().session() as session:
         specialties = (
             (await session.execute(select(Specialty).order_by(Specialty.name))).scalars().all()
@@ -127,7 +148,7 @@ async def _specialties() -> dict[str, str] | None:
     for specialty in specialties:
         names = [d.name for d in doctors if d.specialty_id == specialty.id]
         lines.append(f"{specialty.name}: {_join(names)}" if names else specialty.name)
-    return {"especialidades": _bullets(lines)}
+    return "utter_resposta_especialidades", {"especialidades": _bullets(lines)}
 
 
 class ActionResponderFaq(ClinicAction):
@@ -142,14 +163,15 @@ class ActionResponderFaq(ClinicAction):
             dispatcher.utter_message(response="utter_default")
             return []
         if key == "especialidades":
-            values = await _specialties()
+            answer = await _specialties()
         elif key in RENDERERS:
-            values = RENDERERS[key](await _profile(), latest_text(tracker))
+            answer = RENDERERS[key](await _profile(), latest_text(tracker))
         else:
-            values = None
-        if values is None:
+            answer = None
+        if answer is None:
             # The profile lacks this fact: the generic answer still points to the team.
             dispatcher.utter_message(response=f"utter_faq/{key}")
         else:
-            dispatcher.utter_message(response=f"utter_resposta_{key}", **values)
+            response, values = answer
+            dispatcher.utter_message(response=response, **values)
         return []

@@ -18,7 +18,7 @@ from abc import abstractmethod
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import ConversationPaused, EventType
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 
@@ -141,14 +141,15 @@ class DialogueForm(IdentityValidation, FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         if looks_like_emergency(latest_text(tracker)) and not is_payload(tracker):
-            return emergency(dispatcher)
+            return emergency(dispatcher, tracker)
         identity_before = await missing_identity(patient_id(tracker))
         events = await super().run(dispatcher, tracker, domain)
+        stop = [*end_dialogue(tracker), SlotSet("requested_slot", None)]
         if any("handoff" in (m.get("custom") or {}) for m in dispatcher.messages):
             # A validator handed the patient to a person (e.g. a CPF of another record).
-            return [*events, *end_dialogue(), ConversationPaused()]
+            return [*events, *stop, ConversationPaused()]
         if tracker.get_slot("lgpd_consentimento") is False:
-            return [*events, *end_dialogue()]
+            return [*events, *stop]
         if identity_before and not await missing_identity(patient_id(tracker)):
             name = await patient_name(patient_id(tracker))
             dispatcher.utter_message(response="utter_identificado", nome=name.split()[0])

@@ -20,7 +20,7 @@ class ActionTransferirAtendente(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_transferindo")
-        return hand_off(dispatcher, "pedido_do_paciente")
+        return hand_off(dispatcher, tracker, "pedido_do_paciente")
 
 
 class ActionEmergencia(Action):
@@ -32,7 +32,7 @@ class ActionEmergencia(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return emergency(dispatcher)
+        return emergency(dispatcher, tracker)
 
 
 def _previous_turn_was_not_understood(tracker: Tracker) -> bool:
@@ -61,7 +61,7 @@ class ActionNaoEntendi(ClinicAction):
     ) -> list[EventType]:
         if _previous_turn_was_not_understood(tracker):
             dispatcher.utter_message(response="utter_nao_entendi_de_novo")
-            return hand_off(dispatcher, "nao_entendeu_duas_vezes")
+            return hand_off(dispatcher, tracker, "nao_entendeu_duas_vezes")
         dispatcher.utter_message(response="utter_default")
         return []
 
@@ -87,4 +87,4 @@ class ActionDesistir(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_desistir")
-        return end_dialogue()
+        return end_dialogue(tracker)

@@ -182,7 +182,7 @@ class IdentityValidation:
         if patient is not None and not await save_cpf(patient, cpf):
             dispatcher.utter_message(response="utter_cpf_de_outro_cadastro")
             # The form's run() sees the handoff and stops the dialogue.
-            hand_off(dispatcher, "cpf_ja_cadastrado")
+            hand_off(dispatcher, tracker, "cpf_ja_cadastrado")
             return {"cpf": None}
         # Only a marker stays in the tracker: the CPF itself lives on the patient's record.
         return {"cpf": "informado"}

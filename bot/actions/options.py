@@ -139,9 +139,9 @@ class ActionResponderOpcao(ClinicAction):
             return await rate(dispatcher, patient, int(score) if score.isdigit() else None)
         if chosen == "falar_com_atendente":
             dispatcher.utter_message(response="utter_transferindo")
-            return hand_off(dispatcher, "pedido_do_paciente")
+            return hand_off(dispatcher, tracker, "pedido_do_paciente")
         if chosen in _FORMS:
-            events = end_dialogue()
+            events = end_dialogue(tracker)
             if appointment_id is not None:
                 events.append(SlotSet("consulta", f"#{appointment_id}"))
             return [*events, FollowupAction(_FORMS[chosen])]

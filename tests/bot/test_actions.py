@@ -198,6 +198,22 @@ async def test_a_fact_missing_from_the_profile_falls_back_to_the_generic_answer(
     assert (await _faq(clinic_db, "valores"))["response"] == "utter_faq/valores"
 
 
+async def test_profile_fields_edited_as_plain_text_are_answered_as_written(clinic_db):
+    async with clinic_db.db.session() as session:
+        profile = (await session.execute(select(ClinicProfile))).scalar_one()
+        profile.data = {
+            **profile.data,
+            "horario": "todos os dias, das 7h às 19h",
+            "convenios": "Unimed",
+            "valores": "consulte a recepção",
+        }
+
+    assert (await _faq(clinic_db, "horario"))["horario"] == "todos os dias, das 7h às 19h"
+    assert (await _faq(clinic_db, "convenios"))["convenios"] == "Unimed"
+    prices = await _faq(clinic_db, "valores")
+    assert (prices["response"], prices["texto"]) == ("utter_resposta_livre", "consulte a recepção")
+
+
 async def test_exam_preparation_names_the_exam_asked_about(clinic_db):
     answer = await _faq(clinic_db, "preparo_exame", "qual o preparo do ultrassom?")
 
@@ -530,3 +546,24 @@ def test_emergency_phrases_are_recognised(text):
 )
 def test_everyday_phrases_are_not_emergencies(text):
     assert not looks_like_emergency(text)
+
+
+async def test_an_action_that_breaks_hands_the_patient_to_a_person(clinic_db, monkeypatch, caplog):
+    cpf = "52998224725"
+
+    async def unreadable_profile() -> dict:
+        # Database errors quote the statement's parameters in their message.
+        raise RuntimeError(f"UPDATE users SET cpf=('{cpf}')")
+
+    monkeypatch.setattr("bot.actions.faq._profile", unreadable_profile)
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionResponderFaq().run(
+        dispatcher, tracker(1, "horário?", intent="faq", faq_key="horario"), {}
+    )
+
+    assert sent(dispatcher) == ["utter_erro_agenda", "handoff"]
+    assert handoff_of(dispatcher)["reason"] == "erro_no_assistente"
+    assert ConversationPaused() in events
+    assert "RuntimeError" in caplog.text
+    assert cpf not in caplog.text

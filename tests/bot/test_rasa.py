@@ -112,7 +112,10 @@ def test_rasa_data_validate_is_clean():
     warnings = set(re.findall(r"UserWarning: (.*)", done.stdout + done.stderr))
     domain = yaml.safe_load((ROOT / "domain.yml").read_text())
     asked = {
-        f"utter_ask_{slot}" for form in domain["forms"].values() for slot in form["required_slots"]
+        name
+        for form_name, form in domain["forms"].items()
+        for slot in form["required_slots"]
+        for name in (f"utter_ask_{slot}", f"utter_ask_{form_name}_{slot}")
     }
     used_by_actions = _responses_named_in_actions()
     unexpected = []

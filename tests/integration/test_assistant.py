@@ -10,6 +10,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -277,7 +278,7 @@ async def test_rescheduling_moves_the_appointment_with_the_same_doctor(db, widge
     old = await booked(db, patient, "Paulo")
 
     replies = await turn(widget, "quero remarcar minha consulta")
-    assert "Para quando" in texts(replies)
+    assert "Para quando você quer passar a consulta" in texts(replies)
     replies = await turn(widget, "qualquer dia")
     offered = [b for b in buttons(replies) if "horario" in b["payload"]]
     replies = await turn(widget, "a terceira")
@@ -375,13 +376,36 @@ async def test_a_typed_command_cannot_act_on_someone_elses_appointment(db, widge
     try:
         await turn(intruder, "oi")
         replies = await turn(intruder, f'/confirmar_presenca{{"appointment_id":"{theirs.id}"}}')
-        await turn(intruder, "/restart")
     finally:
         await intruder.close()
 
     assert "Presença confirmada" not in texts(replies)
     [after] = await appointments_of(db, other)
     assert after.status == AppointmentStatus.SCHEDULED
+
+
+async def _tracker_events(clinic, patient: User) -> list[dict]:
+    url = f"{clinic.settings.bot_url}/conversations/{patient.id}/tracker"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, params={"token": clinic.settings.rasa_token}) as response,
+    ):
+        assert response.status == 200
+        return (await response.json())["events"]
+
+
+async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(clinic, db, widget):
+    patient = await known_patient(db, widget)
+    await turn(widget, "quero marcar uma consulta")
+
+    await turn(widget, "/restart")
+    replies = await turn(widget, "cardiologia")
+
+    assert "Para quando" in texts(replies)
+    events = await _tracker_events(clinic, patient)
+    assert not [e for e in events if e["event"] == "restart"]
+    intents = [e["parse_data"]["intent"]["name"] for e in events if e["event"] == "user"]
+    assert "restart" not in intents
 
 
 # --- FAQ, fallback, emergency, handoff, satisfaction ---------------------------------
