@@ -35,7 +35,7 @@ from bot.actions.common import (
     show_window,
 )
 from bot.actions.forms import DialogueForm, is_activation, requested
-from bot.actions.identity import IDENTITY_SLOTS, missing_identity, yes_or_no
+from bot.actions.identity import IDENTITY_SLOTS, missing_identity
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
@@ -182,7 +182,23 @@ def appointment_id_entity(tracker: Tracker) -> int | None:
 
 
 class ChoosesTime:
-    """quando + horario for the agendar and remarcar forms."""
+    """quando + horario for the agendar and remarcar forms (a mixin of DialogueForm)."""
+
+    async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
+        text = latest_text(tracker)
+        if slot == "quando":
+            return parse_when(text, now()) is not None or wants_any_time(text)
+        if slot == "horario":
+            return await self.option_chosen(tracker) is not None
+        return await super().looks_like_answer(slot, tracker)
+
+    async def extract_confirmacao(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        # "Não, prefiro sexta" at the confirmation is a new day, not a "no".
+        if changed_this_turn(tracker) or latest_intent(tracker)[0] == "alterar":
+            return {}
+        return await super().extract_confirmacao(dispatcher, tracker, domain)
 
     async def option_chosen(self, tracker: Tracker) -> dict[str, Any] | None:
         options = tracker.get_slot("opcoes_horario") or []
@@ -271,7 +287,14 @@ class ChoosesTime:
 
 
 class ChoosesAppointment:
-    """consulta: which of the patient's upcoming appointments (cancelar, remarcar)."""
+    """consulta: which of the patient's upcoming appointments (cancelar, remarcar; a mixin
+    of DialogueForm)."""
+
+    async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
+        if slot == "consulta":
+            text = latest_text(tracker)
+            return option_number(text) is not None or parse_when(text, now()) is not None
+        return await super().looks_like_answer(slot, tracker)
 
     async def extract_consulta(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
@@ -319,15 +342,6 @@ class ChoosesAppointment:
         return {"consulta": appointment_view(chosen)}
 
 
-def _answered_yes_no(value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    answer = yes_or_no(tracker, str(value))
-    if answer is None:
-        dispatcher.utter_message(response="utter_confirmacao_invalida")
-    return answer
-
-
 # --- The forms' validation actions ----------------------------------------------------
 
 
@@ -341,13 +355,8 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
         return "validate_agendamento_form"
 
     async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
-        text = latest_text(tracker)
         if slot == "especialidade":
-            return await professional_in(text, asked=True) is not None
-        if slot == "quando":
-            return parse_when(text, now()) is not None or wants_any_time(text)
-        if slot == "horario":
-            return await self.option_chosen(tracker) is not None
+            return await professional_in(latest_text(tracker), asked=True) is not None
         return await super().looks_like_answer(slot, tracker)
 
     async def extract_especialidade(
@@ -383,70 +392,25 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
             return {"especialidade": None, "medico": None}
         return {**found, "horario": None, "opcoes_horario": None, "confirmacao": None}
 
-    async def extract_confirmacao(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> dict[str, Any]:
-        if changed_this_turn(tracker) or latest_intent(tracker)[0] == "alterar":
-            return {}
-        return await self.answer("confirmacao", tracker)
-
     async def validate_confirmacao(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
-        answer = _answered_yes_no(value, dispatcher, tracker)
-        if answer is False:
+        answer = await super().validate_confirmacao(value, dispatcher, tracker, domain)
+        if answer["confirmacao"] is False:
+            # Not this time: offer the times again rather than ending the booking.
             dispatcher.utter_message(response="utter_agendamento_nao_confirmado")
             return {"confirmacao": None, "horario": None}
-        return {"confirmacao": answer}
+        return answer
 
 
 class ValidateCancelamentoForm(ChoosesAppointment, DialogueForm):
     def name(self) -> str:
         return "validate_cancelamento_form"
 
-    async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
-        if slot == "consulta":
-            text = latest_text(tracker)
-            return option_number(text) is not None or parse_when(text, now()) is not None
-        return await super().looks_like_answer(slot, tracker)
-
-    async def extract_confirmacao(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> dict[str, Any]:
-        return await self.answer("confirmacao", tracker)
-
-    async def validate_confirmacao(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> dict[str, Any]:
-        # "Não" keeps the appointment: the form ends and the submit action says so.
-        return {"confirmacao": _answered_yes_no(value, dispatcher, tracker)}
-
 
 class ValidateRemarcacaoForm(ChoosesAppointment, ChoosesTime, DialogueForm):
     def name(self) -> str:
         return "validate_remarcacao_form"
-
-    async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
-        text = latest_text(tracker)
-        if slot == "consulta":
-            return option_number(text) is not None or parse_when(text, now()) is not None
-        if slot == "quando":
-            return parse_when(text, now()) is not None or wants_any_time(text)
-        if slot == "horario":
-            return await self.option_chosen(tracker) is not None
-        return await super().looks_like_answer(slot, tracker)
-
-    async def extract_confirmacao(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> dict[str, Any]:
-        if changed_this_turn(tracker) or latest_intent(tracker)[0] == "alterar":
-            return {}
-        return await self.answer("confirmacao", tracker)
-
-    async def validate_confirmacao(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
-    ) -> dict[str, Any]:
-        return {"confirmacao": _answered_yes_no(value, dispatcher, tracker)}
 
 
 # --- Questions with options from the agenda -------------------------------------------

@@ -137,6 +137,23 @@ class DialogueForm(IdentityValidation, FormValidationAction):
     ) -> dict[str, Any]:
         return await self.answer("telefone", tracker)
 
+    async def extract_confirmacao(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        return await self.answer("confirmacao", tracker)
+
+    async def validate_confirmacao(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        """Yes or no to the summary. "Não" ends cancelar and remarcar keeping the appointment
+        (their submit actions say so)."""
+        if value is None or isinstance(value, bool):
+            return {"confirmacao": value}
+        answer = yes_or_no(tracker, str(value))
+        if answer is None:
+            dispatcher.utter_message(response="utter_confirmacao_invalida")
+        return {"confirmacao": answer}
+
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
