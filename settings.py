@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +19,18 @@ from models.db import is_sqlite, sync_url
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
 CLINIC_TIMEZONE = "America/Sao_Paulo"
+# Each channel connector reads its own variables (bot/channels/<name>.py) from these.
+CHANNEL_ENV_PREFIXES = (
+    "WHATSAPP_",
+    "MESSENGER_",
+    "INSTAGRAM_",
+    "META_",
+    "TWILIO_",
+    "TELEGRAM_",
+    "SMTP_",
+    "IMAP_",
+    "EMAIL_",
+)
 
 
 def _secret_from_file(name: str) -> str:
@@ -57,8 +70,17 @@ class Settings:
     action_server_url: str = "http://127.0.0.1:5055/webhook"
     rasa_tracker_url: str = ""
     attendant_capacity: int = 5
+    # An assigned conversation with no staff reply after this long is requeued (0: never).
+    reassign_after_seconds: int = 180
+    # An attendant whose workspace has been closed this long is set offline (0: never).
+    presence_timeout_seconds: int = 90
+    # Whether attendants may take a conversation from the queue themselves.
+    manual_take: bool = True
+    # When the reception answers, in clinic time: "weekdays HH:MM-HH:MM; ..." (0 is Monday).
+    staff_hours: str = "0-4 08:00-18:00; 5 08:00-12:00"
     # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
     reminder_offsets: str = "24h,2h@24h"
+    channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -77,7 +99,12 @@ class Settings:
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             rasa_tracker_url=env.get("RASA_TRACKER_URL") or _tracker_url_beside(database_url),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
+            reassign_after_seconds=int(env.get("REASSIGN_AFTER_SECONDS", "180")),
+            presence_timeout_seconds=int(env.get("PRESENCE_TIMEOUT_SECONDS", "90")),
+            manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
+            staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
+            channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
     def child_env(self) -> dict[str, str]:
@@ -97,6 +124,10 @@ class Settings:
             "BOT_PORT": _port(self.bot_url),
             "ACTIONS_PORT": _port(self.action_server_url),
             "ATTENDANT_CAPACITY": str(self.attendant_capacity),
+            "REASSIGN_AFTER_SECONDS": str(self.reassign_after_seconds),
+            "PRESENCE_TIMEOUT_SECONDS": str(self.presence_timeout_seconds),
+            "MANUAL_TAKE": "true" if self.manual_take else "false",
+            "STAFF_HOURS": self.staff_hours,
             "REMINDER_OFFSETS": self.reminder_offsets,
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
@@ -105,4 +136,5 @@ class Settings:
             # Rasa's SQL tracker store would otherwise open a 50+100 connection pool.
             "SQL_POOL_SIZE": "5",
             "SQL_MAX_OVERFLOW": "5",
+            **self.channel_env,
         }

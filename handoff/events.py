@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from handoff.history import message_view
-from models import Conversation, Message, Priority
+from models import AttendantAction, Conversation, HandoffEvent, Message, Priority
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,12 @@ def conversation_view(
         "handoff_reason": conversation.handoff_reason,
         "opened_at": conversation.opened_at.isoformat(),
         "last_message_at": conversation.last_message_at.isoformat(),
+        "handed_off_at": _iso(conversation.handed_off_at),
         "queued_at": _iso(conversation.queued_at),
         "assigned_at": _iso(conversation.assigned_at),
+        "first_human_reply_at": _iso(conversation.first_human_reply_at),
         "resolved_at": _iso(conversation.resolved_at),
+        "csat_score": conversation.csat_score,
     }
 
 
@@ -50,9 +53,39 @@ def _iso(value: Any) -> str | None:
 
 
 def conversation_event(
-    conversation: Conversation, patient_name: str | None = None
+    conversation: Conversation,
+    patient_name: str | None = None,
+    change: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {"type": "conversation", "conversation": conversation_view(conversation, patient_name)}
+    """A conversation's new state; `change` is the transition that produced it, if any."""
+    event = {"type": "conversation", "conversation": conversation_view(conversation, patient_name)}
+    if change is not None:
+        event["change"] = change
+    return event
+
+
+def handoff_event_view(event: HandoffEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "conversation_id": event.conversation_id,
+        "kind": event.kind,
+        "actor_id": event.actor_id,
+        "from_attendant_id": event.from_attendant_id,
+        "to_attendant_id": event.to_attendant_id,
+        "details": event.details or {},
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def action_view(action: AttendantAction) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "conversation_id": action.conversation_id,
+        "kind": action.kind,
+        "actor_id": action.actor_id,
+        "details": action.details or {},
+        "created_at": action.created_at.isoformat(),
+    }
 
 
 def message_event(message: Message, conversation: Conversation) -> dict[str, Any]:

@@ -38,6 +38,13 @@ class Inbound:
     display_name: str | None = None
     phone: str | None = None
     email: str | None = None
+    # Other stable ids of this person on the channel (WhatsApp wa_id and BSUID): an identity
+    # known by any of them is the same identity. Kept on the identity with `identity_details`.
+    aliases: dict[str, str] = field(default_factory=dict)
+    # Channel facts kept on the identity for replies (e.g. the e-mail thread's headers).
+    identity_details: dict[str, Any] = field(default_factory=dict)
+    # Sent by a machine (e-mail Auto-Submitted): stored and shown to staff, never answered.
+    automatic: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,12 @@ async def open_conversation(session: AsyncSession, identity: ChannelIdentity) ->
 async def latest_conversation(
     session: AsyncSession, patient_id: int, channel: str
 ) -> Conversation | None:
-    """Where a bot-initiated message to this patient on this channel belongs."""
+    """Where a bot-initiated message to this patient on this channel belongs: the most
+    recently active conversation (one patient may have two, e.g. SMS and WhatsApp on Twilio)."""
     query = (
         select(Conversation)
         .where(Conversation.patient_id == patient_id, Conversation.channel == channel)
-        .order_by(Conversation.id.desc())
+        .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         .limit(1)
     )
     return (await session.execute(query)).scalar_one_or_none()
@@ -101,6 +109,8 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | 
         display_name=inbound.display_name,
         phone=inbound.phone,
         email=inbound.email,
+        aliases=inbound.aliases,
+        details=inbound.identity_details,
     )
     conversation = await open_conversation(session, identity)
     now = utcnow()
@@ -116,6 +126,7 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | 
         provider_message_id=inbound.provider_message_id,
         delivery_status=DeliveryStatus.RECEIVED,
         created_at=inbound.sent_at or now,
+        processed_at=now if inbound.automatic else None,
     )
     try:
         async with session.begin_nested():
@@ -198,3 +209,70 @@ def advance_delivery(message: Message, status: DeliveryStatus, at: datetime | No
     if stamp and getattr(message, stamp) is None:
         setattr(message, stamp, at)
     return True
+
+
+async def _by_provider_id(
+    session: AsyncSession, channel: str, provider_message_id: str, direction: Direction
+) -> Message | None:
+    query = select(Message).where(
+        Message.channel == channel,
+        Message.provider_message_id == provider_message_id,
+        Message.direction == direction,
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def record_status(
+    session: AsyncSession,
+    channel: str,
+    provider_message_id: str,
+    status: DeliveryStatus,
+    *,
+    at: datetime | None = None,
+    error: str | None = None,
+) -> Message | None:
+    """Apply a provider's delivery receipt to the message we sent; None when it names no
+    message of ours or would move the status back (receipts arrive in any order)."""
+    message = await _by_provider_id(session, channel, provider_message_id, Direction.OUTBOUND)
+    if message is None or not advance_delivery(message, status, at):
+        return None
+    if error:
+        message.error = error[:500]
+    return message
+
+
+async def record_watermark(
+    session: AsyncSession,
+    channel: str,
+    external_user_id: str,
+    status: DeliveryStatus,
+    until: datetime,
+) -> list[Message]:
+    """Messenger's delivery and read receipts: every message we sent this person up to
+    `until` reached `status`. Returns the messages that moved."""
+    query = (
+        select(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(ChannelIdentity, ChannelIdentity.id == Conversation.channel_identity_id)
+        .where(
+            ChannelIdentity.channel == channel,
+            ChannelIdentity.external_id == external_user_id,
+            Message.direction == Direction.OUTBOUND,
+            Message.internal.is_(False),
+            Message.delivery_status.in_((DeliveryStatus.SENT, DeliveryStatus.DELIVERED)),
+            Message.created_at <= until,
+        )
+    )
+    messages = (await session.execute(query)).scalars().all()
+    return [m for m in messages if advance_delivery(m, status, until)]
+
+
+async def record_edit(
+    session: AsyncSession, channel: str, provider_message_id: str, text: str
+) -> Message | None:
+    """The patient edited a message: the history shows the new text (the bot already
+    answered the old one and is not asked again)."""
+    message = await _by_provider_id(session, channel, provider_message_id, Direction.INBOUND)
+    if message is not None:
+        message.text = text
+    return message

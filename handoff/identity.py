@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ChannelIdentity, PatientProfile, Role, User
+from models import Base, ChannelIdentity, PatientProfile, Role, User
+
+log = logging.getLogger(__name__)
 
 _BR_MOBILE_WITHOUT_NINTH = re.compile(r"^55(\d{2})([6-9]\d{7})$")
 
@@ -47,7 +52,7 @@ def normalize_email(raw: str) -> str | None:
 
 async def find_patient_by_phone(session: AsyncSession, e164: str) -> User | None:
     key = phone_match_key(e164)
-    query = select(User).where(User.role == Role.PATIENT)
+    query = select(User).where(User.role == Role.PATIENT, User.is_active.is_(True))
     if key:
         query = query.join(PatientProfile).where(PatientProfile.phone_match_key == key)
     else:
@@ -80,14 +85,21 @@ async def resolve_identity(
     display_name: str | None = None,
     phone: str | None = None,
     email: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> ChannelIdentity:
-    """The identity for (channel, external id), linking a new one to the patient with the
-    same phone or e-mail when there is one, else to a new patient."""
-    query = select(ChannelIdentity).where(
-        ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
-    )
-    identity = (await session.execute(query)).scalar_one_or_none()
+    """The identity for (channel, external id) or any of its aliases, linking a new one to
+    the patient with the same phone or e-mail when there is one, else to a new patient.
+
+    `aliases` are other ids the provider gives for the same person (WhatsApp: phone wa_id and
+    business-scoped user id); they and `details` are kept on the identity.
+    """
+    aliases = dict(aliases or {})
+    identity = await _find_identity(session, channel, external_id, aliases)
     if identity is not None:
+        _merge_details(identity, {**aliases, **(details or {})})
+        if phone:
+            await link_phone(session, identity, phone)
         return identity
     try:
         async with session.begin_nested():
@@ -97,12 +109,106 @@ async def resolve_identity(
                 external_id=external_id,
                 patient_id=patient.id,
                 display_name=display_name,
+                details={**aliases, **(details or {})},
             )
             session.add(identity)
     except IntegrityError:
         # Another request created the same identity first: use theirs.
+        query = select(ChannelIdentity).where(
+            ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
+        )
         return (await session.execute(query)).scalar_one()
     return identity
+
+
+async def _find_identity(
+    session: AsyncSession, channel: str, external_id: str, aliases: Mapping[str, str]
+) -> ChannelIdentity | None:
+    matches = [ChannelIdentity.external_id.in_({external_id, *aliases.values()})]
+    matches += [ChannelIdentity.details[key].as_string() == value for key, value in aliases.items()]
+    query = (
+        select(ChannelIdentity)
+        .where(ChannelIdentity.channel == channel, or_(*matches))
+        .order_by(ChannelIdentity.id)
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def _merge_details(identity: ChannelIdentity, new: Mapping[str, Any]) -> None:
+    current = identity.details or {}
+    if any(current.get(key) != value for key, value in new.items()):
+        # Reassigned, not mutated: the JSON column only notices a new value.
+        identity.details = {**current, **new}
+
+
+async def link_phone(session: AsyncSession, identity: ChannelIdentity, phone: str) -> None:
+    """The person behind `identity` has this (provider-verified) phone: they are the patient
+    who already has it, or the phone becomes their patient's."""
+    patient = await session.get(User, identity.patient_id)
+    if patient.phone_e164 and phone_match_key(patient.phone_e164) == phone_match_key(phone):
+        return
+    other = await find_patient_by_phone(session, phone)
+    if other is not None and other.id != patient.id:
+        await merge_patients(session, source=patient, target=other)
+        identity.patient_id = other.id
+    elif patient.phone_e164 is None:
+        await _set_phone(session, patient, phone)
+
+
+async def _set_phone(session: AsyncSession, patient: User, phone: str) -> None:
+    patient.phone_e164 = phone
+    profile = await session.get(PatientProfile, patient.id)
+    if profile is not None:
+        profile.phone_match_key = phone_match_key(phone)
+
+
+async def link_claimed_contact(
+    session: AsyncSession, patient_id: int, *, phone: str | None = None, cpf: str | None = None
+) -> User:
+    """The patient confirmed a phone or CPF in the conversation (Messenger and Instagram ids
+    carry neither): join them with the patient already known by it, or record it. Returns
+    the patient the conversation now belongs to; callers re-read rows they hold."""
+    patient = await session.get(User, patient_id)
+    other = None
+    if cpf:
+        query = select(User).where(User.cpf == cpf, User.role == Role.PATIENT)
+        other = (await session.execute(query)).scalar_one_or_none()
+    if other is None and phone:
+        other = await find_patient_by_phone(session, phone)
+    if other is not None and other.id != patient.id:
+        await merge_patients(session, source=patient, target=other)
+        return other
+    if cpf and patient.cpf is None:
+        patient.cpf = cpf
+    if phone and patient.phone_e164 is None:
+        await _set_phone(session, patient, phone)
+    return patient
+
+
+async def merge_patients(session: AsyncSession, *, source: User, target: User) -> None:
+    """Everything `source` owns (identities, conversations, messages, appointments...) moves
+    to `target`; `source` is kept, deactivated, so nothing that points to it breaks."""
+    for table in Base.metadata.sorted_tables:
+        column = table.c.get("patient_id")
+        if column is None or not any(fk.column.table.name == "users" for fk in column.foreign_keys):
+            continue
+        await session.execute(update(table).where(column == source.id).values(patient_id=target.id))
+    phone, source.phone_e164 = source.phone_e164, None
+    source_profile = await session.get(PatientProfile, source.id)
+    if source_profile is not None:
+        source_profile.phone_match_key = None
+    if phone and target.phone_e164 is None:
+        await _set_phone(session, target, phone)
+    for field_name in ("name", "email", "cpf"):
+        value = getattr(source, field_name)
+        if value and getattr(target, field_name) is None:
+            # Unique columns: free the value on the source first.
+            setattr(source, field_name, None)
+            await session.flush()
+            setattr(target, field_name, value)
+    source.is_active = False
+    log.info("patient %s merged into patient %s", source.id, target.id)
 
 
 async def _patient_to_link(

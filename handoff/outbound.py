@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import update
+
 from handoff.context import Context, DeliveryFailed
 from handoff.events import message_event
 from handoff.history import advance_delivery, latest_conversation, record_outbound
@@ -45,7 +47,7 @@ async def send(
         identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
     await ctx.bus.publish(message_event(message, conversation))
     if not internal:
-        await deliver(ctx, message, identity, conversation)
+        await deliver(ctx, message, identity, conversation, retry_later=True)
     return message
 
 
@@ -60,25 +62,84 @@ async def send_bot_reply(
     return await send(ctx, conversation.id, text=text, author_kind=AuthorKind.BOT, buttons=buttons)
 
 
+# Retries after a retryable failure (429, 5xx, network), counted from the message's creation:
+# attempt n+1 is due RETRY_DELAYS[:n] seconds later. After the last one the message fails.
+RETRY_DELAYS = (5, 30, 120, 600, 1800)
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+
+
 async def deliver(
-    ctx: Context, message: Message, identity: ChannelIdentity, conversation: Conversation
+    ctx: Context,
+    message: Message,
+    identity: ChannelIdentity,
+    conversation: Conversation,
+    *,
+    retry_later: bool = False,
 ) -> bool:
-    """Hand a recorded message to its channel's Sender; True when the provider took it."""
+    """One delivery attempt; True when the provider took the message.
+
+    The attempt is claimed first (compare-and-set on `attempts`), so two processes never
+    send the same attempt. With `retry_later`, a temporary failure (429, 5xx, network) leaves
+    the message pending for the worker's retries (`handoff/retries.py`); without it, as for
+    reminders, which fall back to another channel instead, every failure is final."""
+    if not await _claim_attempt(ctx, message):
+        return False
     sender = ctx.senders[message.channel]
     try:
         provider_id = await sender.deliver(message, identity)
     except DeliveryFailed as failure:
-        log.warning(
-            "delivery of message %s on %s failed: %s", message.id, message.channel, failure.reason
-        )
-        await _record_delivery(
-            ctx, message.id, DeliveryStatus.FAILED, conversation, error=failure.reason
-        )
+        await _record_failure(ctx, message, conversation, failure, retry_later)
+        return False
+    except Exception as exc:  # a Sender bug must not lose the message: retry, then fail
+        log.exception("sender for %s crashed on message %s", message.channel, message.id)
+        failure = DeliveryFailed(f"unexpected {type(exc).__name__}", retryable=True)
+        await _record_failure(ctx, message, conversation, failure, retry_later)
         return False
     await _record_delivery(
         ctx, message.id, DeliveryStatus.SENT, conversation, provider_id=provider_id
     )
     return True
+
+
+async def _claim_attempt(ctx: Context, message: Message) -> bool:
+    async with ctx.db.session() as session:
+        result = await session.execute(
+            update(Message)
+            .where(Message.id == message.id, Message.attempts == message.attempts)
+            .values(attempts=message.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+    if result.rowcount != 1:
+        return False
+    message.attempts += 1
+    return True
+
+
+async def _record_failure(
+    ctx: Context,
+    message: Message,
+    conversation: Conversation,
+    failure: DeliveryFailed,
+    retry_later: bool,
+) -> None:
+    final = not (retry_later and failure.retryable) or message.attempts >= MAX_ATTEMPTS
+    log.warning(
+        "delivery of message %s on %s failed (attempt %s%s): %s",
+        message.id,
+        message.channel,
+        message.attempts,
+        "" if final else ", will retry",
+        failure.reason,
+    )
+    if final:
+        await _record_delivery(
+            ctx, message.id, DeliveryStatus.FAILED, conversation, error=failure.reason
+        )
+        return
+    async with ctx.db.session() as session:
+        row = await session.get(Message, message.id)
+        row.error = failure.reason[:500]
+    await ctx.bus.publish(message_event(row, conversation))
 
 
 async def _record_delivery(
@@ -92,11 +153,12 @@ async def _record_delivery(
 ) -> None:
     async with ctx.db.session() as session:
         message = await session.get(Message, message_id)
-        message.attempts += 1
         if provider_id:
             message.provider_message_id = provider_id
         if error:
             message.error = error[:500]
+        elif status == DeliveryStatus.SENT:
+            message.error = None  # a retry succeeded
         changed = advance_delivery(message, status)
     if changed:
         await ctx.bus.publish(message_event(message, conversation))

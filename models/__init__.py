@@ -3,6 +3,7 @@
 from models.base import Base, utcnow
 from models.clinic import ClinicProfile
 from models.conversations import (
+    ASSIGNING_KINDS,
     DELIVERY_RANK,
     AttendantAction,
     AuditLog,
@@ -12,6 +13,8 @@ from models.conversations import (
     ConversationStatus,
     DeliveryStatus,
     Direction,
+    HandoffEvent,
+    HandoffKind,
     Message,
     Owner,
     Priority,
@@ -41,6 +44,7 @@ from models.scheduling import (
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATUSES",
+    "ASSIGNING_KINDS",
     "DELIVERY_RANK",
     "STAFF_ROLES",
     "Appointment",
@@ -59,6 +63,8 @@ __all__ = [
     "DeliveryStatus",
     "Direction",
     "Doctor",
+    "HandoffEvent",
+    "HandoffKind",
     "LoginSession",
     "Message",
     "Owner",

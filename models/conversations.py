@@ -101,6 +101,8 @@ class Conversation(Base):
     resolved_at = Column(UTCDateTime)
     closed_at = Column(UTCDateTime)
     csat_score = Column(SmallInteger)
+    # Set once Rasa confirmed the hand-back after resolution; the worker retries while unset.
+    handed_back_at = Column(UTCDateTime)
     # Bumped by every ownership transition; writers compare-and-set on it.
     version = Column(Integer, nullable=False, default=0)
 
@@ -168,6 +170,53 @@ class AttendantAction(Base):
     kind = Column(String(48), nullable=False)
     details = Column(JSON, nullable=False, default=dict)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class HandoffKind(StrEnum):
+    HANDOFF = "handoff"  # bot → queue
+    ASSIGNED = "assigned"  # queue → attendant, by auto-distribution
+    TAKEN = "taken"  # queue → attendant, taken by hand
+    TRANSFERRED = "transferred"  # attendant → another attendant, by the attendant
+    REASSIGNED = "reassigned"  # → another attendant, by a manager
+    TAKEN_OVER = "taken_over"  # → a manager (barge-in)
+    LINKED = "linked"  # the patient's conversation on another channel joins the attendant's
+    REQUEUED = "requeued"  # attendant → queue (offline, no answer, manager)
+    PRIORITY = "priority"
+    RESOLVED = "resolved"  # → bot
+
+
+# Transitions that give a conversation to a person.
+ASSIGNING_KINDS = (
+    HandoffKind.ASSIGNED,
+    HandoffKind.TAKEN,
+    HandoffKind.TRANSFERRED,
+    HandoffKind.REASSIGNED,
+    HandoffKind.TAKEN_OVER,
+    HandoffKind.LINKED,
+)
+
+
+class HandoffEvent(Base):
+    """One ownership transition (handoff, assignment, transfer, requeue, resolution...), written
+    in the transition's own transaction: the conversation's supervision trail and the source of
+    the queue and first-response metrics."""
+
+    __tablename__ = "handoff_events"
+    __table_args__ = (
+        Index("ix_handoff_events_conversation_created", "conversation_id", "created_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    kind = Column(String(24), nullable=False)
+    actor_id = Column(Integer, ForeignKey("users.id"))  # None when the system moved it
+    from_attendant_id = Column(Integer, ForeignKey("users.id"))
+    to_attendant_id = Column(Integer, ForeignKey("users.id"))
+    details = Column(JSON, nullable=False, default=dict)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
 
 
 class CannedResponse(Base):

@@ -77,6 +77,8 @@ class AttendantProfile(Base):
     presence_changed_at = Column(UTCDateTime, nullable=False, default=utcnow)
     # Ties in auto-distribution go to whoever has waited longest since their last assignment.
     last_assigned_at = Column(UTCDateTime)
+    # Refreshed while the attendant has the workspace open; a stale one means they left.
+    last_seen_at = Column(UTCDateTime)
     # Bumped on every assignment so concurrent writers cannot both take the last free slot.
     version = Column(Integer, nullable=False, default=0)
 

@@ -49,6 +49,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from handoff.catalog import t
 from handoff.context import Context
@@ -366,6 +367,27 @@ def reminder_content(
         content = ics_event(appointment, doctor_name, clinic_name, address, now)
         attachments.append({"kind": "ics", "filename": "consulta.ics", "content": content})
     return ReminderContent(text, reminder_buttons(appointment.id), template, attachments)
+
+
+async def last_reminded(
+    session: AsyncSession, patient_id: int, *, now: datetime
+) -> Appointment | None:
+    """The upcoming, still active appointment the patient was last reminded of: what a
+    typed reply to a reminder ("confirmo", "não vou poder ir") is about."""
+    query = (
+        select(Appointment)
+        .join(Reminder, Reminder.appointment_id == Appointment.id)
+        .where(
+            Appointment.patient_id == patient_id,
+            Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+            Appointment.starts_at > now,
+            Reminder.status == ReminderStatus.SENT,
+        )
+        .order_by(Reminder.sent_at.desc(), Reminder.id.desc())
+        .limit(1)
+        .options(selectinload(Appointment.doctor), selectinload(Appointment.specialty))
+    )
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 # --- Where ---------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from handoff.actions import distribute
 from handoff.bot_api import BotApi
 from handoff.context import Context
 from handoff.events import HttpEventBus
+from handoff.retries import retry_due_deliveries
+from handoff.timers import sweep
 from models.db import Database
 from scheduling.reminders import dispatch_due, plan_reminders
 from settings import Settings
@@ -35,8 +37,10 @@ class PeriodicJob:
 JOBS = [
     # Assign queued conversations no event picked up (e.g. a process died mid-handoff).
     PeriodicJob("queue distribution", 5.0, distribute),
+    PeriodicJob("handoff timers", 5.0, sweep),
     PeriodicJob("reminder planning", 5.0, plan_reminders),
     PeriodicJob("reminder dispatch", 5.0, dispatch_due),
+    PeriodicJob("delivery retries", 5.0, retry_due_deliveries),
 ]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handoff.auth import hash_password
 from models import (
     AttendantProfile,
+    CannedResponse,
     ClinicProfile,
     Doctor,
     Role,
@@ -87,6 +88,16 @@ STAFF = [
     ("Marta Reis", "marta@vidaplena.demo", Role.MANAGER),
 ]
 
+# Canned responses of the workspace; {paciente} and {atendente} become first names.
+CANNED_RESPONSES = {
+    "bomdia": "Bom dia, {paciente}! Aqui é {atendente}, da recepção. Como posso ajudar?",
+    "verificando": "Só um instante, {paciente}, estou verificando para você.",
+    "documentos": "Para a consulta, traga documento com foto, CPF e a carteirinha do convênio.",
+    "confirmada": "Sua consulta está confirmada. Chegue com 15 minutos de antecedência, por favor.",
+    "resultados": "Os resultados ficam prontos em até 5 dias úteis e chegam por e-mail e WhatsApp.",
+    "encerrar": "Posso ajudar em mais alguma coisa? Se não, vou encerrar nosso atendimento.",
+}
+
 
 @dataclass(frozen=True)
 class Login:
@@ -128,6 +139,7 @@ async def seed_demo_clinic(
         session.add(ClinicProfile(name="Clínica Vida Plena", data=CLINIC_PROFILE))
         this_year = date.today().year
         add_agenda(session, range(this_year, this_year + 2))
+        session.add_all(CannedResponse(shortcut=k, text=v) for k, v in CANNED_RESPONSES.items())
         logins = []
         for name, email, role in STAFF:
             secret = password or secrets.token_urlsafe(9)

@@ -49,7 +49,9 @@ class RunningClinic:
         self.log_path = self.folder / "clinic.log"
 
     @classmethod
-    def prepare(cls, folder: Path, database_url: str) -> RunningClinic:
+    def prepare(
+        cls, folder: Path, database_url: str, extra_env: dict[str, str] | None = None
+    ) -> RunningClinic:
         if not MODEL.exists():
             raise RuntimeError(f"{MODEL} is missing: run `make train` (make test does it)")
         web, bot, actions = free_port(), free_port(), free_port()
@@ -62,6 +64,7 @@ class RunningClinic:
                 "INTERNAL_TOKEN": "integration-internal-token",
                 "SESSION_SECRET": "integration-session-secret",
                 "RASA_TOKEN": "integration-rasa-token",
+                **(extra_env or {}),
             }
         )
         upgrade(database_url)

@@ -8,6 +8,9 @@ import pytest
 from handoff.context import Context
 from models.db import Database
 from settings import Settings
+from tests.channels.fake_provider import FakeProvider
+from tests.channels.mail_servers import ImapServer, SmtpServer
+from tests.channels.webhooks import channel_env
 from tests.clinic import RunningClinic
 from tests.databases import PostgresDatabases, SqliteDatabases, postgres_available, require_postgres
 from tests.fakes import RecordingBotApi, RecordingBus, RecordingSender
@@ -81,10 +84,46 @@ async def ctx(settings: Settings, db: Database) -> AsyncIterator[Context]:
 
 
 @pytest.fixture(scope="session")
-def clinic(tmp_path_factory: pytest.TempPathFactory, sqlite_databases) -> Iterator[RunningClinic]:
-    """The whole clinic running from the Procfile, once per test session."""
+def provider() -> Iterator[FakeProvider]:
+    """The fake provider API (Graph, Twilio, Telegram) every channel sends to in tests."""
+    server = FakeProvider()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def imap_server() -> Iterator[ImapServer]:
+    server = ImapServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def clinic(
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_databases,
+    provider: FakeProvider,
+    smtp_server: SmtpServer,
+    imap_server: ImapServer,
+) -> Iterator[RunningClinic]:
+    """The whole clinic running from the Procfile, once per test session, with every
+    channel enabled against the local fake provider and mail servers."""
     folder = tmp_path_factory.mktemp("clinic")
-    running = RunningClinic.prepare(folder, f"sqlite:///{folder / 'clinic.db'}")
+    running = RunningClinic.prepare(
+        folder,
+        f"sqlite:///{folder / 'clinic.db'}",
+        extra_env=channel_env(provider.url, smtp_server.url, imap_server.url),
+    )
     running.start()
     yield running
     running.stop()

@@ -278,7 +278,7 @@ class WebchatInput(ChannelInput):
         message_id = recorded.message.id if recorded else None
         await ws.send(json.dumps({"type": "ack", "id": client_id, "message_id": message_id}))
         if recorded is not None:
-            self.route_later(recorded.message.id, on_new_message)
+            self.route_later(recorded.message.id, on_new_message, recorded.message.patient_id)
 
 
 def _parse_frame(raw: Any) -> dict[str, Any] | None:

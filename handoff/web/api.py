@@ -1,24 +1,55 @@
-"""The staff JSON API. Every route but login requires a staff session (see middlewares)."""
+"""The staff JSON API. Every route but login requires a staff session (see middlewares).
+
+Reads are scoped here (an attendant sees the queue and the conversations assigned to them);
+every change goes through `handoff.actions`, which checks who may make it.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from handoff import actions
 from handoff.auth import audit, authenticate, close_session, open_session
-from handoff.events import conversation_view
+from handoff.context import Context
+from handoff.events import action_view, conversation_view, handoff_event_view
 from handoff.history import message_view
 from handoff.identity import mask_cpf
+from handoff.metrics import Period, report
+from handoff.queue import CLINIC_TZ
 from handoff.web.keys import CTX, SESSION_COOKIE, current_user
 from handoff.web.middlewares import ApiError
-from models import Conversation, ConversationStatus, Message, Owner, Presence, Role, User
+from models import (
+    AttendantAction,
+    AttendantProfile,
+    AuthorKind,
+    CannedResponse,
+    ChannelIdentity,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    HandoffEvent,
+    Message,
+    Owner,
+    Presence,
+    Priority,
+    Role,
+    User,
+    utcnow,
+)
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
+# Managers see bot conversations too, but only recent ones: the rest is history, not work.
+BOT_CONVERSATIONS_WINDOW = timedelta(hours=24)
+MANAGER_LIST_LIMIT = 300
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -40,6 +71,15 @@ def user_view(user: User) -> dict[str, Any]:
         "presence": str(profile.presence) if profile else None,
         "capacity": profile.capacity if profile else None,
     }
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Only the last four digits: enough to tell numbers apart at the desk."""
+    return "•" * (len(phone) - 4) + phone[-4:] if phone else None
+
+
+def _conversation_id(request: web.Request) -> int:
+    return int(request.match_info["id"])
 
 
 async def login(request: web.Request) -> web.Response:
@@ -74,7 +114,45 @@ async def me(request: web.Request) -> web.Response:
     )
     async with request.app[CTX].db.session() as session:
         user = (await session.execute(query)).scalar_one()
-    return web.json_response(user_view(user))
+    reception_actions = [
+        {"kind": kind, "appointment": action.needs_appointment}
+        for kind, action in actions.ACTIONS.items()
+    ]
+    return web.json_response(
+        {
+            **user_view(user),
+            "manual_take": request.app[CTX].settings.manual_take,
+            "actions": reception_actions,
+        }
+    )
+
+
+async def _waiting_counts(session: AsyncSession, ids: list[int]) -> dict[int, int]:
+    """Patient messages since the last staff reply, per conversation: what is unanswered."""
+    if not ids:
+        return {}
+    last_reply = dict(
+        (
+            await session.execute(
+                select(Message.conversation_id, func.max(Message.created_at))
+                .where(
+                    Message.conversation_id.in_(ids),
+                    Message.author_kind == AuthorKind.ATTENDANT,
+                    Message.internal.is_(False),
+                )
+                .group_by(Message.conversation_id)
+            )
+        ).all()
+    )
+    counts: dict[int, int] = defaultdict(int)
+    inbound = select(Message.conversation_id, Message.created_at).where(
+        Message.conversation_id.in_(ids), Message.direction == Direction.INBOUND
+    )
+    for conversation_id, created_at in await session.execute(inbound):
+        replied = last_reply.get(conversation_id)
+        if replied is None or created_at > replied:
+            counts[conversation_id] += 1
+    return counts
 
 
 async def list_conversations(request: web.Request) -> web.Response:
@@ -87,16 +165,31 @@ async def list_conversations(request: web.Request) -> web.Response:
     )
     if user.role == Role.ATTENDANT:
         query = query.where(
-            or_(Conversation.owner == Owner.QUEUED, Conversation.assigned_attendant_id == user.id)
+            or_(
+                Conversation.owner == Owner.QUEUED,
+                (Conversation.owner == Owner.ATTENDANT)
+                & (Conversation.assigned_attendant_id == user.id),
+            )
         )
+    else:
+        query = query.where(
+            or_(
+                Conversation.owner != Owner.BOT,
+                Conversation.last_message_at > utcnow() - BOT_CONVERSATIONS_WINDOW,
+            )
+        ).limit(MANAGER_LIST_LIMIT)
     async with request.app[CTX].db.session() as session:
         rows = (await session.execute(query)).all()
-    return web.json_response([conversation_view(c, name) for c, name in rows])
+        waiting = await _waiting_counts(session, [c.id for c, _ in rows])
+    return web.json_response(
+        [{**conversation_view(c, name), "waiting": waiting.get(c.id, 0)} for c, name in rows]
+    )
 
 
-async def _readable_conversation(request: web.Request, session: Any) -> Conversation:
+async def _readable_conversation(request: web.Request, session: AsyncSession) -> Conversation:
+    """Attendants read only the conversations assigned to them; managers read all."""
     user = current_user(request)
-    conversation = await session.get(Conversation, int(request.match_info["id"]))
+    conversation = await session.get(Conversation, _conversation_id(request))
     if conversation is None:
         raise ApiError(404, "error.not_found")
     if user.role == Role.ATTENDANT and conversation.assigned_attendant_id != user.id:
@@ -104,18 +197,65 @@ async def _readable_conversation(request: web.Request, session: Any) -> Conversa
     return conversation
 
 
+async def _timeline(
+    session: AsyncSession, patient_id: int, *, with_csat: bool
+) -> list[dict[str, Any]]:
+    """The patient's whole history on every channel: messages, transitions and reception
+    actions, oldest first; with `with_csat` (managers), each resolution carries the
+    satisfaction score the patient gave it."""
+    query = (
+        select(Message)
+        .where(Message.patient_id == patient_id)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(HISTORY_LIMIT)
+    )
+    messages = list(reversed((await session.execute(query)).scalars().all()))
+    since = messages[0].created_at if messages else utcnow()
+    entries = [{"entry": "message", **message_view(m)} for m in messages]
+    changes = select(HandoffEvent).where(
+        HandoffEvent.patient_id == patient_id, HandoffEvent.created_at >= since
+    )
+    entries += [
+        {"entry": "change", **handoff_event_view(e)}
+        for e in (await session.execute(changes)).scalars()
+    ]
+    if with_csat:
+        scores = dict(
+            (
+                await session.execute(
+                    select(Conversation.id, Conversation.csat_score).where(
+                        Conversation.patient_id == patient_id,
+                        Conversation.csat_score.is_not(None),
+                    )
+                )
+            ).all()
+        )
+        for entry in entries:
+            if entry["entry"] == "change" and entry["kind"] == "resolved":
+                entry["csat_score"] = scores.get(entry["conversation_id"])
+    done = select(AttendantAction).where(
+        AttendantAction.patient_id == patient_id, AttendantAction.created_at >= since
+    )
+    entries += [
+        {"entry": "action", **action_view(a)} for a in (await session.execute(done)).scalars()
+    ]
+    return sorted(entries, key=lambda e: e["created_at"])
+
+
 async def conversation_detail(request: web.Request) -> web.Response:
     """The conversation and its patient's whole history across channels (audit-logged)."""
-    async with request.app[CTX].db.session() as session:
+    ctx = request.app[CTX]
+    async with ctx.db.session() as session:
         conversation = await _readable_conversation(request, session)
         patient = await session.get(User, conversation.patient_id)
-        query = (
-            select(Message)
-            .where(Message.patient_id == patient.id)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(HISTORY_LIMIT)
+        identities = (
+            await session.execute(
+                select(ChannelIdentity.channel).where(ChannelIdentity.patient_id == patient.id)
+            )
+        ).scalars()
+        timeline = await _timeline(
+            session, patient.id, with_csat=actions.is_manager(current_user(request))
         )
-        messages = (await session.execute(query)).scalars().all()
         audit(
             session,
             current_user(request),
@@ -132,13 +272,17 @@ async def conversation_detail(request: web.Request) -> web.Response:
                 "name": patient.name,
                 "email": patient.email,
                 "cpf": mask_cpf(patient.cpf),
+                "phone": mask_phone(patient.phone_e164),
+                # Channels a reply can go out on: linked to the patient and with a sender.
+                "channels": sorted({c for c in identities if c in ctx.senders}),
             },
-            "messages": [message_view(m) for m in reversed(messages)],
+            "timeline": timeline,
+            "messages": [e for e in timeline if e["entry"] == "message"],
         }
     )
 
 
-def _reply_text(body: dict[str, Any]) -> str:
+def _text(body: dict[str, Any]) -> str:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "error.empty_text")
@@ -147,17 +291,161 @@ def _reply_text(body: dict[str, Any]) -> str:
     return text.strip()
 
 
+def _optional_id(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(400, "error.invalid_json")
+    return value
+
+
 async def reply(request: web.Request) -> web.Response:
-    text = _reply_text(await read_json(request))
-    conversation_id = int(request.match_info["id"])
-    await actions.reply(request.app[CTX], conversation_id, current_user(request), text)
-    return web.json_response({}, status=201)
+    body = await read_json(request)
+    channel = body.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        raise ApiError(400, "error.invalid_json")
+    message = await actions.reply(
+        request.app[CTX],
+        _conversation_id(request),
+        current_user(request),
+        _text(body),
+        channel=channel,
+    )
+    return web.json_response(message_view(message), status=201)
 
 
-async def resolve(request: web.Request) -> web.Response:
-    conversation_id = int(request.match_info["id"])
-    conversation = await actions.resolve(request.app[CTX], conversation_id, current_user(request))
+async def add_note(request: web.Request) -> web.Response:
+    text = _text(await read_json(request))
+    message = await actions.add_note(
+        request.app[CTX], _conversation_id(request), current_user(request), text
+    )
+    return web.json_response(message_view(message), status=201)
+
+
+Transition = Callable[[Context, int, User], Awaitable[Conversation]]
+
+
+def _bodiless(transition: Transition) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A route for a transition that needs nothing but who asks and which conversation."""
+
+    async def handler(request: web.Request) -> web.Response:
+        conversation = await transition(
+            request.app[CTX], _conversation_id(request), current_user(request)
+        )
+        return web.json_response(conversation_view(conversation))
+
+    return handler
+
+
+async def transfer(request: web.Request) -> web.Response:
+    target = _optional_id(await read_json(request), "attendant_id")
+    if target is None:
+        raise ApiError(400, "error.invalid_json")
+    conversation = await actions.transfer(
+        request.app[CTX], _conversation_id(request), current_user(request), target
+    )
     return web.json_response(conversation_view(conversation))
+
+
+async def reassign(request: web.Request) -> web.Response:
+    target = _optional_id(await read_json(request), "attendant_id")
+    conversation = await actions.reassign(
+        request.app[CTX], _conversation_id(request), current_user(request), target
+    )
+    return web.json_response(conversation_view(conversation))
+
+
+async def set_priority(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    try:
+        priority = Priority[str(body.get("priority", "")).upper()]
+    except KeyError:
+        raise ApiError(400, "error.invalid_priority") from None
+    conversation = await actions.set_priority(
+        request.app[CTX], _conversation_id(request), current_user(request), priority
+    )
+    return web.json_response(conversation_view(conversation))
+
+
+async def record_action(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    kind = body.get("kind")
+    if not isinstance(kind, str):
+        raise ApiError(400, "error.unknown_action")
+    details: dict[str, Any] = {}
+    if (appointment_id := _optional_id(body, "appointment_id")) is not None:
+        details["appointment_id"] = appointment_id
+    if isinstance(note := body.get("note"), str) and note.strip():
+        details["note"] = note.strip()[:500]
+    action = await actions.record_action(
+        request.app[CTX], _conversation_id(request), current_user(request), kind, details
+    )
+    return web.json_response(action_view(action), status=201)
+
+
+async def list_attendants(request: web.Request) -> web.Response:
+    """The team with presence and load (patients held): transfer targets for attendants,
+    the supervision board for managers."""
+    held = (
+        select(
+            Conversation.assigned_attendant_id,
+            func.count(func.distinct(Conversation.patient_id)),
+        )
+        .where(
+            Conversation.owner == Owner.ATTENDANT,
+            Conversation.status == ConversationStatus.OPEN,
+        )
+        .group_by(Conversation.assigned_attendant_id)
+    )
+    query = (
+        select(User)
+        .join(AttendantProfile, AttendantProfile.user_id == User.id)
+        .where(User.is_active.is_(True))
+        .options(selectinload(User.attendant_profile))
+        .order_by(User.name)
+    )
+    async with request.app[CTX].db.session() as session:
+        load = dict((await session.execute(held)).all())
+        team = (await session.execute(query)).scalars().all()
+    return web.json_response(
+        [
+            {
+                "id": u.id,
+                "name": u.name,
+                "role": str(u.role),
+                "presence": str(u.attendant_profile.presence),
+                "capacity": u.attendant_profile.capacity,
+                "load": load.get(u.id, 0),
+            }
+            for u in team
+        ]
+    )
+
+
+async def canned_responses(request: web.Request) -> web.Response:
+    async with request.app[CTX].db.session() as session:
+        rows = (
+            (await session.execute(select(CannedResponse).order_by(CannedResponse.shortcut)))
+            .scalars()
+            .all()
+        )
+    return web.json_response([{"id": r.id, "shortcut": r.shortcut, "text": r.text} for r in rows])
+
+
+async def metrics(request: web.Request) -> web.Response:
+    if not actions.is_manager(current_user(request)):
+        raise ApiError(403, "error.forbidden")
+    try:
+        period = Period.parse(
+            request.query.get("from"),
+            request.query.get("to"),
+            utcnow().astimezone(CLINIC_TZ).date(),
+        )
+    except ValueError:
+        raise ApiError(400, "error.invalid_period") from None
+    async with request.app[CTX].db.session() as session:
+        return web.json_response(await report(session, period))
 
 
 async def set_presence(request: web.Request) -> web.Response:
@@ -170,12 +458,25 @@ async def set_presence(request: web.Request) -> web.Response:
     return web.json_response({"presence": str(presence)})
 
 
+CONVERSATION = r"/api/conversations/{id:\d+}"
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/conversations", list_conversations)
-    app.router.add_get(r"/api/conversations/{id:\d+}", conversation_detail)
-    app.router.add_post(r"/api/conversations/{id:\d+}/messages", reply)
-    app.router.add_post(r"/api/conversations/{id:\d+}/resolve", resolve)
+    app.router.add_get(CONVERSATION, conversation_detail)
+    app.router.add_post(f"{CONVERSATION}/messages", reply)
+    app.router.add_post(f"{CONVERSATION}/notes", add_note)
+    app.router.add_post(f"{CONVERSATION}/take", _bodiless(actions.take))
+    app.router.add_post(f"{CONVERSATION}/take-over", _bodiless(actions.take_over))
+    app.router.add_post(f"{CONVERSATION}/transfer", transfer)
+    app.router.add_post(f"{CONVERSATION}/reassign", reassign)
+    app.router.add_post(f"{CONVERSATION}/priority", set_priority)
+    app.router.add_post(f"{CONVERSATION}/resolve", _bodiless(actions.resolve))
+    app.router.add_post(f"{CONVERSATION}/actions", record_action)
+    app.router.add_get("/api/attendants", list_attendants)
+    app.router.add_get("/api/canned-responses", canned_responses)
+    app.router.add_get("/api/metrics", metrics)
     app.router.add_post("/api/presence", set_presence)

@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_context)
+    app.cleanup_ctx.append(live.presence_heartbeats)
     pages.setup(app)
     api.setup(app)
     live.setup(app)

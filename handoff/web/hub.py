@@ -57,6 +57,9 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
 
+    def connected_user_ids(self) -> set[int]:
+        return {subscriber.user_id for subscriber in self._subscribers}
+
     async def publish(self, event: dict[str, Any]) -> None:
         for subscriber in list(self._subscribers):
             view = view_for(subscriber, event)

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
+from handoff.timers import heartbeat
 from handoff.web.hub import Subscriber
-from handoff.web.keys import HUB, SETTINGS, current_user
+from handoff.web.keys import CTX, HUB, SETTINGS, current_user
 from handoff.web.middlewares import json_error
 
 HEARTBEAT_SECONDS = 20
+# How often this process tells the database who has the workspace open; well under the
+# presence timeout so a live attendant is never mistaken for one who left.
+PRESENCE_HEARTBEAT_SECONDS = 15
+
+log = logging.getLogger(__name__)
 
 
 async def staff_socket(request: web.Request) -> web.WebSocketResponse:
@@ -21,6 +29,7 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     subscriber = Subscriber(user_id=user.id, role=user.role, ws=ws)
     hub.subscribe(subscriber)
+    await heartbeat(request.app[CTX], [user.id])
     pump = asyncio.create_task(hub.pump(subscriber))
     try:
         async for frame in ws:
@@ -41,6 +50,22 @@ async def internal_events(request: web.Request) -> web.Response:
         return json_error(400, "error.invalid_json")
     await request.app[HUB].publish(event)
     return web.Response(status=204)
+
+
+async def presence_heartbeats(app: web.Application) -> AsyncIterator[None]:
+    """Background loop (in `cleanup_ctx`) keeping connected staff marked as present."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_HEARTBEAT_SECONDS)
+            try:
+                await heartbeat(app[CTX], app[HUB].connected_user_ids())
+            except Exception:
+                log.exception("presence heartbeat failed; retrying")
+
+    task = asyncio.create_task(beat())
+    yield
+    task.cancel()
 
 
 def setup(app: web.Application) -> None:

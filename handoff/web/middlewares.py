@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from handoff.actions import NotFound, NotOwner, TransitionError
+from handoff.actions import TransitionError
 from handoff.auth import user_for_token
 from handoff.catalog import t
 from handoff.web.keys import CTX, SESSION_COOKIE
@@ -49,12 +49,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as error:
         return json_error(error.status, error.key, **error.values)
-    except NotFound:
-        return json_error(404, "error.not_found")
-    except NotOwner:
-        return json_error(403, "error.not_owner")
     except TransitionError as error:
-        return json_error(403 if error.code == "error.forbidden" else 409, error.code)
+        return json_error(error.status, error.code)
     except json.JSONDecodeError:
         return json_error(400, "error.invalid_json")
 

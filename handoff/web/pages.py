@@ -35,6 +35,11 @@ async def staff(request: web.Request) -> web.Response:
     return render_page("staff.html")
 
 
+async def metrics(request: web.Request) -> web.Response:
+    current_user(request)
+    return render_page("metrics.html")
+
+
 async def catalog(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(CATALOG_PATH, headers={"Content-Type": "application/json"})
 
@@ -47,6 +52,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", clinic)
     app.router.add_get("/login", login)
     app.router.add_get("/staff", staff)
+    app.router.add_get("/staff/metrics", metrics)
     app.router.add_get("/catalog.json", catalog)
     app.router.add_get("/healthz", health)
     app.router.add_static("/static/", STATIC)

@@ -2,8 +2,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.clients import StaffClient
+from tests.clinic import STAFF_PASSWORD
 from tests.databases import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -20,6 +22,8 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = pytest.mark.e2e
+# The clinic's processes share two cores with the browser: give live updates some slack.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +44,39 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
         )
         yield browser
         await browser.close()
+
+
+async def reset_reception(clinic) -> None:
+    """Leave the shared clinic as a fresh morning: nobody online, nothing with a person."""
+    manager = StaffClient(clinic.settings.web_url)
+    try:
+        await manager.login(clinic.login_for("marta@").email, STAFF_PASSWORD)
+        _, conversations = await manager.request("GET", "/api/conversations")
+        for conversation in conversations:
+            if conversation["owner"] != "bot":
+                path = f"/api/conversations/{conversation['id']}/resolve"
+                status, body = await manager.request("POST", path)
+                assert status == 200, body
+    finally:
+        await manager.close()
+    for login in clinic.logins:
+        if login.role in ("attendant", "manager"):
+            client = StaffClient(clinic.settings.web_url)
+            try:
+                await client.login(login.email, STAFF_PASSWORD)
+                status, _ = await client.request("POST", "/api/presence", {"presence": "offline"})
+                assert status == 200
+            finally:
+                await client.close()
+
+
+async def open_workspace(browser: Browser, clinic, email_prefix: str) -> Page:
+    """A staff member's own browser window, logged in to the workspace."""
+    login = clinic.login_for(email_prefix)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{clinic.settings.web_url}/login")
+    await page.fill("#email", login.email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#connection")).to_have_text("Conectado")
+    return page

@@ -38,20 +38,23 @@ async def test_a_conversation_on_postgresql_keeps_rasa_state_in_its_own_schema(p
     finally:
         await widget.close()
 
-    connection = psycopg2.connect(postgres_clinic.settings.database_url)
-    connection.autocommit = True
+    # Rasa saves the turn's events after its replies went out: wait for them briefly.
+    for _ in range(50):
+        user_turns, owners = _stored(postgres_clinic.settings.database_url)
+        if user_turns == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert user_turns == 2
+    assert owners == [("queued",)]
+
+
+def _stored(url: str) -> tuple[int, list[tuple[str]]]:
+    connection = psycopg2.connect(url)
     try:
         with connection.cursor() as cursor:
-            # Rasa saves the tracker after the turn's replies (and the handoff they trigger)
-            # went out, so the second turn may land a moment after the system message.
-            for _ in range(50):
-                cursor.execute("SELECT count(*) FROM rasa.events WHERE type_name = 'user'")
-                users = cursor.fetchone()[0]
-                if users == 2:
-                    break
-                await asyncio.sleep(0.2)
-            assert users == 2
+            cursor.execute("SELECT count(*) FROM rasa.events WHERE type_name = 'user'")
+            user_turns = cursor.fetchone()[0]
             cursor.execute("SELECT owner FROM conversations")
-            assert cursor.fetchall() == [("queued",)]
+            return user_turns, cursor.fetchall()
     finally:
         connection.close()

@@ -25,6 +25,7 @@ from scheduling.reminders import (
     LEASE,
     ReminderNotSent,
     dispatch_due,
+    last_reminded,
     plan_reminders,
     send_now,
 )
@@ -310,6 +311,22 @@ async def test_a_reminder_whose_appointment_has_passed_is_dropped(ctx, agenda, p
 
     assert providers["whatsapp"].requests == []
     assert {r.error for r in await _reminders(ctx, appointment.id)} == {"appointment_inactive"}
+
+
+async def test_a_typed_reply_is_about_the_appointment_last_reminded_of(ctx, agenda, providers):
+    patient = await make_patient(ctx.db)
+    reminded = await _booked(ctx, agenda, patient)
+    await _booked(ctx, agenda, patient, starts_at=sp(2026, 3, 20, 14))  # not reminded yet
+
+    await dispatch_due(ctx, clock=at(DAY_BEFORE))
+    async with ctx.db.session() as session:
+        about = await last_reminded(session, patient.id, now=DAY_BEFORE)
+    await actions.cancel(ctx.db, reminded.id, channel="whatsapp", now=DAY_BEFORE)
+    async with ctx.db.session() as session:
+        after_cancelling = await last_reminded(session, patient.id, now=DAY_BEFORE)
+
+    assert about.id == reminded.id and about.doctor.name == "Dr. Paulo Mendes"
+    assert after_cancelling is None
 
 
 # --- Exactly once ------------------------------------------------------------------------

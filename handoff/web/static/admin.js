@@ -4,18 +4,6 @@
   var $ = function (id) { return document.getElementById(id); };
   var shapes = {};
 
-  function api(method, path, body) {
-    return fetch(path, {
-      method: method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (response) {
-      return response.json().then(function (data) {
-        if (!response.ok) throw new Error(data.error || response.statusText);
-        return data;
-      });
-    });
-  }
 
   function cell(row, content) {
     var td = document.createElement("td");

@@ -4,20 +4,6 @@
   var $ = function (id) { return document.getElementById(id); };
   var doctorsSeen = {};
 
-  function api(method, path, body) {
-    var options = { method: method, headers: {} };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    return fetch(path, options).then(function (response) {
-      if (response.status === 401) { window.location.href = "/login"; throw new Error("401"); }
-      return response.json().then(function (data) {
-        if (!response.ok) throw new Error(data.error || response.statusText);
-        return data;
-      });
-    });
-  }
 
   function clock(iso) {
     return new Date(iso).toLocaleTimeString("pt-BR", { timeZone: "America/Sao_Paulo", hour: "2-digit", minute: "2-digit" });
@@ -45,13 +31,19 @@
     return el("div", "reminders", T("agenda.reminders") + ": " + parts.join("; "));
   }
 
+  // What the API allows, by status, before and after the appointment's time.
   var ACTIONS = {
-    agendada: ["confirm", "remind", "cancel", "attended", "no-show"],
-    confirmada: ["remind", "cancel", "attended", "no-show"],
-    realizada: ["no-show"],
-    faltou: ["attended"],
-    cancelada: []
+    agendada: { before: ["confirm", "remind", "cancel"], after: ["attended", "no-show"] },
+    confirmada: { before: ["remind", "cancel"], after: ["attended", "no-show"] },
+    realizada: { before: [], after: ["no-show"] },
+    faltou: { before: [], after: ["attended"] },
+    cancelada: { before: [], after: [] }
   };
+
+  function actionsFor(a) {
+    var allowed = ACTIONS[a.status] || { before: [], after: [] };
+    return new Date(a.starts_at) > new Date() ? allowed.before : allowed.after;
+  }
 
   function act(appointment, action) {
     var body;
@@ -75,7 +67,7 @@
     var reminders = reminderLine(a.reminders);
     if (reminders) row.appendChild(reminders);
     var buttons = el("div", "row-actions");
-    (ACTIONS[a.status] || []).forEach(function (action) {
+    actionsFor(a).forEach(function (action) {
       var button = el("button", "", T("agenda.action." + action));
       button.type = "button";
       button.setAttribute("data-action", action);

@@ -7,6 +7,10 @@ window.catalogReady = fetch("/catalog.json")
       Object.keys(values || {}).forEach(function (k) { text = text.replace("{" + k + "}", values[k]); });
       return text;
     };
+    // For keys built from data (e.g. a handoff reason): the catalog's text, else `fallback`.
+    window.TOr = function (key, fallback) {
+      return key in catalog ? window.T(key) : fallback;
+    };
     document.querySelectorAll("[data-t]").forEach(function (node) {
       node.textContent = window.T(node.getAttribute("data-t"));
     });

@@ -3,19 +3,6 @@
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
 
-  function api(method, path, body) {
-    return fetch(path, {
-      method: method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (response) {
-      if (response.status === 401) { window.location.href = "/login"; throw new Error("401"); }
-      return response.json().then(function (data) {
-        if (!response.ok) throw new Error(data.error || response.statusText);
-        return data;
-      });
-    });
-  }
 
   function show(me) {
     var form = $("profile-form");

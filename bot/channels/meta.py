@@ -1,0 +1,309 @@
+"""What WhatsApp Cloud, Messenger and Instagram share as Meta platforms: the signed webhook
+(X-Hub-Signature-256 and the hub.challenge handshake), the Graph API send call and its
+errors, and the Messenger Platform's `messaging[]` events (Messenger and Instagram Direct).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sanic import response
+from sanic.request import Request
+
+from bot.channels.base import (
+    BadPayload,
+    Event,
+    Ignored,
+    ProviderSender,
+    StatusUpdate,
+    Unsent,
+    Watermark,
+    WebhookInput,
+    call_provider,
+    from_epoch,
+    json_object,
+    numbered_options,
+    same_secret,
+    split_text,
+    tolerant,
+    unset,
+    within,
+)
+from handoff.context import DeliveryFailed
+from handoff.history import Inbound
+from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v24.0"
+# Graph error codes that mean "throttled" or "temporarily unavailable", though sent as HTTP 400.
+RETRYABLE_GRAPH_CODES = {1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131056}
+# Messenger Platform windows: any message within 24 h of the person's last message; a
+# person (HUMAN_AGENT tag) up to 7 days.
+STANDARD_WINDOW_HOURS = 24
+HUMAN_AGENT_WINDOW_HOURS = 24 * 7
+
+
+@dataclass(frozen=True)
+class MetaAppConfig:
+    """A Meta app's webhook secrets and access token; `names` are their variables."""
+
+    names: tuple[str, str, str]
+    verify_token: str
+    app_secret: str
+    access_token: str
+    graph_url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, names: tuple[str, str, str]) -> MetaAppConfig:
+        env = settings.channel_env
+        verify_token, app_secret, access_token = (env.get(name, "") for name in names)
+        return cls(
+            names=names,
+            verify_token=verify_token,
+            app_secret=app_secret,
+            access_token=access_token,
+            graph_url=env.get("META_GRAPH_URL", DEFAULT_GRAPH_URL).rstrip("/"),
+        )
+
+    @property
+    def missing(self) -> list[str]:
+        values = (self.verify_token, self.app_secret, self.access_token)
+        return unset(dict(zip(self.names, values, strict=True)))
+
+
+def valid_signature(app_secret: str, body: bytes, header: str | None) -> bool:
+    """X-Hub-Signature-256: `sha256=` + hex HMAC-SHA256 of the raw body with the app secret."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return same_secret(header.removeprefix("sha256="), expected)
+
+
+class MetaInput(WebhookInput):
+    """A Meta webhook: the verify-token handshake on GET, signed JSON batches on POST."""
+
+    # Meta sends up to 3 MB per delivery (up to 1000 updates).
+    max_body: ClassVar[int] = 3 * 1024 * 1024
+
+    def verify(self, request: Request) -> bool:
+        return valid_signature(
+            self.config.app.app_secret, request.body, request.headers.get("X-Hub-Signature-256")
+        )
+
+    async def handshake(self, request: Request) -> response.HTTPResponse:
+        token = request.args.get("hub.verify_token") or ""
+        if request.args.get("hub.mode") == "subscribe" and same_secret(
+            token, self.config.app.verify_token
+        ):
+            return response.text(request.args.get("hub.challenge") or "")
+        return response.json({"error": "verification failed"}, status=403)
+
+    def decode(self, request: Request) -> list[Event]:
+        payload = json_object(request)
+        if not isinstance(payload.get("entry"), list):
+            raise BadPayload("expected an object with an entry[] list")
+        return self.parse(payload)
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> list[Event]:
+        raise NotImplementedError
+
+    def ack(self) -> response.HTTPResponse:
+        return response.text("EVENT_RECEIVED")
+
+
+def graph_error(reply_body: Any) -> tuple[str, int | None]:
+    """A Graph API error body as (reason for staff, error code)."""
+    error = reply_body.get("error") if isinstance(reply_body, dict) else None
+    if not isinstance(error, dict):
+        return str(reply_body)[:200], None
+    code = error.get("code")
+    return f"Graph error {code}: {error.get('message', '')}".strip(), code
+
+
+async def graph_post(url: str, token: str, body: dict[str, Any], channel: str) -> dict[str, Any]:
+    reply = await call_provider(url, json_body=body, headers={"Authorization": f"Bearer {token}"})
+    if reply.ok and isinstance(reply.body, dict):
+        return reply.body
+    reason, code = graph_error(reply.body)
+    raise DeliveryFailed(
+        f"{channel}: HTTP {reply.status}, {reason}",
+        retryable=reply.retryable or code in RETRYABLE_GRAPH_CODES,
+    )
+
+
+# --- Messenger Platform (Messenger and Instagram Direct) -------------------------------------
+
+MEDIA_TYPES = {"image", "audio", "video", "file", "sticker", "reel", "ig_reel", "story_mention"}
+
+
+def parse_messaging(payload: dict[str, Any], channel: str) -> list[Event]:
+    """Every `messaging[]` (and handover `standby[]`) event of every entry."""
+    events: list[Event] = []
+    for entry in payload["entry"]:
+        for item in [*entry.get("messaging", []), *entry.get("standby", [])]:
+            events += tolerant("messaging", _messaging_event, item, channel)
+    return events
+
+
+def _messaging_event(item: dict[str, Any], channel: str) -> list[Event]:
+    sender = str(item["sender"]["id"])
+    sent_at = from_epoch(item["timestamp"] / 1000) if item.get("timestamp") else None
+    if "message" in item:
+        return _message(item["message"], sender, sent_at, channel)
+    if "postback" in item:
+        postback = item["postback"]
+        # Postbacks may lack a mid: the sender and the tap's time identify them.
+        mid = postback.get("mid") or f"postback:{sender}:{item['timestamp']}"
+        title = str(postback.get("title") or "")
+        return [_inbound(channel, sender, mid, sent_at, text=title, payload=postback["payload"])]
+    if "delivery" in item:
+        return _receipt(item["delivery"], sender, DeliveryStatus.DELIVERED)
+    if "read" in item:
+        return _receipt(item["read"], sender, DeliveryStatus.READ)
+    kinds = [key for key in item if key not in ("sender", "recipient", "timestamp")]
+    return [Ignored(kinds[0] if kinds else "empty messaging item")]
+
+
+def _message(message: dict[str, Any], sender: str, sent_at: Any, channel: str) -> list[Event]:
+    mid = message["mid"]
+    if message.get("is_echo"):
+        return [Ignored("echo")]  # our own page's message, already in the history
+    if message.get("is_deleted"):
+        return [Unsent(mid)]
+    if message.get("is_unsupported"):
+        return [_inbound(channel, sender, mid, sent_at, attachments=[{"type": "unsupported"}])]
+    quick_reply = (message.get("quick_reply") or {}).get("payload")
+    attachments = [_attachment(a) for a in message.get("attachments", [])]
+    text = str(message.get("text") or "")
+    return [
+        _inbound(
+            channel, sender, mid, sent_at, text=text, payload=quick_reply, attachments=attachments
+        )
+    ]
+
+
+def _attachment(attachment: dict[str, Any]) -> dict[str, Any]:
+    kind = attachment.get("type", "fallback")
+    payload = attachment.get("payload") or {}
+    kept = {"type": "document" if kind == "file" else kind}
+    for key in ("url", "title", "sticker_id"):
+        if payload.get(key) is not None:
+            kept[key] = payload[key]
+    if kind == "location" and "coordinates" in payload:
+        kept.update(payload["coordinates"])
+    return kept
+
+
+def _receipt(receipt: dict[str, Any], sender: str, status: DeliveryStatus) -> list[Event]:
+    if "mid" in receipt:  # Instagram names the message it reports on
+        return [StatusUpdate(receipt["mid"], status)]
+    events: list[Event] = [StatusUpdate(mid, status) for mid in receipt.get("mids", [])]
+    if "watermark" in receipt:
+        events.append(Watermark(sender, status, from_epoch(receipt["watermark"] / 1000)))
+    return events
+
+
+def _inbound(
+    channel: str,
+    sender: str,
+    mid: str,
+    sent_at: Any,
+    *,
+    text: str = "",
+    payload: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+) -> Inbound:
+    return Inbound(
+        channel=channel,
+        external_user_id=sender,
+        provider_message_id=mid,
+        text=text,
+        payload=payload,
+        attachments=attachments or [],
+        sent_at=sent_at,
+    )
+
+
+@dataclass(frozen=True)
+class MessagingConfig:
+    app: MetaAppConfig
+
+    @property
+    def missing(self) -> list[str]:
+        return self.app.missing
+
+
+class MessagingInput(MetaInput):
+    """The webhook of a Messenger Platform channel (Messenger, Instagram Direct)."""
+
+    ENV: ClassVar[tuple[str, str, str]]
+
+    @classmethod
+    def load_config(cls, settings: Settings) -> MessagingConfig:
+        return MessagingConfig(MetaAppConfig.from_settings(settings, cls.ENV))
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> list[Event]:
+        return parse_messaging(payload, cls.CHANNEL)
+
+
+class SendApiSender(ProviderSender):
+    """The Messenger Platform's Send API, for Messenger and Instagram Direct: text parts within
+    the channel's limit, buttons as quick replies on the last part, the messaging windows."""
+
+    TEXT_LIMIT: ClassVar[int]
+    QUICK_REPLIES: ClassVar[int] = 13
+    QUICK_REPLY_TITLE: ClassVar[int] = 20
+    config: MessagingConfig
+
+    @property
+    def url(self) -> str:
+        return f"{self.config.app.graph_url}/me/messages"
+
+    def messaging_type(self, message: Message, identity: ChannelIdentity) -> dict[str, str]:
+        """RESPONSE inside the 24 h window; a person's reply up to 7 days with the
+        HUMAN_AGENT tag; anything else cannot be sent."""
+        if within(identity.last_inbound_at, STANDARD_WINDOW_HOURS):
+            return {"messaging_type": "RESPONSE"}
+        if message.author_kind == AuthorKind.ATTENDANT and within(
+            identity.last_inbound_at, HUMAN_AGENT_WINDOW_HOURS
+        ):
+            return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+        raise DeliveryFailed(
+            f"{self.CHANNEL}: outside the messaging window (last message from the patient "
+            "more than 24 h ago, or 7 days for a person's reply)"
+        )
+
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+        kind = self.messaging_type(message, identity)
+        text, buttons = message.text, message.buttons or []
+        if len(buttons) > self.QUICK_REPLIES:
+            text, buttons = numbered_options(text, buttons), []
+        parts = split_text(text, self.TEXT_LIMIT)
+        provider_id = None
+        for n, part in enumerate(parts, 1):
+            body: dict[str, Any] = {"text": part}
+            if n == len(parts) and buttons:
+                body["quick_replies"] = [
+                    {
+                        "content_type": "text",
+                        "title": b["title"][: self.QUICK_REPLY_TITLE],
+                        "payload": b["payload"],
+                    }
+                    for b in buttons
+                ]
+            reply = await graph_post(
+                self.url,
+                self.config.app.access_token,
+                {"recipient": {"id": identity.external_id}, "message": body, **kind},
+                self.CHANNEL,
+            )
+            provider_id = reply.get("message_id")
+        return provider_id

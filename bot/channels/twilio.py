@@ -1,0 +1,251 @@
+"""WhatsApp and SMS through Twilio's Programmable Messaging: one webhook for inbound
+messages and status callbacks, one Messages endpoint for sending.
+
+Env: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_WHATSAPP_FROM and/or TWILIO_SMS_FROM,
+TWILIO_API_URL, PUBLIC_BASE_URL (the address Twilio calls, which the signature covers);
+optional TWILIO_CONTENT_SID (the approved WhatsApp template used outside the 24 h window).
+
+A WhatsApp sender is `whatsapp:+55…` and an SMS sender `+55…`: two identities on this channel,
+one patient through the phone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+import aiohttp
+from sanic import response
+from sanic.request import Request
+from twilio.request_validator import RequestValidator
+
+from bot.channels.base import (
+    BadPayload,
+    Event,
+    Ignored,
+    ProviderSender,
+    StatusUpdate,
+    WebhookInput,
+    call_provider,
+    numbered_options,
+    split_text,
+    unset,
+    within,
+)
+from handoff.context import DeliveryFailed
+from handoff.history import Inbound
+from handoff.identity import normalize_phone
+from models import ChannelIdentity, DeliveryStatus, Message
+from settings import Settings
+
+CHANNEL = "twilio"
+WEBHOOK_PATH = f"/webhooks/{CHANNEL}/webhook"
+DEFAULT_API_URL = "https://api.twilio.com"
+WHATSAPP = "whatsapp:"
+WINDOW_HOURS = 24
+TEXT_LIMIT = 1600  # Twilio's maximum; it splits SMS into segments itself
+STATUSES = {
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "read": DeliveryStatus.READ,
+    "undelivered": DeliveryStatus.FAILED,
+    "failed": DeliveryStatus.FAILED,
+    "canceled": DeliveryStatus.FAILED,
+}
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    account_sid: str
+    auth_token: str
+    whatsapp_from: str
+    sms_from: str
+    api_url: str
+    content_sid: str
+    public_base_url: str
+
+    @property
+    def missing(self) -> list[str]:
+        return unset(
+            {
+                "TWILIO_ACCOUNT_SID": self.account_sid,
+                "TWILIO_AUTH_TOKEN": self.auth_token,
+                "TWILIO_WHATSAPP_FROM or TWILIO_SMS_FROM": self.whatsapp_from or self.sms_from,
+            }
+        )
+
+
+class Form(dict):
+    """Form fields (first value of each name), with `getall` for the signature validator."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        super().__init__()
+        self._all: dict[str, list[str]] = defaultdict(list)
+        for name, value in pairs:
+            self._all[name].append(value)
+            self.setdefault(name, value)
+
+    def getall(self, name: str) -> list[str]:
+        return self._all[name]
+
+
+def _media(form: dict[str, str]) -> list[dict[str, Any]]:
+    attachments = []
+    for n in range(int(form.get("NumMedia") or 0)):
+        content_type = form.get(f"MediaContentType{n}", "")
+        kind = content_type.partition("/")[0]
+        attachments.append(
+            {
+                "type": kind if kind in ("image", "audio", "video") else "document",
+                "url": form.get(f"MediaUrl{n}", ""),
+                "mime_type": content_type,
+            }
+        )
+    if form.get("Latitude") and form.get("Longitude"):
+        location = {
+            "type": "location",
+            "latitude": form["Latitude"],
+            "longitude": form["Longitude"],
+        }
+        location.update({k.lower(): form[k] for k in ("Address", "Label") if form.get(k)})
+        attachments.append(location)
+    return attachments
+
+
+def parse(form: dict[str, str]) -> list[Event]:
+    """One Twilio request: an inbound WhatsApp or SMS message, or a status callback."""
+    if "MessageStatus" in form and form.get("SmsStatus") != "received":
+        status = STATUSES.get(form["MessageStatus"])
+        if status is None:  # queued, sending, accepted, scheduled: not a step we show
+            return [Ignored(f"status {form['MessageStatus']}")]
+        error = None
+        if form.get("ErrorCode"):
+            error = f"Twilio error {form['ErrorCode']}: {form.get('ErrorMessage', '')}".strip()
+        return [StatusUpdate(form["MessageSid"], status, error=error)]
+    sender = form["From"]
+    return [
+        Inbound(
+            channel=CHANNEL,
+            external_user_id=sender,
+            provider_message_id=form["MessageSid"],
+            text=form.get("Body", ""),
+            payload=form.get("ButtonPayload") or None,
+            attachments=_media(form),
+            display_name=form.get("ProfileName") or None,
+            phone=normalize_phone(sender.removeprefix(WHATSAPP)),
+        )
+    ]
+
+
+class TwilioSender(ProviderSender):
+    CHANNEL = CHANNEL
+    config: TwilioConfig
+
+    @property
+    def url(self) -> str:
+        return f"{self.config.api_url}/2010-04-01/Accounts/{self.config.account_sid}/Messages.json"
+
+    def _from(self, whatsapp: bool) -> str:
+        number = self.config.whatsapp_from if whatsapp else self.config.sms_from
+        if not number:
+            variable = "TWILIO_WHATSAPP_FROM" if whatsapp else "TWILIO_SMS_FROM"
+            raise DeliveryFailed(f"twilio: {variable} is not set")
+        return f"{WHATSAPP}{number.removeprefix(WHATSAPP)}" if whatsapp else number
+
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+        to = identity.external_id
+        whatsapp = to.startswith(WHATSAPP)
+        common = {
+            "To": to,
+            "From": self._from(whatsapp),
+            "StatusCallback": f"{self.config.public_base_url}{WEBHOOK_PATH}",
+        }
+        if whatsapp and not within(identity.last_inbound_at, WINDOW_HOURS):
+            requests = [self.template_fields(message)]
+        else:
+            text = numbered_options(message.text, message.buttons or [])
+            requests = [{"Body": part} for part in split_text(text, TEXT_LIMIT)]
+        auth = aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token)
+        provider_id = None
+        for fields in requests:
+            reply = await call_provider(self.url, form={**common, **fields}, auth=auth)
+            if not reply.ok or not isinstance(reply.body, dict):
+                body = reply.body if isinstance(reply.body, dict) else {}
+                reason = f"Twilio error {body.get('code')}: {body.get('message', '')}".strip()
+                raise DeliveryFailed(
+                    f"twilio: HTTP {reply.status}, {reason}", retryable=reply.retryable
+                )
+            provider_id = reply.body["sid"]
+        return provider_id
+
+    def template_fields(self, message: Message) -> dict[str, str]:
+        """WhatsApp outside the 24 h window: only an approved Content template (ContentSid);
+        the message's template parameters become its numbered variables."""
+        template = message.template
+        if not template:
+            raise DeliveryFailed(
+                "twilio: the patient's last WhatsApp message is more than 24 h old and this "
+                "message has no approved template (ContentSid)"
+            )
+        name = str(template.get("name") or "")
+        content_sid = template.get("content_sid") or (
+            name if name.startswith("HX") else self.config.content_sid
+        )
+        if not content_sid:
+            raise DeliveryFailed("twilio: no ContentSid for the template (TWILIO_CONTENT_SID)")
+        variables = {str(n): str(v) for n, v in enumerate(template.get("parameters") or [], 1)}
+        return {"ContentSid": content_sid, "ContentVariables": json.dumps(variables)}
+
+
+class TwilioInput(WebhookInput):
+    CHANNEL = CHANNEL
+    max_body: ClassVar[int] = 64 * 1024
+
+    @classmethod
+    def load_config(cls, settings: Settings) -> TwilioConfig:
+        env = settings.channel_env
+        return TwilioConfig(
+            account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+            auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+            whatsapp_from=env.get("TWILIO_WHATSAPP_FROM", ""),
+            sms_from=env.get("TWILIO_SMS_FROM", ""),
+            api_url=env.get("TWILIO_API_URL", DEFAULT_API_URL).rstrip("/"),
+            content_sid=env.get("TWILIO_CONTENT_SID", ""),
+            public_base_url=settings.public_base_url,
+        )
+
+    @staticmethod
+    def _form(request: Request) -> Form:
+        try:
+            return Form(parse_qsl(request.body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError as exc:
+            raise BadPayload("body is not a valid form") from exc
+
+    def verify(self, request: Request) -> bool:
+        """X-Twilio-Signature over the public URL Twilio called plus the sorted form fields."""
+        signature = request.headers.get("X-Twilio-Signature")
+        if not signature:
+            return False
+        url = f"{self.config.public_base_url}{request.path}"
+        if request.query_string:
+            url = f"{url}?{request.query_string}"
+        try:
+            form = self._form(request)
+        except BadPayload:
+            return False
+        return RequestValidator(self.config.auth_token).validate(url, form, signature)
+
+    def decode(self, request: Request) -> list[Event]:
+        form = self._form(request)
+        if not form.get("MessageSid") or not (form.get("From") or form.get("MessageStatus")):
+            raise BadPayload("MessageSid and From (or MessageStatus) are required")
+        return parse(form)
+
+    def ack(self) -> response.HTTPResponse:
+        # Twilio reads the answer as TwiML: an empty Response sends nothing back.
+        return response.text(TWIML_EMPTY, content_type="text/xml")

@@ -1,0 +1,58 @@
+"""The staff agenda page in real Chromium: a manager finds the day's appointment under its
+doctor and confirms it."""
+
+from datetime import timedelta
+
+import pytest
+from playwright.async_api import expect
+
+from models import utcnow
+from models.db import Database
+from scheduling import actions
+from scheduling.agenda import find_slots, to_local
+from tests.clinic import STAFF_PASSWORD
+from tests.factories import patient_message
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_a_manager_confirms_an_appointment_from_the_days_agenda(clinic, browser):
+    db = Database(clinic.settings.database_url)
+    try:
+        recorded = await patient_message(db, "oi", display_name="Helena Prado")
+        async with db.session() as session:
+            [slot] = await find_slots(session, now=utcnow() + timedelta(days=3), limit=1)
+        appointment = await actions.book(
+            db,
+            patient_id=recorded.message.patient_id,
+            doctor_id=slot.doctor_id,
+            starts_at=slot.starts_at,
+            channel="webchat",
+        )
+    finally:
+        await db.dispose()
+    marta = clinic.login_for("marta@")
+    page = await (await browser.new_context()).new_page()
+
+    await page.goto(f"{clinic.settings.web_url}/staff/agenda")
+    await expect(page).to_have_url(f"{clinic.settings.web_url}/login")
+    await page.fill("#email", marta.email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(f"{clinic.settings.web_url}/staff")
+    await page.goto(f"{clinic.settings.web_url}/staff/agenda")
+    await page.fill("#day", to_local(slot.starts_at).date().isoformat())
+    await page.dispatch_event("#day", "change")
+
+    column = page.locator(f'.doctor-day[data-doctor-id="{slot.doctor_id}"]')
+    await expect(column.locator("h2")).to_have_text(slot.doctor_name)
+    row = column.locator(f'[data-appointment-id="{appointment.id}"]')
+    await expect(row).to_contain_text("Helena Prado")
+    await expect(row.locator(".status")).to_have_text("agendada")
+    await expect(row.locator(".time")).to_have_text(to_local(slot.starts_at).strftime("%H:%M"))
+
+    await row.locator('[data-action="confirm"]').click()
+
+    await expect(column.locator(f'[data-appointment-id="{appointment.id}"] .status')).to_have_text(
+        "confirmada"
+    )
