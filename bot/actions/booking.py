@@ -15,7 +15,6 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from bot.actions.common import (
     ClinicAction,
@@ -37,11 +36,8 @@ from bot.actions.common import (
 from bot.actions.forms import DialogueForm, is_activation, requested
 from bot.actions.identity import IDENTITY_SLOTS, missing_identity
 from models import (
-    ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
     AppointmentStatus,
-    Reminder,
-    ReminderStatus,
     Specialty,
 )
 from scheduling.actions import (
@@ -55,6 +51,7 @@ from scheduling.actions import (
     upcoming_for_patient,
 )
 from scheduling.agenda import find_doctor, find_slots, find_specialty
+from scheduling.reminders import last_reminded
 from scheduling.when import TimeWindow, parse_when
 
 _ASAP = re.compile(
@@ -144,25 +141,12 @@ async def own_upcoming(patient: int | None, appointment_id: int) -> Appointment 
 
 
 async def reminded_appointment(patient: int | None) -> Appointment | None:
-    """The patient's upcoming appointment whose reminder went out last: what a typed
-    "confirmo" or "não vou poder ir" answers."""
+    """What a typed "confirmo" or "não vou poder ir" answers: the patient's upcoming
+    appointment whose reminder went out last."""
     if patient is None:
         return None
     async with database().session() as session:
-        query = (
-            select(Appointment)
-            .join(Reminder, Reminder.appointment_id == Appointment.id)
-            .where(
-                Appointment.patient_id == patient,
-                Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
-                Appointment.starts_at >= now(),
-                Reminder.status == ReminderStatus.SENT,
-            )
-            .order_by(Reminder.sent_at.desc(), Appointment.starts_at)
-            .limit(1)
-            .options(selectinload(Appointment.doctor), selectinload(Appointment.specialty))
-        )
-        return (await session.execute(query)).scalar_one_or_none()
+        return await last_reminded(session, patient, now=now())
 
 
 def changed_this_turn(tracker: Tracker) -> bool:
