@@ -1,0 +1,215 @@
+"""What every action of the assistant shares: the clinic database, who the patient is, the
+clock, emergency detection, handoff events and how dates are shown to patients."""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+import unicodedata
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from models import utcnow
+from models.db import Database
+from scheduling.when import TZ, TimeWindow
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+_database: Database | None = None
+
+# Every slot a dialogue fills; all of them are cleared when a dialogue ends or starts.
+DIALOGUE_SLOTS = (
+    "lgpd_consentimento",
+    "nome",
+    "cpf",
+    "telefone",
+    "especialidade",
+    "medico",
+    "quando",
+    "horario",
+    "opcoes_horario",
+    "consulta",
+    "opcoes_consulta",
+    "confirmacao",
+    "requested_slot",
+)
+
+
+def database() -> Database:
+    """The action server's one engine (created on first use, from the environment)."""
+    global _database
+    if _database is None:
+        _database = Database(Settings.from_env().database_url)
+    return _database
+
+
+def use_database(db: Database | None) -> None:
+    """Point the actions at another database (tests)."""
+    global _database
+    _database = db
+
+
+def patient_id(tracker: Tracker) -> int | None:
+    """Rasa's sender id is the patient's user id (see bot/channels/base.py)."""
+    try:
+        return int(tracker.sender_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def conversation_id(tracker: Tracker) -> int | None:
+    metadata = tracker.latest_message.get("metadata") or {}
+    value = metadata.get("conversation_id")
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
+def channel(tracker: Tracker) -> str:
+    return tracker.get_latest_input_channel() or "webchat"
+
+
+def now() -> datetime:
+    return utcnow()
+
+
+def latest_text(tracker: Tracker) -> str:
+    return (tracker.latest_message.get("text") or "").strip()
+
+
+def latest_intent(tracker: Tracker) -> tuple[str | None, float]:
+    intent = tracker.latest_message.get("intent") or {}
+    return intent.get("name"), float(intent.get("confidence") or 0.0)
+
+
+def is_payload(tracker: Tracker) -> bool:
+    """A tap on one of our buttons (the connector only lets offered payloads through)."""
+    return latest_text(tracker).startswith("/")
+
+
+def entity(tracker: Tracker, name: str) -> str | None:
+    value = next(tracker.get_latest_entity_values(name), None)
+    return None if value is None else str(value)
+
+
+def plain(text: str) -> str:
+    """Lower case without accents or punctuation, for keyword matching."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    without_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w\s]", " ", without_accents).split())
+
+
+# A safety net under the NLU: phrases that must reach a person even when the intent model
+# hesitates. A false alarm costs a call from the team; a miss could cost a life.
+_EMERGENCY = re.compile(
+    r"\b(dor (forte |muito forte )?no peito|peito (apertad|doendo|doi)\w*|infart\w*|avc|derrame"
+    r"|boca torta|rosto torto|desmai\w*|inconscient\w*|desacordad\w*|convuls\w*"
+    r"|(nao|sem) (consigo|consegue|conseguir) respirar|falta de ar|sem ar|sufoca\w*|engasg\w*"
+    r"|parou de respirar|nao (esta )?respira\w*|labios roxos|ficou roxo|esta roxo"
+    r"|sangr\w* (muito|demais|sem parar)|nao para de sangrar|hemorragi\w*|vomitando sangue"
+    r"|overdose|envenen\w*|veneno|intoxica\w*|tomei (muitos|varios|um monte|a cartela)"
+    r"|suicid\w*|me matar|tirar (a )?minha vida|acabar com a minha vida|nao aguento mais viver"
+    r"|bolsa estourou|atropelad\w*|anafila\w*|garganta (esta )?fechando)\b"
+)
+
+
+def looks_like_emergency(text: str) -> bool:
+    return bool(_EMERGENCY.search(plain(text)))
+
+
+def end_dialogue(tracker: Tracker) -> list[EventType]:
+    """Leave any form and forget its answers (only what is set: trackers stay lean)."""
+    events: list[EventType] = [
+        SlotSet(slot, None) for slot in DIALOGUE_SLOTS if tracker.get_slot(slot) is not None
+    ]
+    if tracker.active_loop_name:
+        events.insert(0, ActiveLoop(None))
+    return events
+
+
+def hand_off(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, priority: str = "normal"
+) -> list[EventType]:
+    """Ask the channel's Sender to queue the conversation for a person (after the text sent
+    before this), and stop the bot: the connector gate keeps Rasa out while a person owns
+    the conversation; the pause is only a safety net, lifted by the hand-back."""
+    dispatcher.utter_message(json_message={"handoff": {"reason": reason, "priority": priority}})
+    return [*end_dialogue(tracker), ConversationPaused()]
+
+
+def emergency(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    dispatcher.utter_message(response="utter_emergencia")
+    return hand_off(dispatcher, tracker, "emergencia", "critical")
+
+
+class ClinicAction(Action, ABC):
+    """An action that answers an emergency first, whatever the intent model said, and hands
+    the patient to a person instead of going silent when something breaks."""
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if tracker.latest_message.get("text") and looks_like_emergency(latest_text(tracker)):
+            return emergency(dispatcher, tracker)
+        try:
+            return await self.act(dispatcher, tracker, domain)
+        except Exception as exc:
+            # The traceback without the exception's message: a database error's message
+            # carries the statement's parameters (a CPF, a phone number).
+            log.error(
+                "%s failed with %s; handing the patient to the team\n%s",
+                self.name(),
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            dispatcher.messages.clear()
+            dispatcher.utter_message(response="utter_erro_agenda")
+            return hand_off(dispatcher, tracker, "erro_no_assistente")
+
+    @abstractmethod
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]: ...
+
+
+WEEKDAYS = ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo")
+WEEKDAYS_SHORT = ("seg", "ter", "qua", "qui", "sex", "sáb", "dom")
+
+
+def local(moment: datetime) -> datetime:
+    return moment.astimezone(TZ)
+
+
+def show_moment(moment: datetime) -> str:
+    """'quinta, 06/03 às 14:00' in clinic time."""
+    moment = local(moment)
+    return f"{WEEKDAYS[moment.weekday()]}, {moment:%d/%m} às {moment:%H:%M}"
+
+
+def show_moment_short(moment: datetime) -> str:
+    """'qui 06/03 14:00', for buttons."""
+    moment = local(moment)
+    return f"{WEEKDAYS_SHORT[moment.weekday()]} {moment:%d/%m} {moment:%H:%M}"
+
+
+def show_window(window: TimeWindow | None) -> str:
+    """How a searched window reads in a sentence ('quinta, 06/03, entre 06:00 e 12:00')."""
+    if window is None:
+        return "os próximos dias"
+    start, end = local(window.start), local(window.end)
+    day = f"{WEEKDAYS[start.weekday()]}, {start:%d/%m}"
+    if window.is_exact:
+        return show_moment(start)
+    if start.date() != end.date():
+        return f"{start:%d/%m} a {end:%d/%m}"
+    if (start.hour, start.minute) == (0, 0) and (end.hour, end.minute) == (23, 59):
+        return day
+    return f"{day}, entre {start:%H:%M} e {end:%H:%M}"

@@ -1,0 +1,173 @@
+"""The shape every dialogue form shares (agendar, cancelar, remarcar, identificação).
+
+Slots are filled by our own extractors, never by NLU entities, so that:
+- the answer to the question just asked is taken from the text whatever intent the model
+  guessed ("Maria da Silva", "529.982.247-25", "quinta 14h"), and checked by the validator;
+- a message that is clearly something else (a question, "deixa pra lá", a request for a
+  person) is rejected by the form, so the general rules answer it and the form resumes (or
+  ends, for handoff and giving up);
+- an answer to an earlier question can be changed at any step ("na verdade prefiro sexta").
+
+The identity slots (consent, name, CPF, phone) come first and only when the patient's record
+lacks them.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+
+from bot.actions.common import (
+    emergency,
+    end_dialogue,
+    is_payload,
+    latest_intent,
+    latest_text,
+    looks_like_emergency,
+    patient_id,
+)
+from bot.actions.identity import (
+    IDENTITY_SLOTS,
+    IdentityValidation,
+    looks_like_a_name,
+    missing_identity,
+    patient_name,
+    yes_or_no,
+)
+
+# These always win over the form: the dialogue ends (handoff, emergency, giving up).
+ENDING_INTENTS = {"desistir", "falar_com_atendente", "emergencia"}
+# These win when the model is sure and the text is no answer to the question asked.
+OTHER_INTENTS = {
+    "faq",
+    "saudacao",
+    "agradecimento",
+    "despedida",
+    "agendar_consulta",
+    "cancelar_consulta",
+    "remarcar_consulta",
+    "consultar_agendamentos",
+    "confirmar_presenca",
+    "avaliar",
+}
+SURE = 0.8
+
+
+def requested(tracker: Tracker) -> str | None:
+    return tracker.get_slot("requested_slot")
+
+
+def is_activation(tracker: Tracker) -> bool:
+    """The form's first run, on the message that started the dialogue."""
+    return requested(tracker) is None
+
+
+class DialogueForm(IdentityValidation, FormValidationAction):
+    """Base of the dialogue forms' validation actions."""
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[str]:
+        identity = await missing_identity(patient_id(tracker))
+        rest = [slot for slot in domain_slots if slot not in IDENTITY_SLOTS]
+        return identity + await self.dialogue_slots(rest, tracker)
+
+    async def dialogue_slots(self, slots: list[str], tracker: Tracker) -> list[str]:
+        """The form's own slots still required (a subclass may drop some)."""
+        return slots
+
+    async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
+        """Whether the latest text answers the question about `slot` (a subclass knows)."""
+        if slot in ("lgpd_consentimento", "confirmacao"):
+            return yes_or_no(tracker, latest_text(tracker)) is not None
+        if slot in ("cpf", "telefone"):
+            return sum(c.isdigit() for c in latest_text(tracker)) >= 8
+        if slot == "nome":
+            return looks_like_a_name(latest_text(tracker))
+        return False
+
+    async def interrupts(self, slot: str, tracker: Tracker) -> bool:
+        """Whether the latest message is not meant for the form."""
+        intent, confidence = latest_intent(tracker)
+        if intent in ENDING_INTENTS and confidence >= 0.5:
+            return True
+        if is_payload(tracker):
+            return intent != "informar" and intent not in ("afirmar", "negar")
+        return (
+            intent in OTHER_INTENTS
+            and confidence >= SURE
+            and not await self.looks_like_answer(slot, tracker)
+        )
+
+    async def answer(self, slot: str, tracker: Tracker) -> dict[str, Any]:
+        """The latest text as the answer to `slot`, if `slot` is the question just asked."""
+        if requested(tracker) != slot or await self.interrupts(slot, tracker):
+            return {}
+        return {slot: latest_text(tracker)}
+
+    async def extract_lgpd_consentimento(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        return await self.answer("lgpd_consentimento", tracker)
+
+    async def extract_nome(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        return await self.answer("nome", tracker)
+
+    async def extract_cpf(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        return await self.answer("cpf", tracker)
+
+    async def extract_telefone(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        return await self.answer("telefone", tracker)
+
+    async def extract_confirmacao(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        return await self.answer("confirmacao", tracker)
+
+    async def validate_confirmacao(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        """Yes or no to the summary. "Não" ends cancelar and remarcar keeping the appointment
+        (their submit actions say so)."""
+        if value is None or isinstance(value, bool):
+            return {"confirmacao": value}
+        answer = yes_or_no(tracker, str(value))
+        if answer is None:
+            dispatcher.utter_message(response="utter_confirmacao_invalida")
+        return {"confirmacao": answer}
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if looks_like_emergency(latest_text(tracker)) and not is_payload(tracker):
+            return emergency(dispatcher, tracker)
+        identity_before = await missing_identity(patient_id(tracker))
+        events = await super().run(dispatcher, tracker, domain)
+        stop = [*end_dialogue(tracker), SlotSet("requested_slot", None)]
+        if any("handoff" in (m.get("custom") or {}) for m in dispatcher.messages):
+            # A validator handed the patient to a person (e.g. a CPF of another record).
+            return [*events, *stop, ConversationPaused()]
+        if tracker.get_slot("lgpd_consentimento") is False:
+            return [*events, *stop]
+        if identity_before and not await missing_identity(patient_id(tracker)):
+            name = await patient_name(patient_id(tracker))
+            dispatcher.utter_message(response="utter_identificado", nome=name.split()[0])
+        return events

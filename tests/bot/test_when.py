@@ -1,0 +1,178 @@
+"""`parse_when` reads dates and times the way Brazilian patients write them."""
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from scheduling.when import TimeWindow, parse_when
+
+SP = ZoneInfo("America/Sao_Paulo")
+# Wednesday 5 March 2025, 10:00 in São Paulo.
+NOW = datetime(2025, 3, 5, 10, 0, tzinfo=SP)
+
+
+def at(day: str, clock: str = "00:00") -> datetime:
+    """`day` as "DD/MM[/YYYY]" (year 2025 by default) and `clock` as "HH:MM", in São Paulo."""
+    parts = [int(p) for p in day.split("/")]
+    year = parts[2] if len(parts) == 3 else 2025
+    hour, minute = (int(p) for p in clock.split(":"))
+    return datetime(year, parts[1], parts[0], hour, minute, tzinfo=SP)
+
+
+def exact(day: str, clock: str) -> tuple[datetime, datetime]:
+    return at(day, clock), at(day, clock)
+
+
+def whole_day(day: str) -> tuple[datetime, datetime]:
+    return at(day), at(day, "23:59")
+
+
+def between(day: str, start: str, end: str, last_day: str | None = None) -> tuple:
+    return at(day, start), at(last_day or day, end)
+
+
+TABLE = [
+    # An exact time: start == end.
+    ("amanhã às 14h", exact("06/03", "14:00")),
+    ("amanha 14h", exact("06/03", "14:00")),
+    ("amanha as 14hs", exact("06/03", "14:00")),
+    ("amnh as 9", exact("06/03", "09:00")),
+    ("dia 20 às 9 e meia", exact("20/03", "09:30")),
+    ("2 da tarde", exact("05/03", "14:00")),
+    ("às duas da tarde", exact("05/03", "14:00")),
+    ("às 3", exact("05/03", "15:00")),
+    ("as dez e meia", exact("05/03", "10:30")),
+    ("9 da noite", exact("05/03", "21:00")),
+    ("meio-dia", exact("05/03", "12:00")),
+    ("meio dia e meia", exact("05/03", "12:30")),
+    ("15h", exact("05/03", "15:00")),
+    ("14h30", exact("05/03", "14:30")),
+    ("14 horas", exact("05/03", "14:00")),
+    ("às 16hrs", exact("05/03", "16:00")),
+    ("8:30", exact("06/03", "08:30")),
+    ("as 8", exact("06/03", "08:00")),
+    ("hj 17h", exact("05/03", "17:00")),
+    ("depois de amanha as 15:30", exact("07/03", "15:30")),
+    ("12/03 às 9h", exact("12/03", "09:00")),
+    ("15 de abril às 16h", exact("15/04", "16:00")),
+    ("sexta 10:30", exact("07/03", "10:30")),
+    ("seg 8h", exact("10/03", "08:00")),
+    ("terça às 11", exact("11/03", "11:00")),
+    ("6a feira as 16", exact("07/03", "16:00")),
+    ("segunda-feira às 8 da manhã", exact("10/03", "08:00")),
+    ("as 10 da manha de sexta", exact("07/03", "10:00")),
+    ("pode ser quinta 15h?", exact("06/03", "15:00")),
+    ("daqui a 2 horas", exact("05/03", "12:00")),
+    ("daqui a 30 minutos", exact("05/03", "10:30")),
+    # Found inside a whole sentence.
+    ("quero marcar amanhã às 10h com a dra ana", exact("06/03", "10:00")),
+    (
+        "boa tarde, tem horário pra sexta de manhã com o cardiologista?",
+        between("07/03", "06:00", "12:00"),
+    ),
+    ("Oi! Queria ver se tem vaga dia 20 às 14h pra dermato", exact("20/03", "14:00")),
+    ("consigo remarcar pra terça que vem à tarde?", between("11/03", "12:00", "18:00")),
+    ("tem vaga pra sexta?", whole_day("07/03")),
+    # A day: that day's window.
+    ("quinta-feira", whole_day("06/03")),
+    ("5a feira", whole_day("06/03")),
+    ("1º de abril", whole_day("01/04")),
+    ("primeiro de maio", whole_day("01/05")),
+    ("dia primeiro", whole_day("01/04")),
+    ("daqui a duas semanas", whole_day("19/03")),
+    ("daqui 15 dias", whole_day("20/03")),
+    ("em 10 dias", whole_day("15/03")),
+    ("depois de amanhã", whole_day("07/03")),
+    ("próxima segunda", whole_day("10/03")),
+    ("segunda que vem", whole_day("10/03")),
+    ("quinta da semana que vem", whole_day("13/03")),
+    ("na quarta", whole_day("12/03")),
+    ("no sábado", whole_day("08/03")),
+    ("12/03", whole_day("12/03")),
+    ("dia 11/03", whole_day("11/03")),
+    ("1/4", whole_day("01/04")),
+    ("11/03/2026", whole_day("11/03/2026")),
+    ("25 de dezembro", whole_day("25/12")),
+    ("dia vinte e cinco", whole_day("25/03")),
+    ("qualquer horário amanhã", whole_day("06/03")),
+    # The next occurrence: past days of the month and past dates roll forward.
+    ("dia 3", whole_day("03/04")),
+    ("2 de janeiro", whole_day("02/01/2026")),
+    ("dia 31", whole_day("31/03")),
+    # A part of the day: manhã 06–12, tarde 12–18, noite 18–23.
+    ("sexta de manhã", between("07/03", "06:00", "12:00")),
+    ("amanhã cedo", between("06/03", "06:00", "12:00")),
+    ("amanha de manha", between("06/03", "06:00", "12:00")),
+    ("hoje à tarde", between("05/03", "12:00", "18:00")),
+    ("de tarde", between("05/03", "12:00", "18:00")),
+    ("hoje a noite", between("05/03", "18:00", "23:00")),
+    ("sabado de manha", between("08/03", "06:00", "12:00")),
+    ("dia 7 de manha", between("07/03", "06:00", "12:00")),
+    # Ranges and limits of time.
+    ("entre 14h e 16h", between("05/03", "14:00", "16:00")),
+    ("das 2 às 4 da tarde", between("05/03", "14:00", "16:00")),
+    ("depois das 15h", between("05/03", "15:00", "23:00")),
+    ("a partir das 14h", between("05/03", "14:00", "23:00")),
+    ("antes das 10h", between("06/03", "06:00", "10:00")),
+    # Spans of days.
+    ("semana que vem", between("10/03", "00:00", "23:59", last_day="16/03")),
+    ("próxima semana", between("10/03", "00:00", "23:59", last_day="16/03")),
+    ("essa semana", between("05/03", "00:00", "23:59", last_day="09/03")),
+    ("fim de semana", between("08/03", "00:00", "23:59", last_day="09/03")),
+    ("mês que vem", between("01/04", "00:00", "23:59", last_day="30/04")),
+    # No date or time at all.
+    ("oi tudo bem", None),
+    ("quero marcar uma consulta", None),
+    ("qualquer dia", None),
+    ("o quanto antes", None),
+    ("tenho 2 filhos", None),
+    ("meu cpf é 529.982.247-25", None),
+    ("quero a segunda opção", None),
+    ("boa noite", None),
+    ("as 25h", None),
+    ("31/02", None),
+    ("dia 40", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TABLE, ids=[row[0] for row in TABLE])
+def test_parse_when_reads_brazilian_phrasing(text, expected):
+    window = parse_when(text, NOW)
+
+    if expected is None:
+        assert window is None
+    else:
+        assert window == TimeWindow(*expected)
+        assert window.start.tzinfo is not None
+
+
+def test_the_table_covers_at_least_sixty_phrases():
+    assert len(TABLE) >= 60
+
+
+def test_a_time_already_past_today_means_tomorrow():
+    evening = datetime(2025, 3, 5, 19, 30, tzinfo=SP)
+
+    assert parse_when("às 9h", evening) == TimeWindow(*exact("06/03", "09:00"))
+    assert parse_when("de manhã", evening) == TimeWindow(*between("06/03", "06:00", "12:00"))
+    assert parse_when("à noite", evening) == TimeWindow(*between("05/03", "18:00", "23:00"))
+
+
+def test_now_in_utc_is_read_in_sao_paulo_time():
+    # 01:00 UTC on Thursday is still Wednesday 22:00 in São Paulo.
+    late = datetime(2025, 3, 6, 1, 0, tzinfo=timezone.utc)
+
+    assert parse_when("amanhã", late) == TimeWindow(*whole_day("06/03"))
+
+
+def test_results_are_in_clinic_time():
+    window = parse_when("amanhã às 14h", NOW.astimezone(timezone.utc))
+
+    assert window.start.utcoffset() == SP.utcoffset(window.start)
+    assert window.start.hour == 14
+
+
+def test_a_naive_now_is_refused():
+    with pytest.raises(ValueError):
+        parse_when("amanhã", datetime(2025, 3, 5, 10, 0))

@@ -1,0 +1,505 @@
+"""The pt-BR assistant's dialogues from the site widget, over the real clinic (Rasa server,
+action server, web app, worker): booking, changing an answer, giving up, cancelling,
+rescheduling, listing, answering a reminder, FAQ from the clinic profile, fallback, emergency,
+the satisfaction score, and identity."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from handoff.outbound import send
+from models import (
+    Appointment,
+    AppointmentStatus,
+    AuthorKind,
+    ClinicProfile,
+    Conversation,
+    Doctor,
+    Message,
+    Owner,
+    PatientProfile,
+    Priority,
+    Reminder,
+    ReminderStatus,
+    User,
+    utcnow,
+)
+from models.db import Database
+from scheduling.actions import book
+from scheduling.agenda import find_slots
+from scheduling.reminders import reminder_buttons
+from scheduling.worker import build_context
+from tests.clients import WidgetClient
+
+pytestmark = pytest.mark.integration
+
+QUIET = 1.0
+_visitors = itertools.count(1)
+
+
+def valid_cpf(n: int) -> str:
+    """A CPF with correct check digits, different for each n."""
+    digits = [int(d) for d in f"{(n * 7919 + 100_000_000) % 1_000_000_000:09d}"]
+    for position in (9, 10):
+        total = sum(d * w for d, w in zip(digits, range(position + 1, 1, -1), strict=True))
+        digits.append(total * 10 % 11 % 10)
+    return "".join(map(str, digits))
+
+
+@pytest.fixture
+async def db(clinic) -> AsyncIterator[Database]:
+    database = Database(clinic.settings.database_url)
+    yield database
+    await database.dispose()
+
+
+async def turn(widget: WidgetClient, text: str, payload: str | None = None) -> list[dict]:
+    """Say something and collect everything the clinic answers until it falls quiet."""
+    await widget.say(text, payload=payload)
+    replies = [await widget.next_reply(timeout=45)]
+    while True:
+        try:
+            replies.append(await widget.next_reply(timeout=QUIET))
+        except asyncio.TimeoutError:
+            return replies
+
+
+def texts(replies: list[dict]) -> str:
+    return "\n".join(r["text"] for r in replies)
+
+
+def buttons(replies: list[dict]) -> list[dict[str, str]]:
+    return [b for r in replies for b in r.get("buttons") or []]
+
+
+async def patient_of(db: Database, widget: WidgetClient) -> User:
+    """The patient behind a widget visitor (after their first message)."""
+    async with db.session() as session:
+        query = (
+            select(User)
+            .join(Message, Message.patient_id == User.id)
+            .where(Message.provider_message_id.like(f"{widget.token.split('.')[0]}:%"))
+            .options(selectinload(User.patient_profile))
+            .limit(1)
+        )
+        return (await session.execute(query)).scalar_one()
+
+
+async def known_patient(db: Database, widget: WidgetClient) -> User:
+    """A visitor whose record already has name, CPF, phone and consent (a returning patient)."""
+    await turn(widget, "oi")
+    patient = await patient_of(db, widget)
+    n = next(_visitors)
+    async with db.session() as session:
+        user = await session.get(User, patient.id, options=[selectinload(User.patient_profile)])
+        user.name = f"Paciente Conhecido {n}"
+        user.cpf = valid_cpf(1000 + n)
+        user.phone_e164 = f"+55119{n:08d}"
+        user.patient_profile.lgpd_consent_at = utcnow()
+    return user
+
+
+async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth: int = 0):
+    async with db.session() as session:
+        doctor = (
+            await session.execute(select(Doctor).where(Doctor.name.contains(doctor_name)))
+        ).scalar_one()
+        slots = await find_slots(session, now=utcnow(), doctor_id=doctor.id, limit=nth + 1)
+    return await book(
+        db,
+        patient_id=patient.id,
+        doctor_id=slots[nth].doctor_id,
+        starts_at=slots[nth].starts_at,
+        channel="webchat",
+    )
+
+
+async def appointments_of(db: Database, patient: User) -> list[Appointment]:
+    async with db.session() as session:
+        query = (
+            select(Appointment)
+            .where(Appointment.patient_id == patient.id)
+            .order_by(Appointment.id)
+            .options(selectinload(Appointment.doctor))
+        )
+        return list((await session.execute(query)).scalars())
+
+
+async def conversation_of(db: Database, patient: User) -> Conversation:
+    async with db.session() as session:
+        query = (
+            select(Conversation)
+            .where(Conversation.patient_id == patient.id)
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+        return (await session.execute(query)).scalar_one()
+
+
+def tap(replies: list[dict], title_part: str) -> dict[str, Any]:
+    return next(b for b in buttons(replies) if title_part in b["title"])
+
+
+# --- Booking ------------------------------------------------------------------------
+
+
+async def test_a_new_patient_identifies_and_books_from_the_widget(db, widget):
+    replies = await turn(widget, "oi, quero marcar uma consulta com cardiologista")
+    assert "LGPD" in texts(replies)
+
+    replies = await turn(widget, "Concordo", payload=tap(replies, "Concordo")["payload"])
+    assert "nome completo" in texts(replies)
+    replies = await turn(widget, "joana d'arc pereira")
+    assert "CPF" in texts(replies)
+    replies = await turn(widget, "123.456.789-00")
+    assert "não parece válido" in texts(replies)
+    cpf = valid_cpf(next(_visitors))
+    replies = await turn(widget, f"{cpf[:3]}.{cpf[3:6]}.{cpf[6:9]}-{cpf[9:]}")
+    assert "telefone" in texts(replies)
+    replies = await turn(widget, "(21) 99876-5432")
+    assert "Obrigada, Joana" in texts(replies)
+    assert "Para quando" in texts(replies)
+
+    replies = await turn(widget, "o quanto antes")
+    offered = [b for b in buttons(replies) if "horario" in b["payload"]]
+    assert len(offered) == 3
+    replies = await turn(widget, "2")
+    assert "Confirma a consulta de Cardiologia com Dr. Ricardo Alves" in texts(replies)
+    replies = await turn(widget, "sim")
+    assert "está marcada" in texts(replies)
+
+    patient = await patient_of(db, widget)
+    assert (patient.name, patient.cpf, patient.phone_e164) == (
+        "Joana D'arc Pereira",
+        cpf,
+        "+5521998765432",
+    )
+    assert patient.patient_profile.lgpd_consent_at is not None
+    [appointment] = await appointments_of(db, patient)
+    assert appointment.doctor.name == "Dr. Ricardo Alves"
+    assert appointment.status == AppointmentStatus.SCHEDULED
+    assert offered[1]["payload"].endswith(f'{appointment.starts_at.isoformat()}"}}')
+
+
+async def test_the_patient_changes_answers_midway_then_books_by_tapping(db, widget):
+    patient = await known_patient(db, widget)
+
+    replies = await turn(widget, "quero marcar dermatologista")
+    assert "Para quando" in texts(replies)
+    replies = await turn(widget, "o mais cedo possível")
+    assert all("Juliana" not in b["title"] for b in buttons(replies))  # one doctor: no names
+    replies = await turn(widget, "na verdade prefiro com a dra ana")
+    assert "Não entendi" not in texts(replies)
+    offered = [b for b in buttons(replies) if "horario" in b["payload"]]
+    assert offered
+    replies = await turn(widget, "quero mudar o dia")
+    assert "Para quando" in texts(replies)
+    replies = await turn(widget, "semana que vem de manhã")
+    offered = [b for b in buttons(replies) if "horario" in b["payload"]]
+    replies = await turn(widget, offered[0]["title"], payload=offered[0]["payload"])
+    assert "Clínica Geral com Dra. Ana Carvalho" in texts(replies)
+    replies = await turn(widget, "não")
+    assert "não marquei" in texts(replies)
+    offered = [b for b in buttons(replies) if "horario" in b["payload"]]
+    replies = await turn(widget, offered[-1]["title"], payload=offered[-1]["payload"])
+    replies = await turn(widget, "Sim, confirmar", payload="/afirmar")
+    assert "está marcada" in texts(replies)
+
+    [appointment] = await appointments_of(db, patient)
+    assert appointment.doctor.name == "Dra. Ana Carvalho"
+
+
+async def test_giving_up_midway_books_nothing_and_the_bot_moves_on(db, widget):
+    patient = await known_patient(db, widget)
+
+    await turn(widget, "quero marcar uma consulta de pediatria amanhã")
+    replies = await turn(widget, "deixa pra lá")
+    assert "deixei isso de lado" in texts(replies)
+    replies = await turn(widget, "qual o endereço?")
+    assert "Av. Paulista, 1000" in texts(replies)
+
+    assert await appointments_of(db, patient) == []
+
+
+async def test_a_question_midway_is_answered_and_the_dialogue_resumes(db, widget):
+    await known_patient(db, widget)
+
+    await turn(widget, "quero marcar uma consulta")
+    replies = await turn(widget, "vocês aceitam bradesco saúde?")
+    assert "Bradesco Saúde" in texts(replies)
+    assert "especialidade ou médico" in texts(replies)
+
+
+# --- Cancelling, rescheduling, listing ----------------------------------------------
+
+
+async def test_cancelling_asks_for_confirmation_then_cancels(db, widget):
+    patient = await known_patient(db, widget)
+    appointment = await booked(db, patient)
+
+    replies = await turn(widget, "preciso cancelar minha consulta")
+    assert "Confirma o cancelamento da consulta de Cardiologia" in texts(replies)
+    replies = await turn(widget, "sim")
+    assert "foi cancelada" in texts(replies)
+
+    [after] = await appointments_of(db, patient)
+    assert after.id == appointment.id and after.status == AppointmentStatus.CANCELLED
+
+
+async def test_with_two_appointments_the_patient_picks_which_to_cancel(db, widget):
+    patient = await known_patient(db, widget)
+    first = await booked(db, patient, "Ricardo")
+    second = await booked(db, patient, "Camila")
+
+    replies = await turn(widget, "quero cancelar uma consulta")
+    choice = tap(replies, "Camila")
+    replies = await turn(widget, choice["title"], payload=choice["payload"])
+    assert "Pediatria com Dra. Camila Nunes" in texts(replies)
+    replies = await turn(widget, "Não, manter", payload="/negar")
+    assert "mantive" in texts(replies)
+
+    statuses = {a.id: a.status for a in await appointments_of(db, patient)}
+    assert statuses == {
+        first.id: AppointmentStatus.SCHEDULED,
+        second.id: AppointmentStatus.SCHEDULED,
+    }
+
+
+async def test_rescheduling_moves_the_appointment_with_the_same_doctor(db, widget):
+    patient = await known_patient(db, widget)
+    old = await booked(db, patient, "Paulo")
+
+    replies = await turn(widget, "quero remarcar minha consulta")
+    assert "Para quando você quer passar a consulta" in texts(replies)
+    replies = await turn(widget, "qualquer dia")
+    offered = [b for b in buttons(replies) if "horario" in b["payload"]]
+    replies = await turn(widget, "a terceira")
+    assert "Confirma a troca da consulta" in texts(replies)
+    replies = await turn(widget, "isso")
+    assert "remarcada" in texts(replies)
+
+    before, after = await appointments_of(db, patient)
+    assert before.id == old.id and before.status == AppointmentStatus.CANCELLED
+    assert after.rescheduled_from_id == old.id and after.doctor.name == "Dr. Paulo Mendes"
+    assert offered[2]["payload"].endswith(f'{after.starts_at.isoformat()}"}}')
+
+
+async def test_the_patient_sees_their_upcoming_appointments(db, widget):
+    patient = await known_patient(db, widget)
+    await booked(db, patient, "Fernanda")
+
+    replies = await turn(widget, "quando é minha consulta?")
+
+    assert "Ginecologia com Dra. Fernanda Dias" in texts(replies)
+
+
+# --- Answering a reminder -------------------------------------------------------------
+
+
+async def _remind(clinic, db: Database, patient: User, appointment: Appointment) -> None:
+    """A reminder recorded and delivered as the worker does (whatever the time of day): a
+    bot message with the reply buttons in the patient's conversation, and its sent row."""
+    ctx = build_context(clinic.settings)
+    try:
+        conversation = await conversation_of(db, patient)
+        message = await send(
+            ctx,
+            conversation.id,
+            text="Lembrete da sua consulta. Você confirma sua presença?",
+            author_kind=AuthorKind.BOT,
+            buttons=reminder_buttons(appointment.id),
+        )
+    finally:
+        await ctx.close()
+    async with db.session() as session:
+        now = utcnow()
+        session.add(
+            Reminder(
+                appointment_id=appointment.id,
+                offset_minutes=int((appointment.starts_at - now).total_seconds() // 60),
+                due_at=now,
+                status=ReminderStatus.SENT,
+                sent_at=now,
+                channel="webchat",
+                message_id=message.id,
+            )
+        )
+
+
+async def test_tapping_confirm_on_a_reminder_confirms_that_appointment(clinic, db, widget):
+    patient = await known_patient(db, widget)
+    appointment = await booked(db, patient)
+    await _remind(clinic, db, patient, appointment)
+    reminder = await widget.next_reply("bot")
+
+    confirm = next(b for b in reminder["buttons"] if "confirmar_presenca" in b["payload"])
+    replies = await turn(widget, confirm["title"], payload=confirm["payload"])
+
+    assert "Presença confirmada" in texts(replies)
+    [after] = await appointments_of(db, patient)
+    assert after.status == AppointmentStatus.CONFIRMED
+
+
+async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, db, widget):
+    patient = await known_patient(db, widget)
+    kept = await booked(db, patient, "Ricardo")
+    reminded = await booked(db, patient, "Ana Carvalho")
+    await _remind(clinic, db, patient, reminded)
+    await widget.next_reply("bot")
+
+    replies = await turn(widget, "1")
+    assert "Presença confirmada" in texts(replies)
+    replies = await turn(widget, "não vou poder ir")
+    assert "Confirma o cancelamento da consulta de Clínica Geral" in texts(replies)
+    await turn(widget, "sim")
+
+    statuses = {a.id: a.status for a in await appointments_of(db, patient)}
+    assert statuses == {
+        kept.id: AppointmentStatus.SCHEDULED,
+        reminded.id: AppointmentStatus.CANCELLED,
+    }
+
+
+async def test_a_typed_command_cannot_act_on_someone_elses_appointment(db, widget):
+    other = await known_patient(db, widget)
+    theirs = await booked(db, other)
+    intruder = WidgetClient(widget.url)
+    await intruder.connect()
+    try:
+        await turn(intruder, "oi")
+        replies = await turn(intruder, f'/confirmar_presenca{{"appointment_id":"{theirs.id}"}}')
+    finally:
+        await intruder.close()
+
+    assert "Presença confirmada" not in texts(replies)
+    [after] = await appointments_of(db, other)
+    assert after.status == AppointmentStatus.SCHEDULED
+
+
+async def _tracker_events(clinic, patient: User) -> list[dict]:
+    url = f"{clinic.settings.bot_url}/conversations/{patient.id}/tracker"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, params={"token": clinic.settings.rasa_token}) as response,
+    ):
+        assert response.status == 200
+        return (await response.json())["events"]
+
+
+async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(clinic, db, widget):
+    patient = await known_patient(db, widget)
+    await turn(widget, "quero marcar uma consulta")
+
+    await turn(widget, "/restart")
+    replies = await turn(widget, "cardiologia")
+
+    assert "Para quando" in texts(replies)
+    events = await _tracker_events(clinic, patient)
+    assert not [e for e in events if e["event"] == "restart"]
+    intents = [e["parse_data"]["intent"]["name"] for e in events if e["event"] == "user"]
+    assert "restart" not in intents
+
+
+# --- FAQ, fallback, emergency, handoff, satisfaction ---------------------------------
+
+
+async def test_faq_answers_follow_the_clinic_profile_without_retraining(db, widget):
+    async with db.session() as session:
+        profile = (await session.execute(select(ClinicProfile))).scalar_one()
+        original = dict(profile.data)
+        profile.data = {
+            **original,
+            "valores": {**original["valores"], "consulta_particular": "R$ 310,00"},
+        }
+    try:
+        replies = await turn(widget, "quanto custa a consulta?")
+    finally:
+        async with db.session() as session:
+            profile = (await session.execute(select(ClinicProfile))).scalar_one()
+            profile.data = original
+
+    assert "R$ 310,00" in texts(replies)
+
+
+async def test_out_of_scope_gets_a_polite_redirect(widget):
+    replies = await turn(widget, "quem ganhou o jogo ontem?")
+
+    assert "assistente da clínica" in texts(replies)
+
+
+async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(db, widget):
+    first = await turn(widget, "blorf snark vlem")
+    assert "não entendi" in texts(first)
+    assert "Falar com a equipe" in [b["title"] for b in buttons(first)]
+
+    second = await turn(widget, "zumba trelic grof")
+
+    assert "equipe" in texts(second)
+    conversation = await conversation_of(db, await patient_of(db, widget))
+    assert conversation.owner in (Owner.QUEUED, Owner.ATTENDANT)
+    assert conversation.handoff_reason == "nao_entendeu_duas_vezes"
+
+
+async def test_an_emergency_gets_samu_at_once_and_a_critical_handoff(db, widget):
+    await known_patient(db, widget)
+    await turn(widget, "quero marcar uma consulta")
+
+    replies = await turn(widget, "meu pai está com dor no peito e suando frio")
+
+    assert "192 (SAMU)" in texts(replies)
+    conversation = await conversation_of(db, await patient_of(db, widget))
+    assert conversation.priority == int(Priority.CRITICAL)
+    assert conversation.handoff_reason == "emergencia"
+
+
+async def test_after_a_person_resolves_the_patient_rates_the_service(db, widget, ana):
+    await turn(widget, "quero falar com um atendente")
+    patient = await patient_of(db, widget)
+    event = await ana.expect_event(
+        lambda e: (
+            e["type"] == "conversation"
+            and e["conversation"]["patient_id"] == patient.id
+            and e["conversation"]["owner"] == "attendant"
+        )
+    )
+    conversation_id = event["conversation"]["id"]
+
+    status, _ = await ana.request("POST", f"/api/conversations/{conversation_id}/resolve")
+    assert status == 200
+    closing = await widget.next_reply("bot")
+    assert "encerrado" in closing["text"]
+    assert [b["title"] for b in closing["buttons"]] == ["1", "2", "3", "4", "5"]
+
+    replies = await turn(widget, "4")
+    assert "nota (4)" in texts(replies)
+    async with db.session() as session:
+        assert (await session.get(Conversation, conversation_id)).csat_score == 4
+
+
+async def test_a_cpf_already_on_another_record_goes_to_a_person(db, widget):
+    owner = await known_patient(db, widget)
+    stranger = WidgetClient(widget.url)
+    await stranger.connect()
+    try:
+        await turn(stranger, "quero ver minhas consultas")
+        await turn(stranger, "sim")
+        await turn(stranger, "Fulano de Tal")
+        replies = await turn(stranger, owner.cpf)
+        newcomer = await patient_of(db, stranger)
+    finally:
+        await stranger.close()
+
+    assert "outro cadastro" in texts(replies)
+    assert newcomer.cpf is None
+    conversation = await conversation_of(db, newcomer)
+    assert conversation.handoff_reason == "cpf_ja_cadastrado"
+    async with db.session() as session:
+        assert (await session.get(PatientProfile, newcomer.id)).lgpd_consent_at is not None
