@@ -214,13 +214,16 @@ def button_view(buttons: list[dict[str, Any]]) -> list[dict[str, str]]:
     ]
 
 
-async def _recent_offers(ctx: Context, conversation_id: int, count: int) -> list[list[dict]]:
-    """The buttons of the clinic's (bot, system) latest `count` messages, newest first."""
+async def _recent_offers(ctx: Context, identity_id: int, count: int) -> list[list[dict]]:
+    """The buttons of the clinic's (bot, system) latest `count` messages to this channel
+    identity, newest first. The thread, not one conversation: the satisfaction question is
+    asked as the human episode closes, and the answer arrives in the next conversation."""
     async with ctx.db.session() as session:
         query = (
             select(Message.buttons)
+            .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
-                Message.conversation_id == conversation_id,
+                Conversation.channel_identity_id == identity_id,
                 Message.direction == Direction.OUTBOUND,
                 Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
                 Message.internal.is_(False),
@@ -231,16 +234,16 @@ async def _recent_offers(ctx: Context, conversation_id: int, count: int) -> list
         return [buttons or [] for buttons in (await session.execute(query)).scalars()]
 
 
-async def _was_offered(ctx: Context, conversation_id: int, payload: str) -> bool:
-    """Only payloads of buttons the clinic (bot, reminders) recently showed in this
-    conversation are trusted."""
-    offers = await _recent_offers(ctx, conversation_id, OFFERED_BUTTONS_LOOKBACK)
+async def _was_offered(ctx: Context, identity_id: int, payload: str) -> bool:
+    """Only payloads of buttons the clinic (bot, reminders) recently showed this patient on
+    this channel are trusted."""
+    offers = await _recent_offers(ctx, identity_id, OFFERED_BUTTONS_LOOKBACK)
     return any(button.get("payload") == payload for buttons in offers for button in buttons)
 
 
-async def _last_offered_buttons(ctx: Context, conversation_id: int) -> list[dict[str, str]]:
+async def _last_offered_buttons(ctx: Context, identity_id: int) -> list[dict[str, str]]:
     """The buttons of the clinic's latest message, if it had any: what a typed "1" answers."""
-    return next(iter(await _recent_offers(ctx, conversation_id, 1)), [])
+    return next(iter(await _recent_offers(ctx, identity_id, 1)), [])
 
 
 def _unreadable(message: Message) -> bool:
@@ -337,9 +340,10 @@ class ChannelInput(InputChannel):
         payload = message.payload
         if payload is None:
             payload = typed_option(
-                message.text, await _last_offered_buttons(self.ctx, conversation.id)
+                message.text,
+                await _last_offered_buttons(self.ctx, conversation.channel_identity_id),
             )
-        if payload and await _was_offered(self.ctx, conversation.id, payload):
+        if payload and await _was_offered(self.ctx, conversation.channel_identity_id, payload):
             text = payload
         return UserMessage(
             text=text,

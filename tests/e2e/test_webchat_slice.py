@@ -3,10 +3,21 @@
 import pytest
 from playwright.async_api import expect
 
+from models import Conversation
+from models.db import Database
 from tests.clients import StaffClient
 from tests.clinic import STAFF_PASSWORD
 
 pytestmark = pytest.mark.e2e
+
+
+async def _csat(clinic, conversation_id: int) -> int | None:
+    db = Database(clinic.settings.database_url)
+    try:
+        async with db.session() as session:
+            return (await session.get(Conversation, conversation_id)).csat_score
+    finally:
+        await db.dispose()
 
 
 async def _only_this_attendant_online(clinic, email_prefix: str) -> None:
@@ -67,10 +78,16 @@ async def test_patient_to_attendant_and_back_to_the_bot(clinic, browser):
         "vou verificar para você"
     )
 
-    # "Encerrar atendimento" hands the patient back to the bot.
+    # "Encerrar atendimento" hands the patient back to the bot, which asks for a 1-5 score.
+    conversation_id = int(await item.get_attribute("data-conversation-id"))
     await staff.click("#resolve")
-    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text("encerrado")
+    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text("de 1 a 5")
     await expect(staff.locator("#mine .conversation-item")).to_have_count(0)
+    await patient.locator(".ocw-buttons button", has_text="5").click()
+    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text(
+        "Obrigada pela sua nota (5)"
+    )
+    assert await _csat(clinic, conversation_id) == 5
 
     await patient.fill(".ocw-form input", "bom dia")
     await patient.press(".ocw-form input", "Enter")
