@@ -176,7 +176,7 @@ async def verified_channels(
         select(ChannelIdentity)
         .join(User, User.id == ChannelIdentity.patient_id)
         .where(ChannelIdentity.verified_phone.is_not(None), User.is_active.is_(True))
-        .order_by(ChannelIdentity.last_inbound_at.desc(), ChannelIdentity.id.desc())
+        .order_by(ChannelIdentity.last_inbound_at.desc().nulls_last(), ChannelIdentity.id.desc())
     )
     if patient_id is not None:
         query = query.where(ChannelIdentity.patient_id == patient_id)
