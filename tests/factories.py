@@ -48,3 +48,12 @@ async def patient_message(
     )
     async with db.session() as session:
         return await record_inbound(session, inbound)
+
+
+def valid_cpf(n: int) -> str:
+    """A CPF with correct check digits, different for each n."""
+    digits = [int(d) for d in f"{(n * 7919 + 100_000_000) % 1_000_000_000:09d}"]
+    for position in (9, 10):
+        total = sum(d * w for d, w in zip(digits, range(position + 1, 1, -1), strict=True))
+        digits.append(total * 10 % 11 % 10)
+    return "".join(map(str, digits))
