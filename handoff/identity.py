@@ -38,11 +38,13 @@ def normalize_phone(raw: str) -> str | None:
 
 
 def phone_match_key(e164: str | None) -> str | None:
-    """55 + DDD + last 8 digits for Brazilian numbers, so 55DD9XXXXXXXX matches 55DDXXXXXXXX."""
-    if not e164 or not e164.startswith("+55"):
+    """The key channel identities are matched on: 55 + DDD + last 8 digits for Brazilian
+    numbers (so 55DD9XXXXXXXX matches 55DDXXXXXXXX), the bare digits otherwise. Only phones a
+    provider proved get one: a typed phone must never attract someone else's chats."""
+    if not e164:
         return None
     digits = e164[1:]
-    return digits[:4] + digits[-8:]
+    return digits[:4] + digits[-8:] if e164.startswith("+55") else digits
 
 
 def normalize_email(raw: str) -> str | None:
@@ -51,12 +53,16 @@ def normalize_email(raw: str) -> str | None:
 
 
 async def find_patient_by_phone(session: AsyncSession, e164: str) -> User | None:
-    key = phone_match_key(e164)
-    query = select(User).where(User.role == Role.PATIENT, User.is_active.is_(True))
-    if key:
-        query = query.join(PatientProfile).where(PatientProfile.phone_match_key == key)
-    else:
-        query = query.where(User.phone_e164 == e164)
+    """The patient who writes to the clinic from this (provider-verified) phone."""
+    query = (
+        select(User)
+        .join(PatientProfile)
+        .where(
+            User.role == Role.PATIENT,
+            User.is_active.is_(True),
+            PatientProfile.phone_match_key == phone_match_key(e164),
+        )
+    )
     return (await session.execute(query.order_by(User.id).limit(1))).scalar_one_or_none()
 
 

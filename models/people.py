@@ -63,7 +63,7 @@ class PatientProfile(Base):
     user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     preferred_channel = Column(String(24))
     # 55 + DDD + last 8 digits: matches WhatsApp ids that lack the mobile ninth digit.
-    phone_match_key = Column(String(12), index=True)
+    phone_match_key = Column(String(16), index=True)
     lgpd_consent_at = Column(UTCDateTime)
     reminders_opt_in = Column(Boolean, nullable=False, default=True)
     birth_date = Column(String(10))

@@ -37,7 +37,7 @@ from bot.actions.common import (
     patient_id,
     plain,
 )
-from handoff.identity import normalize_cpf, normalize_phone, phone_match_key
+from handoff.identity import normalize_cpf, normalize_phone
 from handoff.verification import (
     CLAIMABLE_CHANNELS,
     CODE_MINUTES,
@@ -151,13 +151,11 @@ async def save_name(patient: int, name: str) -> None:
 
 
 async def save_phone(patient: int, phone: str) -> None:
+    """A typed phone is contact data, not proof: it gets no match key, so a WhatsApp or SMS
+    identity with that number is never joined to this patient for it."""
     async with database().session() as session:
-        user = await session.get(
-            User, patient, with_for_update=True, options=[selectinload(User.patient_profile)]
-        )
+        user = await session.get(User, patient, with_for_update=True)
         user.phone_e164 = phone
-        if user.patient_profile is not None:
-            user.patient_profile.phone_match_key = phone_match_key(phone)
 
 
 async def save_cpf(patient: int, cpf: str) -> bool:

@@ -116,7 +116,7 @@ async def test_a_cpf_of_another_record_is_never_linked_and_a_person_is_called(cl
     assert (await _user(clinic_db, owner.id)).name == "Dona do CPF"
 
 
-async def test_a_phone_is_stored_in_e164_with_its_match_key(clinic_db):
+async def test_a_typed_phone_is_stored_in_e164_without_a_match_key(clinic_db):
     patient = await new_patient(clinic_db.db, name="Maria da Silva")
 
     result, _ = await _validate("telefone", "(11) 98765-4321", patient)
@@ -126,7 +126,7 @@ async def test_a_phone_is_stored_in_e164_with_its_match_key(clinic_db):
         user = await session.get(User, patient.id)
         profile = await session.get(PatientProfile, patient.id)
     assert user.phone_e164 == "+5511987654321"
-    assert profile.phone_match_key == "551187654321"
+    assert profile.phone_match_key is None
 
 
 async def test_consent_is_recorded_with_its_time(clinic_db):

@@ -1,3 +1,4 @@
+import pytest
 from sqlalchemy import func, select
 
 from handoff.history import Inbound, record_inbound
@@ -78,3 +79,14 @@ async def test_record_inbound_keeps_the_button_payload(db):
             ),
         )
     assert recorded.message.payload == "/afirmar"
+
+
+@pytest.mark.parametrize("phone", ["+5511987654321", "+14155552671"])
+async def test_a_phone_only_typed_in_a_conversation_never_attracts_that_phones_whatsapp(db, phone):
+    messenger = await patient_message(db, "oi", channel="messenger", user="psid-1")
+    async with db.session() as session:
+        typed_by = await session.get(User, messenger.message.patient_id)
+        typed_by.phone_e164 = phone  # what a typed phone leaves: contact data, no match key
+    whatsapp = await patient_message(db, channel="whatsapp", user=phone[1:], phone=phone)
+
+    assert whatsapp.message.patient_id != messenger.message.patient_id
