@@ -6,7 +6,6 @@ the satisfaction score, and identity."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,8 +21,6 @@ from models import (
     AuthorKind,
     ClinicProfile,
     Conversation,
-    Doctor,
-    Message,
     Owner,
     PatientProfile,
     Priority,
@@ -33,25 +30,14 @@ from models import (
     utcnow,
 )
 from models.db import Database
-from scheduling.actions import book
-from scheduling.agenda import find_slots
 from scheduling.reminders import reminder_buttons
 from scheduling.worker import build_context
 from tests.clients import WidgetClient
+from tests.factories import booked, fresh_cpf, returning_patient, widget_patient
 
 pytestmark = pytest.mark.integration
 
 QUIET = 1.0
-_visitors = itertools.count(1)
-
-
-def valid_cpf(n: int) -> str:
-    """A CPF with correct check digits, different for each n."""
-    digits = [int(d) for d in f"{(n * 7919 + 100_000_000) % 1_000_000_000:09d}"]
-    for position in (9, 10):
-        total = sum(d * w for d, w in zip(digits, range(position + 1, 1, -1), strict=True))
-        digits.append(total * 10 % 11 % 10)
-    return "".join(map(str, digits))
 
 
 @pytest.fixture
@@ -80,46 +66,10 @@ def buttons(replies: list[dict]) -> list[dict[str, str]]:
     return [b for r in replies for b in r.get("buttons") or []]
 
 
-async def patient_of(db: Database, widget: WidgetClient) -> User:
-    """The patient behind a widget visitor (after their first message)."""
-    async with db.session() as session:
-        query = (
-            select(User)
-            .join(Message, Message.patient_id == User.id)
-            .where(Message.provider_message_id.like(f"{widget.token.split('.')[0]}:%"))
-            .options(selectinload(User.patient_profile))
-            .limit(1)
-        )
-        return (await session.execute(query)).scalar_one()
-
-
 async def known_patient(db: Database, widget: WidgetClient) -> User:
     """A visitor whose record already has name, CPF, phone and consent (a returning patient)."""
     await turn(widget, "oi")
-    patient = await patient_of(db, widget)
-    n = next(_visitors)
-    async with db.session() as session:
-        user = await session.get(User, patient.id, options=[selectinload(User.patient_profile)])
-        user.name = f"Paciente Conhecido {n}"
-        user.cpf = valid_cpf(1000 + n)
-        user.phone_e164 = f"+55119{n:08d}"
-        user.patient_profile.lgpd_consent_at = utcnow()
-    return user
-
-
-async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth: int = 0):
-    async with db.session() as session:
-        doctor = (
-            await session.execute(select(Doctor).where(Doctor.name.contains(doctor_name)))
-        ).scalar_one()
-        slots = await find_slots(session, now=utcnow(), doctor_id=doctor.id, limit=nth + 1)
-    return await book(
-        db,
-        patient_id=patient.id,
-        doctor_id=slots[nth].doctor_id,
-        starts_at=slots[nth].starts_at,
-        channel="webchat",
-    )
+    return await returning_patient(db, (await widget_patient(db, widget.token)).id)
 
 
 async def appointments_of(db: Database, patient: User) -> list[Appointment]:
@@ -161,7 +111,7 @@ async def test_a_new_patient_identifies_and_books_from_the_widget(db, widget):
     assert "CPF" in texts(replies)
     replies = await turn(widget, "123.456.789-00")
     assert "não parece válido" in texts(replies)
-    cpf = valid_cpf(next(_visitors))
+    cpf = fresh_cpf()
     replies = await turn(widget, f"{cpf[:3]}.{cpf[3:6]}.{cpf[6:9]}-{cpf[9:]}")
     assert "telefone" in texts(replies)
     replies = await turn(widget, "(21) 99876-5432")
@@ -176,7 +126,7 @@ async def test_a_new_patient_identifies_and_books_from_the_widget(db, widget):
     replies = await turn(widget, "sim")
     assert "está marcada" in texts(replies)
 
-    patient = await patient_of(db, widget)
+    patient = await widget_patient(db, widget.token)
     assert (patient.name, patient.cpf, patient.phone_e164) == (
         "Joana D'arc Pereira",
         cpf,
@@ -443,7 +393,7 @@ async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(db, w
     second = await turn(widget, "zumba trelic grof")
 
     assert "equipe" in texts(second)
-    conversation = await conversation_of(db, await patient_of(db, widget))
+    conversation = await conversation_of(db, await widget_patient(db, widget.token))
     assert conversation.owner in (Owner.QUEUED, Owner.ATTENDANT)
     assert conversation.handoff_reason == "nao_entendeu_duas_vezes"
 
@@ -455,14 +405,14 @@ async def test_an_emergency_gets_samu_at_once_and_a_critical_handoff(db, widget)
     replies = await turn(widget, "meu pai está com dor no peito e suando frio")
 
     assert "192 (SAMU)" in texts(replies)
-    conversation = await conversation_of(db, await patient_of(db, widget))
+    conversation = await conversation_of(db, await widget_patient(db, widget.token))
     assert conversation.priority == int(Priority.CRITICAL)
     assert conversation.handoff_reason == "emergencia"
 
 
 async def test_after_a_person_resolves_the_patient_rates_the_service(db, widget, ana):
     await turn(widget, "quero falar com um atendente")
-    patient = await patient_of(db, widget)
+    patient = await widget_patient(db, widget.token)
     event = await ana.expect_event(
         lambda e: (
             e["type"] == "conversation"
@@ -493,7 +443,7 @@ async def test_a_cpf_already_on_another_record_goes_to_a_person(db, widget):
         await turn(stranger, "sim")
         await turn(stranger, "Fulano de Tal")
         replies = await turn(stranger, owner.cpf)
-        newcomer = await patient_of(db, stranger)
+        newcomer = await widget_patient(db, stranger.token)
     finally:
         await stranger.close()
 
