@@ -64,61 +64,57 @@ async def _make_the_day_before_arrive(clinic, db: Database, appointment: Appoint
 
 
 async def test_a_patient_books_in_the_widget_confirms_the_reminder_and_the_agenda_shows_it(
-    clinic, browser
+    clinic, clinic_db, browser
 ):
-    db = Database(clinic.settings.database_url)
-    try:
-        patient = await open_widget(browser, clinic)
+    patient = await open_widget(browser, clinic)
 
-        # Booking: a new patient identifies, then taps the specialty, a time and "Sim".
-        await say(patient, "oi, quero marcar uma consulta")
-        await expect(bot_said(patient)).to_contain_text("LGPD")
-        await tap(patient, "Concordo")
-        await expect(bot_said(patient)).to_have_text("Qual é o seu nome completo?")
-        await say(patient, "Lívia Castro Menezes")
-        await expect(bot_said(patient)).to_contain_text("CPF")
-        await say(patient, fresh_cpf())
-        await expect(bot_said(patient)).to_contain_text("telefone")
-        await say(patient, "(31) 99123-4567")
-        await expect(bot_said(patient)).to_have_text(
-            "Com qual especialidade ou médico você quer a consulta?"
-        )
-        await tap(patient, "Cardiologia")
-        await expect(bot_said(patient)).to_contain_text("Para quando você prefere?")
-        await say(patient, "daqui a uma semana à tarde")
-        first_slot = patient.locator(".ocw-buttons button").first
-        await expect(first_slot).to_be_visible()
-        await first_slot.click()
-        await expect(bot_said(patient)).to_contain_text("Confirma a consulta de Cardiologia")
-        await tap(patient, "Sim, confirmar")
-        await expect(bot_said(patient)).to_contain_text("está marcada para")
+    # Booking: a new patient identifies, then taps the specialty, a time and "Sim".
+    await say(patient, "oi, quero marcar uma consulta")
+    await expect(bot_said(patient)).to_contain_text("LGPD")
+    await tap(patient, "Concordo")
+    await expect(bot_said(patient)).to_have_text("Qual é o seu nome completo?")
+    await say(patient, "Lívia Castro Menezes")
+    await expect(bot_said(patient)).to_contain_text("CPF")
+    await say(patient, fresh_cpf())
+    await expect(bot_said(patient)).to_contain_text("telefone")
+    await say(patient, "(31) 99123-4567")
+    await expect(bot_said(patient)).to_have_text(
+        "Com qual especialidade ou médico você quer a consulta?"
+    )
+    await tap(patient, "Cardiologia")
+    await expect(bot_said(patient)).to_contain_text("Para quando você prefere?")
+    await say(patient, "daqui a uma semana à tarde")
+    first_slot = patient.locator(".ocw-buttons button").first
+    await expect(first_slot).to_be_visible()
+    await first_slot.click()
+    await expect(bot_said(patient)).to_contain_text("Confirma a consulta de Cardiologia")
+    await tap(patient, "Sim, confirmar")
+    await expect(bot_said(patient)).to_contain_text("está marcada para")
 
-        user = await widget_patient(db, await widget_token(patient))
-        [appointment] = await _appointments(db, user.id)
-        assert appointment.status == AppointmentStatus.SCHEDULED
+    user = await widget_patient(clinic_db, await widget_token(patient))
+    [appointment] = await _appointments(clinic_db, user.id)
+    assert appointment.status == AppointmentStatus.SCHEDULED
 
-        # The worker plans the reminder for 24 h before the appointment.
-        async def planned() -> dict[int, datetime]:
-            async with db.session() as session:
-                query = select(Reminder).where(Reminder.appointment_id == appointment.id)
-                rows = (await session.execute(query)).scalars()
-                return {r.offset_minutes: r.due_at for r in rows}
+    # The worker plans the reminder for 24 h before the appointment.
+    async def planned() -> dict[int, datetime]:
+        async with clinic_db.session() as session:
+            query = select(Reminder).where(Reminder.appointment_id == appointment.id)
+            rows = (await session.execute(query)).scalars()
+            return {r.offset_minutes: r.due_at for r in rows}
 
-        reminders = await soon(planned, lambda due: DAY_BEFORE in due)
-        assert reminders[DAY_BEFORE] == appointment.starts_at - timedelta(minutes=DAY_BEFORE)
+    reminders = await soon(planned, lambda due: DAY_BEFORE in due)
+    assert reminders[DAY_BEFORE] == appointment.starts_at - timedelta(minutes=DAY_BEFORE)
 
-        # That moment comes: the reminder appears in the widget with its three buttons.
-        await _make_the_day_before_arrive(clinic, db, appointment)
-        await expect(bot_said(patient)).to_contain_text(
-            "Lembrete da sua consulta na Clínica Vida Plena", timeout=WORKER_TICKS * 2_000
-        )
-        await expect(patient.locator(".ocw-buttons button")).to_have_text(
-            ["Confirmar", "Remarcar", "Cancelar"]
-        )
-        await tap(patient, "Confirmar")
-        await expect(bot_said(patient)).to_contain_text("Presença confirmada!")
-    finally:
-        await db.dispose()
+    # That moment comes: the reminder appears in the widget with its three buttons.
+    await _make_the_day_before_arrive(clinic, clinic_db, appointment)
+    await expect(bot_said(patient)).to_contain_text(
+        "Lembrete da sua consulta na Clínica Vida Plena", timeout=WORKER_TICKS * 2_000
+    )
+    await expect(patient.locator(".ocw-buttons button")).to_have_text(
+        ["Confirmar", "Remarcar", "Cancelar"]
+    )
+    await tap(patient, "Confirmar")
+    await expect(bot_said(patient)).to_contain_text("Presença confirmada!")
 
     # The manager's agenda shows it confirmed, and the reminder sent on the site chat.
     manager = await open_workspace(browser, clinic, "marta@")
@@ -133,59 +129,60 @@ async def test_a_patient_books_in_the_widget_confirms_the_reminder_and_the_agend
 
 
 async def test_a_returning_patient_reschedules_and_cancels_by_tapping_in_the_widget(
-    clinic, browser
+    clinic, clinic_db, browser
 ):
-    db = Database(clinic.settings.database_url)
-    try:
-        patient = await open_widget(browser, clinic)
-        await say(patient, "oi")
-        await expect(bot_said(patient)).to_contain_text("assistente virtual")
-        user = await widget_patient(db, await widget_token(patient))
-        user = await returning_patient(db, user.id)
-        cardiology = await booked(db, user, "Ricardo")
-        paediatrics = await booked(db, user, "Camila")
+    patient = await open_widget(browser, clinic)
+    await say(patient, "oi")
+    await expect(bot_said(patient)).to_contain_text("assistente virtual")
+    user = await widget_patient(clinic_db, await widget_token(patient))
+    user = await returning_patient(clinic_db, user.id)
+    cardiology = await booked(clinic_db, user, "Ricardo")
+    paediatrics = await booked(clinic_db, user, "Camila")
 
-        # Rescheduling: which appointment, when, the new time, "Sim, remarcar".
-        await say(patient, "preciso remarcar uma consulta")
-        await expect(bot_said(patient)).to_have_text("Qual consulta?")
-        await expect(patient.locator(".ocw-buttons button")).to_have_count(2)
-        await tap(patient, re.compile("Dra. Camila Nunes"))
-        await expect(bot_said(patient)).to_contain_text("Para quando você quer passar a consulta")
-        await say(patient, "qualquer dia")
-        new_slot = patient.locator(".ocw-buttons button").first
-        await expect(new_slot).to_be_visible()
-        _, day, hour = (await new_slot.text_content()).split(" ")
-        await new_slot.click()
-        await expect(bot_said(patient)).to_contain_text("Confirma a troca da consulta")
-        await tap(patient, "Sim, remarcar")
-        await expect(bot_said(patient)).to_contain_text(
-            re.compile(f"remarcada para .*{day} às {hour} com Dra. Camila Nunes")
-        )
+    # Rescheduling: which appointment, when, the new time, "Sim, remarcar".
+    await say(patient, "preciso remarcar uma consulta")
+    await expect(bot_said(patient)).to_have_text("Qual consulta?")
+    await expect(patient.locator(".ocw-buttons button")).to_have_count(2)
+    await tap(patient, re.compile("Dra. Camila Nunes"))
+    await expect(bot_said(patient)).to_contain_text("Para quando você quer passar a consulta")
+    await say(patient, "qualquer dia")
+    new_slot = patient.locator(".ocw-buttons button").first
+    await expect(new_slot).to_be_visible()
+    _, day, hour = (await new_slot.text_content()).split(" ")
+    await new_slot.click()
+    await expect(bot_said(patient)).to_contain_text("Confirma a troca da consulta")
+    await tap(patient, "Sim, remarcar")
+    await expect(bot_said(patient)).to_contain_text(
+        re.compile(f"remarcada para .*{day} às {hour} com Dra. Camila Nunes")
+    )
 
-        # Cancelling: which appointment, then "Sim, cancelar".
-        await say(patient, "quero cancelar uma consulta")
-        await expect(bot_said(patient)).to_have_text("Qual consulta?")
-        await tap(patient, re.compile("Dr. Ricardo Alves"))
-        await expect(bot_said(patient)).to_contain_text(
-            "Confirma o cancelamento da consulta de Cardiologia"
-        )
-        await tap(patient, "Sim, cancelar")
-        await expect(bot_said(patient)).to_contain_text("foi cancelada")
+    # Cancelling: which appointment, then "Sim, cancelar".
+    await say(patient, "quero cancelar uma consulta")
+    await expect(bot_said(patient)).to_have_text("Qual consulta?")
+    await tap(patient, re.compile("Dr. Ricardo Alves"))
+    await expect(bot_said(patient)).to_contain_text(
+        "Confirma o cancelamento da consulta de Cardiologia"
+    )
+    await tap(patient, "Sim, cancelar")
+    await expect(bot_said(patient)).to_contain_text("foi cancelada")
 
-        # What is left: the paediatrics appointment at its new time.
-        await say(patient, "quais são as minhas consultas?")
-        listing = bot_said(patient)
-        await expect(listing).to_contain_text("Suas próximas consultas")
-        await expect(listing).to_contain_text(f"{day} às {hour}: Pediatria com Dra. Camila Nunes")
-        await expect(listing).not_to_contain_text("Ricardo")
+    # What is left: the paediatrics appointment at its new time.
+    await say(patient, "quais são as minhas consultas?")
+    listing = bot_said(patient)
+    await expect(listing).to_contain_text("Suas próximas consultas")
+    await expect(listing).to_contain_text(f"{day} às {hour}: Pediatria com Dra. Camila Nunes")
+    await expect(listing).not_to_contain_text("Ricardo")
 
-        statuses = {a.id: a.status for a in await _appointments(db, user.id)}
-        moved = [id_ for id_ in statuses if id_ not in (cardiology.id, paediatrics.id)]
-        assert statuses == {
-            cardiology.id: AppointmentStatus.CANCELLED,
-            paediatrics.id: AppointmentStatus.CANCELLED,  # replaced by the rescheduled one
-            **{id_: AppointmentStatus.SCHEDULED for id_ in moved},
-        }
-        assert len(moved) == 1
-    finally:
-        await db.dispose()
+    before_cardiology, before_paediatrics, moved = await _appointments(clinic_db, user.id)
+    assert (before_cardiology.id, before_cardiology.status) == (
+        cardiology.id,
+        AppointmentStatus.CANCELLED,
+    )
+    assert (before_paediatrics.id, before_paediatrics.status) == (
+        paediatrics.id,
+        AppointmentStatus.CANCELLED,
+    )
+    assert (moved.status, moved.rescheduled_from_id) == (
+        AppointmentStatus.SCHEDULED,
+        paediatrics.id,
+    )
