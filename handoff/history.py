@@ -20,6 +20,7 @@ from models import (
     DeliveryStatus,
     Direction,
     Message,
+    User,
     utcnow,
 )
 
@@ -88,14 +89,21 @@ async def latest_conversation(
     session: AsyncSession, patient_id: int, channel: str
 ) -> Conversation | None:
     """Where a bot-initiated message to this patient on this channel belongs: the most
-    recently active conversation (one patient may have two, e.g. SMS and WhatsApp on Twilio)."""
+    recently active conversation (one patient may have two, e.g. SMS and WhatsApp on Twilio).
+    A patient merged into another has none left: their replies follow the merge (the turn
+    that proved an identity is answered under the old patient id)."""
     query = (
         select(Conversation)
         .where(Conversation.patient_id == patient_id, Conversation.channel == channel)
         .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         .limit(1)
     )
-    return (await session.execute(query)).scalar_one_or_none()
+    conversation = (await session.execute(query)).scalar_one_or_none()
+    if conversation is None:
+        merged_into = await session.scalar(select(User.merged_into_id).where(User.id == patient_id))
+        if merged_into is not None:
+            return await latest_conversation(session, merged_into, channel)
+    return conversation
 
 
 async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | None:
@@ -149,8 +157,10 @@ async def record_outbound(
     attachments: list[dict[str, Any]] | None = None,
     internal: bool = False,
     template: dict[str, Any] | None = None,
+    sealed: bool = False,
 ) -> Message:
-    """Record a message to the patient (pending delivery) or a staff-only note."""
+    """Record a message to the patient (pending delivery) or a staff-only note; a `sealed`
+    one's text describes what the provider got (see handoff.outbound.Sealed)."""
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -164,6 +174,7 @@ async def record_outbound(
         attachments=attachments or [],
         template=template,
         internal=internal,
+        sealed=sealed,
         delivery_status=DeliveryStatus.SENT if internal else DeliveryStatus.PENDING,
         sent_at=now if internal else None,
         created_at=now,

@@ -91,14 +91,17 @@ async def resolve_identity(
     """The identity for (channel, external id) or any of its aliases, linking a new one to
     the patient with the same phone or e-mail when there is one, else to a new patient.
 
-    `aliases` are other ids the provider gives for the same person (WhatsApp: phone wa_id and
-    business-scoped user id); they and `details` are kept on the identity.
+    `phone` is one the provider proved (WhatsApp wa_id, Twilio's From, a Telegram contact
+    shared by its owner); it is kept as the identity's `verified_phone`. `aliases` are other
+    ids the provider gives for the same person (WhatsApp: phone wa_id and business-scoped
+    user id); they and `details` are kept on the identity.
     """
     aliases = dict(aliases or {})
     identity = await _find_identity(session, channel, external_id, aliases)
     if identity is not None:
         _merge_details(identity, {**aliases, **(details or {})})
         if phone:
+            identity.verified_phone = phone
             await link_phone(session, identity, phone)
         return identity
     try:
@@ -110,6 +113,7 @@ async def resolve_identity(
                 patient_id=patient.id,
                 display_name=display_name,
                 details={**aliases, **(details or {})},
+                verified_phone=phone,
             )
             session.add(identity)
     except IntegrityError:
@@ -163,19 +167,50 @@ async def _set_phone(session: AsyncSession, patient: User, phone: str) -> None:
         profile.phone_match_key = phone_match_key(phone)
 
 
+async def verified_channels(
+    session: AsyncSession, *, patient_id: int | None = None, phone: str | None = None
+) -> list[ChannelIdentity]:
+    """The channel identities of active patients whose phone a provider proved, either the
+    given patient's or those with this phone; the most recently used first."""
+    query = (
+        select(ChannelIdentity)
+        .join(User, User.id == ChannelIdentity.patient_id)
+        .where(ChannelIdentity.verified_phone.is_not(None), User.is_active.is_(True))
+        .order_by(ChannelIdentity.last_inbound_at.desc().nulls_last(), ChannelIdentity.id.desc())
+    )
+    if patient_id is not None:
+        query = query.where(ChannelIdentity.patient_id == patient_id)
+    if phone is not None:
+        query = query.where(ChannelIdentity.verified_phone == phone)
+    return list((await session.execute(query)).scalars())
+
+
+async def claimed_owner(
+    session: AsyncSession, *, phone: str | None = None, cpf: str | None = None
+) -> User | None:
+    """Whom a CPF or phone typed in a conversation points to: the patient with this CPF, or
+    the one who writes to the clinic from this phone (a phone a provider proved; one only
+    typed on a form proves nothing)."""
+    if cpf:
+        query = select(User).where(
+            User.cpf == cpf, User.role == Role.PATIENT, User.is_active.is_(True)
+        )
+        if found := (await session.execute(query)).scalar_one_or_none():
+            return found
+    if phone and (channels := await verified_channels(session, phone=phone)):
+        return await session.get(User, channels[0].patient_id)
+    return None
+
+
 async def link_claimed_contact(
     session: AsyncSession, patient_id: int, *, phone: str | None = None, cpf: str | None = None
 ) -> User:
-    """The patient confirmed a phone or CPF in the conversation (Messenger and Instagram ids
-    carry neither): join them with the patient already known by it, or record it. Returns
-    the patient the conversation now belongs to; callers re-read rows they hold."""
+    """The patient proved a phone or CPF in the conversation (Messenger and Instagram ids
+    carry neither; handoff/verification.py sends the one-time code): join them with the
+    patient already known by it, or record it. Returns the patient the conversation now
+    belongs to; callers re-read rows they hold."""
     patient = await session.get(User, patient_id)
-    other = None
-    if cpf:
-        query = select(User).where(User.cpf == cpf, User.role == Role.PATIENT)
-        other = (await session.execute(query)).scalar_one_or_none()
-    if other is None and phone:
-        other = await find_patient_by_phone(session, phone)
+    other = await claimed_owner(session, phone=phone, cpf=cpf)
     if other is not None and other.id != patient.id:
         await merge_patients(session, source=patient, target=other)
         return other
@@ -208,6 +243,7 @@ async def merge_patients(session: AsyncSession, *, source: User, target: User) -
             await session.flush()
             setattr(target, field_name, value)
     source.is_active = False
+    source.merged_into_id = target.id
     log.info("patient %s merged into patient %s", source.id, target.id)
 
 

@@ -4,9 +4,10 @@ recorded first, pushed to staff screens, then delivered by the channel's Sender.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 
 from handoff.context import Context, DeliveryFailed
 from handoff.events import message_event
@@ -14,6 +15,23 @@ from handoff.history import advance_delivery, latest_conversation, record_outbou
 from models import AuthorKind, ChannelIdentity, Conversation, DeliveryStatus, Message
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What only the provider gets, never stored (a one-time code). The recorded message
+    keeps the `text` given to `send`, which describes it for staff screens; the sealed
+    content is attempted once, since after that it exists nowhere."""
+
+    text: str
+    template: dict[str, Any] | None = None
+
+    def over(self, message: Message) -> Message:
+        """A transient copy of the recorded message carrying the sealed content."""
+        values = {
+            column.key: getattr(message, column.key) for column in inspect(Message).column_attrs
+        }
+        return Message(**{**values, "text": self.text, "template": self.template})
 
 
 async def send(
@@ -27,10 +45,13 @@ async def send(
     internal: bool = False,
     template: dict[str, Any] | None = None,
     attachments: list[dict[str, Any]] | None = None,
+    sealed: Sealed | None = None,
 ) -> Message:
     """`template` ({"name", "language", "parameters"}) lets a channel that cannot send free
     text outside its messaging window send the approved template instead; `attachments` may
-    carry generated files such as `{"kind": "ics", "filename", "content"}` for e-mail."""
+    carry generated files such as `{"kind": "ics", "filename", "content"}` for e-mail.
+    With `sealed`, the provider gets its content instead of `text` and `template`, once:
+    a failure is final (the returned row is the one recorded, before delivery)."""
     async with ctx.db.session() as session:
         conversation = await session.get(Conversation, conversation_id)
         message = await record_outbound(
@@ -43,11 +64,13 @@ async def send(
             internal=internal,
             template=template,
             attachments=attachments,
+            sealed=sealed is not None,
         )
         identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
     await ctx.bus.publish(message_event(message, conversation))
     if not internal:
-        await deliver(ctx, message, identity, conversation, retry_later=True)
+        outgoing = message if sealed is None else sealed.over(message)
+        await deliver(ctx, outgoing, identity, conversation, retry_later=sealed is None)
     return message
 
 

@@ -1,14 +1,15 @@
 """The worker's delivery retries: outbound messages still pending after a retryable failure
 (429, 5xx, a network error) or after their process died before the first attempt are sent
 again on the schedule of `handoff.outbound.RETRY_DELAYS`; the last failure is final and
-shows on the staff screens as a failed message."""
+shows on the staff screens as a failed message. Sealed messages (one-time codes) are never
+retried."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.sql.expression import Exists
 
 from handoff.context import Context
@@ -60,6 +61,7 @@ async def retry_due_deliveries(ctx: Context) -> int:
                 Message.internal.is_(False),
                 Message.delivery_status == DeliveryStatus.PENDING,
                 Message.attempts < MAX_ATTEMPTS,
+                Message.sealed.is_(False),
                 Message.created_at <= now - timedelta(seconds=RETRY_DELAYS[0]),
                 ~_owned_by_a_reminder(),
             )
@@ -83,7 +85,9 @@ async def _fail_abandoned(ctx: Context, now: datetime) -> None:
             .where(
                 Message.direction == Direction.OUTBOUND,
                 Message.delivery_status == DeliveryStatus.PENDING,
-                Message.attempts >= MAX_ATTEMPTS,
+                # A sealed message interrupted by a crash is never retried (what it carried
+                # was only in memory): it is failed like an exhausted one.
+                or_(Message.attempts >= MAX_ATTEMPTS, Message.sealed.is_(True)),
                 Message.created_at <= now - ABANDONED_AFTER,
                 ~_owned_by_a_reminder(),
             )

@@ -140,6 +140,9 @@ class Message(Base):
     template = Column(JSON)
     # Staff-only note (internal note, manager whisper): never sent to the patient.
     internal = Column(Boolean, nullable=False, default=False)
+    # The provider got a text that is not stored (a one-time code): `text` only describes it,
+    # and the message is never retried, since what was sent no longer exists.
+    sealed = Column(Boolean, nullable=False, default=False)
     provider_message_id = Column(String(255))
     delivery_status = Column(enum_type(DeliveryStatus), nullable=False)
     error = Column(String(500))

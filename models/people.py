@@ -45,6 +45,9 @@ class User(Base):
     is_active = Column(Boolean, nullable=False, default=True)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    # Set when this patient was merged into another (kept, deactivated): replies addressed to
+    # the old id, e.g. by the conversation that proved the merge, follow it.
+    merged_into_id = Column(Integer, ForeignKey("users.id"))
 
     patient_profile = relationship("PatientProfile", uselist=False, back_populates="user")
     attendant_profile = relationship("AttendantProfile", uselist=False, back_populates="user")
@@ -99,11 +102,53 @@ class ChannelIdentity(Base):
     )
     display_name = Column(String(160))
     details = Column(JSON, nullable=False, default=dict)
+    # E.164 phone the provider proved this person has (WhatsApp wa_id, Twilio's From, a
+    # Telegram contact shared by its owner): where one-time codes may be sent. Never a phone
+    # someone typed.
+    verified_phone = Column(String(20), index=True)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     # Start of the provider's customer-service window (e.g. WhatsApp 24 h).
     last_inbound_at = Column(UTCDateTime)
 
     patient = relationship("User")
+
+
+class ClaimStatus(StrEnum):
+    PENDING = "pending"  # created by the assistant; the code is not sent yet
+    SENT = "sent"
+    LINKED = "linked"
+    REFUSED = "refused"  # too many wrong codes
+    EXPIRED = "expired"
+    FAILED = "failed"  # the code could not be delivered
+
+
+OPEN_CLAIM_STATUSES = (ClaimStatus.PENDING, ClaimStatus.SENT)
+
+
+class IdentityClaim(Base):
+    """A patient on a channel without a phone (Messenger, Instagram, the widget) typed the CPF
+    or phone of another patient: a one-time code sent to that patient's verified channel
+    must come back before the two are joined (handoff/verification.py)."""
+
+    __tablename__ = "identity_claims"
+
+    id = Column(Integer, primary_key=True)
+    # Not named patient_id: merging patients must not move a claim to the other side.
+    claimant_id = Column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    owner_id = Column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    destination_id = Column(
+        Integer, ForeignKey("channel_identities.id", ondelete="CASCADE"), nullable=False
+    )
+    claimed = Column(String(8), nullable=False)  # "cpf" or "phone"; the value is not kept
+    status = Column(enum_type(ClaimStatus), nullable=False, default=ClaimStatus.PENDING)
+    code_hash = Column(String(64))  # HMAC-SHA256 of the code; the code itself is never stored
+    wrong_attempts = Column(Integer, nullable=False, default=0)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at = Column(UTCDateTime, nullable=False)
 
 
 class LoginSession(Base):

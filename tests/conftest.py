@@ -130,7 +130,7 @@ def clinic(
 
 
 @pytest.fixture
-async def clinic_db(clinic: RunningClinic) -> AsyncIterator[Database]:
+async def live_db(clinic: RunningClinic) -> AsyncIterator[Database]:
     """The running clinic's database, to arrange what a test needs and check what happened."""
     database = Database(clinic.settings.database_url)
     yield database

@@ -15,6 +15,7 @@ from scheduling.actions import book
 from scheduling.agenda import find_slots
 
 _counter = itertools.count(1)
+_cpfs = itertools.count(100_000)
 
 
 async def staff(
@@ -55,14 +56,19 @@ async def patient_message(
         return await record_inbound(session, inbound)
 
 
-def fresh_cpf() -> str:
-    """A CPF with correct check digits that no other test uses (CPFs are unique per patient)."""
-    n = next(_counter)
+def valid_cpf(n: int) -> str:
+    """A CPF with correct check digits, different for each n."""
     digits = [int(d) for d in f"{(n * 7919 + 100_000_000) % 1_000_000_000:09d}"]
     for position in (9, 10):
         total = sum(d * w for d, w in zip(digits, range(position + 1, 1, -1), strict=True))
         digits.append(total * 10 % 11 % 10)
     return "".join(map(str, digits))
+
+
+def fresh_cpf() -> str:
+    """A valid CPF no other test uses (a CPF belongs to one patient; tests that pick their
+    own n use small ones)."""
+    return valid_cpf(next(_cpfs))
 
 
 async def widget_patient(db: Database, token: str) -> User:

@@ -30,6 +30,7 @@ DIALOGUE_SLOTS = (
     "nome",
     "cpf",
     "telefone",
+    "codigo",
     "especialidade",
     "medico",
     "quando",

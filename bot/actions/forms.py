@@ -32,8 +32,11 @@ from bot.actions.common import (
     patient_id,
 )
 from bot.actions.identity import (
+    CODE_LINKED,
+    CODE_REFUSED,
     IDENTITY_SLOTS,
     IdentityValidation,
+    awaited_claim,
     looks_like_a_name,
     missing_identity,
     patient_name,
@@ -80,7 +83,10 @@ class DialogueForm(IdentityValidation, FormValidationAction):
         tracker: Tracker,
         domain: dict[str, Any],
     ) -> list[str]:
-        identity = await missing_identity(patient_id(tracker))
+        if await awaited_claim(tracker) is not None:
+            identity = ["codigo"]  # nothing else until the claimed CPF or phone is proved
+        else:
+            identity = await missing_identity(patient_id(tracker))
         rest = [slot for slot in domain_slots if slot not in IDENTITY_SLOTS]
         return identity + await self.dialogue_slots(rest, tracker)
 
@@ -94,6 +100,8 @@ class DialogueForm(IdentityValidation, FormValidationAction):
             return yes_or_no(tracker, latest_text(tracker)) is not None
         if slot in ("cpf", "telefone"):
             return sum(c.isdigit() for c in latest_text(tracker)) >= 8
+        if slot == "codigo":
+            return sum(c.isdigit() for c in latest_text(tracker)) >= 4
         if slot == "nome":
             return looks_like_a_name(latest_text(tracker))
         return False
@@ -137,6 +145,11 @@ class DialogueForm(IdentityValidation, FormValidationAction):
     ) -> dict[str, Any]:
         return await self.answer("telefone", tracker)
 
+    async def extract_codigo(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        return await self.answer("codigo", tracker)
+
     async def extract_confirmacao(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
     ) -> dict[str, Any]:
@@ -166,6 +179,11 @@ class DialogueForm(IdentityValidation, FormValidationAction):
             # A validator handed the patient to a person (e.g. a CPF of another record).
             return [*events, *stop, ConversationPaused()]
         if tracker.get_slot("lgpd_consentimento") is False:
+            return [*events, *stop]
+        if tracker.get_slot("codigo") in (CODE_LINKED, CODE_REFUSED):
+            # Linked: the conversation now belongs to the known patient, whose tracker takes
+            # the next message (the patient was offered to take the dialogue up there).
+            # Refused: no link, a person was offered.
             return [*events, *stop]
         if identity_before and not await missing_identity(patient_id(tracker)):
             name = await patient_name(patient_id(tracker))

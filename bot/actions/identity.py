@@ -2,9 +2,17 @@
 them (after one sentence of LGPD consent) at the start of the first dialogue that needs them;
 each answer is saved on the patient's own user row as soon as it is valid.
 
-A CPF that already belongs to another record is never linked automatically: whoever types
-someone's CPF must not get their appointments and history (the same rule as the portal's
-sign-up). The bot hands the conversation to a person, who checks and merges if it is right.
+A CPF (or phone) that already belongs to another record is never linked on the patient's
+word: whoever types someone's CPF must not get their appointments and history (the same rule
+as the portal's sign-up). On channels whose ids carry no phone (Messenger, Instagram, the
+widget) the patient proves it with a one-time code sent to that record's verified channel
+(handoff/verification.py): the form asks for the code, and the right one joins this
+conversation to the record. Without such a channel, or on other channels, the bot hands the
+conversation to a person, who checks and merges if it is right.
+
+After a join the conversation belongs to the known patient, whose id is Rasa's sender id
+from the next message on; this tracker's dialogue ends, and the patient is offered to take
+it up again (the identity questions are then already answered).
 """
 
 from __future__ import annotations
@@ -13,16 +21,49 @@ import re
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from bot.actions.common import database, hand_off, latest_intent, patient_id, plain
+from bot.actions.common import (
+    ClinicAction,
+    channel,
+    database,
+    hand_off,
+    latest_intent,
+    now,
+    patient_id,
+    plain,
+)
 from handoff.identity import normalize_cpf, normalize_phone, phone_match_key
-from models import PatientProfile, User, utcnow
+from handoff.verification import (
+    CLAIMABLE_CHANNELS,
+    CODE_MINUTES,
+    CONFIRM_IDENTITY,
+    Check,
+    Opening,
+    check_code,
+    code_destination,
+    open_claim,
+    open_claim_of,
+)
+from models import ChannelIdentity, ClaimStatus, IdentityClaim, PatientProfile, User, utcnow
+from settings import Settings
 
-IDENTITY_SLOTS = ("lgpd_consentimento", "nome", "cpf", "telefone")
+ASKED_FIRST = ("lgpd_consentimento", "nome", "cpf", "telefone")
+# "codigo" is asked only while a claimed CPF or phone waits for its one-time code.
+IDENTITY_SLOTS = (*ASKED_FIRST, "codigo")
+# What validate_codigo leaves in the slot when the dialogue must end (the form's run stops).
+CODE_LINKED, CODE_REFUSED = "confirmado", "recusado"
+# After a link the dialogue ends in this tracker: the offer to take it up as the known patient.
+RESUME = {
+    "identificacao_form": "utter_retomar_identificacao_form",
+    "agendamento_form": "utter_retomar_agendamento_form",
+    "cancelamento_form": "utter_retomar_cancelamento_form",
+    "remarcacao_form": "utter_retomar_remarcacao_form",
+}
 _FIELD_OF_SLOT = {"nome": "name", "cpf": "cpf", "telefone": "phone_e164"}
 _NAME_PREFIX = re.compile(
     r"^\s*(?:(?:o\s+)?meu\s+nome\s+(?:completo\s+)?(?:e|é)|me\s+chamo|eu\s+sou|sou\s+[oa]|sou"
@@ -43,8 +84,9 @@ async def _load(patient: int) -> User | None:
 async def missing_identity(patient: int | None) -> list[str]:
     """The identity slots still to ask, in order; consent only before the first data asked."""
     user = await _load(patient) if patient is not None else None
-    if user is None:
-        return list(IDENTITY_SLOTS)
+    if user is None or not user.is_active:
+        # Unknown, or merged into another patient: this tracker has nobody to ask about.
+        return list(ASKED_FIRST)
     missing = [slot for slot, field in _FIELD_OF_SLOT.items() if not getattr(user, field)]
     profile = user.patient_profile
     if missing and (profile is None or profile.lgpd_consent_at is None):
@@ -134,9 +176,54 @@ async def save_cpf(patient: int, cpf: str) -> bool:
     return True
 
 
+def _code_secret() -> str:
+    """The key of the codes' HMACs: the SESSION_SECRET the Rasa process hashes them with."""
+    return Settings.from_env().session_secret
+
+
+async def awaited_claim(tracker: Tracker) -> IdentityClaim | None:
+    """The patient's claim whose one-time code the form asks for: open and in time, or
+    expired while its question is pending (so that the answer is told it expired)."""
+    patient = patient_id(tracker)
+    if patient is None:
+        return None
+    async with database().session() as session:
+        claim = await open_claim_of(session, patient)
+    asking = tracker.get_slot("requested_slot") == "codigo"
+    if claim is None or (claim.expires_at <= now() and not asking):
+        return None
+    return claim
+
+
+class ActionAskCodigo(ClinicAction):
+    """Asks for the one-time code. The first time, the question also asks the channel's
+    Sender to send the code (the action server cannot deliver), and says where it goes."""
+
+    def name(self) -> str:
+        return "action_ask_codigo"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        claim = await awaited_claim(tracker)
+        if claim is None:
+            return []
+        async with database().session() as session:
+            where = code_destination(await session.get(ChannelIdentity, claim.destination_id))
+        if claim.status == ClaimStatus.PENDING:
+            send = {"identity_code": {"claim": claim.id}}
+            dispatcher.utter_message(
+                response="utter_codigo_enviado", json_message=send, minutos=CODE_MINUTES, **where
+            )
+        else:
+            dispatcher.utter_message(response="utter_ask_codigo", **where)
+        return []
+
+
 class IdentityValidation:
-    """The identity half of every dialogue form: validators for consent, name, CPF and phone
-    that save each valid answer at once."""
+    """The identity half of every dialogue form: validators for consent, name, CPF, phone
+    and the one-time code that proves a claimed CPF or phone; each valid answer is saved at
+    once."""
 
     async def validate_lgpd_consentimento(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
@@ -180,6 +267,8 @@ class IdentityValidation:
             return {"cpf": None}
         patient = patient_id(tracker)
         if patient is not None and not await save_cpf(patient, cpf):
+            if (claimed := await self.claim("cpf", dispatcher, tracker, cpf=cpf)) is not None:
+                return claimed
             dispatcher.utter_message(response="utter_cpf_de_outro_cadastro")
             # The form's run() sees the handoff and stops the dialogue.
             hand_off(dispatcher, tracker, "cpf_ja_cadastrado")
@@ -198,5 +287,61 @@ class IdentityValidation:
             return {"telefone": None}
         patient = patient_id(tracker)
         if patient is not None:
+            if (
+                claimed := await self.claim("telefone", dispatcher, tracker, phone=phone)
+            ) is not None:
+                return claimed
             await save_phone(patient, phone)
         return {"telefone": "informado"}
+
+    async def claim(
+        self,
+        slot: str,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        *,
+        cpf: str | None = None,
+        phone: str | None = None,
+    ) -> dict[str, Any] | None:
+        """On a channel whose ids carry no phone, a CPF or phone of another patient opens a
+        claim (the form asks for the code next) or, when no code can be sent, goes to a
+        person. None when it is nobody else's or the channel proves nothing this way."""
+        if channel(tracker) not in CLAIMABLE_CHANNELS:
+            return None
+        async with database().session() as session:
+            opening = await open_claim(
+                session, patient_id(tracker), cpf=cpf, phone=phone, now=now()
+            )
+        if opening == Opening.NOBODY:
+            return None
+        if opening == Opening.ASK_STAFF:
+            dispatcher.utter_message(response="utter_confirmar_identidade_com_equipe")
+            hand_off(dispatcher, tracker, CONFIRM_IDENTITY)
+        return {slot: None}
+
+    async def validate_codigo(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+    ) -> dict[str, Any]:
+        claim = await awaited_claim(tracker) if value is not None else None
+        if claim is None:
+            return {"codigo": None}
+        async with database().session() as session:
+            checked = await check_code(
+                session, claim.id, str(value), secret=_code_secret(), now=now()
+            )
+        if checked.result == Check.LINKED:
+            dispatcher.utter_message(response="utter_identidade_confirmada")
+            if resume := RESUME.get(tracker.active_loop_name or ""):
+                dispatcher.utter_message(response=resume)
+            return {"codigo": CODE_LINKED}
+        if checked.result == Check.WRONG:
+            dispatcher.utter_message(response="utter_codigo_incorreto", restantes=checked.remaining)
+        elif checked.result == Check.REFUSED:
+            dispatcher.utter_message(response="utter_codigo_recusado")
+            return {"codigo": CODE_REFUSED}
+        elif checked.result == Check.EXPIRED:
+            dispatcher.utter_message(response="utter_codigo_expirado", minutos=CODE_MINUTES)
+        else:
+            dispatcher.utter_message(response="utter_confirmar_identidade_com_equipe")
+            hand_off(dispatcher, tracker, CONFIRM_IDENTITY)
+        return {"codigo": None}

@@ -42,6 +42,7 @@ from handoff.history import (
     record_watermark,
 )
 from handoff.outbound import send, send_bot_reply
+from handoff.verification import CONFIRM_IDENTITY, send_code
 from models import (
     AuthorKind,
     Conversation,
@@ -460,14 +461,23 @@ class ChannelSender(OutputChannel):
         raise NotImplementedError
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """Records and delivers a bot reply, then carries out what the action asked of the
+        bot process in its custom part: a one-time code to send (`identity_code`; if it
+        cannot go, the patient is told and handed to a person) or a handoff."""
         ctx = self._ctx_factory()
+        patient_id = int(recipient_id)
         text = message.get("text") or ""
         buttons = button_view(message.get("buttons") or message.get("quick_replies") or [])
         if text or buttons:
-            await send_bot_reply(ctx, int(recipient_id), self.name(), text, buttons)
-        handoff = (message.get("custom") or {}).get("handoff")
+            await send_bot_reply(ctx, patient_id, self.name(), text, buttons)
+        custom = message.get("custom") or {}
+        handoff = custom.get("handoff")
+        code = custom.get("identity_code")
+        if code is not None and not await send_code(ctx, int(code["claim"]), patient_id):
+            await send_bot_reply(ctx, patient_id, self.name(), t("identity.code_not_sent"), [])
+            handoff = {"reason": CONFIRM_IDENTITY}
         if handoff is not None:
-            await self._hand_off(ctx, int(recipient_id), handoff)
+            await self._hand_off(ctx, patient_id, handoff)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})

@@ -3,7 +3,8 @@ messages and status callbacks, one Messages endpoint for sending.
 
 Env: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_WHATSAPP_FROM and/or TWILIO_SMS_FROM,
 TWILIO_API_URL, PUBLIC_BASE_URL (the address Twilio calls, which the signature covers);
-optional TWILIO_CONTENT_SID (the approved WhatsApp template used outside the 24 h window).
+optional TWILIO_CONTENT_SID (the approved WhatsApp template used outside the 24 h window)
+and TWILIO_CODE_CONTENT_SID (the one for one-time codes, handoff/verification.py).
 
 A WhatsApp sender is `whatsapp:+55…` and an SMS sender `+55…`: two identities on this channel,
 one patient through the phone.
@@ -68,6 +69,7 @@ class TwilioConfig:
     api_url: str
     content_sid: str
     public_base_url: str
+    code_content_sid: str = ""
 
     @property
     def missing(self) -> list[str]:
@@ -185,7 +187,8 @@ class TwilioSender(ProviderSender):
 
     def template_fields(self, message: Message) -> dict[str, str]:
         """WhatsApp outside the 24 h window: only an approved Content template (ContentSid);
-        the message's template parameters become its numbered variables."""
+        the message's template parameters become its numbered variables. A one-time code
+        (`copy_code`) goes only in its own template, never in the reminders'."""
         template = message.template
         if not template:
             raise DeliveryFailed(
@@ -193,11 +196,15 @@ class TwilioSender(ProviderSender):
                 "message has no approved template (ContentSid)"
             )
         name = str(template.get("name") or "")
-        content_sid = template.get("content_sid") or (
-            name if name.startswith("HX") else self.config.content_sid
-        )
+        if template.get("copy_code"):
+            content_sid, variable = self.config.code_content_sid, "TWILIO_CODE_CONTENT_SID"
+        else:
+            content_sid = template.get("content_sid") or (
+                name if name.startswith("HX") else self.config.content_sid
+            )
+            variable = "TWILIO_CONTENT_SID"
         if not content_sid:
-            raise DeliveryFailed("twilio: no ContentSid for the template (TWILIO_CONTENT_SID)")
+            raise DeliveryFailed(f"twilio: no ContentSid for the template ({variable})")
         variables = {str(n): str(v) for n, v in enumerate(template.get("parameters") or [], 1)}
         return {"ContentSid": content_sid, "ContentVariables": json.dumps(variables)}
 
@@ -217,6 +224,7 @@ class TwilioInput(WebhookInput):
             api_url=env.get("TWILIO_API_URL", DEFAULT_API_URL).rstrip("/"),
             content_sid=env.get("TWILIO_CONTENT_SID", ""),
             public_base_url=settings.public_base_url,
+            code_content_sid=env.get("TWILIO_CODE_CONTENT_SID", ""),
         )
 
     @staticmethod

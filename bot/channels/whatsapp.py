@@ -276,7 +276,8 @@ class WhatsAppSender(ProviderSender):
     def template_body(self, message: Message) -> dict[str, Any]:
         """Outside the 24 h window only an approved template may be sent. The message says
         which (`message.template`: name, language, parameters, set by reminders); its buttons
-        become the template's quick-reply payloads."""
+        become the template's quick-reply payloads. A one-time code (`copy_code`) goes in an
+        authentication template, whose copy-code button takes the code as well."""
         template = message.template
         if not template:
             raise DeliveryFailed(
@@ -287,6 +288,15 @@ class WhatsAppSender(ProviderSender):
         if parameters := template.get("parameters"):
             params = [{"type": "text", "text": str(p)} for p in parameters]
             components.append({"type": "body", "parameters": params})
+        if code := template.get("copy_code"):
+            components.append(
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": "0",
+                    "parameters": [{"type": "text", "text": str(code)}],
+                }
+            )
         for index, button in enumerate(message.buttons or []):
             components.append(
                 {

@@ -78,6 +78,7 @@ def tracker(
     events: list[dict[str, Any]] | None = None,
     faq_key: str | None = None,
     conversation_id: int | None = None,
+    input_channel: str | None = None,
 ) -> Tracker:
     latest = {
         "text": text,
@@ -93,7 +94,8 @@ def tracker(
         sender_id=str(patient),
         slots={"requested_slot": None, **(slots or {})},
         latest_message=latest,
-        events=events or [{"event": "user", "text": text, "parse_data": latest}],
+        events=events
+        or [{"event": "user", "text": text, "parse_data": latest, "input_channel": input_channel}],
         paused=False,
         followup_action=None,
         active_loop={"name": active_loop} if active_loop else {},

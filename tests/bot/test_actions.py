@@ -106,7 +106,8 @@ async def test_a_cpf_of_another_record_is_never_linked_and_a_person_is_called(cl
     owner = await new_patient(clinic_db.db, name="Dona do CPF", cpf="52998224725")
     stranger = await new_patient(clinic_db.db)
 
-    result, dispatcher = await _validate("cpf", VALID_CPF, stranger)
+    # On a channel that proves a phone (the code flow is for Messenger, Instagram, widget).
+    result, dispatcher = await _validate("cpf", VALID_CPF, stranger, input_channel="whatsapp")
 
     assert result == {"cpf": None}
     assert sent(dispatcher) == ["utter_cpf_de_outro_cadastro", "handoff"]

@@ -5,12 +5,16 @@ none; a bad signature gets 403; and the patient's one history shows every turn."
 
 import asyncio
 import itertools
+import re
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
-from models import ChannelIdentity, Direction, Message
+from models import ChannelIdentity, Direction, Message, User, utcnow
 from models.db import Database
+from scheduling.actions import book
+from scheduling.agenda import find_slots
 from tests.channels.webhooks import (
     SIGNATURE_HEADER,
     deliver,
@@ -19,6 +23,7 @@ from tests.channels.webhooks import (
     signed,
     text_message,
 )
+from tests.factories import valid_cpf
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +160,80 @@ async def test_a_mail_fetched_from_the_imap_inbox_is_answered_by_smtp(
 
     assert GREETING in reply
     assert imap_server.mails[-1].seen
+
+
+async def _turn(clinic, provider, psid: str, text: str, expect: str, payload=None) -> list[str]:
+    """A Messenger message (a typed text, or a tapped quick reply), and the replies up to
+    the one containing `expect`."""
+    before = len(provider.sent_to(psid))
+    message = text_message("messenger", psid, text)
+    if payload:
+        message["entry"][0]["messaging"][0]["message"]["quick_reply"] = {"payload": payload}
+    await deliver(clinic.settings.bot_url, "messenger", message)
+    for _ in range(450):
+        replies = [r.text for r in provider.sent_to(psid)[before:]]
+        if any(expect in reply for reply in replies):
+            await asyncio.sleep(0.5)  # the rest of the turn's replies
+            return [r.text for r in provider.sent_to(psid)[before:]]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no reply with {expect!r}; got {replies}")
+
+
+async def test_a_messenger_patient_proves_the_cpf_of_a_whatsapp_patient_with_the_code_sent_there(
+    clinic, provider, smtp_server
+):
+    n = next(_senders)
+    wa_id, psid, cpf = f"55119873{n:05d}", f"92000000{n:08d}", valid_cpf(9000 + n)
+    await deliver(clinic.settings.bot_url, "whatsapp", text_message("whatsapp", wa_id, "oi"))
+    await _wait_replies("whatsapp", wa_id, provider, smtp_server)
+    db = Database(clinic.settings.database_url)
+    try:
+        async with db.session() as session:
+            query = select(ChannelIdentity.patient_id).where(ChannelIdentity.external_id == wa_id)
+            known = await session.get(
+                User,
+                (await session.execute(query)).scalar_one(),
+                options=[selectinload(User.patient_profile)],
+            )
+            known.name, known.cpf = "Maria Conhecida", cpf
+            known.patient_profile.lgpd_consent_at = utcnow()
+            [slot] = await find_slots(session, now=utcnow(), limit=1)
+        await book(
+            db,
+            patient_id=known.id,
+            doctor_id=slot.doctor_id,
+            starts_at=slot.starts_at,
+            channel="whatsapp",
+        )
+
+        await _turn(clinic, provider, psid, "quero ver minhas consultas", "LGPD")
+        await _turn(clinic, provider, psid, "sim", "nome completo")
+        await _turn(clinic, provider, psid, "Fulano Mensageiro", "CPF")
+        replies = await _turn(clinic, provider, psid, cpf, "código")
+        assert f"WhatsApp terminado em {wa_id[-4:]}" in replies[-1]
+        [sent] = await provider.wait_for(lambda r: r.recipient == wa_id and "verificação" in r.text)
+        code = re.search(r"\b(\d{6})\b", sent.text).group(1)
+        assert all(code not in r.text for r in provider.sent_to(psid))
+
+        replies = await _turn(clinic, provider, psid, code, "próximas consultas")
+        assert "Código confirmado" in replies[0]
+        replies = await _turn(
+            clinic,
+            provider,
+            psid,
+            "Ver minhas consultas",
+            "Suas próximas",
+            "/consultar_agendamentos",
+        )
+        assert slot.doctor_name in replies[-1]
+
+        async with db.session() as session:
+            query = select(ChannelIdentity.patient_id).where(ChannelIdentity.external_id == psid)
+            assert (await session.execute(query)).scalar_one() == known.id
+    finally:
+        await db.dispose()
+    history = await _history(clinic, "messenger", psid)
+    assert {m.channel for m in history} == {"whatsapp", "messenger"}
+    assert all(code not in m.text for m in history if m.direction == Direction.OUTBOUND)
+    log = clinic.log_path.read_text(errors="replace")
+    assert code not in log and cpf not in log and wa_id not in log

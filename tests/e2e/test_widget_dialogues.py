@@ -64,7 +64,7 @@ async def _make_the_day_before_arrive(clinic, db: Database, appointment: Appoint
 
 
 async def test_a_patient_books_in_the_widget_confirms_the_reminder_and_the_agenda_shows_it(
-    clinic, clinic_db, browser
+    clinic, live_db, browser
 ):
     patient = await open_widget(browser, clinic)
 
@@ -91,13 +91,13 @@ async def test_a_patient_books_in_the_widget_confirms_the_reminder_and_the_agend
     await tap(patient, "Sim, confirmar")
     await expect(bot_said(patient)).to_contain_text("está marcada para")
 
-    user = await widget_patient(clinic_db, await widget_token(patient))
-    [appointment] = await _appointments(clinic_db, user.id)
+    user = await widget_patient(live_db, await widget_token(patient))
+    [appointment] = await _appointments(live_db, user.id)
     assert appointment.status == AppointmentStatus.SCHEDULED
 
     # The worker plans the reminder for 24 h before the appointment.
     async def planned() -> dict[int, datetime]:
-        async with clinic_db.session() as session:
+        async with live_db.session() as session:
             query = select(Reminder).where(Reminder.appointment_id == appointment.id)
             rows = (await session.execute(query)).scalars()
             return {r.offset_minutes: r.due_at for r in rows}
@@ -106,7 +106,7 @@ async def test_a_patient_books_in_the_widget_confirms_the_reminder_and_the_agend
     assert reminders.get(DAY_BEFORE) == appointment.starts_at - timedelta(minutes=DAY_BEFORE)
 
     # That moment comes: the reminder appears in the widget with its three buttons.
-    await _make_the_day_before_arrive(clinic, clinic_db, appointment)
+    await _make_the_day_before_arrive(clinic, live_db, appointment)
     await expect(bot_said(patient)).to_contain_text(
         "Lembrete da sua consulta na Clínica Vida Plena", timeout=WORKER_TICKS * 2_000
     )
@@ -129,15 +129,15 @@ async def test_a_patient_books_in_the_widget_confirms_the_reminder_and_the_agend
 
 
 async def test_a_returning_patient_reschedules_and_cancels_by_tapping_in_the_widget(
-    clinic, clinic_db, browser
+    clinic, live_db, browser
 ):
     patient = await open_widget(browser, clinic)
     await say(patient, "oi")
     await expect(bot_said(patient)).to_contain_text("assistente virtual")
-    user = await widget_patient(clinic_db, await widget_token(patient))
-    user = await returning_patient(clinic_db, user.id)
-    cardiology = await booked(clinic_db, user, "Ricardo")
-    paediatrics = await booked(clinic_db, user, "Camila")
+    user = await widget_patient(live_db, await widget_token(patient))
+    user = await returning_patient(live_db, user.id)
+    cardiology = await booked(live_db, user, "Ricardo")
+    paediatrics = await booked(live_db, user, "Camila")
 
     # Rescheduling: which appointment, when, the new time, "Sim, remarcar".
     await say(patient, "preciso remarcar uma consulta")
@@ -173,7 +173,7 @@ async def test_a_returning_patient_reschedules_and_cancels_by_tapping_in_the_wid
     await expect(listing).to_contain_text(f"{day} às {hour}: Pediatria com Dra. Camila Nunes")
     await expect(listing).not_to_contain_text("Ricardo")
 
-    before_cardiology, before_paediatrics, moved = await _appointments(clinic_db, user.id)
+    before_cardiology, before_paediatrics, moved = await _appointments(live_db, user.id)
     assert (before_cardiology.id, before_cardiology.status) == (
         cardiology.id,
         AppointmentStatus.CANCELLED,

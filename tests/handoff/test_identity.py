@@ -1,5 +1,6 @@
 import pytest
 
+from handoff.history import latest_conversation
 from handoff.identity import (
     link_claimed_contact,
     mask_cpf,
@@ -151,3 +152,20 @@ async def test_a_merged_away_patient_is_never_matched_again(db):
     )
 
     assert again.message.patient_id == second.message.patient_id == first.message.patient_id
+
+
+async def test_a_reply_to_a_merged_away_patient_reaches_the_conversation_it_moved_to(db):
+    on_messenger = await patient_message(db, "oi", channel="messenger", user="psid-merged")
+    known = await patient_message(
+        db, "oi", channel="whatsapp", user="5511955550000", phone="+5511955550000"
+    )
+    async with db.session() as session:
+        (await session.get(User, known.message.patient_id)).cpf = "52998224725"
+    async with db.session() as session:
+        await link_claimed_contact(session, on_messenger.message.patient_id, cpf="52998224725")
+
+    async with db.session() as session:
+        found = await latest_conversation(session, on_messenger.message.patient_id, "messenger")
+
+    assert found.id == on_messenger.conversation.id
+    assert found.patient_id == known.message.patient_id

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from handoff.context import DeliveryFailed
 from handoff.history import record_outbound
-from handoff.outbound import MAX_ATTEMPTS, RETRY_DELAYS, send
+from handoff.outbound import MAX_ATTEMPTS, RETRY_DELAYS, Sealed, send
 from handoff.retries import retry_due_deliveries
 from models import AuthorKind, Conversation, DeliveryStatus, Doctor, Message
 from scheduling import actions
@@ -128,6 +128,30 @@ async def test_a_message_whose_process_died_before_sending_is_sent_by_the_worker
     await _age(ctx, orphan.id, 61)
     assert await retry_due_deliveries(ctx) == 1
     assert (await _stored(ctx, orphan.id)).delivery_status == DeliveryStatus.SENT
+
+
+async def test_a_sealed_message_is_tried_once_and_never_sent_again_by_the_worker(ctx):
+    sender = FlakySender(busy())
+    ctx.senders = {**ctx.senders, "whatsapp": sender}
+    recorded = await patient_message(ctx.db, "oi", channel="whatsapp", phone="+5511987654323")
+    code = Sealed(text="Seu código é 123456.")
+
+    message = await send(
+        ctx,
+        recorded.conversation.id,
+        text="Código enviado.",
+        author_kind=AuthorKind.SYSTEM,
+        sealed=code,
+    )
+    await _age(ctx, message.id, 3600)
+
+    assert await retry_due_deliveries(ctx) == 0
+    stored = await _stored(ctx, message.id)
+    assert (stored.delivery_status, stored.text, sender.calls) == (
+        DeliveryStatus.FAILED,
+        "Código enviado.",
+        1,
+    )
 
 
 async def test_two_workers_retrying_at_once_send_the_message_once(ctx):

@@ -58,14 +58,14 @@ def buttons(replies: list[dict]) -> list[dict[str, str]]:
     return [b for r in replies for b in r.get("buttons") or []]
 
 
-async def known_patient(clinic_db: Database, widget: WidgetClient) -> User:
+async def known_patient(live_db: Database, widget: WidgetClient) -> User:
     """A visitor whose record already has name, CPF, phone and consent (a returning patient)."""
     await turn(widget, "oi")
-    return await returning_patient(clinic_db, (await widget_patient(clinic_db, widget.token)).id)
+    return await returning_patient(live_db, (await widget_patient(live_db, widget.token)).id)
 
 
-async def appointments_of(clinic_db: Database, patient: User) -> list[Appointment]:
-    async with clinic_db.session() as session:
+async def appointments_of(live_db: Database, patient: User) -> list[Appointment]:
+    async with live_db.session() as session:
         query = (
             select(Appointment)
             .where(Appointment.patient_id == patient.id)
@@ -75,8 +75,8 @@ async def appointments_of(clinic_db: Database, patient: User) -> list[Appointmen
         return list((await session.execute(query)).scalars())
 
 
-async def conversation_of(clinic_db: Database, patient: User) -> Conversation:
-    async with clinic_db.session() as session:
+async def conversation_of(live_db: Database, patient: User) -> Conversation:
+    async with live_db.session() as session:
         query = (
             select(Conversation)
             .where(Conversation.patient_id == patient.id)
@@ -93,7 +93,7 @@ def tap(replies: list[dict], title_part: str) -> dict[str, Any]:
 # --- Booking ------------------------------------------------------------------------
 
 
-async def test_a_new_patient_identifies_and_books_from_the_widget(clinic_db, widget):
+async def test_a_new_patient_identifies_and_books_from_the_widget(live_db, widget):
     replies = await turn(widget, "oi, quero marcar uma consulta com cardiologista")
     assert "LGPD" in texts(replies)
 
@@ -118,21 +118,21 @@ async def test_a_new_patient_identifies_and_books_from_the_widget(clinic_db, wid
     replies = await turn(widget, "sim")
     assert "está marcada" in texts(replies)
 
-    patient = await widget_patient(clinic_db, widget.token)
+    patient = await widget_patient(live_db, widget.token)
     assert (patient.name, patient.cpf, patient.phone_e164) == (
         "Joana D'arc Pereira",
         cpf,
         "+5521998765432",
     )
     assert patient.patient_profile.lgpd_consent_at is not None
-    [appointment] = await appointments_of(clinic_db, patient)
+    [appointment] = await appointments_of(live_db, patient)
     assert appointment.doctor.name == "Dr. Ricardo Alves"
     assert appointment.status == AppointmentStatus.SCHEDULED
     assert offered[1]["payload"].endswith(f'{appointment.starts_at.isoformat()}"}}')
 
 
-async def test_the_patient_changes_answers_midway_then_books_by_tapping(clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
+async def test_the_patient_changes_answers_midway_then_books_by_tapping(live_db, widget):
+    patient = await known_patient(live_db, widget)
 
     replies = await turn(widget, "quero marcar dermatologista")
     assert "Para quando" in texts(replies)
@@ -155,12 +155,12 @@ async def test_the_patient_changes_answers_midway_then_books_by_tapping(clinic_d
     replies = await turn(widget, "Sim, confirmar", payload="/afirmar")
     assert "está marcada" in texts(replies)
 
-    [appointment] = await appointments_of(clinic_db, patient)
+    [appointment] = await appointments_of(live_db, patient)
     assert appointment.doctor.name == "Dra. Ana Carvalho"
 
 
-async def test_giving_up_midway_books_nothing_and_the_bot_moves_on(clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
+async def test_giving_up_midway_books_nothing_and_the_bot_moves_on(live_db, widget):
+    patient = await known_patient(live_db, widget)
 
     await turn(widget, "quero marcar uma consulta de pediatria amanhã")
     replies = await turn(widget, "deixa pra lá")
@@ -168,11 +168,11 @@ async def test_giving_up_midway_books_nothing_and_the_bot_moves_on(clinic_db, wi
     replies = await turn(widget, "qual o endereço?")
     assert "Av. Paulista, 1000" in texts(replies)
 
-    assert await appointments_of(clinic_db, patient) == []
+    assert await appointments_of(live_db, patient) == []
 
 
-async def test_a_question_midway_is_answered_and_the_dialogue_resumes(clinic_db, widget):
-    await known_patient(clinic_db, widget)
+async def test_a_question_midway_is_answered_and_the_dialogue_resumes(live_db, widget):
+    await known_patient(live_db, widget)
 
     await turn(widget, "quero marcar uma consulta")
     replies = await turn(widget, "vocês aceitam bradesco saúde?")
@@ -183,23 +183,23 @@ async def test_a_question_midway_is_answered_and_the_dialogue_resumes(clinic_db,
 # --- Cancelling, rescheduling, listing ----------------------------------------------
 
 
-async def test_cancelling_asks_for_confirmation_then_cancels(clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
-    appointment = await booked(clinic_db, patient)
+async def test_cancelling_asks_for_confirmation_then_cancels(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    appointment = await booked(live_db, patient)
 
     replies = await turn(widget, "preciso cancelar minha consulta")
     assert "Confirma o cancelamento da consulta de Cardiologia" in texts(replies)
     replies = await turn(widget, "sim")
     assert "foi cancelada" in texts(replies)
 
-    [after] = await appointments_of(clinic_db, patient)
+    [after] = await appointments_of(live_db, patient)
     assert after.id == appointment.id and after.status == AppointmentStatus.CANCELLED
 
 
-async def test_with_two_appointments_the_patient_picks_which_to_cancel(clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
-    first = await booked(clinic_db, patient, "Ricardo")
-    second = await booked(clinic_db, patient, "Camila")
+async def test_with_two_appointments_the_patient_picks_which_to_cancel(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    first = await booked(live_db, patient, "Ricardo")
+    second = await booked(live_db, patient, "Camila")
 
     replies = await turn(widget, "quero cancelar uma consulta")
     choice = tap(replies, "Camila")
@@ -208,16 +208,16 @@ async def test_with_two_appointments_the_patient_picks_which_to_cancel(clinic_db
     replies = await turn(widget, "Não, manter", payload="/negar")
     assert "mantive" in texts(replies)
 
-    statuses = {a.id: a.status for a in await appointments_of(clinic_db, patient)}
+    statuses = {a.id: a.status for a in await appointments_of(live_db, patient)}
     assert statuses == {
         first.id: AppointmentStatus.SCHEDULED,
         second.id: AppointmentStatus.SCHEDULED,
     }
 
 
-async def test_rescheduling_moves_the_appointment_with_the_same_doctor(clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
-    old = await booked(clinic_db, patient, "Paulo")
+async def test_rescheduling_moves_the_appointment_with_the_same_doctor(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    old = await booked(live_db, patient, "Paulo")
 
     replies = await turn(widget, "quero remarcar minha consulta")
     assert "Para quando você quer passar a consulta" in texts(replies)
@@ -228,15 +228,15 @@ async def test_rescheduling_moves_the_appointment_with_the_same_doctor(clinic_db
     replies = await turn(widget, "isso")
     assert "remarcada" in texts(replies)
 
-    before, after = await appointments_of(clinic_db, patient)
+    before, after = await appointments_of(live_db, patient)
     assert before.id == old.id and before.status == AppointmentStatus.CANCELLED
     assert after.rescheduled_from_id == old.id and after.doctor.name == "Dr. Paulo Mendes"
     assert offered[2]["payload"].endswith(f'{after.starts_at.isoformat()}"}}')
 
 
-async def test_the_patient_sees_their_upcoming_appointments(clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
-    await booked(clinic_db, patient, "Fernanda")
+async def test_the_patient_sees_their_upcoming_appointments(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    await booked(live_db, patient, "Fernanda")
 
     replies = await turn(widget, "quando é minha consulta?")
 
@@ -246,12 +246,12 @@ async def test_the_patient_sees_their_upcoming_appointments(clinic_db, widget):
 # --- Answering a reminder -------------------------------------------------------------
 
 
-async def _remind(clinic, clinic_db: Database, patient: User, appointment: Appointment) -> None:
+async def _remind(clinic, live_db: Database, patient: User, appointment: Appointment) -> None:
     """A reminder recorded and delivered as the worker does (whatever the time of day): a
     bot message with the reply buttons in the patient's conversation, and its sent row."""
     ctx = build_context(clinic.settings)
     try:
-        conversation = await conversation_of(clinic_db, patient)
+        conversation = await conversation_of(live_db, patient)
         message = await send(
             ctx,
             conversation.id,
@@ -261,7 +261,7 @@ async def _remind(clinic, clinic_db: Database, patient: User, appointment: Appoi
         )
     finally:
         await ctx.close()
-    async with clinic_db.session() as session:
+    async with live_db.session() as session:
         now = utcnow()
         session.add(
             Reminder(
@@ -276,25 +276,25 @@ async def _remind(clinic, clinic_db: Database, patient: User, appointment: Appoi
         )
 
 
-async def test_tapping_confirm_on_a_reminder_confirms_that_appointment(clinic, clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
-    appointment = await booked(clinic_db, patient)
-    await _remind(clinic, clinic_db, patient, appointment)
+async def test_tapping_confirm_on_a_reminder_confirms_that_appointment(clinic, live_db, widget):
+    patient = await known_patient(live_db, widget)
+    appointment = await booked(live_db, patient)
+    await _remind(clinic, live_db, patient, appointment)
     reminder = await widget.next_reply("bot")
 
     confirm = next(b for b in reminder["buttons"] if "confirmar_presenca" in b["payload"])
     replies = await turn(widget, confirm["title"], payload=confirm["payload"])
 
     assert "Presença confirmada" in texts(replies)
-    [after] = await appointments_of(clinic_db, patient)
+    [after] = await appointments_of(live_db, patient)
     assert after.status == AppointmentStatus.CONFIRMED
 
 
-async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, clinic_db, widget):
-    patient = await known_patient(clinic_db, widget)
-    kept = await booked(clinic_db, patient, "Ricardo")
-    reminded = await booked(clinic_db, patient, "Ana Carvalho")
-    await _remind(clinic, clinic_db, patient, reminded)
+async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, live_db, widget):
+    patient = await known_patient(live_db, widget)
+    kept = await booked(live_db, patient, "Ricardo")
+    reminded = await booked(live_db, patient, "Ana Carvalho")
+    await _remind(clinic, live_db, patient, reminded)
     await widget.next_reply("bot")
 
     replies = await turn(widget, "1")
@@ -303,16 +303,16 @@ async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, cl
     assert "Confirma o cancelamento da consulta de Clínica Geral" in texts(replies)
     await turn(widget, "sim")
 
-    statuses = {a.id: a.status for a in await appointments_of(clinic_db, patient)}
+    statuses = {a.id: a.status for a in await appointments_of(live_db, patient)}
     assert statuses == {
         kept.id: AppointmentStatus.SCHEDULED,
         reminded.id: AppointmentStatus.CANCELLED,
     }
 
 
-async def test_a_typed_command_cannot_act_on_someone_elses_appointment(clinic_db, widget):
-    other = await known_patient(clinic_db, widget)
-    theirs = await booked(clinic_db, other)
+async def test_a_typed_command_cannot_act_on_someone_elses_appointment(live_db, widget):
+    other = await known_patient(live_db, widget)
+    theirs = await booked(live_db, other)
     intruder = WidgetClient(widget.url)
     await intruder.connect()
     try:
@@ -322,7 +322,7 @@ async def test_a_typed_command_cannot_act_on_someone_elses_appointment(clinic_db
         await intruder.close()
 
     assert "Presença confirmada" not in texts(replies)
-    [after] = await appointments_of(clinic_db, other)
+    [after] = await appointments_of(live_db, other)
     assert after.status == AppointmentStatus.SCHEDULED
 
 
@@ -337,9 +337,9 @@ async def _tracker_events(clinic, patient: User) -> list[dict]:
 
 
 async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(
-    clinic, clinic_db, widget
+    clinic, live_db, widget
 ):
-    patient = await known_patient(clinic_db, widget)
+    patient = await known_patient(live_db, widget)
     await turn(widget, "quero marcar uma consulta")
 
     await turn(widget, "/restart")
@@ -355,8 +355,8 @@ async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(
 # --- FAQ, fallback, emergency, handoff, satisfaction ---------------------------------
 
 
-async def test_faq_answers_follow_the_clinic_profile_without_retraining(clinic_db, widget):
-    async with clinic_db.session() as session:
+async def test_faq_answers_follow_the_clinic_profile_without_retraining(live_db, widget):
+    async with live_db.session() as session:
         profile = (await session.execute(select(ClinicProfile))).scalar_one()
         original = dict(profile.data)
         profile.data = {
@@ -366,7 +366,7 @@ async def test_faq_answers_follow_the_clinic_profile_without_retraining(clinic_d
     try:
         replies = await turn(widget, "quanto custa a consulta?")
     finally:
-        async with clinic_db.session() as session:
+        async with live_db.session() as session:
             profile = (await session.execute(select(ClinicProfile))).scalar_one()
             profile.data = original
 
@@ -379,7 +379,7 @@ async def test_out_of_scope_gets_a_polite_redirect(widget):
     assert "assistente da clínica" in texts(replies)
 
 
-async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(clinic_db, widget):
+async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(live_db, widget):
     first = await turn(widget, "blorf snark vlem")
     assert "não entendi" in texts(first)
     assert "Falar com a equipe" in [b["title"] for b in buttons(first)]
@@ -387,26 +387,26 @@ async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(clini
     second = await turn(widget, "zumba trelic grof")
 
     assert "equipe" in texts(second)
-    conversation = await conversation_of(clinic_db, await widget_patient(clinic_db, widget.token))
+    conversation = await conversation_of(live_db, await widget_patient(live_db, widget.token))
     assert conversation.owner in (Owner.QUEUED, Owner.ATTENDANT)
     assert conversation.handoff_reason == "nao_entendeu_duas_vezes"
 
 
-async def test_an_emergency_gets_samu_at_once_and_a_critical_handoff(clinic_db, widget):
-    await known_patient(clinic_db, widget)
+async def test_an_emergency_gets_samu_at_once_and_a_critical_handoff(live_db, widget):
+    await known_patient(live_db, widget)
     await turn(widget, "quero marcar uma consulta")
 
     replies = await turn(widget, "meu pai está com dor no peito e suando frio")
 
     assert "192 (SAMU)" in texts(replies)
-    conversation = await conversation_of(clinic_db, await widget_patient(clinic_db, widget.token))
+    conversation = await conversation_of(live_db, await widget_patient(live_db, widget.token))
     assert conversation.priority == int(Priority.CRITICAL)
     assert conversation.handoff_reason == "emergencia"
 
 
-async def test_after_a_person_resolves_the_patient_rates_the_service(clinic_db, widget, ana):
+async def test_after_a_person_resolves_the_patient_rates_the_service(live_db, widget, ana):
     await turn(widget, "quero falar com um atendente")
-    patient = await widget_patient(clinic_db, widget.token)
+    patient = await widget_patient(live_db, widget.token)
     event = await ana.expect_event(
         lambda e: (
             e["type"] == "conversation"
@@ -424,12 +424,13 @@ async def test_after_a_person_resolves_the_patient_rates_the_service(clinic_db, 
 
     replies = await turn(widget, "4")
     assert "nota (4)" in texts(replies)
-    async with clinic_db.session() as session:
+    async with live_db.session() as session:
         assert (await session.get(Conversation, conversation_id)).csat_score == 4
 
 
-async def test_a_cpf_already_on_another_record_goes_to_a_person(clinic_db, widget):
-    owner = await known_patient(clinic_db, widget)
+async def test_a_cpf_already_on_another_record_goes_to_a_person(live_db, widget):
+    # The record's phone was only typed: there is no verified channel to send a code to.
+    owner = await known_patient(live_db, widget)
     stranger = WidgetClient(widget.url)
     await stranger.connect()
     try:
@@ -437,13 +438,13 @@ async def test_a_cpf_already_on_another_record_goes_to_a_person(clinic_db, widge
         await turn(stranger, "sim")
         await turn(stranger, "Fulano de Tal")
         replies = await turn(stranger, owner.cpf)
-        newcomer = await widget_patient(clinic_db, stranger.token)
+        newcomer = await widget_patient(live_db, stranger.token)
     finally:
         await stranger.close()
 
-    assert "outro cadastro" in texts(replies)
+    assert "já está em um cadastro" in texts(replies)
     assert newcomer.cpf is None
-    conversation = await conversation_of(clinic_db, newcomer)
-    assert conversation.handoff_reason == "cpf_ja_cadastrado"
-    async with clinic_db.session() as session:
+    conversation = await conversation_of(live_db, newcomer)
+    assert conversation.handoff_reason == "confirmar_identidade"
+    async with live_db.session() as session:
         assert (await session.get(PatientProfile, newcomer.id)).lgpd_consent_at is not None

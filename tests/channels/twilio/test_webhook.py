@@ -1,12 +1,14 @@
 """The Twilio connector (WhatsApp and SMS) over real HTTP, sending to the fake Twilio API."""
 
 import base64
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
 
-from bot.channels.twilio import TWIML_EMPTY, TwilioInput
+from bot.channels.twilio import TWIML_EMPTY, TwilioConfig, TwilioInput, TwilioSender
+from handoff.context import DeliveryFailed
 from handoff.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message
 from tests.channels.webhooks import SECRETS, load_form, post, signature_headers, text_message
@@ -161,6 +163,27 @@ async def test_outside_the_whatsapp_window_only_a_content_template_goes_out(twil
     assert template.form["ContentSid"] == "HXb5b62575e6e4ff6129ad7c8efe1f983e"
     assert template.form["ContentVariables"] == '{"1": "Maria", "2": "14h"}'
     assert "Body" not in template.form
+
+
+def test_a_one_time_code_goes_only_in_its_own_content_template_never_the_reminders():
+    config = TwilioConfig(
+        account_sid=SECRETS["TWILIO_ACCOUNT_SID"],
+        auth_token=SECRETS["TWILIO_AUTH_TOKEN"],
+        whatsapp_from=SECRETS["TWILIO_WHATSAPP_FROM"],
+        sms_from="",
+        api_url="",
+        content_sid="HXreminder",
+        public_base_url="",
+    )
+    code = Message(
+        text="Seu código é 123456.",
+        template={"name": "codigo_verificacao", "parameters": ["123456"], "copy_code": "123456"},
+    )
+
+    with pytest.raises(DeliveryFailed, match="TWILIO_CODE_CONTENT_SID"):
+        TwilioSender(config).template_fields(code)
+    fields = TwilioSender(replace(config, code_content_sid="HXcode")).template_fields(code)
+    assert fields == {"ContentSid": "HXcode", "ContentVariables": '{"1": "123456"}'}
 
 
 async def test_a_refused_send_is_failed_with_twilios_reason(twilio, provider):
