@@ -10,8 +10,10 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from models.db import Database
 from models.migrate import upgrade
@@ -21,6 +23,8 @@ from settings import ROOT, Settings
 MODEL = ROOT / "var" / "rasa" / "bot.tar.gz"
 STAFF_PASSWORD = "senha-de-teste-123"
 START_TIMEOUT = 240
+WORKER_TICKS = 15  # seconds: a few runs of the worker's 5 s jobs
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -121,3 +125,14 @@ async def _seed(settings: Settings) -> list[Login]:
         return await seed_demo_clinic(db, password=STAFF_PASSWORD, attendant_capacity=20)
     finally:
         await db.dispose()
+
+
+async def soon(read: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+    """What `read` returns once `done` holds, or its last value after WORKER_TICKS: for what
+    the clinic's worker does on its own schedule."""
+    for _ in range(WORKER_TICKS * 10):
+        value = await read()
+        if done(value):
+            break
+        await asyncio.sleep(0.1)
+    return value

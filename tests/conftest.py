@@ -127,3 +127,11 @@ def clinic(
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+async def live_db(clinic: RunningClinic) -> AsyncIterator[Database]:
+    """The running clinic's database, to arrange what a test needs and check what happened."""
+    database = Database(clinic.settings.database_url)
+    yield database
+    await database.dispose()

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import itertools
 
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
 from handoff.auth import hash_password
 from handoff.history import Inbound, record_inbound
-from models import AttendantProfile, Presence, Role, User
+from models import Appointment, AttendantProfile, Doctor, Message, Presence, Role, User, utcnow
 from models.db import Database
+from scheduling.actions import book
+from scheduling.agenda import find_slots
 
 _counter = itertools.count(1)
+_cpfs = itertools.count(100_000)
 
 
 async def staff(
@@ -57,3 +63,53 @@ def valid_cpf(n: int) -> str:
         total = sum(d * w for d, w in zip(digits, range(position + 1, 1, -1), strict=True))
         digits.append(total * 10 % 11 % 10)
     return "".join(map(str, digits))
+
+
+def fresh_cpf() -> str:
+    """A valid CPF no other test uses (a CPF belongs to one patient; tests that pick their
+    own n use small ones)."""
+    return valid_cpf(next(_cpfs))
+
+
+async def widget_patient(db: Database, token: str) -> User:
+    """The patient behind a site widget visitor (after their first message), by the visitor
+    token the widget keeps."""
+    async with db.session() as session:
+        query = (
+            select(User)
+            .join(Message, Message.patient_id == User.id)
+            .where(Message.provider_message_id.like(f"{token.split('.')[0]}:%"))
+            .options(selectinload(User.patient_profile))
+            .limit(1)
+        )
+        return (await session.execute(query)).scalar_one()
+
+
+async def returning_patient(db: Database, patient_id: int) -> User:
+    """Complete a patient's record (name, CPF, phone, LGPD consent) as a returning patient's,
+    so the bot does not ask who they are."""
+    n = next(_counter)
+    async with db.session() as session:
+        user = await session.get(User, patient_id, options=[selectinload(User.patient_profile)])
+        user.name = f"Paciente Conhecido {n}"
+        user.cpf = fresh_cpf()
+        user.phone_e164 = f"+55119{n:08d}"
+        user.patient_profile.lgpd_consent_at = utcnow()
+    return user
+
+
+async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth: int = 0):
+    """An appointment of the patient at the doctor's nth nearest free slot."""
+    async with db.session() as session:
+        doctor = (
+            await session.execute(select(Doctor).where(Doctor.name.contains(doctor_name)))
+        ).scalar_one()
+        slots = await find_slots(session, now=utcnow(), doctor_id=doctor.id, limit=nth + 1)
+    appointment: Appointment = await book(
+        db,
+        patient_id=patient.id,
+        doctor_id=slots[nth].doctor_id,
+        starts_at=slots[nth].starts_at,
+        channel="webchat",
+    )
+    return appointment

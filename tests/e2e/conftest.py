@@ -1,8 +1,10 @@
+import re
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from tests.clients import StaffClient
 from tests.clinic import STAFF_PASSWORD
@@ -80,3 +82,40 @@ async def open_workspace(browser: Browser, clinic, email_prefix: str) -> Page:
     await page.click("button[type=submit]")
     await expect(page.locator("#connection")).to_have_text("Conectado")
     return page
+
+
+async def open_widget(browser: Browser, clinic) -> Page:
+    """A patient's own browser on the clinic's site, with the chat widget open."""
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{clinic.settings.web_url}/")
+    await page.click(".ocw-launcher")
+    return page
+
+
+async def say(page: Page, text: str) -> None:
+    """The patient types in the widget and presses Enter."""
+    await page.fill(".ocw-form input", text)
+    await page.press(".ocw-form input", "Enter")
+
+
+async def tap(page: Page, title: str | re.Pattern[str]) -> None:
+    """The patient taps one of the buttons under the clinic's latest message (the widget
+    removes older ones as soon as anything new is shown)."""
+    await page.locator(".ocw-buttons").get_by_role("button", name=title, exact=True).click()
+
+
+def bot_said(page: Page) -> Locator:
+    """The bot's latest message in the widget."""
+    return page.locator('.ocw-msg[data-author="bot"]').last
+
+
+async def widget_token(page: Page) -> str:
+    """The visitor token the widget keeps for this browser."""
+    return await page.evaluate("localStorage.getItem('omniclinica.webchat.token')")
+
+
+async def show_agenda_day(page: Page, clinic, day: date) -> None:
+    """A logged-in staff member's agenda page, on `day`."""
+    await page.goto(f"{clinic.settings.web_url}/staff/agenda")
+    await page.fill("#day", day.isoformat())
+    await page.dispatch_event("#day", "change")

@@ -11,6 +11,7 @@ from models.db import Database
 from scheduling import actions
 from scheduling.agenda import find_slots, to_local
 from tests.clinic import STAFF_PASSWORD
+from tests.e2e.conftest import show_agenda_day
 from tests.factories import patient_message
 
 pytestmark = pytest.mark.e2e
@@ -40,9 +41,7 @@ async def test_a_manager_confirms_an_appointment_from_the_days_agenda(clinic, br
     await page.fill("#password", STAFF_PASSWORD)
     await page.click("button[type=submit]")
     await expect(page).to_have_url(f"{clinic.settings.web_url}/staff")
-    await page.goto(f"{clinic.settings.web_url}/staff/agenda")
-    await page.fill("#day", to_local(slot.starts_at).date().isoformat())
-    await page.dispatch_event("#day", "change")
+    await show_agenda_day(page, clinic, to_local(slot.starts_at).date())
 
     column = page.locator(f'.doctor-day[data-doctor-id="{slot.doctor_id}"]')
     await expect(column.locator("h2")).to_have_text(slot.doctor_name)

@@ -7,6 +7,7 @@ from models import Conversation
 from models.db import Database
 from tests.clients import StaffClient
 from tests.clinic import STAFF_PASSWORD
+from tests.e2e.conftest import bot_said, open_widget, say, tap
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +34,6 @@ async def _only_this_attendant_online(clinic, email_prefix: str) -> None:
 async def test_patient_to_attendant_and_back_to_the_bot(clinic, browser):
     await _only_this_attendant_online(clinic, "bruno@")
     bruno = clinic.login_for("bruno@")
-    patient = await (await browser.new_context()).new_page()
     staff = await (await browser.new_context()).new_page()
 
     # The attendant logs in and goes online.
@@ -47,16 +47,11 @@ async def test_patient_to_attendant_and_back_to_the_bot(clinic, browser):
     await staff.select_option("#presence", "online")
 
     # The patient talks to the bot in the widget on the clinic's page.
-    await patient.goto(f"{clinic.settings.web_url}/")
-    await patient.click(".ocw-launcher")
-    await patient.fill(".ocw-form input", "oi")
-    await patient.press(".ocw-form input", "Enter")
-    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text(
-        "assistente virtual"
-    )
+    patient = await open_widget(browser, clinic)
+    await say(patient, "oi")
+    await expect(bot_said(patient)).to_contain_text("assistente virtual")
 
-    await patient.fill(".ocw-form input", "quero falar com um atendente")
-    await patient.press(".ocw-form input", "Enter")
+    await say(patient, "quero falar com um atendente")
     await expect(patient.locator('.ocw-msg[data-author="system"]').last).to_contain_text(
         f"{bruno.name} entrou na conversa"
     )
@@ -68,8 +63,7 @@ async def test_patient_to_attendant_and_back_to_the_bot(clinic, browser):
     await expect(staff.locator("#timeline")).to_contain_text("quero falar com um atendente")
     await expect(staff.locator("#timeline")).to_contain_text("assistente virtual")
 
-    await patient.fill(".ocw-form input", "minha consulta é amanhã?")
-    await patient.press(".ocw-form input", "Enter")
+    await say(patient, "minha consulta é amanhã?")
     await expect(staff.locator("#timeline")).to_contain_text("minha consulta é amanhã?")
 
     await staff.fill("#reply-text", "Olá! Aqui é o Bruno, vou verificar para você.")
@@ -81,16 +75,11 @@ async def test_patient_to_attendant_and_back_to_the_bot(clinic, browser):
     # "Encerrar atendimento" hands the patient back to the bot, which asks for a 1-5 score.
     conversation_id = int(await item.get_attribute("data-conversation-id"))
     await staff.click("#resolve")
-    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text("de 1 a 5")
+    await expect(bot_said(patient)).to_contain_text("de 1 a 5")
     await expect(staff.locator("#mine .conversation-item")).to_have_count(0)
-    await patient.locator(".ocw-buttons button", has_text="5").click()
-    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text(
-        "Obrigada pela sua nota (5)"
-    )
+    await tap(patient, "5")
+    await expect(bot_said(patient)).to_contain_text("Obrigada pela sua nota (5)")
     assert await _csat(clinic, conversation_id) == 5
 
-    await patient.fill(".ocw-form input", "bom dia")
-    await patient.press(".ocw-form input", "Enter")
-    await expect(patient.locator('.ocw-msg[data-author="bot"]').last).to_contain_text(
-        "assistente virtual"
-    )
+    await say(patient, "bom dia")
+    await expect(bot_said(patient)).to_contain_text("assistente virtual")

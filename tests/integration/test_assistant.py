@@ -6,8 +6,6 @@ the satisfaction score, and identity."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,8 +20,6 @@ from models import (
     AuthorKind,
     ClinicProfile,
     Conversation,
-    Doctor,
-    Message,
     Owner,
     PatientProfile,
     Priority,
@@ -33,24 +29,14 @@ from models import (
     utcnow,
 )
 from models.db import Database
-from scheduling.actions import book
-from scheduling.agenda import find_slots
 from scheduling.reminders import reminder_buttons
 from scheduling.worker import build_context
 from tests.clients import WidgetClient
-from tests.factories import valid_cpf
+from tests.factories import booked, fresh_cpf, returning_patient, widget_patient
 
 pytestmark = pytest.mark.integration
 
 QUIET = 1.0
-_visitors = itertools.count(1)
-
-
-@pytest.fixture
-async def db(clinic) -> AsyncIterator[Database]:
-    database = Database(clinic.settings.database_url)
-    yield database
-    await database.dispose()
 
 
 async def turn(widget: WidgetClient, text: str, payload: str | None = None) -> list[dict]:
@@ -72,50 +58,14 @@ def buttons(replies: list[dict]) -> list[dict[str, str]]:
     return [b for r in replies for b in r.get("buttons") or []]
 
 
-async def patient_of(db: Database, widget: WidgetClient) -> User:
-    """The patient behind a widget visitor (after their first message)."""
-    async with db.session() as session:
-        query = (
-            select(User)
-            .join(Message, Message.patient_id == User.id)
-            .where(Message.provider_message_id.like(f"{widget.token.split('.')[0]}:%"))
-            .options(selectinload(User.patient_profile))
-            .limit(1)
-        )
-        return (await session.execute(query)).scalar_one()
-
-
-async def known_patient(db: Database, widget: WidgetClient) -> User:
+async def known_patient(live_db: Database, widget: WidgetClient) -> User:
     """A visitor whose record already has name, CPF, phone and consent (a returning patient)."""
     await turn(widget, "oi")
-    patient = await patient_of(db, widget)
-    n = next(_visitors)
-    async with db.session() as session:
-        user = await session.get(User, patient.id, options=[selectinload(User.patient_profile)])
-        user.name = f"Paciente Conhecido {n}"
-        user.cpf = valid_cpf(1000 + n)
-        user.phone_e164 = f"+55119{n:08d}"
-        user.patient_profile.lgpd_consent_at = utcnow()
-    return user
+    return await returning_patient(live_db, (await widget_patient(live_db, widget.token)).id)
 
 
-async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth: int = 0):
-    async with db.session() as session:
-        doctor = (
-            await session.execute(select(Doctor).where(Doctor.name.contains(doctor_name)))
-        ).scalar_one()
-        slots = await find_slots(session, now=utcnow(), doctor_id=doctor.id, limit=nth + 1)
-    return await book(
-        db,
-        patient_id=patient.id,
-        doctor_id=slots[nth].doctor_id,
-        starts_at=slots[nth].starts_at,
-        channel="webchat",
-    )
-
-
-async def appointments_of(db: Database, patient: User) -> list[Appointment]:
-    async with db.session() as session:
+async def appointments_of(live_db: Database, patient: User) -> list[Appointment]:
+    async with live_db.session() as session:
         query = (
             select(Appointment)
             .where(Appointment.patient_id == patient.id)
@@ -125,8 +75,8 @@ async def appointments_of(db: Database, patient: User) -> list[Appointment]:
         return list((await session.execute(query)).scalars())
 
 
-async def conversation_of(db: Database, patient: User) -> Conversation:
-    async with db.session() as session:
+async def conversation_of(live_db: Database, patient: User) -> Conversation:
+    async with live_db.session() as session:
         query = (
             select(Conversation)
             .where(Conversation.patient_id == patient.id)
@@ -143,7 +93,7 @@ def tap(replies: list[dict], title_part: str) -> dict[str, Any]:
 # --- Booking ------------------------------------------------------------------------
 
 
-async def test_a_new_patient_identifies_and_books_from_the_widget(db, widget):
+async def test_a_new_patient_identifies_and_books_from_the_widget(live_db, widget):
     replies = await turn(widget, "oi, quero marcar uma consulta com cardiologista")
     assert "LGPD" in texts(replies)
 
@@ -153,7 +103,7 @@ async def test_a_new_patient_identifies_and_books_from_the_widget(db, widget):
     assert "CPF" in texts(replies)
     replies = await turn(widget, "123.456.789-00")
     assert "não parece válido" in texts(replies)
-    cpf = valid_cpf(next(_visitors))
+    cpf = fresh_cpf()
     replies = await turn(widget, f"{cpf[:3]}.{cpf[3:6]}.{cpf[6:9]}-{cpf[9:]}")
     assert "telefone" in texts(replies)
     replies = await turn(widget, "(21) 99876-5432")
@@ -168,21 +118,21 @@ async def test_a_new_patient_identifies_and_books_from_the_widget(db, widget):
     replies = await turn(widget, "sim")
     assert "está marcada" in texts(replies)
 
-    patient = await patient_of(db, widget)
+    patient = await widget_patient(live_db, widget.token)
     assert (patient.name, patient.cpf, patient.phone_e164) == (
         "Joana D'arc Pereira",
         cpf,
         "+5521998765432",
     )
     assert patient.patient_profile.lgpd_consent_at is not None
-    [appointment] = await appointments_of(db, patient)
+    [appointment] = await appointments_of(live_db, patient)
     assert appointment.doctor.name == "Dr. Ricardo Alves"
     assert appointment.status == AppointmentStatus.SCHEDULED
     assert offered[1]["payload"].endswith(f'{appointment.starts_at.isoformat()}"}}')
 
 
-async def test_the_patient_changes_answers_midway_then_books_by_tapping(db, widget):
-    patient = await known_patient(db, widget)
+async def test_the_patient_changes_answers_midway_then_books_by_tapping(live_db, widget):
+    patient = await known_patient(live_db, widget)
 
     replies = await turn(widget, "quero marcar dermatologista")
     assert "Para quando" in texts(replies)
@@ -205,12 +155,12 @@ async def test_the_patient_changes_answers_midway_then_books_by_tapping(db, widg
     replies = await turn(widget, "Sim, confirmar", payload="/afirmar")
     assert "está marcada" in texts(replies)
 
-    [appointment] = await appointments_of(db, patient)
+    [appointment] = await appointments_of(live_db, patient)
     assert appointment.doctor.name == "Dra. Ana Carvalho"
 
 
-async def test_giving_up_midway_books_nothing_and_the_bot_moves_on(db, widget):
-    patient = await known_patient(db, widget)
+async def test_giving_up_midway_books_nothing_and_the_bot_moves_on(live_db, widget):
+    patient = await known_patient(live_db, widget)
 
     await turn(widget, "quero marcar uma consulta de pediatria amanhã")
     replies = await turn(widget, "deixa pra lá")
@@ -218,11 +168,11 @@ async def test_giving_up_midway_books_nothing_and_the_bot_moves_on(db, widget):
     replies = await turn(widget, "qual o endereço?")
     assert "Av. Paulista, 1000" in texts(replies)
 
-    assert await appointments_of(db, patient) == []
+    assert await appointments_of(live_db, patient) == []
 
 
-async def test_a_question_midway_is_answered_and_the_dialogue_resumes(db, widget):
-    await known_patient(db, widget)
+async def test_a_question_midway_is_answered_and_the_dialogue_resumes(live_db, widget):
+    await known_patient(live_db, widget)
 
     await turn(widget, "quero marcar uma consulta")
     replies = await turn(widget, "vocês aceitam bradesco saúde?")
@@ -233,23 +183,23 @@ async def test_a_question_midway_is_answered_and_the_dialogue_resumes(db, widget
 # --- Cancelling, rescheduling, listing ----------------------------------------------
 
 
-async def test_cancelling_asks_for_confirmation_then_cancels(db, widget):
-    patient = await known_patient(db, widget)
-    appointment = await booked(db, patient)
+async def test_cancelling_asks_for_confirmation_then_cancels(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    appointment = await booked(live_db, patient)
 
     replies = await turn(widget, "preciso cancelar minha consulta")
     assert "Confirma o cancelamento da consulta de Cardiologia" in texts(replies)
     replies = await turn(widget, "sim")
     assert "foi cancelada" in texts(replies)
 
-    [after] = await appointments_of(db, patient)
+    [after] = await appointments_of(live_db, patient)
     assert after.id == appointment.id and after.status == AppointmentStatus.CANCELLED
 
 
-async def test_with_two_appointments_the_patient_picks_which_to_cancel(db, widget):
-    patient = await known_patient(db, widget)
-    first = await booked(db, patient, "Ricardo")
-    second = await booked(db, patient, "Camila")
+async def test_with_two_appointments_the_patient_picks_which_to_cancel(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    first = await booked(live_db, patient, "Ricardo")
+    second = await booked(live_db, patient, "Camila")
 
     replies = await turn(widget, "quero cancelar uma consulta")
     choice = tap(replies, "Camila")
@@ -258,16 +208,16 @@ async def test_with_two_appointments_the_patient_picks_which_to_cancel(db, widge
     replies = await turn(widget, "Não, manter", payload="/negar")
     assert "mantive" in texts(replies)
 
-    statuses = {a.id: a.status for a in await appointments_of(db, patient)}
+    statuses = {a.id: a.status for a in await appointments_of(live_db, patient)}
     assert statuses == {
         first.id: AppointmentStatus.SCHEDULED,
         second.id: AppointmentStatus.SCHEDULED,
     }
 
 
-async def test_rescheduling_moves_the_appointment_with_the_same_doctor(db, widget):
-    patient = await known_patient(db, widget)
-    old = await booked(db, patient, "Paulo")
+async def test_rescheduling_moves_the_appointment_with_the_same_doctor(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    old = await booked(live_db, patient, "Paulo")
 
     replies = await turn(widget, "quero remarcar minha consulta")
     assert "Para quando você quer passar a consulta" in texts(replies)
@@ -278,15 +228,15 @@ async def test_rescheduling_moves_the_appointment_with_the_same_doctor(db, widge
     replies = await turn(widget, "isso")
     assert "remarcada" in texts(replies)
 
-    before, after = await appointments_of(db, patient)
+    before, after = await appointments_of(live_db, patient)
     assert before.id == old.id and before.status == AppointmentStatus.CANCELLED
     assert after.rescheduled_from_id == old.id and after.doctor.name == "Dr. Paulo Mendes"
     assert offered[2]["payload"].endswith(f'{after.starts_at.isoformat()}"}}')
 
 
-async def test_the_patient_sees_their_upcoming_appointments(db, widget):
-    patient = await known_patient(db, widget)
-    await booked(db, patient, "Fernanda")
+async def test_the_patient_sees_their_upcoming_appointments(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    await booked(live_db, patient, "Fernanda")
 
     replies = await turn(widget, "quando é minha consulta?")
 
@@ -296,12 +246,12 @@ async def test_the_patient_sees_their_upcoming_appointments(db, widget):
 # --- Answering a reminder -------------------------------------------------------------
 
 
-async def _remind(clinic, db: Database, patient: User, appointment: Appointment) -> None:
+async def _remind(clinic, live_db: Database, patient: User, appointment: Appointment) -> None:
     """A reminder recorded and delivered as the worker does (whatever the time of day): a
     bot message with the reply buttons in the patient's conversation, and its sent row."""
     ctx = build_context(clinic.settings)
     try:
-        conversation = await conversation_of(db, patient)
+        conversation = await conversation_of(live_db, patient)
         message = await send(
             ctx,
             conversation.id,
@@ -311,7 +261,7 @@ async def _remind(clinic, db: Database, patient: User, appointment: Appointment)
         )
     finally:
         await ctx.close()
-    async with db.session() as session:
+    async with live_db.session() as session:
         now = utcnow()
         session.add(
             Reminder(
@@ -326,25 +276,25 @@ async def _remind(clinic, db: Database, patient: User, appointment: Appointment)
         )
 
 
-async def test_tapping_confirm_on_a_reminder_confirms_that_appointment(clinic, db, widget):
-    patient = await known_patient(db, widget)
-    appointment = await booked(db, patient)
-    await _remind(clinic, db, patient, appointment)
+async def test_tapping_confirm_on_a_reminder_confirms_that_appointment(clinic, live_db, widget):
+    patient = await known_patient(live_db, widget)
+    appointment = await booked(live_db, patient)
+    await _remind(clinic, live_db, patient, appointment)
     reminder = await widget.next_reply("bot")
 
     confirm = next(b for b in reminder["buttons"] if "confirmar_presenca" in b["payload"])
     replies = await turn(widget, confirm["title"], payload=confirm["payload"])
 
     assert "Presença confirmada" in texts(replies)
-    [after] = await appointments_of(db, patient)
+    [after] = await appointments_of(live_db, patient)
     assert after.status == AppointmentStatus.CONFIRMED
 
 
-async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, db, widget):
-    patient = await known_patient(db, widget)
-    kept = await booked(db, patient, "Ricardo")
-    reminded = await booked(db, patient, "Ana Carvalho")
-    await _remind(clinic, db, patient, reminded)
+async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, live_db, widget):
+    patient = await known_patient(live_db, widget)
+    kept = await booked(live_db, patient, "Ricardo")
+    reminded = await booked(live_db, patient, "Ana Carvalho")
+    await _remind(clinic, live_db, patient, reminded)
     await widget.next_reply("bot")
 
     replies = await turn(widget, "1")
@@ -353,16 +303,16 @@ async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, db
     assert "Confirma o cancelamento da consulta de Clínica Geral" in texts(replies)
     await turn(widget, "sim")
 
-    statuses = {a.id: a.status for a in await appointments_of(db, patient)}
+    statuses = {a.id: a.status for a in await appointments_of(live_db, patient)}
     assert statuses == {
         kept.id: AppointmentStatus.SCHEDULED,
         reminded.id: AppointmentStatus.CANCELLED,
     }
 
 
-async def test_a_typed_command_cannot_act_on_someone_elses_appointment(db, widget):
-    other = await known_patient(db, widget)
-    theirs = await booked(db, other)
+async def test_a_typed_command_cannot_act_on_someone_elses_appointment(live_db, widget):
+    other = await known_patient(live_db, widget)
+    theirs = await booked(live_db, other)
     intruder = WidgetClient(widget.url)
     await intruder.connect()
     try:
@@ -372,7 +322,7 @@ async def test_a_typed_command_cannot_act_on_someone_elses_appointment(db, widge
         await intruder.close()
 
     assert "Presença confirmada" not in texts(replies)
-    [after] = await appointments_of(db, other)
+    [after] = await appointments_of(live_db, other)
     assert after.status == AppointmentStatus.SCHEDULED
 
 
@@ -386,8 +336,10 @@ async def _tracker_events(clinic, patient: User) -> list[dict]:
         return (await response.json())["events"]
 
 
-async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(clinic, db, widget):
-    patient = await known_patient(db, widget)
+async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(
+    clinic, live_db, widget
+):
+    patient = await known_patient(live_db, widget)
     await turn(widget, "quero marcar uma consulta")
 
     await turn(widget, "/restart")
@@ -403,8 +355,8 @@ async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(cl
 # --- FAQ, fallback, emergency, handoff, satisfaction ---------------------------------
 
 
-async def test_faq_answers_follow_the_clinic_profile_without_retraining(db, widget):
-    async with db.session() as session:
+async def test_faq_answers_follow_the_clinic_profile_without_retraining(live_db, widget):
+    async with live_db.session() as session:
         profile = (await session.execute(select(ClinicProfile))).scalar_one()
         original = dict(profile.data)
         profile.data = {
@@ -414,7 +366,7 @@ async def test_faq_answers_follow_the_clinic_profile_without_retraining(db, widg
     try:
         replies = await turn(widget, "quanto custa a consulta?")
     finally:
-        async with db.session() as session:
+        async with live_db.session() as session:
             profile = (await session.execute(select(ClinicProfile))).scalar_one()
             profile.data = original
 
@@ -427,7 +379,7 @@ async def test_out_of_scope_gets_a_polite_redirect(widget):
     assert "assistente da clínica" in texts(replies)
 
 
-async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(db, widget):
+async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(live_db, widget):
     first = await turn(widget, "blorf snark vlem")
     assert "não entendi" in texts(first)
     assert "Falar com a equipe" in [b["title"] for b in buttons(first)]
@@ -435,26 +387,26 @@ async def test_two_misunderstandings_in_a_row_hand_the_patient_to_the_team(db, w
     second = await turn(widget, "zumba trelic grof")
 
     assert "equipe" in texts(second)
-    conversation = await conversation_of(db, await patient_of(db, widget))
+    conversation = await conversation_of(live_db, await widget_patient(live_db, widget.token))
     assert conversation.owner in (Owner.QUEUED, Owner.ATTENDANT)
     assert conversation.handoff_reason == "nao_entendeu_duas_vezes"
 
 
-async def test_an_emergency_gets_samu_at_once_and_a_critical_handoff(db, widget):
-    await known_patient(db, widget)
+async def test_an_emergency_gets_samu_at_once_and_a_critical_handoff(live_db, widget):
+    await known_patient(live_db, widget)
     await turn(widget, "quero marcar uma consulta")
 
     replies = await turn(widget, "meu pai está com dor no peito e suando frio")
 
     assert "192 (SAMU)" in texts(replies)
-    conversation = await conversation_of(db, await patient_of(db, widget))
+    conversation = await conversation_of(live_db, await widget_patient(live_db, widget.token))
     assert conversation.priority == int(Priority.CRITICAL)
     assert conversation.handoff_reason == "emergencia"
 
 
-async def test_after_a_person_resolves_the_patient_rates_the_service(db, widget, ana):
+async def test_after_a_person_resolves_the_patient_rates_the_service(live_db, widget, ana):
     await turn(widget, "quero falar com um atendente")
-    patient = await patient_of(db, widget)
+    patient = await widget_patient(live_db, widget.token)
     event = await ana.expect_event(
         lambda e: (
             e["type"] == "conversation"
@@ -472,13 +424,13 @@ async def test_after_a_person_resolves_the_patient_rates_the_service(db, widget,
 
     replies = await turn(widget, "4")
     assert "nota (4)" in texts(replies)
-    async with db.session() as session:
+    async with live_db.session() as session:
         assert (await session.get(Conversation, conversation_id)).csat_score == 4
 
 
-async def test_a_cpf_already_on_another_record_goes_to_a_person(db, widget):
+async def test_a_cpf_already_on_another_record_goes_to_a_person(live_db, widget):
     # The record's phone was only typed: there is no verified channel to send a code to.
-    owner = await known_patient(db, widget)
+    owner = await known_patient(live_db, widget)
     stranger = WidgetClient(widget.url)
     await stranger.connect()
     try:
@@ -486,13 +438,13 @@ async def test_a_cpf_already_on_another_record_goes_to_a_person(db, widget):
         await turn(stranger, "sim")
         await turn(stranger, "Fulano de Tal")
         replies = await turn(stranger, owner.cpf)
-        newcomer = await patient_of(db, stranger)
+        newcomer = await widget_patient(live_db, stranger.token)
     finally:
         await stranger.close()
 
     assert "já está em um cadastro" in texts(replies)
     assert newcomer.cpf is None
-    conversation = await conversation_of(db, newcomer)
+    conversation = await conversation_of(live_db, newcomer)
     assert conversation.handoff_reason == "confirmar_identidade"
-    async with db.session() as session:
+    async with live_db.session() as session:
         assert (await session.get(PatientProfile, newcomer.id)).lgpd_consent_at is not None

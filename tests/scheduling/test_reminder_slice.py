@@ -1,10 +1,7 @@
 """Reminders over the real processes: the worker from the Procfile sends a due reminder to a
 patient chatting on the site widget, through the bot process, with the reply buttons."""
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -15,21 +12,9 @@ from scheduling import actions
 from scheduling.agenda import find_slots
 from scheduling.reminders import end_of_quiet, is_quiet
 from tests.clients import WidgetClient
+from tests.clinic import WORKER_TICKS, soon
 
 pytestmark = pytest.mark.integration
-
-WORKER_TICKS = 15  # seconds: a few runs of the worker's 5 s jobs
-T = TypeVar("T")
-
-
-async def _soon(read: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
-    """What `read` returns once `done` holds, or its last value after WORKER_TICKS."""
-    for _ in range(WORKER_TICKS * 10):
-        value = await read()
-        if done(value):
-            break
-        await asyncio.sleep(0.1)
-    return value
 
 
 async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_buttons(clinic):
@@ -68,7 +53,7 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
 
         if is_quiet(now):
             # Night in São Paulo: the worker holds it until 8h and the patient gets nothing.
-            held = await _soon(reminder, lambda r: r.due_at != now)
+            held = await soon(reminder, lambda r: r.due_at != now)
             assert (held.status, held.due_at) == (ReminderStatus.PENDING, end_of_quiet(now))
             assert await widget.replies_within(0) == []
             return
@@ -81,7 +66,7 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
             {"title": "Remarcar", "payload": f'/remarcar_consulta{{"appointment_id":"{n}"}}'},
             {"title": "Cancelar", "payload": f'/cancelar_consulta{{"appointment_id":"{n}"}}'},
         ]
-        sent = await _soon(reminder, lambda r: r.status == ReminderStatus.SENT)
+        sent = await soon(reminder, lambda r: r.status == ReminderStatus.SENT)
         assert (sent.status, sent.channel, sent.message_id) == (
             ReminderStatus.SENT,
             "webchat",
@@ -92,7 +77,7 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
         # Into the conversation the patient is in, so tapping a button reaches the bot.
         assert reminded.conversation_id == first.conversation_id
         # The worker also plans the usual reminders of the new booking (its own 5 s job).
-        assert await _soon(planned_offsets, lambda o: len(o) == 3) == [1, 120, 1440]
+        assert await soon(planned_offsets, lambda o: len(o) == 3) == [1, 120, 1440]
     finally:
         await widget.close()
         await db.dispose()
