@@ -1,14 +1,17 @@
 """Ownership transitions: the only code that moves a conversation between bot, queue and
 attendant, and the only code that records what staff did in one.
 
-Each transition is one transaction that locks what it changes (the conversation row, then
-the receiving attendant's profile row), re-checks what it read, and logs a `HandoffEvent`
-before committing. So concurrent writers, in one process or several on PostgreSQL, can never
-assign a conversation twice or put an attendant over capacity. Side effects that leave the
-database (live events, messages to the patient, the Rasa hand-back) happen after the commit.
+Each transition is one transaction that locks what it changes (the patient's open
+conversation rows, always in id order, then the receiving attendant's profile row), re-checks
+what it read, and logs a `HandoffEvent` before committing. So concurrent writers, in one
+process or several on PostgreSQL, can never assign a conversation twice or put an attendant
+over capacity. Side effects that leave the database (live events, messages to the patient,
+the Rasa hand-back) happen after the commit.
 
 Capacity counts patients, not conversations: one patient followed on two channels by the
-same attendant takes one slot.
+same attendant takes one slot. Those conversations form the patient's *episode* (their open
+conversations in the queue or with a person) and every transition moves the whole episode,
+so a patient is never split between two people and resolving hands them back to the bot once.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import distinct, exists, func, select, update
+from sqlalchemy import distinct, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
@@ -145,6 +148,38 @@ async def _lock_conversation(session: AsyncSession, conversation_id: int) -> Con
     if conversation is None:
         raise NotFound(conversation_id)
     return conversation
+
+
+async def _lock_episode(
+    session: AsyncSession, conversation_id: int
+) -> tuple[Conversation, list[Conversation]]:
+    """Lock the conversation and every open conversation of its patient, in id order (one
+    order for every transition, so two never wait on each other), read fresh. Returns it with
+    the conversations that move with it: its episode when it is with a person or in the
+    queue, else just itself."""
+    patient_query = select(Conversation.patient_id).where(Conversation.id == conversation_id)
+    patient_id = (await session.execute(patient_query)).scalar_one_or_none()
+    if patient_id is None:
+        raise NotFound(conversation_id)
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.patient_id == patient_id,
+            or_(Conversation.status == ConversationStatus.OPEN, Conversation.id == conversation_id),
+        )
+        .order_by(Conversation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    locked = (await session.execute(query)).scalars().all()
+    conversation = next(c for c in locked if c.id == conversation_id)
+    if not _in_episode(conversation):
+        return conversation, [conversation]
+    return conversation, [c for c in locked if _in_episode(c)]
+
+
+def _in_episode(conversation: Conversation) -> bool:
+    return conversation.status == ConversationStatus.OPEN and conversation.owner != Owner.BOT
 
 
 def _check_may_act(conversation: Conversation, actor: User) -> None:
@@ -397,35 +432,52 @@ async def _pick_attendant(
     return await _least_busy(session, conversation.patient_id, set())
 
 
-async def _next_queued(session: AsyncSession) -> Conversation | None:
+async def _queue_head(session: AsyncSession) -> int | None:
     query = (
-        select(Conversation)
+        select(Conversation.id)
         .where(Conversation.owner == Owner.QUEUED, Conversation.status == ConversationStatus.OPEN)
         .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
     )
     return (await session.execute(query)).scalar_one_or_none()
 
 
 async def _assign_next(ctx: Context) -> Assignment | None:
-    async with ctx.db.session() as session:
-        conversation = await _next_queued(session)
-        if conversation is None:
-            return None
-        profile = await _pick_attendant(session, conversation)
-        if profile is None:
-            return None
-        now = utcnow()
-        _give_to(conversation, profile.user_id, now)
-        profile.last_assigned_at = now
-        profile.version += 1
-        event = await _transition(
-            session, conversation, HandoffKind.ASSIGNED, to_attendant_id=profile.user_id
-        )
-        attendant = await session.get(User, profile.user_id)
-    await ctx.bus.publish(event)
-    return Assignment(conversation=conversation, attendant=attendant)
+    """Give the head of the queue, with the rest of its episode, to the attendant who should
+    have it. The head is read without a lock and re-checked once locked: waiting for a row
+    another transaction holds (rather than skipping it) keeps a briefly locked critical
+    conversation from being overtaken by a lower priority one."""
+    while True:
+        async with ctx.db.session() as session:
+            head = await _queue_head(session)
+            if head is None:
+                return None
+            conversation, episode = await _lock_episode(session, head)
+            if conversation.owner != Owner.QUEUED or conversation.status != ConversationStatus.OPEN:
+                continue  # taken or resolved while we waited: read the queue again
+            profile = await _pick_attendant(session, conversation)
+            if profile is None:
+                return None
+            now = utcnow()
+            profile.last_assigned_at = now
+            profile.version += 1
+            events = []
+            for member in episode:
+                if member.owner == Owner.QUEUED:
+                    _give_to(member, profile.user_id, now)
+                    events.append(
+                        await _transition(
+                            session, member, HandoffKind.ASSIGNED, to_attendant_id=profile.user_id
+                        )
+                    )
+            attendant = await session.get(User, profile.user_id)
+        await _publish(ctx, events)
+        return Assignment(conversation=conversation, attendant=attendant)
+
+
+async def _publish(ctx: Context, events: list[dict[str, Any]]) -> None:
+    for event in events:
+        await ctx.bus.publish(event)
 
 
 async def distribute(ctx: Context) -> list[Assignment]:
@@ -453,9 +505,9 @@ async def distribute(ctx: Context) -> list[Assignment]:
 
 
 async def _announce_new_owner(
-    ctx: Context, event: dict[str, Any], conversation_id: int, new_owner: User
+    ctx: Context, events: list[dict[str, Any]], conversation_id: int, new_owner: User
 ) -> None:
-    await ctx.bus.publish(event)
+    await _publish(ctx, events)
     await send(
         ctx,
         conversation_id,
@@ -464,11 +516,40 @@ async def _announce_new_owner(
     )
 
 
+async def _move_episode(
+    session: AsyncSession,
+    episode: list[Conversation],
+    kind: HandoffKind,
+    receiver: User,
+    *,
+    actor: User,
+) -> list[dict[str, Any]]:
+    """Give every conversation of the episode to `receiver`, logging each move."""
+    now = utcnow()
+    events = []
+    for member in episode:
+        previous = member.assigned_attendant_id if member.owner == Owner.ATTENDANT else None
+        if previous == receiver.id:
+            continue
+        _give_to(member, receiver.id, now)
+        events.append(
+            await _transition(
+                session,
+                member,
+                kind,
+                actor=actor,
+                from_attendant_id=previous,
+                to_attendant_id=receiver.id,
+            )
+        )
+    return events
+
+
 async def take(ctx: Context, conversation_id: int, actor: User) -> Conversation:
-    """Take a conversation from the queue by hand (attendants only when MANUAL_TAKE allows,
-    and within their capacity)."""
+    """Take a conversation (with the rest of its patient's episode) from the queue by hand
+    (attendants only when MANUAL_TAKE allows, and within their capacity)."""
     async with ctx.db.session() as session:
-        conversation = await _lock_conversation(session, conversation_id)
+        conversation, episode = await _lock_episode(session, conversation_id)
         if actor.role == Role.ATTENDANT and conversation.assigned_attendant_id not in (
             None,
             actor.id,
@@ -486,11 +567,9 @@ async def take(ctx: Context, conversation_id: int, actor: User) -> Conversation:
             conversation.patient_id,
             presences=(Presence.ONLINE, Presence.PAUSED),
         )
-        _give_to(conversation, receiver.id, utcnow())
-        event = await _transition(
-            session, conversation, HandoffKind.TAKEN, actor=actor, to_attendant_id=receiver.id
-        )
-    await ctx.bus.publish(event)
+        queued = [member for member in episode if member.owner == Owner.QUEUED]
+        events = await _move_episode(session, queued, HandoffKind.TAKEN, receiver, actor=actor)
+    await _publish(ctx, events)
     await send(
         ctx,
         conversation_id,
@@ -503,10 +582,11 @@ async def take(ctx: Context, conversation_id: int, actor: User) -> Conversation:
 async def transfer(
     ctx: Context, conversation_id: int, actor: User, to_attendant_id: int
 ) -> Conversation:
-    """Hand a conversation to another online attendant with room. Attendants transfer their
-    own; managers may move any open conversation with a person or in the queue (a reassign)."""
+    """Hand a conversation, with the rest of its patient's episode, to another online
+    attendant with room. Attendants transfer their own; managers may move any open
+    conversation with a person or in the queue (a reassign)."""
     async with ctx.db.session() as session:
-        conversation = await _lock_conversation(session, conversation_id)
+        conversation, episode = await _lock_episode(session, conversation_id)
         if is_manager(actor):
             if conversation.status != ConversationStatus.OPEN:
                 raise ConversationClosed(conversation_id)
@@ -514,23 +594,14 @@ async def transfer(
                 raise NotWithPerson(conversation_id)
         else:
             _check_may_act(conversation, actor)
-        previous = conversation.assigned_attendant_id
-        if to_attendant_id == previous:
+        if to_attendant_id == conversation.assigned_attendant_id:
             raise AttendantUnavailable(to_attendant_id)
         receiver = await _lock_receiver(
             session, to_attendant_id, conversation.patient_id, presences=(Presence.ONLINE,)
         )
-        _give_to(conversation, receiver.id, utcnow())
         kind = HandoffKind.REASSIGNED if is_manager(actor) else HandoffKind.TRANSFERRED
-        event = await _transition(
-            session,
-            conversation,
-            kind,
-            actor=actor,
-            from_attendant_id=previous,
-            to_attendant_id=receiver.id,
-        )
-    await _announce_new_owner(ctx, event, conversation_id, receiver)
+        events = await _move_episode(session, episode, kind, receiver, actor=actor)
+    await _announce_new_owner(ctx, events, conversation_id, receiver)
     await distribute(ctx)  # the previous attendant may have a free slot now
     return conversation
 
@@ -550,28 +621,21 @@ async def reassign(
 
 
 async def take_over(ctx: Context, conversation_id: int, manager: User) -> Conversation:
-    """Barge-in: a manager becomes the conversation's owner, whoever had it."""
+    """Barge-in: a manager becomes the owner of the conversation (and of the rest of its
+    patient's episode), whoever had it."""
     _check_manager(manager)
     async with ctx.db.session() as session:
-        conversation = await _lock_conversation(session, conversation_id)
+        conversation, episode = await _lock_episode(session, conversation_id)
         if conversation.status != ConversationStatus.OPEN:
             raise ConversationClosed(conversation_id)
         if conversation.owner == Owner.BOT:
             raise NotWithPerson(conversation_id)
-        previous = conversation.assigned_attendant_id
-        if previous == manager.id:
-            return conversation
-        _give_to(conversation, manager.id, utcnow())
-        event = await _transition(
-            session,
-            conversation,
-            HandoffKind.TAKEN_OVER,
-            actor=manager,
-            from_attendant_id=previous,
-            to_attendant_id=manager.id,
+        events = await _move_episode(
+            session, episode, HandoffKind.TAKEN_OVER, manager, actor=manager
         )
-    await _announce_new_owner(ctx, event, conversation_id, manager)
-    await distribute(ctx)
+    if events:
+        await _announce_new_owner(ctx, events, conversation_id, manager)
+        await distribute(ctx)
     return conversation
 
 
@@ -584,34 +648,40 @@ async def requeue(
     only_from: int | None = None,
     unanswered: bool = False,
 ) -> bool:
-    """Send a conversation held by a person back to the queue, keeping its original
-    `queued_at` so it goes ahead of newer ones. False when it no longer applies: the
-    conversation moved, was resolved, or (with `unanswered`) got a staff reply meanwhile.
-    Callers then run `after_requeue`."""
+    """Send a conversation held by a person, with the rest of its patient's episode, back to
+    the queue, keeping the original `queued_at` so it goes ahead of newer ones. False when it
+    no longer applies: the conversation moved, was resolved, or (with `unanswered`) got a
+    staff reply on any channel of the episode meanwhile. Callers then run `after_requeue`."""
     async with ctx.db.session() as session:
-        conversation = await _lock_conversation(session, conversation_id)
+        conversation, episode = await _lock_episode(session, conversation_id)
         if conversation.status != ConversationStatus.OPEN or conversation.owner != Owner.ATTENDANT:
             return False
-        if only_from is not None and conversation.assigned_attendant_id != only_from:
-            return False
-        if unanswered and await staff_replied_since(
-            session, conversation.id, conversation.assigned_at
-        ):
-            return False
         previous = conversation.assigned_attendant_id
-        conversation.owner = Owner.QUEUED
-        conversation.assigned_attendant_id = None
-        conversation.queued_at = conversation.queued_at or utcnow()
-        event = await _transition(
-            session,
-            conversation,
-            HandoffKind.REQUEUED,
-            actor=actor,
-            from_attendant_id=previous,
-            reason=reason,
-        )
+        if only_from is not None and previous != only_from:
+            return False
+        held = [m for m in episode if m.assigned_attendant_id == previous]
+        if unanswered:
+            for member in held:
+                if await staff_replied_since(session, member.id, member.assigned_at):
+                    return False
+        now = utcnow()
+        events = []
+        for member in held:
+            member.owner = Owner.QUEUED
+            member.assigned_attendant_id = None
+            member.queued_at = member.queued_at or now
+            events.append(
+                await _transition(
+                    session,
+                    member,
+                    HandoffKind.REQUEUED,
+                    actor=actor,
+                    from_attendant_id=previous,
+                    reason=reason,
+                )
+            )
     log.info("conversation %s back in the queue (%s)", conversation_id, reason)
-    await ctx.bus.publish(event)
+    await _publish(ctx, events)
     return True
 
 
@@ -751,11 +821,10 @@ async def join_open_episode(ctx: Context, conversation_id: int) -> bool:
         ):
             return False
     async with ctx.db.session() as session:
-        conversation = await _lock_conversation(session, conversation_id)
+        conversation, _ = await _lock_episode(session, conversation_id)
         episode = await _with_person_elsewhere(session, conversation)
         if conversation.owner != Owner.BOT or episode is None:
             return conversation.owner != Owner.BOT
-        episode = await _lock_conversation(session, episode.id)
         event = await _join(session, conversation, episode)
     await ctx.bus.publish(event)
     if conversation.owner == Owner.QUEUED:
@@ -770,7 +839,8 @@ async def reply(
     linked to the patient (into the patient's conversation there)."""
     linked_event = None
     async with ctx.db.session() as session:
-        conversation = await _lock_conversation(session, conversation_id)
+        # The whole patient is locked: a reply on another channel locks that conversation too.
+        conversation, _ = await _lock_episode(session, conversation_id)
         _check_may_act(conversation, actor)
         if conversation.owner != Owner.ATTENDANT:
             raise NotWithPerson(conversation_id)
@@ -950,52 +1020,59 @@ async def record_action(
 
 
 async def resolve(ctx: Context, conversation_id: int, actor: User) -> Conversation:
-    """Close the human episode and hand the patient back to the bot (which then asks how it
-    went). The hand-back runs only after the resolution committed; if Rasa cannot be reached
-    the resolution stands and the worker retries the hand-back."""
+    """Close the human episode (the patient's conversations with a person on every channel)
+    and hand the patient back to the bot once (which then asks how it went). The hand-back
+    runs only after the resolution committed; if Rasa cannot be reached the resolution stands
+    and the worker retries the hand-back."""
     async with ctx.db.session() as session:
-        conversation = await _lock_conversation(session, conversation_id)
+        conversation, episode = await _lock_episode(session, conversation_id)
         _check_may_act(conversation, actor)
         now = utcnow()
-        previous = conversation.assigned_attendant_id
-        conversation.owner = Owner.BOT
-        conversation.status = ConversationStatus.CLOSED
-        conversation.resolved_at = now
-        conversation.closed_at = now
-        event = await _transition(
-            session, conversation, HandoffKind.RESOLVED, actor=actor, from_attendant_id=previous
-        )
-    await ctx.bus.publish(event)
-    await hand_back(ctx, conversation)
+        events = []
+        for member in episode:
+            previous = member.assigned_attendant_id
+            member.owner = Owner.BOT
+            member.status = ConversationStatus.CLOSED
+            member.resolved_at = now
+            member.closed_at = now
+            events.append(
+                await _transition(
+                    session, member, HandoffKind.RESOLVED, actor=actor, from_attendant_id=previous
+                )
+            )
+    await _publish(ctx, events)
+    await hand_back(ctx, conversation.patient_id, [member.id for member in episode])
     await distribute(ctx)
     return conversation
 
 
-async def hand_back(ctx: Context, conversation: Conversation) -> bool:
-    """Ask Rasa to resume the patient and speak first; record it once confirmed."""
+async def hand_back(ctx: Context, patient_id: int, conversation_ids: list[int]) -> bool:
+    """Ask Rasa to resume the patient and speak first (once for the conversations resolved
+    together); record it on each of them once confirmed."""
     try:
-        await ctx.bot.hand_back(conversation.patient_id, HAND_BACK_INTENT)
+        await ctx.bot.hand_back(patient_id, HAND_BACK_INTENT)
     except (BotApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         log.warning(
-            "hand-back of conversation %s to the bot failed (%s); will retry",
-            conversation.id,
+            "hand-back of patient %s to the bot failed (%s); will retry",
+            patient_id,
             type(exc).__name__,
         )
         return False
     async with ctx.db.session() as session:
         await session.execute(
             update(Conversation)
-            .where(Conversation.id == conversation.id)
+            .where(Conversation.id.in_(conversation_ids))
             .values(handed_back_at=utcnow())
         )
     return True
 
 
 async def retry_hand_backs(ctx: Context) -> int:
-    """Hand back resolved conversations whose hand-back never got through."""
+    """Hand back patients whose resolved conversations' hand-back never got through; returns
+    how many patients were handed back."""
     now = utcnow()
     query = (
-        select(Conversation)
+        select(Conversation.patient_id, Conversation.id)
         .where(
             Conversation.resolved_at.is_not(None),
             Conversation.handed_back_at.is_(None),
@@ -1004,9 +1081,11 @@ async def retry_hand_backs(ctx: Context) -> int:
         )
         .order_by(Conversation.resolved_at)
     )
+    pending: dict[int, list[int]] = {}
     async with ctx.db.session() as session:
-        pending = (await session.execute(query)).scalars().all()
-    return sum([await hand_back(ctx, conversation) for conversation in pending])
+        for patient_id, conversation_id in await session.execute(query):
+            pending.setdefault(patient_id, []).append(conversation_id)
+    return sum([await hand_back(ctx, patient, ids) for patient, ids in pending.items()])
 
 
 # ---------------------------------------------------------------------------------------------
