@@ -704,3 +704,124 @@ async def test_a_patient_waiting_in_the_queue_keeps_one_place_across_channels(ct
     for conversation_id in (webchat, whatsapp.conversation.id):
         assert (await _conversation(ctx.db, conversation_id)).assigned_attendant_id == bruno.id
     assert (await _conversation(ctx.db, newer)).owner == Owner.QUEUED
+
+
+async def _on_two_channels(ctx, phone):
+    """A patient with a person on webchat who then wrote on WhatsApp too (joined)."""
+    webchat = await _handed_off(ctx, channel="webchat", phone=phone)
+    whatsapp = await patient_message(
+        ctx.db, "escrevi aqui também", channel="whatsapp", user=phone.lstrip("+"), phone=phone
+    )
+    assert await actions.join_open_episode(ctx, whatsapp.conversation.id)
+    return webchat, whatsapp.conversation.id
+
+
+async def _holders(db, *conversation_ids):
+    return [
+        ((c := await _conversation(db, i)).owner, c.assigned_attendant_id) for i in conversation_ids
+    ]
+
+
+async def test_resolving_closes_every_channel_of_the_patient_and_hands_back_once(ctx):
+    ana = await staff(ctx.db, capacity=1)
+    webchat, whatsapp = await _on_two_channels(ctx, "+5511944441111")
+    waiting = await _handed_off(ctx)
+
+    await actions.resolve(ctx, webchat, ana)
+
+    for conversation_id in (webchat, whatsapp):
+        closed = await _conversation(ctx.db, conversation_id)
+        assert (closed.owner, closed.status) == (Owner.BOT, "closed")
+        assert closed.handed_back_at is not None
+    assert len(ctx.bot.hand_backs) == 1  # one satisfaction question
+    assert await actions.retry_hand_backs(ctx) == 0
+    assert (await _conversation(ctx.db, waiting)).assigned_attendant_id == ana.id
+    # The patient's next WhatsApp message goes to the bot, not to Ana.
+    after = await patient_message(
+        ctx.db, "obrigado", channel="whatsapp", user="5511944441111", phone="+5511944441111"
+    )
+    assert after.conversation.id != whatsapp
+    assert await actions.join_open_episode(ctx, after.conversation.id) is False
+
+
+async def test_a_failed_hand_back_of_two_channels_is_retried_once_for_the_patient(ctx):
+    ctx.bot = _FlakyBot(failures=1)
+    ana = await staff(ctx.db)
+    webchat, whatsapp = await _on_two_channels(ctx, "+5511944442222")
+    await actions.resolve(ctx, whatsapp, ana)
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id.in_([webchat, whatsapp]))
+            .values(resolved_at=utcnow() - timedelta(minutes=2))
+        )
+
+    assert await actions.retry_hand_backs(ctx) == 1
+
+    assert len(ctx.bot.hand_backs) == 1
+    assert await actions.retry_hand_backs(ctx) == 0
+
+
+async def test_a_transfer_moves_the_patient_on_every_channel(ctx):
+    ana = await staff(ctx.db)
+    webchat, whatsapp = await _on_two_channels(ctx, "+5511944443333")
+    bruno = await staff(ctx.db)
+
+    await actions.transfer(ctx, whatsapp, ana, bruno.id)
+
+    assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
+    with pytest.raises(actions.NotOwner):
+        await actions.reply(ctx, webchat, ana, "oi")
+    # Told once, on the channel the transfer was made from.
+    assert ctx.senders["whatsapp"].texts == [t("patient.transferred", attendant=bruno.name)]
+    assert t("patient.transferred", attendant=bruno.name) not in ctx.senders["webchat"].texts
+
+
+async def test_a_manager_reassigning_or_taking_over_moves_every_channel(ctx):
+    await staff(ctx.db)
+    webchat, whatsapp = await _on_two_channels(ctx, "+5511944444444")
+    bruno = await staff(ctx.db)
+    marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
+
+    await actions.reassign(ctx, webchat, marta, bruno.id)
+    assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
+
+    await actions.take_over(ctx, whatsapp, marta)
+    assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, marta.id)] * 2
+    assert await _kinds(ctx.db, whatsapp) == ["linked", "reassigned", "taken_over"]
+
+
+async def test_a_manager_returning_a_patient_to_the_queue_returns_every_channel(ctx):
+    ana = await staff(ctx.db)
+    webchat, whatsapp = await _on_two_channels(ctx, "+5511944445555")
+    marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
+    await actions.set_presence(ctx, ana, Presence.PAUSED)
+
+    await actions.reassign(ctx, webchat, marta, None)
+
+    assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.QUEUED, None)] * 2
+    bruno = await staff(ctx.db, presence=Presence.OFFLINE)
+    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
+
+
+async def test_taking_a_patient_from_the_queue_takes_every_channel(ctx):
+    webchat, whatsapp = await _on_two_channels(ctx, "+5511944446666")
+    bruno = await staff(ctx.db, presence=Presence.PAUSED)
+
+    await actions.take(ctx, whatsapp, bruno)
+
+    assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
+
+
+async def test_a_reply_on_one_channel_keeps_the_other_from_being_requeued_as_unanswered(ctx):
+    ctx.settings = replace(ctx.settings, reassign_after_seconds=60)
+    ana = await staff(ctx.db)
+    webchat, whatsapp = await _on_two_channels(ctx, "+5511944447777")
+    await actions.reply(ctx, webchat, ana, "Estou vendo aqui.")
+    for conversation_id in (webchat, whatsapp):
+        await _age(ctx.db, conversation_id, 120)
+
+    assert await timers.requeue_unanswered(ctx) == []
+
+    assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, ana.id)] * 2
