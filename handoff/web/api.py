@@ -186,13 +186,23 @@ async def list_conversations(request: web.Request) -> web.Response:
     )
 
 
+def _attendant_may_read(conversation: Conversation, attendant: User) -> bool:
+    """What the attendant's lists show: the queue and what is with them now. A resolved or
+    moved conversation leaves their workspace at once (the page closes it live), and so does
+    their access to its patient's history."""
+    if conversation.status != ConversationStatus.OPEN:
+        return False
+    mine = conversation.assigned_attendant_id == attendant.id
+    return conversation.owner == Owner.QUEUED or (conversation.owner == Owner.ATTENDANT and mine)
+
+
 async def _readable_conversation(request: web.Request, session: AsyncSession) -> Conversation:
-    """Attendants read only the conversations assigned to them; managers read all."""
+    """Attendants read only what `_attendant_may_read` allows; managers read all."""
     user = current_user(request)
     conversation = await session.get(Conversation, _conversation_id(request))
     if conversation is None:
         raise ApiError(404, "error.not_found")
-    if user.role == Role.ATTENDANT and conversation.assigned_attendant_id != user.id:
+    if user.role == Role.ATTENDANT and not _attendant_may_read(conversation, user):
         raise ApiError(403, "error.not_owner")
     return conversation
 

@@ -121,6 +121,52 @@ async def test_an_attendant_reads_only_their_own_conversations_and_every_read_is
     ]
 
 
+async def _status_of_read(http, conversation_id):
+    async with http.get(f"/api/conversations/{conversation_id}") as response:
+        return response.status
+
+
+async def test_an_attendant_stops_reading_a_patient_once_resolved_or_transferred(server):
+    ctx = server.app[CTX]
+    ana = await staff(ctx.db, capacity=2)
+    marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
+    resolved, transferred = await _assigned_conversation(ctx), await _assigned_conversation(ctx)
+    bruno = await staff(ctx.db)
+    ana_http, marta_http = await _client(server, ana), await _client(server, marta)
+    try:
+        async with ana_http.post(f"/api/conversations/{resolved}/resolve") as response:
+            assert response.status == 200
+        async with ana_http.post(
+            f"/api/conversations/{transferred}/transfer", json={"attendant_id": bruno.id}
+        ) as response:
+            assert response.status == 200
+
+        assert await _status_of_read(ana_http, resolved) == 403
+        assert await _status_of_read(ana_http, transferred) == 403
+        assert await _status_of_read(marta_http, resolved) == 200
+    finally:
+        await ana_http.close()
+        await marta_http.close()
+
+
+async def test_an_attendant_reads_a_queued_conversation_before_taking_it(server):
+    ctx = server.app[CTX]
+    await staff(ctx.db, capacity=1)
+    await _assigned_conversation(ctx)  # fills the only online attendant
+    queued = await _assigned_conversation(ctx)
+    bruno = await staff(ctx.db, presence=Presence.PAUSED)
+    http = await _client(server, bruno)
+    try:
+        assert await _status_of_read(http, queued) == 200
+    finally:
+        await http.close()
+    async with ctx.db.session() as session:
+        reads = (await session.execute(select(AuditLog))).scalars().all()
+    assert [(r.actor_id, r.action, r.conversation_id) for r in reads] == [
+        (bruno.id, "read_history", queued)
+    ]
+
+
 # Every route that reads or changes one conversation, with a valid body.
 CONVERSATION_ROUTES = [
     ("GET", "", None),
