@@ -9,9 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from handoff import actions
 from handoff.auth import audit, hash_password
+from handoff.context import Context
 from handoff.identity import normalize_email
-from models import AttendantProfile, ClinicProfile, LoginSession, Role, User
+from models import AttendantProfile, ClinicProfile, LoginSession, Presence, Role, User
 from models.db import Database
 
 MIN_PASSWORD_LENGTH = 8
@@ -92,8 +94,11 @@ async def create_staff(
     return user
 
 
-async def update_staff(db: Database, admin: User, user_id: int, changes: StaffChanges) -> User:
-    async with db.session() as session:
+async def update_staff(ctx: Context, admin: User, user_id: int, changes: StaffChanges) -> User:
+    """Change a staff account; the conversations follow at once: a deactivated attendant's go
+    back to the queue ahead of newer ones (as when going offline), and more room (a higher
+    capacity, a reactivation) is filled from the queue."""
+    async with ctx.db.session() as session:
         query = (
             select(User)
             .where(User.id == user_id, User.role.in_(STAFF_ROLES_ADMIN_CAN_GRANT))
@@ -103,6 +108,8 @@ async def update_staff(db: Database, admin: User, user_id: int, changes: StaffCh
         user = (await session.execute(query)).scalar_one_or_none()
         if user is None:
             raise AdminError("error.not_found")
+        was_active, role = user.is_active, user.role
+        capacity = user.attendant_profile.capacity if user.attendant_profile else 0
         if changes.name is not None:
             user.name = changes.name.strip() or user.name
         if changes.role is not None:
@@ -125,6 +132,14 @@ async def update_staff(db: Database, admin: User, user_id: int, changes: StaffCh
             for login in sessions.scalars():
                 await session.delete(login)
         audit(session, admin, "staff_updated", target_user_id=user.id, fields=_changed(changes))
+    if user.attendant_profile is None:
+        return user
+    if was_active and not user.is_active:
+        await actions.set_presence(ctx, user, Presence.OFFLINE, reason="deactivated")
+    elif user.is_active and (
+        not was_active or user.role != role or user.attendant_profile.capacity > capacity
+    ):
+        await actions.distribute(ctx)
     return user
 
 

@@ -69,7 +69,7 @@ async def update_staff(request: web.Request) -> web.Response:
     )
     try:
         user = await admin.update_staff(
-            request.app[CTX].db, actor, int(request.match_info["id"]), changes
+            request.app[CTX], actor, int(request.match_info["id"]), changes
         )
     except admin.AdminError as error:
         raise ApiError(
