@@ -167,14 +167,14 @@ async def expected_wait(session: AsyncSession, position: int, now: datetime) -> 
 
 
 def describe_when(moment: datetime, now: datetime) -> str:
-    """ "hoje às 13h", "amanhã às 8h", "segunda-feira às 8h30" (clinic time)."""
+    """ "hoje às 13h", "amanhã às 8h", "na segunda-feira às 8h30" (clinic time)."""
     local, today = moment.astimezone(CLINIC_TZ), now.astimezone(CLINIC_TZ).date()
     clock = f"{local.hour}h{local.minute:02d}" if local.minute else f"{local.hour}h"
     if local.date() == today:
         return t("patient.when_today", time=clock)
     if local.date() == today + timedelta(days=1):
         return t("patient.when_tomorrow", time=clock)
-    return t("patient.when_weekday", weekday=t(f"weekday.{local.weekday()}"), time=clock)
+    return t("patient.when_weekday", weekday=t(f"patient.on_weekday.{local.weekday()}"), time=clock)
 
 
 def describe_wait(wait: timedelta | None) -> str:

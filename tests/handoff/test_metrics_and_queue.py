@@ -63,7 +63,7 @@ async def test_closed_hours_and_holidays_push_the_reopening(db, reception):
         )
     assert describe_when(saturday_morning, friday_evening) == "amanhã às 8h"
     assert describe_when(datetime(2026, 11, 30, 8, 30, tzinfo=CLINIC_TZ), friday_evening) == (
-        "segunda-feira às 8h30"
+        "na segunda-feira às 8h30"
     )
 
 

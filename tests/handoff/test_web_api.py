@@ -326,6 +326,24 @@ async def test_transition_errors_are_explained_in_portuguese(server):
         await http.close()
 
 
+async def test_an_unknown_priority_is_refused_with_the_choices_in_portuguese(server):
+    ctx = server.app[CTX]
+    await staff(ctx.db)
+    marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
+    conversation_id = await _assigned_conversation(ctx)
+    http = await _client(server, marta)
+    try:
+        async with http.post(
+            f"/api/conversations/{conversation_id}/priority", json={"priority": "urgente"}
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["error"] == (
+                "Prioridade inválida. Escolha normal, alta ou crítica."
+            )
+    finally:
+        await http.close()
+
+
 async def test_a_manager_sees_and_acts_on_every_conversation(server):
     ctx = server.app[CTX]
     await staff(ctx.db, capacity=1)

@@ -160,7 +160,9 @@
     var values = { to: nameOf(e.to_attendant_id), from: nameOf(e.from_attendant_id), actor: nameOf(e.actor_id) || T("author.system"),
       reason: e.kind === "requeued" ? T("requeue." + d.reason) : reasonLabel(d.reason || ""),
       priority: d.priority ? T("priority." + d.priority) : "" };
-    return T("change." + e.kind, values);
+    // Joined while the episode waits in the queue: there is nobody to name yet.
+    var key = e.kind === "linked" && !e.to_attendant_id ? "change.linked_queued" : "change." + e.kind;
+    return T(key, values);
   }
 
   function renderEntry(entry) {
