@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -12,8 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.actions.common import ClinicAction, database, entity, latest_text, patient_id
-from models import Conversation
+from models import Conversation, utcnow
 
+# The question is asked right after the resolution; a score much later rates something else
+# (or nothing), so it must not overwrite that conversation's rating.
+CSAT_WINDOW = timedelta(hours=24)
 _SCORE = re.compile(r"(?<!\d)([1-5])(?!\d)")
 
 
@@ -25,11 +29,15 @@ def score_in(tracker: Tracker) -> int | None:
 
 
 async def record_csat(session: AsyncSession, patient: int, score: int) -> Conversation | None:
-    """Store the score on the patient's most recently resolved conversation (the answer
-    arrives in a new conversation: resolving closed the one being rated)."""
+    """Store the score on the patient's most recently resolved conversation, if resolved
+    within CSAT_WINDOW (the answer arrives in a new conversation: resolving closed the one
+    being rated)."""
     query = (
         select(Conversation)
-        .where(Conversation.patient_id == patient, Conversation.resolved_at.is_not(None))
+        .where(
+            Conversation.patient_id == patient,
+            Conversation.resolved_at > utcnow() - CSAT_WINDOW,
+        )
         .order_by(Conversation.resolved_at.desc(), Conversation.id.desc())
         .limit(1)
         .with_for_update()

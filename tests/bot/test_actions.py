@@ -268,6 +268,20 @@ async def test_the_score_is_stored_on_the_most_recently_resolved_conversation(cl
     assert sent(dispatcher) == ["utter_avaliacao_registrada"]
 
 
+async def test_a_score_given_days_after_the_resolution_is_not_stored(clinic_db):
+    patient = await new_patient(clinic_db.db)
+    long_ago = await _conversation(clinic_db, patient, resolved_minutes_ago=3 * 24 * 60)
+    dispatcher = CollectingDispatcher()
+
+    await ActionRegistrarAvaliacao().run(
+        dispatcher, tracker(patient.id, "/avaliar", intent="avaliar", entities={"nota": "1"}), {}
+    )
+
+    async with clinic_db.db.session() as session:
+        assert (await session.get(Conversation, long_ago)).csat_score is None
+    assert sent(dispatcher) == ["utter_avaliacao_sem_atendimento"]
+
+
 @pytest.mark.parametrize("typed", ["nota 0", "nota 10", "ótimo"])
 async def test_a_score_outside_one_to_five_is_asked_again(clinic_db, typed):
     patient = await new_patient(clinic_db.db)
