@@ -557,6 +557,10 @@ async def take(ctx: Context, conversation_id: int, actor: User) -> Conversation:
             raise NotOwner(conversation_id)
         if conversation.status != ConversationStatus.OPEN or conversation.owner != Owner.QUEUED:
             raise NotQueued(conversation_id)
+        if any(m.owner == Owner.ATTENDANT and m.assigned_attendant_id != actor.id for m in episode):
+            # A colleague serves the patient on another channel: distribution joins this
+            # conversation to them rather than split the patient.
+            raise NotQueued(conversation_id)
         if actor.role == Role.ATTENDANT and not ctx.settings.manual_take:
             raise ManualTakeDisabled(actor.id)
         if actor.role != Role.ATTENDANT and not is_manager(actor):
@@ -567,8 +571,7 @@ async def take(ctx: Context, conversation_id: int, actor: User) -> Conversation:
             conversation.patient_id,
             presences=(Presence.ONLINE, Presence.PAUSED),
         )
-        queued = [member for member in episode if member.owner == Owner.QUEUED]
-        events = await _move_episode(session, queued, HandoffKind.TAKEN, receiver, actor=actor)
+        events = await _move_episode(session, episode, HandoffKind.TAKEN, receiver, actor=actor)
     await _publish(ctx, events)
     await send(
         ctx,
