@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
+from handoff.logs import log_failure
 from handoff.timers import heartbeat
 from handoff.web.hub import Subscriber
 from handoff.web.keys import CTX, HUB, SETTINGS, current_user
@@ -60,8 +61,8 @@ async def presence_heartbeats(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(PRESENCE_HEARTBEAT_SECONDS)
             try:
                 await heartbeat(app[CTX], app[HUB].connected_user_ids())
-            except Exception:
-                log.exception("presence heartbeat failed; retrying")
+            except Exception as exc:
+                log_failure(log, exc, "presence heartbeat failed; retrying")
 
     task = asyncio.create_task(beat())
     yield

@@ -11,6 +11,7 @@ from aiohttp import web
 from handoff.actions import TransitionError
 from handoff.auth import user_for_token
 from handoff.catalog import t
+from handoff.logs import log_failure
 from handoff.web.keys import CTX, SESSION_COOKIE
 from models import Role
 
@@ -53,6 +54,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(error.status, error.code)
     except json.JSONDecodeError:
         return json_error(400, "error.invalid_json")
+    except web.HTTPException:
+        raise  # redirects and aiohttp's own 4xx answers
+    except Exception as exc:
+        log_failure(log, exc, "%s %s failed", request.method, request.path)
+        return json_error(500, "error.internal")
 
 
 @web.middleware
