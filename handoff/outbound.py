@@ -12,7 +12,7 @@ from sqlalchemy import inspect, update
 from handoff.context import Context, DeliveryFailed
 from handoff.events import message_event
 from handoff.history import advance_delivery, latest_conversation, record_outbound
-from handoff.logs import log_failure
+from handoff.logs import log_failure, without_numbers
 from models import AuthorKind, ChannelIdentity, Conversation, DeliveryStatus, Message
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ async def _record_failure(
         message.channel,
         message.attempts,
         "" if final else ", will retry",
-        failure.reason,
+        without_numbers(failure.reason),
     )
     if final:
         await _record_delivery(
