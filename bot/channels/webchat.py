@@ -7,6 +7,8 @@ Protocol (JSON text frames):
                    {"type": "ack", "id": "<client uuid>", "message_id": 123}
                    {"type": "message", "message": {...}}
                    {"type": "error", "id": "<client uuid or null>", "code": "...", "message": "..."}
+                   codes: malformed, empty, too_long, invalid_text, unavailable (a failure
+                   on our side: the same message may be sent again later)
 
 The client id of a message is its idempotency key: a resend after a reconnect is acked again
 but recorded and answered once. The visitor token is an HMAC-signed random id, so one visitor
