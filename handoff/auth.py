@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -62,16 +63,25 @@ async def open_session(session: AsyncSession, user: User) -> str:
 
 
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
+    return (await session_users(session, [token])).get(token)
+
+
+async def session_users(session: AsyncSession, tokens: Collection[str]) -> dict[str, User]:
+    """The user each token still logs in: its session neither ended nor expired, the account
+    active. Tokens missing from the answer log nobody in."""
+    by_hash = {_token_hash(token): token for token in tokens}
+    if not by_hash:
+        return {}
     query = (
-        select(User)
-        .join(LoginSession, LoginSession.user_id == User.id)
+        select(LoginSession.token_hash, User)
+        .join(User, LoginSession.user_id == User.id)
         .where(
-            LoginSession.token_hash == _token_hash(token),
+            LoginSession.token_hash.in_(by_hash),
             LoginSession.expires_at > utcnow(),
             User.is_active.is_(True),
         )
     )
-    return (await session.execute(query)).scalar_one_or_none()
+    return {by_hash[token_hash]: user for token_hash, user in await session.execute(query)}
 
 
 async def close_session(session: AsyncSession, token: str) -> None:

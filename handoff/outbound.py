@@ -12,6 +12,7 @@ from sqlalchemy import inspect, update
 from handoff.context import Context, DeliveryFailed
 from handoff.events import message_event
 from handoff.history import advance_delivery, latest_conversation, record_outbound
+from handoff.logs import log_failure, without_numbers
 from models import AuthorKind, ChannelIdentity, Conversation, DeliveryStatus, Message
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ async def deliver(
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False
     except Exception as exc:  # a Sender bug must not lose the message: retry, then fail
-        log.exception("sender for %s crashed on message %s", message.channel, message.id)
+        log_failure(log, exc, "sender for %s crashed on message %s", message.channel, message.id)
         failure = DeliveryFailed(f"unexpected {type(exc).__name__}", retryable=True)
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False
@@ -152,7 +153,7 @@ async def _record_failure(
         message.channel,
         message.attempts,
         "" if final else ", will retry",
-        failure.reason,
+        without_numbers(failure.reason),
     )
     if final:
         await _record_delivery(

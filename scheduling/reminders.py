@@ -55,6 +55,7 @@ from handoff.catalog import t
 from handoff.context import Context
 from handoff.events import message_event
 from handoff.history import open_conversation, record_outbound
+from handoff.logs import log_failure
 from handoff.outbound import deliver
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
@@ -637,9 +638,9 @@ async def _dispatch_logged(
 ) -> bool:
     try:
         return await _dispatch(ctx, claimed, worker, clock, lease)
-    except Exception:
+    except Exception as exc:
         # The row stays `sending`; after the lease another claim resolves it.
-        log.exception("reminder %s: dispatch failed", claimed.reminder_id)
+        log_failure(log, exc, "reminder %s: dispatch failed", claimed.reminder_id)
         return False
 
 

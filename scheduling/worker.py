@@ -18,6 +18,7 @@ from handoff.actions import distribute
 from handoff.bot_api import BotApi
 from handoff.context import Context
 from handoff.events import HttpEventBus
+from handoff.logs import log_failure
 from handoff.retries import retry_due_deliveries
 from handoff.timers import sweep
 from models.db import Database
@@ -58,8 +59,8 @@ async def run_periodically(job: PeriodicJob, ctx: Context, stop: asyncio.Event) 
     while not stop.is_set():
         try:
             await job.run(ctx)
-        except Exception:
-            log.exception("%s failed; retrying in %ss", job.name, job.interval)
+        except Exception as exc:
+            log_failure(log, exc, "%s failed; retrying in %ss", job.name, job.interval)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), job.interval)
 

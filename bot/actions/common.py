@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import traceback
 import unicodedata
 from abc import ABC, abstractmethod
 from datetime import datetime
@@ -15,6 +14,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff.logs import log_failure
 from models import utcnow
 from models.db import Database
 from scheduling.when import TZ, TimeWindow
@@ -163,14 +163,7 @@ class ClinicAction(Action, ABC):
         try:
             return await self.act(dispatcher, tracker, domain)
         except Exception as exc:
-            # The traceback without the exception's message: a database error's message
-            # carries the statement's parameters (a CPF, a phone number).
-            log.error(
-                "%s failed with %s; handing the patient to the team\n%s",
-                self.name(),
-                type(exc).__name__,
-                "".join(traceback.format_tb(exc.__traceback__)),
-            )
+            log_failure(log, exc, "%s failed; handing the patient to the team", self.name())
             dispatcher.messages.clear()
             dispatcher.utter_message(response="utter_erro_agenda")
             return hand_off(dispatcher, tracker, "erro_no_assistente")

@@ -41,6 +41,7 @@ from handoff.history import (
     record_status,
     record_watermark,
 )
+from handoff.logs import log_failure
 from handoff.outbound import send, send_bot_reply
 from handoff.verification import CONFIRM_IDENTITY, send_code
 from models import (
@@ -286,7 +287,7 @@ class ChannelInput(InputChannel):
     def _finished(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("%s: background work failed: %s", self.name(), type(error).__name__)
+            log_failure(log, error, "%s: background work failed", self.name())
 
     async def drain(self) -> None:
         """Wait for the work webhooks left running in the background."""
@@ -595,8 +596,7 @@ class WebhookInput(ChannelInput):
         try:
             await self.handle(events, on_new_message)
         except Exception as exc:  # e.g. the database is down: the provider retries
-            # Only the type: database errors quote the statement's parameters, message texts.
-            log.error("%s: could not record a delivery (%s)", self.name(), type(exc).__name__)
+            log_failure(log, exc, "%s: could not record a delivery", self.name())
             return response.json({"error": "temporarily unavailable, retry later"}, status=503)
         return self.ack()
 

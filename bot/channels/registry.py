@@ -88,7 +88,10 @@ def build_senders(
     through the Rasa process. `ctx_factory` is the context bot replies are recorded in."""
     senders: dict[str, Any] = {
         "webchat": WebchatSender(
-            Sockets() if in_bot_process else None, settings.bot_url, settings.internal_token
+            Sockets() if in_bot_process else None,
+            settings.bot_url,
+            settings.internal_token,
+            ctx_factory,
         ),
     }
     for connector, sender in PROVIDER_CHANNELS:

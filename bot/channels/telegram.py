@@ -37,6 +37,7 @@ from bot.channels.base import (
 from handoff.context import DeliveryFailed
 from handoff.history import Inbound
 from handoff.identity import normalize_phone
+from handoff.logs import without_numbers
 from models import ChannelIdentity, Message
 from settings import Settings
 
@@ -247,4 +248,4 @@ class TelegramInput(WebhookInput):
         try:
             await sender.call("answerCallbackQuery", {"callback_query_id": query_id})
         except DeliveryFailed as failure:
-            log.warning("answerCallbackQuery failed: %s", failure.reason)
+            log.warning("answerCallbackQuery failed: %s", without_numbers(failure.reason))

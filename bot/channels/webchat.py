@@ -7,10 +7,14 @@ Protocol (JSON text frames):
                    {"type": "ack", "id": "<client uuid>", "message_id": 123}
                    {"type": "message", "message": {...}}
                    {"type": "error", "id": "<client uuid or null>", "code": "...", "message": "..."}
+                   codes: malformed, empty, too_long, invalid_text, unavailable (a failure
+                   on our side: the same message may be sent again later)
 
 The client id of a message is its idempotency key: a resend after a reconnect is acked again
 but recorded and answered once. The visitor token is an HMAC-signed random id, so one visitor
-cannot read another's conversation.
+cannot read another's conversation. Every bad frame (binary, not a JSON object, unreadable
+text, too long) is answered with an error frame and the socket stays open: the widget shows
+the error and drops the message instead of resending it after a reconnect.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import re
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +38,29 @@ from sanic.request import Request
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
-from bot.channels.base import ChannelInput, ChannelSender, OnNewMessage
+from bot.channels.base import ChannelInput, ChannelSender, OnNewMessage, bot_context
 from handoff.catalog import t
-from handoff.context import DeliveryFailed
+from handoff.context import Context, DeliveryFailed
 from handoff.history import Inbound, message_view
+from handoff.logs import log_failure
 from models import ChannelIdentity, Conversation, Message
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "webchat"
 MAX_TEXT_BYTES = 4096
+# Frames up to this size are read and answered; larger ones are refused unread. It is
+# Sanic's default WEBSOCKET_MAX_SIZE, the most a widget could send before.
+MAX_FRAME_BYTES = 2**20
+# The socket's own cap (over it, the socket is closed with 1009, and the widget would resend
+# the frame after reconnecting) sits above ours so that a text somewhat over our limit still
+# gets the clear "too long" answer. Set on each connection: Rasa builds the Sanic server.
+SOCKET_MAX_BYTES = MAX_FRAME_BYTES + 64 * 1024
 HISTORY_LIMIT = 100
 WIDGET_JS = Path(__file__).with_name("static") / "webchat.js"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# The widget writes the id right after the type, so it is found without parsing a huge frame.
+_CLIENT_ID_NEAR_START = re.compile(r'"id"\s*:\s*"([A-Za-z0-9_-]{8,64})"')
 
 
 class Sockets:
@@ -94,7 +109,7 @@ class VisitorTokens:
         return visitor_id, f"{visitor_id}.{self._sign(visitor_id)}"
 
     def verify(self, token: Any) -> str | None:
-        if not isinstance(token, str) or token.count(".") != 1:
+        if not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
             return None
         visitor_id, signature = token.split(".")
         return visitor_id if hmac.compare_digest(signature, self._sign(visitor_id)) else None
@@ -103,8 +118,14 @@ class VisitorTokens:
 class WebchatSender(ChannelSender):
     """Pushes to the visitor's open sockets; from other processes, through the bot process."""
 
-    def __init__(self, sockets: Sockets | None, bot_url: str, token: str) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        sockets: Sockets | None,
+        bot_url: str,
+        token: str,
+        ctx_factory: Callable[[], Context] = bot_context,
+    ) -> None:
+        super().__init__(ctx_factory)
         self.sockets = sockets
         self._deliver_url = f"{bot_url}/webhooks/{CHANNEL}/deliver"
         self._token = token
@@ -199,6 +220,7 @@ class WebchatInput(ChannelInput):
         return response.empty(status=204)
 
     async def _serve(self, ws: Any, on_new_message: OnNewMessage) -> None:
+        ws.connection.max_size = SOCKET_MAX_BYTES
         visitor_id: str | None = None
         try:
             while True:
@@ -206,20 +228,40 @@ class WebchatInput(ChannelInput):
                     raw = await ws.recv()
                 except (ConnectionClosed, WebsocketClosed):
                     return
-                frame = _parse_frame(raw)
-                if frame is None:
-                    await _send_error(ws, None, "malformed")
-                elif frame.get("type") == "hello":
-                    visitor_id = await self._welcome(ws, frame.get("token"), visitor_id)
-                elif frame.get("type") == "message" and visitor_id is not None:
-                    await self._receive(ws, visitor_id, frame, on_new_message)
-                else:
-                    await _send_error(ws, frame.get("id"), "malformed")
+                frame: dict[str, Any] = {}
+                try:
+                    frame = _parse_frame(raw)
+                    visitor_id = await self._answer(ws, frame, visitor_id, on_new_message)
+                except BadFrame as bad:
+                    await _send_error(ws, bad.client_id, bad.code)
+                except (ConnectionClosed, WebsocketClosed):
+                    return
+                except Exception as exc:  # e.g. the database is down: say so, keep the socket
+                    log_failure(log, exc, "webchat: could not take a frame")
+                    await _send_error(ws, frame.get("id"), "unavailable")
         finally:
             if visitor_id is not None:
                 self.sockets.discard(visitor_id, ws)
 
-    async def _welcome(self, ws: Any, token: Any, current: str | None) -> str:
+    async def _answer(
+        self,
+        ws: Any,
+        frame: dict[str, Any],
+        visitor_id: str | None,
+        on_new_message: OnNewMessage,
+    ) -> str | None:
+        """Answer one frame; returns the visitor the socket speaks for."""
+        if frame.get("type") == "hello":
+            token = frame.get("token")
+            if token is not None and not isinstance(token, str):
+                raise BadFrame("malformed")
+            return await self._welcome(ws, token, visitor_id)
+        if frame.get("type") == "message" and visitor_id is not None:
+            await self._receive(ws, visitor_id, frame, on_new_message)
+            return visitor_id
+        raise BadFrame("malformed", frame.get("id"))
+
+    async def _welcome(self, ws: Any, token: str | None, current: str | None) -> str:
         if current is not None:
             self.sockets.discard(current, ws)
         visitor_id = self.tokens.verify(token)
@@ -254,18 +296,16 @@ class WebchatInput(ChannelInput):
     ) -> None:
         client_id, text, payload = frame.get("id"), frame.get("text"), frame.get("payload")
         if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
-            await _send_error(ws, None, "malformed")
-            return
+            raise BadFrame("malformed")
         if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
-            await _send_error(ws, client_id, "malformed")
-            return
+            raise BadFrame("malformed", client_id)
         text = text.strip()
         if not text:
-            await _send_error(ws, client_id, "empty")
-            return
-        if len(text.encode()) > MAX_TEXT_BYTES or len((payload or "").encode()) > MAX_TEXT_BYTES:
-            await _send_error(ws, client_id, "too_long")
-            return
+            raise BadFrame("empty", client_id)
+        if _utf8_size(text, client_id) > MAX_TEXT_BYTES or (
+            payload is not None and _utf8_size(payload, client_id) > MAX_TEXT_BYTES
+        ):
+            raise BadFrame("too_long", client_id)
         recorded = await self.record(
             Inbound(
                 channel=CHANNEL,
@@ -281,14 +321,36 @@ class WebchatInput(ChannelInput):
             self.route_later(recorded.message.id, on_new_message, recorded.message.patient_id)
 
 
-def _parse_frame(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, str):
-        return None
+class BadFrame(ValueError):
+    """A frame the widget protocol refuses; `code` names the pt-BR error it is answered with."""
+
+    def __init__(self, code: str, client_id: Any = None) -> None:
+        super().__init__(code)
+        self.code, self.client_id = code, client_id
+
+
+def _parse_frame(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, str):  # a binary frame
+        raise BadFrame("malformed")
+    if len(raw) > MAX_FRAME_BYTES:  # characters, so at least as many bytes
+        found = _CLIENT_ID_NEAR_START.search(raw, 0, 256)
+        raise BadFrame("too_long", found.group(1) if found else None)
     try:
         frame = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    return frame if isinstance(frame, dict) else None
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise BadFrame("malformed") from None
+    if not isinstance(frame, dict):
+        raise BadFrame("malformed")
+    return frame
+
+
+def _utf8_size(text: str, client_id: str) -> int:
+    """Its size as stored and sent; JSON's \\u escapes can smuggle in lone surrogates,
+    which no database or provider takes."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        raise BadFrame("invalid_text", client_id) from None
 
 
 async def _send_error(ws: Any, client_id: Any, code: str) -> None:
@@ -297,7 +359,10 @@ async def _send_error(ws: Any, client_id: Any, code: str) -> None:
         json.dumps(
             {
                 "type": "error",
-                "id": client_id if isinstance(client_id, str) else None,
+                # Echoed only when well-formed: the widget matches it to the message it sent.
+                "id": client_id
+                if isinstance(client_id, str) and _CLIENT_ID.match(client_id)
+                else None,
                 "code": code,
                 "message": message,
             },

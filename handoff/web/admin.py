@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from handoff import admin
+from handoff.web import live
 from handoff.web.api import read_json, user_view
 from handoff.web.keys import CTX, current_user
 from handoff.web.middlewares import ApiError
@@ -75,6 +76,7 @@ async def update_staff(request: web.Request) -> web.Response:
         raise ApiError(
             404 if error.code == "error.not_found" else 400, error.code, **error.values
         ) from None
+    await live.close_revoked_sockets(request.app, user.id)
     return web.json_response({"id": user.id})
 
 

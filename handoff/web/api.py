@@ -24,6 +24,7 @@ from handoff.history import message_view
 from handoff.identity import mask_cpf
 from handoff.metrics import Period, report
 from handoff.queue import CLINIC_TZ
+from handoff.web import live
 from handoff.web.keys import CTX, SESSION_COOKIE, current_user
 from handoff.web.middlewares import ApiError
 from models import (
@@ -101,6 +102,8 @@ async def logout(request: web.Request) -> web.Response:
     if token:
         async with request.app[CTX].db.session() as session:
             await close_session(session, token)
+    if request["user"] is not None:
+        await live.close_revoked_sockets(request.app, request["user"].id)
     response = web.json_response({})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response

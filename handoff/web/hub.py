@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from models import Role
 
@@ -21,7 +21,11 @@ class Subscriber:
     user_id: int
     role: Role
     ws: web.WebSocketResponse
+    session_token: str  # the login the socket was opened with; it lives only while that does
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    # Why the server ends the socket; the socket's handler closes it with these.
+    close_code: int = WSCloseCode.OK
+    close_reason: str = ""
 
     @property
     def sees_everything(self) -> bool:
@@ -60,6 +64,16 @@ class Hub:
     def connected_user_ids(self) -> set[int]:
         return {subscriber.user_id for subscriber in self._subscribers}
 
+    def subscribers(self) -> list[Subscriber]:
+        return list(self._subscribers)
+
+    async def disconnect(self, subscriber: Subscriber, code: int, reason: str) -> None:
+        self.unsubscribe(subscriber)
+        subscriber.close_code, subscriber.close_reason = code, reason
+        # If the handler is reading, this only ends its loop; the handler then sends the
+        # close frame with this code (aiohttp would otherwise close with its default one).
+        await subscriber.ws.close(code=code, message=reason.encode())
+
     async def publish(self, event: dict[str, Any]) -> None:
         for subscriber in list(self._subscribers):
             view = view_for(subscriber, event)
@@ -71,8 +85,7 @@ class Hub:
                 log.warning(
                     "staff socket of user %s is not reading; closing it", subscriber.user_id
                 )
-                self.unsubscribe(subscriber)
-                await subscriber.ws.close()
+                await self.disconnect(subscriber, WSCloseCode.OK, "not reading")
 
     async def pump(self, subscriber: Subscriber) -> None:
         """Write queued events to the socket until it closes."""

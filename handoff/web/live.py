@@ -1,4 +1,11 @@
-"""Live push: the staff WebSocket and the internal endpoint other processes publish to."""
+"""Live push: the staff WebSocket and the internal endpoint other processes publish to.
+
+A socket carries the rights of the login it was opened with, and only while that login
+holds: logging out, a deactivation or new password (which end the account's sessions) and a
+role change close it at once in this process, and every presence heartbeat re-checks all
+sockets, which covers expired sessions and changes made through another web process. A
+manager's or admin's socket streams every conversation's messages, so opening one is
+recorded in the audit log like any read of a patient's history."""
 
 from __future__ import annotations
 
@@ -9,12 +16,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
+from handoff.auth import audit, session_users
+from handoff.logs import log_failure
 from handoff.timers import heartbeat
 from handoff.web.hub import Subscriber
-from handoff.web.keys import CTX, HUB, SETTINGS, current_user
+from handoff.web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, current_user
 from handoff.web.middlewares import json_error
 
 HEARTBEAT_SECONDS = 20
+# Private close code: the staff page goes to the login page instead of reconnecting.
+SESSION_ENDED = 4001
 # How often this process tells the database who has the workspace open; well under the
 # presence timeout so a live attendant is never mistaken for one who left.
 PRESENCE_HEARTBEAT_SECONDS = 15
@@ -25,9 +36,14 @@ log = logging.getLogger(__name__)
 async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     user = current_user(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    subscriber = Subscriber(
+        user_id=user.id, role=user.role, ws=ws, session_token=request.cookies[SESSION_COOKIE]
+    )
+    if subscriber.sees_everything:
+        async with request.app[CTX].db.session() as session:
+            audit(session, user, "live_supervision_opened", ip=request.remote)
     await ws.prepare(request)
     hub = request.app[HUB]
-    subscriber = Subscriber(user_id=user.id, role=user.role, ws=ws)
     hub.subscribe(subscriber)
     await heartbeat(request.app[CTX], [user.id])
     pump = asyncio.create_task(hub.pump(subscriber))
@@ -38,7 +54,24 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     finally:
         hub.unsubscribe(subscriber)
         pump.cancel()
+        await ws.close(code=subscriber.close_code, message=subscriber.close_reason.encode())
     return ws
+
+
+async def close_revoked_sockets(app: web.Application, user_id: int | None = None) -> None:
+    """Close the sockets (of `user_id`, or all) whose login no longer holds or whose user's
+    role changed since they opened."""
+    hub = app[HUB]
+    subscribers = [s for s in hub.subscribers() if user_id in (None, s.user_id)]
+    if not subscribers:
+        return
+    async with app[CTX].db.session() as session:
+        users = await session_users(session, {s.session_token for s in subscribers})
+    for subscriber in subscribers:
+        user = users.get(subscriber.session_token)
+        if user is None or user.role != subscriber.role:
+            log.info("closing the live socket of user %s: its login changed", subscriber.user_id)
+            await hub.disconnect(subscriber, SESSION_ENDED, "session ended")
 
 
 async def internal_events(request: web.Request) -> web.Response:
@@ -59,9 +92,10 @@ async def presence_heartbeats(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(PRESENCE_HEARTBEAT_SECONDS)
             try:
+                await close_revoked_sockets(app)
                 await heartbeat(app[CTX], app[HUB].connected_user_ids())
-            except Exception:
-                log.exception("presence heartbeat failed; retrying")
+            except Exception as exc:
+                log_failure(log, exc, "presence heartbeat failed; retrying")
 
     task = asyncio.create_task(beat())
     yield

@@ -1,4 +1,8 @@
-"""Authentication (every staff page and API needs a login) and pt-BR JSON errors."""
+"""Authentication and pt-BR JSON errors.
+
+Protection is default-deny: a path is open to anyone only when it is listed here as public,
+open to patients only under the portal's paths, and everything else, including any route
+added later and any unknown path, needs a staff login."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from aiohttp import web
 from handoff.actions import TransitionError
 from handoff.auth import user_for_token
 from handoff.catalog import t
+from handoff.logs import log_failure
 from handoff.web.keys import CTX, SESSION_COOKIE
 from models import Role
 
@@ -19,18 +24,19 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLIC_PATHS = {
-    "/",
+    "/",  # the clinic's page, with the chat widget
     "/login",
-    "/cadastro",
+    "/cadastro",  # patient sign-up
     "/api/login",
     "/api/logout",
     "/api/signup",
-    "/catalog.json",
+    "/catalog.json",  # the pt-BR texts of the pages
     "/healthz",
+    "/internal/events",  # checks the internal token itself
 }
-PUBLIC_PREFIXES = ("/static/", "/internal/")
-PATIENT_PREFIXES = ("/portal", "/api/portal/")
-STAFF_PREFIXES = ("/staff", "/api/")
+PUBLIC_PREFIXES = ("/static/",)
+PATIENT_PATHS = {"/portal"}
+PATIENT_PREFIXES = ("/portal/", "/api/portal/")
 
 
 def json_error(status: int, key: str, **values: object) -> web.Response:
@@ -53,6 +59,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(error.status, error.code)
     except json.JSONDecodeError:
         return json_error(400, "error.invalid_json")
+    except web.HTTPException:
+        raise  # redirects and aiohttp's own 4xx answers
+    except Exception as exc:
+        log_failure(log, exc, "%s %s failed", request.method, request.path)
+        return json_error(500, "error.internal")
 
 
 @web.middleware
@@ -66,12 +77,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
     user = request["user"]
-    if path.startswith(PATIENT_PREFIXES):
+    if path in PATIENT_PATHS or path.startswith(PATIENT_PREFIXES):
         allowed = user is not None and user.role == Role.PATIENT
-    elif path.startswith(STAFF_PREFIXES):
-        allowed = user is not None and user.is_staff
     else:
-        allowed = True
+        allowed = user is not None and user.is_staff
     if allowed:
         return await handler(request)
     if path.startswith("/api/"):

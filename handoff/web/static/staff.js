@@ -363,7 +363,8 @@
       // Events that arrive while the snapshot loads are applied after it, not under it.
       if (pendingEvents) pendingEvents.push(event); else onEvent(event);
     };
-    ws.onclose = function () {
+    ws.onclose = function (closed) {
+      if (closed.code === 4001) { window.location.href = "/login"; return; }  // login ended or changed
       $("connection").textContent = T("staff.reconnecting");
       $("connection").className = "connection offline";
       var next = Math.min((delay || 250) * 2, 10000);
