@@ -32,8 +32,10 @@ async def _queue_a_conversation(ctx) -> int:
 
 
 async def _closed_by_server(ws: aiohttp.ClientWebSocketResponse) -> int:
-    """Read until the server closes the socket (failing on any event); the close code."""
-    frame = await ws.receive(timeout=5)
+    """Read until the server closes the socket; the close code. The events the change itself
+    caused (a deactivated attendant going offline, their patients requeued) may come first."""
+    while (frame := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+        pass
     assert frame.type == aiohttp.WSMsgType.CLOSE, frame
     return frame.data
 
