@@ -120,6 +120,13 @@ class UnknownAction(TransitionError):
     status = 400
 
 
+class BadSlot(TransitionError):
+    """A booking action without a doctor and an aware ISO start (as slot search gives)."""
+
+    code = "agenda.error.pick_a_slot"
+    status = 400
+
+
 class Refused(TransitionError):
     """The agenda refused the change an action asked for; `code` says why."""
 
@@ -956,18 +963,79 @@ async def _remind(ctx: Context, appointment_id: int, actor: User, _: dict) -> di
     return {"message_id": message.id, "channel": message.channel}
 
 
+def _slot_of(details: dict[str, Any]) -> tuple[int, datetime]:
+    doctor_id, starts_at = details.get("doctor_id"), details.get("starts_at")
+    try:
+        moment = datetime.fromisoformat(starts_at) if isinstance(starts_at, str) else None
+    except ValueError:
+        moment = None
+    if not isinstance(doctor_id, int) or moment is None or moment.tzinfo is None:
+        raise BadSlot()
+    return doctor_id, moment
+
+
+def _booked(appointment: Appointment) -> dict[str, Any]:
+    """What the timeline shows of a booking (the appointment's doctor must be loaded)."""
+    return {
+        "appointment_id": appointment.id,
+        "doctor_id": appointment.doctor_id,
+        "doctor_name": appointment.doctor.name,
+        "starts_at": appointment.starts_at.isoformat(),
+        "status": str(appointment.status),
+    }
+
+
+async def _book(
+    ctx: Context, conversation: Conversation, actor: User, details: dict[str, Any]
+) -> dict[str, Any]:
+    """Book for the conversation's patient, as the bot and the portal do."""
+    doctor_id, starts_at = _slot_of(details)
+    try:
+        appointment = await agenda.book(
+            ctx.db,
+            patient_id=conversation.patient_id,
+            doctor_id=doctor_id,
+            starts_at=starts_at,
+            channel=STAFF_CHANNEL,
+            actor_id=actor.id,
+        )
+    except agenda.SchedulingError as refused:
+        raise Refused(refused.code) from None
+    return _booked(appointment)
+
+
+async def _reschedule(
+    ctx: Context, appointment_id: int, actor: User, details: dict
+) -> dict[str, Any]:
+    doctor_id, starts_at = _slot_of(details)
+    new = await agenda.reschedule(
+        ctx.db,
+        appointment_id,
+        starts_at=starts_at,
+        doctor_id=doctor_id,
+        channel=STAFF_CHANNEL,
+        actor_id=actor.id,
+    )
+    return {**_booked(new), "appointment_id": appointment_id, "new_appointment_id": new.id}
+
+
 @dataclass(frozen=True)
 class ReceptionAction:
     effect: ActionEffect = _no_effect
     needs_appointment: bool = False
+    # Needs a slot picked from slot search (`doctor_id`, `starts_at`): the workspace offers
+    # it through its booking panel rather than as a plain button.
+    needs_slot: bool = False
 
 
-def _appointment_action(change: AppointmentChange) -> ReceptionAction:
-    return ReceptionAction(_on_appointment(change), needs_appointment=True)
+def _appointment_action(change: AppointmentChange, *, needs_slot: bool = False) -> ReceptionAction:
+    return ReceptionAction(_on_appointment(change), needs_appointment=True, needs_slot=needs_slot)
 
 
 # The reception's buttons, by the typed kind stored in `attendant_actions.kind`.
 ACTIONS: dict[str, ReceptionAction] = {
+    "appointment_booked": ReceptionAction(_book, needs_slot=True),
+    "appointment_rescheduled": _appointment_action(_reschedule, needs_slot=True),
     "appointment_confirmed": _appointment_action(_confirm),
     "reminder_sent": _appointment_action(_remind),
     "appointment_cancelled": _appointment_action(_cancel),

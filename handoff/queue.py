@@ -19,9 +19,9 @@ from models import (
     ConversationStatus,
     Owner,
     Presence,
-    ScheduleException,
     utcnow,
 )
+from scheduling.agenda import blocks_in
 from settings import CLINIC_TIMEZONE, Settings
 
 CLINIC_TZ = ZoneInfo(CLINIC_TIMEZONE)
@@ -84,13 +84,9 @@ def _at(day: date, moment: time) -> datetime:
 
 
 async def _clinic_closures(session: AsyncSession, now: datetime) -> list[tuple[datetime, datetime]]:
-    """Clinic-wide exceptions (holidays): those with no doctor."""
-    query = select(ScheduleException.starts_at, ScheduleException.ends_at).where(
-        ScheduleException.doctor_id.is_(None),
-        ScheduleException.ends_at > now,
-        ScheduleException.starts_at < now + timedelta(days=LOOKAHEAD_DAYS),
-    )
-    return [(row.starts_at, row.ends_at) for row in await session.execute(query)]
+    """Clinic-wide closures: holidays and exceptions with no doctor."""
+    span = (now, now + timedelta(days=LOOKAHEAD_DAYS))
+    return [(b.starts_at, b.ends_at) for b in await blocks_in(session, span)]
 
 
 async def reopens_at(session: AsyncSession, settings: Settings, now: datetime) -> datetime | None:

@@ -8,6 +8,10 @@ through the bot) and through which channel.
 agendada → confirmada → realizada | faltou, and agendada | confirmada → cancelada; remarcar
 cancels the old appointment and books a new one linked to it by `rescheduled_from_id`.
 
+Managers block a doctor's time (leave, a blocked range) with `block_time`: slot search stops
+offering it at once, and the appointments already inside are returned for someone to move,
+never cancelled behind the patient's back. `unblock_time` removes a block.
+
 No double booking: `book` locks the doctor's row (serialising bookings of one doctor on
 PostgreSQL; SQLite has a single writer), checks the slot is still free, and the partial unique
 index on active (doctor, start) refuses whatever slips past. Reminders are planned from the
@@ -19,7 +23,8 @@ rescheduling or recording attendance cancels the reminders not yet sent.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +39,7 @@ from models import (
     Doctor,
     Reminder,
     ReminderStatus,
+    ScheduleException,
     User,
     utcnow,
 )
@@ -75,6 +81,23 @@ class InvalidTransition(SchedulingError):
         # Plain values: the transaction rolls back and expires the appointment object.
         self.appointment_id: int = appointment.id
         self.status = AppointmentStatus(appointment.status)
+
+
+class InvalidBlock(SchedulingError):
+    """A block the agenda cannot take (no such doctor, an empty or past range, no reason)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class BlockNotFound(SchedulingError):
+    code = "agenda.error.no_block"
+
+
+# A longer block is almost surely a typo in the year; leave longer than this is two blocks.
+MAX_BLOCK = timedelta(days=366)
+MAX_REASON = 160
 
 
 _ALLOWED = {
@@ -411,3 +434,64 @@ async def upcoming_for_patient(
         .options(*_with_names())
     )
     return list((await session.execute(query)).scalars())
+
+
+@dataclass(frozen=True)
+class BlockedTime:
+    """A new block and the active appointments it overlaps (left as they are)."""
+
+    exception: ScheduleException
+    appointments: list[Appointment]
+
+
+async def block_time(
+    db: Database,
+    *,
+    doctor_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    now: datetime | None = None,
+) -> BlockedTime:
+    """Block a doctor's time from `starts_at` to `ends_at` (leave, a meeting...). Locks the
+    doctor like `book`, so a booking either lands before (and is reported here) or sees the
+    block."""
+    now = now or utcnow()
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise InvalidBlock("agenda.error.block_reason")
+    if ends_at <= starts_at or ends_at <= now or ends_at - starts_at > MAX_BLOCK:
+        raise InvalidBlock("agenda.error.block_range")
+    async with db.session() as session:
+        doctor = await _lock_doctor(session, doctor_id)
+        if doctor is None:
+            raise InvalidBlock("agenda.error.no_doctor")
+        exception = ScheduleException(
+            doctor_id=doctor_id, starts_at=starts_at, ends_at=ends_at, reason=reason
+        )
+        session.add(exception)
+        query = (
+            select(Appointment)
+            .where(
+                Appointment.doctor_id == doctor_id,
+                Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+                Appointment.starts_at < ends_at,
+                Appointment.ends_at > starts_at,
+            )
+            .order_by(Appointment.starts_at)
+            .options(*_with_names(), selectinload(Appointment.patient))
+        )
+        inside = list((await session.execute(query)).scalars())
+        await session.flush()
+    log.info("doctor %s blocked from %s to %s", doctor_id, starts_at, ends_at)
+    return BlockedTime(exception, inside)
+
+
+async def unblock_time(db: Database, exception_id: int) -> ScheduleException:
+    """Remove a stored block: its times are offered again."""
+    async with db.session() as session:
+        exception = await session.get(ScheduleException, exception_id, with_for_update=True)
+        if exception is None:
+            raise BlockNotFound(exception_id)
+        await session.delete(exception)
+    return exception

@@ -1,9 +1,10 @@
 """The clinic's agenda: free slots, who is who (specialties and doctors), and a day's schedule.
 
 Working hours are weekly blocks in clinic-local time (America/Sao_Paulo); everything stored is
-UTC. A slot is free when it lies inside a working block, overlaps no exception (a clinic
-holiday has doctor_id NULL; a doctor's leave or blocked time has their id) and overlaps no
-active appointment of that doctor.
+UTC. A slot is free when it lies inside a working block, overlaps no block and overlaps no
+active appointment of that doctor. Blocks are the national holidays (computed for any year, see
+`scheduling.holidays`) and the stored schedule exceptions: clinic-wide ones (doctor_id NULL,
+e.g. a city holiday) and a doctor's leave or blocked times.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from models import (
     Specialty,
     User,
 )
+from scheduling.holidays import national_holidays
 from scheduling.when import TimeWindow
 from settings import CLINIC_TIMEZONE
 
@@ -92,6 +94,47 @@ def _grid(doctor: Doctor, day: date) -> list[Interval]:
     return slots
 
 
+@dataclass(frozen=True)
+class Block:
+    """A time the agenda offers nothing in: a stored exception (with its id) or a national
+    holiday (id None); doctor_id None blocks every doctor."""
+
+    id: int | None
+    doctor_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+
+
+def holiday_blocks(span: Interval) -> list[Block]:
+    """The national holidays overlapping a span, as clinic-wide whole local days."""
+    first, last = to_local(span[0]).year, to_local(span[1]).year
+    found = []
+    for year in range(first, last + 1):
+        for day, name in national_holidays(year):
+            interval = local_day_bounds(day)
+            if _overlaps(interval, span):
+                found.append(Block(None, None, interval[0], interval[1], name))
+    return found
+
+
+async def blocks_in(
+    session: AsyncSession, span: Interval, doctor_ids: list[int] | tuple[int, ...] = ()
+) -> list[Block]:
+    """Everything blocking the agenda in a span: national holidays, clinic-wide exceptions
+    and those of the given doctors, earliest first."""
+    query = select(ScheduleException).where(
+        ScheduleException.starts_at < span[1],
+        ScheduleException.ends_at > span[0],
+        or_(ScheduleException.doctor_id.is_(None), ScheduleException.doctor_id.in_(doctor_ids)),
+    )
+    found = holiday_blocks(span) + [
+        Block(e.id, e.doctor_id, e.starts_at, e.ends_at, e.reason)
+        for e in (await session.execute(query)).scalars()
+    ]
+    return sorted(found, key=lambda b: (b.starts_at, b.ends_at))
+
+
 @dataclass
 class _Busy:
     """Exceptions and active appointments overlapping a span of time."""
@@ -110,17 +153,12 @@ async def _load_busy(
 ) -> _Busy:
     start, end = span
     busy = _Busy()
-    exceptions = select(ScheduleException).where(
-        ScheduleException.starts_at < end,
-        ScheduleException.ends_at > start,
-        or_(ScheduleException.doctor_id.is_(None), ScheduleException.doctor_id.in_(doctor_ids)),
-    )
-    for exception in (await session.execute(exceptions)).scalars():
-        interval = (exception.starts_at, exception.ends_at)
-        if exception.doctor_id is None:
+    for block in await blocks_in(session, span, doctor_ids):
+        interval = (block.starts_at, block.ends_at)
+        if block.doctor_id is None:
             busy.clinic.append(interval)
         else:
-            busy.by_doctor[exception.doctor_id].append(interval)
+            busy.by_doctor[block.doctor_id].append(interval)
     appointments = select(Appointment.doctor_id, Appointment.starts_at, Appointment.ends_at).where(
         Appointment.doctor_id.in_(doctor_ids),
         Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
@@ -162,7 +200,7 @@ def _free(doctors: list[Doctor], busy: _Busy, span: Interval) -> list[Slot]:
     return sorted(found, key=lambda s: (s.starts_at, s.doctor_name, s.doctor_id))
 
 
-async def _doctors(
+async def active_doctors(
     session: AsyncSession, *, specialty_id: int | None = None, doctor_id: int | None = None
 ) -> list[Doctor]:
     query = (
@@ -209,7 +247,7 @@ async def find_slots(
     "at that time or the nearest around it": that day's free slots closest to the time
     first, then the earliest ones of the following days if the day has too few.
     """
-    doctors = await _doctors(session, specialty_id=specialty_id, doctor_id=doctor_id)
+    doctors = await active_doctors(session, specialty_id=specialty_id, doctor_id=doctor_id)
     if not doctors or limit <= 0:
         return []
     horizon_end = now + SEARCH_HORIZON
@@ -230,6 +268,25 @@ async def find_slots(
     start = now if window is None else max(now, window.start)
     end = horizon_end if window is None else min(window.end, start + SEARCH_HORIZON)
     return await _earliest(session, doctors, (start, end), limit)
+
+
+async def nearest_slots(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    window: TimeWindow | None = None,
+    specialty_id: int | None = None,
+    doctor_id: int | None = None,
+    limit: int = 3,
+) -> tuple[list[Slot], bool]:
+    """What to offer someone who asked for `window`: its nearest free slots (see
+    `find_slots`) or, when it has none, the nearest ones after its start. The flag is False
+    in that second case, so the offer can say these are the next ones instead."""
+    criteria = {"specialty_id": specialty_id, "doctor_id": doctor_id, "limit": limit}
+    slots = await find_slots(session, now=now, window=window, **criteria)
+    if slots or window is None:
+        return slots, True
+    return await find_slots(session, now=max(now, window.start), **criteria), False
 
 
 async def free_slot_at(
@@ -361,7 +418,7 @@ class AgendaItem:
 class DoctorDay:
     doctor: Doctor
     hours: tuple[Interval, ...]
-    blocked: tuple[ScheduleException, ...]
+    blocked: tuple[Block, ...]
     appointments: tuple[AgendaItem, ...]
     free: tuple[Slot, ...]
 
@@ -373,7 +430,7 @@ async def day_agenda(
     every appointment of the day whatever its status, and the free slots (from `now` on,
     when given)."""
     span = local_day_bounds(day)
-    doctors = await _doctors(session, doctor_id=doctor_id)
+    doctors = await active_doctors(session, doctor_id=doctor_id)
     doctor_ids = [d.id for d in doctors]
     query = (
         select(Appointment, User.name)
@@ -396,13 +453,7 @@ async def day_agenda(
         )
         for reminder in (await session.execute(reminder_query)).scalars():
             reminders[reminder.appointment_id].append(reminder)
-    exceptions = select(ScheduleException).where(
-        ScheduleException.starts_at < span[1],
-        ScheduleException.ends_at > span[0],
-        or_(ScheduleException.doctor_id.is_(None), ScheduleException.doctor_id.in_(doctor_ids)),
-    )
-    exceptions = exceptions.order_by(ScheduleException.starts_at)
-    blocked = list((await session.execute(exceptions)).scalars())
+    blocked = await blocks_in(session, span, doctor_ids)
     busy = await _load_busy(session, doctor_ids, span)
     free_span = (max(span[0], now), span[1]) if now else span
     days = []

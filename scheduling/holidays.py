@@ -1,16 +1,19 @@
-"""Days the demo clinic (São Paulo capital) is closed: national holidays, the usual pontos
-facultativos clinics close on (Carnaval, Corpus Christi), and the state and city holidays."""
+"""Days the clinic is closed by rule, computed for any year: Brazil's national holidays and
+the pontos facultativos clinics close on (Carnaval, Corpus Christi), whose dates follow Easter.
+
+The agenda applies these on its own (`scheduling.agenda`), so they never run out. Holidays of
+the clinic's state and city differ from place to place: they are stored as clinic-wide
+schedule exceptions (the demo clinic seeds São Paulo's, `SAO_PAULO`).
+"""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-FIXED = [
+NATIONAL = [
     ((1, 1), "Confraternização Universal"),
-    ((1, 25), "Aniversário de São Paulo"),
     ((4, 21), "Tiradentes"),
     ((5, 1), "Dia do Trabalho"),
-    ((7, 9), "Revolução Constitucionalista"),
     ((9, 7), "Independência do Brasil"),
     ((10, 12), "Nossa Senhora Aparecida"),
     ((11, 2), "Finados"),
@@ -24,6 +27,11 @@ MOVABLE = [
     (-47, "Carnaval"),
     (-2, "Sexta-feira Santa"),
     (60, "Corpus Christi"),
+]
+# The demo clinic's city (São Paulo capital) and state.
+SAO_PAULO = [
+    ((1, 25), "Aniversário de São Paulo"),
+    ((7, 9), "Revolução Constitucionalista"),
 ]
 
 
@@ -41,8 +49,14 @@ def easter(year: int) -> date:
     return date(year, month, day + 1)
 
 
-def clinic_holidays(year: int) -> list[tuple[date, str]]:
+def national_holidays(year: int) -> list[tuple[date, str]]:
+    """The days every clinic closes in `year`, earliest first."""
     sunday = easter(year)
-    days = [(date(year, month, day), name) for (month, day), name in FIXED]
+    days = [(date(year, month, day), name) for (month, day), name in NATIONAL]
     days += [(sunday + timedelta(days=offset), name) for offset, name in MOVABLE]
     return sorted(days)
+
+
+def local_holidays(year: int) -> list[tuple[date, str]]:
+    """The demo clinic's state and city holidays in `year`."""
+    return [(date(year, month, day), name) for (month, day), name in SAO_PAULO]

@@ -24,7 +24,7 @@ from models import (
 )
 from models.db import Database
 from scheduling.agenda import CLINIC_TZ
-from scheduling.holidays import clinic_holidays
+from scheduling.holidays import local_holidays
 
 CLINIC_PROFILE = {
     "endereco": "Av. Paulista, 1000, conjunto 42 — Bela Vista, São Paulo/SP, CEP 01310-100",
@@ -108,7 +108,8 @@ class Login:
 
 
 def add_agenda(session: AsyncSession, holiday_years: Iterable[int]) -> None:
-    """Specialties, doctors with their weekly hours, and the clinic's holidays."""
+    """Specialties, doctors with their weekly hours, and the city's and state's holidays of
+    the given years (national ones the agenda computes for any year)."""
     specialties = {slug: Specialty(slug=slug, name=name) for slug, name in SPECIALTIES.items()}
     session.add_all(specialties.values())
     for name, crm, slug, minutes, blocks in DOCTORS:
@@ -120,7 +121,7 @@ def add_agenda(session: AsyncSession, holiday_years: Iterable[int]) -> None:
         ]
         session.add(doctor)
     for year in holiday_years:
-        for day, reason in clinic_holidays(year):
+        for day, reason in local_holidays(year):
             starts = datetime.combine(day, time(0), CLINIC_TZ)
             ends = datetime.combine(day + timedelta(days=1), time(0), CLINIC_TZ)
             session.add(

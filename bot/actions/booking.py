@@ -50,7 +50,7 @@ from scheduling.actions import (
     reschedule,
     upcoming_for_patient,
 )
-from scheduling.agenda import find_doctor, find_slots, find_specialty
+from scheduling.agenda import find_doctor, find_specialty, nearest_slots
 from scheduling.reminders import last_reminded
 from scheduling.when import TimeWindow, parse_when
 
@@ -454,12 +454,8 @@ class ActionAskHorario(ClinicAction):
         window, moment = window_of(tracker.get_slot("quando")), now()
         criteria = _search_criteria(tracker)
         async with database().session() as session:
-            slots = await find_slots(session, now=moment, window=window, **criteria)
-            response = "utter_oferecer_horarios"
-            if not slots and window is not None:
-                after = max(moment, window.start)
-                slots = await find_slots(session, now=after, **criteria)
-                response = "utter_oferecer_horarios_proximos"
+            slots, in_window = await nearest_slots(session, now=moment, window=window, **criteria)
+        response = "utter_oferecer_horarios" if in_window else "utter_oferecer_horarios_proximos"
         if not slots:
             dispatcher.utter_message(response="utter_sem_horarios", profissional=_who(tracker))
             return end_dialogue(tracker)

@@ -1,16 +1,19 @@
 """The staff agenda: the day's appointments per doctor (page and JSON), a patient's
-appointments, and the appointment actions the workspace offers.
+appointments, the appointment actions the agenda page offers, slot search for the
+workspace's booking panel, and managers' blocks of a doctor's time.
 
 Every route sits behind the staff login (see middlewares). Managers and admins act on every
 appointment; an attendant only on those of patients whose open conversation is assigned to
-them. Reads of patients' appointments are audit-logged; changes are recorded by
-scheduling.actions as appointment events with the staff member as actor.
+them (the workspace books and reschedules through the conversation's reception actions, see
+handoff.actions). Reads of patients' appointments and changes to blocks are audit-logged;
+appointment changes are recorded by scheduling.actions as appointment events with the staff
+member as actor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from handoff.actions import is_manager
 from handoff.auth import audit
 from handoff.history import message_view
+from handoff.web.api import read_json
 from handoff.web.keys import CTX, current_user
 from handoff.web.middlewares import ApiError
 from handoff.web.pages import STATIC
@@ -34,11 +39,22 @@ from models import (
     utcnow,
 )
 from scheduling import actions
-from scheduling.agenda import DoctorDay, day_agenda, to_local
+from scheduling.agenda import (
+    CLINIC_TZ,
+    Block,
+    DoctorDay,
+    Slot,
+    active_doctors,
+    day_agenda,
+    nearest_slots,
+    to_local,
+)
 from scheduling.reminders import ReminderNotSent, send_now
+from scheduling.when import DAY_END, DAY_START, PARTS, TimeWindow
 
 STAFF_CHANNEL = "staff"
 PATIENT_APPOINTMENTS_LIMIT = 100
+SLOTS_SHOWN = 8
 
 
 def reminder_view(reminder: Reminder) -> dict[str, Any]:
@@ -77,6 +93,17 @@ def appointment_view(
     }
 
 
+def block_view(block: Block) -> dict[str, Any]:
+    """A block of the agenda; `id` is None for a national holiday (not removable)."""
+    return {
+        "id": block.id,
+        "doctor_id": block.doctor_id,
+        "starts_at": block.starts_at.isoformat(),
+        "ends_at": block.ends_at.isoformat(),
+        "reason": block.reason,
+    }
+
+
 def _doctor_day_view(day: DoctorDay) -> dict[str, Any]:
     return {
         "doctor": {
@@ -86,14 +113,7 @@ def _doctor_day_view(day: DoctorDay) -> dict[str, Any]:
             "slot_minutes": day.doctor.slot_minutes,
         },
         "hours": [{"starts_at": s.isoformat(), "ends_at": e.isoformat()} for s, e in day.hours],
-        "blocked": [
-            {
-                "starts_at": b.starts_at.isoformat(),
-                "ends_at": b.ends_at.isoformat(),
-                "reason": b.reason,
-            }
-            for b in day.blocked
-        ],
+        "blocked": [block_view(b) for b in day.blocked],
         "appointments": [
             appointment_view(i.appointment, patient_name=i.patient_name, reminders=i.reminders)
             for i in day.appointments
@@ -265,9 +285,153 @@ async def _remind(request: web.Request, appointment_id: int, user: User) -> web.
     )
 
 
+async def doctors(request: web.Request) -> web.Response:
+    """GET /api/agenda/doctors: who can be booked, by name, with their specialty."""
+    async with request.app[CTX].db.session() as session:
+        found = await active_doctors(session)
+    return web.json_response(
+        [
+            {
+                "id": d.id,
+                "name": d.name,
+                "specialty_id": d.specialty_id,
+                "specialty_name": d.specialty.name,
+            }
+            for d in found
+        ]
+    )
+
+
+def _window(day: date | None, period: str | None) -> TimeWindow | None:
+    """A clinic-local day, or part of one (manha, tarde, noite as the bot reads them); a
+    part without a day is today's."""
+    if day is None and period is None:
+        return None
+    day = day or to_local(utcnow()).date()
+    start, end = PARTS[period] if period else (DAY_START, DAY_END)
+    return TimeWindow(
+        datetime.combine(day, start, CLINIC_TZ), datetime.combine(day, end, CLINIC_TZ)
+    )
+
+
+def _slot_view(slot: Slot) -> dict[str, Any]:
+    return {
+        "doctor_id": slot.doctor_id,
+        "doctor_name": slot.doctor_name,
+        "specialty_name": slot.specialty_name,
+        "starts_at": slot.starts_at.isoformat(),
+    }
+
+
+async def slots(request: web.Request) -> web.Response:
+    """GET /api/slots?specialty_id=N|doctor_id=N&day=YYYY-MM-DD&period=manha|tarde|noite:
+    the nearest free slots, by the same search the bot offers; `in_window` is false when
+    the day or period has none and these are the next ones after it."""
+    specialty_id, doctor_id = _int_param(request, "specialty_id"), _int_param(request, "doctor_id")
+    if specialty_id is None and doctor_id is None:
+        raise ApiError(400, "agenda.error.bad_parameter", name="specialty_id/doctor_id")
+    period = request.query.get("period") or None
+    if period is not None and period not in PARTS:
+        raise ApiError(400, "agenda.error.bad_parameter", name="period")
+    try:
+        day = date.fromisoformat(request.query["day"]) if request.query.get("day") else None
+    except ValueError:
+        raise ApiError(400, "agenda.error.bad_parameter", name="day") from None
+    async with request.app[CTX].db.session() as session:
+        found, in_window = await nearest_slots(
+            session,
+            now=utcnow(),
+            window=_window(day, period),
+            specialty_id=specialty_id,
+            doctor_id=doctor_id,
+            limit=SLOTS_SHOWN,
+        )
+    return web.json_response({"in_window": in_window, "slots": [_slot_view(s) for s in found]})
+
+
+def _moment(body: dict[str, Any], key: str) -> datetime:
+    """An ISO date-time from the body; one without an offset is clinic-local wall time (as
+    a browser's datetime-local input gives it)."""
+    try:
+        moment = datetime.fromisoformat(str(body[key]))
+    except (KeyError, ValueError):
+        raise ApiError(400, "agenda.error.bad_parameter", name=key) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=CLINIC_TZ)
+
+
+def _require_manager(user: User) -> None:
+    if not is_manager(user):
+        raise ApiError(403, "error.forbidden")
+
+
+async def block_time(request: web.Request) -> web.Response:
+    """POST /api/agenda/exceptions {doctor_id, starts_at, ends_at, reason} (managers): the
+    doctor's time stops being offered; the appointments already in it are listed back."""
+    user = current_user(request)
+    _require_manager(user)
+    body = await read_json(request)
+    doctor_id = body.get("doctor_id")
+    if not isinstance(doctor_id, int) or isinstance(doctor_id, bool):
+        raise ApiError(400, "agenda.error.bad_parameter", name="doctor_id")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise ApiError(400, "agenda.error.bad_parameter", name="reason")
+    db = request.app[CTX].db
+    try:
+        blocked = await actions.block_time(
+            db,
+            doctor_id=doctor_id,
+            starts_at=_moment(body, "starts_at"),
+            ends_at=_moment(body, "ends_at"),
+            reason=reason,
+        )
+    except actions.InvalidBlock as refused:
+        raise ApiError(400, refused.code) from None
+    exception = blocked.exception
+    async with db.session() as session:
+        audit(
+            session, user, "block_time", ip=request.remote, doctor_id=doctor_id, block=exception.id
+        )
+    block = Block(exception.id, doctor_id, exception.starts_at, exception.ends_at, exception.reason)
+    return web.json_response(
+        {
+            "block": block_view(block),
+            "appointments": [
+                appointment_view(a, patient_name=a.patient.name) for a in blocked.appointments
+            ],
+        },
+        status=201,
+    )
+
+
+async def unblock_time(request: web.Request) -> web.Response:
+    """DELETE /api/agenda/exceptions/{id} (managers): the time is offered again."""
+    user = current_user(request)
+    _require_manager(user)
+    db = request.app[CTX].db
+    try:
+        exception = await actions.unblock_time(db, int(request.match_info["id"]))
+    except actions.BlockNotFound:
+        raise ApiError(404, "error.not_found") from None
+    async with db.session() as session:
+        audit(
+            session,
+            user,
+            "unblock_time",
+            ip=request.remote,
+            doctor_id=exception.doctor_id,
+            block=exception.id,
+        )
+    return web.json_response({"id": exception.id})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/staff/agenda", agenda_page)
     app.router.add_get("/api/agenda", agenda_api)
+    app.router.add_get("/api/agenda/doctors", doctors)
+    app.router.add_get("/api/slots", slots)
+    app.router.add_post("/api/agenda/exceptions", block_time)
+    app.router.add_delete(r"/api/agenda/exceptions/{id:\d+}", unblock_time)
     app.router.add_get(r"/api/patients/{id:\d+}/appointments", patient_appointments)
     for name, act in (
         ("confirm", _confirm),

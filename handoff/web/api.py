@@ -118,7 +118,7 @@ async def me(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
         user = (await session.execute(query)).scalar_one()
     reception_actions = [
-        {"kind": kind, "appointment": action.needs_appointment}
+        {"kind": kind, "appointment": action.needs_appointment, "slot": action.needs_slot}
         for kind, action in actions.ACTIONS.items()
     ]
     return web.json_response(
@@ -389,6 +389,10 @@ async def record_action(request: web.Request) -> web.Response:
     details: dict[str, Any] = {}
     if (appointment_id := _optional_id(body, "appointment_id")) is not None:
         details["appointment_id"] = appointment_id
+    if (doctor_id := _optional_id(body, "doctor_id")) is not None:
+        details["doctor_id"] = doctor_id
+    if isinstance(starts_at := body.get("starts_at"), str):
+        details["starts_at"] = starts_at
     if isinstance(note := body.get("note"), str) and note.strip():
         details["note"] = note.strip()[:500]
     action = await actions.record_action(

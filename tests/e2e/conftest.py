@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from tests.clients import StaffClient
+from models import Message
+from models.db import Database
+from tests.clients import StaffClient, WidgetClient
 from tests.clinic import STAFF_PASSWORD
 from tests.databases import IN_CI
 
@@ -70,6 +72,28 @@ async def reset_reception(clinic) -> None:
                 assert status == 200
             finally:
                 await client.close()
+
+
+async def conversation_of(clinic, message_id: int) -> int:
+    db = Database(clinic.settings.database_url)
+    try:
+        async with db.session() as session:
+            return (await session.get(Message, message_id)).conversation_id
+    finally:
+        await db.dispose()
+
+
+async def hand_off(clinic, text: str) -> tuple[WidgetClient, int, str]:
+    """A widget patient asks for a person, then writes `text`; returns them, their
+    conversation and the name of the staff member who got it."""
+    patient = WidgetClient(clinic.widget_socket_url)
+    await patient.connect()
+    await patient.say("quero falar com um atendente")
+    assert "equipe" in (await patient.next_reply("bot"))["text"]
+    joined = (await patient.next_reply("system"))["text"]
+    holder = re.match(r"(.+) entrou na conversa", joined).group(1)
+    ack = await patient.say(text)
+    return patient, await conversation_of(clinic, ack["message_id"]), holder
 
 
 async def open_workspace(browser: Browser, clinic, email_prefix: str) -> Page:

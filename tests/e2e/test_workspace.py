@@ -6,33 +6,10 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from models import Message
-from models.db import Database
 from tests.clients import WidgetClient
-from tests.e2e.conftest import open_workspace, reset_reception
+from tests.e2e.conftest import hand_off, open_workspace, reset_reception
 
 pytestmark = pytest.mark.e2e
-
-
-async def _conversation_of(clinic, message_id: int) -> int:
-    db = Database(clinic.settings.database_url)
-    try:
-        async with db.session() as session:
-            return (await session.get(Message, message_id)).conversation_id
-    finally:
-        await db.dispose()
-
-
-async def _hand_off(clinic, number: int) -> tuple[WidgetClient, int, str]:
-    """A patient asks for a person; returns them, their conversation and who got it."""
-    patient = WidgetClient(clinic.widget_socket_url)
-    await patient.connect()
-    await patient.say("quero falar com um atendente")
-    assert "equipe" in (await patient.next_reply("bot"))["text"]
-    joined = (await patient.next_reply("system"))["text"]
-    holder = re.match(r"(.+) entrou na conversa", joined).group(1)
-    ack = await patient.say(f"sou o paciente {number}, preciso de ajuda")
-    return patient, await _conversation_of(clinic, ack["message_id"]), holder
 
 
 def _item(page, list_id: str, conversation_id: int):
@@ -53,8 +30,8 @@ async def test_a_morning_at_the_reception(clinic, browser):
     patients = []
     try:
         # Conversations flow in and are spread by load: one each before anyone gets two.
-        first, c1, holder1 = await _hand_off(clinic, 1)
-        second, c2, holder2 = await _hand_off(clinic, 2)
+        first, c1, holder1 = await hand_off(clinic, "sou o paciente 1, preciso de ajuda")
+        second, c2, holder2 = await hand_off(clinic, "sou o paciente 2, preciso de ajuda")
         patients += [first, second]
         assert {holder1, holder2} == {names["ana@"], names["bruno@"]}
         other = next(name for name in (names["ana@"], names["bruno@"]) if name != holder1)

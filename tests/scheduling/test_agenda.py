@@ -5,11 +5,14 @@ Mendes (clínica geral) Mon-Fri 13-18; Dr. Ricardo Alves (cardiologia) Mon/Wed/F
 40 min; Dra. Juliana Rocha (dermatologia) Tue/Thu 9-18 and Sat 8-12.
 """
 
-from datetime import timedelta, timezone
+from datetime import date, timedelta, timezone
+
+import pytest
 
 from models import Doctor, ScheduleException, Specialty
 from scheduling import actions
 from scheduling.agenda import day_agenda, find_doctor, find_slots, find_specialty
+from scheduling.holidays import easter, national_holidays
 from scheduling.when import TimeWindow
 from tests.scheduling.conftest import make_patient, sp
 
@@ -44,6 +47,33 @@ async def test_no_slots_on_a_clinic_holiday(db, agenda):
         slots = await find_slots(session, now=sp(2026, 4, 20, 18, 0), specialty_id=derma.id)
 
     assert _local_starts(slots) == ["Thu 23 09:00", "Thu 23 09:30", "Thu 23 10:00"]
+
+
+async def test_national_holidays_hold_in_any_year_without_being_stored(db, agenda):
+    """Only 2026-2027 is seeded; in 2071 Good Friday (17 April, from Easter) and Tiradentes
+    (Tuesday 21 April) still close the agenda."""
+    cardio, derma = agenda.specialties["cardiologia"], agenda.specialties["dermatologia"]
+    ricardo = agenda.doctor("Ricardo")
+    async with db.session() as session:
+        cardio_slots = await find_slots(session, now=sp(2071, 4, 16, 18), specialty_id=cardio.id)
+        derma_slots = await find_slots(session, now=sp(2071, 4, 20, 18), specialty_id=derma.id)
+        [good_friday] = await day_agenda(session, day=date(2071, 4, 17), doctor_id=ricardo.id)
+
+    assert _local_starts(cardio_slots) == ["Mon 20 08:00", "Mon 20 08:40", "Mon 20 09:20"]
+    assert _local_starts(derma_slots) == ["Thu 23 09:00", "Thu 23 09:30", "Thu 23 10:00"]
+    assert good_friday.free == ()
+    assert [(b.id, b.reason) for b in good_friday.blocked] == [(None, "Sexta-feira Santa")]
+
+
+@pytest.mark.parametrize(
+    ("year", "sunday"),
+    [(2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)), (2038, date(2038, 4, 25))],
+)
+def test_easter_follows_the_gregorian_computus(year, sunday):
+    assert easter(year) == sunday
+    holidays = dict((name, day) for day, name in national_holidays(year))
+    assert holidays["Sexta-feira Santa"] == sunday - timedelta(days=2)
+    assert holidays["Corpus Christi"] == sunday + timedelta(days=60)
 
 
 async def test_a_doctors_leave_blocks_only_that_doctor(db, agenda):

@@ -1,8 +1,10 @@
-/* Staff agenda: one column per doctor for the chosen day, with statuses and actions. */
+/* Staff agenda: one column per doctor for the chosen day, with statuses and actions;
+   managers also block a doctor's time (and remove blocks). */
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var doctorsSeen = {};
+  var manager = false;
 
 
   function clock(iso) {
@@ -85,6 +87,28 @@
     return { at: at, node: row };
   }
 
+  function blockedRow(b) {
+    var row = simpleRow(b.starts_at, "blocked", (b.reason || T("agenda.blocked")) + " (" + clock(b.starts_at) + "–" + clock(b.ends_at) + ")");
+    // National holidays have no id: they come from the calendar, not from a manager.
+    if (manager && b.id !== null) {
+      row.node.setAttribute("data-block-id", b.id);
+      var remove = el("button", "", T("agenda.block.remove"));
+      remove.type = "button";
+      remove.setAttribute("data-action", "unblock");
+      remove.addEventListener("click", function () {
+        $("agenda-error").textContent = "";
+        api("DELETE", "/api/agenda/exceptions/" + b.id).then(function () {
+          $("block-result").textContent = T("agenda.block.removed");
+          return load();
+        }).catch(function (error) { $("agenda-error").textContent = error.message; });
+      });
+      var buttons = el("div", "row-actions");
+      buttons.appendChild(remove);
+      row.node.appendChild(buttons);
+    }
+    return row;
+  }
+
   function render(data) {
     $("agenda").innerHTML = "";
     $("agenda-empty").hidden = data.doctors.length > 0;
@@ -96,7 +120,7 @@
       column.appendChild(el("div", "specialty", day.doctor.specialty_name));
       var rows = day.appointments.map(appointmentRow)
         .concat(day.free.map(function (at) { return simpleRow(at, "free", T("agenda.free")); }))
-        .concat(day.blocked.map(function (b) { return simpleRow(b.starts_at, "blocked", b.reason || T("agenda.blocked")); }));
+        .concat(day.blocked.map(blockedRow));
       rows.sort(function (x, y) { return x.at.localeCompare(y.at); });
       var list = el("ol", "agenda-rows");
       rows.forEach(function (r) { list.appendChild(r.node); });
@@ -119,11 +143,61 @@
     select.value = chosen;
   }
 
+  var loads = 0;
   function load() {
     var query = "?day=" + encodeURIComponent($("day").value) + ($("doctor").value ? "&doctor_id=" + $("doctor").value : "");
-    return api("GET", "/api/agenda" + query).then(render)
+    var mine = ++loads;
+    // Only the latest request renders: an earlier, slower one would show a stale day.
+    return api("GET", "/api/agenda" + query).then(function (data) { if (mine === loads) render(data); })
       .catch(function (error) { $("agenda-error").textContent = error.message; });
   }
+
+  function dateTime(iso) {
+    return new Date(iso).toLocaleString("pt-BR", { timeZone: "America/Sao_Paulo", day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+
+  function showBlocked(result) {
+    var node = $("block-result");
+    node.innerHTML = "";
+    node.appendChild(el("div", "", T("agenda.block.done", {
+      doctor: doctorsSeen[result.block.doctor_id] || "", from: dateTime(result.block.starts_at), to: dateTime(result.block.ends_at)
+    })));
+    if (!result.appointments.length) return;
+    node.appendChild(el("p", "conflicts", T("agenda.block.conflicts", { count: result.appointments.length })));
+    var list = el("ul", "conflicts");
+    result.appointments.forEach(function (a) {
+      var item = el("li", "", dateTime(a.starts_at) + " · " + (a.patient_name || T("staff.unknown_patient")) + " · " + T("appointment.status." + a.status));
+      item.setAttribute("data-appointment-id", a.id);
+      list.appendChild(item);
+    });
+    node.appendChild(list);
+  }
+
+  function setUpBlocks() {
+    return api("GET", "/api/agenda/doctors").then(function (doctors) {
+      doctors.forEach(function (d) {
+        doctorsSeen[d.id] = d.name;
+        var option = el("option", "", d.name + " (" + d.specialty_name + ")");
+        option.value = d.id;
+        $("block-doctor").appendChild(option);
+      });
+      fillDoctors();
+      $("block").hidden = false;
+    });
+  }
+
+  $("block").addEventListener("submit", function (event) {
+    event.preventDefault();
+    $("agenda-error").textContent = "";
+    // datetime-local values carry no offset: the server reads them as clinic time.
+    api("POST", "/api/agenda/exceptions", {
+      doctor_id: Number($("block-doctor").value), starts_at: $("block-from").value,
+      ends_at: $("block-to").value, reason: $("block-reason").value
+    }).then(function (result) {
+      showBlocked(result);
+      return load();
+    }).catch(function (error) { $("agenda-error").textContent = error.message; });
+  });
 
   $("day").addEventListener("change", load);
   $("doctor").addEventListener("change", load);
@@ -132,5 +206,9 @@
   window.catalogReady.then(function () {
     $("day").value = todayInClinic();
     load();
-  });
+    return api("GET", "/api/me");
+  }).then(function (me) {
+    manager = me.role !== "attendant";
+    if (manager) return setUpBlocks().then(load);
+  }).catch(function (error) { $("agenda-error").textContent = error.message; });
 })();

@@ -1,11 +1,13 @@
 /* Staff workspace: live conversation lists, the patient's whole timeline, replies, notes,
-   reception actions, transfers and (for managers) supervision. State comes from the JSON API
+   reception actions (booking and rescheduling the patient's appointments among them),
+   transfers and (for managers) supervision. State comes from the JSON API
    and is kept current by the /api/ws event stream; a reconnect reloads it. */
 (function () {
   "use strict";
   var state = {
     me: null, conversations: {}, selected: null, detail: null,
-    unread: {}, team: {}, canned: [], actions: [], appointmentActions: []
+    unread: {}, team: {}, canned: [], actions: [], appointmentActions: [],
+    doctors: null, rescheduling: null
   };
   // Appointments shown in a conversation: upcoming, and those of the last hours (attendance).
   var APPOINTMENT_LOOKBACK_MS = 12 * 3600 * 1000;
@@ -174,7 +176,9 @@
     } else if (entry.entry === "action") {
       item = el("li", "entry action kind-" + entry.kind);
       item.setAttribute("data-action-id", entry.id);
-      item.textContent = "✔ " + T("done." + entry.kind) + (entry.details.note ? ": " + entry.details.note : "") +
+      var booked = entry.details.starts_at ? formatTime(entry.details.starts_at) + " · " + entry.details.doctor_name : "";
+      item.textContent = "✔ " + T("done." + entry.kind) + (booked ? ": " + booked : "") +
+        (entry.details.note ? ": " + entry.details.note : "") +
         " · " + nameOf(entry.actor_id) + " · " + formatTime(entry.created_at);
     } else {
       var m = entry;
@@ -215,7 +219,7 @@
     $("raise-critical").hidden = !(isManager() && c.priority !== "critical" && c.status === "open");
     $("transfer").disabled = !(canAct || (isManager() && c.owner === "queued"));
     renderTransferTargets(c);
-    Array.prototype.forEach.call(document.querySelectorAll("#actions button, #appointments button"), function (b) { b.disabled = !canAct; });
+    Array.prototype.forEach.call(document.querySelectorAll("#actions button, #appointments button, #book-open, #booking-slots button"), function (b) { b.disabled = !canAct; });
   }
 
   function renderTransferTargets(c) {
@@ -250,6 +254,7 @@
   }
 
   function select(id) {
+    if (id !== state.selected) closeBooking();
     state.selected = id;
     delete state.unread[id];
     $("action-error").textContent = "";
@@ -295,12 +300,107 @@
             });
             item.appendChild(button);
           });
+          var move = el("button", "small secondary", T("booking.reschedule"));
+          move.type = "button";
+          move.setAttribute("data-action", "appointment_rescheduled");
+          move.disabled = !canActOn(state.conversations[conversationId]) || new Date(a.starts_at) <= new Date();
+          move.addEventListener("click", function () { openBooking(a); });
+          item.appendChild(move);
           node.appendChild(item);
         });
     }).catch(function () { $("appointments").innerHTML = ""; });
   }
 
+  /* ---- booking panel: slot search (the bot's), then book or reschedule by a click ---- */
+  function fillDoctors() {
+    var specialty = Number($("booking-specialty").value);
+    var select = $("booking-doctor"), chosen = select.value;
+    while (select.options.length > 1) select.remove(1);
+    state.doctors.filter(function (d) { return d.specialty_id === specialty; }).forEach(function (d) {
+      var option = el("option", "", d.name);
+      option.value = d.id;
+      select.appendChild(option);
+    });
+    select.value = select.querySelector('option[value="' + chosen + '"]') ? chosen : "";
+  }
+
+  function loadDoctors() {
+    if (state.doctors) return Promise.resolve();
+    return api("GET", "/api/agenda/doctors").then(function (doctors) {
+      state.doctors = doctors;
+      var seen = {};
+      doctors.forEach(function (d) {
+        if (seen[d.specialty_id]) return;
+        seen[d.specialty_id] = true;
+        var option = el("option", "", d.specialty_name);
+        option.value = d.specialty_id;
+        $("booking-specialty").appendChild(option);
+      });
+    });
+  }
+
+  function openBooking(appointment) {
+    state.rescheduling = appointment;
+    loadDoctors().then(function () {
+      $("booking-title").textContent = appointment
+        ? T("booking.reschedule_title", { when: formatTime(appointment.starts_at) }) : T("booking.title");
+      if (appointment) $("booking-specialty").value = appointment.specialty_id;
+      fillDoctors();
+      if (appointment) $("booking-doctor").value = appointment.doctor_id;
+      $("booking-hint").textContent = "";
+      $("booking-slots").innerHTML = "";
+      $("booking").hidden = false;
+    }).catch(showError);
+  }
+
+  function closeBooking() {
+    state.rescheduling = null;
+    $("booking").hidden = true;
+  }
+
+  function searchSlots() {
+    var query = $("booking-doctor").value ? "doctor_id=" + $("booking-doctor").value : "specialty_id=" + $("booking-specialty").value;
+    if ($("booking-day").value) query += "&day=" + $("booking-day").value;
+    if ($("booking-period").value) query += "&period=" + $("booking-period").value;
+    return api("GET", "/api/slots?" + query).then(function (found) {
+      $("booking-hint").textContent = T(!found.slots.length ? "booking.none" : found.in_window ? "booking.pick" : "booking.next_ones");
+      var node = $("booking-slots");
+      node.innerHTML = "";
+      var canAct = canActOn(state.conversations[state.selected]);
+      found.slots.forEach(function (slot) {
+        var button = el("button", "small secondary", formatTime(slot.starts_at) + " · " + slot.doctor_name);
+        button.type = "button";
+        button.setAttribute("data-starts-at", slot.starts_at);
+        button.disabled = !canAct;
+        button.addEventListener("click", function () { bookSlot(slot); });
+        node.appendChild(button);
+      });
+    }).catch(showError);
+  }
+
+  function bookSlot(slot) {
+    var moving = state.rescheduling;
+    var body = { kind: moving ? "appointment_rescheduled" : "appointment_booked", doctor_id: slot.doctor_id, starts_at: slot.starts_at };
+    if (moving) body.appointment_id = moving.id;
+    var conversationId = state.selected, patientId = state.detail.patient.id;
+    post("/actions", body).then(function (done) {
+      if (!done) { searchSlots(); return; }  // e.g. taken meanwhile: offer what is free now
+      closeBooking();
+      loadAppointments(conversationId, patientId);
+    });
+  }
+
+  $("book-open").addEventListener("click", function () { if (state.selected) openBooking(null); });
+  $("booking-close").addEventListener("click", closeBooking);
+  $("booking-specialty").addEventListener("change", fillDoctors);
+  $("booking").addEventListener("submit", function (event) {
+    event.preventDefault();
+    $("action-error").textContent = "";
+    searchSlots();
+  });
+
   function closeSelected() {
+    closeBooking();
     state.selected = null;
     state.detail = null;
     $("appointments").innerHTML = "";
@@ -473,8 +573,10 @@
 
   window.catalogReady.then(function () { return api("GET", "/api/me"); }).then(function (me) {
     state.me = me;
-    state.actions = (me.actions || []).filter(function (a) { return !a.appointment; });
-    state.appointmentActions = (me.actions || []).filter(function (a) { return a.appointment; });
+    // Actions needing a slot are reached through the booking panel, not as plain buttons.
+    var plain = (me.actions || []).filter(function (a) { return !a.slot; });
+    state.actions = plain.filter(function (a) { return !a.appointment; });
+    state.appointmentActions = plain.filter(function (a) { return a.appointment; });
     $("me").textContent = me.name + " · " + T("role." + me.role);
     if (me.presence) $("presence").value = me.presence;
     else $("presence").parentNode.hidden = true;
