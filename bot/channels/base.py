@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -169,6 +169,25 @@ def split_text(text: str, limit: int) -> list[str]:
     if rest or not parts:
         parts.append(rest)
     return parts
+
+
+Part = TypeVar("Part")
+
+
+async def send_parts(
+    message: Message, parts: Sequence[Part], send: Callable[[Part], Awaitable[str]]
+) -> list[str]:
+    """Send the parts of a message in order, skipping the ones the provider took in earlier
+    attempts (`message.parts_sent`), so a retry never repeats a part to the patient; returns
+    the provider ids of the parts sent now. A failure carries those taken before it."""
+    accepted: list[str] = []
+    for part in parts[message.parts_sent or 0 :]:
+        try:
+            accepted.append(await send(part))
+        except DeliveryFailed as failure:
+            failure.accepted = accepted
+            raise
+    return accepted
 
 
 def numbered_options(text: str, buttons: Sequence[dict[str, str]]) -> str:
