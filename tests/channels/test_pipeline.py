@@ -20,8 +20,17 @@ from bot.channels.telegram import TelegramInput
 from bot.channels.whatsapp import WhatsAppInput
 from handoff.history import Inbound, record_inbound
 from handoff.outbound import RETRY_DELAYS, send
-from handoff.retries import retry_due_deliveries
-from models import AuthorKind, Conversation, DeliveryStatus, Direction, Message, Owner
+from handoff.retries import UNCLAIMED_STATUS_TTL, retry_due_deliveries
+from models import (
+    AuthorKind,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+    OutboundPart,
+    Owner,
+    utcnow,
+)
 from settings import Settings
 from tests.channels.webhooks import (
     ROOT,
@@ -463,6 +472,26 @@ async def test_a_receipt_that_arrives_before_the_send_is_answered_is_not_lost(
         assert re.search(r"63016|131026", reply.error)
     pushed = served.ctx.bus.of_type("message")[-1]["message"]
     assert (pushed["id"], pushed["delivery_status"]) == (reply.id, str(expected))
+
+
+async def test_a_receipt_no_send_ever_claims_is_forgotten_after_a_day(serve):
+    twilio = await serve(CONNECTORS["twilio"])
+    payload = receipt("twilio", "status_delivered", "SMnot-ours", SENDER["twilio"])
+    assert (await twilio.deliver(payload))[0] == 200
+
+    async def kept() -> list[str]:
+        async with twilio.ctx.db.session() as session:
+            query = select(OutboundPart.provider_message_id)
+            return (await session.execute(query)).scalars().all()
+
+    await retry_due_deliveries(twilio.ctx)
+    assert await kept() == ["SMnot-ours"]  # its send may still be waiting for an answer
+    async with twilio.ctx.db.session() as session:
+        await session.execute(
+            update(OutboundPart).values(created_at=utcnow() - UNCLAIMED_STATUS_TTL)
+        )
+    await retry_due_deliveries(twilio.ctx)
+    assert await kept() == []
 
 
 @pytest.mark.parametrize("channel", list(SEND_PATH))
