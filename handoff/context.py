@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,18 +14,30 @@ from settings import Settings
 
 
 class DeliveryFailed(Exception):
-    """A provider refused or could not take a message; `retryable` says whether to try again."""
+    """A provider refused or could not take a message; `retryable` says whether to try again,
+    `retry_after` how many seconds the provider asked to wait first, and `accepted` the ids
+    of the parts of the message it took in this attempt before the failure."""
 
-    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.retry_after = retry_after
+        self.accepted: list[str] = []
 
 
 class Sender(Protocol):
-    """Delivers one recorded outbound message on its channel and returns the provider's id."""
+    """Delivers one recorded outbound message on its channel and returns the provider's id.
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None: ...
+    A channel that sends a message in parts (long texts) skips the `message.parts_sent`
+    parts the provider took in earlier attempts and returns the ids of the parts it sent now,
+    in order (`bot.channels.base.send_parts`)."""
+
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity
+    ) -> str | Sequence[str] | None: ...
 
 
 @dataclass

@@ -20,6 +20,7 @@ from models import (
     DeliveryStatus,
     Direction,
     Message,
+    OutboundPart,
     User,
     utcnow,
 )
@@ -233,6 +234,78 @@ async def _by_provider_id(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def _part(
+    session: AsyncSession, channel: str, provider_message_id: str
+) -> OutboundPart | None:
+    query = select(OutboundPart).where(
+        OutboundPart.channel == channel, OutboundPart.provider_message_id == provider_message_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _inserted(session: AsyncSession, part: OutboundPart) -> bool:
+    """Insert a part; False when its provider id is already known (a receipt and the send
+    that caused it may record the same id at the same moment)."""
+    try:
+        async with session.begin_nested():
+            session.add(part)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _advance_part(
+    part: OutboundPart, status: DeliveryStatus, at: datetime | None, error: str | None
+) -> bool:
+    if DELIVERY_RANK[status] <= DELIVERY_RANK[part.delivery_status]:
+        return False
+    part.delivery_status = status
+    part.status_at = at or utcnow()
+    if error:
+        part.error = error[:500]
+    return True
+
+
+async def settle_delivery(session: AsyncSession, message: Message) -> bool:
+    """Move the message's status forward to what its parts' statuses say; False if it stays.
+
+    A message sent in parts is failed as soon as any part failed (the patient did not get all
+    of it). Otherwise, once the provider took every part (the message is no longer pending),
+    it is as far as its least advanced part: delivered when every part was delivered, read
+    when every part was read."""
+    query = select(OutboundPart).where(OutboundPart.message_id == message.id)
+    parts = (await session.execute(query)).scalars().all()
+    failed = next((p for p in parts if p.delivery_status == DeliveryStatus.FAILED), None)
+    if failed is not None:
+        if not advance_delivery(message, DeliveryStatus.FAILED, failed.status_at):
+            return False
+        message.error = failed.error or message.error
+        return True
+    if not parts or message.delivery_status == DeliveryStatus.PENDING:
+        return False
+    least = min(parts, key=lambda part: DELIVERY_RANK[part.delivery_status])
+    return advance_delivery(message, least.delivery_status, least.status_at)
+
+
+async def record_part(session: AsyncSession, message: Message, provider_message_id: str) -> None:
+    """The provider took the next part of our message: from now on receipts naming its id
+    find the message, and one that arrived before this keeps its place on the part."""
+    position = message.parts_sent
+    part = OutboundPart(
+        message_id=message.id,
+        channel=message.channel,
+        provider_message_id=provider_message_id,
+        position=position,
+        delivery_status=DeliveryStatus.SENT,
+    )
+    if not await _inserted(session, part):
+        part = await _part(session, message.channel, provider_message_id)
+        part.message_id, part.position = message.id, position
+    message.parts_sent = position + 1
+    if message.provider_message_id is None:
+        message.provider_message_id = provider_message_id
+
+
 async def record_status(
     session: AsyncSession,
     channel: str,
@@ -242,14 +315,25 @@ async def record_status(
     at: datetime | None = None,
     error: str | None = None,
 ) -> Message | None:
-    """Apply a provider's delivery receipt to the message we sent; None when it names no
-    message of ours or would move the status back (receipts arrive in any order)."""
-    message = await _by_provider_id(session, channel, provider_message_id, Direction.OUTBOUND)
-    if message is None or not advance_delivery(message, status, at):
+    """Apply a provider's delivery receipt to the part of our message it names; returns the
+    message when its status moved. Receipts arrive in any order and only move forward; one
+    naming an id no send has recorded yet is kept for it (`record_part` applies it)."""
+    part = await _part(session, channel, provider_message_id)
+    if part is None:
+        early = OutboundPart(
+            channel=channel,
+            provider_message_id=provider_message_id,
+            delivery_status=status,
+            error=error[:500] if error else None,
+            status_at=at or utcnow(),
+        )
+        if await _inserted(session, early):
+            return None
+        part = await _part(session, channel, provider_message_id)  # the send just recorded it
+    if not _advance_part(part, status, at, error) or part.message_id is None:
         return None
-    if error:
-        message.error = error[:500]
-    return message
+    message = await session.get(Message, part.message_id)
+    return message if await settle_delivery(session, message) else None
 
 
 async def record_watermark(

@@ -4,16 +4,24 @@ recorded first, pushed to staff screens, then delivered by the channel's Sender.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import inspect, update
 
 from handoff.context import Context, DeliveryFailed
 from handoff.events import message_event
-from handoff.history import advance_delivery, latest_conversation, record_outbound
+from handoff.history import (
+    advance_delivery,
+    latest_conversation,
+    record_outbound,
+    record_part,
+    settle_delivery,
+)
 from handoff.logs import log_failure, without_numbers
-from models import AuthorKind, ChannelIdentity, Conversation, DeliveryStatus, Message
+from models import AuthorKind, ChannelIdentity, Conversation, DeliveryStatus, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +118,7 @@ async def deliver(
         return False
     sender = ctx.senders[message.channel]
     try:
-        provider_id = await sender.deliver(message, identity)
+        sent = await sender.deliver(message, identity)
     except DeliveryFailed as failure:
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False
@@ -120,9 +128,16 @@ async def deliver(
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False
     await _record_delivery(
-        ctx, message.id, DeliveryStatus.SENT, conversation, provider_id=provider_id
+        ctx, message.id, DeliveryStatus.SENT, conversation, parts=_provider_ids(sent)
     )
     return True
+
+
+def _provider_ids(sent: str | Sequence[str] | None) -> list[str]:
+    """A Sender returns the provider's one id, or the ids of the parts it sent."""
+    if sent is None:
+        return []
+    return [sent] if isinstance(sent, str) else list(sent)
 
 
 async def _claim_attempt(ctx: Context, message: Message) -> bool:
@@ -157,12 +172,22 @@ async def _record_failure(
     )
     if final:
         await _record_delivery(
-            ctx, message.id, DeliveryStatus.FAILED, conversation, error=failure.reason
+            ctx,
+            message.id,
+            DeliveryStatus.FAILED,
+            conversation,
+            parts=failure.accepted,
+            error=failure.reason,
         )
         return
     async with ctx.db.session() as session:
         row = await session.get(Message, message.id)
+        for provider_id in failure.accepted:
+            await record_part(session, row, provider_id)
         row.error = failure.reason[:500]
+        if failure.retry_after:
+            row.retry_not_before = utcnow() + timedelta(seconds=failure.retry_after)
+        await settle_delivery(session, row)
     await ctx.bus.publish(message_event(row, conversation))
 
 
@@ -172,17 +197,20 @@ async def _record_delivery(
     status: DeliveryStatus,
     conversation: Conversation,
     *,
-    provider_id: str | None = None,
+    parts: Sequence[str] = (),
     error: str | None = None,
 ) -> None:
+    """Record the parts the provider took, the attempt's outcome, then any receipts that
+    arrived for those parts before they were recorded (a failure reported at once)."""
     async with ctx.db.session() as session:
         message = await session.get(Message, message_id)
-        if provider_id:
-            message.provider_message_id = provider_id
+        for provider_id in parts:
+            await record_part(session, message, provider_id)
+        changed = advance_delivery(message, status)
         if error:
             message.error = error[:500]
-        elif status == DeliveryStatus.SENT:
+        elif changed and status == DeliveryStatus.SENT:
             message.error = None  # a retry succeeded
-        changed = advance_delivery(message, status)
+        changed = await settle_delivery(session, message) or changed
     if changed:
         await ctx.bus.publish(message_event(message, conversation))

@@ -1,15 +1,16 @@
 """The worker's delivery retries: outbound messages still pending after a retryable failure
 (429, 5xx, a network error) or after their process died before the first attempt are sent
 again on the schedule of `handoff.outbound.RETRY_DELAYS`; the last failure is final and
-shows on the staff screens as a failed message. Sealed messages (one-time codes) are never
-retried."""
+shows on the staff screens as a failed message. A provider that said how long to wait (a
+429's retry_after) is not asked again before that. Sealed messages (one-time codes) are never
+retried. Delivery statuses that never found the message they name are forgotten here too."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.sql.expression import Exists
 
 from handoff.context import Context
@@ -22,6 +23,7 @@ from models import (
     DeliveryStatus,
     Direction,
     Message,
+    OutboundPart,
     Reminder,
     utcnow,
 )
@@ -33,6 +35,9 @@ NEVER_ATTEMPTED_GRACE = timedelta(seconds=60)
 BATCH = 50
 # A last attempt interrupted by a crash leaves its message pending; after this it is failed.
 ABANDONED_AFTER = timedelta(seconds=sum(RETRY_DELAYS)) + timedelta(minutes=5)
+# A status kept for a provider id no send has claimed (it arrived before the send recorded
+# the id) is matched within seconds; after this it names no message of ours.
+UNCLAIMED_STATUS_TTL = timedelta(days=1)
 
 
 def _owned_by_a_reminder() -> Exists:
@@ -46,6 +51,12 @@ def next_attempt_due(message: Message) -> timedelta:
     if message.attempts == 0:
         return NEVER_ATTEMPTED_GRACE
     return timedelta(seconds=sum(RETRY_DELAYS[: message.attempts]))
+
+
+def is_due(message: Message, now: datetime) -> bool:
+    """The schedule's turn has come, and whatever wait the provider asked for has passed."""
+    waited = message.retry_not_before is None or message.retry_not_before <= now
+    return waited and message.created_at + next_attempt_due(message) <= now
 
 
 async def retry_due_deliveries(ctx: Context) -> int:
@@ -69,11 +80,12 @@ async def retry_due_deliveries(ctx: Context) -> int:
             .limit(BATCH)
         )
         rows = (await session.execute(query)).all()
-    due = [row for row in rows if row.Message.created_at + next_attempt_due(row.Message) <= now]
+    due = [row for row in rows if is_due(row.Message, now)]
     for message, conversation, identity in due:
         log.info("retrying delivery of message %s (attempt %s)", message.id, message.attempts + 1)
         await deliver(ctx, message, identity, conversation, retry_later=True)
     await _fail_abandoned(ctx, now)
+    await _forget_unclaimed_statuses(ctx, now)
     return len(due)
 
 
@@ -99,3 +111,15 @@ async def _fail_abandoned(ctx: Context, now: datetime) -> None:
             message.error = f"gave up after {message.attempts} attempts"
     for message, conversation in rows:
         await ctx.bus.publish(message_event(message, conversation))
+
+
+async def _forget_unclaimed_statuses(ctx: Context, now: datetime) -> None:
+    async with ctx.db.session() as session:
+        await session.execute(
+            delete(OutboundPart)
+            .where(
+                OutboundPart.message_id.is_(None),
+                OutboundPart.created_at <= now - UNCLAIMED_STATUS_TTL,
+            )
+            .execution_options(synchronize_session=False)
+        )

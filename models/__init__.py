@@ -16,6 +16,7 @@ from models.conversations import (
     HandoffEvent,
     HandoffKind,
     Message,
+    OutboundPart,
     Owner,
     Priority,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "IdentityClaim",
     "LoginSession",
     "Message",
+    "OutboundPart",
     "Owner",
     "PatientProfile",
     "Presence",

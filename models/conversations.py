@@ -143,10 +143,20 @@ class Message(Base):
     # The provider got a text that is not stored (a one-time code): `text` only describes it,
     # and the message is never retried, since what was sent no longer exists.
     sealed = Column(Boolean, nullable=False, default=False)
+    # Inbound: the provider's id. Outbound: the id of its first part (see `OutboundPart`).
     provider_message_id = Column(String(255))
     delivery_status = Column(enum_type(DeliveryStatus), nullable=False)
     error = Column(String(500))
     attempts = Column(Integer, nullable=False, default=0)
+    # Outbound sent in parts (long texts): how many the provider took, over every attempt; a
+    # retry resumes after them, so the patient never gets a part twice.
+    parts_sent = Column(Integer, nullable=False, default=0)
+    # Outbound: no retry before this time, when the provider said how long to wait (a 429's
+    # retry_after).
+    retry_not_before = Column(UTCDateTime)
+    # An inbound message's `created_at` is when the patient sent it; this is when it was
+    # recorded here (what the sweep of unrouted messages goes by).
+    recorded_at = Column(UTCDateTime, nullable=False, default=utcnow)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     sent_at = Column(UTCDateTime)
     delivered_at = Column(UTCDateTime)
@@ -155,6 +165,30 @@ class Message(Base):
     processed_at = Column(UTCDateTime)
 
     conversation = relationship("Conversation")
+
+
+class OutboundPart(Base):
+    """One piece of an outbound message as its provider knows it (a long text goes out in
+    several), with the latest delivery status heard for it; a message's status follows its
+    parts' (`handoff.history.settle_delivery`).
+
+    A status can arrive before the send that caused it has recorded the provider's id (Twilio
+    calls back at once): it is kept here without a message and applied when the send records
+    the id; one never claimed is pruned after a day (`handoff.retries`).
+    """
+
+    __tablename__ = "outbound_parts"
+    __table_args__ = (UniqueConstraint("channel", "provider_message_id"),)
+
+    id = Column(Integer, primary_key=True)
+    message_id = Column(Integer, ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    channel = Column(String(24), nullable=False)
+    provider_message_id = Column(String(255), nullable=False)
+    position = Column(Integer)
+    delivery_status = Column(enum_type(DeliveryStatus), nullable=False)
+    error = Column(String(500))
+    status_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
 
 
 class AttendantAction(Base):

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -172,6 +172,25 @@ def split_text(text: str, limit: int) -> list[str]:
     return parts
 
 
+Part = TypeVar("Part")
+
+
+async def send_parts(
+    message: Message, parts: Sequence[Part], send: Callable[[Part], Awaitable[str]]
+) -> list[str]:
+    """Send the parts of a message in order, skipping the ones the provider took in earlier
+    attempts (`message.parts_sent`), so a retry never repeats a part to the patient; returns
+    the provider ids of the parts sent now. A failure carries those taken before it."""
+    accepted: list[str] = []
+    for part in parts[message.parts_sent or 0 :]:
+        try:
+            accepted.append(await send(part))
+        except DeliveryFailed as failure:
+            failure.accepted = accepted
+            raise
+    return accepted
+
+
 def numbered_options(text: str, buttons: Sequence[dict[str, str]]) -> str:
     """Buttons as typed options, for channels without buttons (SMS, e-mail)."""
     if not buttons:
@@ -256,10 +275,18 @@ def _unreadable(message: Message) -> bool:
 class ChannelInput(InputChannel):
     """Base of our connectors: recording, the handoff gate and replay, in one place."""
 
+    # Inbound whose routing failed while the process kept running (Rasa briefly down) is
+    # routed again by a sweep every `replay_every` seconds, once recorded more than
+    # `replay_after` ago: by then whichever process recorded it is no longer routing it.
+    replay_every: ClassVar[float] = 30.0
+    replay_after: ClassVar[timedelta] = timedelta(minutes=2)
+
     def __init__(self, ctx: Context | None = None) -> None:
         self._ctx = ctx
         self._tasks: set[asyncio.Task] = set()
         self._patient_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._routing: set[int] = set()
+        self._sweeper: asyncio.Task | None = None
 
     @property
     def ctx(self) -> Context:
@@ -279,7 +306,7 @@ class ChannelInput(InputChannel):
 
     def later(self, work: Awaitable[Any]) -> None:
         """Run after the webhook answered; the task is kept so it is not collected mid-way.
-        A failed routing leaves its message unprocessed, for the replay after a restart."""
+        A failed routing leaves its message unprocessed, for the next sweep (`replay_on`)."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -306,6 +333,15 @@ class ChannelInput(InputChannel):
         self, message_id: int, on_new_message: OnNewMessage, patient_id: int | None = None
     ) -> None:
         """Hand a recorded message to Rasa if the bot owns its conversation, once."""
+        self._routing.add(message_id)
+        try:
+            await self._route(message_id, on_new_message, patient_id)
+        finally:
+            self._routing.discard(message_id)
+
+    async def _route(
+        self, message_id: int, on_new_message: OnNewMessage, patient_id: int | None
+    ) -> None:
         if patient_id is None:
             async with self.ctx.db.session() as session:
                 patient_id = (await session.get(Message, message_id)).patient_id
@@ -431,8 +467,12 @@ class ChannelInput(InputChannel):
             message = await session.get(Message, message_id)
             message.processed_at = utcnow()
 
-    async def replay_unprocessed(self, on_new_message: OnNewMessage) -> None:
-        """Route what a previous process recorded but died before routing."""
+    async def replay_unprocessed(
+        self, on_new_message: OnNewMessage, recorded_before: datetime | None = None
+    ) -> None:
+        """Route what was recorded but never routed: at start-up, whatever a previous process
+        left; in a sweep, what was recorded before `recorded_before` and is not being
+        routed by this process."""
         async with self.ctx.db.session() as session:
             query = (
                 select(Message.id)
@@ -443,11 +483,44 @@ class ChannelInput(InputChannel):
                 )
                 .order_by(Message.id)
             )
-            pending = (await session.execute(query)).scalars().all()
+            if recorded_before is not None:
+                query = query.where(Message.recorded_at <= recorded_before)
+            found = (await session.execute(query)).scalars().all()
+        pending = [message_id for message_id in found if message_id not in self._routing]
         if pending:
             log.info("%s: replaying %d unrouted inbound messages", self.name(), len(pending))
         for message_id in pending:
-            await self.route(message_id, on_new_message)
+            try:
+                await self.route(message_id, on_new_message)
+            except Exception as exc:  # e.g. Rasa still down: the next sweep tries again
+                log_failure(log, exc, "%s: replay of message %s failed", self.name(), message_id)
+
+    def replay_on(
+        self,
+        bp: Blueprint,
+        on_new_message: OnNewMessage,
+        enabled: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Replay at server start, then sweep periodically while the server runs."""
+
+        @bp.listener("after_server_start")
+        async def replay(_app: Any, _loop: Any) -> None:
+            if enabled():
+                await self.replay_unprocessed(on_new_message)
+                self._sweeper = asyncio.create_task(self._sweep_forever(on_new_message))
+
+        @bp.listener("before_server_stop")
+        async def stop_sweeping(_app: Any, _loop: Any) -> None:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+
+    async def _sweep_forever(self, on_new_message: OnNewMessage) -> None:
+        while True:
+            await asyncio.sleep(self.replay_every)
+            try:
+                await self.replay_unprocessed(on_new_message, utcnow() - self.replay_after)
+            except Exception as exc:  # e.g. the database is down: the next sweep tries again
+                log_failure(log, exc, "%s: the sweep of unrouted messages failed", self.name())
 
 
 class ChannelSender(OutputChannel):
@@ -559,11 +632,7 @@ class WebhookInput(ChannelInput):
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         bp = Blueprint(f"{self.name()}_webhook", url_prefix=f"/webhooks/{self.name()}")
-
-        @bp.listener("after_server_start")
-        async def replay(_app: Any, _loop: Any) -> None:
-            if not self.config.missing:
-                await self.replay_unprocessed(on_new_message)
+        self.replay_on(bp, on_new_message, enabled=lambda: not self.config.missing)
 
         @bp.route("/webhook", methods=["GET"])
         async def handshake(request: Request) -> response.HTTPResponse:

@@ -213,7 +213,10 @@ def _bounce(mail: EmailMessage) -> list[Event]:
 def _mail(raw: bytes) -> list[Event]:
     mail = email.message_from_bytes(raw, policy=policy.default)
     if mail.get_content_type() == "multipart/report":
-        return _bounce(mail)
+        # Only a delivery status notification is a bounce; a read receipt (disposition
+        # notification) or any other report names our mail without saying it failed.
+        report = str(mail.get_param("report-type") or "").lower()
+        return _bounce(mail) if report == "delivery-status" else [Ignored(f"report {report}")]
     name, address = next(iter(getaddresses([str(mail.get("From", ""))])), ("", ""))
     sender = normalize_email(address)
     if sender is None:

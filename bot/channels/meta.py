@@ -28,6 +28,7 @@ from bot.channels.base import (
     json_object,
     numbered_options,
     same_secret,
+    send_parts,
     split_text,
     tolerant,
     unset,
@@ -281,29 +282,31 @@ class SendApiSender(ProviderSender):
             "more than 24 h ago, or 7 days for a person's reply)"
         )
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
         kind = self.messaging_type(message, identity)
         text, buttons = message.text, message.buttons or []
         if len(buttons) > self.QUICK_REPLIES:
             text, buttons = numbered_options(text, buttons), []
-        parts = split_text(text, self.TEXT_LIMIT)
-        provider_id = None
-        for n, part in enumerate(parts, 1):
-            body: dict[str, Any] = {"text": part}
-            if n == len(parts) and buttons:
-                body["quick_replies"] = [
-                    {
-                        "content_type": "text",
-                        "title": b["title"][: self.QUICK_REPLY_TITLE],
-                        "payload": b["payload"],
-                    }
-                    for b in buttons
-                ]
+        bodies: list[dict[str, Any]] = [
+            {"text": part} for part in split_text(text, self.TEXT_LIMIT)
+        ]
+        if buttons:
+            bodies[-1]["quick_replies"] = [
+                {
+                    "content_type": "text",
+                    "title": b["title"][: self.QUICK_REPLY_TITLE],
+                    "payload": b["payload"],
+                }
+                for b in buttons
+            ]
+
+        async def send(body: dict[str, Any]) -> str:
             reply = await graph_post(
                 self.url,
                 self.config.app.access_token,
                 {"recipient": {"id": identity.external_id}, "message": body, **kind},
                 self.CHANNEL,
             )
-            provider_id = reply.get("message_id")
-        return provider_id
+            return reply["message_id"]
+
+        return await send_parts(message, bodies, send)

@@ -30,6 +30,7 @@ from bot.channels.base import (
     call_provider,
     json_object,
     same_secret,
+    send_parts,
     split_text,
     tolerant,
     unset,
@@ -197,21 +198,26 @@ class TelegramSender(ProviderSender):
         if reply.ok and answer.get("ok"):
             return answer
         reason = answer.get("description") or str(reply.body)[:200]
-        # A 429 carries parameters.retry_after (usually seconds); the worker's growing retry
-        # schedule (5 s, 30 s, 2 min...) covers it.
-        raise DeliveryFailed(f"telegram: HTTP {reply.status}, {reason}", retryable=reply.retryable)
+        # A 429 says in parameters.retry_after how many seconds to wait before trying again.
+        retry_after = (answer.get("parameters") or {}).get("retry_after")
+        raise DeliveryFailed(
+            f"telegram: HTTP {reply.status}, {reason}",
+            retryable=reply.retryable,
+            retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        )
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
         chat_id = identity.external_id
-        parts = split_text(message.text, TEXT_LIMIT)
-        provider_id = None
-        for n, part in enumerate(parts, 1):
-            body: dict[str, Any] = {"chat_id": chat_id, "text": part}
-            if n == len(parts) and message.buttons:
-                body["reply_markup"] = {"inline_keyboard": _keyboard(message.buttons)}
+        texts = split_text(message.text, TEXT_LIMIT)
+        bodies: list[dict[str, Any]] = [{"chat_id": chat_id, "text": text} for text in texts]
+        if message.buttons:
+            bodies[-1]["reply_markup"] = {"inline_keyboard": _keyboard(message.buttons)}
+
+        async def send(body: dict[str, Any]) -> str:
             answer = await self.call("sendMessage", body)
-            provider_id = f"{chat_id}:{answer['result']['message_id']}"
-        return provider_id
+            return f"{chat_id}:{answer['result']['message_id']}"
+
+        return await send_parts(message, bodies, send)
 
 
 class TelegramInput(WebhookInput):

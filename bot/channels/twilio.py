@@ -33,6 +33,7 @@ from bot.channels.base import (
     WebhookInput,
     call_provider,
     numbered_options,
+    send_parts,
     split_text,
     unset,
     within,
@@ -159,7 +160,7 @@ class TwilioSender(ProviderSender):
             raise DeliveryFailed(f"twilio: {variable} is not set")
         return f"{WHATSAPP}{number.removeprefix(WHATSAPP)}" if whatsapp else number
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
         to = identity.external_id
         whatsapp = to.startswith(WHATSAPP)
         common = {
@@ -167,14 +168,9 @@ class TwilioSender(ProviderSender):
             "From": self._from(whatsapp),
             "StatusCallback": f"{self.config.public_base_url}{WEBHOOK_PATH}",
         }
-        if whatsapp and not within(identity.last_inbound_at, WINDOW_HOURS):
-            requests = [self.template_fields(message)]
-        else:
-            text = numbered_options(message.text, message.buttons or [])
-            requests = [{"Body": part} for part in split_text(text, TEXT_LIMIT)]
         auth = aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token)
-        provider_id = None
-        for fields in requests:
+
+        async def send(fields: dict[str, str]) -> str:
             reply = await call_provider(self.url, form={**common, **fields}, auth=auth)
             if not reply.ok or not isinstance(reply.body, dict):
                 body = reply.body if isinstance(reply.body, dict) else {}
@@ -182,8 +178,14 @@ class TwilioSender(ProviderSender):
                 raise DeliveryFailed(
                     f"twilio: HTTP {reply.status}, {reason}", retryable=reply.retryable
                 )
-            provider_id = reply.body["sid"]
-        return provider_id
+            return reply.body["sid"]
+
+        if whatsapp and not within(identity.last_inbound_at, WINDOW_HOURS):
+            return [await send(self.template_fields(message))]
+        text = numbered_options(message.text, message.buttons or [])
+        return await send_parts(
+            message, [{"Body": part} for part in split_text(text, TEXT_LIMIT)], send
+        )
 
     def template_fields(self, message: Message) -> dict[str, str]:
         """WhatsApp outside the 24 h window: only an approved Content template (ContentSid);

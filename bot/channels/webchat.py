@@ -181,10 +181,7 @@ class WebchatInput(ChannelInput):
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         bp = Blueprint(f"{CHANNEL}_webhook", url_prefix=f"/webhooks/{CHANNEL}")
-
-        @bp.listener("after_server_start")
-        async def replay(_app: Any, _loop: Any) -> None:
-            await self.replay_unprocessed(on_new_message)
+        self.replay_on(bp, on_new_message)
 
         @bp.route("/widget.js", methods=["GET"])
         async def widget(_request: Request) -> response.HTTPResponse:

@@ -23,6 +23,7 @@ from bot.channels.base import (
     StatusUpdate,
     from_epoch,
     numbered_options,
+    send_parts,
     split_text,
     tolerant,
     unset,
@@ -256,13 +257,8 @@ class WhatsAppSender(ProviderSender):
     def url(self) -> str:
         return f"{self.config.app.graph_url}/{self.config.phone_number_id}/messages"
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
-        if within(identity.last_inbound_at, WINDOW_HOURS):
-            bodies = message_bodies(message.text, message.buttons or [])
-        else:
-            bodies = [self.template_body(message)]
-        provider_id = None
-        for body in bodies:
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
+        async def send(body: dict[str, Any]) -> str:
             request = {
                 "messaging_product": "whatsapp",
                 "recipient_type": "individual",
@@ -270,8 +266,14 @@ class WhatsAppSender(ProviderSender):
                 **body,
             }
             reply = await graph_post(self.url, self.config.app.access_token, request, CHANNEL)
-            provider_id = reply["messages"][0]["id"]
-        return provider_id
+            return reply["messages"][0]["id"]
+
+        if within(identity.last_inbound_at, WINDOW_HOURS):
+            return await send_parts(
+                message, message_bodies(message.text, message.buttons or []), send
+            )
+        # Outside the window the template is the whole message, whatever went before it.
+        return [await send(self.template_body(message))]
 
     def template_body(self, message: Message) -> dict[str, Any]:
         """Outside the 24 h window only an approved template may be sent. The message says

@@ -39,9 +39,13 @@ class FakeRasa:
         self.received: list[UserMessage] = []
         self.buttons: list[dict[str, str]] = []
         self.delay = 0.0  # seconds the bot "thinks" before it has understood the message
+        self.down = 0  # how many of the next messages fail, as when Rasa is unreachable
 
     async def __call__(self, message: UserMessage) -> None:
         await asyncio.sleep(self.delay)
+        if self.down:
+            self.down -= 1
+            raise ConnectionError("Rasa is down")
         self.received.append(message)
         await message.output_channel.send_response(
             message.sender_id, {"text": f"eco: {message.text}", "buttons": self.buttons}

@@ -10,7 +10,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -67,6 +67,7 @@ class Scripted:
     status: int
     body: Any
     times: int
+    after: int = 0
 
 
 @dataclass
@@ -76,6 +77,7 @@ class FakeProvider:
     _scripted: list[Scripted] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _before_answer: Callable[[ProviderRequest, Any], Awaitable[None]] | None = None
     port: int = 0
 
     @property
@@ -110,16 +112,25 @@ class FakeProvider:
         self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(shutdown()))
         self._thread.join(10)
 
-    def respond(self, path_contains: str, status: int, body: Any, *, times: int = 1) -> None:
-        """The next `times` requests whose path contains `path_contains` get this answer."""
+    def respond(
+        self, path_contains: str, status: int, body: Any, *, times: int = 1, after: int = 0
+    ) -> None:
+        """The next `times` requests whose path contains `path_contains` get this answer,
+        once `after` of them got the usual one."""
         with self._lock:
-            self._scripted.append(Scripted(path_contains, status, body, times))
+            self._scripted.append(Scripted(path_contains, status, body, times, after))
+
+    def before_answer(self, hook: Callable[[ProviderRequest, Any], Awaitable[None]]) -> None:
+        """Await `hook(request, answer body)` (on the fake's own loop) before answering each
+        request: e.g. a status callback that reaches the clinic before the send's answer."""
+        self._before_answer = hook
 
     def reset(self) -> None:
-        """Forget scripted answers and recorded requests."""
+        """Forget scripted answers, recorded requests and the `before_answer` hook."""
         with self._lock:
             self._scripted.clear()
             self.requests.clear()
+            self._before_answer = None
 
     def sent(self, predicate: Callable[[ProviderRequest], bool] = lambda _r: True) -> list:
         with self._lock:
@@ -153,33 +164,36 @@ class FakeProvider:
                 (s for s in self._scripted if s.path_contains in request.path and s.times > 0),
                 None,
             )
-            if scripted is not None:
+            if scripted is not None and scripted.after > 0:
+                scripted.after -= 1
+                scripted = None
+            elif scripted is not None:
                 scripted.times -= 1
             number = next(self._ids)
         if scripted is not None:
-            return web.json_response(scripted.body, status=scripted.status)
-        return self._success(recorded, number)
+            status, answer = scripted.status, scripted.body
+        else:
+            status, answer = self._success(recorded, number)
+        if self._before_answer is not None:
+            await self._before_answer(recorded, answer)
+        return web.json_response(answer, status=status)
 
     @staticmethod
-    def _success(request: ProviderRequest, n: int) -> web.Response:
+    def _success(request: ProviderRequest, n: int) -> tuple[int, Any]:
         if request.path.endswith("Messages.json"):  # Twilio
-            return web.json_response({"sid": f"SM{n:032d}", "status": "queued"}, status=201)
+            return 201, {"sid": f"SM{n:032d}", "status": "queued"}
         if "/bot" in request.path:  # Telegram
             if request.path.endswith("/sendMessage"):
                 chat = request.json["chat_id"]
                 result = {"message_id": 1000 + n, "date": int(time.time()), "chat": {"id": chat}}
-                return web.json_response({"ok": True, "result": result})
-            return web.json_response({"ok": True, "result": True})
+                return 200, {"ok": True, "result": result}
+            return 200, {"ok": True, "result": True}
         if request.path.endswith("/me/messages"):  # Messenger, Instagram
             body = request.json
-            return web.json_response(
-                {"recipient_id": body["recipient"]["id"], "message_id": f"m_fake{n}"}
-            )
+            return 200, {"recipient_id": body["recipient"]["id"], "message_id": f"m_fake{n}"}
         to = request.json.get("to") or request.json.get("recipient")  # WhatsApp Cloud
-        return web.json_response(
-            {
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to}],
-                "messages": [{"id": f"wamid.fake{n}", "message_status": "accepted"}],
-            }
-        )
+        return 200, {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": f"wamid.fake{n}", "message_status": "accepted"}],
+        }

@@ -1,5 +1,7 @@
 """What every connector shares (bot/channels/base.py), shown through real webhooks: fast
-acknowledgement, replay after a crash, the handoff gate, typed options, disabled channels."""
+acknowledgement, replay after a crash or a failed routing, the handoff gate, typed options,
+disabled channels, the bad requests every provider may send, delivery receipts in any order
+(even before the send was answered), and long texts sent in parts."""
 
 import asyncio
 import json
@@ -12,22 +14,35 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from bot.channels.base import numbered_options, split_text, typed_option
+from bot.channels.base import ChannelInput, numbered_options, split_text, typed_option
 from bot.channels.registry import PROVIDER_CHANNELS, OutboxSender, build_senders
 from bot.channels.telegram import TelegramInput
 from bot.channels.whatsapp import WhatsAppInput
 from handoff.history import Inbound, record_inbound
-from handoff.outbound import RETRY_DELAYS
-from handoff.retries import retry_due_deliveries
-from models import Conversation, DeliveryStatus, Direction, Message, Owner
+from handoff.outbound import RETRY_DELAYS, send
+from handoff.retries import UNCLAIMED_STATUS_TTL, retry_due_deliveries
+from models import (
+    AuthorKind,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+    OutboundPart,
+    Owner,
+    utcnow,
+)
 from settings import Settings
 from tests.channels.webhooks import (
     ROOT,
     SIGNATURE_HEADER,
     deliver,
+    load_form,
     load_json,
+    load_mail,
     post,
+    receipt,
     replies_to,
+    signature_headers,
     signed,
     text_message,
 )
@@ -40,6 +55,39 @@ SENDER = {
     "instagram": "7000000000000301",
     "telegram": "3000301",
     "email": "redelivery@example.com",
+}
+JSON_CHANNELS = ["whatsapp", "messenger", "instagram", "telegram"]
+# A recorded event of a type the clinic does not act on, per channel.
+UNKNOWN_EVENT = {
+    "whatsapp": "template_status_update",
+    "twilio": "status_queued",
+    "messenger": "reaction",
+    "instagram": "reaction",
+    "telegram": "my_chat_member",
+    "email": "read_receipt",
+}
+# The receipts each channel sends about one of our messages, most advanced first.
+RECEIPTS = {
+    "whatsapp": ["status_read", "status_delivered", "status_sent"],
+    "twilio": ["status_read", "status_delivered", "status_sent"],
+    "messenger": ["read", "delivery"],
+    "instagram": ["read"],
+}
+# A receipt that can beat the send's own answer (Twilio calls back at once), and the status
+# it stands for.
+EARLY_RECEIPT = {
+    "whatsapp": ("status_failed", DeliveryStatus.FAILED),
+    "twilio": ("status_undelivered", DeliveryStatus.FAILED),
+    "messenger": ("delivery", DeliveryStatus.DELIVERED),
+    "instagram": ("read", DeliveryStatus.READ),
+}
+# Where each provider takes a message, for scripting its answers.
+SEND_PATH = {
+    "whatsapp": "/messages",
+    "twilio": "Messages.json",
+    "messenger": "/me/messages",
+    "instagram": "/me/messages",
+    "telegram": "/sendMessage",
 }
 OPTIONS = [
     {"title": "Confirmar", "payload": "/confirmar"},
@@ -324,3 +372,192 @@ async def test_a_throttled_or_unavailable_provider_is_retried_by_the_worker(
     reply = (await whatsapp.messages())[-1]
     assert (reply.delivery_status, reply.error) == (DeliveryStatus.SENT, None)
     assert len(provider.sent_to("5511987650205")) == 2
+
+
+def recorded(channel: str, event: str) -> object:
+    if channel == "twilio":
+        return load_form(event)
+    if channel == "email":
+        return load_mail(event)
+    return load_json(channel, event)
+
+
+def provider_id(answer: dict) -> str:
+    """The message id in a provider's answer to a send."""
+    if "sid" in answer:
+        return answer["sid"]  # Twilio
+    if "messages" in answer:
+        return answer["messages"][0]["id"]  # WhatsApp Cloud
+    return answer["message_id"]  # Messenger, Instagram
+
+
+async def outbound(served) -> list[Message]:
+    return [m for m in await served.messages() if m.direction == Direction.OUTBOUND]
+
+
+@pytest.mark.parametrize("channel", JSON_CHANNELS)
+async def test_malformed_json_gets_a_clear_400_and_nothing_is_kept(serve, channel):
+    served = await serve(CONNECTORS[channel])
+    body = b'{"object": "page", "entry": [}'
+
+    status, text = await post(served.url, channel, body, signature_headers(channel, body))
+
+    assert (status, json.loads(text)) == (400, {"error": "body is not valid JSON"})
+    assert await served.messages() == []
+
+
+@pytest.mark.parametrize("channel", JSON_CHANNELS)
+async def test_a_body_over_the_channels_limit_is_refused_before_anything_else(serve, channel):
+    served = await serve(CONNECTORS[channel])
+    body = b" " * (served.connector.max_body + 1)
+
+    status, _ = await post(served.url, channel, body, signature_headers(channel, body))
+
+    assert status == 413
+    assert await served.messages() == []
+
+
+@pytest.mark.parametrize("channel", list(UNKNOWN_EVENT))
+async def test_an_event_of_a_type_we_do_not_handle_is_acknowledged_and_changes_nothing(
+    serve, provider, smtp_server, channel
+):
+    served = await serve(CONNECTORS[channel])
+
+    status, _ = await served.deliver(recorded(channel, UNKNOWN_EVENT[channel]))
+    await served.settle()
+
+    assert status == 200
+    assert await served.messages() == []
+    assert served.rasa.received == []
+    assert provider.sent() == [] and smtp_server.received == []
+
+
+@pytest.mark.parametrize("channel", list(RECEIPTS))
+async def test_receipts_move_a_reply_forward_only_whatever_their_order(serve, channel):
+    served = await serve(CONNECTORS[channel])
+    await served.deliver(text_message(channel, SENDER[channel]))
+    await served.settle()
+    [reply] = await outbound(served)
+
+    for event in RECEIPTS[channel]:
+        payload = receipt(channel, event, reply.provider_message_id, SENDER[channel])
+        assert (await served.deliver(payload))[0] == 200
+    await served.settle()
+
+    [reply] = await outbound(served)
+    assert reply.delivery_status == DeliveryStatus.READ
+    assert reply.read_at is not None
+    assert len(served.rasa.received) == 1  # receipts never reach the bot
+
+
+@pytest.mark.parametrize("channel", list(EARLY_RECEIPT))
+async def test_a_receipt_that_arrives_before_the_send_is_answered_is_not_lost(
+    serve, provider, channel
+):
+    served = await serve(CONNECTORS[channel])
+    event, expected = EARLY_RECEIPT[channel]
+
+    async def report_at_once(request, answer) -> None:
+        if request.recipient == SENDER[channel]:
+            payload = receipt(channel, event, provider_id(answer), SENDER[channel])
+            assert (await deliver(served.url, channel, payload))[0] == 200
+
+    provider.before_answer(report_at_once)
+    await served.deliver(text_message(channel, SENDER[channel]))
+    await served.settle()
+
+    [reply] = await outbound(served)
+    assert reply.delivery_status == expected
+    if expected == DeliveryStatus.FAILED:
+        assert re.search(r"63016|131026", reply.error)
+    pushed = served.ctx.bus.of_type("message")[-1]["message"]
+    assert (pushed["id"], pushed["delivery_status"]) == (reply.id, str(expected))
+
+
+async def test_a_receipt_no_send_ever_claims_is_forgotten_after_a_day(serve):
+    twilio = await serve(CONNECTORS["twilio"])
+    payload = receipt("twilio", "status_delivered", "SMnot-ours", SENDER["twilio"])
+    assert (await twilio.deliver(payload))[0] == 200
+
+    async def kept() -> list[str]:
+        async with twilio.ctx.db.session() as session:
+            query = select(OutboundPart.provider_message_id)
+            return (await session.execute(query)).scalars().all()
+
+    await retry_due_deliveries(twilio.ctx)
+    assert await kept() == ["SMnot-ours"]  # its send may still be waiting for an answer
+    async with twilio.ctx.db.session() as session:
+        await session.execute(
+            update(OutboundPart).values(created_at=utcnow() - UNCLAIMED_STATUS_TTL)
+        )
+    await retry_due_deliveries(twilio.ctx)
+    assert await kept() == []
+
+
+@pytest.mark.parametrize("channel", list(SEND_PATH))
+async def test_a_retry_after_a_failed_part_sends_only_the_parts_not_yet_taken(
+    serve, provider, channel
+):
+    served = await serve(CONNECTORS[channel])
+    provider.respond(SEND_PATH[channel], 503, "Service Unavailable", after=1)
+    await served.deliver(text_message(channel, SENDER[channel], "palavra " * 600))
+    await served.settle()
+    [reply] = await outbound(served)
+    assert (reply.delivery_status, reply.parts_sent) == (DeliveryStatus.PENDING, 1)
+
+    async with served.ctx.db.session() as session:
+        (await session.get(Message, reply.id)).created_at -= timedelta(seconds=RETRY_DELAYS[0])
+    assert await retry_due_deliveries(served.ctx) == 1
+
+    texts = [request.text for request in provider.sent_to(SENDER[channel])]
+    taken = [texts[0], *texts[2:]]  # the second request was refused
+    assert texts[1] == texts[2]
+    assert " ".join(taken).split() == ("eco: " + "palavra " * 600).split()
+    [reply] = await outbound(served)
+    assert (reply.delivery_status, reply.parts_sent) == (DeliveryStatus.SENT, len(taken))
+
+
+@pytest.mark.parametrize("channel", ["messenger", "instagram"])
+async def test_after_24h_only_a_person_may_reply_with_the_human_agent_tag(serve, provider, channel):
+    served = await serve(CONNECTORS[channel])
+    await served.deliver(text_message(channel, SENDER[channel]))
+    await served.settle()
+    conversation_id = (await served.messages())[0].conversation_id
+    await served.age_window(hours=30)
+
+    by_person = await send(
+        served.ctx, conversation_id, text="Oi, sou a Ana", author_kind=AuthorKind.ATTENDANT
+    )
+    by_bot = await send(served.ctx, conversation_id, text="Lembrete", author_kind=AuthorKind.BOT)
+
+    [tagged] = await provider.wait_for(lambda r: r.json.get("tag") == "HUMAN_AGENT")
+    assert tagged.json["messaging_type"] == "MESSAGE_TAG"
+    assert tagged.text == "Oi, sou a Ana"
+    stored = {m.id: m for m in await served.messages()}
+    assert stored[by_person.id].delivery_status == DeliveryStatus.SENT
+    assert stored[by_bot.id].delivery_status == DeliveryStatus.FAILED
+    assert "messaging window" in stored[by_bot.id].error
+
+
+async def test_a_message_whose_routing_failed_is_routed_by_a_later_sweep_without_a_restart(
+    serve, provider, monkeypatch
+):
+    monkeypatch.setattr(ChannelInput, "replay_every", 0.1)
+    whatsapp = await serve(WhatsAppInput)
+    whatsapp.rasa.down = 1
+
+    await whatsapp.deliver(text_message("whatsapp", "5511987650206"))
+    await whatsapp.settle()
+    await asyncio.sleep(0.5)  # several sweeps: too recent, its own process may be routing it
+    [message] = await whatsapp.messages()
+    assert (message.processed_at, whatsapp.rasa.texts) == (None, [])
+
+    async with whatsapp.ctx.db.session() as session:
+        (await session.get(Message, message.id)).recorded_at -= ChannelInput.replay_after
+    deadline = time.monotonic() + 5
+    while (await whatsapp.messages())[0].processed_at is None:
+        assert time.monotonic() < deadline, "the sweep never routed the message"
+        await asyncio.sleep(0.1)
+
+    assert whatsapp.rasa.texts == ["oi"]
+    assert [r.text for r in provider.sent_to("5511987650206")] == ["eco: oi"]

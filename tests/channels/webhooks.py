@@ -126,6 +126,30 @@ def text_message(channel: str, sender: str, text: str = "oi", message_id: str = 
     return f"{headers}\r\n\r\n{text}\r\n".encode()
 
 
+def receipt(channel: str, event: str, provider_message_id: str, person: str) -> Any:
+    """The channel's recorded delivery receipt `event` about our message
+    `provider_message_id` to `person` (Messenger's read receipt: everything sent until now)."""
+    if channel == "twilio":
+        form = load_form(event)
+        return {**form, "MessageSid": provider_message_id, "SmsSid": provider_message_id}
+    payload = load_json(channel, event)
+    if channel == "whatsapp":
+        status = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+        status.update(id=provider_message_id, recipient_id=person)
+        return payload
+    assert channel in ("messenger", "instagram")
+    item = payload["entry"][0]["messaging"][0]
+    item["sender"]["id"] = person
+    kind = "delivery" if "delivery" in item else "read"
+    if "mids" in item[kind]:
+        item[kind]["mids"] = [provider_message_id]
+    elif "mid" in item[kind]:
+        item[kind]["mid"] = provider_message_id
+    if "watermark" in item[kind]:
+        item[kind]["watermark"] = int(time.time() * 1000) + 1000
+    return payload
+
+
 def webhook_path(channel: str) -> str:
     return f"/webhooks/{channel}/webhook"
 

@@ -67,6 +67,12 @@ def test_a_bounce_fails_the_message_it_returns():
     )
 
 
+def test_a_read_receipt_names_our_mail_but_is_no_bounce():
+    event = only(parse(load_mail("read_receipt")))
+
+    assert not isinstance(event, StatusUpdate)
+
+
 def test_attached_files_are_kept_as_references_and_are_not_text():
     event = only(parse(load_mail("attachment")))
 

@@ -61,3 +61,15 @@ async def test_a_read_receipt_marks_the_message_it_names(instagram):
 
     reply = next(m for m in await instagram.messages() if m.direction == Direction.OUTBOUND)
     assert reply.delivery_status == DeliveryStatus.READ
+
+
+async def test_every_message_of_a_batch_is_processed_and_reactions_ignored(instagram, provider):
+    status, _ = await instagram.deliver(load_json("instagram", "batch"))
+    await instagram.settle()
+
+    assert status == 200
+    assert sorted(instagram.rasa.texts) == ["first", "second", "third"]
+    inbound = [m for m in await instagram.messages() if m.direction == Direction.INBOUND]
+    assert len({m.patient_id for m in inbound}) == 2
+    assert len(provider.sent_to("1254459154682919")) == 2
+    assert len(provider.sent_to("1254459154682920")) == 1

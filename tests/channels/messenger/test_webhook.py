@@ -97,25 +97,6 @@ async def test_a_read_watermark_marks_every_earlier_reply_read(messenger):
     assert len(messenger.rasa.received) == 2
 
 
-async def test_after_24h_only_a_person_may_reply_with_the_human_agent_tag(messenger, provider):
-    await messenger.deliver(text_message("messenger", "9000000000000006"))
-    await messenger.settle()
-    conversation_id = (await messenger.messages())[0].conversation_id
-    await messenger.age_window(hours=30)
-
-    by_person = await send(
-        messenger.ctx, conversation_id, text="Oi, sou a Ana", author_kind=AuthorKind.ATTENDANT
-    )
-    by_bot = await send(messenger.ctx, conversation_id, text="Lembrete", author_kind=AuthorKind.BOT)
-
-    tagged = await provider.wait_for(lambda r: r.json.get("tag") == "HUMAN_AGENT")
-    assert tagged[0].json["messaging_type"] == "MESSAGE_TAG"
-    stored = {m.id: m for m in await messenger.messages()}
-    assert stored[by_person.id].delivery_status == DeliveryStatus.SENT
-    assert stored[by_bot.id].delivery_status == DeliveryStatus.FAILED
-    assert "messaging window" in stored[by_bot.id].error
-
-
 async def test_after_7_days_not_even_a_person_can_reply(messenger):
     await messenger.deliver(text_message("messenger", "9000000000000007"))
     await messenger.settle()

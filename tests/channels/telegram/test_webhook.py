@@ -2,12 +2,15 @@
 
 import copy
 import itertools
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from bot.channels.telegram import TelegramInput
-from models import ChannelIdentity, DeliveryStatus, Direction, Message
+from handoff.outbound import RETRY_DELAYS
+from handoff.retries import retry_due_deliveries
+from models import ChannelIdentity, DeliveryStatus, Direction, Message, utcnow
 from tests.channels.webhooks import (
     SECRETS,
     load_json,
@@ -161,3 +164,47 @@ async def test_a_patient_who_blocked_the_bot_gets_a_failed_message_with_the_reas
     reply = (await telegram.messages())[-1]
     assert reply.delivery_status == DeliveryStatus.FAILED
     assert reply.error == "telegram: HTTP 403, Forbidden: bot was blocked by the user"
+
+
+async def test_a_long_reply_is_split_within_4096_characters_with_the_buttons_on_the_last_part(
+    telegram, provider
+):
+    telegram.rasa.buttons = [{"title": "Confirmar", "payload": "/confirmar_consulta"}]
+    await telegram.deliver(text_message("telegram", "3000006", "palavra " * 1100))
+    await telegram.settle()
+
+    parts = await provider.wait_for(lambda r: r.recipient == "3000006", count=3)
+    assert all(len(part.json["text"]) <= 4096 for part in parts)
+    assert " ".join(p.json["text"] for p in parts).split() == ("eco: " + "palavra " * 1100).split()
+    assert ["reply_markup" in part.json for part in parts] == [False, False, True]
+    [reply] = [m for m in await telegram.messages() if m.direction == Direction.OUTBOUND]
+    assert (reply.delivery_status, reply.parts_sent) == (DeliveryStatus.SENT, 3)
+
+
+async def test_a_throttled_reply_is_not_retried_before_telegrams_retry_after(telegram, provider):
+    provider.respond(
+        "/sendMessage",
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 300",
+            "parameters": {"retry_after": 300},
+        },
+    )
+    await telegram.deliver(text_message("telegram", "3000007"))
+    await telegram.settle()
+    [reply] = [m for m in await telegram.messages() if m.direction == Direction.OUTBOUND]
+    assert reply.delivery_status == DeliveryStatus.PENDING
+    assert reply.retry_not_before - utcnow() > timedelta(seconds=290)
+
+    async with telegram.ctx.db.session() as session:
+        (await session.get(Message, reply.id)).created_at -= timedelta(seconds=RETRY_DELAYS[0])
+    assert await retry_due_deliveries(telegram.ctx) == 0  # the schedule's 5 s are not enough
+
+    async with telegram.ctx.db.session() as session:
+        (await session.get(Message, reply.id)).retry_not_before -= timedelta(seconds=300)
+    assert await retry_due_deliveries(telegram.ctx) == 1
+    [reply] = [m for m in await telegram.messages() if m.direction == Direction.OUTBOUND]
+    assert reply.delivery_status == DeliveryStatus.SENT
+    assert len(provider.sent_to("3000007")) == 2

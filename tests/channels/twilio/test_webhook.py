@@ -11,16 +11,12 @@ from bot.channels.twilio import TWIML_EMPTY, TwilioConfig, TwilioInput, TwilioSe
 from handoff.context import DeliveryFailed
 from handoff.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message
-from tests.channels.webhooks import SECRETS, load_form, post, signature_headers, text_message
+from tests.channels.webhooks import SECRETS, post, signature_headers, text_message
 
 OPTIONS = [
     {"title": "Confirmar", "payload": "/confirmar_consulta"},
     {"title": "Remarcar", "payload": "/remarcar_consulta"},
 ]
-
-
-def status_of(sid: str, fixture: str) -> dict:
-    return {**load_form(fixture), "MessageSid": sid, "SmsSid": sid}
 
 
 @pytest.fixture
@@ -128,20 +124,6 @@ async def test_a_long_reply_is_split_within_the_sms_limit(twilio, provider):
     parts = await provider.wait_for(lambda r: r.recipient == "+5511987650112", count=2)
     assert all(len(p.form["Body"]) <= 1600 for p in parts)
     assert " ".join(p.form["Body"] for p in parts).split() == ("eco: " + "palavra " * 300).split()
-
-
-async def test_status_callbacks_move_forward_only(twilio):
-    await twilio.deliver(text_message("twilio", "whatsapp:+5511987650113"))
-    await twilio.settle()
-    reply = (await twilio.messages())[-1]
-
-    for fixture in ("status_read", "status_delivered", "status_sent"):
-        status, body = await twilio.deliver(status_of(reply.provider_message_id, fixture))
-        assert (status, body) == (200, TWIML_EMPTY)
-
-    async with twilio.ctx.db.session() as session:
-        assert (await session.get(Message, reply.id)).delivery_status == DeliveryStatus.READ
-    assert len(twilio.rasa.received) == 1
 
 
 async def test_outside_the_whatsapp_window_only_a_content_template_goes_out(twilio, provider):
