@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from handoff.auth import hash_password
 from handoff.web.app import create_app
 from handoff.web.keys import CTX
+from models import User
 from settings import Settings
+from tests.factories import patient_message
 from tests.fakes import RecordingBotApi, RecordingSender
 
 
@@ -34,3 +37,14 @@ async def logged_in(server: TestServer, email: str, password: str) -> aiohttp.Cl
     async with http.post("/api/login", json={"email": email, "password": password}) as response:
         assert response.status == 200, await response.text()
     return http
+
+
+async def patient_logged_in(server: TestServer, password: str) -> aiohttp.ClientSession:
+    """A patient who wrote to the clinic and then signed up, logged in."""
+    ctx = server.app[CTX]
+    recorded = await patient_message(ctx.db)
+    async with ctx.db.session() as session:
+        patient = await session.get(User, recorded.message.patient_id)
+        patient.email = "paciente@exemplo.com"
+        patient.password_hash = hash_password(password)
+    return await logged_in(server, "paciente@exemplo.com", password)

@@ -9,11 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from handoff.auth import hash_password
-from handoff.web.keys import CTX
-from models import User
-from tests.factories import patient_message
-from tests.webapp import logged_in, web_server
+from tests.webapp import patient_logged_in, web_server
 
 PASSWORD = "senha-segura"
 # Reviewed one by one: what anyone on the internet may reach.
@@ -83,13 +79,7 @@ async def test_an_unknown_path_needs_a_login_too(server):
 
 
 async def test_a_patient_reaches_only_the_public_routes_and_the_portal(server):
-    ctx = server.app[CTX]
-    recorded = await patient_message(ctx.db)
-    async with ctx.db.session() as session:
-        patient = await session.get(User, recorded.message.patient_id)
-        patient.email = "paciente@exemplo.com"
-        patient.password_hash = hash_password(PASSWORD)
-    http = await logged_in(server, "paciente@exemplo.com", PASSWORD)
+    http = await patient_logged_in(server, PASSWORD)
     try:
         answers = await _answers(server, http)
     finally:

@@ -9,7 +9,6 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from handoff import actions
-from handoff.auth import hash_password
 from handoff.web.app import create_app
 from handoff.web.keys import CTX
 from models import (
@@ -20,10 +19,10 @@ from models import (
     Message,
     Presence,
     Role,
-    User,
 )
 from tests.factories import patient_message, staff
 from tests.fakes import RecordingBotApi, RecordingSender
+from tests.webapp import logged_in, patient_logged_in
 
 PASSWORD = "senha-segura"
 
@@ -41,14 +40,7 @@ async def server(settings) -> AsyncIterator[TestServer]:
 
 
 async def _client(server: TestServer, user) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(
-        base_url=str(server.make_url("")), cookie_jar=aiohttp.CookieJar(unsafe=True)
-    )
-    async with http.post(
-        "/api/login", json={"email": user.email, "password": PASSWORD}
-    ) as response:
-        assert response.status == 200
-    return http
+    return await logged_in(server, user.email, PASSWORD)
 
 
 async def _assigned_conversation(ctx):
@@ -77,13 +69,7 @@ async def test_login_body_must_be_json(server):
 
 
 async def test_patients_cannot_use_the_staff_api(server):
-    ctx = server.app[CTX]
-    recorded = await patient_message(ctx.db)
-    async with ctx.db.session() as session:
-        patient = await session.get(User, recorded.message.patient_id)
-        patient.email = "paciente@exemplo.com"
-        patient.password_hash = hash_password(PASSWORD)
-    http = await _client(server, patient)
+    http = await patient_logged_in(server, PASSWORD)
     try:
         async with http.get("/api/conversations") as response:
             assert response.status == 403
