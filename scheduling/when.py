@@ -12,6 +12,13 @@ Conventions (the clinic's reading of ambiguous phrasing):
 - always the next occurrence after `now`: a weekday is the next day with that name after today
   ("hoje" names today), a bare time is today if still ahead else tomorrow, a past day of the
   month rolls to the next month and a past date to the next year;
+- "que vem" and "próxima" add nothing to a weekday: on a Wednesday, "sexta", "sexta que vem"
+  and "próxima sexta" are all the Friday two days later; "sexta da semana que vem" is the
+  Friday of next week (the bot always shows the date it understood, so the patient can
+  correct it);
+- a day the patient named that is today ("hoje", "dia 5" on the 5th) keeps today even when
+  the time given has passed ("hoje às 9h" at 16h): moving it to tomorrow silently would book a
+  day the patient did not ask for, so the caller tells the patient the time has passed.
 - a bare hour from 1 to 6 with no "da manhã" is afternoon ("às 3" is 15h): the clinic does not
   open before 7.
 """
@@ -359,8 +366,9 @@ def _hours_window(text: str) -> tuple[time, time] | None:
 
 
 def parse_when(text: str, now: datetime) -> TimeWindow | None:
-    """The time window a patient's free text names, the next such window after `now`;
-    None when the text holds no date or time."""
+    """The time window a patient's free text names, the next such window after `now` (a
+    time on a day named explicitly stays on that day, even if past: see the module's
+    conventions); None when the text holds no date or time."""
     if now.tzinfo is None:
         raise ValueError("parse_when needs an aware `now`")
     now = now.astimezone(TZ)

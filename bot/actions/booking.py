@@ -690,14 +690,27 @@ async def confirm_presence(
     dispatcher: CollectingDispatcher, tracker: Tracker, appointment_id: int | None
 ) -> list[EventType]:
     """Confirm the given appointment (it must be the sender's), else the one last reminded,
-    else the next one."""
+    else the only one not confirmed yet (or the next one, already confirmed); with several
+    to confirm and no reminder, ask which."""
     patient = patient_id(tracker)
     if appointment_id is not None:
         appointment = await own_upcoming(patient, appointment_id)
     else:
-        appointment = await reminded_appointment(patient) or next(
-            iter(await upcoming(patient)), None
-        )
+        appointment = await reminded_appointment(patient)
+        if appointment is None:
+            appointments = await upcoming(patient)
+            pending = [a for a in appointments if a.status != AppointmentStatus.CONFIRMED]
+            if len(pending) > 1:
+                buttons = [
+                    {
+                        "title": f"{show_moment_short(a.starts_at)} · {a.doctor.name}",
+                        "payload": f'/confirmar_presenca{{"appointment_id":"{a.id}"}}',
+                    }
+                    for a in pending[:5]
+                ]
+                dispatcher.utter_message(response="utter_qual_consulta_confirmar", buttons=buttons)
+                return []
+            appointment = next(iter(pending or appointments), None)
     if appointment is None:
         dispatcher.utter_message(response="utter_nada_para_confirmar")
         return []

@@ -1,5 +1,5 @@
-"""What every action of the assistant shares: the clinic database, who the patient is, the
-clock, emergency detection, handoff events and how dates are shown to patients."""
+"""What every action of the assistant shares: the clinic database and name, who the patient
+is, the clock, emergency detection, handoff events and how dates are shown to patients."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
 
 from handoff.logs import log_failure
-from models import utcnow
+from models import ClinicProfile, utcnow
 from models.db import Database
 from scheduling.when import TZ, TimeWindow
 from settings import Settings
@@ -55,6 +56,15 @@ def use_database(db: Database | None) -> None:
     """Point the actions at another database (tests)."""
     global _database
     _database = db
+
+
+async def clinic_name() -> str:
+    """The clinic's name as the admin wrote it in the clinic profile (read on every use, so
+    a new name needs no retraining and no new conversation)."""
+    async with database().session() as session:
+        query = select(ClinicProfile.name).order_by(ClinicProfile.id).limit(1)
+        name = (await session.execute(query)).scalar_one_or_none()
+    return name or "clínica"
 
 
 def patient_id(tracker: Tracker) -> int | None:
@@ -108,9 +118,10 @@ def plain(text: str) -> str:
 # A safety net under the NLU: phrases that must reach a person even when the intent model
 # hesitates. A false alarm costs a call from the team; a miss could cost a life.
 _EMERGENCY = re.compile(
-    r"\b(dor (forte |muito forte )?no peito|peito (apertad|doendo|doi)\w*|infart\w*|avc|derrame"
-    r"|boca torta|rosto torto|desmai\w*|inconscient\w*|desacordad\w*|convuls\w*"
-    r"|(nao|sem) (consigo|consegue|conseguir) respirar|falta de ar|sem ar|sufoca\w*|engasg\w*"
+    r"\b(dor (\w+ ){0,2}no peito|peito (apertad|doendo|doi)\w*|infart\w*|ataque cardiac\w*"
+    r"|avc|derrame|boca torta|rosto torto|desmai\w*|inconscient\w*|desacordad\w*|convuls\w*"
+    r"|(nao|sem) (consigo|consegue|conseguir) respirar|dificuldade (pra|para|de) respirar"
+    r"|falta de ar|sem ar|sufoca\w*|engasg\w*|sem pulso"
     r"|parou de respirar|nao (esta )?respira\w*|labios roxos|ficou roxo|esta roxo"
     r"|sangr\w* (muito|demais|sem parar)|nao para de sangrar|hemorragi\w*|vomitando sangue"
     r"|overdose|envenen\w*|veneno|intoxica\w*|tomei (muitos|varios|um monte|a cartela)"

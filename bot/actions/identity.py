@@ -30,6 +30,7 @@ from sqlalchemy.orm import selectinload
 from bot.actions.common import (
     ClinicAction,
     channel,
+    clinic_name,
     database,
     hand_off,
     latest_intent,
@@ -191,6 +192,21 @@ async def awaited_claim(tracker: Tracker) -> IdentityClaim | None:
     if claim is None or (claim.expires_at <= now() and not asking):
         return None
     return claim
+
+
+class ActionAskLgpdConsentimento(ClinicAction):
+    """The consent sentence names the clinic as written in the clinic profile."""
+
+    def name(self) -> str:
+        return "action_ask_lgpd_consentimento"
+
+    async def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        dispatcher.utter_message(
+            response="utter_ask_lgpd_consentimento", clinica=await clinic_name()
+        )
+        return []
 
 
 class ActionAskCodigo(ClinicAction):

@@ -89,22 +89,21 @@ def _pick(buttons: list[dict[str, str]], tracker: Tracker, is_latest: bool) -> s
         return None
     if not is_latest:
         return None  # "sim" answers only the very last question
+
+    def offered(*intents: str) -> list[str]:
+        return [
+            b["payload"]
+            for b in buttons
+            if (parse_payload(b.get("payload", "")) or ("",))[0] in intents
+        ]
+
     wanted = {"afirmar": ("confirmar_presenca", "afirmar"), "negar": ("negar",)}.get(intent, ())
-    for button in buttons:
-        parsed = parse_payload(button.get("payload", ""))
-        if parsed and parsed[0] in wanted:
-            return button["payload"]
-    if intent == "negar":
+    found = offered(*wanted)
+    if not found and intent == "negar":
         # "Não" to a reminder ("will you come?"): the caller offers to move or cancel it.
-        return next(
-            (
-                b["payload"]
-                for b in buttons
-                if (parse_payload(b.get("payload", "")) or ("",))[0] == "confirmar_presenca"
-            ),
-            None,
-        )
-    return None
+        found = offered("confirmar_presenca")
+    # "Sim" to "which of these appointments?" names none of them.
+    return found[0] if len(found) == 1 else None
 
 
 class ActionResponderOpcao(ClinicAction):

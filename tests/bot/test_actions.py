@@ -3,7 +3,7 @@ CSAT, presence confirmation, typed options, fallback and emergencies."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from rasa_sdk.events import ConversationPaused, FollowupAction, SlotSet
@@ -13,14 +13,16 @@ from sqlalchemy import select
 from bot.actions.booking import (
     ActionConcluirAgendamento,
     ActionConfirmarPresenca,
+    ValidateAgendamentoForm,
     option_number,
 )
 from bot.actions.common import looks_like_emergency
 from bot.actions.csat import ActionRegistrarAvaliacao
 from bot.actions.faq import ActionResponderFaq
 from bot.actions.forms import DialogueForm
+from bot.actions.greeting import ActionSaudacao
 from bot.actions.handoff import ActionForaDoEscopo, ActionNaoEntendi
-from bot.actions.identity import clean_name, missing_identity
+from bot.actions.identity import ActionAskLgpdConsentimento, clean_name, missing_identity
 from bot.actions.options import ActionResponderOpcao
 from handoff.history import record_outbound
 from models import (
@@ -37,7 +39,7 @@ from models import (
     User,
     utcnow,
 )
-from scheduling.actions import book
+from scheduling.actions import book, confirm
 from scheduling.agenda import find_slots
 from tests.bot.conftest import handoff_of, new_patient, sent, tracker
 
@@ -59,6 +61,26 @@ async def _validate(slot: str, value: str, patient: User, **tracker_args) -> tup
 async def _user(clinic, patient_id: int) -> User:
     async with clinic.db.session() as session:
         return await session.get(User, patient_id)
+
+
+# --- The clinic's name -------------------------------------------------------------------
+
+
+async def test_the_greeting_and_the_consent_question_name_the_clinic_from_its_profile(
+    clinic_db,
+):
+    async with clinic_db.db.session() as session:
+        profile = (await session.execute(select(ClinicProfile))).scalar_one()
+        profile.name = "Clínica Bem Viver"
+    greeting, consent = CollectingDispatcher(), CollectingDispatcher()
+
+    await ActionSaudacao().run(greeting, tracker(1, "oi", intent="saudacao"), {})
+    await ActionAskLgpdConsentimento().run(consent, tracker(1, "quero marcar"), {})
+
+    assert [(m["response"], m["clinica"]) for m in greeting.messages + consent.messages] == [
+        ("utter_saudacao", "Clínica Bem Viver"),
+        ("utter_ask_lgpd_consentimento", "Clínica Bem Viver"),
+    ]
 
 
 # --- Identity -----------------------------------------------------------------------
@@ -369,9 +391,18 @@ async def test_an_appointment_id_of_someone_else_is_never_confirmed(clinic_db):
     assert sent(dispatcher) == ["utter_nada_para_confirmar"]
 
 
+async def _bot_message(clinic, patient: User, text: str, buttons: list[dict]) -> None:
+    """A clinic message with buttons, recorded as the channel's Sender records it."""
+    conversation_id = await _conversation(clinic, patient)
+    async with clinic.db.session() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        await record_outbound(
+            session, conversation, text=text, author_kind=AuthorKind.BOT, buttons=buttons
+        )
+
+
 async def _reminder_message(clinic, patient: User, appointment: Appointment) -> None:
     """A reminder as the worker records it: a message with the three reply buttons."""
-    conversation_id = await _conversation(clinic, patient)
     buttons = [
         {"title": title, "payload": f'/{intent}{{"appointment_id":"{appointment.id}"}}'}
         for title, intent in (
@@ -380,15 +411,53 @@ async def _reminder_message(clinic, patient: User, appointment: Appointment) -> 
             ("Cancelar", "cancelar_consulta"),
         )
     ]
-    async with clinic.db.session() as session:
-        conversation = await session.get(Conversation, conversation_id)
-        await record_outbound(
-            session,
-            conversation,
-            text="Lembrete da sua consulta",
-            author_kind=AuthorKind.BOT,
-            buttons=buttons,
-        )
+    await _bot_message(clinic, patient, "Lembrete da sua consulta", buttons)
+
+
+async def test_typed_confirmation_with_several_appointments_and_no_reminder_asks_which(
+    clinic_db,
+):
+    patient = await new_patient(clinic_db.db, name="Maria da Silva")
+    sooner = await _appointment(clinic_db, patient, "Ricardo")
+    later = await _appointment(clinic_db, patient, "Ana")
+    dispatcher = CollectingDispatcher()
+
+    await ActionConfirmarPresenca().run(
+        dispatcher, tracker(patient.id, "confirmo", intent="confirmar_presenca"), {}
+    )
+
+    [question] = dispatcher.messages
+    assert question["response"] == "utter_qual_consulta_confirmar"
+    assert [b["payload"] for b in question["buttons"]] == [
+        f'/confirmar_presenca{{"appointment_id":"{a.id}"}}' for a in (sooner, later)
+    ]
+    assert await _status(clinic_db, sooner.id) == AppointmentStatus.SCHEDULED
+    assert await _status(clinic_db, later.id) == AppointmentStatus.SCHEDULED
+
+    # The patient answers by typing, and "sim" names none of the two.
+    await _bot_message(clinic_db, patient, "Qual delas?", question["buttons"])
+    _, unclear = await _choose(patient, "sim", intent="afirmar")
+    _, chosen = await _choose(patient, "2")
+
+    assert sent(unclear) == ["utter_posso_ajudar"]
+    assert sent(chosen) == ["utter_confirmacao_presenca"]
+    assert await _status(clinic_db, sooner.id) == AppointmentStatus.SCHEDULED
+    assert await _status(clinic_db, later.id) == AppointmentStatus.CONFIRMED
+
+
+async def test_typed_confirmation_confirms_the_only_appointment_not_yet_confirmed(clinic_db):
+    patient = await new_patient(clinic_db.db, name="Maria da Silva")
+    confirmed = await _appointment(clinic_db, patient, "Ricardo")
+    pending = await _appointment(clinic_db, patient, "Ana")
+    await confirm(clinic_db.db, confirmed.id, channel="webchat")
+    dispatcher = CollectingDispatcher()
+
+    await ActionConfirmarPresenca().run(
+        dispatcher, tracker(patient.id, "vou sim, confirmo", intent="confirmar_presenca"), {}
+    )
+
+    assert sent(dispatcher) == ["utter_confirmacao_presenca"]
+    assert await _status(clinic_db, pending.id) == AppointmentStatus.CONFIRMED
 
 
 async def _choose(patient: User, text: str, intent: str = "escolher_opcao"):
@@ -478,6 +547,22 @@ async def test_a_slot_taken_meanwhile_offers_new_times(clinic_db):
         assert (await session.execute(mine)).first() is None
 
 
+async def test_a_time_already_past_today_is_refused_and_asked_again(clinic_db, monkeypatch):
+    # 16:00 in São Paulo: "hoje às 9h" has passed, "hoje às 17h" has not.
+    monkeypatch.setattr(
+        "bot.actions.booking.now", lambda: datetime(2025, 3, 5, 19, 0, tzinfo=timezone.utc)
+    )
+    form, past, ahead = ValidateAgendamentoForm(), CollectingDispatcher(), CollectingDispatcher()
+
+    refused = await form.validate_quando("hoje às 9h", past, tracker(1, "hoje às 9h"), {})
+    accepted = await form.validate_quando("hoje às 17h", ahead, tracker(1, "hoje às 17h"), {})
+
+    assert refused["quando"] is None
+    assert sent(past) == ["utter_quando_passado"]
+    assert accepted["quando"]["inicio"] == "2025-03-05T17:00:00-03:00"
+    assert ahead.messages == []
+
+
 # --- Fallback and emergencies -----------------------------------------------------------
 
 
@@ -489,7 +574,7 @@ def _turns(*intents: str) -> list[dict]:
         if intent == "nlu_fallback":
             events.append({"event": "action", "name": "action_nao_entendi"})
         else:
-            events.append({"event": "action", "name": "utter_saudacao"})
+            events.append({"event": "action", "name": "action_saudacao"})
     return events[:-1]  # the latest turn is being answered now
 
 
@@ -540,10 +625,24 @@ async def test_an_emergency_the_model_missed_still_gets_samu_and_a_critical_hand
     assert ConversationPaused() in events
 
 
+async def test_a_greeting_with_an_emergency_in_it_gets_samu_and_a_critical_handoff(clinic_db):
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionSaudacao().run(
+        dispatcher, tracker(1, "oi, minha mãe desmaiou", intent="saudacao"), {}
+    )
+
+    assert sent(dispatcher) == ["utter_emergencia", "handoff"]
+    assert handoff_of(dispatcher) == {"reason": "emergencia", "priority": "critical"}
+    assert ConversationPaused() in events
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "estou com dor no peito",
+        "sinto uma dor enorme no peito",
+        "estou com muita dificuldade pra respirar",
         "minha mãe desmaiou",
         "não consigo respirar",
         "está sangrando muito",

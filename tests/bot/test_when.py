@@ -86,6 +86,10 @@ TABLE = [
     ("depois de amanhã", whole_day("07/03")),
     ("próxima segunda", whole_day("10/03")),
     ("segunda que vem", whole_day("10/03")),
+    # "que vem" on a weekday is the next day with that name (NOW is a Wednesday).
+    ("sexta-feira que vem", whole_day("07/03")),
+    ("próxima sexta", whole_day("07/03")),
+    ("sexta da semana que vem", whole_day("14/03")),
     ("quinta da semana que vem", whole_day("13/03")),
     ("na quarta", whole_day("12/03")),
     ("no sábado", whole_day("08/03")),
@@ -157,6 +161,16 @@ def test_a_time_already_past_today_means_tomorrow():
     assert parse_when("às 9h", evening) == TimeWindow(*exact("06/03", "09:00"))
     assert parse_when("de manhã", evening) == TimeWindow(*between("06/03", "06:00", "12:00"))
     assert parse_when("à noite", evening) == TimeWindow(*between("05/03", "18:00", "23:00"))
+
+
+def test_a_time_already_past_on_a_day_named_explicitly_stays_on_that_day():
+    # The booking dialogue says the time has passed rather than silently booking tomorrow.
+    afternoon = datetime(2025, 3, 5, 16, 0, tzinfo=SP)
+
+    assert parse_when("hoje às 9h", afternoon) == TimeWindow(*exact("05/03", "09:00"))
+    assert parse_when("dia 5 de manhã", afternoon) == TimeWindow(
+        *between("05/03", "06:00", "12:00")
+    )
 
 
 def test_now_in_utc_is_read_in_sao_paulo_time():

@@ -310,6 +310,25 @@ async def test_typing_1_or_not_going_answers_the_reminded_appointment(clinic, li
     }
 
 
+async def test_typing_confirmo_with_two_appointments_and_no_reminder_asks_which(live_db, widget):
+    patient = await known_patient(live_db, widget)
+    first = await booked(live_db, patient, "Ricardo")
+    second = await booked(live_db, patient, "Camila")
+
+    replies = await turn(widget, "confirmo minha presença")
+    assert "Qual delas você quer confirmar" in texts(replies)
+    assert "Presença confirmada" not in texts(replies)
+    choice = tap(replies, "Camila")
+    replies = await turn(widget, choice["title"], payload=choice["payload"])
+
+    assert "Presença confirmada" in texts(replies)
+    statuses = {a.id: a.status for a in await appointments_of(live_db, patient)}
+    assert statuses == {
+        first.id: AppointmentStatus.SCHEDULED,
+        second.id: AppointmentStatus.CONFIRMED,
+    }
+
+
 async def test_a_typed_command_cannot_act_on_someone_elses_appointment(live_db, widget):
     other = await known_patient(live_db, widget)
     theirs = await booked(live_db, other)
@@ -402,6 +421,33 @@ async def test_an_emergency_gets_samu_at_once_and_a_critical_handoff(live_db, wi
     conversation = await conversation_of(live_db, await widget_patient(live_db, widget.token))
     assert conversation.priority == int(Priority.CRITICAL)
     assert conversation.handoff_reason == "emergencia"
+
+
+async def test_a_greeting_with_an_emergency_in_it_gets_samu_not_a_greeting(live_db, widget):
+    replies = await turn(widget, "oi, minha mãe desmaiou")
+
+    assert "192 (SAMU)" in texts(replies)
+    assert "assistente virtual" not in texts(replies)
+    conversation = await conversation_of(live_db, await widget_patient(live_db, widget.token))
+    assert conversation.priority == int(Priority.CRITICAL)
+    assert conversation.handoff_reason == "emergencia"
+
+
+async def test_the_bot_names_the_clinic_as_the_admin_wrote_it(live_db, widget):
+    async with live_db.session() as session:
+        profile = (await session.execute(select(ClinicProfile))).scalar_one()
+        original, profile.name = profile.name, "Clínica Bem Viver"
+    try:
+        greeting = await turn(widget, "olá")
+        consent = await turn(widget, "quero marcar uma consulta")
+    finally:
+        async with live_db.session() as session:
+            profile = (await session.execute(select(ClinicProfile))).scalar_one()
+            profile.name = original
+
+    assert "assistente virtual da Clínica Bem Viver" in texts(greeting)
+    assert "agendamento na Clínica Bem Viver" in texts(consent)
+    assert "LGPD" in texts(consent)
 
 
 async def test_after_a_person_resolves_the_patient_rates_the_service(live_db, widget, ana):
