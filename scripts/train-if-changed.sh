@@ -8,7 +8,7 @@ if [[ -f $out/bot.tar.gz && "$(cat $out/bot.inputs 2>/dev/null)" == "$inputs_has
   echo "Rasa model is up to date ($out/bot.tar.gz)."
   exit 0
 fi
-echo "Training the Rasa model (about 2 minutes on 2 cores)..."
+echo "Training the Rasa model (under 3 minutes on 2 cores)..."
 mkdir -p $out
 .venv/bin/rasa train --data bot/data --domain domain.yml --config config.yml \
   --out $out --fixed-model-name bot
