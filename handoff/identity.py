@@ -39,8 +39,9 @@ def normalize_phone(raw: str) -> str | None:
 
 def phone_match_key(e164: str | None) -> str | None:
     """The key channel identities are matched on: 55 + DDD + last 8 digits for Brazilian
-    numbers (so 55DD9XXXXXXXX matches 55DDXXXXXXXX), the bare digits otherwise. Only phones a
-    provider proved get one: a typed phone must never attract someone else's chats."""
+    numbers (so WhatsApp's 551198765432 matches +5511998765432), the bare digits otherwise.
+    Only phones a provider proved get one: a typed phone must never attract someone else's
+    chats."""
     if not e164:
         return None
     digits = e164[1:]
