@@ -1,12 +1,13 @@
 # omniclinica: `make run` starts the whole clinic, `make test` runs every test.
+# Two runtimes: the platform (.venv, Python >= 3.12) and the sealed assistant (.venv-rasa,
+# Rasa 3.6 on Python 3.10); each is built from its own lock and rebuilt only when it changes.
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
 VENV := .venv
+RASA_VENV := .venv-rasa
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
-UV_VERSION := 0.13.9
-INSTALLED := $(VENV)/.installed-lock
 
 export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
@@ -14,15 +15,14 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: run test install train migrate lint lock clean
 
-install: $(INSTALLED)
+install: $(VENV)/.installed-lock $(RASA_VENV)/.installed-lock
 
-# Rebuilt only when the lock changes. The .pth file puts the repository on the venv's path
-# so Rasa finds our connectors (bot.channels.*) and actions (bot.actions) by module name.
-$(INSTALLED): requirements.lock
-	@python310=$$(scripts/find-python310.sh) && { [[ -x $(PY) ]] || $$python310 -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
-	echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/omniclinica.pth
+$(VENV)/.installed-lock: requirements.lock scripts/install-env.sh
+	scripts/install-env.sh platform $(VENV) requirements.lock
+	touch $@
+
+$(RASA_VENV)/.installed-lock: requirements-rasa.lock scripts/install-env.sh $(VENV)/.installed-lock
+	scripts/install-env.sh assistant $(RASA_VENV) requirements-rasa.lock
 	touch $@
 
 train: install
@@ -34,7 +34,7 @@ migrate: install
 run: install train
 	$(PY) scripts/start.py
 
-test: install train
+test: install train lint
 	@scripts/ensure-chromium.sh
 	$(PY) -m pytest
 
@@ -42,9 +42,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Re-resolve every dependency together (Rasa's pins make piecemeal upgrades fragile).
+# Re-resolve each runtime alone: the platform on current releases, the assistant on Rasa's pins.
 lock: install
-	$(UV) pip compile requirements.in --output-file requirements.lock --python-version 3.10 --quiet
+	$(UV) pip compile requirements.in --output-file requirements.lock --python-version 3.12 --quiet
+	$(UV) pip compile requirements-rasa.in --output-file requirements-rasa.lock --python-version 3.10 --quiet
 
 clean:
-	rm -rf $(VENV) var/rasa
+	rm -rf $(VENV) $(RASA_VENV) var/rasa

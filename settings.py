@@ -1,8 +1,9 @@
 """Process-wide configuration read from the environment.
 
-Every process (bot, actions, web, worker) builds one `Settings` at start-up and passes it
-down; nothing else reads `os.environ`. Defaults give the embedded single-machine setup:
-SQLite under `var/`, console outbox, services on localhost.
+Every platform process (web, worker, actions) builds one `Settings` at start-up and passes
+it down; nothing else reads `os.environ`. Defaults give the embedded single-machine setup:
+SQLite under `var/`, console outbox, every service on loopback. The assistant (Rasa) reads
+the few variables it needs (`child_env`) from its own environment.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from models.db import is_sqlite, sync_url
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
 CLINIC_TIMEZONE = "America/Sao_Paulo"
-# Each channel connector reads its own variables (bot/channels/<name>.py) from these.
+# Each channel reads its own variables (channels/<name>.py) from these.
 CHANNEL_ENV_PREFIXES = (
     "WHATSAPP_",
     "MESSENGER_",
@@ -56,6 +57,10 @@ def _tracker_url_beside(database_url: str) -> str:
 
 def _port(url: str) -> str:
     return str(urlsplit(url).port)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class Settings:
             web_url=web_url.rstrip("/"),
             bot_url=bot_url.rstrip("/"),
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
-            public_base_url=env.get("PUBLIC_BASE_URL", bot_url).rstrip("/"),
+            public_base_url=env.get("PUBLIC_BASE_URL", web_url).rstrip("/"),
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             rasa_tracker_url=env.get("RASA_TRACKER_URL") or _tracker_url_beside(database_url),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
@@ -121,8 +126,8 @@ class Settings:
             "RASA_TRACKER_URL": self.rasa_tracker_url,
             # On PostgreSQL, Rasa's `events` table lives in the `rasa` schema (migration 0002).
             "POSTGRESQL_SCHEMA": RASA_SCHEMA,
+            "BOT_HOST": _host(self.bot_url),
             "BOT_PORT": _port(self.bot_url),
-            "ACTIONS_PORT": _port(self.action_server_url),
             "ATTENDANT_CAPACITY": str(self.attendant_capacity),
             "REASSIGN_AFTER_SECONDS": str(self.reassign_after_seconds),
             "PRESENCE_TIMEOUT_SECONDS": str(self.presence_timeout_seconds),

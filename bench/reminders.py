@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import psycopg2
@@ -133,7 +133,7 @@ async def run_worker(
 
     def clock() -> datetime:
         # The clinic's daytime, whenever the bench runs (reminders never go out at night).
-        return datetime.now(timezone.utc) + offset
+        return datetime.now(UTC) + offset
 
     while True:
         claimed = await dispatch_due(
@@ -297,8 +297,8 @@ async def run(count: int, kill_at: float, lease: float, timeout: float) -> None:
     try:
         upgrade(url)
         # A Tuesday 10h in the clinic, shifted to now: the workers' clock reads daytime.
-        real_now = datetime.now(timezone.utc)
-        clinic_now = datetime(2030, 3, 12, 10, tzinfo=CLINIC_TZ).astimezone(timezone.utc)
+        real_now = datetime.now(UTC)
+        clinic_now = datetime(2030, 3, 12, 10, tzinfo=CLINIC_TZ).astimezone(UTC)
         ids = _seed(url, count, clinic_now)
         await runner.setup()
         port = _free_port()

@@ -28,7 +28,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.actions.common import looks_like_emergency
+from bot.emergency import looks_like_emergency
 
 EMERGENCY_INTENT = "emergencia"
 

@@ -16,21 +16,18 @@ so a patient is never split between two people and resolving hands them back to 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from sqlalchemy import distinct, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from handoff.bot_api import BotApiError
 from handoff.catalog import t
-from handoff.context import Context
+from handoff.context import AssistantUnavailable, Context
 from handoff.events import action_view, conversation_event, handoff_event_view, message_event
 from handoff.history import open_conversation, record_outbound
 from handoff.outbound import deliver, send
@@ -1118,11 +1115,11 @@ async def resolve(ctx: Context, conversation_id: int, actor: User) -> Conversati
 
 
 async def hand_back(ctx: Context, patient_id: int, conversation_ids: list[int]) -> bool:
-    """Ask Rasa to resume the patient and speak first (once for the conversations resolved
+    """Ask the assistant to resume the patient and speak first (once for the conversations resolved
     together); record it on each of them once confirmed."""
     try:
-        await ctx.bot.hand_back(patient_id, HAND_BACK_INTENT)
-    except (BotApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        await ctx.bot.hand_back(ctx, patient_id, HAND_BACK_INTENT)
+    except (AssistantUnavailable, OSError) as exc:
         log.warning(
             "hand-back of patient %s to the bot failed (%s); will retry",
             patient_id,

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from handoff.bot_api import BotApi
 from handoff.events import EventBus
 from models import ChannelIdentity, Message
 from models.db import Database
@@ -33,11 +32,24 @@ class Sender(Protocol):
 
     A channel that sends a message in parts (long texts) skips the `message.parts_sent`
     parts the provider took in earlier attempts and returns the ids of the parts it sent now,
-    in order (`bot.channels.base.send_parts`)."""
+    in order (`channels.base.send_parts`)."""
 
     async def deliver(
         self, message: Message, identity: ChannelIdentity
     ) -> str | Sequence[str] | None: ...
+
+
+class AssistantUnavailable(RuntimeError):
+    """The assistant did not answer (down, restarting, refused): the turn is tried again."""
+
+
+class Bot(Protocol):
+    """What the domain asks of the assistant (`messaging.assistant.Assistant`)."""
+
+    async def hand_back(self, ctx: Context, patient_id: int, intent: str) -> None:
+        """Resume the patient's dialogue after a person served them; the bot speaks first."""
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -46,7 +58,7 @@ class Context:
     db: Database
     bus: EventBus
     senders: Mapping[str, Sender]
-    bot: BotApi
+    bot: Bot
 
     async def close(self) -> None:
         await self.bus.close()

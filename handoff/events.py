@@ -6,7 +6,6 @@ is never lost data, since screens reload state from the API when they reconnect.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Protocol
 
@@ -111,7 +110,7 @@ class HttpEventBus:
             async with self._session.post(self._url, json=event, headers=self._headers) as resp:
                 if resp.status != 204:
                     log.warning("event push refused: HTTP %s", resp.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("event push failed (%s); staff screens will resync", type(exc).__name__)
 
     async def close(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator
@@ -22,7 +22,7 @@ Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -36,21 +36,18 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; pass an aware datetime")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
-class StrEnum(str, enum.Enum):
-    """Enum whose members compare equal to their stored string."""
-
-    def __str__(self) -> str:
-        return self.value
+class StrEnum(enum.StrEnum):
+    """Enum whose members compare equal to (and print as) their stored string."""
 
 
 def enum_type(enum_cls: type[enum.Enum]) -> Enum:

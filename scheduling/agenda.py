@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
@@ -62,7 +62,7 @@ def local_day_bounds(day: date) -> Interval:
     """The UTC start and end of a clinic-local calendar day."""
     start = datetime.combine(day, time(0), CLINIC_TZ)
     end = datetime.combine(day + timedelta(days=1), time(0), CLINIC_TZ)
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _overlaps(a: Interval, b: Interval) -> bool:
@@ -73,8 +73,8 @@ def working_blocks(doctor: Doctor, day: date) -> list[Interval]:
     """The doctor's working hours on a clinic-local day, in UTC (needs `working_hours`)."""
     blocks = [
         (
-            datetime.combine(day, block.starts, CLINIC_TZ).astimezone(timezone.utc),
-            datetime.combine(day, block.ends, CLINIC_TZ).astimezone(timezone.utc),
+            datetime.combine(day, block.starts, CLINIC_TZ).astimezone(UTC),
+            datetime.combine(day, block.ends, CLINIC_TZ).astimezone(UTC),
         )
         for block in doctor.working_hours
         if block.weekday == day.weekday()

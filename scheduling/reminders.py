@@ -43,7 +43,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -300,7 +300,7 @@ def ics_event(
     """An iCalendar event for the appointment (no specialty: minimal health data)."""
 
     def stamp(moment: datetime) -> str:
-        return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
     lines = [
         "BEGIN:VCALENDAR",

@@ -13,14 +13,14 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.channels.registry import build_senders
+from channels.registry import build_senders, enabled_channels
 from handoff.actions import distribute
-from handoff.bot_api import BotApi
 from handoff.context import Context
 from handoff.events import HttpEventBus
 from handoff.logs import log_failure
 from handoff.retries import retry_due_deliveries
 from handoff.timers import sweep
+from messaging.assistant import Assistant, AssistantClient
 from models.db import Database
 from scheduling.reminders import dispatch_due, plan_reminders
 from settings import Settings
@@ -50,8 +50,8 @@ def build_context(settings: Settings) -> Context:
         settings=settings,
         db=Database(settings.database_url),
         bus=HttpEventBus(settings.web_url, settings.internal_token),
-        senders=build_senders(settings, in_bot_process=False),
-        bot=BotApi(settings.bot_url, settings.rasa_token),
+        senders=build_senders(settings, enabled_channels(settings), widget_sockets=None),
+        bot=Assistant(AssistantClient(settings.bot_url, settings.rasa_token)),
     )
 
 

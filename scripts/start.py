@@ -37,7 +37,7 @@ def _banner(settings: Settings) -> str:
         f"  staff agenda                  {settings.web_url}/staff/agenda",
         f"  indicators (managers)         {settings.web_url}/staff/metrics",
         f"  admin (staff, clinic data)    {settings.web_url}/staff/admin",
-        f"  Rasa server (webhooks)        {settings.bot_url}/webhooks/<channel>/webhook",
+        f"  provider webhooks             {settings.public_base_url}/webhooks/<channel>/webhook",
         "",
     ]
     if LOGINS_FILE.exists():

@@ -10,6 +10,6 @@ if [[ -f $out/bot.tar.gz && "$(cat $out/bot.inputs 2>/dev/null)" == "$inputs_has
 fi
 echo "Training the Rasa model (under 3 minutes on 2 cores)..."
 mkdir -p $out
-.venv/bin/rasa train --data bot/data --domain domain.yml --config config.yml \
+.venv-rasa/bin/rasa train --data bot/data --domain domain.yml --config config.yml \
   --out $out --fixed-model-name bot
 echo "$inputs_hash" > $out/bot.inputs

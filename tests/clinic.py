@@ -129,7 +129,7 @@ async def _seed(settings: Settings) -> list[Login]:
         await db.dispose()
 
 
-async def soon(read: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+async def soon[T](read: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
     """What `read` returns once `done` holds, or its last value after WORKER_TICKS: for what
     the clinic's worker does on its own schedule."""
     for _ in range(WORKER_TICKS * 10):

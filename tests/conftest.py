@@ -13,7 +13,7 @@ from tests.channels.mail_servers import ImapServer, SmtpServer
 from tests.channels.webhooks import channel_env
 from tests.clinic import RunningClinic
 from tests.databases import PostgresDatabases, SqliteDatabases, postgres_available, require_postgres
-from tests.fakes import RecordingBotApi, RecordingBus, RecordingSender
+from tests.fakes import RecordingBot, RecordingBus, RecordingSender
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
@@ -78,7 +78,7 @@ async def ctx(settings: Settings, db: Database) -> AsyncIterator[Context]:
         db=db,
         bus=RecordingBus(),
         senders={"webchat": RecordingSender(), "whatsapp": RecordingSender()},
-        bot=RecordingBotApi(),
+        bot=RecordingBot(),
     )
     yield context
 

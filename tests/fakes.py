@@ -38,11 +38,11 @@ class RecordingSender:
         return [m.text for m, _ in self.delivered]
 
 
-class RecordingBotApi:
+class RecordingBot:
     def __init__(self) -> None:
         self.hand_backs: list[tuple[int, str]] = []
 
-    async def hand_back(self, patient_id: int, intent: str) -> None:
+    async def hand_back(self, ctx: Any, patient_id: int, intent: str) -> None:
         self.hand_backs.append((patient_id, intent))
 
     async def close(self) -> None:

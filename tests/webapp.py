@@ -14,7 +14,7 @@ from handoff.web.keys import CTX
 from models import User
 from settings import Settings
 from tests.factories import patient_message
-from tests.fakes import RecordingBotApi, RecordingSender
+from tests.fakes import RecordingBot, RecordingSender
 
 
 @asynccontextmanager
@@ -23,7 +23,7 @@ async def web_server(settings: Settings) -> AsyncIterator[TestServer]:
     await server.start_server()
     ctx = server.app[CTX]
     ctx.senders = {"webchat": RecordingSender()}
-    ctx.bot = RecordingBotApi()
+    ctx.bot = RecordingBot()
     try:
         yield server
     finally:

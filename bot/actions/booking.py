@@ -28,13 +28,13 @@ from bot.actions.common import (
     local,
     now,
     patient_id,
-    plain,
     show_moment,
     show_moment_short,
     show_window,
 )
 from bot.actions.forms import DialogueForm, is_activation, requested
 from bot.actions.identity import IDENTITY_SLOTS, missing_identity
+from bot.emergency import plain
 from models import (
     Appointment,
     AppointmentStatus,

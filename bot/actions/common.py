@@ -4,8 +4,6 @@ is, the clock, emergency detection, handoff events and how dates are shown to pa
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any
@@ -15,6 +13,7 @@ from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
+from bot.emergency import looks_like_emergency
 from handoff.logs import log_failure
 from models import ClinicProfile, utcnow
 from models.db import Database
@@ -106,32 +105,6 @@ def is_payload(tracker: Tracker) -> bool:
 def entity(tracker: Tracker, name: str) -> str | None:
     value = next(tracker.get_latest_entity_values(name), None)
     return None if value is None else str(value)
-
-
-def plain(text: str) -> str:
-    """Lower case without accents or punctuation, for keyword matching."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    without_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w\s]", " ", without_accents).split())
-
-
-# A safety net under the NLU: phrases that must reach a person even when the intent model
-# hesitates. A false alarm costs a call from the team; a miss could cost a life.
-_EMERGENCY = re.compile(
-    r"\b(dor (\w+ ){0,2}no peito|peito (apertad|doendo|doi)\w*|infart\w*|ataque cardiac\w*"
-    r"|avc|derrame|boca torta|rosto torto|desmai\w*|inconscient\w*|desacordad\w*|convuls\w*"
-    r"|(nao|sem) (consigo|consegue|conseguir) respirar|dificuldade (pra|para|de) respirar"
-    r"|falta de ar|sem ar|sufoca\w*|engasg\w*|sem pulso"
-    r"|parou de respirar|nao (esta )?respira\w*|labios roxos|ficou roxo|esta roxo"
-    r"|sangr\w* (muito|demais|sem parar)|nao para de sangrar|hemorragi\w*|vomitando sangue"
-    r"|overdose|envenen\w*|veneno|intoxica\w*|tomei (muitos|varios|um monte|a cartela)"
-    r"|suicid\w*|me matar|tirar (a )?minha vida|acabar com a minha vida|nao aguento mais viver"
-    r"|bolsa estourou|atropelad\w*|anafila\w*|garganta (esta )?fechando)\b"
-)
-
-
-def looks_like_emergency(text: str) -> bool:
-    return bool(_EMERGENCY.search(plain(text)))
 
 
 def end_dialogue(tracker: Tracker) -> list[EventType]:

@@ -12,7 +12,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bot.actions.common import ClinicAction, database, latest_text, plain
+from bot.actions.common import (
+    ClinicAction,
+    database,
+    latest_text,
+)
+from bot.emergency import plain
 from models import ClinicProfile, Doctor, Specialty
 
 

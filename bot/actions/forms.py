@@ -28,7 +28,6 @@ from bot.actions.common import (
     is_payload,
     latest_intent,
     latest_text,
-    looks_like_emergency,
     patient_id,
 )
 from bot.actions.identity import (
@@ -42,6 +41,7 @@ from bot.actions.identity import (
     patient_name,
     yes_or_no,
 )
+from bot.emergency import looks_like_emergency
 
 # These always win over the form: the dialogue ends (handoff, emergency, giving up).
 ENDING_INTENTS = {"desistir", "falar_com_atendente", "emergencia"}

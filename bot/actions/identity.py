@@ -36,8 +36,8 @@ from bot.actions.common import (
     latest_intent,
     now,
     patient_id,
-    plain,
 )
+from bot.emergency import plain
 from handoff.identity import normalize_cpf, normalize_phone
 from handoff.verification import (
     CLAIMABLE_CHANNELS,

@@ -25,7 +25,7 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -230,7 +230,7 @@ def _mail(raw: bytes) -> list[Event]:
     attachments = _attachments(mail)
     date = mail["Date"].datetime if mail["Date"] is not None else None
     if date is not None and date.tzinfo is None:
-        date = date.replace(tzinfo=timezone.utc)
+        date = date.replace(tzinfo=UTC)
     thread = {
         "message_id": message_id,
         "references": list(dict.fromkeys(references))[-THREAD_REFERENCES:],

@@ -1,4 +1,5 @@
-"""The web process: staff workspace, demo clinic page, staff API and live push."""
+"""The web process: every public endpoint — provider webhooks and the site widget, the staff
+workspace, portal and admin pages and their JSON API, live push."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.channels.registry import build_senders
-from handoff.bot_api import BotApi
+from channels.registry import build_senders, enabled_channels
+from channels.webchat import Sockets
 from handoff.context import Context
-from handoff.web import admin, agenda, api, live, pages, portal
+from handoff.web import admin, agenda, api, live, pages, portal, webhooks
 from handoff.web.hub import Hub
-from handoff.web.keys import CTX, HUB, SETTINGS
+from handoff.web.keys import CTX, HUB, INBOX, SETTINGS, WIDGET_SOCKETS
 from handoff.web.middlewares import auth_middleware, error_middleware
+from messaging.assistant import Assistant, AssistantClient
+from messaging.inbound import Inbox
 from models.db import Database
 from settings import Settings
 
@@ -25,16 +28,20 @@ MAX_BODY_BYTES = 64 * 1024
 
 async def _context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    hub = Hub()
+    hub, sockets = Hub(), Sockets()
+    channels = enabled_channels(settings)
+    assistant = AssistantClient(settings.bot_url, settings.rasa_token)
     ctx = Context(
         settings=settings,
         db=Database(settings.database_url),
         bus=hub,
-        senders=build_senders(settings, in_bot_process=False),
-        bot=BotApi(settings.bot_url, settings.rasa_token),
+        senders=build_senders(settings, channels, widget_sockets=sockets),
+        bot=Assistant(assistant),
     )
     app[HUB] = hub
     app[CTX] = ctx
+    app[WIDGET_SOCKETS] = sockets
+    app[INBOX] = Inbox(ctx, assistant, channels)
     yield
     await hub.close()
     await ctx.close()
@@ -53,6 +60,7 @@ def create_app(settings: Settings) -> web.Application:
     admin.setup(app)
     portal.setup(app)
     agenda.setup(app)
+    webhooks.setup(app)
     return app
 
 

@@ -2,14 +2,18 @@
 
 from aiohttp import web
 
+from channels.webchat import Sockets
 from handoff.context import Context
 from handoff.web.hub import Hub
+from messaging.inbound import Inbox
 from models import User
 from settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 CTX = web.AppKey("ctx", Context)
 HUB = web.AppKey("hub", Hub)
+INBOX = web.AppKey("inbox", Inbox)
+WIDGET_SOCKETS = web.AppKey("widget_sockets", Sockets)
 SESSION_COOKIE = "oc_session"
 
 

@@ -33,8 +33,10 @@ PUBLIC_PATHS = {
     "/catalog.json",  # the pt-BR texts of the pages
     "/healthz",
     "/internal/events",  # checks the internal token itself
+    "/internal/webchat/deliver",  # likewise
 }
-PUBLIC_PREFIXES = ("/static/",)
+# Provider webhooks verify their own signatures; the widget is for anonymous visitors.
+PUBLIC_PREFIXES = ("/static/", "/webhooks/")
 PATIENT_PATHS = {"/portal"}
 PATIENT_PREFIXES = ("/portal/", "/api/portal/")
 

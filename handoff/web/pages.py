@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from handoff.catalog import CATALOG_PATH
-from handoff.web.keys import SETTINGS, current_user
+from handoff.web.keys import current_user
 
 STATIC = Path(__file__).with_name("static")
 
@@ -20,7 +20,7 @@ def render_page(name: str, **values: str) -> web.Response:
 
 
 async def clinic(request: web.Request) -> web.Response:
-    return render_page("clinic.html", BOT_PUBLIC_URL=request.app[SETTINGS].public_base_url)
+    return render_page("clinic.html")
 
 
 async def login(request: web.Request) -> web.StreamResponse:

@@ -3,7 +3,7 @@ CSAT, presence confirmation, typed options, fallback and emergencies."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rasa_sdk.events import ConversationPaused, FollowupAction, SlotSet
@@ -16,7 +16,6 @@ from bot.actions.booking import (
     ValidateAgendamentoForm,
     option_number,
 )
-from bot.actions.common import looks_like_emergency
 from bot.actions.csat import ActionRegistrarAvaliacao
 from bot.actions.faq import ActionResponderFaq
 from bot.actions.forms import DialogueForm
@@ -24,6 +23,7 @@ from bot.actions.greeting import ActionSaudacao
 from bot.actions.handoff import ActionForaDoEscopo, ActionNaoEntendi
 from bot.actions.identity import ActionAskLgpdConsentimento, clean_name, missing_identity
 from bot.actions.options import ActionResponderOpcao
+from bot.emergency import looks_like_emergency
 from handoff.history import record_outbound
 from models import (
     Appointment,
@@ -550,7 +550,7 @@ async def test_a_slot_taken_meanwhile_offers_new_times(clinic_db):
 async def test_a_time_already_past_today_is_refused_and_asked_again(clinic_db, monkeypatch):
     # 16:00 in São Paulo: "hoje às 9h" has passed, "hoje às 17h" has not.
     monkeypatch.setattr(
-        "bot.actions.booking.now", lambda: datetime(2025, 3, 5, 19, 0, tzinfo=timezone.utc)
+        "bot.actions.booking.now", lambda: datetime(2025, 3, 5, 19, 0, tzinfo=UTC)
     )
     form, past, ahead = ValidateAgendamentoForm(), CollectingDispatcher(), CollectingDispatcher()
 

@@ -1,6 +1,6 @@
 """`parse_when` reads dates and times the way Brazilian patients write them."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -175,13 +175,13 @@ def test_a_time_already_past_on_a_day_named_explicitly_stays_on_that_day():
 
 def test_now_in_utc_is_read_in_sao_paulo_time():
     # 01:00 UTC on Thursday is still Wednesday 22:00 in São Paulo.
-    late = datetime(2025, 3, 6, 1, 0, tzinfo=timezone.utc)
+    late = datetime(2025, 3, 6, 1, 0, tzinfo=UTC)
 
     assert parse_when("amanhã", late) == TimeWindow(*whole_day("06/03"))
 
 
 def test_results_are_in_clinic_time():
-    window = parse_when("amanhã às 14h", NOW.astimezone(timezone.utc))
+    window = parse_when("amanhã às 14h", NOW.astimezone(UTC))
 
     assert window.start.utcoffset() == SP.utcoffset(window.start)
     assert window.start.hour == 14

@@ -1,11 +1,11 @@
-"""The in-process harness for connector tests: the real connector blueprint served by a real
-Sanic server on a free port, the real Senders pointed at the fake provider, the test database
-(SQLite and PostgreSQL), and a stand-in for Rasa that answers every message it receives."""
+"""The in-process harness for channel tests: the platform's real webhook and widget routes
+served by a real aiohttp server on a free port, the real channels pointed at the fake
+provider, the test database (SQLite and PostgreSQL), and a stand-in for the assistant that
+answers every message it receives."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,63 +13,84 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rasa.core.channels.channel import UserMessage
-from sanic import Sanic
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.channels.base import WebhookInput
-from bot.channels.registry import build_senders
+from channels.base import ProviderChannel
+from channels.registry import build_senders, enabled_channels
+from channels.webchat import CHANNEL as WEBCHAT
+from channels.webchat import Sockets
 from handoff.context import Context
+from handoff.web import webhooks
+from handoff.web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
+from messaging.assistant import BotMessage
+from messaging.inbound import Inbox
 from models import ChannelIdentity, Message
 from models.db import Database
 from settings import Settings
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.mail_servers import ImapServer, SmtpServer
 from tests.channels.webhooks import PUBLIC_BASE_URL, channel_env, deliver
-from tests.clinic import free_port
-from tests.fakes import RecordingBotApi, RecordingBus
+from tests.fakes import RecordingBot, RecordingBus
 
 
-class FakeRasa:
-    """Stands in for Rasa's `on_new_message`: records what reached the bot and answers
-    "eco: <text>" (with `buttons`, if set) through the message's output channel, as Rasa's
-    bot replies do."""
+@dataclass(frozen=True)
+class Turn:
+    """What reached the assistant: the patient (sender), what the bot reads, and the rest."""
+
+    sender_id: str
+    text: str
+    metadata: dict[str, Any]
+    channel: str
+    replay: bool
+
+
+class FakeAssistant:
+    """Stands in for the assistant's connector: records what reached the bot and answers
+    "eco: <text>" (with `buttons`, if set), as the real one returns the bot's messages."""
 
     def __init__(self) -> None:
-        self.received: list[UserMessage] = []
+        self.received: list[Turn] = []
         self.buttons: list[dict[str, str]] = []
         self.delay = 0.0  # seconds the bot "thinks" before it has understood the message
-        self.down = 0  # how many of the next messages fail, as when Rasa is unreachable
+        self.down = 0  # how many of the next turns fail, as when the assistant is unreachable
 
-    async def __call__(self, message: UserMessage) -> None:
+    async def turn(
+        self, patient_id: int, message: Message, text: str, *, replay: bool = False
+    ) -> list[BotMessage]:
         await asyncio.sleep(self.delay)
         if self.down:
             self.down -= 1
-            raise ConnectionError("Rasa is down")
-        self.received.append(message)
-        await message.output_channel.send_response(
-            message.sender_id, {"text": f"eco: {message.text}", "buttons": self.buttons}
-        )
+            raise ConnectionError("the assistant is down")
+        metadata = {"conversation_id": message.conversation_id, "message_id": message.id}
+        self.received.append(Turn(str(patient_id), text, metadata, message.channel, replay))
+        return [BotMessage(f"eco: {text}", list(self.buttons))]
 
     @property
     def texts(self) -> list[str]:
-        return [m.text for m in self.received]
+        return [turn.text for turn in self.received]
 
 
 @dataclass
 class Served:
     url: str
-    connector: WebhookInput
-    rasa: FakeRasa
+    channel_name: str
+    inbox: Inbox
+    assistant: FakeAssistant
     ctx: Context
     server: Any = field(repr=False)
 
+    @property
+    def channel(self) -> ProviderChannel:
+        return self.inbox.channels[self.channel_name]
+
     async def deliver(self, payload: Any, **kwargs: Any) -> tuple[int, str]:
-        return await deliver(self.url, self.connector.name(), payload, **kwargs)
+        return await deliver(self.url, self.channel_name, payload, **kwargs)
 
     async def settle(self) -> None:
         """Wait for the routing the webhook left running in the background."""
-        await self.connector.drain()
+        await self.inbox.drain()
 
     async def age_window(self, *, hours: float) -> None:
         """Make every identity's last message `hours` older (messaging windows)."""
@@ -100,55 +121,68 @@ def channel_settings(
 
 
 @pytest.fixture
+def enabled(channel_settings: Settings) -> dict[str, ProviderChannel]:
+    return enabled_channels(channel_settings)
+
+
+@pytest.fixture
+def widget_sockets() -> Sockets:
+    return Sockets()
+
+
+@pytest.fixture
 async def channel_ctx(
-    channel_settings: Settings, db: Database, tmp_path: Path
+    channel_settings: Settings,
+    db: Database,
+    tmp_path: Path,
+    enabled: dict[str, ProviderChannel],
+    widget_sockets: Sockets,
 ) -> AsyncIterator[Context]:
-    ctx: Context
-
-    def current() -> Context:
-        return ctx
-
-    ctx = Context(
+    yield Context(
         settings=channel_settings,
         db=db,
         bus=RecordingBus(),
         senders=build_senders(
-            channel_settings, in_bot_process=True, ctx_factory=current, outbox=tmp_path
+            channel_settings, enabled, widget_sockets=widget_sockets, outbox=tmp_path
         ),
-        bot=RecordingBotApi(),
+        bot=RecordingBot(),
     )
-    yield ctx
 
 
 @pytest.fixture
 async def serve(
-    channel_ctx: Context, provider: FakeProvider, smtp_server: SmtpServer, imap_server: ImapServer
-) -> AsyncIterator[Callable[[type[WebhookInput]], Awaitable[Served]]]:
-    Sanic.test_mode = True  # lets several apps start in one process
-    started: list[Any] = []
+    channel_ctx: Context,
+    enabled: dict[str, ProviderChannel],
+    widget_sockets: Sockets,
+    provider: FakeProvider,
+    smtp_server: SmtpServer,
+    imap_server: ImapServer,
+) -> AsyncIterator[Callable[[type[ProviderChannel] | str], Awaitable[Served]]]:
+    """`await serve(WhatsAppChannel)` (or `serve("webchat")`): the webhook routes of every
+    enabled channel on a fresh server, the named one at hand."""
+    started: list[TestServer] = []
 
-    async def start(connector_class: type[WebhookInput]) -> Served:
-        connector = connector_class(channel_ctx)
-        rasa = FakeRasa()
-        app = Sanic(f"test_{uuid.uuid4().hex}")
-        app.config.ACCESS_LOG = False
-        app.blueprint(connector.blueprint(rasa))
-        port = free_port()
-        server = await app.create_server(
-            host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-        )
-        await server.startup()
-        await server.after_start()
+    async def start(channel: type[ProviderChannel] | str) -> Served:
+        name = channel if isinstance(channel, str) else channel.name
+        assert name == WEBCHAT or name in enabled, f"{name} is not enabled in the tests"
+        assistant = FakeAssistant()
+        inbox = Inbox(channel_ctx, assistant, enabled)  # type: ignore[arg-type]
+        app = web.Application()
+        app[SETTINGS] = channel_ctx.settings
+        app[CTX] = channel_ctx
+        app[INBOX] = inbox
+        app[WIDGET_SOCKETS] = widget_sockets
+        webhooks.setup(app)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
         started.append(server)
-        return Served(f"http://127.0.0.1:{port}", connector, rasa, channel_ctx, server)
+        url = str(server.make_url("")).rstrip("/")
+        return Served(url, name, inbox, assistant, channel_ctx, server)
 
     provider.reset()
     smtp_server.received.clear()
     imap_server.mails.clear()
     yield start
     for server in started:
-        await server.before_stop()
-        server.close()
-        await server.wait_closed()
-        await server.after_stop()
+        await server.close()
     provider.reset()

@@ -1,4 +1,5 @@
-"""What every connector shares (bot/channels/base.py), shown through real webhooks: fast
+"""What every channel shares (the webhook route, messaging/inbound.py, channels/base.py),
+shown through real webhooks: fast
 acknowledgement, replay after a crash or a failed routing, the handoff gate, typed options,
 disabled channels, the bad requests every provider may send, delivery receipts in any order
 (even before the send was answered), and long texts sent in parts."""
@@ -14,13 +15,15 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from bot.channels.base import ChannelInput, numbered_options, split_text, typed_option
-from bot.channels.registry import PROVIDER_CHANNELS, OutboxSender, build_senders
-from bot.channels.telegram import TelegramInput
-from bot.channels.whatsapp import WhatsAppInput
+from channels.base import numbered_options, split_text, typed_option
+from channels.outbox import OutboxSender
+from channels.registry import PROVIDERS, build_senders, enabled_channels
+from channels.telegram import TelegramChannel
+from channels.whatsapp import WhatsAppChannel
 from handoff.history import Inbound, record_inbound
 from handoff.outbound import RETRY_DELAYS, send
 from handoff.retries import UNCLAIMED_STATUS_TTL, retry_due_deliveries
+from messaging.inbound import Inbox
 from models import (
     AuthorKind,
     Conversation,
@@ -47,7 +50,7 @@ from tests.channels.webhooks import (
     text_message,
 )
 
-CONNECTORS = {connector.name(): connector for connector, _ in PROVIDER_CHANNELS}
+CONNECTORS = {channel.name: channel for channel in PROVIDERS}
 SENDER = {
     "whatsapp": "5511987650301",
     "twilio": "+5511987650301",
@@ -139,7 +142,7 @@ async def test_a_redelivery_even_of_two_copies_at_once_is_recorded_and_answered_
     await served.settle()
 
     assert [status for status, _ in [*results, again]] == [200, 200, 200]
-    assert len(served.rasa.received) == 1
+    assert len(served.assistant.received) == 1
     assert replies_to(SENDER[channel], channel, provider, smtp_server) == ["eco: oi"]
     assert [m.direction for m in await served.messages()] == [Direction.INBOUND, Direction.OUTBOUND]
 
@@ -155,7 +158,7 @@ async def test_an_unsigned_request_is_refused_and_nothing_is_kept_or_answered(se
 
     assert (status, json.loads(text)) == (403, {"error": "invalid signature"})
     assert await served.messages() == []
-    assert served.rasa.received == []
+    assert served.assistant.received == []
 
 
 @pytest.mark.parametrize("channel", list(SENDER))
@@ -171,8 +174,8 @@ async def test_a_signature_with_unexpected_characters_is_refused_not_a_crash(ser
 
 
 async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(serve):
-    whatsapp = await serve(WhatsAppInput)
-    whatsapp.rasa.delay = 3
+    whatsapp = await serve(WhatsAppChannel)
+    whatsapp.assistant.delay = 3
 
     started = time.monotonic()
     status, _ = await whatsapp.deliver(text_message("whatsapp", "5511987650201"))
@@ -181,9 +184,9 @@ async def test_the_webhook_answers_at_once_while_the_bot_is_still_thinking(serve
     assert status == 200
     assert elapsed < 1
     assert len(await whatsapp.messages()) == 1  # recorded before the acknowledgement
-    assert whatsapp.rasa.received == []
+    assert whatsapp.assistant.received == []
     await whatsapp.settle()
-    assert len(whatsapp.rasa.received) == 1
+    assert len(whatsapp.assistant.received) == 1
 
 
 async def test_a_message_recorded_but_never_routed_is_answered_after_a_restart(
@@ -200,16 +203,16 @@ async def test_a_message_recorded_but_never_routed_is_answered_after_a_restart(
     async with channel_ctx.db.session() as session:
         await record_inbound(session, inbound)
 
-    whatsapp = await serve(WhatsAppInput)  # after_server_start replays it
+    whatsapp = await serve(WhatsAppChannel)  # the server start replays it
     await whatsapp.settle()
 
-    assert whatsapp.rasa.texts == ["oi"]
+    assert whatsapp.assistant.texts == ["oi"]
     await provider.wait_for(lambda r: r.recipient == "5511987650202")
     assert (await whatsapp.messages())[0].processed_at is not None
 
 
 async def test_while_a_person_owns_the_conversation_nothing_reaches_the_bot(serve, provider):
-    whatsapp = await serve(WhatsAppInput)
+    whatsapp = await serve(WhatsAppChannel)
     await whatsapp.deliver(text_message("whatsapp", "5511987650203", "oi"))
     await whatsapp.settle()
     async with whatsapp.ctx.db.session() as session:
@@ -222,7 +225,7 @@ async def test_while_a_person_owns_the_conversation_nothing_reaches_the_bot(serv
     await whatsapp.deliver(photo)
     await whatsapp.settle()
 
-    assert whatsapp.rasa.texts == ["oi"]
+    assert whatsapp.assistant.texts == ["oi"]
     assert len(provider.sent_to("5511987650203")) == 1  # no "can't read files" either
     inbound = [m for m in await whatsapp.messages() if m.direction == Direction.INBOUND]
     assert all(m.processed_at is not None for m in inbound)
@@ -230,20 +233,21 @@ async def test_while_a_person_owns_the_conversation_nothing_reaches_the_bot(serv
 
 
 async def test_leading_slashes_never_reach_the_bot_as_intents(serve):
-    telegram = await serve(TelegramInput)
+    telegram = await serve(TelegramChannel)
 
     await telegram.deliver(load_json("telegram", "text"))  # "/start"
     await telegram.settle()
 
-    assert telegram.rasa.texts == ["start"]
+    assert telegram.assistant.texts == ["start"]
 
 
 async def test_a_disabled_channel_refuses_its_webhook_and_writes_outbound_to_the_outbox(
     channel_ctx, tmp_path: Path
 ):
     settings = Settings.from_env({"INTERNAL_TOKEN": "t", "SESSION_SECRET": "s", "RASA_TOKEN": "r"})
-    senders = build_senders(settings, in_bot_process=False, outbox=tmp_path)
-    assert all(isinstance(senders[c.name()], OutboxSender) for c, _ in PROVIDER_CHANNELS)
+    assert enabled_channels(settings) == {}
+    senders = build_senders(settings, {}, widget_sockets=None, outbox=tmp_path)
+    assert all(isinstance(senders[channel.name], OutboxSender) for channel in PROVIDERS)
 
     inbound = Inbound(
         channel="telegram", external_user_id="42", provider_message_id="42:1", text="oi"
@@ -266,8 +270,8 @@ async def test_a_disabled_channel_refuses_its_webhook_and_writes_outbound_to_the
 
 
 async def test_a_disabled_channels_webhook_answers_403(serve, channel_ctx):
-    telegram = await serve(TelegramInput)
-    telegram.ctx.settings.channel_env.pop("TELEGRAM_BOT_TOKEN")
+    telegram = await serve(TelegramChannel)
+    del telegram.inbox.channels["telegram"]  # as when its secrets are not set
 
     status, body = await deliver(telegram.url, "telegram", load_json("telegram", "text"))
 
@@ -276,13 +280,12 @@ async def test_a_disabled_channels_webhook_answers_403(serve, channel_ctx):
         assert (await session.execute(select(Message))).first() is None
 
 
-def test_every_connector_is_mounted_by_rasa_from_credentials_yml():
+def test_rasa_mounts_only_the_platforms_connector_and_no_provider_protocol():
     credentials = (ROOT.parent.parent / "credentials.yml").read_text()
 
-    mounted = set(re.findall(r"^bot\.channels\.(\w+)\.(\w+): \{\}$", credentials, re.M))
+    mounted = re.findall(r"^([\w.]+):", credentials, re.M)
 
-    expected = {(c.__module__.rsplit(".", 1)[1], c.__name__) for c, _ in PROVIDER_CHANNELS}
-    assert expected | {("webchat", "WebchatInput")} == mounted
+    assert mounted == ["bot.channels.platform.PlatformInput"]
 
 
 # The variables issue 4 names; `.env.example` documents them and every other one the code reads.
@@ -318,7 +321,7 @@ def test_env_example_documents_every_channel_variable():
     repository = ROOT.parent.parent
     example = (repository / ".env.example").read_text()
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, re.M))
-    code = "".join(path.read_text() for path in (repository / "bot" / "channels").glob("*.py"))
+    code = "".join(path.read_text() for path in (repository / "channels").glob("*.py"))
     prefixes = "WHATSAPP|MESSENGER|INSTAGRAM|META|TWILIO|TELEGRAM|SMTP|IMAP|EMAIL"
     read_by_code = set(re.findall(rf'"((?:{prefixes})_[A-Z0-9_]+)"', code))
 
@@ -328,21 +331,21 @@ def test_env_example_documents_every_channel_variable():
 async def test_a_database_failure_answers_503_for_a_retry_and_logs_no_message_text(
     serve, monkeypatch, caplog
 ):
-    whatsapp = await serve(WhatsAppInput)
+    whatsapp = await serve(WhatsAppChannel)
     payload = text_message("whatsapp", "5511987650204", "meu CPF é 529.982.247-25")
 
     async def database_down(inbound):
         raise OperationalError("INSERT INTO messages", {"text": inbound.text}, Exception("locked"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(whatsapp.connector, "record", database_down)
+        patch.setattr(whatsapp.inbox, "record", database_down)
         status, _ = await whatsapp.deliver(payload)
     assert status == 503
     assert "529.982.247-25" not in caplog.text
 
     assert (await whatsapp.deliver(payload))[0] == 200  # the provider's retry
     await whatsapp.settle()
-    assert whatsapp.rasa.texts == ["meu CPF é 529.982.247-25"]
+    assert whatsapp.assistant.texts == ["meu CPF é 529.982.247-25"]
 
 
 @pytest.mark.parametrize(
@@ -356,7 +359,7 @@ async def test_a_database_failure_answers_503_for_a_retry_and_logs_no_message_te
 async def test_a_throttled_or_unavailable_provider_is_retried_by_the_worker(
     serve, provider, status, body
 ):
-    whatsapp = await serve(WhatsAppInput)
+    whatsapp = await serve(WhatsAppChannel)
     provider.respond("/messages", status, body)
     await whatsapp.deliver(text_message("whatsapp", "5511987650205"))
     await whatsapp.settle()
@@ -409,7 +412,7 @@ async def test_malformed_json_gets_a_clear_400_and_nothing_is_kept(serve, channe
 @pytest.mark.parametrize("channel", JSON_CHANNELS)
 async def test_a_body_over_the_channels_limit_is_refused_before_anything_else(serve, channel):
     served = await serve(CONNECTORS[channel])
-    body = b" " * (served.connector.max_body + 1)
+    body = b" " * (served.channel.max_body + 1)
 
     status, _ = await post(served.url, channel, body, signature_headers(channel, body))
 
@@ -428,7 +431,7 @@ async def test_an_event_of_a_type_we_do_not_handle_is_acknowledged_and_changes_n
 
     assert status == 200
     assert await served.messages() == []
-    assert served.rasa.received == []
+    assert served.assistant.received == []
     assert provider.sent() == [] and smtp_server.received == []
 
 
@@ -447,7 +450,7 @@ async def test_receipts_move_a_reply_forward_only_whatever_their_order(serve, ch
     [reply] = await outbound(served)
     assert reply.delivery_status == DeliveryStatus.READ
     assert reply.read_at is not None
-    assert len(served.rasa.received) == 1  # receipts never reach the bot
+    assert len(served.assistant.received) == 1  # receipts never reach the bot
 
 
 @pytest.mark.parametrize("channel", list(EARLY_RECEIPT))
@@ -542,22 +545,22 @@ async def test_after_24h_only_a_person_may_reply_with_the_human_agent_tag(serve,
 async def test_a_message_whose_routing_failed_is_routed_by_a_later_sweep_without_a_restart(
     serve, provider, monkeypatch
 ):
-    monkeypatch.setattr(ChannelInput, "replay_every", 0.1)
-    whatsapp = await serve(WhatsAppInput)
-    whatsapp.rasa.down = 1
+    monkeypatch.setattr(Inbox, "replay_every", 0.1)
+    whatsapp = await serve(WhatsAppChannel)
+    whatsapp.assistant.down = 1
 
     await whatsapp.deliver(text_message("whatsapp", "5511987650206"))
     await whatsapp.settle()
     await asyncio.sleep(0.5)  # several sweeps: too recent, its own process may be routing it
     [message] = await whatsapp.messages()
-    assert (message.processed_at, whatsapp.rasa.texts) == (None, [])
+    assert (message.processed_at, whatsapp.assistant.texts) == (None, [])
 
     async with whatsapp.ctx.db.session() as session:
-        (await session.get(Message, message.id)).recorded_at -= ChannelInput.replay_after
+        (await session.get(Message, message.id)).recorded_at -= Inbox.replay_after
     deadline = time.monotonic() + 5
     while (await whatsapp.messages())[0].processed_at is None:
         assert time.monotonic() < deadline, "the sweep never routed the message"
         await asyncio.sleep(0.1)
 
-    assert whatsapp.rasa.texts == ["oi"]
+    assert whatsapp.assistant.texts == ["oi"]
     assert [r.text for r in provider.sent_to("5511987650206")] == ["eco: oi"]

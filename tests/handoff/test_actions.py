@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select, update
 
 from handoff import actions, timers
-from handoff.bot_api import BotApiError
 from handoff.catalog import t
+from handoff.context import AssistantUnavailable
 from handoff.queue import CLINIC_TZ
 from models import (
     Appointment,
@@ -516,10 +516,10 @@ class _FlakyBot:
         self.failures = failures
         self.hand_backs = []
 
-    async def hand_back(self, patient_id, intent):
+    async def hand_back(self, ctx, patient_id, intent):
         if self.failures:
             self.failures -= 1
-            raise BotApiError("/conversations: HTTP 502")
+            raise AssistantUnavailable("hand_back: HTTP 502")
         self.hand_backs.append((patient_id, intent))
 
     async def close(self):

@@ -13,7 +13,7 @@ from handoff.context import Context
 from models import Conversation, HandoffEvent, HandoffKind, Owner, Presence, Role
 from models.db import Database
 from tests.factories import patient_message, staff
-from tests.fakes import RecordingBotApi, RecordingBus, RecordingSender
+from tests.fakes import RecordingBot, RecordingBus, RecordingSender
 
 PROCESSES = 4
 PATIENTS = 40
@@ -26,7 +26,7 @@ def _process(settings, url):
         db=Database(url, pool_size=3),
         bus=RecordingBus(),
         senders={"webchat": RecordingSender(), "whatsapp": RecordingSender()},
-        bot=RecordingBotApi(),
+        bot=RecordingBot(),
     )
 
 

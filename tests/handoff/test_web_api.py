@@ -21,7 +21,7 @@ from models import (
     Role,
 )
 from tests.factories import patient_message, staff
-from tests.fakes import RecordingBotApi, RecordingSender
+from tests.fakes import RecordingBot, RecordingSender
 from tests.webapp import logged_in, patient_logged_in
 
 PASSWORD = "senha-segura"
@@ -34,7 +34,7 @@ async def server(settings) -> AsyncIterator[TestServer]:
     ctx = server.app[CTX]
     # Keep the unit under test to the web app: deliveries and Rasa calls are recorded.
     ctx.senders = {"webchat": RecordingSender()}
-    ctx.bot = RecordingBotApi()
+    ctx.bot = RecordingBot()
     yield server
     await server.close()
 
@@ -439,7 +439,7 @@ async def test_live_events_reach_only_those_allowed_to_see_them(server):
         while True:
             try:
                 later.append(await sockets[bruno].receive_json(timeout=0.2))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
     finally:
         for ws in sockets.values():

@@ -5,7 +5,6 @@ the satisfaction score, and identity."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -46,7 +45,7 @@ async def turn(widget: WidgetClient, text: str, payload: str | None = None) -> l
     while True:
         try:
             replies.append(await widget.next_reply(timeout=QUIET))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return replies
 
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -40,7 +40,7 @@ def _appointment(doctor, patient, starts, status=AppointmentStatus.SCHEDULED):
 
 async def test_the_database_refuses_two_active_bookings_of_one_slot(db):
     doctor, patient = await _doctor_and_patient(db)
-    starts = datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc)
+    starts = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
     async with db.session() as session:
         session.add(_appointment(doctor, patient, starts))
 
@@ -51,7 +51,7 @@ async def test_the_database_refuses_two_active_bookings_of_one_slot(db):
 
 async def test_a_cancelled_booking_frees_the_slot(db):
     doctor, patient = await _doctor_and_patient(db)
-    starts = datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc)
+    starts = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
     async with db.session() as session:
         session.add(_appointment(doctor, patient, starts, AppointmentStatus.CANCELLED))
     async with db.session() as session:
@@ -65,7 +65,7 @@ async def test_times_come_back_aware_in_utc(db):
         session.add(user)
     async with db.session() as session:
         stored = await session.get(User, user.id)
-    assert stored.created_at == datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert stored.created_at == datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     assert stored.created_at.utcoffset() == timedelta(0)
 
 

@@ -5,7 +5,7 @@ Mendes (clínica geral) Mon-Fri 13-18; Dr. Ricardo Alves (cardiologia) Mon/Wed/F
 40 min; Dra. Juliana Rocha (dermatologia) Tue/Thu 9-18 and Sat 8-12.
 """
 
-from datetime import date, timedelta, timezone
+from datetime import UTC, date, timedelta
 
 import pytest
 
@@ -174,8 +174,8 @@ async def test_sao_paulo_time_has_no_daylight_saving(db, agenda):
         november = await find_slots(session, now=sp(2026, 11, 3, 7), doctor_id=ana.id, limit=1)
         january = await find_slots(session, now=sp(2027, 1, 5, 7), doctor_id=ana.id, limit=1)
 
-    assert november[0].starts_at.astimezone(timezone.utc).hour == 11
-    assert january[0].starts_at.astimezone(timezone.utc).hour == 11
+    assert november[0].starts_at.astimezone(UTC).hour == 11
+    assert january[0].starts_at.astimezone(UTC).hour == 11
 
 
 async def test_inactive_doctors_offer_nothing(db, agenda):

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.channels.base import _was_offered
 from handoff.context import DeliveryFailed
+from messaging.inbound import recent_offers
 from models import (
     AuthorKind,
     Conversation,
@@ -171,7 +171,8 @@ async def test_the_reminder_buttons_are_trusted_when_the_patient_taps_them(ctx, 
     async with ctx.db.session() as session:
         conversation = await session.get(Conversation, message.conversation_id)
     assert (conversation.status, conversation.owner) == (ConversationStatus.OPEN, Owner.BOT)
-    assert await _was_offered(ctx, conversation.id, message.buttons[0]["payload"])
+    [latest, *_] = await recent_offers(ctx, conversation.channel_identity_id)
+    assert message.buttons[0]["payload"] in [button["payload"] for button in latest]
 
 
 async def test_the_same_day_reminder_follows_and_mentions_today(ctx, agenda, providers):

@@ -17,7 +17,7 @@ from scheduling import actions, reminders
 from scheduling.agenda import CLINIC_TZ, find_slots, nearest_slots, to_local
 from scheduling.when import PARTS, TimeWindow
 from tests.factories import patient_message, staff
-from tests.fakes import RecordingBotApi, RecordingSender
+from tests.fakes import RecordingBot, RecordingSender
 from tests.scheduling.conftest import sp
 
 PASSWORD = "senha-segura"
@@ -28,7 +28,7 @@ async def server(settings, agenda) -> AsyncIterator[TestServer]:
     server = TestServer(create_app(settings))
     await server.start_server()
     server.app[CTX].senders = {"webchat": RecordingSender()}
-    server.app[CTX].bot = RecordingBotApi()
+    server.app[CTX].bot = RecordingBot()
     yield server
     await server.close()
 

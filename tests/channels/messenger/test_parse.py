@@ -1,6 +1,6 @@
 """Messenger webhook bodies (recorded from the Messenger Platform reference) read without HTTP."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +24,7 @@ def test_a_text_is_a_patient_message_from_the_page_scoped_id():
     assert isinstance(event, Inbound)
     assert (event.external_user_id, event.text) == (PSID, "This is a text message")
     assert event.provider_message_id.startswith("m_")
-    assert event.sent_at == datetime(2020, 3, 2, 18, 27, 46, 767000, tzinfo=timezone.utc)
+    assert event.sent_at == datetime(2020, 3, 2, 18, 27, 46, 767000, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_an_image_is_an_attachment_reference():
 def test_delivery_receipts_name_messages_and_a_watermark():
     events = parse(load_json("messenger", "delivery"))
 
-    watermark = datetime(2016, 3, 22, 17, 47, 36, 253000, tzinfo=timezone.utc)
+    watermark = datetime(2016, 3, 22, 17, 47, 36, 253000, tzinfo=UTC)
     assert events == [
         StatusUpdate("mid.1458668856218:ed81099e15d3f4f233", DeliveryStatus.DELIVERED),
         Watermark(PSID, DeliveryStatus.DELIVERED, watermark),
@@ -63,7 +63,7 @@ def test_a_read_receipt_is_a_watermark():
     event = only(parse(load_json("messenger", "read")))
 
     assert event == Watermark(
-        PSID, DeliveryStatus.READ, datetime(2016, 3, 22, 17, 47, 36, 253000, tzinfo=timezone.utc)
+        PSID, DeliveryStatus.READ, datetime(2016, 3, 22, 17, 47, 36, 253000, tzinfo=UTC)
     )
 
 

@@ -1,7 +1,7 @@
 """Telegram updates (recorded from the Bot API's webhook guide) read without HTTP."""
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +24,7 @@ def test_a_text_is_a_patient_message_from_the_private_chat():
     assert event.provider_message_id == "1111111:1365"
     assert event.text == "/start"
     assert event.display_name == "Test Test Lastname"
-    assert event.sent_at == datetime(2015, 9, 7, 17, 5, 32, tzinfo=timezone.utc)
+    assert event.sent_at == datetime(2015, 9, 7, 17, 5, 32, tzinfo=UTC)
 
 
 def test_a_photo_keeps_only_its_largest_size():

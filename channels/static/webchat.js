@@ -1,6 +1,6 @@
 /*
  * omniclinica chat widget. Embed with one tag:
- *   <script src="https://BOT_HOST/webhooks/webchat/widget.js" async></script>
+ *   <script src="https://CLINIC_PLATFORM_HOST/webhooks/webchat/widget.js" async></script>
  * Optional attributes: data-title="Clínica X" data-open="true".
  * Speaks the JSON protocol documented in bot/channels/webchat.py.
  */

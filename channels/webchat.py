@@ -1,4 +1,5 @@
-"""The site chat widget: a WebSocket connector embeddable with one `<script>` tag.
+"""The site chat widget: a WebSocket on the platform's web process, embeddable with one
+`<script>` tag (`/webhooks/webchat/widget.js`, socket at `/webhooks/webchat/ws`).
 
 Protocol (JSON text frames):
   widget → server  {"type": "hello", "token": "<token from a previous welcome, optional>"}
@@ -19,7 +20,6 @@ the error and drops the message instead of resending it after a reconnect.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -27,52 +27,54 @@ import logging
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sanic import Blueprint, response
-from sanic.exceptions import WebsocketClosed
-from sanic.request import Request
+from aiohttp import WSMsgType, web
 from sqlalchemy import select
-from websockets.exceptions import ConnectionClosed
 
-from bot.channels.base import ChannelInput, ChannelSender, OnNewMessage, bot_context
 from handoff.catalog import t
-from handoff.context import Context, DeliveryFailed
+from handoff.context import DeliveryFailed
 from handoff.history import Inbound, message_view
 from handoff.logs import log_failure
 from models import ChannelIdentity, Conversation, Message
+from models.db import Database
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "webchat"
 MAX_TEXT_BYTES = 4096
-# Frames up to this size are read and answered; larger ones are refused unread. It is
-# Sanic's default WEBSOCKET_MAX_SIZE, the most a widget could send before.
+# Frames up to this size are read and answered; larger ones are refused unread.
 MAX_FRAME_BYTES = 2**20
 # The socket's own cap (over it, the socket is closed with 1009, and the widget would resend
 # the frame after reconnecting) sits above ours so that a text somewhat over our limit still
-# gets the clear "too long" answer. Set on each connection: Rasa builds the Sanic server.
+# gets the clear "too long" answer.
 SOCKET_MAX_BYTES = MAX_FRAME_BYTES + 64 * 1024
 HISTORY_LIMIT = 100
 WIDGET_JS = Path(__file__).with_name("static") / "webchat.js"
+# Where other processes (the worker) hand the web process a message to push to a widget.
+DELIVER_PATH = "/internal/webchat/deliver"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # The widget writes the id right after the type, so it is found without parsing a huge frame.
 _CLIENT_ID_NEAR_START = re.compile(r'"id"\s*:\s*"([A-Za-z0-9_-]{8,64})"')
+
+# Records a widget message (and routes it in the background); the recorded id, or None for
+# a message recorded before.
+Accept = Callable[[Inbound], Awaitable["int | None"]]
 
 
 class Sockets:
     """Open widget sockets of this process, by visitor id (one visitor may have many tabs)."""
 
     def __init__(self) -> None:
-        self._by_visitor: dict[str, set[Any]] = defaultdict(set)
+        self._by_visitor: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
 
-    def add(self, visitor_id: str, ws: Any) -> None:
+    def add(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
         self._by_visitor[visitor_id].add(ws)
 
-    def discard(self, visitor_id: str, ws: Any) -> None:
+    def discard(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
         sockets = self._by_visitor.get(visitor_id)
         if sockets is not None:
             sockets.discard(ws)
@@ -83,8 +85,8 @@ class Sockets:
         data = json.dumps(frame, ensure_ascii=False)
         for ws in list(self._by_visitor.get(visitor_id, ())):
             try:
-                await ws.send(data)
-            except Exception:  # a socket closing mid-send; the widget resyncs on reconnect
+                await ws.send_str(data)
+            except ConnectionError:  # a socket closing mid-send; the widget resyncs
                 self.discard(visitor_id, ws)
 
 
@@ -115,24 +117,14 @@ class VisitorTokens:
         return visitor_id if hmac.compare_digest(signature, self._sign(visitor_id)) else None
 
 
-class WebchatSender(ChannelSender):
-    """Pushes to the visitor's open sockets; from other processes, through the bot process."""
+class WebchatSender:
+    """In the web process, pushes to the visitor's open sockets; from other processes, asks
+    the web process to (`DELIVER_PATH`, with the internal token)."""
 
-    def __init__(
-        self,
-        sockets: Sockets | None,
-        bot_url: str,
-        token: str,
-        ctx_factory: Callable[[], Context] = bot_context,
-    ) -> None:
-        super().__init__(ctx_factory)
+    def __init__(self, sockets: Sockets | None, web_url: str, token: str) -> None:
         self.sockets = sockets
-        self._deliver_url = f"{bot_url}/webhooks/{CHANNEL}/deliver"
+        self._deliver_url = f"{web_url}{DELIVER_PATH}"
         self._token = token
-
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
 
     async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
         if self.sockets is not None:
@@ -151,128 +143,79 @@ class WebchatSender(ChannelSender):
                 ) as resp,
             ):
                 if resp.status != 204:
-                    raise DeliveryFailed(f"bot process answered HTTP {resp.status}", retryable=True)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    raise DeliveryFailed(f"web process answered HTTP {resp.status}", retryable=True)
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryFailed(
-                f"bot process unreachable: {type(exc).__name__}", retryable=True
+                f"web process unreachable: {type(exc).__name__}", retryable=True
             ) from exc
         return None
 
 
-class WebchatInput(ChannelInput):
-    @classmethod
-    def name(cls) -> str:
-        return CHANNEL
+class WidgetSocket:
+    """One widget connection: hello, then messages, each answered with an ack or an error."""
 
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> WebchatInput:
-        return cls()
-
-    @property
-    def sockets(self) -> Sockets:
-        return self.get_output_channel().sockets
-
-    @property
-    def tokens(self) -> VisitorTokens:
-        return VisitorTokens(self.ctx.settings.session_secret)
-
-    def get_output_channel(self) -> WebchatSender:
-        return self.ctx.senders[CHANNEL]
-
-    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
-        bp = Blueprint(f"{CHANNEL}_webhook", url_prefix=f"/webhooks/{CHANNEL}")
-        self.replay_on(bp, on_new_message)
-
-        @bp.route("/widget.js", methods=["GET"])
-        async def widget(_request: Request) -> response.HTTPResponse:
-            return await response.file(WIDGET_JS, mime_type="application/javascript")
-
-        @bp.route("/deliver", methods=["POST"])
-        async def deliver(request: Request) -> response.HTTPResponse:
-            return await self._deliver_from_other_process(request)
-
-        @bp.websocket("/ws")
-        async def socket(_request: Request, ws: Any) -> None:
-            await self._serve(ws, on_new_message)
-
-        return bp
-
-    async def _deliver_from_other_process(self, request: Request) -> response.HTTPResponse:
-        expected = f"Bearer {self.ctx.settings.internal_token}"
-        if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
-            return response.json({"error": "forbidden"}, status=403)
-        try:
-            message_id = int((request.json or {})["message_id"])
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
-            return response.json({"error": "message_id required"}, status=400)
-        async with self.ctx.db.session() as session:
-            message = await session.get(Message, message_id)
-            if message is None or message.channel != CHANNEL or message.internal:
-                return response.json({"error": "no such webchat message"}, status=404)
-            conversation = await session.get(Conversation, message.conversation_id)
-            identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
-        await self.sockets.push(
-            identity.external_id, {"type": "message", "message": patient_view(message)}
-        )
-        return response.empty(status=204)
-
-    async def _serve(self, ws: Any, on_new_message: OnNewMessage) -> None:
-        ws.connection.max_size = SOCKET_MAX_BYTES
-        visitor_id: str | None = None
-        try:
-            while True:
-                try:
-                    raw = await ws.recv()
-                except (ConnectionClosed, WebsocketClosed):
-                    return
-                frame: dict[str, Any] = {}
-                try:
-                    frame = _parse_frame(raw)
-                    visitor_id = await self._answer(ws, frame, visitor_id, on_new_message)
-                except BadFrame as bad:
-                    await _send_error(ws, bad.client_id, bad.code)
-                except (ConnectionClosed, WebsocketClosed):
-                    return
-                except Exception as exc:  # e.g. the database is down: say so, keep the socket
-                    log_failure(log, exc, "webchat: could not take a frame")
-                    await _send_error(ws, frame.get("id"), "unavailable")
-        finally:
-            if visitor_id is not None:
-                self.sockets.discard(visitor_id, ws)
-
-    async def _answer(
+    def __init__(
         self,
-        ws: Any,
-        frame: dict[str, Any],
-        visitor_id: str | None,
-        on_new_message: OnNewMessage,
-    ) -> str | None:
-        """Answer one frame; returns the visitor the socket speaks for."""
+        ws: web.WebSocketResponse,
+        sockets: Sockets,
+        tokens: VisitorTokens,
+        db: Database,
+        accept: Accept,
+    ) -> None:
+        self.ws, self.sockets, self.tokens, self.db, self.accept = ws, sockets, tokens, db, accept
+        self.visitor_id: str | None = None
+
+    async def serve(self) -> None:
+        try:
+            async for raw in self.ws:
+                if raw.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                await self._take(raw.data if raw.type == WSMsgType.TEXT else None)
+        except ConnectionError:
+            return
+        finally:
+            if self.visitor_id is not None:
+                self.sockets.discard(self.visitor_id, self.ws)
+
+    async def _take(self, raw: str | None) -> None:
+        frame: dict[str, Any] = {}
+        try:
+            frame = _parse_frame(raw)
+            await self._answer(frame)
+        except BadFrame as bad:
+            await self._send_error(bad.client_id, bad.code)
+        except ConnectionError:  # the socket closed under us: `serve` ends
+            raise
+        except Exception as exc:  # e.g. the database is down: say so, keep the socket
+            log_failure(log, exc, "webchat: could not take a frame")
+            await self._send_error(frame.get("id"), "unavailable")
+
+    async def _answer(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "hello":
             token = frame.get("token")
             if token is not None and not isinstance(token, str):
                 raise BadFrame("malformed")
-            return await self._welcome(ws, token, visitor_id)
-        if frame.get("type") == "message" and visitor_id is not None:
-            await self._receive(ws, visitor_id, frame, on_new_message)
-            return visitor_id
-        raise BadFrame("malformed", frame.get("id"))
+            await self._welcome(token)
+        elif frame.get("type") == "message" and self.visitor_id is not None:
+            await self._receive(self.visitor_id, frame)
+        else:
+            raise BadFrame("malformed", frame.get("id"))
 
-    async def _welcome(self, ws: Any, token: str | None, current: str | None) -> str:
-        if current is not None:
-            self.sockets.discard(current, ws)
+    async def _welcome(self, token: str | None) -> None:
+        if self.visitor_id is not None:
+            self.sockets.discard(self.visitor_id, self.ws)
         visitor_id = self.tokens.verify(token)
         if visitor_id is None:
             visitor_id, token = self.tokens.mint()
-        self.sockets.add(visitor_id, ws)
+        self.visitor_id = visitor_id
+        self.sockets.add(visitor_id, self.ws)
         history = await self._history(visitor_id)
-        await ws.send(
+        await self.ws.send_str(
             json.dumps({"type": "welcome", "token": token, "history": history}, ensure_ascii=False)
         )
-        return visitor_id
 
     async def _history(self, visitor_id: str) -> list[dict[str, Any]]:
-        async with self.ctx.db.session() as session:
+        async with self.db.session() as session:
             query = (
                 select(Message)
                 .join(ChannelIdentity, ChannelIdentity.patient_id == Message.patient_id)
@@ -288,9 +231,7 @@ class WebchatInput(ChannelInput):
             messages = (await session.execute(query)).scalars().all()
         return [patient_view(m) for m in reversed(messages)]
 
-    async def _receive(
-        self, ws: Any, visitor_id: str, frame: dict[str, Any], on_new_message: OnNewMessage
-    ) -> None:
+    async def _receive(self, visitor_id: str, frame: dict[str, Any]) -> None:
         client_id, text, payload = frame.get("id"), frame.get("text"), frame.get("payload")
         if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
             raise BadFrame("malformed")
@@ -303,7 +244,7 @@ class WebchatInput(ChannelInput):
             payload is not None and _utf8_size(payload, client_id) > MAX_TEXT_BYTES
         ):
             raise BadFrame("too_long", client_id)
-        recorded = await self.record(
+        message_id = await self.accept(
             Inbound(
                 channel=CHANNEL,
                 external_user_id=visitor_id,
@@ -312,10 +253,33 @@ class WebchatInput(ChannelInput):
                 payload=payload,
             )
         )
-        message_id = recorded.message.id if recorded else None
-        await ws.send(json.dumps({"type": "ack", "id": client_id, "message_id": message_id}))
-        if recorded is not None:
-            self.route_later(recorded.message.id, on_new_message, recorded.message.patient_id)
+        await self.ws.send_str(
+            json.dumps({"type": "ack", "id": client_id, "message_id": message_id})
+        )
+
+    async def _send_error(self, client_id: Any, code: str) -> None:
+        well_formed = isinstance(client_id, str) and _CLIENT_ID.match(client_id)
+        frame = {
+            "type": "error",
+            # Echoed only when well-formed: the widget matches it to the message it sent.
+            "id": client_id if well_formed else None,
+            "code": code,
+            "message": t(f"widget.error.{code}", limit=MAX_TEXT_BYTES),
+        }
+        await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
+
+
+async def push_recorded(db: Database, sockets: Sockets, message_id: int) -> bool:
+    """Push a recorded webchat message to its visitor's sockets in this process (on behalf of
+    another process); False when there is no such message for the widget."""
+    async with db.session() as session:
+        message = await session.get(Message, message_id)
+        if message is None or message.channel != CHANNEL or message.internal:
+            return False
+        conversation = await session.get(Conversation, message.conversation_id)
+        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+    await sockets.push(identity.external_id, {"type": "message", "message": patient_view(message)})
+    return True
 
 
 class BadFrame(ValueError):
@@ -326,8 +290,8 @@ class BadFrame(ValueError):
         self.code, self.client_id = code, client_id
 
 
-def _parse_frame(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, str):  # a binary frame
+def _parse_frame(raw: str | None) -> dict[str, Any]:
+    if raw is None:  # a binary frame
         raise BadFrame("malformed")
     if len(raw) > MAX_FRAME_BYTES:  # characters, so at least as many bytes
         found = _CLIENT_ID_NEAR_START.search(raw, 0, 256)
@@ -348,21 +312,3 @@ def _utf8_size(text: str, client_id: str) -> int:
         return len(text.encode())
     except UnicodeEncodeError:
         raise BadFrame("invalid_text", client_id) from None
-
-
-async def _send_error(ws: Any, client_id: Any, code: str) -> None:
-    message = t(f"widget.error.{code}", limit=MAX_TEXT_BYTES)
-    await ws.send(
-        json.dumps(
-            {
-                "type": "error",
-                # Echoed only when well-formed: the widget matches it to the message it sent.
-                "id": client_id
-                if isinstance(client_id, str) and _CLIENT_ID.match(client_id)
-                else None,
-                "code": code,
-                "message": message,
-            },
-            ensure_ascii=False,
-        )
-    )

@@ -1,0 +1,305 @@
+"""The contract every provider channel keeps, and what the channels share.
+
+One provider = one module with one `ProviderChannel` subclass: its configuration (read from
+the environment, `config.missing` names the required variables not set), how to check a
+webhook call (`verify`, on the raw bytes), how to read it (`decode`, which calls the module's
+pure `parse(payload) -> list[Event]`), what the provider expects as an answer (`ack`,
+`handshake`) and how to send one recorded message (`deliver`). The web layer
+(`handoff/web/webhooks.py`) keeps the order of those steps and the error answers the same for
+every channel; recording and routing what a channel decoded is the messaging layer's
+(`messaging/inbound.py`). Nothing here knows Rasa.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from handoff.catalog import t
+from handoff.context import DeliveryFailed
+from models import ChannelIdentity, DeliveryStatus, Message, utcnow
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What the "talk to a person" button sends: the handoff intent of the Rasa domain.
+HANDOFF_PAYLOAD = "/falar_com_atendente"
+_TYPED_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
+
+
+# --- what a webhook call decodes into ------------------------------------------------------
+# Patient messages are `handoff.history.Inbound`; the rest are below.
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery receipt for a message we sent; never reaches the assistant."""
+
+    provider_message_id: str
+    status: DeliveryStatus
+    at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Messenger's receipt: every message sent to this person up to `until` reached `status`."""
+
+    external_user_id: str
+    status: DeliveryStatus
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The patient edited a message they sent (Telegram)."""
+
+    provider_message_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """The patient unsent a message (Instagram)."""
+
+    provider_message_id: str
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event we acknowledge and do nothing with (reactions, typing, unknown types)."""
+
+    kind: str
+
+
+Event = Any  # Inbound | StatusUpdate | Watermark | Edit | Unsent | Ignored | channel-specific
+EventHandler = Callable[[Any], Awaitable[None]]
+HandleEvents = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+class BadPayload(ValueError):
+    """A request we cannot read (malformed JSON or form); answered with a 400."""
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What a channel may read of a webhook call: the raw bytes exactly as they arrived
+    (signatures are computed over them), the headers and the query. Built by the web layer,
+    so that verifying and decoding stay pure functions of the request."""
+
+    path: str
+    query_string: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+class ChannelConfig(Protocol):
+    @property
+    def missing(self) -> list[str]: ...
+
+
+# --- the contract ------------------------------------------------------------------------------
+
+
+class ProviderChannel:
+    """One provider's webhook and sending. Subclasses set `name` and implement the methods
+    that raise NotImplementedError; the defaults fit a channel without a handshake, extra
+    events or background work."""
+
+    name: ClassVar[str]
+    # Bodies above this are refused before they are read.
+    max_body: ClassVar[int] = 1_000_000
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @classmethod
+    def load_config(cls, settings: Settings) -> ChannelConfig:
+        """The channel's settings from `settings.channel_env`."""
+        raise NotImplementedError
+
+    def verify(self, request: WebhookRequest) -> bool:
+        """Whether the call comes from the provider: a signature or secret over the raw bytes,
+        compared in constant time."""
+        raise NotImplementedError
+
+    def decode(self, request: WebhookRequest) -> list[Event]:
+        """Every event of the call, in order; BadPayload when the body cannot be read."""
+        raise NotImplementedError
+
+    def ack(self) -> web.Response:
+        """The answer the provider expects once every event is recorded."""
+        return web.json_response({"ok": True})
+
+    async def handshake(self, request: WebhookRequest) -> web.Response:
+        """The answer to a GET on the webhook (Meta's hub.challenge)."""
+        return web.json_response({"error": "method not allowed"}, status=405)
+
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity
+    ) -> str | Sequence[str] | None:
+        """Send one recorded message; the provider's id (or the ids of the parts sent now).
+        Failures raise `DeliveryFailed`, saying whether to retry."""
+        raise NotImplementedError
+
+    def handlers(self) -> dict[type, EventHandler]:
+        """Handlers of the channel's own event types (e.g. Telegram's callback answers)."""
+        return {}
+
+    async def run_in_background(self, handle: HandleEvents) -> None:
+        """Long-running work of the channel while the web process runs (e.g. polling an IMAP
+        inbox), feeding what it reads to `handle`. Returns at once when there is none."""
+
+
+# --- helpers the channels share ---------------------------------------------------------------
+
+
+def json_object(request: WebhookRequest) -> dict[str, Any]:
+    """The request's JSON object body, or BadPayload."""
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadPayload("body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise BadPayload("expected a JSON object")
+    return payload
+
+
+def tolerant(kind: str, parse: Callable[..., list[Event]], *args: Any) -> list[Event]:
+    """`parse(*args)` for one item of a batch: an unreadable item is logged and skipped, and
+    the others still count."""
+    try:
+        return parse(*args)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        log.warning("skipped a malformed %s item", kind)
+        return [Ignored(f"malformed {kind}")]
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a secret from a request; bytes, so that any character a
+    caller sends compares instead of raising."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def unset(variables: dict[str, str]) -> list[str]:
+    """Which of a channel's required variables (name → value) are not set."""
+    return [name for name, value in variables.items() if not value]
+
+
+def from_epoch(seconds: float | str | None) -> datetime | None:
+    if seconds in (None, ""):
+        return None
+    return datetime.fromtimestamp(float(seconds), tz=UTC)  # type: ignore[arg-type]
+
+
+def within(since: datetime | None, hours: float) -> bool:
+    """Whether a provider's messaging window opened at `since` is still open."""
+    return since is not None and utcnow() - since < timedelta(hours=hours)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split a long text into parts of at most `limit` characters, at a paragraph, line or
+    word boundary when there is one."""
+    parts: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = next((i for sep in ("\n\n", "\n", " ") if (i := window.rfind(sep)) > 0), limit)
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not parts:
+        parts.append(rest)
+    return parts
+
+
+Part = TypeVar("Part")
+
+
+async def send_parts[Part](
+    message: Message, parts: Sequence[Part], send: Callable[[Part], Awaitable[str]]
+) -> list[str]:
+    """Send the parts of a message in order, skipping the ones the provider took in earlier
+    attempts (`message.parts_sent`), so a retry never repeats a part to the patient; returns
+    the provider ids of the parts sent now. A failure carries those taken before it."""
+    accepted: list[str] = []
+    for part in parts[message.parts_sent or 0 :]:
+        try:
+            accepted.append(await send(part))
+        except DeliveryFailed as failure:
+            failure.accepted = accepted
+            raise
+    return accepted
+
+
+def numbered_options(text: str, buttons: Sequence[dict[str, str]]) -> str:
+    """Buttons as typed options, for channels without buttons (SMS, e-mail)."""
+    if not buttons:
+        return text
+    options = "\n".join(f"{n}. {button['title']}" for n, button in enumerate(buttons, 1))
+    return f"{text}\n\n{options}\n\n{t('channel.reply_with_number')}".strip()
+
+
+def typed_option(text: str, buttons: Sequence[dict[str, str]]) -> str | None:
+    """The payload a typed reply selects among the buttons last offered: their number
+    ("1" is the first) or their exact title."""
+    if number := _TYPED_NUMBER.match(text or ""):
+        index = int(number.group(1)) - 1
+        return buttons[index]["payload"] if 0 <= index < len(buttons) else None
+    wanted = (text or "").strip().casefold()
+    return next((b["payload"] for b in buttons if b["title"].strip().casefold() == wanted), None)
+
+
+@dataclass(frozen=True)
+class ProviderReply:
+    status: int
+    body: Any  # parsed JSON, or the text when it is not JSON
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        """Throttled or a provider-side failure: worth trying again later."""
+        return self.status in (408, 425, 429) or self.status >= 500
+
+
+PROVIDER_TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+async def call_provider(
+    url: str,
+    *,
+    json_body: Any = None,
+    form: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    auth: aiohttp.BasicAuth | None = None,
+) -> ProviderReply:
+    """POST to a provider's API. Network failures are retryable `DeliveryFailed`s; HTTP
+    errors come back for the channel to describe in the provider's terms."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=PROVIDER_TIMEOUT) as http,
+            http.post(url, json=json_body, data=form, headers=headers, auth=auth) as resp,
+        ):
+            text = await resp.text()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise DeliveryFailed(f"provider unreachable: {type(exc).__name__}", retryable=True) from exc
+    try:
+        return ProviderReply(resp.status, json.loads(text))
+    except ValueError:
+        return ProviderReply(resp.status, text)

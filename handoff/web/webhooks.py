@@ -1,0 +1,172 @@
+"""The public doors of the channels on the web process: every provider's webhook at
+`/webhooks/<channel>/webhook`, and the site widget's script and socket.
+
+A webhook call goes: size checked before reading → signature verified on the raw bytes
+(403, nothing stored) → decoded (400 when unreadable) → every event recorded (503 when the
+database fails: the provider retries) → acknowledged; routing continues in the background
+(`messaging/inbound.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from channels.base import BadPayload, ProviderChannel, WebhookRequest
+from channels.registry import PROVIDERS
+from channels.webchat import (
+    DELIVER_PATH,
+    SOCKET_MAX_BYTES,
+    WIDGET_JS,
+    VisitorTokens,
+    WidgetSocket,
+    push_recorded,
+)
+from handoff.history import Inbound
+from handoff.logs import log_failure
+from handoff.web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
+
+log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = frozenset(provider.name for provider in PROVIDERS)
+READ_CHUNK = 64 * 1024
+
+
+def _error(status: int, error: str) -> web.Response:
+    # Providers and their consoles read these; they are not shown to patients or staff.
+    return web.json_response({"error": error}, status=status)
+
+
+def _channel(request: web.Request) -> ProviderChannel | web.Response:
+    """The enabled channel the URL names; an unknown one is 404, a disabled one 403 (fail
+    closed: without its secrets a channel can authenticate nothing)."""
+    name = request.match_info["channel"]
+    if name not in PROVIDER_NAMES:
+        raise web.HTTPNotFound()
+    channel = request.app[INBOX].channels.get(name)
+    if channel is None:
+        return _error(403, f"the {name} channel is not configured")
+    return channel
+
+
+async def _read(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than `limit` (refused before it is read when the
+    caller says its length)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(READ_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _webhook_request(request: web.Request, body: bytes) -> WebhookRequest:
+    return WebhookRequest(
+        path=request.path,
+        query_string=request.query_string,
+        query=request.query,
+        headers=request.headers,
+        body=body,
+    )
+
+
+async def handshake(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    if isinstance(channel, web.Response):
+        return channel
+    return await channel.handshake(_webhook_request(request, b""))
+
+
+async def receive(request: web.Request) -> web.Response:
+    channel = _channel(request)
+    if isinstance(channel, web.Response):
+        return channel
+    body = await _read(request, channel.max_body)
+    if body is None:
+        return _error(413, "payload too large")
+    call = _webhook_request(request, body)
+    if not channel.verify(call):
+        log.warning("%s: refused a request with a missing or bad signature", channel.name)
+        return _error(403, "invalid signature")
+    try:
+        events = channel.decode(call)
+    except BadPayload as exc:
+        log.warning("%s: refused an unreadable request: %s", channel.name, exc)
+        return _error(400, str(exc))
+    try:
+        await request.app[INBOX].handle(channel.name, events)
+    except Exception as exc:  # e.g. the database is down: the provider retries
+        log_failure(log, exc, "%s: could not record a delivery", channel.name)
+        return _error(503, "temporarily unavailable, retry later")
+    return channel.ack()
+
+
+async def widget_script(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WIDGET_JS, headers={"Content-Type": "application/javascript"})
+
+
+async def widget_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(max_msg_size=SOCKET_MAX_BYTES, heartbeat=30)
+    await ws.prepare(request)
+    inbox = request.app[INBOX]
+
+    async def accept(inbound: Inbound) -> int | None:
+        recorded = await inbox.accept(inbound)
+        return recorded.message.id if recorded else None
+
+    socket = WidgetSocket(
+        ws,
+        request.app[WIDGET_SOCKETS],
+        VisitorTokens(request.app[SETTINGS].session_secret),
+        request.app[CTX].db,
+        accept,
+    )
+    await socket.serve()
+    return ws
+
+
+async def deliver_to_widget(request: web.Request) -> web.Response:
+    """Another process (the worker) asks this one to push a recorded message to a widget."""
+    expected = f"Bearer {request.app[SETTINGS].internal_token}"
+    if not hmac.compare_digest(
+        request.headers.get("Authorization", "").encode(), expected.encode()
+    ):
+        return _error(403, "forbidden")
+    try:
+        message_id = int((await request.json())["message_id"])
+    except (KeyError, TypeError, ValueError):
+        return _error(400, "message_id required")
+    if not await push_recorded(request.app[CTX].db, request.app[WIDGET_SOCKETS], message_id):
+        return _error(404, "no such webchat message")
+    return web.Response(status=204)
+
+
+async def background_work(app: web.Application) -> AsyncIterator[None]:
+    """The sweep of unrouted inbound and each channel's own loops (the e-mail poller), for as
+    long as the app runs."""
+    inbox = app[INBOX]
+    work = [inbox.sweep_forever()] + [
+        channel.run_in_background(lambda events, name=name: inbox.handle(name, events))
+        for name, channel in inbox.channels.items()
+    ]
+    tasks = [asyncio.create_task(coroutine) for coroutine in work]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await inbox.drain()
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/webhooks/webchat/widget.js", widget_script)
+    app.router.add_get("/webhooks/webchat/ws", widget_socket)
+    app.router.add_post(DELIVER_PATH, deliver_to_widget)
+    app.router.add_get("/webhooks/{channel}/webhook", handshake)
+    app.router.add_post("/webhooks/{channel}/webhook", receive)
+    app.cleanup_ctx.append(background_work)

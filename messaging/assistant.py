@@ -1,0 +1,223 @@
+"""The platform's side of the assistant: one internal HTTP call per turn to the Rasa
+connector (`bot/channels/platform.py`, loopback + shared secret), and the bot's answer applied
+here — recorded, delivered through the channel's one sender, and what the actions asked of the
+platform carried out (a handoff, a one-time code).
+
+Exactly once: a turn's replies are recorded in the same transaction that marks the patient's
+message processed, and delivered after it. A crash before that transaction leaves the message
+for the sweep, which replays it with `replay=True`; the connector then answers from the tracker
+instead of running the turn again, so the patient is never answered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select, update
+
+from handoff.actions import request_handoff
+from handoff.catalog import t
+from handoff.context import AssistantUnavailable, Context
+from handoff.events import message_event
+from handoff.history import latest_conversation, record_outbound
+from handoff.outbound import deliver
+from handoff.verification import CONFIRM_IDENTITY, send_code
+from models import (
+    AuthorKind,
+    ChannelIdentity,
+    Conversation,
+    Direction,
+    Message,
+    Priority,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# A turn takes the assistant well under a second; actions that query the agenda take a few.
+TURN_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+@dataclass(frozen=True)
+class BotMessage:
+    """One message of the bot's answer: text with its buttons, and what a custom action
+    asked of the platform in `custom` (`handoff`, `identity_code`)."""
+
+    text: str = ""
+    buttons: list[dict[str, str]] = field(default_factory=list)
+    custom: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> BotMessage:
+        buttons = raw.get("buttons") or raw.get("quick_replies") or []
+        return cls(
+            text=str(raw.get("text") or ""),
+            buttons=[
+                {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
+                for b in buttons
+            ],
+            custom=raw.get("custom") if isinstance(raw.get("custom"), dict) else {},
+        )
+
+
+class AssistantClient:
+    """HTTP to the assistant's connector; one keep-alive session per process."""
+
+    def __init__(self, bot_url: str, token: str) -> None:
+        self._url = f"{bot_url}/webhooks/platform"
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _post(self, path: str, body: dict[str, Any]) -> list[BotMessage]:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=TURN_TIMEOUT)
+        try:
+            async with self._session.post(
+                f"{self._url}/{path}", json=body, headers=self._headers
+            ) as resp:
+                if resp.status != 200:
+                    raise AssistantUnavailable(f"{path}: HTTP {resp.status}")
+                answer = await resp.json()
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise AssistantUnavailable(f"{path}: {type(exc).__name__}") from exc
+        return [BotMessage.from_json(m) for m in answer.get("messages") or []]
+
+    async def turn(
+        self,
+        patient_id: int,
+        message: Message,
+        text: str,
+        *,
+        replay: bool = False,
+    ) -> list[BotMessage]:
+        """The bot's answer to one recorded patient message (`text` is what the bot reads:
+        the text, or the payload of the button it chose)."""
+        return await self._post(
+            "turn",
+            {
+                "sender": str(patient_id),
+                "message_id": str(message.id),
+                "text": text,
+                "channel": message.channel,
+                "metadata": {"conversation_id": message.conversation_id, "message_id": message.id},
+                "replay": replay,
+            },
+        )
+
+    async def hand_back(self, patient_id: int, intent: str, channel: str) -> list[BotMessage]:
+        """Resume the patient's dialogue after a person served them; the bot speaks first."""
+        return await self._post(
+            "hand_back", {"sender": str(patient_id), "intent": intent, "channel": channel}
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class Assistant:
+    """What the platform's domain asks of the assistant (`Context.bot`)."""
+
+    def __init__(self, client: AssistantClient) -> None:
+        self.client = client
+
+    async def hand_back(self, ctx: Context, patient_id: int, intent: str) -> None:
+        """The bot speaks first on the channel the patient wrote on last."""
+        async with ctx.db.session() as session:
+            channel = await session.scalar(
+                select(Message.channel)
+                .where(Message.patient_id == patient_id, Message.direction == Direction.INBOUND)
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+        if channel is None:
+            return
+        replies = await self.client.hand_back(patient_id, intent, channel)
+        await answer(ctx, patient_id, channel, replies)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def answer(
+    ctx: Context,
+    patient_id: int,
+    channel: str,
+    replies: Sequence[BotMessage],
+    *,
+    answering: int | None = None,
+    author_kind: AuthorKind = AuthorKind.BOT,
+) -> bool:
+    """Record the bot's replies on the patient's latest conversation on `channel` — with
+    `answering`, in the same transaction that marks that inbound message processed, so it is
+    answered once even when two processes race — then deliver them and carry out what the
+    actions asked. False when the message had already been answered."""
+    async with ctx.db.session() as session:
+        if answering is not None and not await _mark_processed(session, answering):
+            return False
+        conversation = await latest_conversation(session, patient_id, channel)
+        if conversation is None:
+            log.warning("bot reply for patient %s has no conversation on %s", patient_id, channel)
+            return True
+        recorded = [
+            await record_outbound(
+                session,
+                conversation,
+                text=reply.text,
+                author_kind=author_kind,
+                buttons=reply.buttons,
+            )
+            for reply in replies
+            if reply.text or reply.buttons
+        ]
+        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+    for message in recorded:
+        await ctx.bus.publish(message_event(message, conversation))
+        await deliver(ctx, message, identity, conversation, retry_later=True)
+    await _carry_out(ctx, patient_id, channel, conversation, replies)
+    return True
+
+
+async def mark_processed(ctx: Context, message_id: int) -> None:
+    """A message that needs no answer (a person serves the patient) is done."""
+    async with ctx.db.session() as session:
+        await _mark_processed(session, message_id)
+
+
+async def _mark_processed(session: Any, message_id: int) -> bool:
+    result = await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.processed_at.is_(None))
+        .values(processed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def _carry_out(
+    ctx: Context,
+    patient_id: int,
+    channel: str,
+    conversation: Conversation,
+    replies: Sequence[BotMessage],
+) -> None:
+    """A one-time code to send (if it cannot go, the patient is told and handed to a
+    person), then a handoff, in the order the actions asked."""
+    for reply in replies:
+        handoff = reply.custom.get("handoff")
+        code = reply.custom.get("identity_code")
+        if code is not None and not await send_code(ctx, int(code["claim"]), patient_id):
+            await answer(ctx, patient_id, channel, [BotMessage(t("identity.code_not_sent"))])
+            handoff = {"reason": CONFIRM_IDENTITY}
+        if handoff is not None:
+            priority = Priority[str(handoff.get("priority", "normal")).upper()]
+            await request_handoff(
+                ctx,
+                conversation.id,
+                reason=str(handoff.get("reason", "pedido")),
+                priority=priority,
+            )

@@ -1,0 +1,342 @@
+"""Where every channel's events land: recorded before the provider is answered, then routed.
+
+A webhook (or the widget's socket, or the e-mail poller) hands its decoded events to
+`Inbox.handle`, which records each one idempotently and returns; the caller then acknowledges.
+Each new patient message is routed in the background, one at a time per patient and in the
+order recorded: while the bot owns the conversation it goes to the assistant and the answer
+is recorded and delivered (`messaging.assistant.answer`); while a person owns it, it only
+waits on the staff screens. What was recorded but never routed — the process died, the
+assistant was down — is routed again by a sweep, and answered once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from channels.base import (
+    HANDOFF_PAYLOAD,
+    Edit,
+    Event,
+    EventHandler,
+    Ignored,
+    ProviderChannel,
+    StatusUpdate,
+    Unsent,
+    Watermark,
+    typed_option,
+)
+from handoff.actions import join_open_episode
+from handoff.catalog import t
+from handoff.context import Context
+from handoff.events import message_event
+from handoff.history import (
+    Inbound,
+    Recorded,
+    record_edit,
+    record_inbound,
+    record_status,
+    record_watermark,
+)
+from handoff.logs import log_failure
+from messaging.assistant import AssistantClient, BotMessage, answer, mark_processed
+from models import AuthorKind, Conversation, Direction, Message, Owner, utcnow
+
+log = logging.getLogger(__name__)
+
+# How many of the clinic's latest messages to a patient offer buttons that may be answered.
+OFFERED_BUTTONS_LOOKBACK = 5
+
+
+class PatientLocks:
+    """One lock per patient, dropped when nobody holds or waits for it (so the map does not
+    grow with every patient ever seen)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: Counter[int] = Counter()
+
+    @asynccontextmanager
+    async def hold(self, patient_id: int) -> AsyncIterator[None]:
+        # No await before the lock is taken or queued for: tasks created in the order the
+        # messages were recorded queue in that order.
+        lock = self._locks.setdefault(patient_id, asyncio.Lock())
+        self._users[patient_id] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[patient_id] -= 1
+            if not self._users[patient_id]:
+                del self._users[patient_id], self._locks[patient_id]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Inbox:
+    """The web process's inbound pipeline, shared by every channel."""
+
+    # Inbound whose routing failed while the process kept running (the assistant briefly
+    # down) is routed again by a sweep every `replay_every` seconds, once recorded more than
+    # `replay_after` ago: by then whichever process recorded it is no longer routing it.
+    replay_every: float = 30.0
+    replay_after: timedelta = timedelta(minutes=2)
+
+    def __init__(
+        self,
+        ctx: Context,
+        assistant: AssistantClient,
+        channels: Mapping[str, ProviderChannel],
+    ) -> None:
+        self.ctx = ctx
+        self.assistant = assistant
+        self.channels = channels
+        self._tasks: set[asyncio.Task] = set()
+        self._locks = PatientLocks()
+        self._routing: set[int] = set()
+
+    # --- recording ---------------------------------------------------------------------------
+
+    async def handle(self, channel: str, events: Sequence[Event]) -> None:
+        """Record every event of one delivery, in order, before it is acknowledged (a failure
+        propagates: the provider is told to retry); new messages are routed afterwards."""
+        handlers = self._handlers(channel)
+        for event in events:
+            handler = handlers.get(type(event))
+            if handler is None:
+                log.warning("%s: no handler for %s", channel, type(event).__name__)
+                continue
+            await handler(event)
+
+    def _handlers(self, channel: str) -> dict[type, EventHandler]:
+        own = self.channels[channel].handlers() if channel in self.channels else {}
+        return {
+            Inbound: self.accept,
+            StatusUpdate: lambda update: self._on_status(channel, update),
+            Watermark: lambda mark: self._on_watermark(channel, mark),
+            Edit: lambda edit: self._on_edit(channel, edit),
+            Unsent: lambda unsent: self._on_unsent(channel, unsent),
+            Ignored: lambda ignored: self._on_ignored(channel, ignored),
+            **own,
+        }
+
+    async def accept(self, inbound: Inbound) -> Recorded | None:
+        """Record a patient message and route it in the background; None when this delivery
+        was recorded before."""
+        recorded = await self.record(inbound)
+        if recorded is not None and not inbound.automatic:
+            self.route_later(recorded.message.id, recorded.message.patient_id)
+        return recorded
+
+    async def record(self, inbound: Inbound) -> Recorded | None:
+        async with self.ctx.db.session() as session:
+            recorded = await record_inbound(session, inbound)
+        if recorded is not None:
+            # Staff screens hear of it after the acknowledgement.
+            self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
+        return recorded
+
+    async def _on_status(self, channel: str, update: StatusUpdate) -> None:
+        async with self.ctx.db.session() as session:
+            message = await record_status(
+                session,
+                channel,
+                update.provider_message_id,
+                update.status,
+                at=update.at,
+                error=update.error,
+            )
+        await self._publish([message] if message is not None else [])
+
+    async def _on_watermark(self, channel: str, mark: Watermark) -> None:
+        async with self.ctx.db.session() as session:
+            changed = await record_watermark(
+                session, channel, mark.external_user_id, mark.status, mark.until
+            )
+        await self._publish(changed)
+
+    async def _on_edit(self, channel: str, edit: Edit) -> None:
+        async with self.ctx.db.session() as session:
+            message = await record_edit(session, channel, edit.provider_message_id, edit.text)
+        await self._publish([message] if message is not None else [])
+
+    async def _on_unsent(self, channel: str, unsent: Unsent) -> None:
+        async with self.ctx.db.session() as session:
+            message = await record_edit(
+                session, channel, unsent.provider_message_id, t("channel.unsent")
+            )
+            if message is not None:
+                message.attachments = []
+        await self._publish([message] if message is not None else [])
+
+    async def _on_ignored(self, channel: str, ignored: Ignored) -> None:
+        log.info("%s: ignored a %s event", channel, ignored.kind)
+
+    async def _publish(self, messages: Sequence[Message]) -> None:
+        """Push changed messages to staff screens, after the acknowledgement."""
+        for message in messages:
+            async with self.ctx.db.session() as session:
+                conversation = await session.get(Conversation, message.conversation_id)
+            self.later(self.ctx.bus.publish(message_event(message, conversation)))
+
+    # --- background work ---------------------------------------------------------------------
+
+    def later(self, work: Awaitable[Any]) -> None:
+        """Run after the webhook answered; the task is kept so it is not collected mid-way.
+        A failed routing leaves its message unprocessed, for the next sweep."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log_failure(log, error, "background work of an inbound message failed")
+
+    async def drain(self) -> None:
+        """Wait for the work webhooks left running in the background."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def route_later(self, message_id: int, patient_id: int) -> None:
+        """Route in the background. The task takes the patient's lock before it first waits,
+        so one patient's messages reach the bot in the order they were recorded."""
+        self.later(self.route(message_id, patient_id))
+
+    async def route(
+        self, message_id: int, patient_id: int | None = None, *, replay: bool = False
+    ) -> None:
+        """Answer a recorded message if the bot owns its conversation, once."""
+        self._routing.add(message_id)
+        try:
+            if patient_id is None:
+                async with self.ctx.db.session() as session:
+                    patient_id = (await session.get(Message, message_id)).patient_id
+            async with self._locks.hold(patient_id):
+                await self._route(message_id, replay)
+        finally:
+            self._routing.discard(message_id)
+
+    async def _route(self, message_id: int, replay: bool) -> None:
+        # Read under the lock: the previous message may have handed the conversation off.
+        async with self.ctx.db.session() as session:
+            message = await session.get(Message, message_id)
+            conversation = await session.get(Conversation, message.conversation_id)
+        if message.processed_at is not None:
+            return
+        # A patient already with (or waiting for) a person on another channel stays with
+        # them: this conversation joins that episode instead of reaching the bot.
+        if conversation.owner != Owner.BOT or await join_open_episode(self.ctx, conversation.id):
+            await mark_processed(self.ctx, message_id)
+        elif _unreadable(message):
+            await self._offer_person(message)
+        else:
+            text = await self._what_the_bot_reads(message, conversation)
+            replies = await self.assistant.turn(message.patient_id, message, text, replay=replay)
+            await answer(
+                self.ctx, message.patient_id, message.channel, replies, answering=message.id
+            )
+
+    async def _offer_person(self, message: Message) -> None:
+        """The bot cannot read files yet: say so and offer a person, without asking it."""
+        offer = BotMessage(
+            t("channel.unreadable"),
+            [{"title": t("channel.talk_to_person"), "payload": HANDOFF_PAYLOAD}],
+        )
+        await answer(
+            self.ctx,
+            message.patient_id,
+            message.channel,
+            [offer],
+            answering=message.id,
+            author_kind=AuthorKind.SYSTEM,
+        )
+
+    async def _what_the_bot_reads(self, message: Message, conversation: Conversation) -> str:
+        """The patient's text with any command neutralised — or, when they tapped (or typed
+        the number or title of) a button the clinic offered them, that button's payload."""
+        text = neutralize_commands(message.text)
+        offers = await recent_offers(self.ctx, conversation.channel_identity_id)
+        payload = message.payload
+        if payload is None:
+            payload = typed_option(message.text, offers[0] if offers else [])
+        offered = any(b.get("payload") == payload for buttons in offers for b in buttons)
+        return payload if payload and offered else text
+
+    async def replay_unprocessed(self, recorded_before: datetime | None = None) -> int:
+        """Route what was recorded but never routed: at start-up, whatever a previous process
+        left; in a sweep, what was recorded before `recorded_before` and is not being routed
+        by this process. The assistant is told it may have seen these already."""
+        async with self.ctx.db.session() as session:
+            query = (
+                select(Message.id, Message.patient_id)
+                .where(Message.direction == Direction.INBOUND, Message.processed_at.is_(None))
+                .order_by(Message.id)
+            )
+            if recorded_before is not None:
+                query = query.where(Message.recorded_at <= recorded_before)
+            found = (await session.execute(query)).all()
+        pending = [(m, p) for m, p in found if m not in self._routing]
+        if pending:
+            log.info("replaying %d unrouted inbound messages", len(pending))
+        for message_id, patient_id in pending:
+            try:
+                await self.route(message_id, patient_id, replay=True)
+            except Exception as exc:  # e.g. the assistant still down: the next sweep tries again
+                log_failure(log, exc, "replay of message %s failed", message_id)
+        return len(pending)
+
+    async def sweep_forever(self) -> None:
+        """Replay what a previous process left, then sweep periodically."""
+        await self._sweep(None)
+        while True:
+            await asyncio.sleep(self.replay_every)
+            await self._sweep(utcnow() - self.replay_after)
+
+    async def _sweep(self, recorded_before: datetime | None) -> None:
+        try:
+            await self.replay_unprocessed(recorded_before)
+        except Exception as exc:  # e.g. the database is down: the next sweep tries again
+            log_failure(log, exc, "the sweep of unrouted messages failed")
+
+
+def neutralize_commands(text: str) -> str:
+    """Patient text must never reach Rasa as `/intent{...}` or `/restart`."""
+    return text.lstrip().lstrip("/").lstrip()
+
+
+def _unreadable(message: Message) -> bool:
+    """Files, audio, stickers or a location without any text: nothing the bot can read."""
+    return bool(message.attachments) and not message.text.strip() and not message.payload
+
+
+async def recent_offers(ctx: Context, identity_id: int) -> list[list[dict[str, str]]]:
+    """The buttons of the clinic's (bot, system) latest messages to this channel identity,
+    newest first. Only payloads of buttons the clinic recently showed this patient on this
+    channel are trusted, and a typed "1" answers the latest. The thread, not one
+    conversation: the satisfaction question is asked as the human episode closes, and the
+    answer arrives in the next conversation."""
+    async with ctx.db.session() as session:
+        query = (
+            select(Message.buttons)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.channel_identity_id == identity_id,
+                Message.direction == Direction.OUTBOUND,
+                Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
+                Message.internal.is_(False),
+            )
+            .order_by(Message.id.desc())
+            .limit(OFFERED_BUTTONS_LOOKBACK)
+        )
+        return [buttons or [] for buttons in (await session.execute(query)).scalars()]
