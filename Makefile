@@ -21,7 +21,7 @@ $(VENV)/.installed-lock: requirements.lock scripts/install-env.sh
 	scripts/install-env.sh platform $(VENV) requirements.lock
 	touch $@
 
-$(RASA_VENV)/.installed-lock: requirements-rasa.lock scripts/install-env.sh $(VENV)/.installed-lock
+$(RASA_VENV)/.installed-lock: requirements-rasa.lock scripts/install-env.sh | $(VENV)/.installed-lock
 	scripts/install-env.sh assistant $(RASA_VENV) requirements-rasa.lock
 	touch $@
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from models.db import is_sqlite, sync_url
+from models.db import is_sqlite, tracker_url
 
 ROOT = Path(__file__).resolve().parent
 VAR = ROOT / "var"
@@ -52,7 +52,7 @@ def _tracker_url_beside(database_url: str) -> str:
     our patient ids, so a tracker must never outlive (or predate) the database they index."""
     if is_sqlite(database_url):
         return database_url.removesuffix(".db") + "-rasa.db"
-    return sync_url(database_url)
+    return tracker_url(database_url)
 
 
 def _port(url: str) -> str:
@@ -71,6 +71,7 @@ class Settings:
     web_url: str
     bot_url: str
     rasa_token: str
+    action_server_token: str
     public_base_url: str
     action_server_url: str = "http://127.0.0.1:5055/webhook"
     rasa_tracker_url: str = ""
@@ -100,6 +101,9 @@ class Settings:
             web_url=web_url.rstrip("/"),
             bot_url=bot_url.rstrip("/"),
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
+            action_server_token=(
+                env.get("ACTION_SERVER_TOKEN") or _secret_from_file("action_server_token")
+            ),
             public_base_url=env.get("PUBLIC_BASE_URL", web_url).rstrip("/"),
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             rasa_tracker_url=env.get("RASA_TRACKER_URL") or _tracker_url_beside(database_url),
@@ -121,6 +125,7 @@ class Settings:
             "WEB_URL": self.web_url,
             "BOT_URL": self.bot_url,
             "RASA_TOKEN": self.rasa_token,
+            "ACTION_SERVER_TOKEN": self.action_server_token,
             "PUBLIC_BASE_URL": self.public_base_url,
             "ACTION_SERVER_URL": self.action_server_url,
             "RASA_TRACKER_URL": self.rasa_tracker_url,

@@ -6,14 +6,13 @@ every example of the held-out split (tests/bot/heldout_nlu.yml), which is never 
 
 Prints per-intent precision/recall/F1 (FAQ examples scored on their full key, e.g.
 faq/horario; a low-confidence nlu_fallback counts as a miss) and, last,
-`heldout_accuracy: 0.NNN`.
+`heldout_accuracy: 0.NNN`. Rasa (training, parsing) runs in the assistant's environment,
+.venv-rasa; this script only scores.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,17 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bot.nlu_eval import evaluate, heldout_examples  # noqa: E402
-
-os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tests.bot.nlu_eval import RASA_ENV, evaluate, heldout_examples  # noqa: E402
 
 
 def train(out: Path, config: Path) -> Path:
     started = time.monotonic()
     subprocess.run(
         [
-            str(ROOT / ".venv" / "bin" / "rasa"),
+            str(ROOT / ".venv-rasa" / "bin" / "rasa"),
             "train",
             "nlu",
             "--nlu",
@@ -48,6 +44,7 @@ def train(out: Path, config: Path) -> Path:
             "nlu",
         ],
         cwd=ROOT,
+        env=RASA_ENV,
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -63,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or train(Path(folder), args.config)
-        result = asyncio.run(evaluate(model, heldout_examples()))
+        result = evaluate(model, heldout_examples())
     print(f"{'intent':<28}{'precision':>10}{'recall':>10}{'f1':>8}{'support':>9}")
     for intent, scores in sorted(result.per_intent.items()):
         print(

@@ -87,7 +87,7 @@ async def measure_widget(clinic: RunningClinic, attendant: StaffClient, messages
 async def measure_webhook(
     clinic: RunningClinic, attendant: StaffClient, provider: FakeProvider, messages: int
 ) -> list:
-    url = f"{clinic.settings.bot_url}{webhook_path('whatsapp')}"
+    url = f"{clinic.settings.web_url}{webhook_path('whatsapp')}"
     # One keep-alive connection, as a provider's delivery pipeline would hold.
     async with aiohttp.ClientSession() as http:
 

@@ -274,8 +274,13 @@ class ProviderReply:
 
     @property
     def retryable(self) -> bool:
-        """Throttled or a provider-side failure: worth trying again later."""
-        return self.status in (408, 425, 429) or self.status >= 500
+        return retryable_status(self.status)
+
+
+def retryable_status(status: int) -> bool:
+    """An HTTP status that says throttled or a provider-side failure: worth trying again
+    later."""
+    return status in (408, 425, 429) or status >= 500
 
 
 PROVIDER_TIMEOUT = aiohttp.ClientTimeout(total=15)

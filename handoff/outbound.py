@@ -145,7 +145,10 @@ async def _claim_attempt(ctx: Context, message: Message) -> bool:
         result = await session.execute(
             update(Message)
             .where(Message.id == message.id, Message.attempts == message.attempts)
-            .values(attempts=message.attempts + 1)
+            # The error is cleared: an attempt that ends without recording its outcome (a
+            # crash, a database failure after the provider took it) is told apart from a
+            # failed one, and never repeated (handoff/retries.py).
+            .values(attempts=message.attempts + 1, error=None)
             .execution_options(synchronize_session=False)
         )
     if result.rowcount != 1:

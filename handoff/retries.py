@@ -3,14 +3,17 @@
 again on the schedule of `handoff.outbound.RETRY_DELAYS`; the last failure is final and
 shows on the staff screens as a failed message. A provider that said how long to wait (a
 429's retry_after) is not asked again before that. Sealed messages (one-time codes) are never
-retried. Delivery statuses that never found the message they name are forgotten here too."""
+retried, and neither is an attempt that ended without recording its outcome (a crash, or a
+database failure after the provider took the message): the patient may have it already, so it
+is failed after a while instead of being sent twice. Delivery statuses that never found the
+message they name are forgotten here too."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.sql.expression import Exists
 
 from handoff.context import Context
@@ -73,6 +76,9 @@ async def retry_due_deliveries(ctx: Context) -> int:
                 Message.delivery_status == DeliveryStatus.PENDING,
                 Message.attempts < MAX_ATTEMPTS,
                 Message.sealed.is_(False),
+                # Never attempted, or the last attempt failed in a known way. One that ended
+                # with no outcome recorded may have reached the patient: it is not repeated.
+                or_(Message.attempts == 0, Message.error.is_not(None)),
                 Message.created_at <= now - timedelta(seconds=RETRY_DELAYS[0]),
                 ~_owned_by_a_reminder(),
             )
@@ -98,8 +104,13 @@ async def _fail_abandoned(ctx: Context, now: datetime) -> None:
                 Message.direction == Direction.OUTBOUND,
                 Message.delivery_status == DeliveryStatus.PENDING,
                 # A sealed message interrupted by a crash is never retried (what it carried
-                # was only in memory): it is failed like an exhausted one.
-                or_(Message.attempts >= MAX_ATTEMPTS, Message.sealed.is_(True)),
+                # was only in memory), nor is an attempt whose outcome was never recorded:
+                # they are failed like an exhausted one.
+                or_(
+                    Message.attempts >= MAX_ATTEMPTS,
+                    Message.sealed.is_(True),
+                    and_(Message.attempts > 0, Message.error.is_(None)),
+                ),
                 Message.created_at <= now - ABANDONED_AFTER,
                 ~_owned_by_a_reminder(),
             )
@@ -108,7 +119,11 @@ async def _fail_abandoned(ctx: Context, now: datetime) -> None:
         rows = (await session.execute(query)).all()
         for message, _conversation in rows:
             advance_delivery(message, DeliveryStatus.FAILED)
-            message.error = f"gave up after {message.attempts} attempts"
+            message.error = (
+                f"gave up after {message.attempts} attempts"
+                if message.error or message.attempts >= MAX_ATTEMPTS
+                else "the last attempt was interrupted; the patient may have received it"
+            )
     for message, conversation in rows:
         await ctx.bus.publish(message_event(message, conversation))
 

@@ -296,9 +296,13 @@ class Inbox:
                 log_failure(log, exc, "replay of message %s failed", message_id)
         return len(pending)
 
-    async def sweep_forever(self) -> None:
-        """Replay what a previous process left, then sweep periodically."""
-        await self._sweep(None)
+    def start(self) -> asyncio.Task:
+        """At start-up: replay what a previous process left (in the background, as work of
+        this inbox, so `drain` waits for it), and sweep periodically from then on."""
+        self.later(self._sweep(None))
+        return asyncio.create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(self.replay_every)
             await self._sweep(utcnow() - self.replay_after)

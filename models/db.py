@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import sessionmaker
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
-_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
+_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
+# Rasa's tracker store (SQLAlchemy 1.4 in the assistant's runtime) knows only psycopg2.
+_TRACKER_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
 
 
 def _with_driver(url: str, drivers: dict[str, str]) -> str:
@@ -30,6 +32,11 @@ def async_url(url: str) -> str:
 
 def sync_url(url: str) -> str:
     return _with_driver(url, _SYNC_DRIVERS)
+
+
+def tracker_url(url: str) -> str:
+    """The same database as Rasa's tracker store addresses it."""
+    return _with_driver(url, _TRACKER_DRIVERS)
 
 
 def is_sqlite(url: str) -> bool:

@@ -1,9 +1,10 @@
-"""Runs the whole clinic (Rasa server, action server, web app, worker) from the Procfile, as
-`make run` does, on a throwaway database and free ports."""
+"""Runs the whole clinic (the assistant, the action server, the web app, the worker) from the
+Procfile, as `make run` does, on a throwaway database and free ports."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from sqlalchemy import create_engine, text
 
 from models.db import Database
 from models.migrate import upgrade
@@ -68,6 +71,7 @@ class RunningClinic:
                 "INTERNAL_TOKEN": "integration-internal-token",
                 "SESSION_SECRET": "integration-session-secret",
                 "RASA_TOKEN": "integration-rasa-token",
+                "ACTION_SERVER_TOKEN": "integration-actions-token",
                 **(extra_env or {}),
             }
         )
@@ -118,7 +122,20 @@ class RunningClinic:
 
     @property
     def widget_socket_url(self) -> str:
-        return f"{self.settings.bot_url}/webhooks/webchat/ws"
+        return self.settings.web_url.replace("http://", "ws://") + "/webhooks/webchat/ws"
+
+    def tracker_events(self, patient_id: int) -> list[dict]:
+        """The patient's tracker as the assistant stored it (its HTTP API is off)."""
+        engine = create_engine(self.settings.rasa_tracker_url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    text("SELECT data FROM events WHERE sender_id = :sender ORDER BY id"),
+                    {"sender": str(patient_id)},
+                )
+                return [json.loads(data) for (data,) in rows]
+        finally:
+            engine.dispose()
 
 
 async def _seed(settings: Settings) -> list[Login]:

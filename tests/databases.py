@@ -7,9 +7,9 @@ import shutil
 import uuid
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
-from psycopg2 import sql
+from psycopg import sql
 
 from models.migrate import upgrade
 
@@ -19,17 +19,15 @@ POSTGRES_ADMIN_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def _admin_connection() -> psycopg2.extensions.connection:
-    connection = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=3)
-    connection.autocommit = True
-    return connection
+def _admin_connection() -> psycopg.Connection:
+    return psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3, autocommit=True)
 
 
 def postgres_available() -> str | None:
     """None when PostgreSQL answers, else why not."""
     try:
         _admin_connection().close()
-    except psycopg2.OperationalError as exc:
+    except psycopg.OperationalError as exc:
         return str(exc).strip()
     return None
 

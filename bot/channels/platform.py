@@ -85,10 +85,10 @@ def _object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _string(body: dict[str, Any], key: str) -> str:
+def _string(body: dict[str, Any], key: str, *, empty: bool = False) -> str:
     value = body.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"'{key}' must be a non-empty string")
+    if not isinstance(value, str) or not (empty or value.strip()):
+        raise BadRequest(f"'{key}' must be a {'' if empty else 'non-empty '}string")
     return value
 
 
@@ -177,16 +177,18 @@ class PlatformInput(InputChannel):
                 return _error(401, "unauthorized")
             try:
                 body = _object(request)
-                sender, message_id, text, channel = (
-                    _string(body, key) for key in ("sender", "message_id", "text", "channel")
+                sender, message_id, channel = (
+                    _string(body, key) for key in ("sender", "message_id", "channel")
                 )
-                metadata = body.get("metadata") or {}
+                # A patient's "/" is "" once the platform neutralised it: still a turn.
+                text = _string(body, "text", empty=True)
+                metadata = {} if body.get("metadata") is None else body["metadata"]
                 replay = body.get("replay", False)
                 if not isinstance(metadata, dict) or not isinstance(replay, bool):
                     raise BadRequest("'metadata' must be an object and 'replay' a boolean")
             except BadRequest as exc:
                 return _error(400, str(exc))
-            agent: Agent | None = request.app.ctx.agent
+            agent: Agent | None = getattr(request.app.ctx, "agent", None)
             if agent is None or not agent.is_ready():
                 return _error(503, "no model loaded")
             replies = Replies(channel)
@@ -220,7 +222,7 @@ class PlatformInput(InputChannel):
                 )
             except BadRequest as exc:
                 return _error(400, str(exc))
-            agent: Agent | None = request.app.ctx.agent
+            agent: Agent | None = getattr(request.app.ctx, "agent", None)
             if agent is None or not agent.is_ready():
                 return _error(503, "no model loaded")
             # Only external intents: what a patient means comes in turns, through NLU.

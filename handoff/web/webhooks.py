@@ -151,11 +151,12 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     """The sweep of unrouted inbound and each channel's own loops (the e-mail poller), for as
     long as the app runs."""
     inbox = app[INBOX]
-    work = [inbox.sweep_forever()] + [
-        channel.run_in_background(lambda events, name=name: inbox.handle(name, events))
+    tasks = [inbox.start()] + [
+        asyncio.create_task(
+            channel.run_in_background(lambda events, name=name: inbox.handle(name, events))
+        )
         for name, channel in inbox.channels.items()
     ]
-    tasks = [asyncio.create_task(coroutine) for coroutine in work]
     yield
     for task in tasks:
         task.cancel()

@@ -549,9 +549,7 @@ async def test_a_slot_taken_meanwhile_offers_new_times(clinic_db):
 
 async def test_a_time_already_past_today_is_refused_and_asked_again(clinic_db, monkeypatch):
     # 16:00 in São Paulo: "hoje às 9h" has passed, "hoje às 17h" has not.
-    monkeypatch.setattr(
-        "bot.actions.booking.now", lambda: datetime(2025, 3, 5, 19, 0, tzinfo=UTC)
-    )
+    monkeypatch.setattr("bot.actions.booking.now", lambda: datetime(2025, 3, 5, 19, 0, tzinfo=UTC))
     form, past, ahead = ValidateAgendamentoForm(), CollectingDispatcher(), CollectingDispatcher()
 
     refused = await form.validate_quando("hoje às 9h", past, tracker(1, "hoje às 9h"), {})

@@ -185,7 +185,8 @@ class FakeProvider:
         if "/bot" in request.path:  # Telegram
             if request.path.endswith("/sendMessage"):
                 chat = request.json["chat_id"]
-                result = {"message_id": 1000 + n, "date": int(time.time()), "chat": {"id": chat}}
+                chat_info = {"id": chat, "type": "private"}  # as Telegram answers
+                result = {"message_id": 1000 + n, "date": int(time.time()), "chat": chat_info}
                 return 200, {"ok": True, "result": result}
             return 200, {"ok": True, "result": True}
         if request.path.endswith("/me/messages"):  # Messenger, Instagram

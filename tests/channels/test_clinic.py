@@ -77,13 +77,13 @@ async def test_a_signed_message_gets_one_reply_from_the_bot_and_lands_in_the_his
     payload = text_message(channel, person, "oi, boa tarde")
     public = clinic.settings.public_base_url
 
-    status, _ = await deliver(clinic.settings.bot_url, channel, payload, public_base_url=public)
+    status, _ = await deliver(clinic.settings.web_url, channel, payload, public_base_url=public)
     assert status == 200
     [reply] = await _wait_replies(channel, person, provider, smtp_server)
     assert GREETING in reply
 
     # The provider retries the same delivery: acknowledged, never answered again.
-    status, _ = await deliver(clinic.settings.bot_url, channel, payload, public_base_url=public)
+    status, _ = await deliver(clinic.settings.web_url, channel, payload, public_base_url=public)
     assert status == 200
     await asyncio.sleep(2)
     assert len(replies_to(person, channel, provider, smtp_server)) == 1
@@ -107,7 +107,7 @@ async def test_a_bad_signature_is_refused_with_403_and_nothing_is_answered(
     name = SIGNATURE_HEADER[channel]
     headers[name] = "sha256=" + "0" * 64 if name == "X-Hub-Signature-256" else "forged"
 
-    status, _ = await post(clinic.settings.bot_url, channel, body, headers)
+    status, _ = await post(clinic.settings.web_url, channel, body, headers)
 
     assert status == 403
     await asyncio.sleep(1)
@@ -119,7 +119,7 @@ async def test_one_phone_on_whatsapp_sms_and_telegram_is_one_patient_with_one_hi
 ):
     n = next(_senders)
     phone = f"+55119874{n:05d}"
-    bot, public = clinic.settings.bot_url, clinic.settings.public_base_url
+    bot, public = clinic.settings.web_url, clinic.settings.public_base_url
     chat = str(5_000_000 + n)
     await deliver(bot, "whatsapp", text_message("whatsapp", phone[1:], "oi"))
     await _wait_replies("whatsapp", phone[1:], provider, smtp_server)
@@ -169,7 +169,7 @@ async def _turn(clinic, provider, psid: str, text: str, expect: str, payload=Non
     message = text_message("messenger", psid, text)
     if payload:
         message["entry"][0]["messaging"][0]["message"]["quick_reply"] = {"payload": payload}
-    await deliver(clinic.settings.bot_url, "messenger", message)
+    await deliver(clinic.settings.web_url, "messenger", message)
     for _ in range(450):
         replies = [r.text for r in provider.sent_to(psid)[before:]]
         if any(expect in reply for reply in replies):
@@ -184,7 +184,7 @@ async def test_a_messenger_patient_proves_the_cpf_of_a_whatsapp_patient_with_the
 ):
     n = next(_senders)
     wa_id, psid, cpf = f"55119873{n:05d}", f"92000000{n:08d}", valid_cpf(9000 + n)
-    await deliver(clinic.settings.bot_url, "whatsapp", text_message("whatsapp", wa_id, "oi"))
+    await deliver(clinic.settings.web_url, "whatsapp", text_message("whatsapp", wa_id, "oi"))
     await _wait_replies("whatsapp", wa_id, provider, smtp_server)
     db = Database(clinic.settings.database_url)
     try:

@@ -1,7 +1,7 @@
-"""The Rasa process sends the one-time code the assistant asked for (`{"identity_code": ...}`
-in a bot reply): to the known patient's WhatsApp on the fake provider, never to the
-Messenger patient who claimed the CPF; the history keeps only that a code was sent; a code
-that cannot go is said so and the conversation goes to a person."""
+"""The platform sends the one-time code the assistant asked for (`{"identity_code": ...}` in a
+bot reply): to the known patient's WhatsApp on the fake provider, never to the Messenger
+patient who claimed the CPF; the history keeps only that a code was sent; a code that cannot
+go is said so and the conversation goes to a person."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from handoff.catalog import t
 from handoff.verification import open_claim
+from messaging.assistant import BotMessage, answer
 from models import ChannelIdentity, Conversation, IdentityClaim, Message, User, utcnow
 from tests.channels.webhooks import SECRETS
 from tests.factories import patient_message
@@ -41,11 +42,10 @@ async def claim(channel_ctx, provider) -> IdentityClaim:
 
 
 async def _ask_for_the_code(channel_ctx, claim: IdentityClaim) -> None:
-    """What Rasa does with the assistant's question: the Messenger Sender gets it."""
-    await channel_ctx.senders["messenger"].send_response(
-        str(claim.claimant_id),
-        {"text": ANNOUNCEMENT, "custom": {"identity_code": {"claim": claim.id}}},
-    )
+    """The assistant's question, answered on Messenger as the platform applies the bot's
+    answer."""
+    question = BotMessage(ANNOUNCEMENT, custom={"identity_code": {"claim": claim.id}})
+    await answer(channel_ctx, claim.claimant_id, "messenger", [question])
 
 
 async def _stored(channel_ctx, model, **where):
@@ -57,7 +57,7 @@ async def _stored(channel_ctx, model, **where):
 async def test_the_code_goes_to_the_known_patients_whatsapp_and_only_its_mention_is_kept(
     channel_ctx, provider, claim, caplog
 ):
-    for logger in ("handoff", "bot"):
+    for logger in ("handoff", "messaging", "channels"):
         caplog.set_level(logging.DEBUG, logger=logger)
 
     await _ask_for_the_code(channel_ctx, claim)

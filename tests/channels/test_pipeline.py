@@ -20,6 +20,7 @@ from channels.outbox import OutboxSender
 from channels.registry import PROVIDERS, build_senders, enabled_channels
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel
+from handoff import outbound as delivery
 from handoff.history import Inbound, record_inbound
 from handoff.outbound import RETRY_DELAYS, send
 from handoff.retries import UNCLAIMED_STATUS_TTL, retry_due_deliveries
@@ -563,4 +564,77 @@ async def test_a_message_whose_routing_failed_is_routed_by_a_later_sweep_without
         await asyncio.sleep(0.1)
 
     assert whatsapp.assistant.texts == ["oi"]
-    assert [r.text for r in provider.sent_to("5511987650206")] == ["eco: oi"]
+    # Marked processed with its reply recorded, then delivered.
+    [reply] = await provider.wait_for(lambda r: r.recipient == "5511987650206")
+    assert reply.text == "eco: oi"
+
+
+async def test_a_failure_after_the_provider_took_the_reply_never_answers_the_patient_again(
+    serve, provider, monkeypatch
+):
+    whatsapp = await serve(WhatsAppChannel)
+
+    async def recording_fails(*_args, **_kwargs):
+        raise OperationalError("UPDATE messages", {}, Exception("database is locked"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(delivery, "_record_delivery", recording_fails)
+        await whatsapp.deliver(text_message("whatsapp", "5511987650207", "oi"))
+        await whatsapp.settle()
+    await provider.wait_for(lambda r: r.recipient == "5511987650207")
+
+    # Every later sweep, however late, finds nothing to answer, and the delivery whose
+    # outcome was never recorded is not sent again by the retries either.
+    assert await whatsapp.inbox.replay_unprocessed(utcnow() + timedelta(hours=1)) == 0
+    await whatsapp.settle()
+    async with whatsapp.ctx.db.session() as session:
+        await session.execute(
+            update(Message).values(created_at=utcnow() - timedelta(seconds=sum(RETRY_DELAYS)))
+        )
+    assert await retry_due_deliveries(whatsapp.ctx) == 0
+    assert whatsapp.assistant.texts == ["oi"]
+    assert [r.text for r in provider.sent_to("5511987650207")] == ["eco: oi"]
+
+
+async def test_a_replayed_message_is_flagged_so_the_assistant_answers_it_from_its_tracker(
+    serve, channel_ctx
+):
+    inbound = Inbound(
+        channel="whatsapp",
+        external_user_id="5511987650208",
+        provider_message_id="wamid.maybe-seen-by-the-assistant",
+        text="oi",
+    )
+    async with channel_ctx.db.session() as session:
+        await record_inbound(session, inbound)
+
+    whatsapp = await serve(WhatsAppChannel)  # the server start replays it
+    await whatsapp.settle()
+    await whatsapp.deliver(text_message("whatsapp", "5511987650208", "tudo bem?"))
+    await whatsapp.settle()
+
+    assert [(turn.text, turn.replay) for turn in whatsapp.assistant.received] == [
+        ("oi", True),
+        ("tudo bem?", False),
+    ]
+
+
+async def test_two_processes_routing_the_same_message_answer_it_once(serve, provider):
+    whatsapp = await serve(WhatsAppChannel)
+    whatsapp.assistant.down = 1
+    await whatsapp.deliver(text_message("whatsapp", "5511987650209", "oi"))
+    await whatsapp.settle()
+    [message] = await whatsapp.messages()
+    other_process = Inbox(whatsapp.ctx, whatsapp.assistant, whatsapp.inbox.channels)
+
+    await asyncio.gather(
+        whatsapp.inbox.route(message.id, replay=True), other_process.route(message.id, replay=True)
+    )
+
+    await provider.wait_for(lambda r: r.recipient == "5511987650209")
+    await asyncio.sleep(0.2)
+    assert [r.text for r in provider.sent_to("5511987650209")] == ["eco: oi"]
+    assert [m.direction for m in await whatsapp.messages()] == [
+        Direction.INBOUND,
+        Direction.OUTBOUND,
+    ]

@@ -182,6 +182,25 @@ async def test_a_last_attempt_interrupted_by_a_crash_is_failed_eventually(ctx):
     assert stored.error == f"gave up after {MAX_ATTEMPTS} attempts"
 
 
+async def test_an_attempt_that_ended_without_its_outcome_is_never_sent_again(ctx):
+    message = await _reply(ctx, FlakySender(busy()))  # a known failure: retried when due
+    sender = FlakySender()
+    ctx.senders = {**ctx.senders, "whatsapp": sender}
+    async with ctx.db.session() as session:  # the retry's process died after claiming it
+        await session.execute(
+            update(Message).where(Message.id == message.id).values(attempts=2, error=None)
+        )
+    await _age(ctx, message.id, sum(RETRY_DELAYS))
+
+    assert await retry_due_deliveries(ctx) == 0
+    assert sender.calls == 0  # the provider may have taken it: never twice
+    await _age(ctx, message.id, 301)
+    await retry_due_deliveries(ctx)
+    stored = await _stored(ctx, message.id)
+    assert stored.delivery_status == DeliveryStatus.FAILED
+    assert "interrupted" in stored.error
+
+
 class WorkerKilled(BaseException):
     """What SIGKILL does to a worker mid-send: nothing after this point runs."""
 

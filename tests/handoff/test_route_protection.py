@@ -23,6 +23,13 @@ PUBLIC = {
     ("GET", "/catalog.json"),
     ("GET", "/healthz"),
     ("POST", "/internal/events"),  # refused without the internal token, by its handler
+    ("POST", "/internal/webchat/deliver"),  # likewise
+    # Provider webhooks: each verifies its provider's signature on the raw bytes.
+    ("GET", "/webhooks/1/webhook"),
+    ("POST", "/webhooks/1/webhook"),
+    # The site widget, for anonymous visitors of the clinic's site.
+    ("GET", "/webhooks/webchat/widget.js"),
+    ("GET", "/webhooks/webchat/ws"),
     ("GET", "/static/app.css"),
 }
 
@@ -51,7 +58,8 @@ async def _answers(server: TestServer, http: aiohttp.ClientSession) -> dict[tupl
     answers = {}
     for method, path in _routes(server.app):
         async with http.request(method, path, json={}, allow_redirects=False) as response:
-            code = (await response.json())["code"] if response.status in (401, 403) else None
+            refused = response.status in (401, 403)
+            code = (await response.json()).get("code") if refused else None
         if (response.status, response.headers.get("Location")) == (302, "/login"):
             answers[method, path] = "login"
         elif path.startswith("/api/") and code in ("error.unauthenticated", "error.forbidden"):

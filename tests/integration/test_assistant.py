@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -344,16 +343,6 @@ async def test_a_typed_command_cannot_act_on_someone_elses_appointment(live_db, 
     assert after.status == AppointmentStatus.SCHEDULED
 
 
-async def _tracker_events(clinic, patient: User) -> list[dict]:
-    url = f"{clinic.settings.bot_url}/conversations/{patient.id}/tracker"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(url, params={"token": clinic.settings.rasa_token}) as response,
-    ):
-        assert response.status == 200
-        return (await response.json())["events"]
-
-
 async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(
     clinic, live_db, widget
 ):
@@ -364,7 +353,7 @@ async def test_typed_restart_neither_restarts_the_bot_nor_leaves_the_dialogue(
     replies = await turn(widget, "cardiologia")
 
     assert "Para quando" in texts(replies)
-    events = await _tracker_events(clinic, patient)
+    events = clinic.tracker_events(patient.id)
     assert not [e for e in events if e["event"] == "restart"]
     intents = [e["parse_data"]["intent"]["name"] for e in events if e["event"] == "user"]
     assert "restart" not in intents

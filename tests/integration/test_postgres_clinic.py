@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Iterator
 
-import psycopg2
+import psycopg
 import pytest
 
 from tests.clients import WidgetClient
@@ -49,7 +49,7 @@ async def test_a_conversation_on_postgresql_keeps_rasa_state_in_its_own_schema(p
 
 
 def _stored(url: str) -> tuple[int, list[tuple[str]]]:
-    connection = psycopg2.connect(url)
+    connection = psycopg.connect(url)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM rasa.events WHERE type_name = 'user'")

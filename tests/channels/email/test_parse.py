@@ -1,12 +1,14 @@
 """Mails (as mail clients and servers send them) read without HTTP, and our replies composed."""
 
+from urllib.parse import urlencode
+
 import pytest
 
-from bot.channels.base import StatusUpdate
-from bot.channels.email import compose, parse, visible_text
+from channels.base import StatusUpdate, WebhookRequest
+from channels.email import EmailChannel, EmailConfig, compose, parse, visible_text
 from handoff.history import Inbound
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
-from tests.channels.webhooks import load_mail
+from tests.channels.webhooks import load_mail, text_message
 
 
 def only(events):
@@ -106,6 +108,34 @@ def test_a_mail_without_message_id_gets_the_same_key_on_every_delivery():
 )
 def test_what_the_bot_sees_is_what_the_patient_wrote(body, seen):
     assert visible_text(body) == seen
+
+
+def _sendgrid_form(kind: str, raw: bytes) -> WebhookRequest:
+    """SendGrid Inbound Parse's POST in raw mode: the mail in the `email` field."""
+    if kind == "urlencoded":
+        content_type = "application/x-www-form-urlencoded"
+        body = urlencode({"to": "contato@clinica.test", "email": raw}).encode()
+    else:
+        content_type = "multipart/form-data; boundary=xYzZY"
+        body = (
+            b'--xYzZY\r\nContent-Disposition: form-data; name="to"\r\n\r\n'
+            b"contato@clinica.test\r\n"
+            b'--xYzZY\r\nContent-Disposition: form-data; name="email"\r\n\r\n'
+            + raw
+            + b"\r\n--xYzZY--\r\n"
+        )
+    return WebhookRequest("/webhooks/email/webhook", "", {}, {"Content-Type": content_type}, body)
+
+
+@pytest.mark.parametrize("kind", ["multipart", "urlencoded"])
+def test_a_mail_posted_as_a_form_is_read_from_its_field_byte_for_byte(kind):
+    raw = text_message("email", "ana.souza@example.com", "Olá, é às 15h?")  # 8-bit UTF-8
+    channel = EmailChannel(EmailConfig("smtp://localhost", "c@clinica.test", "s", "", 30))
+
+    [event] = channel.decode(_sendgrid_form(kind, raw))
+
+    assert event == only(parse(raw))
+    assert event.text == "Olá, é às 15h?"
 
 
 def _outbound(text: str, author: AuthorKind, buttons=None) -> Message:

@@ -1,11 +1,11 @@
-"""The e-mail connector: the inbound webhook and IMAP polling in, a real SMTP server out."""
+"""The e-mail channel: the inbound webhook and IMAP polling in, a real SMTP server out."""
 
 import base64
 
 import aiohttp
 import pytest
 
-from bot.channels.email import EmailInput
+from channels.email import EmailChannel
 from handoff.outbound import send
 from models import AuthorKind, DeliveryStatus, Direction
 from tests.channels.webhooks import SECRETS, load_mail, post, signed, text_message
@@ -13,7 +13,7 @@ from tests.channels.webhooks import SECRETS, load_mail, post, signed, text_messa
 
 @pytest.fixture
 async def email(serve):
-    return await serve(EmailInput)
+    return await serve(EmailChannel)
 
 
 async def test_a_mail_is_answered_once_by_smtp_in_the_patients_thread(email, smtp_server):
@@ -77,12 +77,12 @@ async def test_an_auto_reply_is_kept_and_never_answered(email, smtp_server):
 
     [stored] = await email.messages()
     assert stored.processed_at is not None
-    assert email.rasa.received == []
+    assert email.assistant.received == []
     assert smtp_server.sent_to("maria.silva@gmail.com") == []
 
 
 async def test_options_are_numbered_and_a_reply_with_the_number_picks_one(email, smtp_server):
-    email.rasa.buttons = [
+    email.assistant.buttons = [
         {"title": "Agendar consulta", "payload": "/agendar"},
         {"title": "Falar com a equipe", "payload": "/falar_com_atendente"},
     ]
@@ -94,7 +94,7 @@ async def test_options_are_numbered_and_a_reply_with_the_number_picks_one(email,
     await email.deliver(load_mail("reply_quoted"))  # "2", above the quoted history
     await email.settle()
 
-    assert email.rasa.texts[-1] == "/falar_com_atendente"
+    assert email.assistant.texts[-1] == "/falar_com_atendente"
 
 
 async def test_a_bounce_fails_the_mail_that_bounced(email):
@@ -149,12 +149,15 @@ async def test_polling_imap_records_answers_and_marks_seen_each_mail_once(
     imap_server.deliver(text_message("email", "imap.paciente@example.com", "Vocês atendem Unimed?"))
     imap_server.deliver(load_mail("auto_reply"))
 
-    assert await email.connector.poll(email.rasa) == 2
+    def record(events):
+        return email.inbox.handle("email", events)
+
+    assert await email.channel.poll(record) == 2
     await email.settle()
-    assert await email.connector.poll(email.rasa) == 0
+    assert await email.channel.poll(record) == 0
 
     assert [m.seen for m in imap_server.mails] == [True, True]
-    assert email.rasa.texts == ["Vocês atendem Unimed?"]
+    assert email.assistant.texts == ["Vocês atendem Unimed?"]
     await smtp_server.wait_for("imap.paciente@example.com")
 
 

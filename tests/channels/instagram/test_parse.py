@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.channels.base import Ignored, StatusUpdate, Unsent
-from bot.channels.instagram import parse
+from channels.base import Ignored, StatusUpdate, Unsent
+from channels.instagram import parse
 from handoff.history import Inbound
 from models import DeliveryStatus
 from tests.channels.webhooks import load_json

@@ -1,11 +1,11 @@
-"""The Instagram Direct connector over real HTTP: what differs from Messenger (its own app
+"""The Instagram Direct channel over real HTTP: what differs from Messenger (its own app
 secret, a shorter text limit, unsent messages, read receipts by message id)."""
 
 import copy
 
 import pytest
 
-from bot.channels.instagram import InstagramInput
+from channels.instagram import InstagramChannel
 from handoff.catalog import t
 from models import DeliveryStatus, Direction
 from tests.channels.webhooks import load_json, post, signed, text_message
@@ -21,7 +21,7 @@ def from_person(fixture: str, igsid: str, mid: str) -> dict:
 
 @pytest.fixture
 async def instagram(serve):
-    return await serve(InstagramInput)
+    return await serve(InstagramChannel)
 
 
 async def test_a_direct_message_is_answered_within_instagrams_limit(instagram, provider):
@@ -49,7 +49,7 @@ async def test_an_unsent_message_disappears_from_the_history(instagram):
 
     first = (await instagram.messages())[0]
     assert first.text == t("channel.unsent")
-    assert len(instagram.rasa.received) == 1
+    assert len(instagram.assistant.received) == 1
 
 
 async def test_a_read_receipt_marks_the_message_it_names(instagram):
@@ -68,7 +68,7 @@ async def test_every_message_of_a_batch_is_processed_and_reactions_ignored(insta
     await instagram.settle()
 
     assert status == 200
-    assert sorted(instagram.rasa.texts) == ["first", "second", "third"]
+    assert sorted(instagram.assistant.texts) == ["first", "second", "third"]
     inbound = [m for m in await instagram.messages() if m.direction == Direction.INBOUND]
     assert len({m.patient_id for m in inbound}) == 2
     assert len(provider.sent_to("1254459154682919")) == 2

@@ -1,11 +1,11 @@
-"""The Messenger connector over real HTTP, sending to the fake Graph API's Send API."""
+"""The Messenger channel over real HTTP, sending to the fake Graph API's Send API."""
 
 import copy
 
 import aiohttp
 import pytest
 
-from bot.channels.messenger import MessengerInput
+from channels.messenger import MessengerChannel
 from handoff.outbound import send
 from models import AuthorKind, DeliveryStatus, Direction
 from tests.channels.webhooks import SECRETS, load_json, post, signed, text_message
@@ -21,7 +21,7 @@ def read_by(psid: str, watermark_ms: int) -> dict:
 
 @pytest.fixture
 async def messenger(serve):
-    return await serve(MessengerInput)
+    return await serve(MessengerChannel)
 
 
 async def test_the_verification_handshake_uses_messengers_own_token(messenger):
@@ -59,7 +59,7 @@ async def test_a_body_signed_for_instagram_is_refused(messenger):
 
 
 async def test_options_are_quick_replies(messenger, provider):
-    messenger.rasa.buttons = [
+    messenger.assistant.buttons = [
         {"title": "Agendar uma consulta agora", "payload": "/agendar"},
         {"title": "Falar com a equipe", "payload": "/falar_com_atendente"},
     ]
@@ -78,7 +78,7 @@ async def test_every_event_of_a_batch_is_processed_and_echoes_ignored(messenger,
     await messenger.deliver(load_json("messenger", "echo"))
     await messenger.settle()
 
-    assert sorted(messenger.rasa.texts) == ["first", "second", "third"]
+    assert sorted(messenger.assistant.texts) == ["first", "second", "third"]
     assert len(provider.sent_to("6245342622212345")) == 2
     assert len(provider.sent_to("5782104231843210")) == 1
 
@@ -94,7 +94,7 @@ async def test_a_read_watermark_marks_every_earlier_reply_read(messenger):
 
     statuses = [m.delivery_status for m in await messenger.messages() if m.direction == "out"]
     assert statuses == [DeliveryStatus.READ, DeliveryStatus.SENT]
-    assert len(messenger.rasa.received) == 2
+    assert len(messenger.assistant.received) == 2
 
 
 async def test_after_7_days_not_even_a_person_can_reply(messenger):

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.channels.base import Edit, Ignored
-from bot.channels.telegram import CallbackAnswer, parse
+from channels.base import Edit, Ignored
+from channels.telegram import CallbackAnswer, parse
 from handoff.history import Inbound
 from tests.channels.webhooks import load_json
 

@@ -1,4 +1,4 @@
-"""The Telegram connector over real HTTP, sending to the fake Bot API."""
+"""The Telegram channel over real HTTP, sending to the fake Bot API."""
 
 import copy
 import itertools
@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.channels.telegram import TelegramInput
+from channels.telegram import TelegramChannel
 from handoff.outbound import RETRY_DELAYS
 from handoff.retries import retry_due_deliveries
 from models import ChannelIdentity, DeliveryStatus, Direction, Message, utcnow
@@ -40,7 +40,7 @@ def from_chat(fixture: str, chat_id: int, **changes) -> dict:
 
 @pytest.fixture
 async def telegram(serve):
-    return await serve(TelegramInput)
+    return await serve(TelegramChannel)
 
 
 async def test_a_message_is_answered_once_in_the_same_chat(telegram, provider):
@@ -50,7 +50,7 @@ async def test_a_message_is_answered_once_in_the_same_chat(telegram, provider):
     [reply] = await provider.wait_for(lambda r: r.recipient == "3000001")
     assert reply.path == f"{BOT_PATH}/sendMessage"
     assert reply.json == {"chat_id": "3000001", "text": "eco: olá"}
-    assert telegram.rasa.texts == ["olá"]
+    assert telegram.assistant.texts == ["olá"]
     assert (await telegram.messages())[-1].provider_message_id.startswith("3000001:")
 
 
@@ -72,7 +72,7 @@ async def test_options_are_an_inline_keyboard_and_taps_reach_the_bot_as_payloads
     telegram, provider
 ):
     long_payload = '/agendar{"especialidade": "cardiologia", "medico": "Dra. Helena Prado"}'
-    telegram.rasa.buttons = [
+    telegram.assistant.buttons = [
         {"title": "Confirmar", "payload": "/confirmar_consulta"},
         {"title": "Cardiologia", "payload": long_payload},
     ]
@@ -93,7 +93,7 @@ async def test_options_are_an_inline_keyboard_and_taps_reach_the_bot_as_payloads
         await telegram.deliver(tap)
         await telegram.settle()
 
-    assert telegram.rasa.texts[1:] == ["/confirmar_consulta", long_payload]
+    assert telegram.assistant.texts[1:] == ["/confirmar_consulta", long_payload]
     answered = provider.sent(lambda r: r.path.endswith("/answerCallbackQuery"))
     assert sorted(r.json["callback_query_id"] for r in answered) == [
         "cb-/confirmar_consulta",
@@ -169,7 +169,7 @@ async def test_a_patient_who_blocked_the_bot_gets_a_failed_message_with_the_reas
 async def test_a_long_reply_is_split_within_4096_characters_with_the_buttons_on_the_last_part(
     telegram, provider
 ):
-    telegram.rasa.buttons = [{"title": "Confirmar", "payload": "/confirmar_consulta"}]
+    telegram.assistant.buttons = [{"title": "Confirmar", "payload": "/confirmar_consulta"}]
     await telegram.deliver(text_message("telegram", "3000006", "palavra " * 1100))
     await telegram.settle()
 

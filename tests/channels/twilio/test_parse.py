@@ -2,8 +2,8 @@
 
 import pytest
 
-from bot.channels.base import Ignored, StatusUpdate
-from bot.channels.twilio import Form, parse
+from channels.base import Ignored, StatusUpdate
+from channels.twilio import Form, parse
 from handoff.history import Inbound
 from models import DeliveryStatus
 from tests.channels.webhooks import load_form

@@ -1,4 +1,4 @@
-"""The Twilio connector (WhatsApp and SMS) over real HTTP, sending to the fake Twilio API."""
+"""The Twilio channel (WhatsApp and SMS) over real HTTP, sending to the fake Twilio API."""
 
 import base64
 from dataclasses import replace
@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from bot.channels.twilio import TWIML_EMPTY, TwilioConfig, TwilioInput, TwilioSender
+from channels.twilio import TWIML_EMPTY, TwilioChannel, TwilioConfig
 from handoff.context import DeliveryFailed
 from handoff.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message
@@ -21,7 +21,7 @@ OPTIONS = [
 
 @pytest.fixture
 async def twilio(serve):
-    return await serve(TwilioInput)
+    return await serve(TwilioChannel)
 
 
 async def test_an_sms_is_answered_once_by_sms_to_the_sender(twilio, provider):
@@ -92,7 +92,7 @@ async def test_an_oversized_body_is_refused(twilio):
 
 
 async def test_options_go_out_numbered_and_a_typed_number_picks_the_option(twilio, provider):
-    twilio.rasa.buttons = OPTIONS
+    twilio.assistant.buttons = OPTIONS
     await twilio.deliver(text_message("twilio", "+5511987650110", "quero remarcar"))
     await twilio.settle()
 
@@ -103,18 +103,18 @@ async def test_options_go_out_numbered_and_a_typed_number_picks_the_option(twili
     await twilio.deliver(text_message("twilio", "+5511987650110", " 2 "))
     await twilio.deliver(text_message("twilio", "+5511987650110", "confirmar"))
     await twilio.settle()
-    assert twilio.rasa.texts == ["quero remarcar", "/remarcar_consulta", "/confirmar_consulta"]
+    assert twilio.assistant.texts == ["quero remarcar", "/remarcar_consulta", "/confirmar_consulta"]
 
 
 async def test_a_number_with_no_such_option_stays_text(twilio):
-    twilio.rasa.buttons = OPTIONS
+    twilio.assistant.buttons = OPTIONS
     await twilio.deliver(text_message("twilio", "+5511987650111", "oi"))
     await twilio.settle()
 
     await twilio.deliver(text_message("twilio", "+5511987650111", "7"))
     await twilio.settle()
 
-    assert twilio.rasa.texts == ["oi", "7"]
+    assert twilio.assistant.texts == ["oi", "7"]
 
 
 async def test_a_long_reply_is_split_within_the_sms_limit(twilio, provider):
@@ -163,9 +163,9 @@ def test_a_one_time_code_goes_only_in_its_own_content_template_never_the_reminde
     )
 
     with pytest.raises(DeliveryFailed, match="TWILIO_CODE_CONTENT_SID"):
-        TwilioSender(config).template_fields(code)
-    fields = TwilioSender(replace(config, code_content_sid="HXcode")).template_fields(code)
-    assert fields == {"ContentSid": "HXcode", "ContentVariables": '{"1": "123456"}'}
+        TwilioChannel(config).template_fields(code)
+    fields = TwilioChannel(replace(config, code_content_sid="HXcode")).template_fields(code)
+    assert fields == {"content_sid": "HXcode", "content_variables": '{"1": "123456"}'}
 
 
 async def test_a_refused_send_is_failed_with_twilios_reason(twilio, provider):

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bot.channels.webchat import MAX_FRAME_BYTES, MAX_TEXT_BYTES, WebchatInput
+from channels.webchat import CHANNEL, MAX_FRAME_BYTES, MAX_TEXT_BYTES
 from handoff.catalog import t
 from tests.clients import WidgetClient
 
 
 @pytest.fixture
 async def webchat(serve):
-    return await serve(WebchatInput)
+    return await serve(CHANNEL)
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ async def test_a_database_failure_is_answered_and_logs_nothing_the_visitor_typed
         raise OperationalError("INSERT INTO messages", {"text": inbound.text}, Exception("locked"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(webchat.connector, "record", database_down)
+        patch.setattr(webchat.inbox, "record", database_down)
         error = await widget.say(marker, client_id="dbdown0001")
 
     assert error["type"] == "error"
@@ -109,7 +109,7 @@ async def test_a_database_failure_is_answered_and_logs_nothing_the_visitor_typed
     # The widget can send it again once the database is back.
     assert (await widget.say(marker, client_id="dbdown0001"))["message_id"] is not None
     await webchat.settle()
-    assert webchat.rasa.texts == [marker]
+    assert webchat.assistant.texts == [marker]
 
 
 # As the JSON text carries them: a non-ASCII signature, a lone surrogate, too many parts.

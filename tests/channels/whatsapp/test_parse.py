@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from bot.channels.base import Ignored, StatusUpdate
-from bot.channels.whatsapp import parse
+from channels.base import Ignored, StatusUpdate
+from channels.whatsapp import parse
 from handoff.history import Inbound
 from models import DeliveryStatus
 from tests.channels.webhooks import load_json

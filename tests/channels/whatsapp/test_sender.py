@@ -1,6 +1,6 @@
 """How our messages look on WhatsApp: native buttons and lists within Meta's limits."""
 
-from bot.channels.whatsapp import message_bodies
+from channels.whatsapp import message_bodies
 from handoff.catalog import t
 
 

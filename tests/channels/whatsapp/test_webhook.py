@@ -1,4 +1,4 @@
-"""The WhatsApp Cloud connector over real HTTP: webhook in, Sender out to the fake Graph API."""
+"""The WhatsApp Cloud channel over real HTTP: webhook in, sending to the fake Graph API."""
 
 import copy
 import json
@@ -7,8 +7,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.channels.base import HANDOFF_PAYLOAD
-from bot.channels.whatsapp import WhatsAppInput
+from channels.base import HANDOFF_PAYLOAD
+from channels.whatsapp import WhatsAppChannel
 from handoff.catalog import t
 from handoff.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message, OutboundPart
@@ -24,7 +24,7 @@ from tests.channels.webhooks import (
 
 @pytest.fixture
 async def whatsapp(serve):
-    return await serve(WhatsAppInput)
+    return await serve(WhatsAppChannel)
 
 
 async def test_the_verification_handshake_echoes_the_challenge(whatsapp):
@@ -48,7 +48,7 @@ async def test_a_text_is_recorded_answered_once_and_the_reply_goes_to_the_sender
     await whatsapp.settle()
 
     assert (status, body) == (200, "EVENT_RECEIVED")
-    assert whatsapp.rasa.texts == ["olá"]
+    assert whatsapp.assistant.texts == ["olá"]
     [reply] = await provider.wait_for(lambda r: r.recipient == "5511987650001")
     assert reply.path == "/graph/v24.0/106540352242922/messages"
     assert reply.headers["Authorization"] == f"Bearer {SECRETS['WHATSAPP_ACCESS_TOKEN']}"
@@ -80,7 +80,7 @@ async def test_a_missing_or_wrong_signature_is_refused_and_nothing_is_kept(
 
     assert status == 403
     assert await whatsapp.messages() == []
-    assert whatsapp.rasa.received == []
+    assert whatsapp.assistant.received == []
     assert provider.sent_to("5511987650004") == []
 
 
@@ -102,7 +102,7 @@ async def test_every_message_and_status_of_a_batch_is_processed(whatsapp, provid
     await whatsapp.settle()
 
     assert status == 200
-    assert sorted(whatsapp.rasa.texts) == ["first", "second", "third"]
+    assert sorted(whatsapp.assistant.texts) == ["first", "second", "third"]
     inbound = [m for m in await whatsapp.messages() if m.direction == Direction.INBOUND]
     assert len({m.patient_id for m in inbound}) == 2
     assert len(provider.sent_to("16505551234")) == 2
@@ -135,7 +135,7 @@ async def test_a_photo_gets_a_reply_offering_a_person_and_never_reaches_the_bot(
     await whatsapp.deliver(payload)
     await whatsapp.settle()
 
-    assert whatsapp.rasa.received == []
+    assert whatsapp.assistant.received == []
     [offer] = await provider.wait_for(lambda r: r.recipient == "5511987650008")
     interactive = offer.json["interactive"]
     assert interactive["body"]["text"] == t("channel.unreadable")
@@ -156,7 +156,7 @@ async def test_a_photo_gets_a_reply_offering_a_person_and_never_reaches_the_bot(
     tap["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "5511987650008"
     await whatsapp.deliver(tap)
     await whatsapp.settle()
-    assert whatsapp.rasa.texts == [HANDOFF_PAYLOAD]
+    assert whatsapp.assistant.texts == [HANDOFF_PAYLOAD]
 
 
 async def test_a_user_known_only_by_business_scoped_id_is_answered_by_that_id(whatsapp, provider):

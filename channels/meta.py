@@ -1,28 +1,30 @@
 """What WhatsApp Cloud, Messenger and Instagram share as Meta platforms: the signed webhook
 (X-Hub-Signature-256 and the hub.challenge handshake), the Graph API send call and its
-errors, and the Messenger Platform's `messaging[]` events (Messenger and Instagram Direct).
+errors, and the Messenger Platform's `messaging[]` events and Send API (Messenger and
+Instagram Direct).
+
+The Graph API is called with plain HTTP (`channels.base.call_provider`): Meta maintains no
+Python SDK for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sanic import response
-from sanic.request import Request
+from aiohttp import web
 
-from bot.channels.base import (
+from channels.base import (
     BadPayload,
     Event,
     Ignored,
-    ProviderSender,
+    ProviderChannel,
     StatusUpdate,
     Unsent,
     Watermark,
-    WebhookInput,
+    WebhookRequest,
     call_provider,
     from_epoch,
     json_object,
@@ -38,8 +40,6 @@ from handoff.context import DeliveryFailed
 from handoff.history import Inbound
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
 from settings import Settings
-
-log = logging.getLogger(__name__)
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v24.0"
 # Graph error codes that mean "throttled" or "temporarily unavailable", though sent as HTTP 400.
@@ -86,39 +86,6 @@ def valid_signature(app_secret: str, body: bytes, header: str | None) -> bool:
     return same_secret(header.removeprefix("sha256="), expected)
 
 
-class MetaInput(WebhookInput):
-    """A Meta webhook: the verify-token handshake on GET, signed JSON batches on POST."""
-
-    # Meta sends up to 3 MB per delivery (up to 1000 updates).
-    max_body: ClassVar[int] = 3 * 1024 * 1024
-
-    def verify(self, request: Request) -> bool:
-        return valid_signature(
-            self.config.app.app_secret, request.body, request.headers.get("X-Hub-Signature-256")
-        )
-
-    async def handshake(self, request: Request) -> response.HTTPResponse:
-        token = request.args.get("hub.verify_token") or ""
-        if request.args.get("hub.mode") == "subscribe" and same_secret(
-            token, self.config.app.verify_token
-        ):
-            return response.text(request.args.get("hub.challenge") or "")
-        return response.json({"error": "verification failed"}, status=403)
-
-    def decode(self, request: Request) -> list[Event]:
-        payload = json_object(request)
-        if not isinstance(payload.get("entry"), list):
-            raise BadPayload("expected an object with an entry[] list")
-        return self.parse(payload)
-
-    @classmethod
-    def parse(cls, payload: dict[str, Any]) -> list[Event]:
-        raise NotImplementedError
-
-    def ack(self) -> response.HTTPResponse:
-        return response.text("EVENT_RECEIVED")
-
-
 def graph_error(reply_body: Any) -> tuple[str, int | None]:
     """A Graph API error body as (reason for staff, error code)."""
     error = reply_body.get("error") if isinstance(reply_body, dict) else None
@@ -128,20 +95,59 @@ def graph_error(reply_body: Any) -> tuple[str, int | None]:
     return f"Graph error {code}: {error.get('message', '')}".strip(), code
 
 
-async def graph_post(url: str, token: str, body: dict[str, Any], channel: str) -> dict[str, Any]:
-    reply = await call_provider(url, json_body=body, headers={"Authorization": f"Bearer {token}"})
-    if reply.ok and isinstance(reply.body, dict):
-        return reply.body
-    reason, code = graph_error(reply.body)
-    raise DeliveryFailed(
-        f"{channel}: HTTP {reply.status}, {reason}",
-        retryable=reply.retryable or code in RETRYABLE_GRAPH_CODES,
-    )
+class MetaChannel(ProviderChannel):
+    """A Meta app's channel: the verify-token handshake on GET, signed JSON batches on POST,
+    sends by the Graph API. Its config has the app's settings in `app`."""
+
+    # Meta sends up to 3 MB per delivery (up to 1000 updates).
+    max_body: ClassVar[int] = 3 * 1024 * 1024
+
+    def verify(self, request: WebhookRequest) -> bool:
+        return valid_signature(
+            self.config.app.app_secret, request.body, request.headers.get("X-Hub-Signature-256")
+        )
+
+    async def handshake(self, request: WebhookRequest) -> web.Response:
+        token = request.query.get("hub.verify_token") or ""
+        if request.query.get("hub.mode") == "subscribe" and same_secret(
+            token, self.config.app.verify_token
+        ):
+            return web.Response(text=request.query.get("hub.challenge") or "")
+        return web.json_response({"error": "verification failed"}, status=403)
+
+    def decode(self, request: WebhookRequest) -> list[Event]:
+        payload = json_object(request)
+        if not isinstance(payload.get("entry"), list):
+            raise BadPayload("expected an object with an entry[] list")
+        return self.parse(payload)
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> list[Event]:
+        """The channel's module-level `parse`."""
+        raise NotImplementedError
+
+    def ack(self) -> web.Response:
+        return web.Response(text="EVENT_RECEIVED")
+
+    async def graph_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the Graph API with the app's token; a refusal is a `DeliveryFailed` with
+        Graph's reason, retryable when Graph says it is throttling."""
+        app = self.config.app
+        reply = await call_provider(
+            f"{app.graph_url}/{path}",
+            json_body=body,
+            headers={"Authorization": f"Bearer {app.access_token}"},
+        )
+        if reply.ok and isinstance(reply.body, dict):
+            return reply.body
+        reason, code = graph_error(reply.body)
+        raise DeliveryFailed(
+            f"{self.name}: HTTP {reply.status}, {reason}",
+            retryable=reply.retryable or code in RETRYABLE_GRAPH_CODES,
+        )
 
 
 # --- Messenger Platform (Messenger and Instagram Direct) -------------------------------------
-
-MEDIA_TYPES = {"image", "audio", "video", "file", "sticker", "reel", "ig_reel", "story_mention"}
 
 
 def parse_messaging(payload: dict[str, Any], channel: str) -> list[Event]:
@@ -241,10 +247,16 @@ class MessagingConfig:
         return self.app.missing
 
 
-class MessagingInput(MetaInput):
-    """The webhook of a Messenger Platform channel (Messenger, Instagram Direct)."""
+class MessagingChannel(MetaChannel):
+    """A Messenger Platform channel (Messenger, Instagram Direct): its webhook's `messaging[]`
+    events, and the Send API: text parts within the channel's limit, buttons as quick replies
+    on the last part, the messaging windows."""
 
     ENV: ClassVar[tuple[str, str, str]]
+    TEXT_LIMIT: ClassVar[int]
+    QUICK_REPLIES: ClassVar[int] = 13
+    QUICK_REPLY_TITLE: ClassVar[int] = 20
+    config: MessagingConfig
 
     @classmethod
     def load_config(cls, settings: Settings) -> MessagingConfig:
@@ -252,21 +264,7 @@ class MessagingInput(MetaInput):
 
     @classmethod
     def parse(cls, payload: dict[str, Any]) -> list[Event]:
-        return parse_messaging(payload, cls.CHANNEL)
-
-
-class SendApiSender(ProviderSender):
-    """The Messenger Platform's Send API, for Messenger and Instagram Direct: text parts within
-    the channel's limit, buttons as quick replies on the last part, the messaging windows."""
-
-    TEXT_LIMIT: ClassVar[int]
-    QUICK_REPLIES: ClassVar[int] = 13
-    QUICK_REPLY_TITLE: ClassVar[int] = 20
-    config: MessagingConfig
-
-    @property
-    def url(self) -> str:
-        return f"{self.config.app.graph_url}/me/messages"
+        return parse_messaging(payload, cls.name)
 
     def messaging_type(self, message: Message, identity: ChannelIdentity) -> dict[str, str]:
         """RESPONSE inside the 24 h window; a person's reply up to 7 days with the
@@ -278,13 +276,12 @@ class SendApiSender(ProviderSender):
         ):
             return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
         raise DeliveryFailed(
-            f"{self.CHANNEL}: outside the messaging window (last message from the patient "
+            f"{self.name}: outside the messaging window (last message from the patient "
             "more than 24 h ago, or 7 days for a person's reply)"
         )
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
-        kind = self.messaging_type(message, identity)
-        text, buttons = message.text, message.buttons or []
+    def message_bodies(self, text: str, buttons: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """The Send API `message` objects for one of our messages."""
         if len(buttons) > self.QUICK_REPLIES:
             text, buttons = numbered_options(text, buttons), []
         bodies: list[dict[str, Any]] = [
@@ -299,14 +296,14 @@ class SendApiSender(ProviderSender):
                 }
                 for b in buttons
             ]
+        return bodies
+
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
+        kind = self.messaging_type(message, identity)
 
         async def send(body: dict[str, Any]) -> str:
-            reply = await graph_post(
-                self.url,
-                self.config.app.access_token,
-                {"recipient": {"id": identity.external_id}, "message": body, **kind},
-                self.CHANNEL,
-            )
-            return reply["message_id"]
+            request = {"recipient": {"id": identity.external_id}, "message": body, **kind}
+            return (await self.graph_post("me/messages", request))["message_id"]
 
+        bodies = self.message_bodies(message.text, message.buttons or [])
         return await send_parts(message, bodies, send)

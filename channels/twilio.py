@@ -8,31 +8,39 @@ and TWILIO_CODE_CONTENT_SID (the one for one-time codes, handoff/verification.py
 
 A WhatsApp sender is `whatsapp:+55…` and an SMS sender `+55…`: two identities on this channel,
 one patient through the phone.
+
+Sending goes through twilio's own client (`messages.create_async` on its aiohttp-based
+`AsyncTwilioHttpClient`), pointed at TWILIO_API_URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import aiohttp
-from sanic import response
-from sanic.request import Request
+from aiohttp import web
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
-from bot.channels.base import (
+from channels.base import (
+    PROVIDER_TIMEOUT,
     BadPayload,
     Event,
     Ignored,
-    ProviderSender,
+    ProviderChannel,
     StatusUpdate,
-    WebhookInput,
-    call_provider,
+    WebhookRequest,
     numbered_options,
+    retryable_status,
     send_parts,
     split_text,
     unset,
@@ -145,13 +153,65 @@ def parse(form: dict[str, str]) -> list[Event]:
     ]
 
 
-class TwilioSender(ProviderSender):
-    CHANNEL = CHANNEL
+# twilio's HTTP client logs every request's URL (with the account) and headers at INFO:
+# only its warnings reach the clinic's logs.
+_CLIENT_LOG = logging.getLogger("twilio.async_http_client")
+_CLIENT_LOG.setLevel(logging.WARNING)
+
+
+class TwilioChannel(ProviderChannel):
+    name = CHANNEL
+    max_body: ClassVar[int] = 64 * 1024
     config: TwilioConfig
 
-    @property
-    def url(self) -> str:
-        return f"{self.config.api_url}/2010-04-01/Accounts/{self.config.account_sid}/Messages.json"
+    @classmethod
+    def load_config(cls, settings: Settings) -> TwilioConfig:
+        env = settings.channel_env
+        return TwilioConfig(
+            account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+            auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+            whatsapp_from=env.get("TWILIO_WHATSAPP_FROM", ""),
+            sms_from=env.get("TWILIO_SMS_FROM", ""),
+            api_url=env.get("TWILIO_API_URL", DEFAULT_API_URL).rstrip("/"),
+            content_sid=env.get("TWILIO_CONTENT_SID", ""),
+            public_base_url=settings.public_base_url,
+            code_content_sid=env.get("TWILIO_CODE_CONTENT_SID", ""),
+        )
+
+    # --- webhook ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _form(request: WebhookRequest) -> Form:
+        try:
+            return Form(parse_qsl(request.body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError as exc:
+            raise BadPayload("body is not a valid form") from exc
+
+    def verify(self, request: WebhookRequest) -> bool:
+        """X-Twilio-Signature over the public URL Twilio called plus the sorted form fields."""
+        signature = request.headers.get("X-Twilio-Signature")
+        if not signature:
+            return False
+        url = f"{self.config.public_base_url}{request.path}"
+        if request.query_string:
+            url = f"{url}?{request.query_string}"
+        try:
+            form = self._form(request)
+        except BadPayload:
+            return False
+        return RequestValidator(self.config.auth_token).validate(url, form, signature)
+
+    def decode(self, request: WebhookRequest) -> list[Event]:
+        form = self._form(request)
+        if not form.get("MessageSid") or not (form.get("From") or form.get("MessageStatus")):
+            raise BadPayload("MessageSid and From (or MessageStatus) are required")
+        return parse(form)
+
+    def ack(self) -> web.Response:
+        # Twilio reads the answer as TwiML: an empty Response sends nothing back.
+        return web.Response(text=TWIML_EMPTY, content_type="text/xml")
+
+    # --- sending ---------------------------------------------------------------------------
 
     def _from(self, whatsapp: bool) -> str:
         number = self.config.whatsapp_from if whatsapp else self.config.sms_from
@@ -164,28 +224,41 @@ class TwilioSender(ProviderSender):
         to = identity.external_id
         whatsapp = to.startswith(WHATSAPP)
         common = {
-            "To": to,
-            "From": self._from(whatsapp),
-            "StatusCallback": f"{self.config.public_base_url}{WEBHOOK_PATH}",
+            "to": to,
+            "from_": self._from(whatsapp),
+            "status_callback": f"{self.config.public_base_url}{WEBHOOK_PATH}",
         }
-        auth = aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token)
+        # One HTTP session per delivery, closed with it whatever happens: the channel has no
+        # shutdown hook to close a longer-lived one.
+        async with AsyncTwilioHttpClient(logger=_CLIENT_LOG) as http:
+            send = self._sender(http, common)
+            if whatsapp and not within(identity.last_inbound_at, WINDOW_HOURS):
+                return [await send(self.template_fields(message))]
+            text = numbered_options(message.text, message.buttons or [])
+            parts = [{"body": part} for part in split_text(text, TEXT_LIMIT)]
+            return await send_parts(message, parts, send)
+
+    def _sender(
+        self, http: AsyncTwilioHttpClient, common: dict[str, str]
+    ) -> Callable[[dict[str, str]], Awaitable[str]]:
+        """Sends one message (`common` plus its own fields) and returns its sid."""
+        client = Client(self.config.account_sid, self.config.auth_token, http_client=http)
+        client.api.base_url = self.config.api_url
+        messages = client.messages
 
         async def send(fields: dict[str, str]) -> str:
-            reply = await call_provider(self.url, form={**common, **fields}, auth=auth)
-            if not reply.ok or not isinstance(reply.body, dict):
-                body = reply.body if isinstance(reply.body, dict) else {}
-                reason = f"Twilio error {body.get('code')}: {body.get('message', '')}".strip()
+            try:
+                async with asyncio.timeout(PROVIDER_TIMEOUT.total):  # the client sets none
+                    sent = await messages.create_async(**common, **fields)
+            except TwilioRestException as exc:
+                raise _refused(exc) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise DeliveryFailed(
-                    f"twilio: HTTP {reply.status}, {reason}", retryable=reply.retryable
-                )
-            return reply.body["sid"]
+                    f"provider unreachable: {type(exc).__name__}", retryable=True
+                ) from exc
+            return sent.sid
 
-        if whatsapp and not within(identity.last_inbound_at, WINDOW_HOURS):
-            return [await send(self.template_fields(message))]
-        text = numbered_options(message.text, message.buttons or [])
-        return await send_parts(
-            message, [{"Body": part} for part in split_text(text, TEXT_LIMIT)], send
-        )
+        return send
 
     def template_fields(self, message: Message) -> dict[str, str]:
         """WhatsApp outside the 24 h window: only an approved Content template (ContentSid);
@@ -208,54 +281,14 @@ class TwilioSender(ProviderSender):
         if not content_sid:
             raise DeliveryFailed(f"twilio: no ContentSid for the template ({variable})")
         variables = {str(n): str(v) for n, v in enumerate(template.get("parameters") or [], 1)}
-        return {"ContentSid": content_sid, "ContentVariables": json.dumps(variables)}
+        return {"content_sid": content_sid, "content_variables": json.dumps(variables)}
 
 
-class TwilioInput(WebhookInput):
-    CHANNEL = CHANNEL
-    max_body: ClassVar[int] = 64 * 1024
-
-    @classmethod
-    def load_config(cls, settings: Settings) -> TwilioConfig:
-        env = settings.channel_env
-        return TwilioConfig(
-            account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
-            auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
-            whatsapp_from=env.get("TWILIO_WHATSAPP_FROM", ""),
-            sms_from=env.get("TWILIO_SMS_FROM", ""),
-            api_url=env.get("TWILIO_API_URL", DEFAULT_API_URL).rstrip("/"),
-            content_sid=env.get("TWILIO_CONTENT_SID", ""),
-            public_base_url=settings.public_base_url,
-            code_content_sid=env.get("TWILIO_CODE_CONTENT_SID", ""),
-        )
-
-    @staticmethod
-    def _form(request: Request) -> Form:
-        try:
-            return Form(parse_qsl(request.body.decode(), keep_blank_values=True))
-        except UnicodeDecodeError as exc:
-            raise BadPayload("body is not a valid form") from exc
-
-    def verify(self, request: Request) -> bool:
-        """X-Twilio-Signature over the public URL Twilio called plus the sorted form fields."""
-        signature = request.headers.get("X-Twilio-Signature")
-        if not signature:
-            return False
-        url = f"{self.config.public_base_url}{request.path}"
-        if request.query_string:
-            url = f"{url}?{request.query_string}"
-        try:
-            form = self._form(request)
-        except BadPayload:
-            return False
-        return RequestValidator(self.config.auth_token).validate(url, form, signature)
-
-    def decode(self, request: Request) -> list[Event]:
-        form = self._form(request)
-        if not form.get("MessageSid") or not (form.get("From") or form.get("MessageStatus")):
-            raise BadPayload("MessageSid and From (or MessageStatus) are required")
-        return parse(form)
-
-    def ack(self) -> response.HTTPResponse:
-        # Twilio reads the answer as TwiML: an empty Response sends nothing back.
-        return response.text(TWIML_EMPTY, content_type="text/xml")
+def _refused(exc: TwilioRestException) -> DeliveryFailed:
+    """Twilio's refusal in its own terms; the client prefixes Twilio's message with what it
+    was doing ("Unable to create record: ")."""
+    reason = exc.msg.split(": ", 1)[-1]
+    return DeliveryFailed(
+        f"twilio: HTTP {exc.status}, Twilio error {exc.code}: {reason}".strip(),
+        retryable=retryable_status(exc.status),
+    )

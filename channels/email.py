@@ -1,5 +1,6 @@
-"""E-mail: inbound by IMAP polling (in the bot process) and by an inbound webhook that takes
-raw MIME (a mail server's pipe, or SendGrid Inbound Parse in raw mode); outbound by SMTP.
+"""E-mail: inbound by IMAP polling (in the web process, `EmailChannel.run_in_background`) and
+by an inbound webhook that takes raw MIME (a mail server's pipe, or SendGrid Inbound Parse in
+raw mode, the mail in a form field); outbound by SMTP.
 
 Env: SMTP_URL (smtp://user:pass@host:587, STARTTLS when offered; smtps:// for implicit TLS),
 EMAIL_FROM, and for inbound EMAIL_INBOUND_SECRET (webhook: `Authorization: Bearer <secret>`
@@ -33,19 +34,16 @@ from email.parser import HeaderParser
 from email.utils import getaddresses, make_msgid
 from html.parser import HTMLParser
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from sanic import Blueprint
-from sanic.request import Request
-
-from bot.channels.base import (
+from channels.base import (
     BadPayload,
     Event,
+    HandleEvents,
     Ignored,
-    OnNewMessage,
-    ProviderSender,
+    ProviderChannel,
     StatusUpdate,
-    WebhookInput,
+    WebhookRequest,
     numbered_options,
     same_secret,
     tolerant,
@@ -64,7 +62,10 @@ CHANNEL = "email"
 SMTP_TIMEOUT = 30
 THREAD_REFERENCES = 10  # how many ancestors a reply's References header carries
 _MESSAGE_IDS = re.compile(r"<([^<>\s]+)>")
-FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
+# SendGrid Inbound Parse's raw mode: the whole mail in this form field.
+MAIL_FIELD = "email"
 
 
 @dataclass(frozen=True)
@@ -324,19 +325,6 @@ def _smtp_failure(exc: Exception) -> DeliveryFailed:
     return DeliveryFailed(f"email: {type(exc).__name__}", retryable=True)
 
 
-class EmailSender(ProviderSender):
-    CHANNEL = CHANNEL
-    config: EmailConfig
-
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
-        mail = compose(message, identity, self.config.email_from)
-        try:
-            await asyncio.to_thread(_smtp_send, self.config.smtp_url, mail)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise _smtp_failure(exc) from exc
-        return _ids(mail["Message-ID"])[0]
-
-
 # --- receiving mail ----------------------------------------------------------------------------
 
 
@@ -374,13 +362,25 @@ class Mailbox:
                 self.client.logout()
 
 
-class EmailInput(WebhookInput):
-    CHANNEL = CHANNEL
-    max_body: ClassVar[int] = 10 * 1024 * 1024  # raw MIME with attachments
+def form_field(request: WebhookRequest, name: str) -> bytes:
+    """A field of a form body, as the bytes sent (empty when absent): multipart with the
+    standard library's MIME parser, urlencoded through latin-1, which maps every byte to one
+    character and back, so a raw mail's bytes survive whatever its charset."""
+    if request.content_type == URLENCODED:
+        fields = parse_qsl(request.body.decode("latin-1"), encoding="latin-1")
+        return next((value.encode("latin-1") for key, value in fields if key == name), b"")
+    header = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+    form = email.message_from_bytes(header + request.body, policy=policy.HTTP)
+    for part in form.iter_parts() if form.is_multipart() else ():
+        if part.get_param("name", header="content-disposition") == name:
+            return part.get_payload(decode=True) or b""
+    return b""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._poller: asyncio.Task | None = None
+
+class EmailChannel(ProviderChannel):
+    name = CHANNEL
+    max_body: ClassVar[int] = 10 * 1024 * 1024  # raw MIME with attachments
+    config: EmailConfig
 
     @classmethod
     def load_config(cls, settings: Settings) -> EmailConfig:
@@ -393,7 +393,7 @@ class EmailInput(WebhookInput):
             imap_poll_seconds=float(env.get("IMAP_POLL_SECONDS", "30")),
         )
 
-    def verify(self, request: Request) -> bool:
+    def verify(self, request: WebhookRequest) -> bool:
         """The inbound webhook's secret, as a Bearer token or a Basic-auth password
         (SendGrid Inbound Parse can only send the latter, in its URL)."""
         secret = self.config.inbound_secret
@@ -409,35 +409,37 @@ class EmailInput(WebhookInput):
             return False
         return same_secret(credentials, secret)
 
-    def decode(self, request: Request) -> list[Event]:
+    def decode(self, request: WebhookRequest) -> list[Event]:
         raw = request.body
-        if (request.content_type or "").startswith(FORMS):
-            raw = (request.form.get("email") or "").encode()  # SendGrid's raw mode
+        if request.content_type in (MULTIPART, URLENCODED):
+            raw = form_field(request, MAIL_FIELD)
         if not raw.strip():
             raise BadPayload("expected a raw MIME mail")
         return parse(raw)
 
-    def extend(self, bp: Blueprint, on_new_message: OnNewMessage) -> None:
-        @bp.listener("after_server_start")
-        async def start_polling(_app: Any, _loop: Any) -> None:
-            if self.config.imap_url and not self.config.missing:
-                self._poller = asyncio.create_task(self._poll_forever(on_new_message))
+    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+        mail = compose(message, identity, self.config.email_from)
+        try:
+            await asyncio.to_thread(_smtp_send, self.config.smtp_url, mail)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _smtp_failure(exc) from exc
+        return _ids(mail["Message-ID"])[0]
 
-        @bp.listener("before_server_stop")
-        async def stop_polling(_app: Any, _loop: Any) -> None:
-            if self._poller is not None:
-                self._poller.cancel()
-
-    async def _poll_forever(self, on_new_message: OnNewMessage) -> None:
+    async def run_in_background(self, handle: HandleEvents) -> None:
+        """Poll the IMAP inbox every `imap_poll_seconds` while the process runs, when there
+        is one."""
+        if not self.config.imap_url:
+            return
         while True:
             try:
-                await self.poll(on_new_message)
+                await self.poll(handle)
             except Exception as exc:  # the poller must outlive a bad mailbox or database
                 log.warning("IMAP poll failed (%s); trying again later", type(exc).__name__)
             await asyncio.sleep(self.config.imap_poll_seconds)
 
-    async def poll(self, on_new_message: OnNewMessage) -> int:
-        """Record every unseen mail of the inbox, then mark it seen; returns how many."""
+    async def poll(self, handle: HandleEvents) -> int:
+        """Record (`handle`) every unseen mail of the inbox, then mark it seen; returns how
+        many there were."""
         mailbox = Mailbox(self.config.imap_url)
         try:
             await asyncio.to_thread(mailbox.open)
@@ -446,7 +448,7 @@ class EmailInput(WebhookInput):
                 raw = await asyncio.to_thread(mailbox.fetch, uid)
                 if raw is None:
                     continue  # left unseen for the next poll
-                await self.handle(parse(raw), on_new_message)
+                await handle(parse(raw))
                 await asyncio.to_thread(mailbox.mark_seen, uid)
         finally:
             await asyncio.to_thread(mailbox.close)

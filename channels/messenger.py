@@ -7,22 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.channels.base import Event
-from bot.channels.meta import MessagingInput, SendApiSender
+from channels.base import Event
+from channels.meta import MessagingChannel, parse_messaging
 
 CHANNEL = "messenger"
-ENV = ("MESSENGER_VERIFY_TOKEN", "MESSENGER_APP_SECRET", "MESSENGER_PAGE_ACCESS_TOKEN")
 
 
 def parse(payload: dict[str, Any]) -> list[Event]:
-    return MessengerInput.parse(payload)
+    return parse_messaging(payload, CHANNEL)
 
 
-class MessengerSender(SendApiSender):
-    CHANNEL = CHANNEL
+class MessengerChannel(MessagingChannel):
+    name = CHANNEL
+    ENV = ("MESSENGER_VERIFY_TOKEN", "MESSENGER_APP_SECRET", "MESSENGER_PAGE_ACCESS_TOKEN")
     TEXT_LIMIT = 2000
-
-
-class MessengerInput(MessagingInput):
-    CHANNEL = CHANNEL
-    ENV = ENV

@@ -8,22 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.channels.base import Event
-from bot.channels.meta import MessagingInput, SendApiSender
+from channels.base import Event
+from channels.meta import MessagingChannel, parse_messaging
 
 CHANNEL = "instagram"
-ENV = ("INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_APP_SECRET", "INSTAGRAM_ACCESS_TOKEN")
 
 
 def parse(payload: dict[str, Any]) -> list[Event]:
-    return InstagramInput.parse(payload)
+    return parse_messaging(payload, CHANNEL)
 
 
-class InstagramSender(SendApiSender):
-    CHANNEL = CHANNEL
+class InstagramChannel(MessagingChannel):
+    name = CHANNEL
+    ENV = ("INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_APP_SECRET", "INSTAGRAM_ACCESS_TOKEN")
     TEXT_LIMIT = 1000
-
-
-class InstagramInput(MessagingInput):
-    CHANNEL = CHANNEL
-    ENV = ENV

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.channels.base import (
+from channels.base import (
     Event,
     Ignored,
-    ProviderSender,
     StatusUpdate,
     from_epoch,
     numbered_options,
@@ -29,7 +28,7 @@ from bot.channels.base import (
     unset,
     within,
 )
-from bot.channels.meta import MetaAppConfig, MetaInput, graph_post
+from channels.meta import MetaAppConfig, MetaChannel
 from handoff.catalog import t
 from handoff.context import DeliveryFailed
 from handoff.history import Inbound
@@ -249,13 +248,23 @@ def message_bodies(text: str, buttons: list[dict[str, str]]) -> list[dict[str, A
     return bodies
 
 
-class WhatsAppSender(ProviderSender):
-    CHANNEL = CHANNEL
+class WhatsAppChannel(MetaChannel):
+    name = CHANNEL
     config: WhatsAppConfig
 
-    @property
-    def url(self) -> str:
-        return f"{self.config.app.graph_url}/{self.config.phone_number_id}/messages"
+    @classmethod
+    def load_config(cls, settings: Settings) -> WhatsAppConfig:
+        env = settings.channel_env
+        return WhatsAppConfig(
+            app=MetaAppConfig.from_settings(settings, ENV),
+            phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID", ""),
+            template_name=env.get("WHATSAPP_TEMPLATE_NAME", "lembrete_consulta"),
+            template_language=env.get("WHATSAPP_TEMPLATE_LANGUAGE", "pt_BR"),
+        )
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> list[Event]:
+        return parse(payload)
 
     async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
         async def send(body: dict[str, Any]) -> str:
@@ -265,7 +274,7 @@ class WhatsAppSender(ProviderSender):
                 **_recipient(identity),
                 **body,
             }
-            reply = await graph_post(self.url, self.config.app.access_token, request, CHANNEL)
+            reply = await self.graph_post(f"{self.config.phone_number_id}/messages", request)
             return reply["messages"][0]["id"]
 
         if within(identity.last_inbound_at, WINDOW_HOURS):
@@ -316,21 +325,3 @@ class WhatsAppSender(ProviderSender):
                 "components": components,
             },
         }
-
-
-class WhatsAppInput(MetaInput):
-    CHANNEL = CHANNEL
-
-    @classmethod
-    def load_config(cls, settings: Settings) -> WhatsAppConfig:
-        env = settings.channel_env
-        return WhatsAppConfig(
-            app=MetaAppConfig.from_settings(settings, ENV),
-            phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID", ""),
-            template_name=env.get("WHATSAPP_TEMPLATE_NAME", "lembrete_consulta"),
-            template_language=env.get("WHATSAPP_TEMPLATE_LANGUAGE", "pt_BR"),
-        )
-
-    @classmethod
-    def parse(cls, payload: dict[str, Any]) -> list[Event]:
-        return parse(payload)
