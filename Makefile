@@ -29,7 +29,7 @@ train: install
 	scripts/train-if-changed.sh
 
 migrate: install
-	$(PY) -m models.migrate
+	$(PY) -m processes.migrate
 
 run: install train
 	$(PY) scripts/start.py

@@ -39,7 +39,8 @@ from aiohttp import web
 from psycopg2 import sql
 from sqlalchemy import create_engine, func, insert, select
 
-from handoff.context import Context, DeliveryFailed
+from core.context import Context, DeliveryFailed
+from core.settings import ROOT, Settings
 from models import (
     Appointment,
     ChannelIdentity,
@@ -55,7 +56,6 @@ from models.db import Database, sync_url
 from models.migrate import upgrade
 from scheduling.agenda import CLINIC_TZ
 from scheduling.reminders import dispatch_due
-from settings import ROOT, Settings
 
 ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL",

@@ -5,7 +5,7 @@ the environment, `config.missing` names the required variables not set), how to 
 webhook call (`verify`, on the raw bytes), how to read it (`decode`, which calls the module's
 pure `parse(payload) -> list[Event]`), what the provider expects as an answer (`ack`,
 `handshake`) and how to send one recorded message (`deliver`). The web layer
-(`handoff/web/webhooks.py`) keeps the order of those steps and the error answers the same for
+(`web/webhooks.py`) keeps the order of those steps and the error answers the same for
 every channel; recording and routing what a channel decoded is the messaging layer's
 (`messaging/inbound.py`). Nothing here knows Rasa.
 """
@@ -17,17 +17,17 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import aiohttp
 from aiohttp import web
 
-from handoff.catalog import t
-from handoff.context import DeliveryFailed
+from core.catalog import t
+from core.context import DeliveryFailed
+from core.settings import Settings
 from models import ChannelIdentity, DeliveryStatus, Message, utcnow
-from settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,29 @@ _TYPED_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 
 
 # --- what a webhook call decodes into ------------------------------------------------------
-# Patient messages are `handoff.history.Inbound`; the rest are below.
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One patient message, normalised from any provider's payload."""
+
+    channel: str
+    external_user_id: str
+    provider_message_id: str
+    text: str = ""
+    payload: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    sent_at: datetime | None = None
+    display_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    # Other stable ids of this person on the channel (WhatsApp wa_id and BSUID): an identity
+    # known by any of them is the same identity. Kept on the identity with `identity_details`.
+    aliases: dict[str, str] = field(default_factory=dict)
+    # Channel facts kept on the identity for replies (e.g. the e-mail thread's headers).
+    identity_details: dict[str, Any] = field(default_factory=dict)
+    # Sent by a machine (e-mail Auto-Submitted): stored and shown to staff, never answered.
+    automatic: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from channels.base import (
     Event,
     HandleEvents,
     Ignored,
+    Inbound,
     ProviderChannel,
     StatusUpdate,
     WebhookRequest,
@@ -49,12 +50,11 @@ from channels.base import (
     tolerant,
     unset,
 )
-from handoff.catalog import t
-from handoff.context import DeliveryFailed
-from handoff.history import Inbound
-from handoff.identity import normalize_email
+from core.catalog import t
+from core.contacts import normalize_email
+from core.context import DeliveryFailed
+from core.settings import Settings
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
-from settings import Settings
 
 log = logging.getLogger(__name__)
 

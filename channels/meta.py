@@ -20,6 +20,7 @@ from channels.base import (
     BadPayload,
     Event,
     Ignored,
+    Inbound,
     ProviderChannel,
     StatusUpdate,
     Unsent,
@@ -36,10 +37,9 @@ from channels.base import (
     unset,
     within,
 )
-from handoff.context import DeliveryFailed
-from handoff.history import Inbound
+from core.context import DeliveryFailed
+from core.settings import Settings
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
-from settings import Settings
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v24.0"
 # Graph error codes that mean "throttled" or "temporarily unavailable", though sent as HTTP 400.

@@ -12,8 +12,8 @@ import json
 import logging
 from pathlib import Path
 
+from core.settings import VAR
 from models import ChannelIdentity, Message, utcnow
-from settings import VAR
 
 log = logging.getLogger(__name__)
 

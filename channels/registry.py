@@ -20,8 +20,8 @@ from channels.twilio import TwilioChannel
 from channels.webchat import CHANNEL as WEBCHAT
 from channels.webchat import Sockets, WebchatSender
 from channels.whatsapp import WhatsAppChannel
-from handoff.context import Sender
-from settings import Settings
+from core.context import Sender
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ from channels.base import (
     Event,
     EventHandler,
     Ignored,
+    Inbound,
     ProviderChannel,
     WebhookRequest,
     json_object,
@@ -49,12 +50,11 @@ from channels.base import (
     tolerant,
     unset,
 )
-from handoff.context import DeliveryFailed
-from handoff.history import Inbound
-from handoff.identity import normalize_phone
-from handoff.logs import without_numbers
+from core.contacts import normalize_phone
+from core.context import DeliveryFailed
+from core.logs import without_numbers
+from core.settings import Settings
 from models import ChannelIdentity, Message
-from settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ messages and status callbacks, one Messages endpoint for sending.
 Env: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_WHATSAPP_FROM and/or TWILIO_SMS_FROM,
 TWILIO_API_URL, PUBLIC_BASE_URL (the address Twilio calls, which the signature covers);
 optional TWILIO_CONTENT_SID (the approved WhatsApp template used outside the 24 h window)
-and TWILIO_CODE_CONTENT_SID (the one for one-time codes, handoff/verification.py).
+and TWILIO_CODE_CONTENT_SID (the one for one-time codes, messaging/verification.py).
 
 A WhatsApp sender is `whatsapp:+55…` and an SMS sender `+55…`: two identities on this channel,
 one patient through the phone.
@@ -36,6 +36,7 @@ from channels.base import (
     BadPayload,
     Event,
     Ignored,
+    Inbound,
     ProviderChannel,
     StatusUpdate,
     WebhookRequest,
@@ -46,11 +47,10 @@ from channels.base import (
     unset,
     within,
 )
-from handoff.context import DeliveryFailed
-from handoff.history import Inbound
-from handoff.identity import normalize_phone
+from core.contacts import normalize_phone
+from core.context import DeliveryFailed
+from core.settings import Settings
 from models import ChannelIdentity, DeliveryStatus, Message
-from settings import Settings
 
 CHANNEL = "twilio"
 WEBHOOK_PATH = f"/webhooks/{CHANNEL}/webhook"

@@ -35,12 +35,13 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from handoff.catalog import t
-from handoff.context import DeliveryFailed
-from handoff.history import Inbound, message_view
-from handoff.logs import log_failure
+from channels.base import Inbound
+from core.catalog import t
+from core.context import DeliveryFailed
+from core.logs import log_failure
 from models import ChannelIdentity, Conversation, Message
 from models.db import Database
+from models.views import message_view
 
 log = logging.getLogger(__name__)
 

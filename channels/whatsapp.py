@@ -19,6 +19,7 @@ from typing import Any
 from channels.base import (
     Event,
     Ignored,
+    Inbound,
     StatusUpdate,
     from_epoch,
     numbered_options,
@@ -29,12 +30,11 @@ from channels.base import (
     within,
 )
 from channels.meta import MetaAppConfig, MetaChannel
-from handoff.catalog import t
-from handoff.context import DeliveryFailed
-from handoff.history import Inbound
-from handoff.identity import normalize_phone
+from core.catalog import t
+from core.contacts import normalize_phone
+from core.context import DeliveryFailed
+from core.settings import Settings
 from models import ChannelIdentity, DeliveryStatus, Message
-from settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.settings import CLINIC_TIMEZONE
 from handoff.queue import CLINIC_TZ
 from models import (
     ASSIGNING_KINDS,
@@ -26,7 +27,6 @@ from models import (
     Message,
     User,
 )
-from settings import CLINIC_TIMEZONE
 
 # A patient handed off again this soon after a resolution means it did not really resolve.
 REOPEN_WINDOW = timedelta(hours=72)

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.catalog import t
+from core.catalog import t
+from core.settings import CLINIC_TIMEZONE, Settings
 from models import (
     AttendantProfile,
     Conversation,
@@ -22,7 +23,6 @@ from models import (
     utcnow,
 )
 from scheduling.agenda import blocks_in
-from settings import CLINIC_TIMEZONE, Settings
 
 CLINIC_TZ = ZoneInfo(CLINIC_TIMEZONE)
 # Handling times older than this say little about today's pace.

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from sqlalchemy import and_, exists, or_, select, update
 
-from handoff import actions
-from handoff.context import Context
+from core.context import Context
+from handoff import transitions
 from models import (
     AttendantProfile,
     AuthorKind,
@@ -62,7 +62,7 @@ async def expire_presence(ctx: Context) -> list[int]:
         gone = (await session.execute(query)).scalars().all()
     for user in gone:
         log.info("staff %s left the workspace; setting offline", user.id)
-        await actions.set_presence(ctx, user, Presence.OFFLINE, reason="presence_timeout")
+        await transitions.set_presence(ctx, user, Presence.OFFLINE, reason="presence_timeout")
     return [user.id for user in gone]
 
 
@@ -95,12 +95,12 @@ async def requeue_unanswered(ctx: Context) -> list[int]:
     requeued = [
         row.id
         for row in stale
-        if await actions.requeue(
+        if await transitions.requeue(
             ctx, row.id, reason="no_answer", only_from=row.assigned_attendant_id, unanswered=True
         )
     ]
     if requeued:
-        await actions.after_requeue(ctx, requeued)
+        await transitions.after_requeue(ctx, requeued)
     return requeued
 
 
@@ -108,4 +108,4 @@ async def sweep(ctx: Context) -> None:
     """One worker tick of every handoff timer."""
     await expire_presence(ctx)
     await requeue_unanswered(ctx)
-    await actions.retry_hand_backs(ctx)
+    await transitions.retry_hand_backs(ctx)

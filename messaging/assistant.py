@@ -19,20 +19,18 @@ from typing import Any
 import aiohttp
 from sqlalchemy import select, update
 
-from handoff.actions import request_handoff
-from handoff.catalog import t
-from handoff.context import AssistantUnavailable, Context
-from handoff.events import message_event
-from handoff.history import latest_conversation, record_outbound
-from handoff.outbound import deliver
-from handoff.verification import CONFIRM_IDENTITY, send_code
+from core.catalog import t
+from core.context import AssistantUnavailable, Context
+from core.events import BOT_HANDOFF, message_event
+from messaging.history import latest_conversation, record_outbound
+from messaging.outbound import deliver
+from messaging.verification import CONFIRM_IDENTITY, send_code
 from models import (
     AuthorKind,
     ChannelIdentity,
     Conversation,
     Direction,
     Message,
-    Priority,
     utcnow,
 )
 
@@ -213,11 +211,12 @@ async def _carry_out(
         if code is not None and not await send_code(ctx, int(code["claim"]), patient_id):
             await answer(ctx, patient_id, channel, [BotMessage(t("identity.code_not_sent"))])
             handoff = {"reason": CONFIRM_IDENTITY}
-        if handoff is not None:
-            priority = Priority[str(handoff.get("priority", "normal")).upper()]
-            await request_handoff(
-                ctx,
-                conversation.id,
-                reason=str(handoff.get("reason", "pedido")),
-                priority=priority,
+        if handoff is not None:  # the handoff listens (handoff.transitions.listen)
+            await ctx.bus.publish(
+                {
+                    "type": BOT_HANDOFF,
+                    "conversation_id": conversation.id,
+                    "reason": str(handoff.get("reason", "pedido")),
+                    "priority": str(handoff.get("priority", "normal")),
+                }
             )

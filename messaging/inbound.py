@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,32 +27,31 @@ from channels.base import (
     Event,
     EventHandler,
     Ignored,
+    Inbound,
     ProviderChannel,
     StatusUpdate,
     Unsent,
     Watermark,
     typed_option,
 )
-from handoff.actions import join_open_episode
-from handoff.catalog import t
-from handoff.context import Context
-from handoff.events import message_event
-from handoff.history import (
-    Inbound,
-    Recorded,
-    record_edit,
-    record_inbound,
-    record_status,
-    record_watermark,
-)
-from handoff.logs import log_failure
+from core.catalog import t
+from core.context import Context
+from core.events import message_event
+from core.logs import log_failure
 from messaging.assistant import AssistantClient, BotMessage, answer, mark_processed
+from messaging.history import Recorded, record_edit, record_inbound, record_status, record_watermark
 from models import AuthorKind, Conversation, Direction, Message, Owner, utcnow
 
 log = logging.getLogger(__name__)
 
 # How many of the clinic's latest messages to a patient offer buttons that may be answered.
 OFFERED_BUTTONS_LOOKBACK = 5
+
+
+# Before a message goes to the bot: a patient already with (or waiting for) a person on
+# another channel joins that episode instead; True when it joined. The handoff decides
+# (`handoff.transitions.join_open_episode`); the process's entry module passes it in.
+JoinEpisode = Callable[[Context, int], Awaitable[bool]]
 
 
 class PatientLocks:
@@ -95,10 +94,12 @@ class Inbox:
         ctx: Context,
         assistant: AssistantClient,
         channels: Mapping[str, ProviderChannel],
+        join_open_episode: JoinEpisode,
     ) -> None:
         self.ctx = ctx
         self.assistant = assistant
         self.channels = channels
+        self.join_open_episode = join_open_episode
         self._tasks: set[asyncio.Task] = set()
         self._locks = PatientLocks()
         self._routing: set[int] = set()
@@ -236,7 +237,9 @@ class Inbox:
             return
         # A patient already with (or waiting for) a person on another channel stays with
         # them: this conversation joins that episode instead of reaching the bot.
-        if conversation.owner != Owner.BOT or await join_open_episode(self.ctx, conversation.id):
+        if conversation.owner != Owner.BOT or await self.join_open_episode(
+            self.ctx, conversation.id
+        ):
             await mark_processed(self.ctx, message_id)
         elif _unreadable(message):
             await self._offer_person(message)

@@ -170,11 +170,11 @@ class Message(Base):
 class OutboundPart(Base):
     """One piece of an outbound message as its provider knows it (a long text goes out in
     several), with the latest delivery status heard for it; a message's status follows its
-    parts' (`handoff.history.settle_delivery`).
+    parts' (`messaging.history.settle_delivery`).
 
     A status can arrive before the send that caused it has recorded the provider's id (Twilio
     calls back at once): it is kept here without a message and applied when the send records
-    the id; one never claimed is pruned after a day (`handoff.retries`).
+    the id; one never claimed is pruned after a day (`messaging.retries`).
     """
 
     __tablename__ = "outbound_parts"

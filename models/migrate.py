@@ -1,4 +1,4 @@
-"""Apply Alembic migrations: `python -m models.migrate` (DATABASE_URL, else the SQLite default)."""
+"""Apply the Alembic migrations to a database (`make migrate` runs `processes.migrate`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-
-from settings import Settings
 
 ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 
@@ -20,7 +18,3 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
-
-
-if __name__ == "__main__":
-    upgrade(Settings.from_env().database_url)

@@ -128,7 +128,7 @@ OPEN_CLAIM_STATUSES = (ClaimStatus.PENDING, ClaimStatus.SENT)
 class IdentityClaim(Base):
     """A patient on a channel without a phone (Messenger, Instagram, the widget) typed the CPF
     or phone of another patient: a one-time code sent to that patient's verified channel
-    must come back before the two are joined (handoff/verification.py)."""
+    must come back before the two are joined (messaging/verification.py)."""
 
     __tablename__ = "identity_claims"
 

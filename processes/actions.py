@@ -31,8 +31,8 @@ from rasa_sdk.interfaces import (
 )
 from rasa_sdk.utils import check_version_compatibility
 
-from handoff.logs import log_failure
-from settings import Settings
+from core.logs import log_failure
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from core.settings import CLINIC_TIMEZONE
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
@@ -31,7 +32,6 @@ from models import (
 )
 from scheduling.holidays import national_holidays
 from scheduling.when import TimeWindow
-from settings import CLINIC_TIMEZONE
 
 CLINIC_TZ = ZoneInfo(CLINIC_TIMEZONE)
 # How far ahead a search without an end looks, and how much of it is read at once.

@@ -51,12 +51,12 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from handoff.catalog import t
-from handoff.context import Context
-from handoff.events import message_event
-from handoff.history import open_conversation, record_outbound
-from handoff.logs import log_failure
-from handoff.outbound import deliver
+from core.catalog import t
+from core.context import Context
+from core.events import message_event
+from core.logs import log_failure
+from messaging.history import open_conversation, record_outbound
+from messaging.outbound import deliver
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
@@ -73,8 +73,8 @@ from models import (
     User,
     utcnow,
 )
-from scheduling.actions import AppointmentNotFound
 from scheduling.agenda import CLINIC_TZ, to_local
+from scheduling.appointments import AppointmentNotFound
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +497,7 @@ async def _prepare(
     """Decide, under the appointment's and the reminder's locks, what to deliver next: the
     message to (re)deliver, or None when the reminder is finished or no longer ours."""
     async with ctx.db.session() as session:
-        # Same lock order as scheduling.actions (appointment first), so a cancellation and a
+        # Same lock order as scheduling.appointments (appointment first), so a cancellation and a
         # send serialise: whichever commits first decides.
         appointment, doctor_name = (
             await session.execute(

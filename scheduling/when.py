@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import dateparser
 
-from settings import CLINIC_TIMEZONE
+from core.settings import CLINIC_TIMEZONE
 
 TZ = ZoneInfo(CLINIC_TIMEZONE)
 

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.auth import hash_password
+from accounts.auth import hash_password
 from models import (
     AttendantProfile,
     CannedResponse,

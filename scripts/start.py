@@ -8,10 +8,10 @@ import os
 import sys
 from dataclasses import asdict
 
+from core.settings import ROOT, VAR, Settings
 from models.db import Database
 from models.migrate import upgrade
 from scripts.demo_clinic import Login, seed_demo_clinic
-from settings import ROOT, VAR, Settings
 
 LOGINS_FILE = VAR / "demo-logins.json"
 

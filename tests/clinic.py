@@ -18,10 +18,10 @@ from typing import TypeVar
 
 from sqlalchemy import create_engine, text
 
+from core.settings import ROOT, Settings
 from models.db import Database
 from models.migrate import upgrade
 from scripts.demo_clinic import Login, seed_demo_clinic
-from settings import ROOT, Settings
 
 MODEL = ROOT / "var" / "rasa" / "bot.tar.gz"
 STAFF_PASSWORD = "senha-de-teste-123"

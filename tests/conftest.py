@@ -5,9 +5,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from handoff.context import Context
+from core.context import Context
+from core.settings import Settings
+from handoff import transitions
 from models.db import Database
-from settings import Settings
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.mail_servers import ImapServer, SmtpServer
 from tests.channels.webhooks import channel_env
@@ -80,6 +81,7 @@ async def ctx(settings: Settings, db: Database) -> AsyncIterator[Context]:
         senders={"webchat": RecordingSender(), "whatsapp": RecordingSender()},
         bot=RecordingBot(),
     )
+    transitions.listen(context)
     yield context
 
 

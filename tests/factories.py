@@ -7,12 +7,13 @@ import itertools
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from handoff.auth import hash_password
-from handoff.history import Inbound, record_inbound
+from accounts.auth import hash_password
+from channels.base import Inbound
+from messaging.history import record_inbound
 from models import Appointment, AttendantProfile, Doctor, Message, Presence, Role, User, utcnow
 from models.db import Database
-from scheduling.actions import book
 from scheduling.agenda import find_slots
+from scheduling.appointments import book
 
 _counter = itertools.count(1)
 _cpfs = itertools.count(100_000)

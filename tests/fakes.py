@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from handoff.context import DeliveryFailed
+from core.context import DeliveryFailed
+from core.events import EventBus
 from models import ChannelIdentity, Message
 
 
-class RecordingBus:
+class RecordingBus(EventBus):
+    """The real bus, remembering every event published on it."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.events: list[dict[str, Any]] = []
 
     async def publish(self, event: dict[str, Any]) -> None:
         self.events.append(event)
-
-    async def close(self) -> None:
-        pass
+        await super().publish(event)
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]

@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from handoff.auth import hash_password
-from handoff.web.app import create_app
-from handoff.web.keys import CTX
+from accounts.auth import hash_password
+from core.settings import Settings
 from models import User
-from settings import Settings
+from processes.web import create_app
 from tests.factories import patient_message
 from tests.fakes import RecordingBot, RecordingSender
+from web.keys import CTX
 
 
 @asynccontextmanager

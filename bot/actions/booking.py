@@ -1,6 +1,6 @@
 """The appointment dialogues: agendar, cancelar, remarcar, consultar and confirmar presença.
 
-Every change goes through `scheduling.actions` (book, cancel, reschedule, confirm); the agenda
+Every change goes through `scheduling.appointments` (book, cancel, reschedule, confirm); the agenda
 is read through `scheduling.agenda`. Slots keep small JSON views of what was chosen, never
 ORM rows.
 """
@@ -40,7 +40,8 @@ from models import (
     AppointmentStatus,
     Specialty,
 )
-from scheduling.actions import (
+from scheduling.agenda import find_doctor, find_specialty, nearest_slots
+from scheduling.appointments import (
     AppointmentNotFound,
     InvalidTransition,
     SlotTaken,
@@ -50,7 +51,6 @@ from scheduling.actions import (
     reschedule,
     upcoming_for_patient,
 )
-from scheduling.agenda import find_doctor, find_specialty, nearest_slots
 from scheduling.reminders import last_reminded
 from scheduling.when import TimeWindow, parse_when
 

@@ -14,11 +14,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from bot.emergency import looks_like_emergency
-from handoff.logs import log_failure
+from core.logs import log_failure
+from core.settings import Settings
 from models import ClinicProfile, utcnow
 from models.db import Database
 from scheduling.when import TZ, TimeWindow
-from settings import Settings
 
 log = logging.getLogger(__name__)
 

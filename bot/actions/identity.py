@@ -6,7 +6,7 @@ A CPF (or phone) that already belongs to another record is never linked on the p
 word: whoever types someone's CPF must not get their appointments and history (the same rule
 as the portal's sign-up). On channels whose ids carry no phone (Messenger, Instagram, the
 widget) the patient proves it with a one-time code sent to that record's verified channel
-(handoff/verification.py): the form asks for the code, and the right one joins this
+(messaging/verification.py): the form asks for the code, and the right one joins this
 conversation to the record. Without such a channel, or on other channels, the bot hands the
 conversation to a person, who checks and merges if it is right.
 
@@ -38,8 +38,9 @@ from bot.actions.common import (
     patient_id,
 )
 from bot.emergency import plain
-from handoff.identity import normalize_cpf, normalize_phone
-from handoff.verification import (
+from core.contacts import normalize_cpf, normalize_phone
+from core.settings import Settings
+from messaging.verification import (
     CLAIMABLE_CHANNELS,
     CODE_MINUTES,
     CONFIRM_IDENTITY,
@@ -51,7 +52,6 @@ from handoff.verification import (
     open_claim_of,
 )
 from models import ChannelIdentity, ClaimStatus, IdentityClaim, PatientProfile, User, utcnow
-from settings import Settings
 
 ASKED_FIRST = ("lgpd_consentimento", "nome", "cpf", "telefone")
 # "codigo" is asked only while a claimed CPF or phone waits for its one-time code.

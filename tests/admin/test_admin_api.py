@@ -3,11 +3,11 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from handoff.web.keys import CTX
 from models import AuditLog, ClinicProfile, Presence, Role
 from scripts.demo_clinic import CLINIC_PROFILE
 from tests.factories import staff
 from tests.webapp import logged_in, web_server
+from web.keys import CTX
 
 PASSWORD = "senha-segura"
 

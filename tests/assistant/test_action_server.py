@@ -24,8 +24,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.interfaces import ActionExecutionRejection
 
+from core.settings import ROOT, Settings
 from processes.actions import EXECUTOR, MAX_BODY, bind_address, build_app
-from settings import ROOT, Settings
 from tests.clinic import free_port
 
 SECRET = "action-server-test-secret"

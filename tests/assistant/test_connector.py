@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from handoff.actions import HAND_BACK_INTENT
+from core.settings import ROOT, Settings
+from handoff.transitions import HAND_BACK_INTENT
 from models import PatientProfile, Role, User
 from models.db import Database
 from models.migrate import upgrade
 from scripts.demo_clinic import seed_demo_clinic
-from settings import ROOT, Settings
 from tests.clinic import MODEL, STAFF_PASSWORD, START_TIMEOUT, free_port
 
 pytestmark = pytest.mark.integration

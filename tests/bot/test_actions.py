@@ -24,7 +24,7 @@ from bot.actions.handoff import ActionForaDoEscopo, ActionNaoEntendi
 from bot.actions.identity import ActionAskLgpdConsentimento, clean_name, missing_identity
 from bot.actions.options import ActionResponderOpcao
 from bot.emergency import looks_like_emergency
-from handoff.history import record_outbound
+from messaging.history import record_outbound
 from models import (
     Appointment,
     AppointmentStatus,
@@ -39,8 +39,8 @@ from models import (
     User,
     utcnow,
 )
-from scheduling.actions import book, confirm
 from scheduling.agenda import find_slots
+from scheduling.appointments import book, confirm
 from tests.bot.conftest import handoff_of, new_patient, sent, tracker
 
 VALID_CPF = "529.982.247-25"

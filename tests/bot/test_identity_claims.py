@@ -1,7 +1,7 @@
 """A CPF or phone of a known patient typed on Messenger, Instagram or the widget is proved
 with a one-time code sent to that patient's verified channel before anything is linked:
 the assistant's side (opening the claim, asking, checking) on a real database, with the
-code sent as the Rasa process sends it (`handoff.verification.send_code`)."""
+code sent as the Rasa process sends it (`messaging.verification.send_code`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.actions.forms import DialogueForm
 from bot.actions.identity import ActionAskCodigo
-from handoff.verification import send_code
+from messaging.verification import send_code
 from models import ChannelIdentity, ClaimStatus, IdentityClaim, Message, User
 from tests.bot.conftest import handoff_of, sent, tracker
 from tests.factories import patient_message

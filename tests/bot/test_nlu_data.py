@@ -8,7 +8,7 @@ from collections import Counter
 
 import yaml
 
-from settings import ROOT
+from core.settings import ROOT
 from tests.bot.nlu_eval import heldout_examples, training_examples
 
 # Intents other parts of the product rely on (issue 3); the platform triggers the last one.

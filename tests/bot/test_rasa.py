@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from settings import ROOT
+from core.settings import ROOT
 from tests.bot.nlu_eval import HELDOUT, RASA_ENV
 
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from settings import ROOT
+from core.settings import ROOT
 from tests.bot.nlu_eval import RASA_ENV, RASA_PYTHON
 
 CASES = {

@@ -21,18 +21,19 @@ from channels.base import ProviderChannel
 from channels.registry import build_senders, enabled_channels
 from channels.webchat import CHANNEL as WEBCHAT
 from channels.webchat import Sockets
-from handoff.context import Context
-from handoff.web import webhooks
-from handoff.web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
+from core.context import Context
+from core.settings import Settings
+from handoff import transitions
 from messaging.assistant import BotMessage
 from messaging.inbound import Inbox
 from models import ChannelIdentity, Message
 from models.db import Database
-from settings import Settings
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.mail_servers import ImapServer, SmtpServer
 from tests.channels.webhooks import PUBLIC_BASE_URL, channel_env, deliver
 from tests.fakes import RecordingBot, RecordingBus
+from web import webhooks
+from web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ async def channel_ctx(
     enabled: dict[str, ProviderChannel],
     widget_sockets: Sockets,
 ) -> AsyncIterator[Context]:
-    yield Context(
+    ctx = Context(
         settings=channel_settings,
         db=db,
         bus=RecordingBus(),
@@ -147,6 +148,8 @@ async def channel_ctx(
         ),
         bot=RecordingBot(),
     )
+    transitions.listen(ctx)
+    yield ctx
 
 
 @pytest.fixture
@@ -166,7 +169,7 @@ async def serve(
         name = channel if isinstance(channel, str) else channel.name
         assert name == WEBCHAT or name in enabled, f"{name} is not enabled in the tests"
         assistant = FakeAssistant()
-        inbox = Inbox(channel_ctx, assistant, enabled)  # type: ignore[arg-type]
+        inbox = Inbox(channel_ctx, assistant, enabled, transitions.join_open_episode)  # type: ignore[arg-type]
         app = web.Application()
         app[SETTINGS] = channel_ctx.settings
         app[CTX] = channel_ctx

@@ -13,8 +13,8 @@ from sqlalchemy.orm import selectinload
 
 from models import ChannelIdentity, Direction, Message, User, utcnow
 from models.db import Database
-from scheduling.actions import book
 from scheduling.agenda import find_slots
+from scheduling.appointments import book
 from tests.channels.webhooks import (
     SIGNATURE_HEADER,
     deliver,

@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handoff.catalog import t
-from handoff.verification import open_claim
+from core.catalog import t
 from messaging.assistant import BotMessage, answer
+from messaging.verification import open_claim
 from models import ChannelIdentity, Conversation, IdentityClaim, Message, User, utcnow
 from tests.channels.webhooks import SECRETS
 from tests.factories import patient_message

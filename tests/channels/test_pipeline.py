@@ -15,16 +15,17 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from channels.base import numbered_options, split_text, typed_option
+from channels.base import Inbound, numbered_options, split_text, typed_option
 from channels.outbox import OutboxSender
 from channels.registry import PROVIDERS, build_senders, enabled_channels
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel
-from handoff import outbound as delivery
-from handoff.history import Inbound, record_inbound
-from handoff.outbound import RETRY_DELAYS, send
-from handoff.retries import UNCLAIMED_STATUS_TTL, retry_due_deliveries
+from core.settings import Settings
+from messaging import outbound as delivery
+from messaging.history import record_inbound
 from messaging.inbound import Inbox
+from messaging.outbound import RETRY_DELAYS, send
+from messaging.retries import UNCLAIMED_STATUS_TTL, retry_due_deliveries
 from models import (
     AuthorKind,
     Conversation,
@@ -35,7 +36,6 @@ from models import (
     Owner,
     utcnow,
 )
-from settings import Settings
 from tests.channels.webhooks import (
     ROOT,
     SIGNATURE_HEADER,
@@ -625,7 +625,8 @@ async def test_two_processes_routing_the_same_message_answer_it_once(serve, prov
     await whatsapp.deliver(text_message("whatsapp", "5511987650209", "oi"))
     await whatsapp.settle()
     [message] = await whatsapp.messages()
-    other_process = Inbox(whatsapp.ctx, whatsapp.assistant, whatsapp.inbox.channels)
+    inbox = whatsapp.inbox
+    other_process = Inbox(inbox.ctx, inbox.assistant, inbox.channels, inbox.join_open_episode)
 
     await asyncio.gather(
         whatsapp.inbox.route(message.id, replay=True), other_process.route(message.id, replay=True)

@@ -8,7 +8,7 @@ from playwright.async_api import expect
 
 from models import utcnow
 from models.db import Database
-from scheduling import actions
+from scheduling import appointments
 from scheduling.agenda import find_slots, to_local
 from tests.clinic import STAFF_PASSWORD
 from tests.e2e.conftest import show_agenda_day
@@ -23,7 +23,7 @@ async def test_a_manager_confirms_an_appointment_from_the_days_agenda(clinic, br
         recorded = await patient_message(db, "oi", display_name="Helena Prado")
         async with db.session() as session:
             [slot] = await find_slots(session, now=utcnow() + timedelta(days=3), limit=1)
-        appointment = await actions.book(
+        appointment = await appointments.book(
             db,
             patient_id=recorded.message.patient_id,
             doctor_id=slot.doctor_id,

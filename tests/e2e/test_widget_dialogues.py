@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from models import Appointment, AppointmentStatus, Reminder, User, utcnow
 from models.db import Database
+from processes.worker import build_context
 from scheduling.agenda import to_local
 from scheduling.reminders import end_of_quiet, is_quiet, send_now
-from scheduling.worker import build_context
 from tests.clinic import WORKER_TICKS, soon
 from tests.e2e.conftest import (
     bot_said,

@@ -1,4 +1,4 @@
-from handoff.auth import authenticate, hash_password, open_session, user_for_token, verify_password
+from accounts.auth import authenticate, hash_password, open_session, user_for_token, verify_password
 from tests.factories import staff
 
 

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import bot.actions
-from handoff.catalog import catalog
+from core.catalog import catalog
 
 # hand_off(dispatcher, tracker, "reason") or hand_off(dispatcher, tracker, REASON_CONSTANT)
 _HAND_OFF = re.compile(r'hand_off\(\s*dispatcher,\s*tracker,\s*(?:"(\w+)"|([A-Z_]+))')

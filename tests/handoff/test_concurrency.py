@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 
 from sqlalchemy import select
 
-from handoff import actions
-from handoff.context import Context
+from core.context import Context
+from handoff import transitions
 from models import Conversation, HandoffEvent, HandoffKind, Owner, Presence, Role
 from models.db import Database
 from tests.factories import patient_message, staff
@@ -21,13 +21,15 @@ CAPACITIES = [2, 3, 1, 4, 2, 3]
 
 
 def _process(settings, url):
-    return Context(
+    ctx = Context(
         settings=settings,
         db=Database(url, pool_size=3),
         bus=RecordingBus(),
         senders={"webchat": RecordingSender(), "whatsapp": RecordingSender()},
         bot=RecordingBot(),
     )
+    transitions.listen(ctx)
+    return ctx
 
 
 HOLDING = (
@@ -87,11 +89,11 @@ async def test_simultaneous_handoffs_and_attendants_never_double_assign(settings
         # Phase 1: everyone hands off while the whole team comes online.
         await asyncio.gather(
             *(
-                actions.request_handoff(anywhere(), c, reason="pedido_do_paciente")
+                transitions.request_handoff(anywhere(), c, reason="pedido_do_paciente")
                 for c in conversations
             ),
-            *(actions.set_presence(anywhere(), member, Presence.ONLINE) for member in team),
-            *(actions.distribute(anywhere()) for _ in range(PROCESSES)),
+            *(transitions.set_presence(anywhere(), member, Presence.ONLINE) for member in team),
+            *(transitions.distribute(anywhere()) for _ in range(PROCESSES)),
         )
         async with db.session() as session:
             rows = (await session.execute(select(Conversation))).scalars().all()
@@ -118,28 +120,28 @@ async def test_simultaneous_handoffs_and_attendants_never_double_assign(settings
 
         def transfer(c):
             others = [m.id for m in team if m.id != c.assigned_attendant_id]
-            return actions.transfer(
+            return transitions.transfer(
                 anywhere(), c.id, by_id[c.assigned_attendant_id], rng.choice(others)
             )
 
         outcomes = await asyncio.gather(
-            *(actions.join_open_episode(anywhere(), c) for c in second_channel),
+            *(transitions.join_open_episode(anywhere(), c) for c in second_channel),
             *(
-                actions.resolve(anywhere(), c.id, by_id[c.assigned_attendant_id])
+                transitions.resolve(anywhere(), c.id, by_id[c.assigned_attendant_id])
                 for c in assigned[::3]
             ),
             *(transfer(c) for c in assigned[1::3]),
-            *(actions.take_over(anywhere(), c.id, marta) for c in assigned[2::6]),
-            *(actions.take(anywhere(), rng.choice(queued), member) for member in team),
-            *(actions.distribute(anywhere()) for _ in range(PROCESSES * 2)),
+            *(transitions.take_over(anywhere(), c.id, marta) for c in assigned[2::6]),
+            *(transitions.take(anywhere(), rng.choice(queued), member) for member in team),
+            *(transitions.distribute(anywhere()) for _ in range(PROCESSES * 2)),
             return_exceptions=True,
         )
         # Refusals (a full receiver, a conversation someone else moved first) are expected;
         # nothing else is.
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
-                assert isinstance(outcome, actions.TransitionError), repr(outcome)
-        await actions.distribute(anywhere())
+                assert isinstance(outcome, transitions.TransitionError), repr(outcome)
+        await transitions.distribute(anywhere())
 
         async with db.session() as session:
             rows = (await session.execute(select(Conversation))).scalars().all()

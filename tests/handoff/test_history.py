@@ -1,7 +1,8 @@
 import pytest
 from sqlalchemy import func, select
 
-from handoff.history import Inbound, record_inbound
+from channels.base import Inbound
+from messaging.history import record_inbound
 from models import Conversation, Message, Owner, User
 from tests.factories import patient_message
 

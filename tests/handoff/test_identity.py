@@ -1,14 +1,8 @@
 import pytest
 
-from handoff.history import latest_conversation
-from handoff.identity import (
-    link_claimed_contact,
-    mask_cpf,
-    normalize_cpf,
-    normalize_email,
-    normalize_phone,
-    phone_match_key,
-)
+from core.contacts import mask_cpf, normalize_cpf, normalize_email, normalize_phone, phone_match_key
+from messaging.history import latest_conversation
+from messaging.identities import link_claimed_contact
 from models import ChannelIdentity, Conversation, Message, User
 from tests.factories import patient_message
 

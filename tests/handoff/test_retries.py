@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from handoff.context import DeliveryFailed
-from handoff.history import record_outbound
-from handoff.outbound import MAX_ATTEMPTS, RETRY_DELAYS, Sealed, send
-from handoff.retries import retry_due_deliveries
+from core.context import DeliveryFailed
+from messaging.history import record_outbound
+from messaging.outbound import MAX_ATTEMPTS, RETRY_DELAYS, Sealed, send
+from messaging.retries import retry_due_deliveries
 from models import AuthorKind, Conversation, DeliveryStatus, Doctor, Message
-from scheduling import actions
+from scheduling import appointments
 from scheduling.reminders import dispatch_due, plan_reminders
 from scripts.demo_clinic import add_agenda
 from tests.factories import patient_message
@@ -216,7 +216,7 @@ async def _remind(ctx, whatsapp) -> FlakySender:
     email = FlakySender()
     ctx.senders = {**ctx.senders, "whatsapp": whatsapp, "email": email}
     booked_at = sp(2026, 3, 9, 10)
-    await actions.book(
+    await appointments.book(
         ctx.db,
         patient_id=patient.id,
         doctor_id=doctor.id,

@@ -6,15 +6,15 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
-from handoff import actions
-from handoff.catalog import t
-from handoff.context import DeliveryFailed
-from handoff.outbound import send
-from handoff.web.keys import CTX
+from core.catalog import t
+from core.context import DeliveryFailed
+from handoff import transitions
+from messaging.outbound import send
 from models import AuthorKind
-from scheduling.worker import PeriodicJob, run_periodically
+from processes.worker import PeriodicJob, run_periodically
 from tests.factories import patient_message, staff
 from tests.webapp import logged_in, web_server
+from web.keys import CTX
 
 PASSWORD = "senha-segura"
 MARKER = "CPF 529.982.247-25 MARCADOR-LGPD"
@@ -36,9 +36,11 @@ async def test_a_failing_api_call_answers_500_in_portuguese_and_logs_no_message_
         ctx = server.app[CTX]
         ana = await staff(ctx.db, password=PASSWORD)
         recorded = await patient_message(ctx.db, "preciso de ajuda")
-        await actions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+        await transitions.request_handoff(
+            ctx, recorded.conversation.id, reason="pedido_do_paciente"
+        )
         http = await logged_in(server, ana.email, PASSWORD)
-        monkeypatch.setattr(actions, "reply", database_down)
+        monkeypatch.setattr(transitions, "reply", database_down)
         try:
             async with http.post(
                 f"/api/conversations/{recorded.conversation.id}/messages", json={"text": MARKER}

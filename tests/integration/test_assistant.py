@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from handoff.outbound import send
+from messaging.outbound import send
 from models import (
     Appointment,
     AppointmentStatus,
@@ -27,8 +27,8 @@ from models import (
     utcnow,
 )
 from models.db import Database
+from processes.worker import build_context
 from scheduling.reminders import reminder_buttons
-from scheduling.worker import build_context
 from tests.clients import WidgetClient
 from tests.factories import booked, fresh_cpf, returning_patient, widget_patient
 

@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from handoff.catalog import t
+from core.catalog import t
 from models import Conversation, Message, Owner
 from models.db import Database
 from tests.clients import WidgetClient

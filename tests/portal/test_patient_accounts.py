@@ -4,10 +4,10 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from handoff.web.keys import CTX
 from models import User
 from tests.factories import patient_message
 from tests.webapp import logged_in, web_server
+from web.keys import CTX
 
 MARIA = {
     "name": "Maria da Silva",

@@ -3,11 +3,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from handoff.web.keys import CTX
 from models import utcnow
 from scripts.demo_clinic import add_agenda
 from tests.portal.test_patient_accounts import MARIA
 from tests.webapp import web_server
+from web.keys import CTX
 
 JOAO = {**MARIA, "name": "João Souza", "email": "joao@exemplo.com", "cpf": "111.444.777-35"}
 

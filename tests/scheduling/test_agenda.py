@@ -10,7 +10,7 @@ from datetime import UTC, date, timedelta
 import pytest
 
 from models import Doctor, ScheduleException, Specialty
-from scheduling import actions
+from scheduling import appointments
 from scheduling.agenda import day_agenda, find_doctor, find_slots, find_specialty
 from scheduling.holidays import easter, national_holidays
 from scheduling.when import TimeWindow
@@ -98,7 +98,7 @@ async def test_booked_slots_are_not_offered_and_cancelled_ones_come_back(db, age
     ana = agenda.doctor("Ana")
     patient = await make_patient(db)
     now = sp(2026, 3, 9, 20)
-    appointment = await actions.book(
+    appointment = await appointments.book(
         db,
         patient_id=patient.id,
         doctor_id=ana.id,
@@ -108,7 +108,7 @@ async def test_booked_slots_are_not_offered_and_cancelled_ones_come_back(db, age
     )
     async with db.session() as session:
         busy = await find_slots(session, now=now, doctor_id=ana.id, limit=1)
-    await actions.cancel(db, appointment.id, channel="whatsapp", now=now)
+    await appointments.cancel(db, appointment.id, channel="whatsapp", now=now)
     async with db.session() as session:
         free_again = await find_slots(session, now=now, doctor_id=ana.id, limit=1)
 
@@ -251,7 +251,7 @@ async def test_the_days_agenda_shows_each_doctors_appointments_and_free_slots(db
     ana = agenda.doctor("Ana")
     patient = await make_patient(db, "João Pereira")
     now = sp(2026, 3, 9, 20)
-    first = await actions.book(
+    first = await appointments.book(
         db,
         patient_id=patient.id,
         doctor_id=ana.id,
@@ -259,7 +259,7 @@ async def test_the_days_agenda_shows_each_doctors_appointments_and_free_slots(db
         channel="webchat",
         now=now,
     )
-    await actions.book(
+    await appointments.book(
         db,
         patient_id=patient.id,
         doctor_id=ana.id,
@@ -267,7 +267,7 @@ async def test_the_days_agenda_shows_each_doctors_appointments_and_free_slots(db
         channel="webchat",
         now=now,
     )
-    await actions.confirm(db, first.id, channel="webchat", now=now)
+    await appointments.confirm(db, first.id, channel="webchat", now=now)
     async with db.session() as session:
         days = await day_agenda(session, day=sp(2026, 3, 10).date())
         saturday = await day_agenda(session, day=sp(2026, 3, 14).date())

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from models import Appointment, AppointmentEvent, AppointmentStatus, Reminder, ReminderStatus
-from scheduling import actions
-from scheduling.actions import InvalidTransition, SlotTaken, SlotUnavailable
+from scheduling import appointments
+from scheduling.appointments import InvalidTransition, SlotTaken, SlotUnavailable
 from tests.scheduling.conftest import make_patient, sp
 
 NOW = sp(2026, 3, 9, 10)
@@ -29,7 +29,7 @@ async def _events(db, appointment_id):
 
 
 async def _book(db, agenda, patient, starts_at=TUESDAY_8, doctor="Ana", **kwargs):
-    return await actions.book(
+    return await appointments.book(
         db,
         patient_id=patient.id,
         doctor_id=agenda.doctor(doctor).id,
@@ -108,10 +108,10 @@ async def test_cancelling_frees_the_slot_and_cancels_unsent_reminders(db, agenda
     async with db.session() as session:
         session.add(Reminder(appointment_id=appointment.id, offset_minutes=120, due_at=NOW))
 
-    cancelled = await actions.cancel(
+    cancelled = await appointments.cancel(
         db, appointment.id, channel="staff", actor_id=None, reason="paciente viajou", now=NOW
     )
-    again = await actions.cancel(db, appointment.id, channel="whatsapp", now=NOW)
+    again = await appointments.cancel(db, appointment.id, channel="whatsapp", now=NOW)
     other = await _book(db, agenda, await make_patient(db, "José"))
 
     assert cancelled.status == again.status == AppointmentStatus.CANCELLED
@@ -137,7 +137,7 @@ async def test_rescheduling_links_the_new_appointment_and_cancels_the_old(db, ag
     async with db.session() as session:
         session.add(Reminder(appointment_id=old.id, offset_minutes=120, due_at=NOW))
 
-    new = await actions.reschedule(
+    new = await appointments.reschedule(
         db,
         old.id,
         starts_at=sp(2026, 3, 11, 14),
@@ -161,7 +161,7 @@ async def test_rescheduling_links_the_new_appointment_and_cancels_the_old(db, ag
 async def test_moving_within_the_same_slot_does_not_collide_with_itself(db, agenda):
     old = await _book(db, agenda, await make_patient(db))
 
-    new = await actions.reschedule(db, old.id, starts_at=TUESDAY_8, channel="staff", now=NOW)
+    new = await appointments.reschedule(db, old.id, starts_at=TUESDAY_8, channel="staff", now=NOW)
 
     assert new.starts_at == TUESDAY_8 and new.rescheduled_from_id == old.id
 
@@ -171,7 +171,7 @@ async def test_rescheduling_onto_a_taken_slot_leaves_the_old_appointment_untouch
     await _book(db, agenda, await make_patient(db, "José"), starts_at=sp(2026, 3, 10, 9))
 
     with pytest.raises(SlotTaken):
-        await actions.reschedule(
+        await appointments.reschedule(
             db, old.id, starts_at=sp(2026, 3, 10, 9), channel="whatsapp", now=NOW
         )
 
@@ -184,8 +184,8 @@ async def test_rescheduling_onto_a_taken_slot_leaves_the_old_appointment_untouch
 async def test_confirming_twice_records_one_confirmation(db, agenda):
     appointment = await _book(db, agenda, await make_patient(db))
 
-    await actions.confirm(db, appointment.id, channel="whatsapp", now=NOW)
-    confirmed = await actions.confirm(db, appointment.id, channel="whatsapp", now=NOW)
+    await appointments.confirm(db, appointment.id, channel="whatsapp", now=NOW)
+    confirmed = await appointments.confirm(db, appointment.id, channel="whatsapp", now=NOW)
 
     assert confirmed.status == AppointmentStatus.CONFIRMED
     assert await _events(db, appointment.id) == [
@@ -196,14 +196,14 @@ async def test_confirming_twice_records_one_confirmation(db, agenda):
 
 async def test_a_cancelled_or_past_appointment_cannot_be_confirmed(db, agenda):
     cancelled = await _book(db, agenda, await make_patient(db))
-    await actions.cancel(db, cancelled.id, channel="whatsapp", now=NOW)
+    await appointments.cancel(db, cancelled.id, channel="whatsapp", now=NOW)
     past = await _book(db, agenda, await make_patient(db, "José"), starts_at=sp(2026, 3, 10, 9))
 
     with pytest.raises(InvalidTransition) as refused:
-        await actions.confirm(db, cancelled.id, channel="whatsapp", now=NOW)
+        await appointments.confirm(db, cancelled.id, channel="whatsapp", now=NOW)
     assert refused.value.status == AppointmentStatus.CANCELLED
     with pytest.raises(InvalidTransition):
-        await actions.confirm(db, past.id, channel="whatsapp", now=sp(2026, 3, 10, 9, 5))
+        await appointments.confirm(db, past.id, channel="whatsapp", now=sp(2026, 3, 10, 9, 5))
 
 
 async def test_attendance_is_recorded_only_once_the_time_has_come(db, agenda):
@@ -211,10 +211,10 @@ async def test_attendance_is_recorded_only_once_the_time_has_come(db, agenda):
     appointment = await _book(db, agenda, await make_patient(db))
 
     with pytest.raises(InvalidTransition):
-        await actions.mark_attendance(
+        await appointments.mark_attendance(
             db, appointment.id, attended=True, actor_id=staff_id, channel="staff", now=NOW
         )
-    came = await actions.mark_attendance(
+    came = await appointments.mark_attendance(
         db,
         appointment.id,
         attended=True,
@@ -222,7 +222,7 @@ async def test_attendance_is_recorded_only_once_the_time_has_come(db, agenda):
         channel="staff",
         now=sp(2026, 3, 10, 8, 40),
     )
-    corrected = await actions.mark_attendance(
+    corrected = await appointments.mark_attendance(
         db,
         appointment.id,
         attended=False,
@@ -240,8 +240,8 @@ async def test_attendance_is_recorded_only_once_the_time_has_come(db, agenda):
 
 
 async def test_unknown_appointments_are_reported_as_such(db, agenda):
-    with pytest.raises(actions.AppointmentNotFound):
-        await actions.confirm(db, 999, channel="whatsapp", now=NOW)
+    with pytest.raises(appointments.AppointmentNotFound):
+        await appointments.confirm(db, 999, channel="whatsapp", now=NOW)
 
 
 async def test_upcoming_appointments_leave_out_cancelled_and_past_ones(db, agenda):
@@ -249,11 +249,11 @@ async def test_upcoming_appointments_leave_out_cancelled_and_past_ones(db, agend
     later = await _book(db, agenda, patient, starts_at=sp(2026, 3, 12, 9))
     soon = await _book(db, agenda, patient)
     cancelled = await _book(db, agenda, patient, starts_at=sp(2026, 3, 13, 9))
-    await actions.cancel(db, cancelled.id, channel="whatsapp", now=NOW)
+    await appointments.cancel(db, cancelled.id, channel="whatsapp", now=NOW)
 
     async with db.session() as session:
-        upcoming = await actions.upcoming_for_patient(session, patient.id, now=NOW)
-        after_first = await actions.upcoming_for_patient(
+        upcoming = await appointments.upcoming_for_patient(session, patient.id, now=NOW)
+        after_first = await appointments.upcoming_for_patient(
             session, patient.id, now=sp(2026, 3, 10, 8, 1)
         )
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from models import Message, Reminder, ReminderStatus, utcnow
 from models.db import Database
-from scheduling import actions
+from scheduling import appointments
 from scheduling.agenda import find_slots
 from scheduling.reminders import end_of_quiet, is_quiet
 from tests.clients import WidgetClient
@@ -37,7 +37,7 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
         async with db.session() as session:
             first = await session.get(Message, ack["message_id"])
             [slot] = await find_slots(session, now=utcnow() + timedelta(days=2), limit=1)
-        appointment = await actions.book(
+        appointment = await appointments.book(
             db,
             patient_id=first.patient_id,
             doctor_id=slot.doctor_id,

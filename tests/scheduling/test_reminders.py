@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handoff.context import DeliveryFailed
+from core.context import DeliveryFailed
 from messaging.inbound import recent_offers
 from models import (
     AuthorKind,
@@ -20,7 +20,7 @@ from models import (
     Reminder,
     ReminderStatus,
 )
-from scheduling import actions, reminders
+from scheduling import appointments, reminders
 from scheduling.reminders import (
     LEASE,
     ReminderNotSent,
@@ -83,7 +83,7 @@ def providers(ctx):
 
 
 async def _booked(ctx, agenda, patient, starts_at=STARTS, doctor="Paulo"):
-    appointment = await actions.book(
+    appointment = await appointments.book(
         ctx.db,
         patient_id=patient.id,
         doctor_id=agenda.doctor(doctor).id,
@@ -231,7 +231,7 @@ async def test_when_every_channel_fails_the_reminder_is_marked_failed(ctx, agend
 
 async def test_a_cancelled_appointment_is_never_reminded(ctx, agenda, providers):
     appointment = await _booked(ctx, agenda, await make_patient(ctx.db))
-    await actions.cancel(ctx.db, appointment.id, channel="whatsapp", now=NOW)
+    await appointments.cancel(ctx.db, appointment.id, channel="whatsapp", now=NOW)
 
     await dispatch_due(ctx, clock=at(TWO_HOURS_BEFORE))
 
@@ -241,7 +241,7 @@ async def test_a_cancelled_appointment_is_never_reminded(ctx, agenda, providers)
 
 async def test_a_rescheduled_appointment_is_reminded_only_of_its_new_time(ctx, agenda, providers):
     old = await _booked(ctx, agenda, await make_patient(ctx.db))
-    new = await actions.reschedule(
+    new = await appointments.reschedule(
         ctx.db, old.id, starts_at=sp(2026, 3, 13, 15), channel="whatsapp", now=NOW
     )
     await plan_reminders(ctx, clock=at(NOW))
@@ -258,7 +258,7 @@ async def test_a_cancellation_after_the_worker_claimed_the_reminder_still_wins(
 ):
     appointment = await _booked(ctx, agenda, await make_patient(ctx.db))
     claimed = await reminders._claim(ctx, "worker-a", DAY_BEFORE, LEASE, 10)
-    await actions.cancel(ctx.db, appointment.id, channel="whatsapp", now=NOW)
+    await appointments.cancel(ctx.db, appointment.id, channel="whatsapp", now=NOW)
 
     await reminders._dispatch(ctx, claimed[0], "worker-a", at(DAY_BEFORE), LEASE)
 
@@ -322,7 +322,7 @@ async def test_a_typed_reply_is_about_the_appointment_last_reminded_of(ctx, agen
     await dispatch_due(ctx, clock=at(DAY_BEFORE))
     async with ctx.db.session() as session:
         about = await last_reminded(session, patient.id, now=DAY_BEFORE)
-    await actions.cancel(ctx.db, reminded.id, channel="whatsapp", now=DAY_BEFORE)
+    await appointments.cancel(ctx.db, reminded.id, channel="whatsapp", now=DAY_BEFORE)
     async with ctx.db.session() as session:
         after_cancelling = await last_reminded(session, patient.id, now=DAY_BEFORE)
 

@@ -9,16 +9,16 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from handoff import actions as handoff_actions
-from handoff.web.app import create_app
-from handoff.web.keys import CTX
+from handoff import transitions
 from models import Appointment, AppointmentEvent, AttendantAction, AuditLog, Reminder, Role, utcnow
-from scheduling import actions, reminders
+from processes.web import create_app
+from scheduling import appointments, reminders
 from scheduling.agenda import CLINIC_TZ, find_slots, nearest_slots, to_local
 from scheduling.when import PARTS, TimeWindow
 from tests.factories import patient_message, staff
 from tests.fakes import RecordingBot, RecordingSender
 from tests.scheduling.conftest import sp
+from web.keys import CTX
 
 PASSWORD = "senha-segura"
 
@@ -65,7 +65,7 @@ async def _patient_with_appointment(ctx, after):
     recorded = await patient_message(ctx.db, "quero marcar consulta", display_name="Maria Souza")
     async with ctx.db.session() as session:
         [slot] = await find_slots(session, now=after + timedelta(days=1), limit=1)
-    appointment = await actions.book(
+    appointment = await appointments.book(
         ctx.db,
         patient_id=recorded.message.patient_id,
         doctor_id=slot.doctor_id,
@@ -89,7 +89,7 @@ async def test_the_agenda_needs_a_staff_login(server):
 async def test_staff_see_the_days_agenda_per_doctor_with_statuses(server):
     ctx = server.app[CTX]
     _, appointment = await _patient_with_appointment(ctx, utcnow())
-    await actions.confirm(ctx.db, appointment.id, channel="webchat")
+    await appointments.confirm(ctx.db, appointment.id, channel="webchat")
     attendant = await staff(ctx.db)
     day = to_local(appointment.starts_at).date().isoformat()
 
@@ -117,7 +117,7 @@ async def test_an_attendant_acts_only_on_patients_of_conversations_assigned_to_t
     ctx = server.app[CTX]
     ana = await staff(ctx.db, capacity=1)
     recorded, appointment = await _patient_with_appointment(ctx, utcnow())
-    await handoff_actions.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
+    await transitions.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
     bruno = await staff(ctx.db)  # joins after Ana took the conversation
     patient_id = recorded.message.patient_id
 
@@ -223,7 +223,7 @@ async def _with_attendant(ctx, name="Maria Souza"):
     who joined afterwards."""
     ana = await staff(ctx.db, capacity=1)
     recorded = await patient_message(ctx.db, "quero marcar consulta", display_name=name)
-    await handoff_actions.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
+    await transitions.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
     bruno = await staff(ctx.db)
     return recorded, ana, bruno
 
@@ -322,7 +322,7 @@ async def test_a_slot_taken_meanwhile_is_refused_and_nothing_is_recorded(server)
     recorded, ana, _ = await _with_attendant(ctx)
     slot = await _first_free(ctx)
     other = await patient_message(ctx.db, "oi", display_name="Outra Pessoa")
-    await actions.book(
+    await appointments.book(
         ctx.db,
         patient_id=other.message.patient_id,
         doctor_id=slot.doctor_id,
@@ -361,7 +361,7 @@ async def test_a_slot_taken_meanwhile_is_refused_and_nothing_is_recorded(server)
 async def test_an_attendant_reschedules_and_the_new_appointment_is_linked(server):
     ctx = server.app[CTX]
     recorded, ana, _ = await _with_attendant(ctx)
-    old = await actions.book(
+    old = await appointments.book(
         ctx.db,
         patient_id=recorded.message.patient_id,
         doctor_id=(slot := await _first_free(ctx)).doctor_id,

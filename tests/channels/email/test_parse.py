@@ -4,9 +4,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from channels.base import StatusUpdate, WebhookRequest
+from channels.base import Inbound, StatusUpdate, WebhookRequest
 from channels.email import EmailChannel, EmailConfig, compose, parse, visible_text
-from handoff.history import Inbound
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
 from tests.channels.webhooks import load_mail, text_message
 

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from channels.email import EmailChannel
-from handoff.outbound import send
+from messaging.outbound import send
 from models import AuthorKind, DeliveryStatus, Direction
 from tests.channels.webhooks import SECRETS, load_mail, post, signed, text_message
 

@@ -2,9 +2,8 @@
 
 import pytest
 
-from channels.base import Ignored, StatusUpdate, Unsent
+from channels.base import Ignored, Inbound, StatusUpdate, Unsent
 from channels.instagram import parse
-from handoff.history import Inbound
 from models import DeliveryStatus
 from tests.channels.webhooks import load_json
 

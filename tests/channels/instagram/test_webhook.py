@@ -6,7 +6,7 @@ import copy
 import pytest
 
 from channels.instagram import InstagramChannel
-from handoff.catalog import t
+from core.catalog import t
 from models import DeliveryStatus, Direction
 from tests.channels.webhooks import load_json, post, signed, text_message
 

@@ -4,9 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.base import Ignored, StatusUpdate, Watermark
+from channels.base import Ignored, Inbound, StatusUpdate, Watermark
 from channels.messenger import parse
-from handoff.history import Inbound
 from models import DeliveryStatus
 from tests.channels.webhooks import load_json
 

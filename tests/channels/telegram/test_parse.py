@@ -5,9 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.base import Edit, Ignored
+from channels.base import Edit, Ignored, Inbound
 from channels.telegram import CallbackAnswer, parse
-from handoff.history import Inbound
 from tests.channels.webhooks import load_json
 
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from channels.telegram import TelegramChannel
-from handoff.outbound import RETRY_DELAYS
-from handoff.retries import retry_due_deliveries
+from messaging.outbound import RETRY_DELAYS
+from messaging.retries import retry_due_deliveries
 from models import ChannelIdentity, DeliveryStatus, Direction, Message, utcnow
 from tests.channels.webhooks import (
     SECRETS,

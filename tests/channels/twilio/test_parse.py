@@ -2,9 +2,8 @@
 
 import pytest
 
-from channels.base import Ignored, StatusUpdate
+from channels.base import Ignored, Inbound, StatusUpdate
 from channels.twilio import Form, parse
-from handoff.history import Inbound
 from models import DeliveryStatus
 from tests.channels.webhooks import load_form
 

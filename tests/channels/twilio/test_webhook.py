@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from channels.twilio import TWIML_EMPTY, TwilioChannel, TwilioConfig
-from handoff.context import DeliveryFailed
-from handoff.outbound import send
+from core.context import DeliveryFailed
+from messaging.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message
 from tests.channels.webhooks import SECRETS, post, signature_headers, text_message
 

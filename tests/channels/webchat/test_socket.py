@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from channels.webchat import CHANNEL, MAX_FRAME_BYTES, MAX_TEXT_BYTES
-from handoff.catalog import t
+from core.catalog import t
 from tests.clients import WidgetClient
 
 

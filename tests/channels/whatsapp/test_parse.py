@@ -4,9 +4,8 @@ import copy
 
 import pytest
 
-from channels.base import Ignored, StatusUpdate
+from channels.base import Ignored, Inbound, StatusUpdate
 from channels.whatsapp import parse
-from handoff.history import Inbound
 from models import DeliveryStatus
 from tests.channels.webhooks import load_json
 

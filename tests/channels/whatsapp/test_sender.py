@@ -1,7 +1,7 @@
 """How our messages look on WhatsApp: native buttons and lists within Meta's limits."""
 
 from channels.whatsapp import message_bodies
-from handoff.catalog import t
+from core.catalog import t
 
 
 def options(n: int) -> list[dict[str, str]]:

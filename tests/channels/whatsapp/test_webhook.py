@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from channels.base import HANDOFF_PAYLOAD
 from channels.whatsapp import WhatsAppChannel
-from handoff.catalog import t
-from handoff.outbound import send
+from core.catalog import t
+from messaging.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message, OutboundPart
 from tests.channels.webhooks import (
     SECRETS,

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from handoff import actions
-from handoff.auth import audit, hash_password
-from handoff.context import Context
-from handoff.identity import normalize_email
+from accounts.auth import audit, hash_password
+from core.contacts import normalize_email
+from core.context import Context
+from handoff import transitions
 from models import AttendantProfile, ClinicProfile, LoginSession, Presence, Role, User
 from models.db import Database
 
@@ -135,11 +135,11 @@ async def update_staff(ctx: Context, admin: User, user_id: int, changes: StaffCh
     if user.attendant_profile is None:
         return user
     if was_active and not user.is_active:
-        await actions.set_presence(ctx, user, Presence.OFFLINE, reason="deactivated")
+        await transitions.set_presence(ctx, user, Presence.OFFLINE, reason="deactivated")
     elif user.is_active and (
         not was_active or user.role != role or user.attendant_profile.capacity > capacity
     ):
-        await actions.distribute(ctx)
+        await transitions.distribute(ctx)
     return user
 
 

@@ -26,12 +26,12 @@ from sqlalchemy import distinct, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from handoff.catalog import t
-from handoff.context import AssistantUnavailable, Context
-from handoff.events import action_view, conversation_event, handoff_event_view, message_event
-from handoff.history import open_conversation, record_outbound
-from handoff.outbound import deliver, send
+from core.catalog import t
+from core.context import AssistantUnavailable, Context
+from core.events import BOT_HANDOFF, RESOLVED, EventBus, conversation_event, message_event
 from handoff.queue import queue_notice
+from messaging.history import open_conversation, record_outbound
+from messaging.outbound import deliver, send
 from models import (
     Appointment,
     AttendantAction,
@@ -50,7 +50,8 @@ from models import (
     User,
     utcnow,
 )
-from scheduling import actions as agenda
+from models.views import action_view, handoff_event_view
+from scheduling import appointments
 from scheduling.reminders import ReminderNotSent, send_now
 
 log = logging.getLogger(__name__)
@@ -919,7 +920,7 @@ def _on_appointment(change: AppointmentChange) -> ActionEffect:
             raise NotFound(appointment_id)
         try:
             return await change(ctx, appointment_id, actor, details)
-        except agenda.SchedulingError as refused:
+        except appointments.SchedulingError as refused:
             raise Refused(refused.code) from None
         except ReminderNotSent as refused:
             raise Refused(f"reminder.reason.{refused.reason}") from None
@@ -928,14 +929,14 @@ def _on_appointment(change: AppointmentChange) -> ActionEffect:
 
 
 async def _confirm(ctx: Context, appointment_id: int, actor: User, _: dict) -> dict[str, Any]:
-    appointment = await agenda.confirm(
+    appointment = await appointments.confirm(
         ctx.db, appointment_id, channel=STAFF_CHANNEL, actor_id=actor.id
     )
     return {"status": str(appointment.status)}
 
 
 async def _cancel(ctx: Context, appointment_id: int, actor: User, details: dict) -> dict[str, Any]:
-    appointment = await agenda.cancel(
+    appointment = await appointments.cancel(
         ctx.db,
         appointment_id,
         channel=STAFF_CHANNEL,
@@ -947,7 +948,7 @@ async def _cancel(ctx: Context, appointment_id: int, actor: User, details: dict)
 
 def _attendance(attended: bool) -> AppointmentChange:
     async def mark(ctx: Context, appointment_id: int, actor: User, _: dict) -> dict[str, Any]:
-        appointment = await agenda.mark_attendance(
+        appointment = await appointments.mark_attendance(
             ctx.db, appointment_id, attended=attended, actor_id=actor.id, channel=STAFF_CHANNEL
         )
         return {"status": str(appointment.status)}
@@ -988,7 +989,7 @@ async def _book(
     """Book for the conversation's patient, as the bot and the portal do."""
     doctor_id, starts_at = _slot_of(details)
     try:
-        appointment = await agenda.book(
+        appointment = await appointments.book(
             ctx.db,
             patient_id=conversation.patient_id,
             doctor_id=doctor_id,
@@ -996,7 +997,7 @@ async def _book(
             channel=STAFF_CHANNEL,
             actor_id=actor.id,
         )
-    except agenda.SchedulingError as refused:
+    except appointments.SchedulingError as refused:
         raise Refused(refused.code) from None
     return _booked(appointment)
 
@@ -1005,7 +1006,7 @@ async def _reschedule(
     ctx: Context, appointment_id: int, actor: User, details: dict
 ) -> dict[str, Any]:
     doctor_id, starts_at = _slot_of(details)
-    new = await agenda.reschedule(
+    new = await appointments.reschedule(
         ctx.db,
         appointment_id,
         starts_at=starts_at,
@@ -1090,8 +1091,8 @@ async def record_action(
 async def resolve(ctx: Context, conversation_id: int, actor: User) -> Conversation:
     """Close the human episode (the patient's conversations with a person on every channel)
     and hand the patient back to the bot once (which then asks how it went). The hand-back
-    runs only after the resolution committed; if Rasa cannot be reached the resolution stands
-    and the worker retries the hand-back."""
+    runs only after the resolution committed; if the assistant cannot be reached the
+    resolution stands and the worker retries the hand-back."""
     async with ctx.db.session() as session:
         conversation, episode = await _lock_episode(session, conversation_id)
         _check_may_act(conversation, actor)
@@ -1109,7 +1110,9 @@ async def resolve(ctx: Context, conversation_id: int, actor: User) -> Conversati
                 )
             )
     await _publish(ctx, events)
-    await hand_back(ctx, conversation.patient_id, [member.id for member in episode])
+    # The bot takes the patient back (`listen`): once for the conversations resolved together.
+    resolved = {"patient_id": conversation.patient_id, "conversation_ids": [m.id for m in episode]}
+    await ctx.bus.publish({"type": RESOLVED, **resolved})
     await distribute(ctx)
     return conversation
 
@@ -1200,3 +1203,25 @@ async def requeue_all_of(ctx: Context, attendant_id: int, *, reason: str) -> lis
     if requeued:
         await after_requeue(ctx, requeued)
     return requeued
+
+
+# ---------------------------------------------------------------------------------------------
+# What the handoff listens to
+
+
+def listen(ctx: Context) -> None:
+    """Subscribe the handoff's reactions to the process's event bus: the bot asked for a
+    person; a person finished and the bot takes the patient back."""
+    bus: EventBus = ctx.bus
+
+    async def on_bot_handoff(event: dict[str, Any]) -> None:
+        priority = Priority[str(event.get("priority", "normal")).upper()]
+        await request_handoff(
+            ctx, event["conversation_id"], reason=str(event["reason"]), priority=priority
+        )
+
+    async def on_resolved(event: dict[str, Any]) -> None:
+        await hand_back(ctx, event["patient_id"], event["conversation_ids"])
+
+    bus.listen(on_bot_handoff, frozenset({BOT_HANDOFF}))
+    bus.listen(on_resolved, frozenset({RESOLVED}))

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from channels.base import BadPayload, ProviderChannel, WebhookRequest
+from channels.base import BadPayload, Inbound, ProviderChannel, WebhookRequest
 from channels.registry import PROVIDERS
 from channels.webchat import (
     DELIVER_PATH,
@@ -26,9 +26,8 @@ from channels.webchat import (
     WidgetSocket,
     push_recorded,
 )
-from handoff.history import Inbound
-from handoff.logs import log_failure
-from handoff.web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
+from core.logs import log_failure
+from web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
 
 log = logging.getLogger(__name__)
 

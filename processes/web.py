@@ -1,5 +1,9 @@
-"""The web process: every public endpoint — provider webhooks and the site widget, the staff
-workspace, portal and admin pages and their JSON API, live push."""
+"""The web process: builds the clinic's context — database, channels and their senders, the
+assistant client, the event bus and who listens to it — and serves the web application
+(`web/app.py`) on WEB_URL.
+
+    .venv/bin/python -m processes.web
+"""
 
 from __future__ import annotations
 
@@ -11,56 +15,44 @@ from aiohttp import web
 
 from channels.registry import build_senders, enabled_channels
 from channels.webchat import Sockets
-from handoff.context import Context
-from handoff.web import admin, agenda, api, live, pages, portal, webhooks
-from handoff.web.hub import Hub
-from handoff.web.keys import CTX, HUB, INBOX, SETTINGS, WIDGET_SOCKETS
-from handoff.web.middlewares import auth_middleware, error_middleware
+from core.context import Context
+from core.events import SCREEN_EVENTS, EventBus
+from core.settings import Settings
+from handoff import transitions
 from messaging.assistant import Assistant, AssistantClient
 from messaging.inbound import Inbox
 from models.db import Database
-from settings import Settings
-
-log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 64 * 1024
+from web.app import create_app as create_web_app
+from web.hub import Hub
+from web.keys import CTX, HUB, INBOX, SETTINGS, WIDGET_SOCKETS
 
 
-async def _context(app: web.Application) -> AsyncIterator[None]:
+async def clinic_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    hub, sockets = Hub(), Sockets()
+    hub, sockets, bus = Hub(), Sockets(), EventBus()
+    bus.listen(hub.publish, SCREEN_EVENTS)
     channels = enabled_channels(settings)
     assistant = AssistantClient(settings.bot_url, settings.rasa_token)
     ctx = Context(
         settings=settings,
         db=Database(settings.database_url),
-        bus=hub,
+        bus=bus,
         senders=build_senders(settings, channels, widget_sockets=sockets),
         bot=Assistant(assistant),
     )
+    transitions.listen(ctx)
     app[HUB] = hub
     app[CTX] = ctx
     app[WIDGET_SOCKETS] = sockets
-    app[INBOX] = Inbox(ctx, assistant, channels)
+    app[INBOX] = Inbox(ctx, assistant, channels, transitions.join_open_episode)
     yield
     await hub.close()
     await ctx.close()
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
-    )
-    app[SETTINGS] = settings
-    app.cleanup_ctx.append(_context)
-    app.cleanup_ctx.append(live.presence_heartbeats)
-    pages.setup(app)
-    api.setup(app)
-    live.setup(app)
-    admin.setup(app)
-    portal.setup(app)
-    agenda.setup(app)
-    webhooks.setup(app)
+    app = create_web_app(settings)
+    app.cleanup_ctx.insert(0, clinic_context)  # before the loops that use it
     return app
 
 

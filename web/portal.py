@@ -9,17 +9,17 @@ from datetime import date, datetime, time
 from aiohttp import web
 from sqlalchemy import select
 
-from handoff import patients
-from handoff.auth import open_session
-from handoff.web.agenda import appointment_view
-from handoff.web.api import read_json
-from handoff.web.keys import CTX, SESSION_COOKIE, current_user
-from handoff.web.middlewares import ApiError
-from handoff.web.pages import render_page
+from accounts import patients
+from accounts.auth import open_session
 from models import Appointment, Specialty, utcnow
-from scheduling import actions as agenda_actions
+from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
 from scheduling.when import TimeWindow
+from web.agenda import appointment_view
+from web.api import read_json
+from web.keys import CTX, SESSION_COOKIE, current_user
+from web.middlewares import ApiError
+from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
 SLOTS_SHOWN = 8
@@ -88,9 +88,9 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
-async def appointments(request: web.Request) -> web.Response:
+async def list_appointments(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
-        upcoming = await agenda_actions.upcoming_for_patient(
+        upcoming = await appointments.upcoming_for_patient(
             session, current_user(request).id, now=utcnow()
         )
     return web.json_response([appointment_view(a) for a in upcoming])
@@ -137,8 +137,8 @@ async def slots(request: web.Request) -> web.Response:
     )
 
 
-def _scheduling_refusal(error: agenda_actions.SchedulingError) -> ApiError:
-    if isinstance(error, agenda_actions.AppointmentNotFound):
+def _scheduling_refusal(error: appointments.SchedulingError) -> ApiError:
+    if isinstance(error, appointments.AppointmentNotFound):
         return ApiError(404, "error.not_found")
     return ApiError(409, error.code)
 
@@ -154,7 +154,7 @@ async def book(request: web.Request) -> web.Response:
         raise ApiError(400, "agenda.error.bad_parameter", name="starts_at")
     patient = current_user(request)
     try:
-        appointment = await agenda_actions.book(
+        appointment = await appointments.book(
             request.app[CTX].db,
             patient_id=patient.id,
             doctor_id=doctor_id,
@@ -162,7 +162,7 @@ async def book(request: web.Request) -> web.Response:
             channel=PORTAL_CHANNEL,
             actor_id=patient.id,
         )
-    except agenda_actions.SchedulingError as refused:
+    except appointments.SchedulingError as refused:
         raise _scheduling_refusal(refused) from None
     return web.json_response({"id": appointment.id}, status=201)
 
@@ -175,10 +175,10 @@ async def cancel(request: web.Request) -> web.Response:
     if appointment is None or appointment.patient_id != patient.id:
         raise ApiError(404, "error.not_found")
     try:
-        await agenda_actions.cancel(
+        await appointments.cancel(
             request.app[CTX].db, appointment_id, channel=PORTAL_CHANNEL, actor_id=patient.id
         )
-    except agenda_actions.SchedulingError as refused:
+    except appointments.SchedulingError as refused:
         raise _scheduling_refusal(refused) from None
     return web.json_response({"id": appointment_id})
 
@@ -190,7 +190,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/portal/me", me)
     app.router.add_patch("/api/portal/me", update_me)
     app.router.add_get("/api/portal/export", export)
-    app.router.add_get("/api/portal/appointments", appointments)
+    app.router.add_get("/api/portal/appointments", list_appointments)
     app.router.add_post("/api/portal/appointments", book)
     app.router.add_post(r"/api/portal/appointments/{id:\d+}/cancel", cancel)
     app.router.add_get("/api/portal/specialties", specialties)

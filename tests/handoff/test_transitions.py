@@ -4,9 +4,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from handoff import actions, timers
-from handoff.catalog import t
-from handoff.context import AssistantUnavailable
+from core.catalog import t
+from core.context import AssistantUnavailable
+from handoff import timers, transitions
 from handoff.queue import CLINIC_TZ
 from models import (
     Appointment,
@@ -44,7 +44,7 @@ async def _kinds(db, conversation_id):
 
 async def _handed_off(ctx, text="quero falar com alguém", **fields):
     recorded = await patient_message(ctx.db, text, **fields)
-    await actions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    await transitions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
     return recorded.conversation.id
 
 
@@ -89,7 +89,7 @@ async def test_the_expected_wait_follows_the_recent_pace_of_the_attendants(ctx):
     for _ in range(3):
         conversation_id = await _handed_off(ctx)
         await _age(ctx.db, conversation_id, 19 * 60 + 30)
-        await actions.resolve(ctx, conversation_id, ana)
+        await transitions.resolve(ctx, conversation_id, ana)
     await _handed_off(ctx)  # Ana is busy with this one
 
     await _handed_off(ctx)  # position 1: one slot frees in about 20 minutes
@@ -116,7 +116,7 @@ async def test_attendant_coming_online_takes_the_longest_waiting_first(ctx):
     older = await _handed_off(ctx)
     newer = await _handed_off(ctx)
 
-    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
 
     assert (await _conversation(ctx.db, older)).assigned_attendant_id == bruno.id
     assert (await _conversation(ctx.db, newer)).owner == Owner.QUEUED
@@ -126,11 +126,11 @@ async def test_critical_conversations_jump_the_queue(ctx):
     bruno = await staff(ctx.db, presence=Presence.OFFLINE, capacity=1)
     routine = await _handed_off(ctx)
     emergency = await patient_message(ctx.db, "estou com dor no peito")
-    await actions.request_handoff(
+    await transitions.request_handoff(
         ctx, emergency.conversation.id, reason="emergencia", priority=Priority.CRITICAL
     )
 
-    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
 
     assert (
         await _conversation(ctx.db, emergency.conversation.id)
@@ -144,13 +144,13 @@ async def test_a_manager_raising_a_conversation_to_critical_puts_it_first(ctx):
     first = await _handed_off(ctx)
     urgent = await _handed_off(ctx)
 
-    await actions.set_priority(ctx, urgent, marta, Priority.CRITICAL)
-    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    await transitions.set_priority(ctx, urgent, marta, Priority.CRITICAL)
+    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
 
     assert (await _conversation(ctx.db, urgent)).assigned_attendant_id == bruno.id
     assert (await _conversation(ctx.db, first)).owner == Owner.QUEUED
-    with pytest.raises(actions.Forbidden):
-        await actions.set_priority(ctx, first, bruno, Priority.CRITICAL)
+    with pytest.raises(transitions.Forbidden):
+        await transitions.set_priority(ctx, first, bruno, Priority.CRITICAL)
 
 
 async def test_distribution_balances_load_and_respects_capacity(ctx):
@@ -170,7 +170,7 @@ async def test_ties_go_to_the_attendant_idle_the_longest(ctx):
     ana = await staff(ctx.db)
     bruno = await staff(ctx.db)
     first = await _handed_off(ctx)
-    await actions.resolve(ctx, first, ana)
+    await transitions.resolve(ctx, first, ana)
 
     second = await _handed_off(ctx)
 
@@ -200,7 +200,7 @@ async def test_reply_goes_to_the_patient_and_stamps_first_human_reply(ctx):
     ana = await staff(ctx.db)
     conversation_id = await _handed_off(ctx)
 
-    await actions.reply(ctx, conversation_id, ana, "Olá, sou a Ana. Como posso ajudar?")
+    await transitions.reply(ctx, conversation_id, ana, "Olá, sou a Ana. Como posso ajudar?")
 
     assert ctx.senders["webchat"].texts[-1] == "Olá, sou a Ana. Como posso ajudar?"
     assert (await _conversation(ctx.db, conversation_id)).first_human_reply_at is not None
@@ -216,7 +216,9 @@ async def test_a_reply_on_another_channel_reaches_the_patient_there_and_their_an
     )
     conversation_id = await _handed_off(ctx, channel="webchat", phone=phone)
 
-    await actions.reply(ctx, conversation_id, ana, "Te mandei pelo WhatsApp.", channel="whatsapp")
+    await transitions.reply(
+        ctx, conversation_id, ana, "Te mandei pelo WhatsApp.", channel="whatsapp"
+    )
 
     assert ctx.senders["whatsapp"].texts == ["Te mandei pelo WhatsApp."]
     linked = await _conversation(ctx.db, whatsapp.conversation.id)
@@ -224,7 +226,7 @@ async def test_a_reply_on_another_channel_reaches_the_patient_there_and_their_an
     assert await _kinds(ctx.db, linked.id) == ["linked"]
     # One patient, one slot: Ana (capacity 1) still serves them on both channels.
     async with ctx.db.session() as session:
-        held = (await session.execute(actions._patients_held(ana.id))).scalar_one()
+        held = (await session.execute(transitions._patients_held(ana.id))).scalar_one()
     assert held == 1
 
 
@@ -232,8 +234,8 @@ async def test_a_reply_on_a_channel_the_patient_does_not_use_is_refused(ctx):
     ana = await staff(ctx.db)
     conversation_id = await _handed_off(ctx)
 
-    with pytest.raises(actions.ChannelUnavailable):
-        await actions.reply(ctx, conversation_id, ana, "oi", channel="whatsapp")
+    with pytest.raises(transitions.ChannelUnavailable):
+        await transitions.reply(ctx, conversation_id, ana, "oi", channel="whatsapp")
 
 
 async def test_internal_notes_and_whispers_never_reach_the_patient(ctx):
@@ -242,8 +244,8 @@ async def test_internal_notes_and_whispers_never_reach_the_patient(ctx):
     conversation_id = await _handed_off(ctx)
     delivered_before = list(ctx.senders["webchat"].texts)
 
-    await actions.add_note(ctx, conversation_id, ana, "Paciente pediu retorno à tarde.")
-    await actions.add_note(ctx, conversation_id, marta, "Ana, confirme o convênio.")
+    await transitions.add_note(ctx, conversation_id, ana, "Paciente pediu retorno à tarde.")
+    await transitions.add_note(ctx, conversation_id, marta, "Ana, confirme o convênio.")
 
     assert ctx.senders["webchat"].texts == delivered_before
     async with ctx.db.session() as session:
@@ -266,15 +268,15 @@ async def test_an_attendant_cannot_act_in_a_colleagues_conversation(ctx):
     third = await staff(ctx.db)
 
     for attempt in (
-        actions.reply(ctx, conversation_id, intruder, "oi"),
-        actions.add_note(ctx, conversation_id, intruder, "nota"),
-        actions.resolve(ctx, conversation_id, intruder),
-        actions.transfer(ctx, conversation_id, intruder, third.id),
-        actions.record_action(ctx, conversation_id, intruder, "exams_delivered"),
-        actions.reassign(ctx, conversation_id, intruder, third.id),
-        actions.take_over(ctx, conversation_id, intruder),
+        transitions.reply(ctx, conversation_id, intruder, "oi"),
+        transitions.add_note(ctx, conversation_id, intruder, "nota"),
+        transitions.resolve(ctx, conversation_id, intruder),
+        transitions.transfer(ctx, conversation_id, intruder, third.id),
+        transitions.record_action(ctx, conversation_id, intruder, "exams_delivered"),
+        transitions.reassign(ctx, conversation_id, intruder, third.id),
+        transitions.take_over(ctx, conversation_id, intruder),
     ):
-        with pytest.raises(actions.Forbidden):
+        with pytest.raises(transitions.Forbidden):
             await attempt
 
 
@@ -283,7 +285,7 @@ async def test_transfer_moves_the_conversation_and_tells_the_patient(ctx):
     conversation_id = await _handed_off(ctx)
     bruno = await staff(ctx.db)
 
-    await actions.transfer(ctx, conversation_id, ana, bruno.id)
+    await transitions.transfer(ctx, conversation_id, ana, bruno.id)
 
     conversation = await _conversation(ctx.db, conversation_id)
     assert conversation.assigned_attendant_id == bruno.id
@@ -297,7 +299,7 @@ async def test_transfer_frees_the_slot_for_the_next_in_the_queue(ctx):
     waiting = await _handed_off(ctx)
     bruno = await staff(ctx.db, capacity=1)
     # Bruno came online after the queue formed; he only receives what is given to him.
-    await actions.transfer(ctx, first, ana, bruno.id)
+    await transitions.transfer(ctx, first, ana, bruno.id)
 
     assert (await _conversation(ctx.db, waiting)).assigned_attendant_id == ana.id
 
@@ -308,8 +310,8 @@ async def test_transfer_to_someone_not_online_is_refused(ctx, presence):
     conversation_id = await _handed_off(ctx)
     away = await staff(ctx.db, presence=presence)
 
-    with pytest.raises(actions.AttendantUnavailable):
-        await actions.transfer(ctx, conversation_id, ana, away.id)
+    with pytest.raises(transitions.AttendantUnavailable):
+        await transitions.transfer(ctx, conversation_id, ana, away.id)
     assert (await _conversation(ctx.db, conversation_id)).assigned_attendant_id == ana.id
 
 
@@ -319,8 +321,8 @@ async def test_transfer_never_puts_the_receiver_over_capacity(ctx):
     bruno = await staff(ctx.db, capacity=1)
     await _handed_off(ctx)  # Bruno's only slot
 
-    with pytest.raises(actions.AttendantUnavailable):
-        await actions.transfer(ctx, mine, ana, bruno.id)
+    with pytest.raises(transitions.AttendantUnavailable):
+        await transitions.transfer(ctx, mine, ana, bruno.id)
 
 
 async def test_a_manager_reassigns_any_conversation_or_returns_it_to_the_queue(ctx):
@@ -329,11 +331,11 @@ async def test_a_manager_reassigns_any_conversation_or_returns_it_to_the_queue(c
     bruno = await staff(ctx.db, capacity=1)
     marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
 
-    await actions.reassign(ctx, conversation_id, marta, bruno.id)
+    await transitions.reassign(ctx, conversation_id, marta, bruno.id)
     assert (await _conversation(ctx.db, conversation_id)).assigned_attendant_id == bruno.id
 
-    await actions.set_presence(ctx, ana, Presence.PAUSED)
-    await actions.reassign(ctx, conversation_id, marta, None)
+    await transitions.set_presence(ctx, ana, Presence.PAUSED)
+    await transitions.reassign(ctx, conversation_id, marta, None)
     conversation = await _conversation(ctx.db, conversation_id)
     # Bruno just freed his only slot, so distribution gives it straight back to him.
     assert conversation.assigned_attendant_id == bruno.id
@@ -351,13 +353,13 @@ async def test_a_manager_takes_over_and_the_attendant_loses_the_conversation(ctx
     conversation_id = await _handed_off(ctx)
     marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
 
-    await actions.take_over(ctx, conversation_id, marta)
+    await transitions.take_over(ctx, conversation_id, marta)
 
     assert (await _conversation(ctx.db, conversation_id)).assigned_attendant_id == marta.id
     assert ctx.senders["webchat"].texts[-1] == t("patient.transferred", attendant=marta.name)
-    with pytest.raises(actions.NotOwner):
-        await actions.reply(ctx, conversation_id, ana, "oi")
-    await actions.reply(ctx, conversation_id, marta, "Aqui é a Marta, gerente.")
+    with pytest.raises(transitions.NotOwner):
+        await transitions.reply(ctx, conversation_id, ana, "oi")
+    await transitions.reply(ctx, conversation_id, marta, "Aqui é a Marta, gerente.")
 
 
 async def test_an_attendant_takes_from_the_queue_by_hand_within_capacity(ctx):
@@ -365,14 +367,14 @@ async def test_an_attendant_takes_from_the_queue_by_hand_within_capacity(ctx):
     other = await _handed_off(ctx)
     bruno = await staff(ctx.db, presence=Presence.PAUSED, capacity=1)
 
-    await actions.take(ctx, queued, bruno)
+    await transitions.take(ctx, queued, bruno)
 
     assert (await _conversation(ctx.db, queued)).assigned_attendant_id == bruno.id
     assert ctx.senders["webchat"].texts[-1] == t("patient.assigned", attendant=bruno.name)
-    with pytest.raises(actions.AttendantUnavailable):
-        await actions.take(ctx, other, bruno)
-    with pytest.raises(actions.NotQueued):
-        await actions.take(ctx, queued, bruno)
+    with pytest.raises(transitions.AttendantUnavailable):
+        await transitions.take(ctx, other, bruno)
+    with pytest.raises(transitions.NotQueued):
+        await transitions.take(ctx, queued, bruno)
 
 
 async def test_taking_by_hand_can_be_disabled(ctx):
@@ -380,8 +382,8 @@ async def test_taking_by_hand_can_be_disabled(ctx):
     queued = await _handed_off(ctx)
     bruno = await staff(ctx.db, presence=Presence.PAUSED)
 
-    with pytest.raises(actions.ManualTakeDisabled):
-        await actions.take(ctx, queued, bruno)
+    with pytest.raises(transitions.ManualTakeDisabled):
+        await transitions.take(ctx, queued, bruno)
 
 
 async def test_going_offline_returns_conversations_to_the_queue_ahead_of_newer_ones(ctx):
@@ -391,8 +393,8 @@ async def test_going_offline_returns_conversations_to_the_queue_ahead_of_newer_o
     original_queued_at = (await _conversation(ctx.db, held)).queued_at
     bruno = await staff(ctx.db, presence=Presence.OFFLINE, capacity=1)
 
-    await actions.set_presence(ctx, ana, Presence.OFFLINE)
-    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    await transitions.set_presence(ctx, ana, Presence.OFFLINE)
+    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
 
     conversation = await _conversation(ctx.db, held)
     assert conversation.assigned_attendant_id == bruno.id
@@ -404,7 +406,7 @@ async def test_a_patient_whose_attendant_left_is_told_their_new_place(ctx):
     ana = await staff(ctx.db, capacity=1)
     held = await _handed_off(ctx)
 
-    await actions.set_presence(ctx, ana, Presence.OFFLINE)
+    await transitions.set_presence(ctx, ana, Presence.OFFLINE)
 
     assert (await _conversation(ctx.db, held)).owner == Owner.QUEUED
     assert ctx.senders["webchat"].texts[-1].startswith(t("patient.queued", position=1))
@@ -414,7 +416,7 @@ async def test_pausa_keeps_current_conversations_but_receives_no_new_ones(ctx):
     ana = await staff(ctx.db)
     held = await _handed_off(ctx)
 
-    await actions.set_presence(ctx, ana, Presence.PAUSED)
+    await transitions.set_presence(ctx, ana, Presence.PAUSED)
     newer = await _handed_off(ctx)
 
     assert (await _conversation(ctx.db, held)).assigned_attendant_id == ana.id
@@ -441,7 +443,7 @@ async def test_an_answered_or_recent_conversation_stays_with_its_attendant(ctx):
     ana = await staff(ctx.db)
     answered = await _handed_off(ctx)
     recent = await _handed_off(ctx)
-    await actions.reply(ctx, answered, ana, "Oi! Já vejo isso.")
+    await transitions.reply(ctx, answered, ana, "Oi! Já vejo isso.")
     await _age(ctx.db, answered, 600)
 
     assert await timers.requeue_unanswered(ctx) == []
@@ -474,7 +476,7 @@ async def test_an_attendant_who_closed_the_workspace_goes_offline_after_the_time
 
     assert await timers.expire_presence(ctx) == [ana.id]
     await timers.heartbeat(ctx, [ana.id])  # a heartbeat does not bring her back online
-    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
 
     async with ctx.db.session() as session:
         assert (await session.get(AttendantProfile, ana.id)).presence == Presence.OFFLINE
@@ -501,13 +503,13 @@ async def test_resolve_hands_the_patient_back_to_the_bot_and_frees_the_slot(ctx)
     first = await _handed_off(ctx)
     waiting = await _handed_off(ctx)
 
-    await actions.resolve(ctx, first, ana)
+    await transitions.resolve(ctx, first, ana)
 
     resolved = await _conversation(ctx.db, first)
     assert resolved.owner == Owner.BOT
     assert resolved.resolved_at is not None
     assert resolved.handed_back_at is not None
-    assert ctx.bot.hand_backs == [(resolved.patient_id, actions.HAND_BACK_INTENT)]
+    assert ctx.bot.hand_backs == [(resolved.patient_id, transitions.HAND_BACK_INTENT)]
     assert (await _conversation(ctx.db, waiting)).assigned_attendant_id == ana.id
 
 
@@ -531,27 +533,27 @@ async def test_a_failing_hand_back_does_not_undo_the_resolution_and_is_retried(c
     ana = await staff(ctx.db)
     conversation_id = await _handed_off(ctx)
 
-    await actions.resolve(ctx, conversation_id, ana)
+    await transitions.resolve(ctx, conversation_id, ana)
 
     conversation = await _conversation(ctx.db, conversation_id)
     assert (conversation.owner, conversation.handed_back_at) == (Owner.BOT, None)
-    assert await actions.retry_hand_backs(ctx) == 0  # too recent: the call may be in flight
+    assert await transitions.retry_hand_backs(ctx) == 0  # too recent: the call may be in flight
     async with ctx.db.session() as session:
         await session.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id)
             .values(resolved_at=utcnow() - timedelta(minutes=2))
         )
-    assert await actions.retry_hand_backs(ctx) == 1
-    assert ctx.bot.hand_backs == [(conversation.patient_id, actions.HAND_BACK_INTENT)]
-    assert await actions.retry_hand_backs(ctx) == 0
+    assert await transitions.retry_hand_backs(ctx) == 1
+    assert ctx.bot.hand_backs == [(conversation.patient_id, transitions.HAND_BACK_INTENT)]
+    assert await transitions.retry_hand_backs(ctx) == 0
 
 
 async def test_after_resolution_the_next_message_opens_a_bot_conversation(ctx):
     ana = await staff(ctx.db)
     recorded = await patient_message(ctx.db, user="v-after")
-    await actions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
-    await actions.resolve(ctx, recorded.conversation.id, ana)
+    await transitions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    await transitions.resolve(ctx, recorded.conversation.id, ana)
 
     after = await patient_message(ctx.db, "obrigado!", user="v-after")
 
@@ -562,17 +564,19 @@ async def test_after_resolution_the_next_message_opens_a_bot_conversation(ctx):
 async def test_a_resolved_conversation_accepts_no_more_actions(ctx):
     ana = await staff(ctx.db)
     conversation_id = await _handed_off(ctx)
-    await actions.resolve(ctx, conversation_id, ana)
+    await transitions.resolve(ctx, conversation_id, ana)
 
-    with pytest.raises(actions.ConversationClosed):
-        await actions.reply(ctx, conversation_id, ana, "oi")
+    with pytest.raises(transitions.ConversationClosed):
+        await transitions.reply(ctx, conversation_id, ana, "oi")
 
 
 async def test_reception_actions_are_recorded_typed_in_the_timeline(ctx):
     ana = await staff(ctx.db)
     conversation_id = await _handed_off(ctx)
 
-    await actions.record_action(ctx, conversation_id, ana, "exams_delivered", {"note": "Hemograma"})
+    await transitions.record_action(
+        ctx, conversation_id, ana, "exams_delivered", {"note": "Hemograma"}
+    )
 
     async with ctx.db.session() as session:
         recorded = (await session.execute(select(AttendantAction))).scalars().all()
@@ -580,14 +584,14 @@ async def test_reception_actions_are_recorded_typed_in_the_timeline(ctx):
         ("exams_delivered", ana.id, {"note": "Hemograma"})
     ]
     assert ctx.bus.of_type("action")[0]["action"]["kind"] == "exams_delivered"
-    with pytest.raises(actions.UnknownAction):
-        await actions.record_action(ctx, conversation_id, ana, "drop_table")
+    with pytest.raises(transitions.UnknownAction):
+        await transitions.record_action(ctx, conversation_id, ana, "drop_table")
 
 
 async def test_presence_change_is_published(ctx):
     ana = await staff(ctx.db, presence=Presence.OFFLINE)
 
-    await actions.set_presence(ctx, ana, Presence.PAUSED)
+    await transitions.set_presence(ctx, ana, Presence.PAUSED)
 
     async with ctx.db.session() as session:
         assert (await session.get(AttendantProfile, ana.id)).presence == Presence.PAUSED
@@ -618,7 +622,7 @@ async def test_confirmar_consulta_confirms_the_patients_appointment_and_records_
     patient_id = (await _conversation(ctx.db, conversation_id)).patient_id
     appointment_id = await _appointment(ctx.db, patient_id)
 
-    await actions.record_action(
+    await transitions.record_action(
         ctx, conversation_id, ana, "appointment_confirmed", {"appointment_id": appointment_id}
     )
 
@@ -638,12 +642,12 @@ async def test_appointment_actions_stay_within_the_conversations_patient(ctx):
     stranger = await patient_message(ctx.db, "oi")
     theirs = await _appointment(ctx.db, stranger.conversation.patient_id)
 
-    with pytest.raises(actions.NotFound):
-        await actions.record_action(
+    with pytest.raises(transitions.NotFound):
+        await transitions.record_action(
             ctx, conversation_id, ana, "appointment_cancelled", {"appointment_id": theirs}
         )
-    with pytest.raises(actions.UnknownAction):
-        await actions.record_action(ctx, conversation_id, ana, "appointment_confirmed")
+    with pytest.raises(transitions.UnknownAction):
+        await transitions.record_action(ctx, conversation_id, ana, "appointment_confirmed")
     async with ctx.db.session() as session:
         assert (await session.get(Appointment, theirs)).status == AppointmentStatus.SCHEDULED
         assert (await session.execute(select(AttendantAction))).first() is None
@@ -654,17 +658,17 @@ async def test_a_change_the_agenda_refuses_is_explained_and_not_recorded(ctx):
     conversation_id = await _handed_off(ctx)
     patient_id = (await _conversation(ctx.db, conversation_id)).patient_id
     upcoming = await _appointment(ctx.db, patient_id)
-    await actions.record_action(
+    await transitions.record_action(
         ctx, conversation_id, ana, "appointment_cancelled", {"appointment_id": upcoming}
     )
 
-    with pytest.raises(actions.Refused) as refused:
-        await actions.record_action(
+    with pytest.raises(transitions.Refused) as refused:
+        await transitions.record_action(
             ctx, conversation_id, ana, "appointment_confirmed", {"appointment_id": upcoming}
         )
     assert refused.value.code == "agenda.error.invalid_transition"
-    with pytest.raises(actions.Refused):  # attendance is marked once the time has come
-        await actions.record_action(
+    with pytest.raises(transitions.Refused):  # attendance is marked once the time has come
+        await transitions.record_action(
             ctx, conversation_id, ana, "attended", {"appointment_id": upcoming}
         )
     async with ctx.db.session() as session:
@@ -681,8 +685,8 @@ async def test_a_patient_writing_on_another_channel_stays_with_their_attendant(c
     )
     stranger = await patient_message(ctx.db, "oi")
 
-    assert await actions.join_open_episode(ctx, whatsapp.conversation.id) is True
-    assert await actions.join_open_episode(ctx, stranger.conversation.id) is False
+    assert await transitions.join_open_episode(ctx, whatsapp.conversation.id) is True
+    assert await transitions.join_open_episode(ctx, stranger.conversation.id) is False
 
     joined = await _conversation(ctx.db, whatsapp.conversation.id)
     assert (joined.owner, joined.assigned_attendant_id) == (Owner.ATTENDANT, ana.id)
@@ -696,10 +700,10 @@ async def test_a_patient_waiting_in_the_queue_keeps_one_place_across_channels(ct
     whatsapp = await patient_message(
         ctx.db, "oi?", channel="whatsapp", user="5511933332222", phone=phone
     )
-    await actions.join_open_episode(ctx, whatsapp.conversation.id)
+    await transitions.join_open_episode(ctx, whatsapp.conversation.id)
     bruno = await staff(ctx.db, presence=Presence.OFFLINE, capacity=1)
 
-    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
 
     for conversation_id in (webchat, whatsapp.conversation.id):
         assert (await _conversation(ctx.db, conversation_id)).assigned_attendant_id == bruno.id
@@ -712,7 +716,7 @@ async def _on_two_channels(ctx, phone):
     whatsapp = await patient_message(
         ctx.db, "escrevi aqui também", channel="whatsapp", user=phone.lstrip("+"), phone=phone
     )
-    assert await actions.join_open_episode(ctx, whatsapp.conversation.id)
+    assert await transitions.join_open_episode(ctx, whatsapp.conversation.id)
     return webchat, whatsapp.conversation.id
 
 
@@ -727,28 +731,28 @@ async def test_resolving_closes_every_channel_of_the_patient_and_hands_back_once
     webchat, whatsapp = await _on_two_channels(ctx, "+5511944441111")
     waiting = await _handed_off(ctx)
 
-    await actions.resolve(ctx, webchat, ana)
+    await transitions.resolve(ctx, webchat, ana)
 
     for conversation_id in (webchat, whatsapp):
         closed = await _conversation(ctx.db, conversation_id)
         assert (closed.owner, closed.status) == (Owner.BOT, "closed")
         assert closed.handed_back_at is not None
     assert len(ctx.bot.hand_backs) == 1  # one satisfaction question
-    assert await actions.retry_hand_backs(ctx) == 0
+    assert await transitions.retry_hand_backs(ctx) == 0
     assert (await _conversation(ctx.db, waiting)).assigned_attendant_id == ana.id
     # The patient's next WhatsApp message goes to the bot, not to Ana.
     after = await patient_message(
         ctx.db, "obrigado", channel="whatsapp", user="5511944441111", phone="+5511944441111"
     )
     assert after.conversation.id != whatsapp
-    assert await actions.join_open_episode(ctx, after.conversation.id) is False
+    assert await transitions.join_open_episode(ctx, after.conversation.id) is False
 
 
 async def test_a_failed_hand_back_of_two_channels_is_retried_once_for_the_patient(ctx):
     ctx.bot = _FlakyBot(failures=1)
     ana = await staff(ctx.db)
     webchat, whatsapp = await _on_two_channels(ctx, "+5511944442222")
-    await actions.resolve(ctx, whatsapp, ana)
+    await transitions.resolve(ctx, whatsapp, ana)
     async with ctx.db.session() as session:
         await session.execute(
             update(Conversation)
@@ -756,10 +760,10 @@ async def test_a_failed_hand_back_of_two_channels_is_retried_once_for_the_patien
             .values(resolved_at=utcnow() - timedelta(minutes=2))
         )
 
-    assert await actions.retry_hand_backs(ctx) == 1
+    assert await transitions.retry_hand_backs(ctx) == 1
 
     assert len(ctx.bot.hand_backs) == 1
-    assert await actions.retry_hand_backs(ctx) == 0
+    assert await transitions.retry_hand_backs(ctx) == 0
 
 
 async def test_a_transfer_moves_the_patient_on_every_channel(ctx):
@@ -767,11 +771,11 @@ async def test_a_transfer_moves_the_patient_on_every_channel(ctx):
     webchat, whatsapp = await _on_two_channels(ctx, "+5511944443333")
     bruno = await staff(ctx.db)
 
-    await actions.transfer(ctx, whatsapp, ana, bruno.id)
+    await transitions.transfer(ctx, whatsapp, ana, bruno.id)
 
     assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
-    with pytest.raises(actions.NotOwner):
-        await actions.reply(ctx, webchat, ana, "oi")
+    with pytest.raises(transitions.NotOwner):
+        await transitions.reply(ctx, webchat, ana, "oi")
     # Told once, on the channel the transfer was made from.
     assert ctx.senders["whatsapp"].texts == [t("patient.transferred", attendant=bruno.name)]
     assert t("patient.transferred", attendant=bruno.name) not in ctx.senders["webchat"].texts
@@ -783,10 +787,10 @@ async def test_a_manager_reassigning_or_taking_over_moves_every_channel(ctx):
     bruno = await staff(ctx.db)
     marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
 
-    await actions.reassign(ctx, webchat, marta, bruno.id)
+    await transitions.reassign(ctx, webchat, marta, bruno.id)
     assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
 
-    await actions.take_over(ctx, whatsapp, marta)
+    await transitions.take_over(ctx, whatsapp, marta)
     assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, marta.id)] * 2
     assert await _kinds(ctx.db, whatsapp) == ["linked", "reassigned", "taken_over"]
 
@@ -795,13 +799,13 @@ async def test_a_manager_returning_a_patient_to_the_queue_returns_every_channel(
     ana = await staff(ctx.db)
     webchat, whatsapp = await _on_two_channels(ctx, "+5511944445555")
     marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
-    await actions.set_presence(ctx, ana, Presence.PAUSED)
+    await transitions.set_presence(ctx, ana, Presence.PAUSED)
 
-    await actions.reassign(ctx, webchat, marta, None)
+    await transitions.reassign(ctx, webchat, marta, None)
 
     assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.QUEUED, None)] * 2
     bruno = await staff(ctx.db, presence=Presence.OFFLINE)
-    await actions.set_presence(ctx, bruno, Presence.ONLINE)
+    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
     assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
 
 
@@ -809,7 +813,7 @@ async def test_taking_a_patient_from_the_queue_takes_every_channel(ctx):
     webchat, whatsapp = await _on_two_channels(ctx, "+5511944446666")
     bruno = await staff(ctx.db, presence=Presence.PAUSED)
 
-    await actions.take(ctx, whatsapp, bruno)
+    await transitions.take(ctx, whatsapp, bruno)
 
     assert await _holders(ctx.db, webchat, whatsapp) == [(Owner.ATTENDANT, bruno.id)] * 2
 
@@ -818,7 +822,7 @@ async def test_a_reply_on_one_channel_keeps_the_other_from_being_requeued_as_una
     ctx.settings = replace(ctx.settings, reassign_after_seconds=60)
     ana = await staff(ctx.db)
     webchat, whatsapp = await _on_two_channels(ctx, "+5511944447777")
-    await actions.reply(ctx, webchat, ana, "Estou vendo aqui.")
+    await transitions.reply(ctx, webchat, ana, "Estou vendo aqui.")
     for conversation_id in (webchat, whatsapp):
         await _age(ctx.db, conversation_id, 120)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from handoff.catalog import CATALOG_PATH
-from handoff.web.keys import current_user
+from core.catalog import CATALOG_PATH
+from web.keys import current_user
 
 STATIC = Path(__file__).with_name("static")
 

@@ -3,11 +3,11 @@
 from aiohttp import web
 
 from channels.webchat import Sockets
-from handoff.context import Context
-from handoff.web.hub import Hub
+from core.context import Context
+from core.settings import Settings
 from messaging.inbound import Inbox
 from models import User
-from settings import Settings
+from web.hub import Hub
 
 SETTINGS = web.AppKey("settings", Settings)
 CTX = web.AppKey("ctx", Context)

@@ -1,6 +1,6 @@
 """The worker's delivery retries: outbound messages still pending after a retryable failure
 (429, 5xx, a network error) or after their process died before the first attempt are sent
-again on the schedule of `handoff.outbound.RETRY_DELAYS`; the last failure is final and
+again on the schedule of `messaging.outbound.RETRY_DELAYS`; the last failure is final and
 shows on the staff screens as a failed message. A provider that said how long to wait (a
 429's retry_after) is not asked again before that. Sealed messages (one-time codes) are never
 retried, and neither is an attempt that ended without recording its outcome (a crash, or a
@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.sql.expression import Exists
 
-from handoff.context import Context
-from handoff.events import message_event
-from handoff.history import advance_delivery
-from handoff.outbound import MAX_ATTEMPTS, RETRY_DELAYS, deliver
+from core.context import Context
+from core.events import message_event
+from messaging.history import advance_delivery
+from messaging.outbound import MAX_ATTEMPTS, RETRY_DELAYS, deliver
 from models import (
     ChannelIdentity,
     Conversation,

@@ -7,7 +7,7 @@ health data). So a claim is opened and a 6-digit code goes to the known patient 
 channel whose phone a provider proved (WhatsApp, SMS, a Telegram contact shared by its
 owner), never to a phone someone typed. Only the code typed back in the claimant's
 conversation, in time and within a few attempts, joins the two
-(`handoff.identity.link_claimed_contact`); anything else leaves them apart.
+(`messaging.identities.link_claimed_contact`); anything else leaves them apart.
 
 Who does what:
 - the action server (bot/actions/identity.py) opens the claim (`open_claim`), asks for the
@@ -31,11 +31,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.catalog import t
-from handoff.context import Context
-from handoff.history import open_conversation
-from handoff.identity import claimed_owner, link_claimed_contact, verified_channels
-from handoff.outbound import Sealed, send
+from core.catalog import t
+from core.context import Context
+from messaging.history import open_conversation
+from messaging.identities import claimed_owner, link_claimed_contact, verified_channels
+from messaging.outbound import Sealed, send
 from models import (
     OPEN_CLAIM_STATUSES,
     AuditLog,

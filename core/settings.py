@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from models.db import is_sqlite, tracker_url
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 CLINIC_TIMEZONE = "America/Sao_Paulo"
 # Each channel reads its own variables (channels/<name>.py) from these.

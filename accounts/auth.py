@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.identity import normalize_email
+from core.contacts import normalize_email
 from models import AuditLog, LoginSession, User, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)

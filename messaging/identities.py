@@ -3,54 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.contacts import phone_match_key
 from models import Base, ChannelIdentity, PatientProfile, Role, User
 
 log = logging.getLogger(__name__)
-
-_BR_MOBILE_WITHOUT_NINTH = re.compile(r"^55(\d{2})([6-9]\d{7})$")
-
-
-def normalize_phone(raw: str) -> str | None:
-    """E.164 for a Brazilian or international phone, inserting the mobile ninth digit
-    that old WhatsApp ids lack; None when it is not a phone number."""
-    digits = re.sub(r"\D", "", raw or "")
-    if not digits:
-        return None
-    if old := _BR_MOBILE_WITHOUT_NINTH.match(digits):
-        digits = f"55{old.group(1)}9{old.group(2)}"
-    candidate = f"+{digits}" if raw.strip().startswith("+") or digits.startswith("55") else digits
-    try:
-        number = phonenumbers.parse(candidate, "BR")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def phone_match_key(e164: str | None) -> str | None:
-    """The key channel identities are matched on: 55 + DDD + last 8 digits for Brazilian
-    numbers (so WhatsApp's 551198765432 matches +5511998765432), the bare digits otherwise.
-    Only phones a provider proved get one: a typed phone must never attract someone else's
-    chats."""
-    if not e164:
-        return None
-    digits = e164[1:]
-    return digits[:4] + digits[-8:] if e164.startswith("+55") else digits
-
-
-def normalize_email(raw: str) -> str | None:
-    email = (raw or "").strip().lower()
-    return email if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) else None
 
 
 async def find_patient_by_phone(session: AsyncSession, e164: str) -> User | None:
@@ -213,7 +176,7 @@ async def link_claimed_contact(
     session: AsyncSession, patient_id: int, *, phone: str | None = None, cpf: str | None = None
 ) -> User:
     """The patient proved a phone or CPF in the conversation (Messenger and Instagram ids
-    carry neither; handoff/verification.py sends the one-time code): join them with the
+    carry neither; messaging/verification.py sends the one-time code): join them with the
     patient already known by it, or record it. Returns the patient the conversation now
     belongs to; callers re-read rows they hold."""
     patient = await session.get(User, patient_id)
@@ -270,24 +233,3 @@ async def _patient_to_link(
     return await create_patient(
         session, name=display_name, phone=phone, email=email, channel=channel
     )
-
-
-def normalize_cpf(raw: str) -> str | None:
-    """11 bare digits when the CPF's check digits are right; None otherwise. The eleven
-    repeated-digit strings pass the checksum but are never issued, so they are refused."""
-    digits = re.sub(r"\D", "", raw or "")
-    if len(digits) != 11 or len(set(digits)) == 1:
-        return None
-    numbers = [int(d) for d in digits]
-    for position in (9, 10):
-        weights = range(position + 1, 1, -1)
-        total = sum(n * w for n, w in zip(numbers[:position], weights, strict=True))
-        check = (total * 10) % 11 % 10
-        if numbers[position] != check:
-            return None
-    return digits
-
-
-def mask_cpf(cpf: str | None) -> str | None:
-    """How staff screens show a CPF: ***.982.247-**."""
-    return f"***.{cpf[3:6]}.{cpf[6:9]}-**" if cpf else None

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from handoff.events import EventBus
+from core.events import EventBus
+from core.settings import Settings
 from models import ChannelIdentity, Message
 from models.db import Database
-from settings import Settings
 
 
 class DeliveryFailed(Exception):

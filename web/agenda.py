@@ -5,8 +5,8 @@ workspace's booking panel, and managers' blocks of a doctor's time.
 Every route sits behind the staff login (see middlewares). Managers and admins act on every
 appointment; an attendant only on those of patients whose open conversation is assigned to
 them (the workspace books and reschedules through the conversation's reception actions, see
-handoff.actions). Reads of patients' appointments and changes to blocks are audit-logged;
-appointment changes are recorded by scheduling.actions as appointment events with the staff
+handoff.transitions). Reads of patients' appointments and changes to blocks are audit-logged;
+appointment changes are recorded by scheduling.appointments as appointment events with the staff
 member as actor.
 """
 
@@ -21,13 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from handoff.actions import is_manager
-from handoff.auth import audit
-from handoff.history import message_view
-from handoff.web.api import read_json
-from handoff.web.keys import CTX, current_user
-from handoff.web.middlewares import ApiError
-from handoff.web.pages import STATIC
+from accounts.auth import audit
+from handoff.transitions import is_manager
 from models import (
     Appointment,
     Conversation,
@@ -38,7 +33,8 @@ from models import (
     User,
     utcnow,
 )
-from scheduling import actions
+from models.views import message_view
+from scheduling import appointments
 from scheduling.agenda import (
     CLINIC_TZ,
     Block,
@@ -51,6 +47,10 @@ from scheduling.agenda import (
 )
 from scheduling.reminders import ReminderNotSent, send_now
 from scheduling.when import DAY_END, DAY_START, PARTS, TimeWindow
+from web.api import read_json
+from web.keys import CTX, current_user
+from web.middlewares import ApiError
+from web.pages import STATIC
 
 STAFF_CHANNEL = "staff"
 PATIENT_APPOINTMENTS_LIMIT = 100
@@ -224,9 +224,9 @@ def _appointment_action(act: Act) -> Callable[[web.Request], Awaitable[web.Respo
             await _check_may_act(session, user, appointment.patient_id)
         try:
             return await act(request, appointment_id, user)
-        except actions.AppointmentNotFound:
+        except appointments.AppointmentNotFound:
             raise ApiError(404, "error.not_found") from None
-        except actions.SchedulingError as refused:
+        except appointments.SchedulingError as refused:
             raise ApiError(409, refused.code) from None
         except ReminderNotSent as refused:
             raise ApiError(409, f"reminder.reason.{refused.reason}") from None
@@ -247,14 +247,14 @@ async def _reason(request: web.Request) -> str:
 
 
 async def _confirm(request: web.Request, appointment_id: int, user: User) -> web.Response:
-    appointment = await actions.confirm(
+    appointment = await appointments.confirm(
         request.app[CTX].db, appointment_id, channel=STAFF_CHANNEL, actor_id=user.id
     )
     return web.json_response(appointment_view(appointment))
 
 
 async def _cancel(request: web.Request, appointment_id: int, user: User) -> web.Response:
-    appointment = await actions.cancel(
+    appointment = await appointments.cancel(
         request.app[CTX].db,
         appointment_id,
         channel=STAFF_CHANNEL,
@@ -266,7 +266,7 @@ async def _cancel(request: web.Request, appointment_id: int, user: User) -> web.
 
 def _attendance(attended: bool) -> Act:
     async def record(request: web.Request, appointment_id: int, user: User) -> web.Response:
-        appointment = await actions.mark_attendance(
+        appointment = await appointments.mark_attendance(
             request.app[CTX].db,
             appointment_id,
             attended=attended,
@@ -378,14 +378,14 @@ async def block_time(request: web.Request) -> web.Response:
         raise ApiError(400, "agenda.error.bad_parameter", name="reason")
     db = request.app[CTX].db
     try:
-        blocked = await actions.block_time(
+        blocked = await appointments.block_time(
             db,
             doctor_id=doctor_id,
             starts_at=_moment(body, "starts_at"),
             ends_at=_moment(body, "ends_at"),
             reason=reason,
         )
-    except actions.InvalidBlock as refused:
+    except appointments.InvalidBlock as refused:
         raise ApiError(400, refused.code) from None
     exception = blocked.exception
     async with db.session() as session:
@@ -410,8 +410,8 @@ async def unblock_time(request: web.Request) -> web.Response:
     _require_manager(user)
     db = request.app[CTX].db
     try:
-        exception = await actions.unblock_time(db, int(request.match_info["id"]))
-    except actions.BlockNotFound:
+        exception = await appointments.unblock_time(db, int(request.match_info["id"]))
+    except appointments.BlockNotFound:
         raise ApiError(404, "error.not_found") from None
     async with db.session() as session:
         audit(

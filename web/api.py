@@ -1,7 +1,7 @@
 """The staff JSON API. Every route but login requires a staff session (see middlewares).
 
 Reads are scoped here (an attendant sees the queue and the conversations assigned to them);
-every change goes through `handoff.actions`, which checks who may make it.
+every change goes through `handoff.transitions`, which checks who may make it.
 """
 
 from __future__ import annotations
@@ -16,17 +16,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from handoff import actions
-from handoff.auth import audit, authenticate, close_session, open_session
-from handoff.context import Context
-from handoff.events import action_view, conversation_view, handoff_event_view
-from handoff.history import message_view
-from handoff.identity import mask_cpf
+from accounts.auth import audit, authenticate, close_session, open_session
+from core.contacts import mask_cpf
+from core.context import Context
+from handoff import transitions
 from handoff.metrics import Period, report
 from handoff.queue import CLINIC_TZ
-from handoff.web import live
-from handoff.web.keys import CTX, SESSION_COOKIE, current_user
-from handoff.web.middlewares import ApiError
 from models import (
     AttendantAction,
     AttendantProfile,
@@ -45,6 +40,10 @@ from models import (
     User,
     utcnow,
 )
+from models.views import action_view, conversation_view, handoff_event_view, message_view
+from web import live
+from web.keys import CTX, SESSION_COOKIE, current_user
+from web.middlewares import ApiError
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
@@ -119,7 +118,7 @@ async def me(request: web.Request) -> web.Response:
         user = (await session.execute(query)).scalar_one()
     reception_actions = [
         {"kind": kind, "appointment": action.needs_appointment, "slot": action.needs_slot}
-        for kind, action in actions.ACTIONS.items()
+        for kind, action in transitions.ACTIONS.items()
     ]
     return web.json_response(
         {
@@ -267,7 +266,7 @@ async def conversation_detail(request: web.Request) -> web.Response:
             )
         ).scalars()
         timeline = await _timeline(
-            session, patient.id, with_csat=actions.is_manager(current_user(request))
+            session, patient.id, with_csat=transitions.is_manager(current_user(request))
         )
         audit(
             session,
@@ -318,7 +317,7 @@ async def reply(request: web.Request) -> web.Response:
     channel = body.get("channel")
     if channel is not None and not isinstance(channel, str):
         raise ApiError(400, "error.invalid_json")
-    message = await actions.reply(
+    message = await transitions.reply(
         request.app[CTX],
         _conversation_id(request),
         current_user(request),
@@ -330,7 +329,7 @@ async def reply(request: web.Request) -> web.Response:
 
 async def add_note(request: web.Request) -> web.Response:
     text = _text(await read_json(request))
-    message = await actions.add_note(
+    message = await transitions.add_note(
         request.app[CTX], _conversation_id(request), current_user(request), text
     )
     return web.json_response(message_view(message), status=201)
@@ -355,7 +354,7 @@ async def transfer(request: web.Request) -> web.Response:
     target = _optional_id(await read_json(request), "attendant_id")
     if target is None:
         raise ApiError(400, "error.invalid_json")
-    conversation = await actions.transfer(
+    conversation = await transitions.transfer(
         request.app[CTX], _conversation_id(request), current_user(request), target
     )
     return web.json_response(conversation_view(conversation))
@@ -363,7 +362,7 @@ async def transfer(request: web.Request) -> web.Response:
 
 async def reassign(request: web.Request) -> web.Response:
     target = _optional_id(await read_json(request), "attendant_id")
-    conversation = await actions.reassign(
+    conversation = await transitions.reassign(
         request.app[CTX], _conversation_id(request), current_user(request), target
     )
     return web.json_response(conversation_view(conversation))
@@ -375,7 +374,7 @@ async def set_priority(request: web.Request) -> web.Response:
         priority = Priority[str(body.get("priority", "")).upper()]
     except KeyError:
         raise ApiError(400, "error.invalid_priority") from None
-    conversation = await actions.set_priority(
+    conversation = await transitions.set_priority(
         request.app[CTX], _conversation_id(request), current_user(request), priority
     )
     return web.json_response(conversation_view(conversation))
@@ -395,7 +394,7 @@ async def record_action(request: web.Request) -> web.Response:
         details["starts_at"] = starts_at
     if isinstance(note := body.get("note"), str) and note.strip():
         details["note"] = note.strip()[:500]
-    action = await actions.record_action(
+    action = await transitions.record_action(
         request.app[CTX], _conversation_id(request), current_user(request), kind, details
     )
     return web.json_response(action_view(action), status=201)
@@ -451,7 +450,7 @@ async def canned_responses(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    if not actions.is_manager(current_user(request)):
+    if not transitions.is_manager(current_user(request)):
         raise ApiError(403, "error.forbidden")
     try:
         period = Period.parse(
@@ -471,7 +470,7 @@ async def set_presence(request: web.Request) -> web.Response:
         presence = Presence(body.get("presence"))
     except ValueError:
         raise ApiError(400, "error.invalid_presence") from None
-    await actions.set_presence(request.app[CTX], current_user(request), presence)
+    await transitions.set_presence(request.app[CTX], current_user(request), presence)
     return web.json_response({"presence": str(presence)})
 
 
@@ -486,12 +485,12 @@ def setup(app: web.Application) -> None:
     app.router.add_get(CONVERSATION, conversation_detail)
     app.router.add_post(f"{CONVERSATION}/messages", reply)
     app.router.add_post(f"{CONVERSATION}/notes", add_note)
-    app.router.add_post(f"{CONVERSATION}/take", _bodiless(actions.take))
-    app.router.add_post(f"{CONVERSATION}/take-over", _bodiless(actions.take_over))
+    app.router.add_post(f"{CONVERSATION}/take", _bodiless(transitions.take))
+    app.router.add_post(f"{CONVERSATION}/take-over", _bodiless(transitions.take_over))
     app.router.add_post(f"{CONVERSATION}/transfer", transfer)
     app.router.add_post(f"{CONVERSATION}/reassign", reassign)
     app.router.add_post(f"{CONVERSATION}/priority", set_priority)
-    app.router.add_post(f"{CONVERSATION}/resolve", _bodiless(actions.resolve))
+    app.router.add_post(f"{CONVERSATION}/resolve", _bodiless(transitions.resolve))
     app.router.add_post(f"{CONVERSATION}/actions", record_action)
     app.router.add_get("/api/attendants", list_attendants)
     app.router.add_get("/api/canned-responses", canned_responses)

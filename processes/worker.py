@@ -1,4 +1,4 @@
-"""The background worker: periodic jobs that must run even when no request triggers them.
+"""The worker process: periodic jobs that must run even when no request triggers them.
 
 Each job is an async function of the context, run every `interval` seconds; one failing run
 is logged and retried at the next tick without stopping the others.
@@ -14,16 +14,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from channels.registry import build_senders, enabled_channels
-from handoff.actions import distribute
-from handoff.context import Context
-from handoff.events import HttpEventBus
-from handoff.logs import log_failure
-from handoff.retries import retry_due_deliveries
+from core.context import Context
+from core.events import SCREEN_EVENTS, EventBus, HttpForwarder
+from core.logs import log_failure
+from core.settings import Settings
+from handoff import transitions
 from handoff.timers import sweep
 from messaging.assistant import Assistant, AssistantClient
+from messaging.retries import retry_due_deliveries
 from models.db import Database
 from scheduling.reminders import dispatch_due, plan_reminders
-from settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class PeriodicJob:
 
 JOBS = [
     # Assign queued conversations no event picked up (e.g. a process died mid-handoff).
-    PeriodicJob("queue distribution", 5.0, distribute),
+    PeriodicJob("queue distribution", 5.0, transitions.distribute),
     PeriodicJob("handoff timers", 5.0, sweep),
     PeriodicJob("reminder planning", 5.0, plan_reminders),
     PeriodicJob("reminder dispatch", 5.0, dispatch_due),
@@ -46,13 +46,18 @@ JOBS = [
 
 
 def build_context(settings: Settings) -> Context:
-    return Context(
+    bus = EventBus()
+    # Staff screens live on the web process: screen events are forwarded there.
+    bus.listen(HttpForwarder(settings.web_url, settings.internal_token), SCREEN_EVENTS)
+    ctx = Context(
         settings=settings,
         db=Database(settings.database_url),
-        bus=HttpEventBus(settings.web_url, settings.internal_token),
+        bus=bus,
         senders=build_senders(settings, enabled_channels(settings), widget_sockets=None),
         bot=Assistant(AssistantClient(settings.bot_url, settings.rasa_token)),
     )
+    transitions.listen(ctx)
+    return ctx
 
 
 async def run_periodically(job: PeriodicJob, ctx: Context, stop: asyncio.Event) -> None:

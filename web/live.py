@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
-from handoff.auth import audit, session_users
-from handoff.logs import log_failure
+from accounts.auth import audit, session_users
+from core.logs import log_failure
 from handoff.timers import heartbeat
-from handoff.web.hub import Subscriber
-from handoff.web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, current_user
-from handoff.web.middlewares import json_error
+from web.hub import Subscriber
+from web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, current_user
+from web.middlewares import json_error
 
 HEARTBEAT_SECONDS = 20
 # Private close code: the staff page goes to the login page instead of reconnecting.

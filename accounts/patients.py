@@ -8,12 +8,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from handoff.admin import MIN_PASSWORD_LENGTH
-from handoff.auth import hash_password
-from handoff.history import message_view
-from handoff.identity import create_patient, normalize_cpf, normalize_email, normalize_phone
+from accounts.admin import MIN_PASSWORD_LENGTH
+from accounts.auth import hash_password
+from core.contacts import normalize_cpf, normalize_email, normalize_phone
+from messaging.identities import create_patient
 from models import Appointment, ChannelIdentity, Message, User, utcnow
 from models.db import Database
+from models.views import message_view
 
 
 class PatientError(ValueError):

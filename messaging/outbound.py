@@ -11,16 +11,16 @@ from typing import Any
 
 from sqlalchemy import inspect, update
 
-from handoff.context import Context, DeliveryFailed
-from handoff.events import message_event
-from handoff.history import (
+from core.context import Context, DeliveryFailed
+from core.events import message_event
+from core.logs import log_failure, without_numbers
+from messaging.history import (
     advance_delivery,
     latest_conversation,
     record_outbound,
     record_part,
     settle_delivery,
 )
-from handoff.logs import log_failure, without_numbers
 from models import AuthorKind, ChannelIdentity, Conversation, DeliveryStatus, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ async def deliver(
 
     The attempt is claimed first (compare-and-set on `attempts`), so two processes never
     send the same attempt. With `retry_later`, a temporary failure (429, 5xx, network) leaves
-    the message pending for the worker's retries (`handoff/retries.py`); without it, as for
+    the message pending for the worker's retries (`messaging/retries.py`); without it, as for
     reminders, which fall back to another channel instead, every failure is final."""
     if not await _claim_attempt(ctx, message):
         return False
@@ -147,7 +147,7 @@ async def _claim_attempt(ctx: Context, message: Message) -> bool:
             .where(Message.id == message.id, Message.attempts == message.attempts)
             # The error is cleared: an attempt that ends without recording its outcome (a
             # crash, a database failure after the provider took it) is told apart from a
-            # failed one, and never repeated (handoff/retries.py).
+            # failed one, and never repeated (messaging/retries.py).
             .values(attempts=message.attempts + 1, error=None)
             .execution_options(synchronize_session=False)
         )

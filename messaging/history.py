@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.identity import resolve_identity
+from channels.base import Inbound
+from messaging.identities import resolve_identity
 from models import (
     DELIVERY_RANK,
     AuthorKind,
@@ -24,29 +25,6 @@ from models import (
     User,
     utcnow,
 )
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One patient message, normalised from any provider's payload."""
-
-    channel: str
-    external_user_id: str
-    provider_message_id: str
-    text: str = ""
-    payload: str | None = None
-    attachments: list[dict[str, Any]] = field(default_factory=list)
-    sent_at: datetime | None = None
-    display_name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    # Other stable ids of this person on the channel (WhatsApp wa_id and BSUID): an identity
-    # known by any of them is the same identity. Kept on the identity with `identity_details`.
-    aliases: dict[str, str] = field(default_factory=dict)
-    # Channel facts kept on the identity for replies (e.g. the e-mail thread's headers).
-    identity_details: dict[str, Any] = field(default_factory=dict)
-    # Sent by a machine (e-mail Auto-Submitted): stored and shown to staff, never answered.
-    automatic: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,7 +139,7 @@ async def record_outbound(
     sealed: bool = False,
 ) -> Message:
     """Record a message to the patient (pending delivery) or a staff-only note; a `sealed`
-    one's text describes what the provider got (see handoff.outbound.Sealed)."""
+    one's text describes what the provider got (see messaging.outbound.Sealed)."""
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -185,26 +163,6 @@ async def record_outbound(
         conversation.last_message_at = now
     await session.flush()
     return message
-
-
-def message_view(message: Message) -> dict[str, Any]:
-    """The JSON shape of a message for staff screens, the widget and push events."""
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "patient_id": message.patient_id,
-        "channel": message.channel,
-        "direction": str(message.direction),
-        "author_kind": str(message.author_kind),
-        "author_id": message.author_id,
-        "text": message.text,
-        "buttons": message.buttons or [],
-        "attachments": message.attachments or [],
-        "internal": message.internal,
-        "delivery_status": str(message.delivery_status),
-        "error": message.error,
-        "created_at": message.created_at.isoformat(),
-    }
 
 
 def advance_delivery(message: Message, status: DeliveryStatus, at: datetime | None = None) -> bool:

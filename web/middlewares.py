@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from handoff.actions import TransitionError
-from handoff.auth import user_for_token
-from handoff.catalog import t
-from handoff.logs import log_failure
-from handoff.web.keys import CTX, SESSION_COOKIE
+from accounts.auth import user_for_token
+from core.catalog import t
+from core.logs import log_failure
+from handoff.transitions import TransitionError
 from models import Role
+from web.keys import CTX, SESSION_COOKIE
 
 log = logging.getLogger(__name__)
 

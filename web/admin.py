@@ -6,13 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from handoff import admin
-from handoff.web import live
-from handoff.web.api import read_json, user_view
-from handoff.web.keys import CTX, current_user
-from handoff.web.middlewares import ApiError
-from handoff.web.pages import render_page
+from accounts import admin
 from models import Role, User
+from web import live
+from web.api import read_json, user_view
+from web.keys import CTX, current_user
+from web.middlewares import ApiError
+from web.pages import render_page
 
 
 def _admin(request: web.Request) -> User:
