@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import t
 from core.context import AssistantUnavailable, Context
@@ -134,8 +135,9 @@ class Assistant:
             )
         if channel is None:
             return
-        replies = await self.client.hand_back(patient_id, intent, channel)
-        await answer(ctx, patient_id, channel, replies)
+        await say(
+            ctx, patient_id, channel, await self.client.hand_back(patient_id, intent, channel)
+        )
 
     async def close(self) -> None:
         await self.client.close()
@@ -143,41 +145,70 @@ class Assistant:
 
 async def answer(
     ctx: Context,
-    patient_id: int,
-    channel: str,
+    message: Message,
     replies: Sequence[BotMessage],
     *,
-    answering: int | None = None,
     author_kind: AuthorKind = AuthorKind.BOT,
 ) -> bool:
-    """Record the bot's replies on the patient's latest conversation on `channel` — with
-    `answering`, in the same transaction that marks that inbound message processed, so it is
-    answered once even when two processes race — then deliver them and carry out what the
-    actions asked. False when the message had already been answered."""
+    """Answer a patient's message: the replies are recorded on its conversation, with their
+    first delivery attempt taken, in the same transaction that marks the message processed —
+    so it is answered once even when two processes race, and never again after a failure
+    past this point — then delivered, and what the actions asked is carried out. False when
+    the message had already been answered."""
     async with ctx.db.session() as session:
-        if answering is not None and not await _mark_processed(session, answering):
+        if not await _mark_processed(session, message.id):
             return False
+        conversation = await session.get(Conversation, message.conversation_id)
+        recorded = await _record(session, conversation, replies, author_kind)
+        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+    await _deliver(ctx, recorded, identity, conversation)
+    await _carry_out(ctx, message.patient_id, message.channel, conversation, replies)
+    return True
+
+
+async def say(ctx: Context, patient_id: int, channel: str, replies: Sequence[BotMessage]) -> None:
+    """The bot speaks first (a hand-back, a follow-up), on the patient's latest conversation
+    on `channel` (after a merge, the surviving patient's)."""
+    async with ctx.db.session() as session:
         conversation = await latest_conversation(session, patient_id, channel)
         if conversation is None:
             log.warning("bot reply for patient %s has no conversation on %s", patient_id, channel)
-            return True
-        recorded = [
-            await record_outbound(
-                session,
-                conversation,
-                text=reply.text,
-                author_kind=author_kind,
-                buttons=reply.buttons,
-            )
-            for reply in replies
-            if reply.text or reply.buttons
-        ]
+            return
+        recorded = await _record(session, conversation, replies, AuthorKind.BOT)
         identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+    await _deliver(ctx, recorded, identity, conversation)
+    await _carry_out(ctx, patient_id, channel, conversation, replies)
+
+
+async def _record(
+    session: AsyncSession,
+    conversation: Conversation,
+    replies: Sequence[BotMessage],
+    author_kind: AuthorKind,
+) -> list[Message]:
+    return [
+        await record_outbound(
+            session,
+            conversation,
+            text=reply.text,
+            author_kind=author_kind,
+            buttons=reply.buttons,
+            claimed=True,
+        )
+        for reply in replies
+        if reply.text or reply.buttons
+    ]
+
+
+async def _deliver(
+    ctx: Context,
+    recorded: Sequence[Message],
+    identity: ChannelIdentity,
+    conversation: Conversation,
+) -> None:
     for message in recorded:
         await ctx.bus.publish(message_event(message, conversation))
-        await deliver(ctx, message, identity, conversation, retry_later=True)
-    await _carry_out(ctx, patient_id, channel, conversation, replies)
-    return True
+        await deliver(ctx, message, identity, conversation, retry_later=True, claimed=True)
 
 
 async def mark_processed(ctx: Context, message_id: int) -> None:
@@ -186,7 +217,7 @@ async def mark_processed(ctx: Context, message_id: int) -> None:
         await _mark_processed(session, message_id)
 
 
-async def _mark_processed(session: Any, message_id: int) -> bool:
+async def _mark_processed(session: AsyncSession, message_id: int) -> bool:
     result = await session.execute(
         update(Message)
         .where(Message.id == message_id, Message.processed_at.is_(None))
@@ -209,7 +240,7 @@ async def _carry_out(
         handoff = reply.custom.get("handoff")
         code = reply.custom.get("identity_code")
         if code is not None and not await send_code(ctx, int(code["claim"]), patient_id):
-            await answer(ctx, patient_id, channel, [BotMessage(t("identity.code_not_sent"))])
+            await say(ctx, patient_id, channel, [BotMessage(t("identity.code_not_sent"))])
             handoff = {"reason": CONFIRM_IDENTITY}
         if handoff is not None:  # the handoff listens (handoff.transitions.listen)
             await ctx.bus.publish(

@@ -137,9 +137,11 @@ async def record_outbound(
     internal: bool = False,
     template: dict[str, Any] | None = None,
     sealed: bool = False,
+    claimed: bool = False,
 ) -> Message:
     """Record a message to the patient (pending delivery) or a staff-only note; a `sealed`
-    one's text describes what the provider got (see messaging.outbound.Sealed)."""
+    one's text describes what the provider got (see messaging.outbound.Sealed). A `claimed`
+    one is recorded with its first delivery attempt taken (`messaging.outbound.deliver`)."""
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -157,6 +159,7 @@ async def record_outbound(
         delivery_status=DeliveryStatus.SENT if internal else DeliveryStatus.PENDING,
         sent_at=now if internal else None,
         created_at=now,
+        attempts=1 if claimed else 0,
     )
     session.add(message)
     if not internal:
@@ -245,9 +248,10 @@ async def settle_delivery(session: AsyncSession, message: Message) -> bool:
     return advance_delivery(message, least.delivery_status, least.status_at)
 
 
-async def record_part(session: AsyncSession, message: Message, provider_message_id: str) -> None:
+async def record_part(session: AsyncSession, message: Message, provider_message_id: str) -> bool:
     """The provider took the next part of our message: from now on receipts naming its id
-    find the message, and one that arrived before this keeps its place on the part."""
+    find the message, and one that arrived before this keeps its place on the part (False:
+    the message's status must then be settled from its parts)."""
     position = message.parts_sent
     part = OutboundPart(
         message_id=message.id,
@@ -256,12 +260,14 @@ async def record_part(session: AsyncSession, message: Message, provider_message_
         position=position,
         delivery_status=DeliveryStatus.SENT,
     )
-    if not await _inserted(session, part):
+    fresh = await _inserted(session, part)
+    if not fresh:
         part = await _part(session, message.channel, provider_message_id)
         part.message_id, part.position = message.id, position
     message.parts_sent = position + 1
     if message.provider_message_id is None:
         message.provider_message_id = provider_message_id
+    return fresh
 
 
 async def record_status(

@@ -70,7 +70,7 @@ async def resolve_identity(
     identity = await _find_identity(session, channel, external_id, aliases)
     if identity is not None:
         _merge_details(identity, {**aliases, **(details or {})})
-        if phone:
+        if phone and phone != identity.verified_phone:  # linked when it was first proved
             identity.verified_phone = phone
             await link_phone(session, identity, phone)
         return identity

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
     HANDOFF_PAYLOAD,
@@ -233,6 +234,7 @@ class Inbox:
         async with self.ctx.db.session() as session:
             message = await session.get(Message, message_id)
             conversation = await session.get(Conversation, message.conversation_id)
+            offers = await _recent_offers(session, conversation.channel_identity_id)
         if message.processed_at is not None:
             return
         # A patient already with (or waiting for) a person on another channel stays with
@@ -242,39 +244,11 @@ class Inbox:
         ):
             await mark_processed(self.ctx, message_id)
         elif _unreadable(message):
-            await self._offer_person(message)
+            await answer(self.ctx, message, [_offer_a_person()], author_kind=AuthorKind.SYSTEM)
         else:
-            text = await self._what_the_bot_reads(message, conversation)
+            text = _what_the_bot_reads(message, offers)
             replies = await self.assistant.turn(message.patient_id, message, text, replay=replay)
-            await answer(
-                self.ctx, message.patient_id, message.channel, replies, answering=message.id
-            )
-
-    async def _offer_person(self, message: Message) -> None:
-        """The bot cannot read files yet: say so and offer a person, without asking it."""
-        offer = BotMessage(
-            t("channel.unreadable"),
-            [{"title": t("channel.talk_to_person"), "payload": HANDOFF_PAYLOAD}],
-        )
-        await answer(
-            self.ctx,
-            message.patient_id,
-            message.channel,
-            [offer],
-            answering=message.id,
-            author_kind=AuthorKind.SYSTEM,
-        )
-
-    async def _what_the_bot_reads(self, message: Message, conversation: Conversation) -> str:
-        """The patient's text with any command neutralised — or, when they tapped (or typed
-        the number or title of) a button the clinic offered them, that button's payload."""
-        text = neutralize_commands(message.text)
-        offers = await recent_offers(self.ctx, conversation.channel_identity_id)
-        payload = message.payload
-        if payload is None:
-            payload = typed_option(message.text, offers[0] if offers else [])
-        offered = any(b.get("payload") == payload for buttons in offers for b in buttons)
-        return payload if payload and offered else text
+            await answer(self.ctx, message, replies)
 
     async def replay_unprocessed(self, recorded_before: datetime | None = None) -> int:
         """Route what was recorded but never routed: at start-up, whatever a previous process
@@ -322,28 +296,50 @@ def neutralize_commands(text: str) -> str:
     return text.lstrip().lstrip("/").lstrip()
 
 
+def _offer_a_person() -> BotMessage:
+    """The bot cannot read files yet: say so and offer a person, without asking it."""
+    return BotMessage(
+        t("channel.unreadable"),
+        [{"title": t("channel.talk_to_person"), "payload": HANDOFF_PAYLOAD}],
+    )
+
+
+def _what_the_bot_reads(message: Message, offers: list[list[dict[str, str]]]) -> str:
+    """The patient's text with any command neutralised — or, when they tapped (or typed the
+    number or title of) a button the clinic recently offered them, that button's payload."""
+    payload = message.payload
+    if payload is None:
+        payload = typed_option(message.text, offers[0] if offers else [])
+    offered = any(b.get("payload") == payload for buttons in offers for b in buttons)
+    return payload if payload and offered else neutralize_commands(message.text)
+
+
 def _unreadable(message: Message) -> bool:
     """Files, audio, stickers or a location without any text: nothing the bot can read."""
     return bool(message.attachments) and not message.text.strip() and not message.payload
 
 
 async def recent_offers(ctx: Context, identity_id: int) -> list[list[dict[str, str]]]:
+    async with ctx.db.session() as session:
+        return await _recent_offers(session, identity_id)
+
+
+async def _recent_offers(session: AsyncSession, identity_id: int) -> list[list[dict[str, str]]]:
     """The buttons of the clinic's (bot, system) latest messages to this channel identity,
     newest first. Only payloads of buttons the clinic recently showed this patient on this
     channel are trusted, and a typed "1" answers the latest. The thread, not one
     conversation: the satisfaction question is asked as the human episode closes, and the
     answer arrives in the next conversation."""
-    async with ctx.db.session() as session:
-        query = (
-            select(Message.buttons)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(
-                Conversation.channel_identity_id == identity_id,
-                Message.direction == Direction.OUTBOUND,
-                Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
-                Message.internal.is_(False),
-            )
-            .order_by(Message.id.desc())
-            .limit(OFFERED_BUTTONS_LOOKBACK)
+    query = (
+        select(Message.buttons)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.channel_identity_id == identity_id,
+            Message.direction == Direction.OUTBOUND,
+            Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
+            Message.internal.is_(False),
         )
-        return [buttons or [] for buttons in (await session.execute(query)).scalars()]
+        .order_by(Message.id.desc())
+        .limit(OFFERED_BUTTONS_LOOKBACK)
+    )
+    return [buttons or [] for buttons in (await session.execute(query)).scalars()]

@@ -107,14 +107,16 @@ async def deliver(
     conversation: Conversation,
     *,
     retry_later: bool = False,
+    claimed: bool = False,
 ) -> bool:
     """One delivery attempt; True when the provider took the message.
 
-    The attempt is claimed first (compare-and-set on `attempts`), so two processes never
-    send the same attempt. With `retry_later`, a temporary failure (429, 5xx, network) leaves
-    the message pending for the worker's retries (`messaging/retries.py`); without it, as for
-    reminders, which fall back to another channel instead, every failure is final."""
-    if not await _claim_attempt(ctx, message):
+    The attempt is claimed first (compare-and-set on `attempts`; `claimed` when the message
+    was recorded with its attempt taken), so two processes never send the same attempt.
+    With `retry_later`, a temporary failure (429, 5xx, network) leaves the message pending
+    for the worker's retries (`messaging/retries.py`); without it, as for reminders, which
+    fall back to another channel instead, every failure is final."""
+    if not claimed and not await _claim_attempt(ctx, message):
         return False
     sender = ctx.senders[message.channel]
     try:
@@ -207,13 +209,15 @@ async def _record_delivery(
     arrived for those parts before they were recorded (a failure reported at once)."""
     async with ctx.db.session() as session:
         message = await session.get(Message, message_id)
+        receipts_came_first = False
         for provider_id in parts:
-            await record_part(session, message, provider_id)
+            receipts_came_first |= not await record_part(session, message, provider_id)
         changed = advance_delivery(message, status)
         if error:
             message.error = error[:500]
         elif changed and status == DeliveryStatus.SENT:
             message.error = None  # a retry succeeded
-        changed = await settle_delivery(session, message) or changed
+        if receipts_came_first:
+            changed = await settle_delivery(session, message) or changed
     if changed:
         await ctx.bus.publish(message_event(message, conversation))

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from core.catalog import t
-from messaging.assistant import BotMessage, answer
+from messaging.assistant import BotMessage, say
 from messaging.verification import open_claim
 from models import ChannelIdentity, Conversation, IdentityClaim, Message, User, utcnow
 from tests.channels.webhooks import SECRETS
@@ -45,7 +45,7 @@ async def _ask_for_the_code(channel_ctx, claim: IdentityClaim) -> None:
     """The assistant's question, answered on Messenger as the platform applies the bot's
     answer."""
     question = BotMessage(ANNOUNCEMENT, custom={"identity_code": {"claim": claim.id}})
-    await answer(channel_ctx, claim.claimant_id, "messenger", [question])
+    await say(channel_ctx, claim.claimant_id, "messenger", [question])
 
 
 async def _stored(channel_ctx, model, **where):

@@ -1,0 +1,106 @@
+"""Who may read or act on what: the one place that decides it, for every process.
+
+The rules answer yes or no over the models; the caller raises its own refusal (a
+`core.errors.Forbidden`, or a subclass that says why). Nothing here writes, and only
+`serves_patient` (and what asks it) reads the database.
+
+- Managers and admins read and act on every conversation and every appointment.
+- An attendant reads a conversation only while it is open and in the queue or assigned to
+  them, and acts in it (replies, notes, transfers, resolves, reception actions) only while it
+  is open and assigned to them. From the queue they take one that is nobody else's.
+- A staff member acts on the appointments of a patient they serve: an attendant while one of
+  that patient's open conversations is assigned to them. A patient acts only on their own.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Conversation, ConversationStatus, Owner, Role, User
+
+MANAGER_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
+
+
+def is_manager(user: User) -> bool:
+    """Managers and admins: they supervise, so they see and may move everything."""
+    return user.role in MANAGER_ROLES
+
+
+def is_attendant(user: User) -> bool:
+    return user.role == Role.ATTENDANT
+
+
+def is_admin(user: User) -> bool:
+    """Admins alone manage staff accounts and the clinic profile."""
+    return user.role == Role.ADMIN
+
+
+def is_serving_staff(user: User) -> bool:
+    """Attendants, managers and admins: who may hold a conversation with a patient."""
+    return is_attendant(user) or is_manager(user)
+
+
+def may_receive_conversations(user: User) -> bool:
+    """Whom a conversation may be given (by distribution, a transfer or a take): active
+    serving staff. Presence and capacity are the handoff's to check."""
+    return bool(user.is_active) and is_serving_staff(user)
+
+
+def _assigned_to(conversation: Conversation, user: User) -> bool:
+    return conversation.owner == Owner.ATTENDANT and conversation.assigned_attendant_id == user.id
+
+
+def may_read_conversation(user: User, conversation: Conversation) -> bool:
+    """What the attendant's lists show: the queue and what is with them now. A resolved or
+    moved conversation leaves their workspace at once, and so does their access to its
+    patient's history. Managers read every conversation."""
+    if is_manager(user):
+        return True
+    if not is_attendant(user) or conversation.status != ConversationStatus.OPEN:
+        return False
+    return conversation.owner == Owner.QUEUED or _assigned_to(conversation, user)
+
+
+def may_act_in_conversation(user: User, conversation: Conversation) -> bool:
+    """Managers act in any open conversation; attendants only in the open ones assigned to
+    them."""
+    if conversation.status != ConversationStatus.OPEN:
+        return False
+    return is_manager(user) or (is_attendant(user) and _assigned_to(conversation, user))
+
+
+def may_take_from_queue(user: User, conversation: Conversation) -> bool:
+    """Taking by hand: a manager any conversation; an attendant one not set aside for a
+    colleague. (Whether it is still queued, and MANUAL_TAKE, are the handoff's to check.)"""
+    if is_manager(user):
+        return True
+    return is_attendant(user) and conversation.assigned_attendant_id in (None, user.id)
+
+
+def serving(attendant_id: int, patient_id: int) -> ColumnElement[bool]:
+    """The condition "one of this patient's open conversations is assigned to this
+    attendant", for a query."""
+    return exists().where(
+        and_(
+            Conversation.assigned_attendant_id == attendant_id,
+            Conversation.patient_id == patient_id,
+            Conversation.owner == Owner.ATTENDANT,
+            Conversation.status == ConversationStatus.OPEN,
+        )
+    )
+
+
+async def serves_patient(session: AsyncSession, attendant_id: int, patient_id: int) -> bool:
+    """Whether the attendant serves this patient now (on any channel)."""
+    return bool((await session.execute(select(serving(attendant_id, patient_id)))).scalar())
+
+
+async def may_act_on_appointments_of(session: AsyncSession, user: User, patient_id: int) -> bool:
+    """Managers act on every patient's appointments, attendants on those of a patient they
+    serve now, a patient on their own."""
+    if is_manager(user):
+        return True
+    if is_attendant(user):
+        return await serves_patient(session, user.id, patient_id)
+    return user.role == Role.PATIENT and user.id == patient_id
