@@ -34,13 +34,16 @@ migrate: install
 run: install train
 	$(PY) scripts/start.py
 
-test: install train lint
+test: lint train
 	@scripts/ensure-chromium.sh
 	$(PY) -m pytest
 
+# Style, the import contracts (layers, no cycles, Rasa sealed) and the types, on every run.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # Re-resolve each runtime alone: the platform on current releases, the assistant on Rasa's pins.
 lock: install

@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,16 @@ from core.events import message_event
 from core.logs import log_failure
 from messaging.assistant import AssistantClient, BotMessage, answer, mark_processed
 from messaging.history import Recorded, record_edit, record_inbound, record_status, record_watermark
-from models import AuthorKind, Conversation, Direction, Message, Owner, utcnow
+from models import (
+    AuthorKind,
+    ChannelIdentity,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    Owner,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,47 @@ OFFERED_BUTTONS_LOOKBACK = 5
 JoinEpisode = Callable[[Context, int], Awaitable[bool]]
 
 
+@dataclass(frozen=True)
+class Route:
+    """What routing a recorded message needs to know, read in one go."""
+
+    message: Message
+    conversation: Conversation
+    # The buttons the clinic recently offered on this channel identity, newest first.
+    offers: list[list[dict[str, str]]]
+    # Whether the patient is with (or waiting for) a person on another channel.
+    person_elsewhere: bool
+
+
+async def _recorded(session: AsyncSession, message_id: int) -> Recorded:
+    message = await session.get(Message, message_id)
+    conversation = await session.get(Conversation, message.conversation_id)
+    identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+    return Recorded(message=message, conversation=conversation, identity=identity)
+
+
+async def _route_for(session: AsyncSession, recorded: Recorded) -> Route:
+    conversation = recorded.conversation
+    with_bot = conversation.owner == Owner.BOT
+    return Route(
+        message=recorded.message,
+        conversation=conversation,
+        offers=await _recent_offers(session, recorded.identity.id) if with_bot else [],
+        person_elsewhere=with_bot and await person_elsewhere(session, conversation),
+    )
+
+
+async def person_elsewhere(session: AsyncSession, conversation: Conversation) -> bool:
+    """Whether the patient has another open conversation in the queue or with a person."""
+    query = select(Conversation.id).where(
+        Conversation.patient_id == conversation.patient_id,
+        Conversation.id != conversation.id,
+        Conversation.status == ConversationStatus.OPEN,
+        Conversation.owner != Owner.BOT,
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
 class PatientLocks:
     """One lock per patient, dropped when nobody holds or waits for it (so the map does not
     grow with every patient ever seen)."""
@@ -64,14 +115,17 @@ class PatientLocks:
         self._users: Counter[int] = Counter()
 
     @asynccontextmanager
-    async def hold(self, patient_id: int) -> AsyncIterator[None]:
+    async def hold(self, patient_id: int) -> AsyncIterator[bool]:
+        """Hold the patient's lock; yields whether another routing held it first (what it
+        did may have changed what this one read)."""
         # No await before the lock is taken or queued for: tasks created in the order the
         # messages were recorded queue in that order.
         lock = self._locks.setdefault(patient_id, asyncio.Lock())
         self._users[patient_id] += 1
         try:
+            waited = lock.locked()
             async with lock:
-                yield
+                yield waited
         finally:
             self._users[patient_id] -= 1
             if not self._users[patient_id]:
@@ -132,19 +186,20 @@ class Inbox:
 
     async def accept(self, inbound: Inbound) -> Recorded | None:
         """Record a patient message and route it in the background; None when this delivery
-        was recorded before."""
-        recorded = await self.record(inbound)
-        if recorded is not None and not inbound.automatic:
-            self.route_later(recorded.message.id, recorded.message.patient_id)
+        was recorded before. What routing needs to know is read in the same transaction."""
+        recorded, route = await self.record(inbound)
+        if recorded is not None and route is not None and not inbound.automatic:
+            self.later(self.route(recorded.message.id, recorded.message.patient_id, route))
         return recorded
 
-    async def record(self, inbound: Inbound) -> Recorded | None:
+    async def record(self, inbound: Inbound) -> tuple[Recorded | None, Route | None]:
         async with self.ctx.db.session() as session:
             recorded = await record_inbound(session, inbound)
+            route = await _route_for(session, recorded) if recorded is not None else None
         if recorded is not None:
             # Staff screens hear of it after the acknowledgement.
             self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
-        return recorded
+        return recorded, route
 
     async def _on_status(self, channel: str, update: StatusUpdate) -> None:
         async with self.ctx.db.session() as session:
@@ -210,43 +265,45 @@ class Inbox:
 
     # --- routing -----------------------------------------------------------------------------
 
-    def route_later(self, message_id: int, patient_id: int) -> None:
-        """Route in the background. The task takes the patient's lock before it first waits,
-        so one patient's messages reach the bot in the order they were recorded."""
-        self.later(self.route(message_id, patient_id))
-
     async def route(
-        self, message_id: int, patient_id: int | None = None, *, replay: bool = False
+        self,
+        message_id: int,
+        patient_id: int | None = None,
+        known: Route | None = None,
+        *,
+        replay: bool = False,
     ) -> None:
-        """Answer a recorded message if the bot owns its conversation, once."""
+        """Answer a recorded message if the bot owns its conversation, once. The task takes
+        the patient's lock before it first waits, so one patient's messages reach the bot in
+        the order they were recorded. What was `known` when it was recorded stands unless
+        another routing of this patient ran in between (it may have handed it off)."""
         self._routing.add(message_id)
         try:
             if patient_id is None:
                 async with self.ctx.db.session() as session:
                     patient_id = (await session.get(Message, message_id)).patient_id
-            async with self._locks.hold(patient_id):
-                await self._route(message_id, replay)
+            async with self._locks.hold(patient_id) as waited:
+                if known is None or waited:
+                    async with self.ctx.db.session() as session:
+                        known = await _route_for(session, await _recorded(session, message_id))
+                await self._route(known, replay)
         finally:
             self._routing.discard(message_id)
 
-    async def _route(self, message_id: int, replay: bool) -> None:
-        # Read under the lock: the previous message may have handed the conversation off.
-        async with self.ctx.db.session() as session:
-            message = await session.get(Message, message_id)
-            conversation = await session.get(Conversation, message.conversation_id)
-            offers = await _recent_offers(session, conversation.channel_identity_id)
+    async def _route(self, route: Route, replay: bool) -> None:
+        message = route.message
         if message.processed_at is not None:
             return
         # A patient already with (or waiting for) a person on another channel stays with
         # them: this conversation joins that episode instead of reaching the bot.
-        if conversation.owner != Owner.BOT or await self.join_open_episode(
-            self.ctx, conversation.id
+        if route.conversation.owner != Owner.BOT or (
+            route.person_elsewhere and await self.join_open_episode(self.ctx, route.conversation.id)
         ):
-            await mark_processed(self.ctx, message_id)
+            await mark_processed(self.ctx, message.id)
         elif _unreadable(message):
             await answer(self.ctx, message, [_offer_a_person()], author_kind=AuthorKind.SYSTEM)
         else:
-            text = _what_the_bot_reads(message, offers)
+            text = _what_the_bot_reads(message, route.offers)
             replies = await self.assistant.turn(message.patient_id, message, text, replay=replay)
             await answer(self.ctx, message, replies)
 
