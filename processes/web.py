@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from channels.registry import build_senders, enabled_channels
 from channels.webchat import Sockets
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus
 from core.settings import Settings
-from handoff import transitions
+from handoff.transitions import listeners, talking
 from messaging.assistant import Assistant, AssistantClient
 from messaging.inbound import Inbox
 from models.db import Database
@@ -40,11 +41,11 @@ async def clinic_context(app: web.Application) -> AsyncIterator[None]:
         senders=build_senders(settings, channels, widget_sockets=sockets),
         bot=Assistant(assistant),
     )
-    transitions.listen(ctx)
+    listeners.listen(ctx)
     app[HUB] = hub
     app[CTX] = ctx
     app[WIDGET_SOCKETS] = sockets
-    app[INBOX] = Inbox(ctx, assistant, channels, transitions.join_open_episode)
+    app[INBOX] = Inbox(ctx, assistant, channels, talking.join_open_episode)
     yield
     await hub.close()
     await ctx.close()
@@ -56,13 +57,29 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """One line per request without its query string: a provider's handshake carries its
+    verify token there, and no secret goes to a log."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %.1fms", request.method, request.path, response.status, time * 1000
+        )
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = Settings.from_env()
     address = urlsplit(settings.web_url)
-    web.run_app(create_app(settings), host=address.hostname, port=address.port, print=None)
+    web.run_app(
+        create_app(settings),
+        host=address.hostname,
+        port=address.port,
+        print=None,
+        access_log_class=PathOnlyAccessLogger,
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ without their shared secret."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,6 +48,10 @@ async def test_the_whatsapp_verification_handshake_is_answered_by_the_platform(c
     url = f"{clinic.settings.web_url}/webhooks/whatsapp/webhook"
     async with aiohttp.ClientSession() as http, http.get(url, params=query) as response:
         assert (response.status, await response.text()) == (200, "1158201444")
+    await asyncio.sleep(1)  # the access log line is written
+    logged = clinic.log_path.read_text(errors="replace")
+    assert "GET /webhooks/whatsapp/webhook 200" in logged
+    assert SECRETS["WHATSAPP_VERIFY_TOKEN"] not in logged  # the query string is not logged
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-secret"])
