@@ -12,7 +12,9 @@ from sqlalchemy.orm import selectinload
 from accounts.auth import audit, hash_password
 from core.contacts import normalize_email
 from core.context import Context
-from handoff import transitions
+from core.errors import BadRequest
+from handoff import presence
+from handoff.transitions import queueing
 from models import AttendantProfile, ClinicProfile, LoginSession, Presence, Role, User
 from models.db import Database
 
@@ -20,12 +22,20 @@ MIN_PASSWORD_LENGTH = 8
 STAFF_ROLES_ADMIN_CAN_GRANT = (Role.ATTENDANT, Role.MANAGER, Role.ADMIN)
 
 
-class AdminError(ValueError):
-    """Invalid input; `code` is a catalog key."""
+class AdminError(BadRequest):
+    """Invalid input (400); `code` is a catalog key."""
 
-    def __init__(self, code: str, **values: object) -> None:
-        super().__init__(code)
-        self.code, self.values = code, values
+
+class EmailTaken(AdminError):
+    code = "error.email_taken"
+    status = 409
+
+
+class AdminNotFound(AdminError):
+    """No such staff account, or no clinic profile yet (404)."""
+
+    code = "error.not_found"
+    status = 404
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ async def create_staff(
             await session.flush()
             audit(session, admin, "staff_created", target_user_id=user.id, role=str(user.role))
     except IntegrityError:
-        raise AdminError("error.email_taken") from None
+        raise EmailTaken() from None
     return user
 
 
@@ -107,7 +117,7 @@ async def update_staff(ctx: Context, admin: User, user_id: int, changes: StaffCh
         )
         user = (await session.execute(query)).scalar_one_or_none()
         if user is None:
-            raise AdminError("error.not_found")
+            raise AdminNotFound()
         was_active, role = user.is_active, user.role
         capacity = user.attendant_profile.capacity if user.attendant_profile else 0
         if changes.name is not None:
@@ -135,11 +145,11 @@ async def update_staff(ctx: Context, admin: User, user_id: int, changes: StaffCh
     if user.attendant_profile is None:
         return user
     if was_active and not user.is_active:
-        await transitions.set_presence(ctx, user, Presence.OFFLINE, reason="deactivated")
+        await presence.set_presence(ctx, user, Presence.OFFLINE, reason="deactivated")
     elif user.is_active and (
         not was_active or user.role != role or user.attendant_profile.capacity > capacity
     ):
-        await transitions.distribute(ctx)
+        await queueing.distribute(ctx)
     return user
 
 
@@ -171,13 +181,14 @@ async def clinic_profile(db: Database) -> ClinicProfile:
     async with db.session() as session:
         profile = (await session.execute(select(ClinicProfile).limit(1))).scalar_one_or_none()
     if profile is None:
-        raise AdminError("error.not_found")
+        raise AdminNotFound()
     return profile
 
 
 async def update_clinic_profile(
-    db: Database, admin: User, *, name: str, data: Any
+    db: Database, admin: User, *, name: object, data: object
 ) -> ClinicProfile:
+    """Replace the clinic profile, as typed in the admin's form (anything else is refused)."""
     cleaned = clean_profile(data)
     if not isinstance(name, str) or not name.strip():
         raise AdminError("error.invalid_profile")

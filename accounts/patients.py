@@ -11,18 +11,23 @@ from sqlalchemy.orm import selectinload
 from accounts.admin import MIN_PASSWORD_LENGTH
 from accounts.auth import hash_password
 from core.contacts import normalize_cpf, normalize_email, normalize_phone
+from core.errors import BadRequest
 from messaging.identities import create_patient
-from models import Appointment, ChannelIdentity, Message, User, utcnow
+from models import ChannelIdentity, Message, PatientProfile, User, utcnow
 from models.db import Database
-from models.views import message_view
+from models.views import appointment_view, message_view, patient_view
+from scheduling.agenda import patient_history
 
 
-class PatientError(ValueError):
-    """Invalid input; `code` is a catalog key."""
+class PatientError(BadRequest):
+    """Invalid input (400); `code` is a catalog key."""
 
-    def __init__(self, code: str, **values: object) -> None:
-        super().__init__(code)
-        self.code, self.values = code, values
+
+class AlreadyRegistered(PatientError):
+    """The e-mail or the CPF already has an account (409)."""
+
+    code = "error.email_taken"
+    status = 409
 
 
 def _required(value: Any, code: str) -> str:
@@ -58,16 +63,18 @@ async def sign_up(
             taken = (await session.execute(query.limit(1))).first()
             if taken is not None:
                 same_email = taken.email == normalized_email
-                raise PatientError("error.email_taken" if same_email else "error.cpf_taken")
+                raise AlreadyRegistered("error.email_taken" if same_email else "error.cpf_taken")
             # The phone is stored but not used to match channel identities: typed on a form it
             # proves nothing, and matching would hand someone else's WhatsApp history over.
             patient = await create_patient(session, name=full_name, email=normalized_email)
             patient.phone_e164 = normalized_phone
             patient.cpf = normalized_cpf
             patient.password_hash = hash_password(password)
-            patient.patient_profile.lgpd_consent_at = utcnow()
+            profile = patient.patient_profile or PatientProfile()
+            profile.lgpd_consent_at = utcnow()
+            patient.patient_profile = profile
     except IntegrityError:
-        raise PatientError("error.email_taken") from None
+        raise AlreadyRegistered() from None
     return patient
 
 
@@ -98,21 +105,6 @@ async def update_contact(
     return patient
 
 
-def profile_view(patient: User) -> dict[str, Any]:
-    profile = patient.patient_profile
-    return {
-        "id": patient.id,
-        "name": patient.name,
-        "email": patient.email,
-        "phone": patient.phone_e164,
-        "cpf": patient.cpf,
-        "preferred_channel": profile.preferred_channel if profile else None,
-        "lgpd_consent_at": profile.lgpd_consent_at.isoformat()
-        if profile and profile.lgpd_consent_at
-        else None,
-    }
-
-
 async def export_data(db: Database, patient_id: int) -> dict[str, Any]:
     """Everything the clinic holds about the patient, in a reusable format."""
     patient = await load_patient(db, patient_id)
@@ -137,20 +129,10 @@ async def export_data(db: Database, patient_id: int) -> dict[str, Any]:
             .scalars()
             .all()
         )
-        appointments = (
-            (
-                await session.execute(
-                    select(Appointment)
-                    .where(Appointment.patient_id == patient_id)
-                    .order_by(Appointment.starts_at)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        history = await patient_history(session, patient_id)
     return {
         "exported_at": utcnow().isoformat(),
-        "profile": profile_view(patient),
+        "profile": patient_view(patient),
         "channels": [
             {"channel": i.channel, "external_id": i.external_id, "since": i.created_at.isoformat()}
             for i in identities
@@ -164,13 +146,7 @@ async def export_data(db: Database, patient_id: int) -> dict[str, Any]:
             for m in messages
         ],
         "appointments": [
-            {
-                "id": a.id,
-                "doctor_id": a.doctor_id,
-                "starts_at": a.starts_at.isoformat(),
-                "ends_at": a.ends_at.isoformat(),
-                "status": str(a.status),
-            }
-            for a in appointments
+            appointment_view(i.appointment, patient_name=i.patient_name, reminders=i.reminders)
+            for i in reversed(history)
         ],
     }

@@ -103,8 +103,11 @@ class Ignored:
     kind: str
 
 
-Event = Any  # Inbound | StatusUpdate | Watermark | Edit | Unsent | Ignored | channel-specific
-EventHandler = Callable[[Any], Awaitable[None]]
+# Inbound | StatusUpdate | Watermark | Edit | Unsent | Ignored, or an event type of one channel
+# (Telegram's CallbackAnswer): each is handled by its type (`messaging.inbound.Inbox.handle`).
+Event = object
+# Takes one event of the type it is registered for; what it returns is not used.
+EventHandler = Callable[[Any], Awaitable[object]]
 HandleEvents = Callable[[Sequence[Event]], Awaitable[None]]
 
 
@@ -146,8 +149,38 @@ class ProviderChannel:
     # Bodies above this are refused before they are read.
     max_body: ClassVar[int] = 1_000_000
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: ChannelConfig) -> None:
         self.config = config
+        self._http: aiohttp.ClientSession | None = None
+
+    async def post(
+        self,
+        url: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> ProviderReply:
+        """POST to the provider's API on one keep-alive session per channel and process (a
+        reply reuses the connection, and its TLS handshake, that the previous one opened).
+        Network failures are retryable `DeliveryFailed`s; HTTP errors come back for the
+        channel to describe in the provider's terms."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=PROVIDER_TIMEOUT)
+        try:
+            async with self._http.post(url, json=json_body, headers=headers) as resp:
+                text = await resp.text()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            reason = f"provider unreachable: {type(exc).__name__}"
+            raise DeliveryFailed(reason, retryable=True) from exc
+        try:
+            return ProviderReply(resp.status, json.loads(text))
+        except ValueError:
+            return ProviderReply(resp.status, text)
+
+    async def close(self) -> None:
+        """Release the channel's connections, when its process stops."""
+        if self._http is not None:
+            await self._http.close()
 
     @classmethod
     def load_config(cls, settings: Settings) -> ChannelConfig:
@@ -201,11 +234,13 @@ def json_object(request: WebhookRequest) -> dict[str, Any]:
     return payload
 
 
-def tolerant(kind: str, parse: Callable[..., list[Event]], *args: Any) -> list[Event]:
+def tolerant[**P](
+    kind: str, parse: Callable[P, list[Event]], *args: P.args, **kwargs: P.kwargs
+) -> list[Event]:
     """`parse(*args)` for one item of a batch: an unreadable item is logged and skipped, and
     the others still count."""
     try:
-        return parse(*args)
+        return parse(*args, **kwargs)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         log.warning("skipped a malformed %s item", kind)
         return [Ignored(f"malformed {kind}")]
@@ -225,7 +260,7 @@ def unset(variables: dict[str, str]) -> list[str]:
 def from_epoch(seconds: float | str | None) -> datetime | None:
     if seconds in (None, ""):
         return None
-    return datetime.fromtimestamp(float(seconds), tz=UTC)  # type: ignore[arg-type]
+    return datetime.fromtimestamp(float(seconds), tz=UTC)
 
 
 def within(since: datetime | None, hours: float) -> bool:
@@ -306,27 +341,3 @@ def retryable_status(status: int) -> bool:
 
 
 PROVIDER_TIMEOUT = aiohttp.ClientTimeout(total=15)
-
-
-async def call_provider(
-    url: str,
-    *,
-    json_body: Any = None,
-    form: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    auth: aiohttp.BasicAuth | None = None,
-) -> ProviderReply:
-    """POST to a provider's API. Network failures are retryable `DeliveryFailed`s; HTTP
-    errors come back for the channel to describe in the provider's terms."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=PROVIDER_TIMEOUT) as http,
-            http.post(url, json=json_body, data=form, headers=headers, auth=auth) as resp,
-        ):
-            text = await resp.text()
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise DeliveryFailed(f"provider unreachable: {type(exc).__name__}", retryable=True) from exc
-    try:
-        return ProviderReply(resp.status, json.loads(text))
-    except ValueError:
-        return ProviderReply(resp.status, text)

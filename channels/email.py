@@ -33,7 +33,7 @@ from email.message import EmailMessage
 from email.parser import HeaderParser
 from email.utils import getaddresses, make_msgid
 from html.parser import HTMLParser
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from channels.base import (
@@ -150,7 +150,7 @@ def visible_text(body: str) -> str:
     return "\n".join(kept).strip()
 
 
-def _ids(header: Any) -> list[str]:
+def _ids(header: object) -> list[str]:
     return _MESSAGE_IDS.findall(str(header or ""))
 
 
@@ -196,16 +196,19 @@ def _bounce(mail: EmailMessage) -> list[Event]:
     original_id, diagnostic = None, ""
     for part in mail.walk():
         kind = part.get_content_type()
+        # The email package types payloads loosely; its parser reads a delivery-status part as
+        # a list of header blocks, a headers part as bytes, an attached mail as the part's one
+        # message.
         if kind == "message/delivery-status":
-            for block in part.get_payload():
+            for block in cast("list[EmailMessage]", part.get_payload()):
                 diagnostic = str(block.get("Diagnostic-Code") or block.get("Status") or diagnostic)
         elif kind == "text/rfc822-headers":
-            headers = HeaderParser().parsestr(
-                part.get_payload(decode=True).decode(errors="replace")
-            )
+            returned = cast("bytes", part.get_payload(decode=True))
+            headers = HeaderParser().parsestr(returned.decode(errors="replace"))
             original_id = next(iter(_ids(headers.get("Message-ID"))), original_id)
         elif kind == "message/rfc822":
-            original_id = next(iter(_ids(part.get_payload(0).get("Message-ID"))), original_id)
+            attached = cast("EmailMessage", part.get_payload(0))
+            original_id = next(iter(_ids(attached.get("Message-ID"))), original_id)
     if original_id is None:
         return [Ignored("bounce without the original Message-ID")]
     return [StatusUpdate(original_id, DeliveryStatus.FAILED, error=f"bounced: {diagnostic}"[:500])]
@@ -335,6 +338,11 @@ class Mailbox:
         self.url = urlsplit(url)
         self.client: imaplib.IMAP4 | None = None
 
+    def _open_client(self) -> imaplib.IMAP4:
+        if self.client is None:
+            raise RuntimeError("the mailbox is not open")
+        return self.client
+
     def open(self) -> None:
         host, port = self.url.hostname or "localhost", self.url.port
         if self.url.scheme == "imaps":
@@ -345,16 +353,18 @@ class Mailbox:
         self.client.select(self.url.path.strip("/") or "INBOX")
 
     def unseen(self) -> list[bytes]:
-        _, data = self.client.uid("SEARCH", None, "UNSEEN")
+        # No charset argument: SEARCH UNSEEN.
+        _, data = self._open_client().uid("SEARCH", "UNSEEN")
         return data[0].split() if data and data[0] else []
 
     def fetch(self, uid: bytes) -> bytes | None:
-        # PEEK: the mail stays unseen until it was recorded.
-        _, data = self.client.uid("FETCH", uid, "(BODY.PEEK[])")
+        # PEEK: the mail stays unseen until it was recorded. A UID goes out as text: its ASCII
+        # digits, the same bytes on the wire.
+        _, data = self._open_client().uid("FETCH", uid.decode(), "(BODY.PEEK[])")
         return next((item[1] for item in data if isinstance(item, tuple)), None)
 
     def mark_seen(self, uid: bytes) -> None:
-        self.client.uid("STORE", uid, "+FLAGS", "(\\Seen)")
+        self._open_client().uid("STORE", uid.decode(), "+FLAGS", "(\\Seen)")
 
     def close(self) -> None:
         if self.client is not None:
@@ -373,7 +383,9 @@ def form_field(request: WebhookRequest, name: str) -> bytes:
     form = email.message_from_bytes(header + request.body, policy=policy.HTTP)
     for part in form.iter_parts() if form.is_multipart() else ():
         if part.get_param("name", header="content-disposition") == name:
-            return part.get_payload(decode=True) or b""
+            # A form field is a leaf part: its payload decodes to bytes.
+            value = part.get_payload(decode=True)
+            return value if isinstance(value, bytes) else b""
     return b""
 
 

@@ -3,7 +3,7 @@
 errors, and the Messenger Platform's `messaging[]` events and Send API (Messenger and
 Instagram Direct).
 
-The Graph API is called with plain HTTP (`channels.base.call_provider`): Meta maintains no
+The Graph API is called with plain HTTP (`ProviderChannel.post`): Meta maintains no
 Python SDK for it.
 """
 
@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
 from channels.base import (
     BadPayload,
+    ChannelConfig,
     Event,
     Ignored,
     Inbound,
@@ -26,7 +28,6 @@ from channels.base import (
     Unsent,
     Watermark,
     WebhookRequest,
-    call_provider,
     from_epoch,
     json_object,
     numbered_options,
@@ -78,6 +79,13 @@ class MetaAppConfig:
         return unset(dict(zip(self.names, values, strict=True)))
 
 
+class MetaConfig(ChannelConfig, Protocol):
+    """A Meta channel's config: the app's settings, and whatever else the channel needs."""
+
+    @property
+    def app(self) -> MetaAppConfig: ...
+
+
 def valid_signature(app_secret: str, body: bytes, header: str | None) -> bool:
     """X-Hub-Signature-256: `sha256=` + hex HMAC-SHA256 of the raw body with the app secret."""
     if not header or not header.startswith("sha256="):
@@ -86,7 +94,7 @@ def valid_signature(app_secret: str, body: bytes, header: str | None) -> bool:
     return same_secret(header.removeprefix("sha256="), expected)
 
 
-def graph_error(reply_body: Any) -> tuple[str, int | None]:
+def graph_error(reply_body: object) -> tuple[str, int | None]:
     """A Graph API error body as (reason for staff, error code)."""
     error = reply_body.get("error") if isinstance(reply_body, dict) else None
     if not isinstance(error, dict):
@@ -101,6 +109,7 @@ class MetaChannel(ProviderChannel):
 
     # Meta sends up to 3 MB per delivery (up to 1000 updates).
     max_body: ClassVar[int] = 3 * 1024 * 1024
+    config: MetaConfig
 
     def verify(self, request: WebhookRequest) -> bool:
         return valid_signature(
@@ -133,7 +142,7 @@ class MetaChannel(ProviderChannel):
         """POST to the Graph API with the app's token; a refusal is a `DeliveryFailed` with
         Graph's reason, retryable when Graph says it is throttling."""
         app = self.config.app
-        reply = await call_provider(
+        reply = await self.post(
             f"{app.graph_url}/{path}",
             json_body=body,
             headers={"Authorization": f"Bearer {app.access_token}"},
@@ -178,7 +187,9 @@ def _messaging_event(item: dict[str, Any], channel: str) -> list[Event]:
     return [Ignored(kinds[0] if kinds else "empty messaging item")]
 
 
-def _message(message: dict[str, Any], sender: str, sent_at: Any, channel: str) -> list[Event]:
+def _message(
+    message: dict[str, Any], sender: str, sent_at: datetime | None, channel: str
+) -> list[Event]:
     mid = message["mid"]
     if message.get("is_echo"):
         return [Ignored("echo")]  # our own page's message, already in the history
@@ -213,7 +224,8 @@ def _receipt(receipt: dict[str, Any], sender: str, status: DeliveryStatus) -> li
         return [StatusUpdate(receipt["mid"], status)]
     events: list[Event] = [StatusUpdate(mid, status) for mid in receipt.get("mids", [])]
     if "watermark" in receipt:
-        events.append(Watermark(sender, status, from_epoch(receipt["watermark"] / 1000)))
+        until = datetime.fromtimestamp(receipt["watermark"] / 1000, tz=UTC)
+        events.append(Watermark(sender, status, until))
     return events
 
 
@@ -221,7 +233,7 @@ def _inbound(
     channel: str,
     sender: str,
     mid: str,
-    sent_at: Any,
+    sent_at: datetime | None,
     *,
     text: str = "",
     payload: str | None = None,
@@ -303,7 +315,8 @@ class MessagingChannel(MetaChannel):
 
         async def send(body: dict[str, Any]) -> str:
             request = {"recipient": {"id": identity.external_id}, "message": body, **kind}
-            return (await self.graph_post("me/messages", request))["message_id"]
+            message_id: str = (await self.graph_post("me/messages", request))["message_id"]
+            return message_id
 
         bodies = self.message_bodies(message.text, message.buttons or [])
         return await send_parts(message, bodies, send)

@@ -8,6 +8,7 @@ the log — and what is sent on them goes to the console outbox. The site widget
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from channels.base import ProviderChannel
@@ -66,3 +67,10 @@ def build_senders(
     for provider in PROVIDERS:
         senders[provider.name] = channels.get(provider.name) or OutboxSender(provider.name, outbox)
     return senders
+
+
+async def close_channels(senders: Mapping[str, Sender]) -> None:
+    """Release the enabled channels' connections when the process stops."""
+    for sender in senders.values():
+        if isinstance(sender, ProviderChannel):
+            await sender.close()

@@ -18,7 +18,14 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MaybeInaccessibleMessage,
+    Update,
+)
 from telegram import Message as TelegramMessage
 from telegram.error import (
     BadRequest,
@@ -105,8 +112,9 @@ def _attachments(message: TelegramMessage) -> list[dict[str, Any]]:
     for kind, item in media.items():
         if item is not None:
             kept = {"type": kind, "file_id": item.file_id}
-            if getattr(item, "mime_type", None):
-                kept["mime_type"] = item.mime_type
+            # Video notes and stickers have no MIME type.
+            if mime_type := getattr(item, "mime_type", None):
+                kept["mime_type"] = mime_type
             found.append(kept)
     if message.location:
         location = message.location
@@ -143,17 +151,17 @@ def _message(message: TelegramMessage) -> list[Event]:
     ]
 
 
-def _button_title(message: Any, data: str) -> str | None:
-    markup = getattr(message, "reply_markup", None)
-    for row in getattr(markup, "inline_keyboard", None) or ():
+def _button_title(message: MaybeInaccessibleMessage | None, data: str) -> str | None:
+    # An inaccessible message (too old, deleted) carries no keyboard.
+    markup = message.reply_markup if isinstance(message, TelegramMessage) else None
+    for row in markup.inline_keyboard if markup is not None else ():
         for button in row:
             if button.callback_data == data:
                 return button.text
     return None
 
 
-def _callback(update: Update) -> list[Event]:
-    query = update.callback_query
+def _callback(query: CallbackQuery) -> list[Event]:
     data = query.data or ""
     chat_id = query.message.chat.id if query.message else query.from_user.id
     title = _button_title(query.message, data) or data
@@ -179,7 +187,7 @@ def _update(raw: dict[str, Any]) -> list[Event]:
         edited = update.edited_message
         return [Edit(_message_id(edited), edited.text or edited.caption or "")]
     if update.callback_query:
-        return _callback(update)
+        return _callback(update.callback_query)
     kinds = [key for key in raw if key != "update_id"]
     return [Ignored(kinds[0] if kinds else "empty update")]
 
@@ -279,7 +287,7 @@ class JsonRequest(BaseRequest):
         return resp.status, payload
 
 
-def _json(payload: bytes) -> Any:
+def _json(payload: bytes) -> object:
     try:
         return json.loads(payload)
     except ValueError:

@@ -91,7 +91,7 @@ class TwilioConfig:
         )
 
 
-class Form(dict):
+class Form(dict[str, str]):
     """Form fields (first value of each name), with `getall` for the signature validator."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -199,7 +199,9 @@ class TwilioChannel(ProviderChannel):
             form = self._form(request)
         except BadPayload:
             return False
-        return RequestValidator(self.config.auth_token).validate(url, form, signature)
+        # twilio ships no type information: validate() answers a bool.
+        valid: bool = RequestValidator(self.config.auth_token).validate(url, form, signature)
+        return valid
 
     def decode(self, request: WebhookRequest) -> list[Event]:
         form = self._form(request)
@@ -256,7 +258,8 @@ class TwilioChannel(ProviderChannel):
                 raise DeliveryFailed(
                     f"provider unreachable: {type(exc).__name__}", retryable=True
                 ) from exc
-            return sent.sid
+            sid: str = sent.sid  # twilio ships no type information
+            return sid
 
         return send
 

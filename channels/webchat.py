@@ -111,7 +111,7 @@ class VisitorTokens:
         visitor_id = secrets.token_urlsafe(18)
         return visitor_id, f"{visitor_id}.{self._sign(visitor_id)}"
 
-    def verify(self, token: Any) -> str | None:
+    def verify(self, token: object) -> str | None:
         if not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
             return None
         visitor_id, signature = token.split(".")
@@ -258,7 +258,7 @@ class WidgetSocket:
             json.dumps({"type": "ack", "id": client_id, "message_id": message_id})
         )
 
-    async def _send_error(self, client_id: Any, code: str) -> None:
+    async def _send_error(self, client_id: object, code: str) -> None:
         well_formed = isinstance(client_id, str) and _CLIENT_ID.match(client_id)
         frame = {
             "type": "error",
@@ -277,8 +277,8 @@ async def push_recorded(db: Database, sockets: Sockets, message_id: int) -> bool
         message = await session.get(Message, message_id)
         if message is None or message.channel != CHANNEL or message.internal:
             return False
-        conversation = await session.get(Conversation, message.conversation_id)
-        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+        conversation = await session.get_one(Conversation, message.conversation_id)
+        identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
     await sockets.push(identity.external_id, {"type": "message", "message": patient_view(message)})
     return True
 
@@ -286,7 +286,7 @@ async def push_recorded(db: Database, sockets: Sockets, message_id: int) -> bool
 class BadFrame(ValueError):
     """A frame the widget protocol refuses; `code` names the pt-BR error it is answered with."""
 
-    def __init__(self, code: str, client_id: Any = None) -> None:
+    def __init__(self, code: str, client_id: object = None) -> None:
         super().__init__(code)
         self.code, self.client_id = code, client_id
 

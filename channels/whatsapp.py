@@ -131,7 +131,9 @@ def _is_bsuid(value: str) -> bool:
     return not value.isdigit()
 
 
-def _sender(m: dict[str, Any], contacts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict]:
+def _sender(
+    m: dict[str, Any], contacts: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The contact entry of the message's sender and their ids: wa_id (phone) and BSUID."""
     sender, sender_bsuid = str(m["from"]), m.get("from_user_id")
     matching = [
@@ -149,7 +151,7 @@ def _sender(m: dict[str, Any], contacts: list[dict[str, Any]]) -> tuple[dict[str
 
 def _message(m: dict[str, Any], contacts: list[dict[str, Any]]) -> list[Event]:
     kind = m.get("type")
-    reader = READERS.get(kind)
+    reader = READERS.get(kind) if kind is not None else None
     if reader is None:  # reaction, system, order, request_welcome...
         return [Ignored(f"message type {kind}")]
     contact, ids = _sender(m, contacts)
@@ -275,7 +277,8 @@ class WhatsAppChannel(MetaChannel):
                 **body,
             }
             reply = await self.graph_post(f"{self.config.phone_number_id}/messages", request)
-            return reply["messages"][0]["id"]
+            message_id: str = reply["messages"][0]["id"]
+            return message_id
 
         if within(identity.last_inbound_at, WINDOW_HOURS):
             return await send_parts(

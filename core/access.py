@@ -14,7 +14,7 @@ The rules answer yes or no over the models; the caller raises its own refusal (a
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Conversation, ConversationStatus, Owner, Role, User
@@ -44,7 +44,7 @@ def is_serving_staff(user: User) -> bool:
 def may_receive_conversations(user: User) -> bool:
     """Whom a conversation may be given (by distribution, a transfer or a take): active
     serving staff. Presence and capacity are the handoff's to check."""
-    return bool(user.is_active) and is_serving_staff(user)
+    return user.is_active and is_serving_staff(user)
 
 
 def _assigned_to(conversation: Conversation, user: User) -> bool:
@@ -104,3 +104,21 @@ async def may_act_on_appointments_of(session: AsyncSession, user: User, patient_
     if is_attendant(user):
         return await serves_patient(session, user.id, patient_id)
     return user.role == Role.PATIENT and user.id == patient_id
+
+
+def readable_conversations(user: User) -> ColumnElement[bool]:
+    """`may_read_conversation` as a query condition, for lists of conversations."""
+    if is_manager(user):
+        return true()
+    if not is_attendant(user):
+        return false()
+    return and_(
+        Conversation.status == ConversationStatus.OPEN,
+        or_(
+            Conversation.owner == Owner.QUEUED,
+            and_(
+                Conversation.owner == Owner.ATTENDANT,
+                Conversation.assigned_attendant_id == user.id,
+            ),
+        ),
+    )

@@ -13,7 +13,8 @@ CATALOG_PATH = Path(__file__).with_name("catalog.pt-BR.json")
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, str]:
-    return json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    texts: dict[str, str] = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    return texts
 
 
 def t(key: str, **values: Any) -> str:

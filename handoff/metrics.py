@@ -148,19 +148,19 @@ async def report(session: AsyncSession, period: Period) -> dict[str, Any]:
     frt, waits, handling, csat = [], [], [], []
     resolved = reopened = unanswered = 0
     for conversation in handed:
+        handed_off_at = conversation.handed_off_at
+        assert handed_off_at is not None  # selected by it
         trail = events[conversation.id]
         first_assignment = next((e for e in trail if e.kind in ASSIGNING_KINDS), None)
         if first_assignment is not None:
-            waits.append((first_assignment.created_at - conversation.handed_off_at).total_seconds())
+            waits.append((first_assignment.created_at - handed_off_at).total_seconds())
         for event in trail:
             if event.kind in ASSIGNING_KINDS and event.to_attendant_id:
                 per[event.to_attendant_id]["conversations"].add(conversation.id)
             if event.kind == HandoffKind.TRANSFERRED and event.from_attendant_id:
                 per[event.from_attendant_id]["transfers_out"] += 1
         if conversation.first_human_reply_at is not None:
-            seconds = (
-                conversation.first_human_reply_at - conversation.handed_off_at
-            ).total_seconds()
+            seconds = (conversation.first_human_reply_at - handed_off_at).total_seconds()
             frt.append(seconds)
             if (author := first_reply_by.get(conversation.id)) is not None:
                 per[author]["frt"].append(seconds)
@@ -189,8 +189,8 @@ async def report(session: AsyncSession, period: Period) -> dict[str, Any]:
 
     names = {}
     if per:
-        query = select(User.id, User.name).where(User.id.in_(list(per)))
-        names = {row.id: row.name for row in await session.execute(query)}
+        people = select(User.id, User.name).where(User.id.in_(list(per)))
+        names = {row.id: row.name for row in await session.execute(people)}
     return {
         "period": {
             "from": period.first_day.isoformat(),

@@ -70,7 +70,7 @@ class StaffHours:
 
 
 def _weekdays(spec: str) -> list[int]:
-    days = []
+    days: list[int] = []
     for piece in spec.split(","):
         first, _, last = piece.partition("-")
         days.extend(range(int(first), int(last or first) + 1))

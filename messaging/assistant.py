@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import t
@@ -53,13 +53,14 @@ class BotMessage:
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> BotMessage:
         buttons = raw.get("buttons") or raw.get("quick_replies") or []
+        custom = raw.get("custom")
         return cls(
             text=str(raw.get("text") or ""),
             buttons=[
                 {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
                 for b in buttons
             ],
-            custom=raw.get("custom") if isinstance(raw.get("custom"), dict) else {},
+            custom=custom if isinstance(custom, dict) else {},
         )
 
 
@@ -158,9 +159,9 @@ async def answer(
     async with ctx.db.session() as session:
         if not await _mark_processed(session, message.id):
             return False
-        conversation = await session.get(Conversation, message.conversation_id)
+        conversation = await session.get_one(Conversation, message.conversation_id)
         recorded = await _record(session, conversation, replies, author_kind)
-        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+        identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
     await _deliver(ctx, recorded, identity, conversation)
     await _carry_out(ctx, message.patient_id, message.channel, conversation, replies)
     return True
@@ -175,7 +176,7 @@ async def say(ctx: Context, patient_id: int, channel: str, replies: Sequence[Bot
             log.warning("bot reply for patient %s has no conversation on %s", patient_id, channel)
             return
         recorded = await _record(session, conversation, replies, AuthorKind.BOT)
-        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+        identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
     await _deliver(ctx, recorded, identity, conversation)
     await _carry_out(ctx, patient_id, channel, conversation, replies)
 
@@ -218,11 +219,15 @@ async def mark_processed(ctx: Context, message_id: int) -> None:
 
 
 async def _mark_processed(session: AsyncSession, message_id: int) -> bool:
-    result = await session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.processed_at.is_(None))
-        .values(processed_at=utcnow())
-        .execution_options(synchronize_session=False)
+    # An UPDATE's result is a CursorResult, which counts the rows it matched.
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.processed_at.is_(None))
+            .values(processed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
     )
     return result.rowcount == 1
 
@@ -242,7 +247,7 @@ async def _carry_out(
         if code is not None and not await send_code(ctx, int(code["claim"]), patient_id):
             await say(ctx, patient_id, channel, [BotMessage(t("identity.code_not_sent"))])
             handoff = {"reason": CONFIRM_IDENTITY}
-        if handoff is not None:  # the handoff listens (handoff.transitions.listen)
+        if handoff is not None:  # the handoff listens (handoff.transitions.listeners.listen)
             await ctx.bus.publish(
                 {
                     "type": BOT_HANDOFF,

@@ -22,6 +22,7 @@ from models import (
     Direction,
     Message,
     OutboundPart,
+    Owner,
     User,
     utcnow,
 )
@@ -62,6 +63,24 @@ async def open_conversation(session: AsyncSession, identity: ChannelIdentity) ->
         session.add(conversation)
         await session.flush()
     return conversation
+
+
+async def episode_elsewhere(
+    session: AsyncSession, conversation: Conversation
+) -> Conversation | None:
+    """The patient's other open conversation in the queue or with a person, if any."""
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.patient_id == conversation.patient_id,
+            Conversation.id != conversation.id,
+            Conversation.status == ConversationStatus.OPEN,
+            Conversation.owner != Owner.BOT,
+        )
+        .order_by(Conversation.id)
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def latest_conversation(
@@ -262,8 +281,9 @@ async def record_part(session: AsyncSession, message: Message, provider_message_
     )
     fresh = await _inserted(session, part)
     if not fresh:
-        part = await _part(session, message.channel, provider_message_id)
-        part.message_id, part.position = message.id, position
+        known = await _part(session, message.channel, provider_message_id)
+        assert known is not None  # its insert failed on the unique provider id
+        known.message_id, known.position = message.id, position
     message.parts_sent = position + 1
     if message.provider_message_id is None:
         message.provider_message_id = provider_message_id
@@ -294,9 +314,10 @@ async def record_status(
         if await _inserted(session, early):
             return None
         part = await _part(session, channel, provider_message_id)  # the send just recorded it
+        assert part is not None  # its insert failed on the unique provider id
     if not _advance_part(part, status, at, error) or part.message_id is None:
         return None
-    message = await session.get(Message, part.message_id)
+    message = await session.get_one(Message, part.message_id)
     return message if await settle_delivery(session, message) else None
 
 

@@ -119,7 +119,7 @@ def _merge_details(identity: ChannelIdentity, new: Mapping[str, Any]) -> None:
 async def link_phone(session: AsyncSession, identity: ChannelIdentity, phone: str) -> None:
     """The person behind `identity` has this (provider-verified) phone: they are the patient
     who already has it, or the phone becomes their patient's."""
-    patient = await session.get(User, identity.patient_id)
+    patient = await session.get_one(User, identity.patient_id)
     if patient.phone_e164 and phone_match_key(patient.phone_e164) == phone_match_key(phone):
         return
     other = await find_patient_by_phone(session, phone)
@@ -179,7 +179,7 @@ async def link_claimed_contact(
     carry neither; messaging/verification.py sends the one-time code): join them with the
     patient already known by it, or record it. Returns the patient the conversation now
     belongs to; callers re-read rows they hold."""
-    patient = await session.get(User, patient_id)
+    patient = await session.get_one(User, patient_id)
     other = await claimed_owner(session, phone=phone, cpf=cpf)
     if other is not None and other.id != patient.id:
         await merge_patients(session, source=patient, target=other)

@@ -41,12 +41,18 @@ from core.context import Context
 from core.events import message_event
 from core.logs import log_failure
 from messaging.assistant import AssistantClient, BotMessage, answer, mark_processed
-from messaging.history import Recorded, record_edit, record_inbound, record_status, record_watermark
+from messaging.history import (
+    Recorded,
+    episode_elsewhere,
+    record_edit,
+    record_inbound,
+    record_status,
+    record_watermark,
+)
 from models import (
     AuthorKind,
     ChannelIdentity,
     Conversation,
-    ConversationStatus,
     Direction,
     Message,
     Owner,
@@ -61,7 +67,7 @@ OFFERED_BUTTONS_LOOKBACK = 5
 
 # Before a message goes to the bot: a patient already with (or waiting for) a person on
 # another channel joins that episode instead; True when it joined. The handoff decides
-# (`handoff.transitions.join_open_episode`); the process's entry module passes it in.
+# (`handoff.transitions.talking.join_open_episode`); the process's entry module passes it in.
 JoinEpisode = Callable[[Context, int], Awaitable[bool]]
 
 
@@ -78,9 +84,9 @@ class Route:
 
 
 async def _recorded(session: AsyncSession, message_id: int) -> Recorded:
-    message = await session.get(Message, message_id)
-    conversation = await session.get(Conversation, message.conversation_id)
-    identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+    message = await session.get_one(Message, message_id)
+    conversation = await session.get_one(Conversation, message.conversation_id)
+    identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
     return Recorded(message=message, conversation=conversation, identity=identity)
 
 
@@ -91,19 +97,8 @@ async def _route_for(session: AsyncSession, recorded: Recorded) -> Route:
         message=recorded.message,
         conversation=conversation,
         offers=await _recent_offers(session, recorded.identity.id) if with_bot else [],
-        person_elsewhere=with_bot and await person_elsewhere(session, conversation),
+        person_elsewhere=with_bot and await episode_elsewhere(session, conversation) is not None,
     )
-
-
-async def person_elsewhere(session: AsyncSession, conversation: Conversation) -> bool:
-    """Whether the patient has another open conversation in the queue or with a person."""
-    query = select(Conversation.id).where(
-        Conversation.patient_id == conversation.patient_id,
-        Conversation.id != conversation.id,
-        Conversation.status == ConversationStatus.OPEN,
-        Conversation.owner != Owner.BOT,
-    )
-    return (await session.execute(query.limit(1))).first() is not None
 
 
 class PatientLocks:
@@ -155,7 +150,7 @@ class Inbox:
         self.assistant = assistant
         self.channels = channels
         self.join_open_episode = join_open_episode
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._locks = PatientLocks()
         self._routing: set[int] = set()
 
@@ -241,7 +236,7 @@ class Inbox:
         """Push changed messages to staff screens, after the acknowledgement."""
         for message in messages:
             async with self.ctx.db.session() as session:
-                conversation = await session.get(Conversation, message.conversation_id)
+                conversation = await session.get_one(Conversation, message.conversation_id)
             self.later(self.ctx.bus.publish(message_event(message, conversation)))
 
     # --- background work ---------------------------------------------------------------------
@@ -253,7 +248,7 @@ class Inbox:
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log_failure(log, error, "background work of an inbound message failed")
@@ -281,7 +276,7 @@ class Inbox:
         try:
             if patient_id is None:
                 async with self.ctx.db.session() as session:
-                    patient_id = (await session.get(Message, message_id)).patient_id
+                    patient_id = (await session.get_one(Message, message_id)).patient_id
             async with self._locks.hold(patient_id) as waited:
                 if known is None or waited:
                     async with self.ctx.db.session() as session:
@@ -330,7 +325,7 @@ class Inbox:
                 log_failure(log, exc, "replay of message %s failed", message_id)
         return len(pending)
 
-    def start(self) -> asyncio.Task:
+    def start(self) -> asyncio.Task[None]:
         """At start-up: replay what a previous process left (in the background, as work of
         this inbox, so `drain` waits for it), and sweep periodically from then on."""
         self.later(self._sweep(None))

@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import inspect, update
+from sqlalchemy import CursorResult, inspect, update
 
 from core.context import Context, DeliveryFailed
 from core.events import message_event
@@ -62,7 +62,7 @@ async def send(
     With `sealed`, the provider gets its content instead of `text` and `template`, once:
     a failure is final (the returned row is the one recorded, before delivery)."""
     async with ctx.db.session() as session:
-        conversation = await session.get(Conversation, conversation_id)
+        conversation = await session.get_one(Conversation, conversation_id)
         message = await record_outbound(
             session,
             conversation,
@@ -75,7 +75,7 @@ async def send(
             attachments=attachments,
             sealed=sealed is not None,
         )
-        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+        identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
     await ctx.bus.publish(message_event(message, conversation))
     if not internal:
         outgoing = message if sealed is None else sealed.over(message)
@@ -126,8 +126,8 @@ async def deliver(
         return False
     except Exception as exc:  # a Sender bug must not lose the message: retry, then fail
         log_failure(log, exc, "sender for %s crashed on message %s", message.channel, message.id)
-        failure = DeliveryFailed(f"unexpected {type(exc).__name__}", retryable=True)
-        await _record_failure(ctx, message, conversation, failure, retry_later)
+        crash = DeliveryFailed(f"unexpected {type(exc).__name__}", retryable=True)
+        await _record_failure(ctx, message, conversation, crash, retry_later)
         return False
     await _record_delivery(
         ctx, message.id, DeliveryStatus.SENT, conversation, parts=_provider_ids(sent)
@@ -144,14 +144,18 @@ def _provider_ids(sent: str | Sequence[str] | None) -> list[str]:
 
 async def _claim_attempt(ctx: Context, message: Message) -> bool:
     async with ctx.db.session() as session:
-        result = await session.execute(
-            update(Message)
-            .where(Message.id == message.id, Message.attempts == message.attempts)
-            # The error is cleared: an attempt that ends without recording its outcome (a
-            # crash, a database failure after the provider took it) is told apart from a
-            # failed one, and never repeated (messaging/retries.py).
-            .values(attempts=message.attempts + 1, error=None)
-            .execution_options(synchronize_session=False)
+        # An UPDATE's result is a CursorResult, which counts the rows it matched.
+        result = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(Message)
+                .where(Message.id == message.id, Message.attempts == message.attempts)
+                # The error is cleared: an attempt that ends without recording its outcome (a
+                # crash, a database failure after the provider took it) is told apart from a
+                # failed one, and never repeated (messaging/retries.py).
+                .values(attempts=message.attempts + 1, error=None)
+                .execution_options(synchronize_session=False)
+            ),
         )
     if result.rowcount != 1:
         return False
@@ -186,7 +190,7 @@ async def _record_failure(
         )
         return
     async with ctx.db.session() as session:
-        row = await session.get(Message, message.id)
+        row = await session.get_one(Message, message.id)
         for provider_id in failure.accepted:
             await record_part(session, row, provider_id)
         row.error = failure.reason[:500]
@@ -208,7 +212,7 @@ async def _record_delivery(
     """Record the parts the provider took, the attempt's outcome, then any receipts that
     arrived for those parts before they were recorded (a failure reported at once)."""
     async with ctx.db.session() as session:
-        message = await session.get(Message, message_id)
+        message = await session.get_one(Message, message_id)
         receipts_came_first = False
         for provider_id in parts:
             receipts_came_first |= not await record_part(session, message, provider_id)

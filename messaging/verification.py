@@ -112,7 +112,7 @@ async def _recent_claims(
         or_(IdentityClaim.claimant_id == claimant_id, IdentityClaim.owner_id == owner_id),
         IdentityClaim.created_at > now - timedelta(days=1),
     )
-    return await session.scalar(query)
+    return (await session.execute(query)).scalar_one()
 
 
 async def open_claim(
@@ -174,7 +174,7 @@ async def send_code(ctx: Context, claim_id: int, claimant_id: int) -> bool:
             return claim.status == ClaimStatus.SENT
         claim.code_hash = code_hash(ctx.settings.session_secret, claim.id, code)
         claim.status = ClaimStatus.SENT
-        destination = await session.get(ChannelIdentity, claim.destination_id)
+        destination = await session.get_one(ChannelIdentity, claim.destination_id)
         conversation = await open_conversation(session, destination)
         clinic = await session.scalar(select(ClinicProfile.name).limit(1))
     sealed = Sealed(
@@ -203,7 +203,7 @@ async def send_code(ctx: Context, claim_id: int, claimant_id: int) -> bool:
             select(Message.delivery_status).where(Message.id == message.id)
         )
         if status == DeliveryStatus.FAILED:
-            claim = await session.get(IdentityClaim, claim_id, with_for_update=True)
+            claim = await session.get_one(IdentityClaim, claim_id, with_for_update=True)
             claim.status = ClaimStatus.FAILED
     if status == DeliveryStatus.FAILED:
         log.warning("identity claim %s: the code could not be delivered", claim_id)
@@ -236,8 +236,8 @@ async def check_code(
 
 
 async def _link(session: AsyncSession, claim: IdentityClaim) -> Checked:
-    owner = await session.get(User, claim.owner_id)
-    destination = await session.get(ChannelIdentity, claim.destination_id)
+    owner = await session.get_one(User, claim.owner_id)
+    destination = await session.get_one(ChannelIdentity, claim.destination_id)
     claimed = (
         {"cpf": owner.cpf} if claim.claimed == "cpf" else {"phone": destination.verified_phone}
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Integer, String
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
 
@@ -12,7 +16,7 @@ class ClinicProfile(Base):
 
     __tablename__ = "clinic_profile"
 
-    id = Column(Integer, primary_key=True)
-    name = Column(String(160), nullable=False)
-    data = Column(JSON, nullable=False, default=dict)
-    updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(160))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

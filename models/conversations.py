@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    Column,
     ForeignKey,
     Index,
     Integer,
@@ -16,9 +17,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, StrEnum, UTCDateTime, enum_type, utcnow
+
+if TYPE_CHECKING:
+    from models.people import ChannelIdentity, User
 
 
 class Owner(StrEnum):
@@ -83,32 +87,41 @@ class Conversation(Base):
         Index("ix_conversations_patient_open", "patient_id", "channel", "status"),
     )
 
-    id = Column(Integer, primary_key=True)
-    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    channel = Column(String(24), nullable=False)
-    channel_identity_id = Column(Integer, ForeignKey("channel_identities.id"), nullable=False)
-    status = Column(enum_type(ConversationStatus), nullable=False, default=ConversationStatus.OPEN)
-    owner = Column(enum_type(Owner), nullable=False, default=Owner.BOT)
-    assigned_attendant_id = Column(Integer, ForeignKey("users.id"), index=True)
-    priority = Column(SmallInteger, nullable=False, default=int(Priority.NORMAL))
-    handoff_reason = Column(String(64))
-    opened_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    last_message_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    handed_off_at = Column(UTCDateTime)
-    queued_at = Column(UTCDateTime)  # kept on requeue so a returning conversation keeps its place
-    assigned_at = Column(UTCDateTime)
-    first_human_reply_at = Column(UTCDateTime)
-    resolved_at = Column(UTCDateTime)
-    closed_at = Column(UTCDateTime)
-    csat_score = Column(SmallInteger)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(24))
+    # Indexed: every inbound message looks up its identity's recent conversations.
+    channel_identity_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("channel_identities.id"), index=True
+    )
+    status: Mapped[ConversationStatus] = mapped_column(
+        enum_type(ConversationStatus), default=ConversationStatus.OPEN
+    )
+    owner: Mapped[Owner] = mapped_column(enum_type(Owner), default=Owner.BOT)
+    assigned_attendant_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id"), index=True
+    )
+    # A `Priority` value, stored as its integer.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=int(Priority.NORMAL))
+    handoff_reason: Mapped[str | None] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Kept on requeue so a returning conversation keeps its place.
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_human_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    csat_score: Mapped[int | None] = mapped_column(SmallInteger)
     # Set once Rasa confirmed the hand-back after resolution; the worker retries while unset.
-    handed_back_at = Column(UTCDateTime)
+    handed_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped by every ownership transition; writers compare-and-set on it.
-    version = Column(Integer, nullable=False, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
-    patient = relationship("User", foreign_keys=[patient_id])
-    assigned_attendant = relationship("User", foreign_keys=[assigned_attendant_id])
-    channel_identity = relationship("ChannelIdentity")
+    patient: Mapped[User] = relationship(foreign_keys=[patient_id])
+    assigned_attendant: Mapped[User | None] = relationship(foreign_keys=[assigned_attendant_id])
+    channel_identity: Mapped[ChannelIdentity] = relationship()
 
 
 class Message(Base):
@@ -121,50 +134,50 @@ class Message(Base):
         Index("ix_messages_patient_created", "patient_id", "created_at"),
     )
 
-    id = Column(Integer, primary_key=True)
-    conversation_id = Column(
-        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE")
     )
-    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    channel = Column(String(24), nullable=False)
-    direction = Column(enum_type(Direction), nullable=False)
-    author_kind = Column(enum_type(AuthorKind), nullable=False)
-    author_id = Column(Integer, ForeignKey("users.id"))
-    text = Column(Text, nullable=False, default="")
+    patient_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(24))
+    direction: Mapped[Direction] = mapped_column(enum_type(Direction))
+    author_kind: Mapped[AuthorKind] = mapped_column(enum_type(AuthorKind))
+    author_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text, default="")
     # Inbound taps on our buttons: the payload the bot receives instead of the text.
-    payload = Column(String(255))
-    attachments = Column(JSON, nullable=False, default=list)
-    buttons = Column(JSON, nullable=False, default=list)
+    payload: Mapped[str | None] = mapped_column(String(255))
+    attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    buttons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # Context for channels that must send an approved template outside their messaging window:
     # {"name": ..., "language": ..., "parameters": [...]}; None for free-form messages.
-    template = Column(JSON)
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Staff-only note (internal note, manager whisper): never sent to the patient.
-    internal = Column(Boolean, nullable=False, default=False)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
     # The provider got a text that is not stored (a one-time code): `text` only describes it,
     # and the message is never retried, since what was sent no longer exists.
-    sealed = Column(Boolean, nullable=False, default=False)
+    sealed: Mapped[bool] = mapped_column(Boolean, default=False)
     # Inbound: the provider's id. Outbound: the id of its first part (see `OutboundPart`).
-    provider_message_id = Column(String(255))
-    delivery_status = Column(enum_type(DeliveryStatus), nullable=False)
-    error = Column(String(500))
-    attempts = Column(Integer, nullable=False, default=0)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    delivery_status: Mapped[DeliveryStatus] = mapped_column(enum_type(DeliveryStatus))
+    error: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Outbound sent in parts (long texts): how many the provider took, over every attempt; a
     # retry resumes after them, so the patient never gets a part twice.
-    parts_sent = Column(Integer, nullable=False, default=0)
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0)
     # Outbound: no retry before this time, when the provider said how long to wait (a 429's
     # retry_after).
-    retry_not_before = Column(UTCDateTime)
+    retry_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # An inbound message's `created_at` is when the patient sent it; this is when it was
     # recorded here (what the sweep of unrouted messages goes by).
-    recorded_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    sent_at = Column(UTCDateTime)
-    delivered_at = Column(UTCDateTime)
-    read_at = Column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Inbound only: set once the message was routed (to Rasa or to staff). Unset rows are replayed.
-    processed_at = Column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    conversation = relationship("Conversation")
+    conversation: Mapped[Conversation] = relationship()
 
 
 class OutboundPart(Base):
@@ -180,15 +193,17 @@ class OutboundPart(Base):
     __tablename__ = "outbound_parts"
     __table_args__ = (UniqueConstraint("channel", "provider_message_id"),)
 
-    id = Column(Integer, primary_key=True)
-    message_id = Column(Integer, ForeignKey("messages.id", ondelete="CASCADE"), index=True)
-    channel = Column(String(24), nullable=False)
-    provider_message_id = Column(String(255), nullable=False)
-    position = Column(Integer)
-    delivery_status = Column(enum_type(DeliveryStatus), nullable=False)
-    error = Column(String(500))
-    status_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(24))
+    provider_message_id: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int | None] = mapped_column(Integer)
+    delivery_status: Mapped[DeliveryStatus] = mapped_column(enum_type(DeliveryStatus))
+    error: Mapped[str | None] = mapped_column(String(500))
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class AttendantAction(Base):
@@ -196,17 +211,17 @@ class AttendantAction(Base):
 
     __tablename__ = "attendant_actions"
 
-    id = Column(Integer, primary_key=True)
-    conversation_id = Column(
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    patient_id = Column(
-        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    patient_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    actor_id = Column(Integer, ForeignKey("users.id"), nullable=False)
-    kind = Column(String(48), nullable=False)
-    details = Column(JSON, nullable=False, default=dict)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    actor_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(48))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class HandoffKind(StrEnum):
@@ -243,25 +258,27 @@ class HandoffEvent(Base):
         Index("ix_handoff_events_conversation_created", "conversation_id", "created_at"),
     )
 
-    id = Column(Integer, primary_key=True)
-    conversation_id = Column(
-        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE")
     )
-    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    kind = Column(String(24), nullable=False)
-    actor_id = Column(Integer, ForeignKey("users.id"))  # None when the system moved it
-    from_attendant_id = Column(Integer, ForeignKey("users.id"))
-    to_attendant_id = Column(Integer, ForeignKey("users.id"))
-    details = Column(JSON, nullable=False, default=dict)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    patient_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"))
+    # A `HandoffKind` value, stored as a plain string.
+    kind: Mapped[str] = mapped_column(String(24))
+    # None when the system moved it.
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    from_attendant_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    to_attendant_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class CannedResponse(Base):
     __tablename__ = "canned_responses"
 
-    id = Column(Integer, primary_key=True)
-    shortcut = Column(String(32), nullable=False, unique=True)
-    text = Column(Text, nullable=False)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(32), unique=True)
+    text: Mapped[str] = mapped_column(Text)
 
 
 class AuditLog(Base):
@@ -270,11 +287,11 @@ class AuditLog(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_patient_created", "patient_id", "created_at"),)
 
-    id = Column(Integer, primary_key=True)
-    actor_id = Column(Integer, ForeignKey("users.id"))
-    action = Column(String(64), nullable=False)
-    patient_id = Column(Integer, ForeignKey("users.id"))
-    conversation_id = Column(Integer, ForeignKey("conversations.id"))
-    details = Column(JSON, nullable=False, default=dict)
-    ip = Column(String(64))
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    conversation_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("conversations.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

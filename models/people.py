@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
-    Column,
     ForeignKey,
     Integer,
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, StrEnum, UTCDateTime, enum_type, utcnow
 
@@ -35,22 +37,23 @@ class Presence(StrEnum):
 class User(Base):
     __tablename__ = "users"
 
-    id = Column(Integer, primary_key=True)
-    name = Column(String(160))
-    email = Column(String(254), unique=True)  # normalised lower-case; None for unknown patients
-    phone_e164 = Column(String(20), index=True)
-    cpf = Column(String(11), unique=True)  # 11 bare digits
-    password_hash = Column(String(255))
-    role = Column(enum_type(Role), nullable=False, default=Role.PATIENT)
-    is_active = Column(Boolean, nullable=False, default=True)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(160))
+    # Normalised lower-case; None for unknown patients.
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    cpf: Mapped[str | None] = mapped_column(String(11), unique=True)  # 11 bare digits
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(enum_type(Role), default=Role.PATIENT)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Set when this patient was merged into another (kept, deactivated): replies addressed to
     # the old id, e.g. by the conversation that proved the merge, follow it.
-    merged_into_id = Column(Integer, ForeignKey("users.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
 
-    patient_profile = relationship("PatientProfile", uselist=False, back_populates="user")
-    attendant_profile = relationship("AttendantProfile", uselist=False, back_populates="user")
+    patient_profile: Mapped[PatientProfile | None] = relationship(back_populates="user")
+    attendant_profile: Mapped[AttendantProfile | None] = relationship(back_populates="user")
 
     @property
     def is_staff(self) -> bool:
@@ -60,32 +63,36 @@ class User(Base):
 class PatientProfile(Base):
     __tablename__ = "patient_profiles"
 
-    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    preferred_channel = Column(String(24))
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    preferred_channel: Mapped[str | None] = mapped_column(String(24))
     # 55 + DDD + last 8 digits: matches WhatsApp ids that lack the mobile ninth digit.
-    phone_match_key = Column(String(16), index=True)
-    lgpd_consent_at = Column(UTCDateTime)
-    reminders_opt_in = Column(Boolean, nullable=False, default=True)
-    birth_date = Column(String(10))
+    phone_match_key: Mapped[str | None] = mapped_column(String(16), index=True)
+    lgpd_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminders_opt_in: Mapped[bool] = mapped_column(Boolean, default=True)
+    birth_date: Mapped[str | None] = mapped_column(String(10))
 
-    user = relationship("User", back_populates="patient_profile")
+    user: Mapped[User] = relationship(back_populates="patient_profile")
 
 
 class AttendantProfile(Base):
     __tablename__ = "attendant_profiles"
 
-    user_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    presence = Column(enum_type(Presence), nullable=False, default=Presence.OFFLINE)
-    capacity = Column(Integer, nullable=False, default=5)
-    presence_changed_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    presence: Mapped[Presence] = mapped_column(enum_type(Presence), default=Presence.OFFLINE)
+    capacity: Mapped[int] = mapped_column(Integer, default=5)
+    presence_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Ties in auto-distribution go to whoever has waited longest since their last assignment.
-    last_assigned_at = Column(UTCDateTime)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Refreshed while the attendant has the workspace open; a stale one means they left.
-    last_seen_at = Column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on every assignment so concurrent writers cannot both take the last free slot.
-    version = Column(Integer, nullable=False, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
-    user = relationship("User", back_populates="attendant_profile")
+    user: Mapped[User] = relationship(back_populates="attendant_profile")
 
 
 class ChannelIdentity(Base):
@@ -94,23 +101,23 @@ class ChannelIdentity(Base):
     __tablename__ = "channel_identities"
     __table_args__ = (UniqueConstraint("channel", "external_id"),)
 
-    id = Column(Integer, primary_key=True)
-    channel = Column(String(24), nullable=False)
-    external_id = Column(String(255), nullable=False)
-    patient_id = Column(
-        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(24))
+    external_id: Mapped[str] = mapped_column(String(255))
+    patient_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    display_name = Column(String(160))
-    details = Column(JSON, nullable=False, default=dict)
+    display_name: Mapped[str | None] = mapped_column(String(160))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # E.164 phone the provider proved this person has (WhatsApp wa_id, Twilio's From, a
     # Telegram contact shared by its owner): where one-time codes may be sent. Never a phone
     # someone typed.
-    verified_phone = Column(String(20), index=True)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    verified_phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Start of the provider's customer-service window (e.g. WhatsApp 24 h).
-    last_inbound_at = Column(UTCDateTime)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    patient = relationship("User")
+    patient: Mapped[User] = relationship()
 
 
 class ClaimStatus(StrEnum):
@@ -132,23 +139,24 @@ class IdentityClaim(Base):
 
     __tablename__ = "identity_claims"
 
-    id = Column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Not named patient_id: merging patients must not move a claim to the other side.
-    claimant_id = Column(
-        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    claimant_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    owner_id = Column(
-        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    owner_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    destination_id = Column(
-        Integer, ForeignKey("channel_identities.id", ondelete="CASCADE"), nullable=False
+    destination_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("channel_identities.id", ondelete="CASCADE")
     )
-    claimed = Column(String(8), nullable=False)  # "cpf" or "phone"; the value is not kept
-    status = Column(enum_type(ClaimStatus), nullable=False, default=ClaimStatus.PENDING)
-    code_hash = Column(String(64))  # HMAC-SHA256 of the code; the code itself is never stored
-    wrong_attempts = Column(Integer, nullable=False, default=0)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    expires_at = Column(UTCDateTime, nullable=False)
+    claimed: Mapped[str] = mapped_column(String(8))  # "cpf" or "phone"; the value is not kept
+    status: Mapped[ClaimStatus] = mapped_column(enum_type(ClaimStatus), default=ClaimStatus.PENDING)
+    # HMAC-SHA256 of the code; the code itself is never stored.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    wrong_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LoginSession(Base):
@@ -156,9 +164,9 @@ class LoginSession(Base):
 
     __tablename__ = "login_sessions"
 
-    token_hash = Column(String(64), primary_key=True)
-    user_id = Column(
-        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    expires_at = Column(UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

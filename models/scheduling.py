@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+from typing import TYPE_CHECKING
+
 from sqlalchemy import (
     Boolean,
-    Column,
     ForeignKey,
     Index,
     Integer,
@@ -15,9 +17,12 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, StrEnum, UTCDateTime, enum_type, utcnow
+
+if TYPE_CHECKING:
+    from models.people import User
 
 
 class AppointmentStatus(StrEnum):
@@ -43,23 +48,23 @@ class ReminderStatus(StrEnum):
 class Specialty(Base):
     __tablename__ = "specialties"
 
-    id = Column(Integer, primary_key=True)
-    name = Column(String(80), nullable=False, unique=True)
-    slug = Column(String(80), nullable=False, unique=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
 
 
 class Doctor(Base):
     __tablename__ = "doctors"
 
-    id = Column(Integer, primary_key=True)
-    name = Column(String(160), nullable=False)
-    crm = Column(String(32))
-    specialty_id = Column(Integer, ForeignKey("specialties.id"), nullable=False, index=True)
-    slot_minutes = Column(SmallInteger, nullable=False, default=30)
-    is_active = Column(Boolean, nullable=False, default=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(160))
+    crm: Mapped[str | None] = mapped_column(String(32))
+    specialty_id: Mapped[int] = mapped_column(Integer, ForeignKey("specialties.id"), index=True)
+    slot_minutes: Mapped[int] = mapped_column(SmallInteger, default=30)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    specialty = relationship("Specialty")
-    working_hours = relationship("WorkingHours", cascade="all, delete-orphan")
+    specialty: Mapped[Specialty] = relationship()
+    working_hours: Mapped[list[WorkingHours]] = relationship(cascade="all, delete-orphan")
 
 
 class WorkingHours(Base):
@@ -67,13 +72,13 @@ class WorkingHours(Base):
 
     __tablename__ = "working_hours"
 
-    id = Column(Integer, primary_key=True)
-    doctor_id = Column(
-        Integer, ForeignKey("doctors.id", ondelete="CASCADE"), nullable=False, index=True
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doctor_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("doctors.id", ondelete="CASCADE"), index=True
     )
-    weekday = Column(SmallInteger, nullable=False)
-    starts = Column(Time, nullable=False)
-    ends = Column(Time, nullable=False)
+    weekday: Mapped[int] = mapped_column(SmallInteger)
+    starts: Mapped[time] = mapped_column(Time)
+    ends: Mapped[time] = mapped_column(Time)
 
 
 class ScheduleException(Base):
@@ -81,11 +86,13 @@ class ScheduleException(Base):
 
     __tablename__ = "schedule_exceptions"
 
-    id = Column(Integer, primary_key=True)
-    doctor_id = Column(Integer, ForeignKey("doctors.id", ondelete="CASCADE"), index=True)
-    starts_at = Column(UTCDateTime, nullable=False)
-    ends_at = Column(UTCDateTime, nullable=False)
-    reason = Column(String(160), nullable=False, default="")
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doctor_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("doctors.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(160), default="")
 
 
 class Appointment(Base):
@@ -110,25 +117,25 @@ class Appointment(Base):
         ),
     )
 
-    id = Column(Integer, primary_key=True)
-    patient_id = Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    doctor_id = Column(Integer, ForeignKey("doctors.id"), nullable=False)
-    specialty_id = Column(Integer, ForeignKey("specialties.id"), nullable=False)
-    starts_at = Column(UTCDateTime, nullable=False)
-    ends_at = Column(UTCDateTime, nullable=False)
-    status = Column(
-        enum_type(AppointmentStatus), nullable=False, default=AppointmentStatus.SCHEDULED
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"))
+    doctor_id: Mapped[int] = mapped_column(Integer, ForeignKey("doctors.id"))
+    specialty_id: Mapped[int] = mapped_column(Integer, ForeignKey("specialties.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[AppointmentStatus] = mapped_column(
+        enum_type(AppointmentStatus), default=AppointmentStatus.SCHEDULED
     )
-    rescheduled_from_id = Column(Integer, ForeignKey("appointments.id"))
-    notes = Column(Text, nullable=False, default="")
+    rescheduled_from_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("appointments.id"))
+    notes: Mapped[str] = mapped_column(Text, default="")
     # Set once the worker has created this appointment's reminder rows (see scheduling.reminders).
-    reminders_planned_at = Column(UTCDateTime)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
-    updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    reminders_planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    doctor = relationship("Doctor")
-    specialty = relationship("Specialty")
-    patient = relationship("User")
+    doctor: Mapped[Doctor] = relationship()
+    specialty: Mapped[Specialty] = relationship()
+    patient: Mapped[User] = relationship()
 
 
 class AppointmentEvent(Base):
@@ -136,16 +143,16 @@ class AppointmentEvent(Base):
 
     __tablename__ = "appointment_events"
 
-    id = Column(Integer, primary_key=True)
-    appointment_id = Column(
-        Integer, ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False, index=True
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("appointments.id", ondelete="CASCADE"), index=True
     )
-    from_status = Column(String(24))
-    to_status = Column(String(24), nullable=False)
-    actor_id = Column(Integer, ForeignKey("users.id"))
-    channel = Column(String(24), nullable=False)
-    note = Column(Text, nullable=False, default="")
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    channel: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Reminder(Base):
@@ -157,20 +164,22 @@ class Reminder(Base):
         Index("ix_reminders_due", "status", "due_at"),
     )
 
-    id = Column(Integer, primary_key=True)
-    appointment_id = Column(
-        Integer, ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("appointments.id", ondelete="CASCADE")
     )
-    offset_minutes = Column(Integer, nullable=False)
-    due_at = Column(UTCDateTime, nullable=False)
-    status = Column(enum_type(ReminderStatus), nullable=False, default=ReminderStatus.PENDING)
-    lease_owner = Column(String(64))
-    lease_until = Column(UTCDateTime)
-    attempts = Column(Integer, nullable=False, default=0)
-    channel = Column(String(24))
-    message_id = Column(Integer, ForeignKey("messages.id"))
+    offset_minutes: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[ReminderStatus] = mapped_column(
+        enum_type(ReminderStatus), default=ReminderStatus.PENDING
+    )
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    channel: Mapped[str | None] = mapped_column(String(24))
+    message_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("messages.id"))
     # The staff member who asked for this reminder ("Enviar lembrete"); None for automatic ones.
-    requested_by_id = Column(Integer, ForeignKey("users.id"))
-    error = Column(Text)
-    sent_at = Column(UTCDateTime)
-    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    requested_by_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

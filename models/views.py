@@ -3,10 +3,13 @@ widget: every view of a message, a conversation or a handoff event is built here
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from models.conversations import AttendantAction, Conversation, HandoffEvent, Message, Priority
+from models.people import User
+from models.scheduling import Appointment, Doctor, Reminder, Specialty
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -78,4 +81,142 @@ def action_view(action: AttendantAction) -> dict[str, Any]:
         "actor_id": action.actor_id,
         "details": action.details or {},
         "created_at": action.created_at.isoformat(),
+    }
+
+
+# --- The agenda and the people ---------------------------------------------------------------
+
+
+def specialty_view(specialty: Specialty) -> dict[str, Any]:
+    return {"id": specialty.id, "name": specialty.name}
+
+
+def doctor_view(doctor: Doctor) -> dict[str, Any]:
+    """A doctor (specialty loaded), for the agenda's columns and the booking panel."""
+    return {
+        "id": doctor.id,
+        "name": doctor.name,
+        "specialty_id": doctor.specialty_id,
+        "specialty_name": doctor.specialty.name,
+        "slot_minutes": doctor.slot_minutes,
+    }
+
+
+def reminder_view(reminder: Reminder) -> dict[str, Any]:
+    return {
+        "id": reminder.id,
+        "offset_minutes": reminder.offset_minutes,
+        "due_at": reminder.due_at.isoformat(),
+        "status": str(reminder.status),
+        "channel": reminder.channel,
+        "sent_at": _iso(reminder.sent_at),
+        "error": reminder.error,
+        "requested_by_id": reminder.requested_by_id,
+    }
+
+
+def appointment_view(
+    appointment: Appointment,
+    *,
+    patient_name: str | None = None,
+    reminders: Sequence[Reminder] = (),
+) -> dict[str, Any]:
+    """An appointment (doctor and specialty loaded), for staff screens and for the patient's
+    own (portal, data export); `patient_name` and `reminders` are given where they are shown."""
+    return {
+        "id": appointment.id,
+        "patient_id": appointment.patient_id,
+        "patient_name": patient_name,
+        "doctor_id": appointment.doctor_id,
+        "doctor_name": appointment.doctor.name,
+        "specialty_id": appointment.specialty_id,
+        "specialty_name": appointment.specialty.name,
+        "starts_at": appointment.starts_at.isoformat(),
+        "ends_at": appointment.ends_at.isoformat(),
+        "status": str(appointment.status),
+        "rescheduled_from_id": appointment.rescheduled_from_id,
+        "reminders": [reminder_view(r) for r in reminders],
+    }
+
+
+class SlotLike(Protocol):
+    """What `scheduling.agenda.Slot` has (models import nothing above them)."""
+
+    @property
+    def doctor_id(self) -> int: ...
+    @property
+    def doctor_name(self) -> str: ...
+    @property
+    def specialty_name(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+
+
+def slot_view(slot: SlotLike) -> dict[str, Any]:
+    """A free slot, as slot search offers it to staff and patients."""
+    return {
+        "doctor_id": slot.doctor_id,
+        "doctor_name": slot.doctor_name,
+        "specialty_name": slot.specialty_name,
+        "starts_at": slot.starts_at.isoformat(),
+    }
+
+
+class BlockLike(Protocol):
+    """What `scheduling.agenda.Block` and a stored `ScheduleException` have."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def doctor_id(self) -> int | None: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def block_view(block: BlockLike) -> dict[str, Any]:
+    """A block of the agenda; `id` is None for a national holiday (not removable), and
+    `doctor_id` None for one that blocks every doctor."""
+    return {
+        "id": block.id,
+        "doctor_id": block.doctor_id,
+        "starts_at": block.starts_at.isoformat(),
+        "ends_at": block.ends_at.isoformat(),
+        "reason": block.reason,
+    }
+
+
+def staff_view(user: User, *, audience: Literal["team", "self", "admin"]) -> dict[str, Any]:
+    """A staff member (attendant profile loaded) with their presence and capacity. Colleagues
+    (`team`) see no more; the person themselves (`self`) also their e-mail; the admin also
+    whether the account is active."""
+    profile = user.attendant_profile
+    view: dict[str, Any] = {"id": user.id, "name": user.name}
+    if audience != "team":
+        view["email"] = user.email
+    view |= {
+        "role": str(user.role),
+        "presence": str(profile.presence) if profile else None,
+        "capacity": profile.capacity if profile else None,
+    }
+    if audience == "admin":
+        view["is_active"] = user.is_active
+    return view
+
+
+def patient_view(patient: User) -> dict[str, Any]:
+    """A patient's own data (patient profile loaded), as the portal shows it and the data
+    export gives it. Staff see a masked card instead (CPF and phone are for the patient)."""
+    profile = patient.patient_profile
+    return {
+        "id": patient.id,
+        "name": patient.name,
+        "email": patient.email,
+        "phone": patient.phone_e164,
+        "cpf": patient.cpf,
+        "preferred_channel": profile.preferred_channel if profile else None,
+        "lgpd_consent_at": _iso(profile.lgpd_consent_at) if profile else None,
     }

@@ -22,6 +22,7 @@ import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvloop
 from aiohttp import web
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import (
@@ -145,7 +146,13 @@ def main() -> None:
         sys.exit("ACTION_SERVER_TOKEN is not set: the action server does not start without it")
     settings = Settings.from_env()
     host, port = bind_address(settings.action_server_url)
-    web.run_app(build_app(settings.action_server_token), host=host, port=port, print=None)
+    web.run_app(
+        build_app(settings.action_server_token),
+        host=host,
+        port=port,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import uvloop
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from channels.registry import build_senders, enabled_channels
+from channels.registry import build_senders, close_channels, enabled_channels
 from channels.webchat import Sockets
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus
@@ -48,6 +49,7 @@ async def clinic_context(app: web.Application) -> AsyncIterator[None]:
     app[INBOX] = Inbox(ctx, assistant, channels, talking.join_open_episode)
     yield
     await hub.close()
+    await close_channels(ctx.senders)
     await ctx.close()
 
 
@@ -79,6 +81,7 @@ def main() -> None:
         port=address.port,
         print=None,
         access_log_class=PathOnlyAccessLogger,
+        loop=uvloop.new_event_loop(),  # the event loop Rasa's own server runs on, faster
     )
 
 

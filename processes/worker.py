@@ -13,13 +13,15 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from channels.registry import build_senders, enabled_channels
+import uvloop
+
+from channels.registry import build_senders, close_channels, enabled_channels
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus, HttpForwarder
 from core.logs import log_failure
 from core.settings import Settings
-from handoff import transitions
 from handoff.timers import sweep
+from handoff.transitions import listeners, queueing
 from messaging.assistant import Assistant, AssistantClient
 from messaging.retries import retry_due_deliveries
 from models.db import Database
@@ -37,7 +39,7 @@ class PeriodicJob:
 
 JOBS = [
     # Assign queued conversations no event picked up (e.g. a process died mid-handoff).
-    PeriodicJob("queue distribution", 5.0, transitions.distribute),
+    PeriodicJob("queue distribution", 5.0, queueing.distribute),
     PeriodicJob("handoff timers", 5.0, sweep),
     PeriodicJob("reminder planning", 5.0, plan_reminders),
     PeriodicJob("reminder dispatch", 5.0, dispatch_due),
@@ -56,7 +58,7 @@ def build_context(settings: Settings) -> Context:
         senders=build_senders(settings, enabled_channels(settings), widget_sockets=None),
         bot=Assistant(AssistantClient(settings.bot_url, settings.rasa_token)),
     )
-    transitions.listen(ctx)
+    listeners.listen(ctx)
     return ctx
 
 
@@ -80,6 +82,7 @@ async def main() -> None:
     try:
         await asyncio.gather(*(run_periodically(job, ctx, stop) for job in JOBS))
     finally:
+        await close_channels(ctx.senders)
         await ctx.close()
 
 
@@ -87,4 +90,4 @@ if __name__ == "__main__":
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(main())
+    uvloop.run(main())

@@ -1,4 +1,5 @@
-"""The clinic's agenda: free slots, who is who (specialties and doctors), and a day's schedule.
+"""The clinic's agenda: free slots, who is who (specialties and doctors), a day's schedule and a
+patient's appointments.
 
 Working hours are weekly blocks in clinic-local time (America/Sao_Paulo); everything stored is
 UTC. A slot is free when it lies inside a working block, overlaps no block and overlaps no
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -282,11 +284,19 @@ async def nearest_slots(
     """What to offer someone who asked for `window`: its nearest free slots (see
     `find_slots`) or, when it has none, the nearest ones after its start. The flag is False
     in that second case, so the offer can say these are the next ones instead."""
-    criteria = {"specialty_id": specialty_id, "doctor_id": doctor_id, "limit": limit}
-    slots = await find_slots(session, now=now, window=window, **criteria)
+    slots = await find_slots(
+        session, now=now, window=window, specialty_id=specialty_id, doctor_id=doctor_id, limit=limit
+    )
     if slots or window is None:
         return slots, True
-    return await find_slots(session, now=max(now, window.start), **criteria), False
+    after = await find_slots(
+        session,
+        now=max(now, window.start),
+        specialty_id=specialty_id,
+        doctor_id=doctor_id,
+        limit=limit,
+    )
+    return after, False
 
 
 async def free_slot_at(
@@ -342,7 +352,7 @@ def _shared_stem(a: str, b: str) -> int:
     return n
 
 
-def _best_unique(scored: list[tuple[float, object]]) -> object | None:
+def _best_unique[T](scored: list[tuple[float, T]]) -> T | None:
     """The single best-scoring candidate; None when nothing scored or the best is tied."""
     scored = sorted((s for s in scored if s[0] > 0), key=lambda s: s[0], reverse=True)
     if not scored or (len(scored) > 1 and scored[0][0] == scored[1][0]):
@@ -423,6 +433,38 @@ class DoctorDay:
     free: tuple[Slot, ...]
 
 
+async def _with_reminders(
+    session: AsyncSession, rows: Sequence[tuple[Appointment, str | None]]
+) -> list[AgendaItem]:
+    """Each (appointment, patient name) with the appointment's reminders, earliest first."""
+    reminders: dict[int, list[Reminder]] = defaultdict(list)
+    if rows:
+        query = (
+            select(Reminder)
+            .where(Reminder.appointment_id.in_([a.id for a, _ in rows]))
+            .order_by(Reminder.due_at)
+        )
+        for reminder in (await session.execute(query)).scalars():
+            reminders[reminder.appointment_id].append(reminder)
+    return [AgendaItem(a, name, tuple(reminders[a.id])) for a, name in rows]
+
+
+async def patient_history(
+    session: AsyncSession, patient_id: int, *, limit: int | None = None
+) -> list[AgendaItem]:
+    """A patient's appointments, newest first whatever their status, each with its reminders
+    (doctor and specialty loaded)."""
+    query = (
+        select(Appointment, User.name)
+        .join(User, User.id == Appointment.patient_id)
+        .where(Appointment.patient_id == patient_id)
+        .order_by(Appointment.starts_at.desc(), Appointment.id.desc())
+        .limit(limit)
+        .options(selectinload(Appointment.doctor), selectinload(Appointment.specialty))
+    )
+    return await _with_reminders(session, (await session.execute(query)).tuples().all())
+
+
 async def day_agenda(
     session: AsyncSession, *, day: date, doctor_id: int | None = None, now: datetime | None = None
 ) -> list[DoctorDay]:
@@ -443,26 +485,13 @@ async def day_agenda(
         .order_by(Appointment.starts_at, Appointment.id)
         .options(selectinload(Appointment.doctor), selectinload(Appointment.specialty))
     )
-    rows = (await session.execute(query)).all()
-    reminders: dict[int, list[Reminder]] = defaultdict(list)
-    if rows:
-        reminder_query = (
-            select(Reminder)
-            .where(Reminder.appointment_id.in_([a.id for a, _ in rows]))
-            .order_by(Reminder.due_at)
-        )
-        for reminder in (await session.execute(reminder_query)).scalars():
-            reminders[reminder.appointment_id].append(reminder)
+    listed = await _with_reminders(session, (await session.execute(query)).tuples().all())
     blocked = await blocks_in(session, span, doctor_ids)
     busy = await _load_busy(session, doctor_ids, span)
     free_span = (max(span[0], now), span[1]) if now else span
     days = []
     for doctor in doctors:
-        items = tuple(
-            AgendaItem(appointment=a, patient_name=name, reminders=tuple(reminders[a.id]))
-            for a, name in rows
-            if a.doctor_id == doctor.id
-        )
+        items = tuple(i for i in listed if i.appointment.doctor_id == doctor.id)
         hours = tuple(working_blocks(doctor, day))
         if not hours and not items:
             continue

@@ -30,7 +30,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.interfaces import LoaderOption
 
+from core.errors import Conflict
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
@@ -49,8 +51,8 @@ from scheduling.agenda import free_slot_at
 log = logging.getLogger(__name__)
 
 
-class SchedulingError(Exception):
-    """A change the agenda refuses; `code` is a catalog key for the message to people."""
+class SchedulingError(Conflict):
+    """A change the agenda refuses (409); `code` is a catalog key for the message to people."""
 
     code = "agenda.error.conflict"
 
@@ -69,30 +71,36 @@ class SlotUnavailable(SlotTaken):
 
 class AppointmentNotFound(SchedulingError):
     code = "agenda.error.not_found"
+    status = 404
 
 
 class InvalidTransition(SchedulingError):
-    """The appointment's status (or its time having come) does not allow this change."""
+    """The appointment's status (or its time having come) does not allow this change;
+    `current` is the status it has now."""
 
     code = "agenda.error.invalid_transition"
 
     def __init__(self, appointment: Appointment, target: str) -> None:
-        super().__init__(f"appointment {appointment.id}: {appointment.status} → {target}")
         # Plain values: the transaction rolls back and expires the appointment object.
         self.appointment_id: int = appointment.id
-        self.status = AppointmentStatus(appointment.status)
+        self.current = AppointmentStatus(appointment.status)
+        self.target = target
+        super().__init__()
+
+    def __str__(self) -> str:
+        return f"appointment {self.appointment_id}: {self.current} → {self.target}"
 
 
 class InvalidBlock(SchedulingError):
-    """A block the agenda cannot take (no such doctor, an empty or past range, no reason)."""
+    """A block the agenda cannot take (no such doctor, an empty or past range, no reason);
+    the instance's `code` says which."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+    status = 400
 
 
 class BlockNotFound(SchedulingError):
     code = "agenda.error.no_block"
+    status = 404
 
 
 # A longer block is almost surely a typo in the year; leave longer than this is two blocks.
@@ -118,7 +126,7 @@ _ALLOWED = {
 }
 
 
-def _with_names() -> tuple:
+def _with_names() -> tuple[LoaderOption, ...]:
     return (selectinload(Appointment.doctor), selectinload(Appointment.specialty))
 
 
@@ -131,7 +139,7 @@ async def _lock_appointment(session: AsyncSession, appointment_id: int) -> Appoi
     )
     appointment = (await session.execute(query)).scalar_one_or_none()
     if appointment is None:
-        raise AppointmentNotFound(appointment_id)
+        raise AppointmentNotFound(appointment_id=appointment_id)
     return appointment
 
 
@@ -234,7 +242,7 @@ async def _book_in(
         raise ValueError(f"no patient {patient_id}")
     doctor = await _lock_doctor(session, doctor_id)
     if doctor is None or not doctor.is_active or starts_at < now:
-        raise SlotUnavailable(doctor_id, starts_at)
+        raise SlotUnavailable(doctor_id=doctor_id, starts_at=starts_at)
     if rescheduled_from is None:
         # The same request arriving twice (a retried message, a double click) books once.
         query = (
@@ -252,8 +260,8 @@ async def _book_in(
     slot = await free_slot_at(session, doctor, starts_at)
     if slot is None:
         if await _is_taken(session, doctor_id, starts_at):
-            raise SlotTaken(doctor_id, starts_at)
-        raise SlotUnavailable(doctor_id, starts_at)
+            raise SlotTaken(doctor_id=doctor_id, starts_at=starts_at)
+        raise SlotUnavailable(doctor_id=doctor_id, starts_at=starts_at)
     appointment = Appointment(
         patient_id=patient_id,
         doctor_id=doctor.id,
@@ -299,7 +307,7 @@ async def book(
             )
     except IntegrityError as exc:
         # The unique index caught a concurrent booking of the same slot.
-        raise SlotTaken(doctor_id, starts_at) from exc
+        raise SlotTaken(doctor_id=doctor_id, starts_at=starts_at) from exc
     log.info("appointment %s booked via %s", appointment.id, channel)
     return appointment
 
@@ -368,7 +376,7 @@ async def reschedule(
                 rescheduled_from=old,
             )
     except IntegrityError as exc:
-        raise SlotTaken(doctor_id, starts_at) from exc
+        raise SlotTaken(doctor_id=doctor_id, starts_at=starts_at) from exc
     return new
 
 
@@ -381,7 +389,7 @@ async def confirm(
     now: datetime | None = None,
 ) -> Appointment:
     """The patient will come (again: no change). InvalidTransition once cancelled, past or
-    attended; `exc.status` tells what it is now (e.g. cancelada after a reschedule)."""
+    attended; `exc.current` tells what it is now (e.g. cancelada after a reschedule)."""
     now = now or utcnow()
     async with db.session() as session:
         appointment = await _lock_appointment(session, appointment_id)
@@ -492,6 +500,6 @@ async def unblock_time(db: Database, exception_id: int) -> ScheduleException:
     async with db.session() as session:
         exception = await session.get(ScheduleException, exception_id, with_for_update=True)
         if exception is None:
-            raise BlockNotFound(exception_id)
+            raise BlockNotFound(exception_id=exception_id)
         await session.delete(exception)
     return exception

@@ -53,6 +53,7 @@ from sqlalchemy.orm import selectinload
 
 from core.catalog import t
 from core.context import Context
+from core.errors import Conflict
 from core.events import message_event
 from core.logs import log_failure
 from messaging.history import open_conversation, record_outbound
@@ -105,12 +106,12 @@ TEMPLATE_LANGUAGE = "pt_BR"
 _DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
 
-class ReminderNotSent(Exception):
-    """A staff-requested reminder did not go out; `reason` is one of the codes stored in
-    `Reminder.error` (catalog key `reminder.reason.<reason>`)."""
+class ReminderNotSent(Conflict):
+    """A staff-requested reminder did not go out (409); `reason` is one of the codes stored
+    in `Reminder.error`, and `code` its catalog key `reminder.reason.<reason>`."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(f"reminder.reason.{reason}")
         self.reason = reason
 
 
@@ -283,7 +284,7 @@ def _ics_text(value: str) -> str:
 
 def _ics_fold(line: str) -> str:
     """RFC 5545 §3.1: lines longer than 75 octets continue on lines starting with a space."""
-    encoded, parts = line.encode(), []
+    encoded, parts = line.encode(), list[str]()
     while len(encoded) > 75:
         cut = 75 if not parts else 74
         while cut and (encoded[cut] & 0xC0) == 0x80:  # never split a UTF-8 character
@@ -554,8 +555,8 @@ async def _prepare(
                 _finish(reminder, ReminderStatus.FAILED, now, "uncertain_delivery")
                 log.warning("reminder %s: delivery uncertain after a worker stopped", reminder.id)
                 return None
-            conversation = await session.get(Conversation, message.conversation_id)
-            identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+            conversation = await session.get_one(Conversation, message.conversation_id)
+            identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
             return _Delivery(message, identity, conversation, fresh=False)
         identities = (
             (
@@ -683,7 +684,7 @@ async def send_now(
     async with ctx.db.session() as session:
         appointment = await session.get(Appointment, appointment_id, with_for_update=True)
         if appointment is None:
-            raise AppointmentNotFound(appointment_id)
+            raise AppointmentNotFound(appointment_id=appointment_id)
         if appointment.status not in ACTIVE_APPOINTMENT_STATUSES or appointment.starts_at <= now:
             raise ReminderNotSent("appointment_inactive")
         minutes = max(1, math.ceil((appointment.starts_at - now).total_seconds() / 60))
@@ -694,7 +695,7 @@ async def send_now(
         )
         reminder = (await session.execute(query)).scalar_one_or_none()
         if reminder is not None and reminder.status == ReminderStatus.SENT:
-            return await session.get(Message, reminder.message_id)
+            return await session.get_one(Message, reminder.message_id)
         if reminder is not None and reminder.status == ReminderStatus.SENDING:
             raise ReminderNotSent("in_progress")
         if reminder is None:
@@ -713,7 +714,7 @@ async def send_now(
     if await _dispatch(ctx, Claimed(reminder_id, appointment_id), worker, clock, LEASE):
         await _mark_sent(ctx, [reminder_id], clock())
     async with ctx.db.session() as session:
-        reminder = await session.get(Reminder, reminder_id)
+        reminder = await session.get_one(Reminder, reminder_id)
         if reminder.status != ReminderStatus.SENT:
             raise ReminderNotSent((reminder.error or "undeliverable").split(":")[0])
-        return await session.get(Message, reminder.message_id)
+        return await session.get_one(Message, reminder.message_id)

@@ -174,7 +174,7 @@ def _calendar_date(fragment: str, today: date, has_year: bool) -> date | None:
     )
     if parsed is None:
         return None
-    day = parsed.date()
+    day: date = parsed.date()
     if not has_year and day < today:
         try:
             day = day.replace(year=day.year + 1)

@@ -7,7 +7,7 @@ import pytest
 
 from core.context import Context
 from core.settings import Settings
-from handoff import transitions
+from handoff.transitions import listeners
 from models.db import Database
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.mail_servers import ImapServer, SmtpServer
@@ -81,7 +81,7 @@ async def ctx(settings: Settings, db: Database) -> AsyncIterator[Context]:
         senders={"webchat": RecordingSender(), "whatsapp": RecordingSender()},
         bot=RecordingBot(),
     )
-    transitions.listen(context)
+    listeners.listen(context)
     yield context
 
 

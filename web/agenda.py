@@ -2,54 +2,48 @@
 appointments, the appointment actions the agenda page offers, slot search for the
 workspace's booking panel, and managers' blocks of a doctor's time.
 
-Every route sits behind the staff login (see middlewares). Managers and admins act on every
-appointment; an attendant only on those of patients whose open conversation is assigned to
-them (the workspace books and reschedules through the conversation's reception actions, see
-handoff.transitions). Reads of patients' appointments and changes to blocks are audit-logged;
-appointment changes are recorded by scheduling.appointments as appointment events with the staff
-member as actor.
+Every route sits behind the staff login (see middlewares). Who may act on which patient's
+appointments is core.access's to say: managers and admins on every one, an attendant on those
+of patients whose open conversation is assigned to them (the workspace books and reschedules
+through the conversation's reception actions, see handoff.transitions.reception). Reads of
+patients' appointments and changes to blocks are audit-logged; appointment changes are
+recorded by scheduling.appointments as appointment events with the staff member as actor.
+What the agenda refuses (a `core.errors.ClinicError`) is answered by the error middleware.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from accounts.auth import audit
-from handoff.transitions import is_manager
-from models import (
-    Appointment,
-    Conversation,
-    ConversationStatus,
-    Owner,
-    Reminder,
-    Role,
-    User,
-    utcnow,
+from core import access
+from core.errors import BadRequest, Forbidden, NotFound
+from models import Appointment, Role, User, utcnow
+from models.views import (
+    appointment_view,
+    block_view,
+    doctor_view,
+    message_view,
+    slot_view,
 )
-from models.views import message_view
 from scheduling import appointments
 from scheduling.agenda import (
     CLINIC_TZ,
-    Block,
+    AgendaItem,
     DoctorDay,
-    Slot,
     active_doctors,
     day_agenda,
     nearest_slots,
+    patient_history,
     to_local,
 )
-from scheduling.reminders import ReminderNotSent, send_now
+from scheduling.reminders import send_now
 from scheduling.when import DAY_END, DAY_START, PARTS, TimeWindow
-from web.api import read_json
+from web.api import NotJson, read_json
 from web.keys import CTX, current_user
-from web.middlewares import ApiError
 from web.pages import STATIC
 
 STAFF_CHANNEL = "staff"
@@ -57,69 +51,24 @@ PATIENT_APPOINTMENTS_LIMIT = 100
 SLOTS_SHOWN = 8
 
 
-def reminder_view(reminder: Reminder) -> dict[str, Any]:
-    return {
-        "id": reminder.id,
-        "offset_minutes": reminder.offset_minutes,
-        "due_at": reminder.due_at.isoformat(),
-        "status": str(reminder.status),
-        "channel": reminder.channel,
-        "sent_at": reminder.sent_at.isoformat() if reminder.sent_at else None,
-        "error": reminder.error,
-        "requested_by_id": reminder.requested_by_id,
-    }
-
-
-def appointment_view(
-    appointment: Appointment,
-    *,
-    patient_name: str | None = None,
-    reminders: tuple[Reminder, ...] | list[Reminder] = (),
-) -> dict[str, Any]:
-    """An appointment for staff screens (doctor and specialty must be loaded)."""
-    return {
-        "id": appointment.id,
-        "patient_id": appointment.patient_id,
-        "patient_name": patient_name,
-        "doctor_id": appointment.doctor_id,
-        "doctor_name": appointment.doctor.name,
-        "specialty_id": appointment.specialty_id,
-        "specialty_name": appointment.specialty.name,
-        "starts_at": appointment.starts_at.isoformat(),
-        "ends_at": appointment.ends_at.isoformat(),
-        "status": str(appointment.status),
-        "rescheduled_from_id": appointment.rescheduled_from_id,
-        "reminders": [reminder_view(r) for r in reminders],
-    }
-
-
-def block_view(block: Block) -> dict[str, Any]:
-    """A block of the agenda; `id` is None for a national holiday (not removable)."""
-    return {
-        "id": block.id,
-        "doctor_id": block.doctor_id,
-        "starts_at": block.starts_at.isoformat(),
-        "ends_at": block.ends_at.isoformat(),
-        "reason": block.reason,
-    }
+def _item_view(item: AgendaItem) -> dict[str, Any]:
+    return appointment_view(
+        item.appointment, patient_name=item.patient_name, reminders=item.reminders
+    )
 
 
 def _doctor_day_view(day: DoctorDay) -> dict[str, Any]:
     return {
-        "doctor": {
-            "id": day.doctor.id,
-            "name": day.doctor.name,
-            "specialty_name": day.doctor.specialty.name,
-            "slot_minutes": day.doctor.slot_minutes,
-        },
+        "doctor": doctor_view(day.doctor),
         "hours": [{"starts_at": s.isoformat(), "ends_at": e.isoformat()} for s, e in day.hours],
         "blocked": [block_view(b) for b in day.blocked],
-        "appointments": [
-            appointment_view(i.appointment, patient_name=i.patient_name, reminders=i.reminders)
-            for i in day.appointments
-        ],
+        "appointments": [_item_view(i) for i in day.appointments],
         "free": [s.starts_at.isoformat() for s in day.free],
     }
+
+
+def _bad_parameter(name: str) -> BadRequest:
+    return BadRequest("agenda.error.bad_parameter", name=name)
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -127,7 +76,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
     if not raw:
         return None
     if not raw.isdigit():
-        raise ApiError(400, "agenda.error.bad_parameter", name=name)
+        raise _bad_parameter(name)
     return int(raw)
 
 
@@ -140,7 +89,7 @@ async def agenda_api(request: web.Request) -> web.Response:
     try:
         day = date.fromisoformat(request.query.get("day") or to_local(utcnow()).date().isoformat())
     except ValueError:
-        raise ApiError(400, "agenda.error.bad_parameter", name="day") from None
+        raise _bad_parameter("day") from None
     doctor_id = _int_param(request, "doctor_id")
     async with request.app[CTX].db.session() as session:
         days = await day_agenda(session, day=day, doctor_id=doctor_id, now=utcnow())
@@ -157,19 +106,11 @@ async def agenda_api(request: web.Request) -> web.Response:
     )
 
 
-async def _check_may_act(session: AsyncSession, user: User, patient_id: int) -> None:
-    if user.role in (Role.MANAGER, Role.ADMIN):
-        return
-    if user.role != Role.ATTENDANT:
-        raise ApiError(403, "error.forbidden")
-    query = select(Conversation.id).where(
-        Conversation.patient_id == patient_id,
-        Conversation.assigned_attendant_id == user.id,
-        Conversation.owner == Owner.ATTENDANT,
-        Conversation.status == ConversationStatus.OPEN,
-    )
-    if (await session.execute(query.limit(1))).first() is None:
-        raise ApiError(403, "agenda.error.not_your_patient")
+def _not_yours(user: User) -> Forbidden:
+    """An attendant is told why; anyone else is simply refused."""
+    if access.is_attendant(user):
+        return Forbidden("agenda.error.not_your_patient")
+    return Forbidden()
 
 
 async def patient_appointments(request: web.Request) -> web.Response:
@@ -179,81 +120,50 @@ async def patient_appointments(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
         patient = await session.get(User, patient_id)
         if patient is None or patient.role != Role.PATIENT:
-            raise ApiError(404, "error.not_found")
-        await _check_may_act(session, user, patient_id)
-        query = (
-            select(Appointment)
-            .where(Appointment.patient_id == patient_id)
-            .order_by(Appointment.starts_at.desc(), Appointment.id.desc())
-            .limit(PATIENT_APPOINTMENTS_LIMIT)
-            .options(selectinload(Appointment.doctor), selectinload(Appointment.specialty))
-        )
-        appointments = (await session.execute(query)).scalars().all()
-        reminders: dict[int, list[Reminder]] = {a.id: [] for a in appointments}
-        if appointments:
-            rows = await session.execute(
-                select(Reminder)
-                .where(Reminder.appointment_id.in_(list(reminders)))
-                .order_by(Reminder.due_at)
-            )
-            for reminder in rows.scalars():
-                reminders[reminder.appointment_id].append(reminder)
+            raise NotFound()
+        if not await access.may_act_on_appointments_of(session, user, patient_id):
+            raise _not_yours(user)
+        history = await patient_history(session, patient_id, limit=PATIENT_APPOINTMENTS_LIMIT)
         audit(session, user, "read_appointments", patient_id=patient_id, ip=request.remote)
-    return web.json_response(
-        [
-            appointment_view(a, patient_name=patient.name, reminders=reminders[a.id])
-            for a in appointments
-        ]
-    )
+    return web.json_response([_item_view(i) for i in history])
 
 
-Act = Callable[[web.Request, int, User], Awaitable[web.Response]]
-
-
-def _appointment_action(act: Act) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Checks the appointment exists and the staff member may act on its patient, then
-    runs `act`, translating the agenda's refusals into pt-BR JSON errors."""
-
-    async def handler(request: web.Request) -> web.Response:
-        appointment_id = int(request.match_info["id"])
-        user = current_user(request)
-        async with request.app[CTX].db.session() as session:
-            appointment = await session.get(Appointment, appointment_id)
-            if appointment is None:
-                raise ApiError(404, "error.not_found")
-            await _check_may_act(session, user, appointment.patient_id)
-        try:
-            return await act(request, appointment_id, user)
-        except appointments.AppointmentNotFound:
-            raise ApiError(404, "error.not_found") from None
-        except appointments.SchedulingError as refused:
-            raise ApiError(409, refused.code) from None
-        except ReminderNotSent as refused:
-            raise ApiError(409, f"reminder.reason.{refused.reason}") from None
-
-    return handler
+async def _appointment_to_act_on(request: web.Request) -> tuple[int, User]:
+    """The appointment in the path and the staff member, once core.access lets them act on
+    its patient's appointments."""
+    appointment_id = int(request.match_info["id"])
+    user = current_user(request)
+    async with request.app[CTX].db.session() as session:
+        appointment = await session.get(Appointment, appointment_id)
+        if appointment is None:
+            raise NotFound()
+        if not await access.may_act_on_appointments_of(session, user, appointment.patient_id):
+            raise _not_yours(user)
+    return appointment_id, user
 
 
 async def _reason(request: web.Request) -> str:
     if not request.can_read_body:
         return ""
     if request.content_type != "application/json":
-        raise ApiError(415, "error.invalid_json")
+        raise NotJson()
     body = await request.json()
     reason = body.get("reason", "") if isinstance(body, dict) else None
     if not isinstance(reason, str):
-        raise ApiError(400, "error.invalid_json")
+        raise BadRequest()
     return reason.strip()[:500]
 
 
-async def _confirm(request: web.Request, appointment_id: int, user: User) -> web.Response:
+async def confirm(request: web.Request) -> web.Response:
+    appointment_id, user = await _appointment_to_act_on(request)
     appointment = await appointments.confirm(
         request.app[CTX].db, appointment_id, channel=STAFF_CHANNEL, actor_id=user.id
     )
     return web.json_response(appointment_view(appointment))
 
 
-async def _cancel(request: web.Request, appointment_id: int, user: User) -> web.Response:
+async def cancel(request: web.Request) -> web.Response:
+    appointment_id, user = await _appointment_to_act_on(request)
     appointment = await appointments.cancel(
         request.app[CTX].db,
         appointment_id,
@@ -264,21 +174,28 @@ async def _cancel(request: web.Request, appointment_id: int, user: User) -> web.
     return web.json_response(appointment_view(appointment))
 
 
-def _attendance(attended: bool) -> Act:
-    async def record(request: web.Request, appointment_id: int, user: User) -> web.Response:
-        appointment = await appointments.mark_attendance(
-            request.app[CTX].db,
-            appointment_id,
-            attended=attended,
-            actor_id=user.id,
-            channel=STAFF_CHANNEL,
-        )
-        return web.json_response(appointment_view(appointment))
-
-    return record
+async def _record_attendance(request: web.Request, *, attended: bool) -> web.Response:
+    appointment_id, user = await _appointment_to_act_on(request)
+    appointment = await appointments.mark_attendance(
+        request.app[CTX].db,
+        appointment_id,
+        attended=attended,
+        actor_id=user.id,
+        channel=STAFF_CHANNEL,
+    )
+    return web.json_response(appointment_view(appointment))
 
 
-async def _remind(request: web.Request, appointment_id: int, user: User) -> web.Response:
+async def attended(request: web.Request) -> web.Response:
+    return await _record_attendance(request, attended=True)
+
+
+async def no_show(request: web.Request) -> web.Response:
+    return await _record_attendance(request, attended=False)
+
+
+async def remind(request: web.Request) -> web.Response:
+    appointment_id, user = await _appointment_to_act_on(request)
     message = await send_now(request.app[CTX], appointment_id, actor_id=user.id)
     return web.json_response(
         {"appointment_id": appointment_id, "message": message_view(message)}, status=201
@@ -289,17 +206,7 @@ async def doctors(request: web.Request) -> web.Response:
     """GET /api/agenda/doctors: who can be booked, by name, with their specialty."""
     async with request.app[CTX].db.session() as session:
         found = await active_doctors(session)
-    return web.json_response(
-        [
-            {
-                "id": d.id,
-                "name": d.name,
-                "specialty_id": d.specialty_id,
-                "specialty_name": d.specialty.name,
-            }
-            for d in found
-        ]
-    )
+    return web.json_response([doctor_view(d) for d in found])
 
 
 def _window(day: date | None, period: str | None) -> TimeWindow | None:
@@ -314,29 +221,20 @@ def _window(day: date | None, period: str | None) -> TimeWindow | None:
     )
 
 
-def _slot_view(slot: Slot) -> dict[str, Any]:
-    return {
-        "doctor_id": slot.doctor_id,
-        "doctor_name": slot.doctor_name,
-        "specialty_name": slot.specialty_name,
-        "starts_at": slot.starts_at.isoformat(),
-    }
-
-
 async def slots(request: web.Request) -> web.Response:
     """GET /api/slots?specialty_id=N|doctor_id=N&day=YYYY-MM-DD&period=manha|tarde|noite:
     the nearest free slots, by the same search the bot offers; `in_window` is false when
     the day or period has none and these are the next ones after it."""
     specialty_id, doctor_id = _int_param(request, "specialty_id"), _int_param(request, "doctor_id")
     if specialty_id is None and doctor_id is None:
-        raise ApiError(400, "agenda.error.bad_parameter", name="specialty_id/doctor_id")
+        raise _bad_parameter("specialty_id/doctor_id")
     period = request.query.get("period") or None
     if period is not None and period not in PARTS:
-        raise ApiError(400, "agenda.error.bad_parameter", name="period")
+        raise _bad_parameter("period")
     try:
         day = date.fromisoformat(request.query["day"]) if request.query.get("day") else None
     except ValueError:
-        raise ApiError(400, "agenda.error.bad_parameter", name="day") from None
+        raise _bad_parameter("day") from None
     async with request.app[CTX].db.session() as session:
         found, in_window = await nearest_slots(
             session,
@@ -346,7 +244,7 @@ async def slots(request: web.Request) -> web.Response:
             doctor_id=doctor_id,
             limit=SLOTS_SHOWN,
         )
-    return web.json_response({"in_window": in_window, "slots": [_slot_view(s) for s in found]})
+    return web.json_response({"in_window": in_window, "slots": [slot_view(s) for s in found]})
 
 
 def _moment(body: dict[str, Any], key: str) -> datetime:
@@ -355,47 +253,44 @@ def _moment(body: dict[str, Any], key: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(body[key]))
     except (KeyError, ValueError):
-        raise ApiError(400, "agenda.error.bad_parameter", name=key) from None
+        raise _bad_parameter(key) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=CLINIC_TZ)
 
 
-def _require_manager(user: User) -> None:
-    if not is_manager(user):
-        raise ApiError(403, "error.forbidden")
+def _manager(request: web.Request) -> User:
+    user = current_user(request)
+    if not access.is_manager(user):
+        raise Forbidden()
+    return user
 
 
 async def block_time(request: web.Request) -> web.Response:
     """POST /api/agenda/exceptions {doctor_id, starts_at, ends_at, reason} (managers): the
     doctor's time stops being offered; the appointments already in it are listed back."""
-    user = current_user(request)
-    _require_manager(user)
+    user = _manager(request)
     body = await read_json(request)
     doctor_id = body.get("doctor_id")
     if not isinstance(doctor_id, int) or isinstance(doctor_id, bool):
-        raise ApiError(400, "agenda.error.bad_parameter", name="doctor_id")
+        raise _bad_parameter("doctor_id")
     reason = body.get("reason", "")
     if not isinstance(reason, str):
-        raise ApiError(400, "agenda.error.bad_parameter", name="reason")
+        raise _bad_parameter("reason")
     db = request.app[CTX].db
-    try:
-        blocked = await appointments.block_time(
-            db,
-            doctor_id=doctor_id,
-            starts_at=_moment(body, "starts_at"),
-            ends_at=_moment(body, "ends_at"),
-            reason=reason,
-        )
-    except appointments.InvalidBlock as refused:
-        raise ApiError(400, refused.code) from None
+    blocked = await appointments.block_time(
+        db,
+        doctor_id=doctor_id,
+        starts_at=_moment(body, "starts_at"),
+        ends_at=_moment(body, "ends_at"),
+        reason=reason,
+    )
     exception = blocked.exception
     async with db.session() as session:
         audit(
             session, user, "block_time", ip=request.remote, doctor_id=doctor_id, block=exception.id
         )
-    block = Block(exception.id, doctor_id, exception.starts_at, exception.ends_at, exception.reason)
     return web.json_response(
         {
-            "block": block_view(block),
+            "block": block_view(exception),
             "appointments": [
                 appointment_view(a, patient_name=a.patient.name) for a in blocked.appointments
             ],
@@ -406,13 +301,13 @@ async def block_time(request: web.Request) -> web.Response:
 
 async def unblock_time(request: web.Request) -> web.Response:
     """DELETE /api/agenda/exceptions/{id} (managers): the time is offered again."""
-    user = current_user(request)
-    _require_manager(user)
+    user = _manager(request)
     db = request.app[CTX].db
     try:
         exception = await appointments.unblock_time(db, int(request.match_info["id"]))
     except appointments.BlockNotFound:
-        raise ApiError(404, "error.not_found") from None
+        # The API's answer for a missing resource is the generic `error.not_found`.
+        raise NotFound() from None
     async with db.session() as session:
         audit(
             session,
@@ -433,11 +328,11 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/agenda/exceptions", block_time)
     app.router.add_delete(r"/api/agenda/exceptions/{id:\d+}", unblock_time)
     app.router.add_get(r"/api/patients/{id:\d+}/appointments", patient_appointments)
-    for name, act in (
-        ("confirm", _confirm),
-        ("cancel", _cancel),
-        ("remind", _remind),
-        ("attended", _attendance(True)),
-        ("no-show", _attendance(False)),
+    for name, action in (
+        ("confirm", confirm),
+        ("cancel", cancel),
+        ("remind", remind),
+        ("attended", attended),
+        ("no-show", no_show),
     ):
-        app.router.add_post(rf"/api/appointments/{{id:\d+}}/{name}", _appointment_action(act))
+        app.router.add_post(rf"/api/appointments/{{id:\d+}}/{name}", action)

@@ -16,12 +16,15 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+import handoff.presence
 from accounts.auth import audit, authenticate, close_session, open_session
+from core import access
 from core.contacts import mask_cpf
 from core.context import Context
-from handoff import transitions
+from core.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from handoff.metrics import Period, report
 from handoff.queue import CLINIC_TZ
+from handoff.transitions import moves, reception, resolution, talking
 from models import (
     AttendantAction,
     AttendantProfile,
@@ -36,14 +39,18 @@ from models import (
     Owner,
     Presence,
     Priority,
-    Role,
     User,
     utcnow,
 )
-from models.views import action_view, conversation_view, handoff_event_view, message_view
+from models.views import (
+    action_view,
+    conversation_view,
+    handoff_event_view,
+    message_view,
+    staff_view,
+)
 from web import live
-from web.keys import CTX, SESSION_COOKIE, current_user
-from web.middlewares import ApiError
+from web.keys import CTX, SESSION_COOKIE, USER, current_user
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
@@ -52,25 +59,20 @@ BOT_CONVERSATIONS_WINDOW = timedelta(hours=24)
 MANAGER_LIST_LIMIT = 300
 
 
+class NotJson(BadRequest):
+    """A body sent as something other than JSON."""
+
+    status = 415
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body (NotJson, or BadRequest for anything but an object)."""
     if request.content_type != "application/json":
-        raise ApiError(415, "error.invalid_json")
+        raise NotJson()
     body = await request.json()
     if not isinstance(body, dict):
-        raise ApiError(400, "error.invalid_json")
+        raise BadRequest()
     return body
-
-
-def user_view(user: User) -> dict[str, Any]:
-    profile = user.attendant_profile
-    return {
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "role": str(user.role),
-        "presence": str(profile.presence) if profile else None,
-        "capacity": profile.capacity if profile else None,
-    }
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -89,7 +91,7 @@ async def login(request: web.Request) -> web.Response:
             session, str(body.get("email", "")), str(body.get("password", ""))
         )
         if user is None:
-            raise ApiError(401, "error.invalid_login")
+            raise Unauthenticated("error.invalid_login")
         token = await open_session(session, user)
     response = web.json_response({"id": user.id, "role": str(user.role)})
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
@@ -101,8 +103,8 @@ async def logout(request: web.Request) -> web.Response:
     if token:
         async with request.app[CTX].db.session() as session:
             await close_session(session, token)
-    if request["user"] is not None:
-        await live.close_revoked_sockets(request.app, request["user"].id)
+    if (user := request[USER]) is not None:
+        await live.close_revoked_sockets(request.app, user.id)
     response = web.json_response({})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -118,11 +120,11 @@ async def me(request: web.Request) -> web.Response:
         user = (await session.execute(query)).scalar_one()
     reception_actions = [
         {"kind": kind, "appointment": action.needs_appointment, "slot": action.needs_slot}
-        for kind, action in transitions.ACTIONS.items()
+        for kind, action in reception.ACTIONS.items()
     ]
     return web.json_response(
         {
-            **user_view(user),
+            **staff_view(user, audience="self"),
             "manual_take": request.app[CTX].settings.manual_take,
             "actions": reception_actions,
         }
@@ -158,22 +160,16 @@ async def _waiting_counts(session: AsyncSession, ids: list[int]) -> dict[int, in
 
 
 async def list_conversations(request: web.Request) -> web.Response:
+    """The open conversations the user may read (core.access): an attendant's queue and
+    their own; for managers, everything but bot conversations quiet for a day."""
     user = current_user(request)
     query = (
         select(Conversation, User.name)
         .join(User, User.id == Conversation.patient_id)
-        .where(Conversation.status == ConversationStatus.OPEN)
+        .where(Conversation.status == ConversationStatus.OPEN, access.readable_conversations(user))
         .order_by(Conversation.priority.desc(), Conversation.last_message_at.desc())
     )
-    if user.role == Role.ATTENDANT:
-        query = query.where(
-            or_(
-                Conversation.owner == Owner.QUEUED,
-                (Conversation.owner == Owner.ATTENDANT)
-                & (Conversation.assigned_attendant_id == user.id),
-            )
-        )
-    else:
+    if access.is_manager(user):
         query = query.where(
             or_(
                 Conversation.owner != Owner.BOT,
@@ -188,24 +184,14 @@ async def list_conversations(request: web.Request) -> web.Response:
     )
 
 
-def _attendant_may_read(conversation: Conversation, attendant: User) -> bool:
-    """What the attendant's lists show: the queue and what is with them now. A resolved or
-    moved conversation leaves their workspace at once (the page closes it live), and so does
-    their access to its patient's history."""
-    if conversation.status != ConversationStatus.OPEN:
-        return False
-    mine = conversation.assigned_attendant_id == attendant.id
-    return conversation.owner == Owner.QUEUED or (conversation.owner == Owner.ATTENDANT and mine)
-
-
 async def _readable_conversation(request: web.Request, session: AsyncSession) -> Conversation:
-    """Attendants read only what `_attendant_may_read` allows; managers read all."""
+    """The conversation, if `core.access` lets the user read it."""
     user = current_user(request)
     conversation = await session.get(Conversation, _conversation_id(request))
     if conversation is None:
-        raise ApiError(404, "error.not_found")
-    if user.role == Role.ATTENDANT and not _attendant_may_read(conversation, user):
-        raise ApiError(403, "error.not_owner")
+        raise NotFound()
+    if not access.may_read_conversation(user, conversation):
+        raise Forbidden("error.not_owner")
     return conversation
 
 
@@ -259,14 +245,14 @@ async def conversation_detail(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     async with ctx.db.session() as session:
         conversation = await _readable_conversation(request, session)
-        patient = await session.get(User, conversation.patient_id)
+        patient = await session.get_one(User, conversation.patient_id)
         identities = (
             await session.execute(
                 select(ChannelIdentity.channel).where(ChannelIdentity.patient_id == patient.id)
             )
         ).scalars()
         timeline = await _timeline(
-            session, patient.id, with_csat=transitions.is_manager(current_user(request))
+            session, patient.id, with_csat=access.is_manager(current_user(request))
         )
         audit(
             session,
@@ -297,9 +283,9 @@ async def conversation_detail(request: web.Request) -> web.Response:
 def _text(body: dict[str, Any]) -> str:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "error.empty_text")
+        raise BadRequest("error.empty_text")
     if len(text) > MAX_REPLY_CHARS:
-        raise ApiError(400, "error.text_too_long", limit=MAX_REPLY_CHARS)
+        raise BadRequest("error.text_too_long", limit=MAX_REPLY_CHARS)
     return text.strip()
 
 
@@ -308,7 +294,7 @@ def _optional_id(body: dict[str, Any], key: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(400, "error.invalid_json")
+        raise BadRequest()
     return value
 
 
@@ -316,8 +302,8 @@ async def reply(request: web.Request) -> web.Response:
     body = await read_json(request)
     channel = body.get("channel")
     if channel is not None and not isinstance(channel, str):
-        raise ApiError(400, "error.invalid_json")
-    message = await transitions.reply(
+        raise BadRequest()
+    message = await talking.reply(
         request.app[CTX],
         _conversation_id(request),
         current_user(request),
@@ -329,7 +315,7 @@ async def reply(request: web.Request) -> web.Response:
 
 async def add_note(request: web.Request) -> web.Response:
     text = _text(await read_json(request))
-    message = await transitions.add_note(
+    message = await talking.add_note(
         request.app[CTX], _conversation_id(request), current_user(request), text
     )
     return web.json_response(message_view(message), status=201)
@@ -353,8 +339,8 @@ def _bodiless(transition: Transition) -> Callable[[web.Request], Awaitable[web.R
 async def transfer(request: web.Request) -> web.Response:
     target = _optional_id(await read_json(request), "attendant_id")
     if target is None:
-        raise ApiError(400, "error.invalid_json")
-    conversation = await transitions.transfer(
+        raise BadRequest()
+    conversation = await moves.transfer(
         request.app[CTX], _conversation_id(request), current_user(request), target
     )
     return web.json_response(conversation_view(conversation))
@@ -362,7 +348,7 @@ async def transfer(request: web.Request) -> web.Response:
 
 async def reassign(request: web.Request) -> web.Response:
     target = _optional_id(await read_json(request), "attendant_id")
-    conversation = await transitions.reassign(
+    conversation = await moves.reassign(
         request.app[CTX], _conversation_id(request), current_user(request), target
     )
     return web.json_response(conversation_view(conversation))
@@ -373,8 +359,8 @@ async def set_priority(request: web.Request) -> web.Response:
     try:
         priority = Priority[str(body.get("priority", "")).upper()]
     except KeyError:
-        raise ApiError(400, "error.invalid_priority") from None
-    conversation = await transitions.set_priority(
+        raise BadRequest("error.invalid_priority") from None
+    conversation = await moves.set_priority(
         request.app[CTX], _conversation_id(request), current_user(request), priority
     )
     return web.json_response(conversation_view(conversation))
@@ -384,7 +370,7 @@ async def record_action(request: web.Request) -> web.Response:
     body = await read_json(request)
     kind = body.get("kind")
     if not isinstance(kind, str):
-        raise ApiError(400, "error.unknown_action")
+        raise BadRequest("error.unknown_action")
     details: dict[str, Any] = {}
     if (appointment_id := _optional_id(body, "appointment_id")) is not None:
         details["appointment_id"] = appointment_id
@@ -394,7 +380,7 @@ async def record_action(request: web.Request) -> web.Response:
         details["starts_at"] = starts_at
     if isinstance(note := body.get("note"), str) and note.strip():
         details["note"] = note.strip()[:500]
-    action = await transitions.record_action(
+    action = await reception.record_action(
         request.app[CTX], _conversation_id(request), current_user(request), kind, details
     )
     return web.json_response(action_view(action), status=201)
@@ -425,17 +411,7 @@ async def list_attendants(request: web.Request) -> web.Response:
         load = dict((await session.execute(held)).all())
         team = (await session.execute(query)).scalars().all()
     return web.json_response(
-        [
-            {
-                "id": u.id,
-                "name": u.name,
-                "role": str(u.role),
-                "presence": str(u.attendant_profile.presence),
-                "capacity": u.attendant_profile.capacity,
-                "load": load.get(u.id, 0),
-            }
-            for u in team
-        ]
+        [{**staff_view(u, audience="team"), "load": load.get(u.id, 0)} for u in team]
     )
 
 
@@ -450,8 +426,8 @@ async def canned_responses(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    if not transitions.is_manager(current_user(request)):
-        raise ApiError(403, "error.forbidden")
+    if not access.is_manager(current_user(request)):
+        raise Forbidden()
     try:
         period = Period.parse(
             request.query.get("from"),
@@ -459,7 +435,7 @@ async def metrics(request: web.Request) -> web.Response:
             utcnow().astimezone(CLINIC_TZ).date(),
         )
     except ValueError:
-        raise ApiError(400, "error.invalid_period") from None
+        raise BadRequest("error.invalid_period") from None
     async with request.app[CTX].db.session() as session:
         return web.json_response(await report(session, period))
 
@@ -467,10 +443,10 @@ async def metrics(request: web.Request) -> web.Response:
 async def set_presence(request: web.Request) -> web.Response:
     body = await read_json(request)
     try:
-        presence = Presence(body.get("presence"))
+        presence = Presence(str(body.get("presence")))
     except ValueError:
-        raise ApiError(400, "error.invalid_presence") from None
-    await transitions.set_presence(request.app[CTX], current_user(request), presence)
+        raise BadRequest("error.invalid_presence") from None
+    await handoff.presence.set_presence(request.app[CTX], current_user(request), presence)
     return web.json_response({"presence": str(presence)})
 
 
@@ -485,12 +461,12 @@ def setup(app: web.Application) -> None:
     app.router.add_get(CONVERSATION, conversation_detail)
     app.router.add_post(f"{CONVERSATION}/messages", reply)
     app.router.add_post(f"{CONVERSATION}/notes", add_note)
-    app.router.add_post(f"{CONVERSATION}/take", _bodiless(transitions.take))
-    app.router.add_post(f"{CONVERSATION}/take-over", _bodiless(transitions.take_over))
+    app.router.add_post(f"{CONVERSATION}/take", _bodiless(moves.take))
+    app.router.add_post(f"{CONVERSATION}/take-over", _bodiless(moves.take_over))
     app.router.add_post(f"{CONVERSATION}/transfer", transfer)
     app.router.add_post(f"{CONVERSATION}/reassign", reassign)
     app.router.add_post(f"{CONVERSATION}/priority", set_priority)
-    app.router.add_post(f"{CONVERSATION}/resolve", _bodiless(transitions.resolve))
+    app.router.add_post(f"{CONVERSATION}/resolve", _bodiless(resolution.resolve))
     app.router.add_post(f"{CONVERSATION}/actions", record_action)
     app.router.add_get("/api/attendants", list_attendants)
     app.router.add_get("/api/canned-responses", canned_responses)

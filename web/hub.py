@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from core import access
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -22,14 +23,17 @@ class Subscriber:
     role: Role
     ws: web.WebSocketResponse
     session_token: str  # the login the socket was opened with; it lives only while that does
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    queue: asyncio.Queue[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=1000)
+    )
     # Why the server ends the socket; the socket's handler closes it with these.
     close_code: int = WSCloseCode.OK
     close_reason: str = ""
 
     @property
     def sees_everything(self) -> bool:
-        return self.role in (Role.MANAGER, Role.ADMIN)
+        """Managers and admins (core.access) supervise: every event reaches them."""
+        return self.role in access.MANAGER_ROLES
 
 
 def view_for(subscriber: Subscriber, event: dict[str, Any]) -> dict[str, Any] | None:

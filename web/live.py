@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from aiohttp import WSMsgType, web
 
 from accounts.auth import audit, session_users
+from core.errors import BadRequest, Forbidden
 from core.logs import log_failure
-from handoff.timers import heartbeat
+from handoff.presence import heartbeat
 from web.hub import Subscriber
 from web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, current_user
-from web.middlewares import json_error
 
 HEARTBEAT_SECONDS = 20
 # Private close code: the staff page goes to the login page instead of reconnecting.
@@ -77,10 +77,10 @@ async def close_revoked_sockets(app: web.Application, user_id: int | None = None
 async def internal_events(request: web.Request) -> web.Response:
     expected = f"Bearer {request.app[SETTINGS].internal_token}"
     if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
-        return json_error(403, "error.forbidden")
+        raise Forbidden()
     event = await request.json()
     if not isinstance(event, dict) or "type" not in event:
-        return json_error(400, "error.invalid_json")
+        raise BadRequest()
     await request.app[HUB].publish(event)
     return web.Response(status=204)
 

@@ -1,5 +1,9 @@
 """Authentication and pt-BR JSON errors.
 
+Every refusal is a `core.errors.ClinicError` raised where it is decided (a view, a domain
+function, the auth check below); `error_middleware` is the one place that answers it, with its
+status and `{"error": <pt-BR text>, "code": <catalog key>}`.
+
 Protection is default-deny: a path is open to anyone only when it is listed here as public,
 open to patients only under the portal's paths, and everything else, including any route
 added later and any unknown path, needs a staff login."""
@@ -14,10 +18,10 @@ from aiohttp import web
 
 from accounts.auth import user_for_token
 from core.catalog import t
+from core.errors import BadRequest, ClinicError, Forbidden, Unauthenticated
 from core.logs import log_failure
-from handoff.transitions import TransitionError
 from models import Role
-from web.keys import CTX, SESSION_COOKIE
+from web.keys import CTX, SESSION_COOKIE, USER
 
 log = logging.getLogger(__name__)
 
@@ -41,44 +45,36 @@ PATIENT_PATHS = {"/portal"}
 PATIENT_PREFIXES = ("/portal/", "/api/portal/")
 
 
-def json_error(status: int, key: str, **values: object) -> web.Response:
-    return web.json_response({"error": t(key, **values), "code": key}, status=status)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.status, self.key, self.values = status, key, values
+def _answer(status: int, code: str, **values: object) -> web.Response:
+    return web.json_response({"error": t(code, **values), "code": code}, status=status)
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as error:
-        return json_error(error.status, error.key, **error.values)
-    except TransitionError as error:
-        return json_error(error.status, error.code)
+    except ClinicError as error:
+        return _answer(error.status, error.code, **error.values)
     except json.JSONDecodeError:
-        return json_error(400, "error.invalid_json")
+        return _answer(BadRequest.status, BadRequest.code)
     except web.HTTPException:
         raise  # redirects and aiohttp's own 4xx answers
     except Exception as exc:
         log_failure(log, exc, "%s %s failed", request.method, request.path)
-        return json_error(500, "error.internal")
+        return _answer(500, "error.internal")
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["user"] = None
+    request[USER] = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         async with request.app[CTX].db.session() as session:
-            request["user"] = await user_for_token(session, token)
+            request[USER] = await user_for_token(session, token)
     path = request.path
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
-    user = request["user"]
+    user = request[USER]
     if path in PATIENT_PATHS or path.startswith(PATIENT_PREFIXES):
         allowed = user is not None and user.role == Role.PATIENT
     else:
@@ -86,7 +82,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if allowed:
         return await handler(request)
     if path.startswith("/api/"):
-        if user is None:
-            return json_error(401, "error.unauthenticated")
-        return json_error(403, "error.forbidden")
+        raise Unauthenticated() if user is None else Forbidden()
     raise web.HTTPFound("/login")

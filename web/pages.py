@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from core.catalog import CATALOG_PATH
-from web.keys import current_user
+from web.keys import USER, current_user
 
 STATIC = Path(__file__).with_name("static")
 
@@ -24,7 +24,7 @@ async def clinic(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    user = request["user"]
+    user = request[USER]
     if user is not None:
         raise web.HTTPFound("/staff" if user.is_staff else "/portal")
     return render_page("login.html")

@@ -1,5 +1,6 @@
 """The patient portal: sign-up, "Meus dados", the data export, and the patient's own
-appointments (book, cancel) through the same scheduling functions as the bot and staff."""
+appointments (book, cancel) through the same scheduling functions as the bot and staff.
+What those refuse (a `core.errors.ClinicError`) is answered by the error middleware."""
 
 from __future__ import annotations
 
@@ -11,23 +12,23 @@ from sqlalchemy import select
 
 from accounts import patients
 from accounts.auth import open_session
+from core import access
+from core.errors import BadRequest, NotFound
 from models import Appointment, Specialty, utcnow
+from models.views import appointment_view, patient_view, slot_view, specialty_view
 from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
 from scheduling.when import TimeWindow
-from web.agenda import appointment_view
 from web.api import read_json
 from web.keys import CTX, SESSION_COOKIE, current_user
-from web.middlewares import ApiError
 from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
 SLOTS_SHOWN = 8
 
 
-def _fail(error: patients.PatientError) -> ApiError:
-    status = 409 if error.code in ("error.email_taken", "error.cpf_taken") else 400
-    return ApiError(status, error.code, **error.values)
+def _bad_parameter(name: str) -> BadRequest:
+    return BadRequest("agenda.error.bad_parameter", name=name)
 
 
 async def signup_page(_request: web.Request) -> web.Response:
@@ -41,18 +42,15 @@ async def portal_page(_request: web.Request) -> web.Response:
 async def signup(request: web.Request) -> web.Response:
     body = await read_json(request)
     ctx = request.app[CTX]
-    try:
-        patient = await patients.sign_up(
-            ctx.db,
-            name=body.get("name"),
-            email=body.get("email"),
-            phone=body.get("phone"),
-            cpf=body.get("cpf"),
-            password=body.get("password"),
-            consent=body.get("consent"),
-        )
-    except patients.PatientError as error:
-        raise _fail(error) from None
+    patient = await patients.sign_up(
+        ctx.db,
+        name=body.get("name"),
+        email=body.get("email"),
+        phone=body.get("phone"),
+        cpf=body.get("cpf"),
+        password=body.get("password"),
+        consent=body.get("consent"),
+    )
     async with ctx.db.session() as session:
         token = await open_session(session, patient)
     response = web.json_response({"id": patient.id}, status=201)
@@ -62,21 +60,18 @@ async def signup(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     patient = await patients.load_patient(request.app[CTX].db, current_user(request).id)
-    return web.json_response(patients.profile_view(patient))
+    return web.json_response(patient_view(patient))
 
 
 async def update_me(request: web.Request) -> web.Response:
     body = await read_json(request)
-    try:
-        patient = await patients.update_contact(
-            request.app[CTX].db,
-            current_user(request).id,
-            name=body.get("name"),
-            phone=body.get("phone"),
-        )
-    except patients.PatientError as error:
-        raise _fail(error) from None
-    return web.json_response(patients.profile_view(patient))
+    patient = await patients.update_contact(
+        request.app[CTX].db,
+        current_user(request).id,
+        name=body.get("name"),
+        phone=body.get("phone"),
+    )
+    return web.json_response(patient_view(patient))
 
 
 async def export(request: web.Request) -> web.Response:
@@ -99,7 +94,7 @@ async def list_appointments(request: web.Request) -> web.Response:
 async def specialties(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
         rows = (await session.execute(select(Specialty).order_by(Specialty.name))).scalars().all()
-    return web.json_response([{"id": s.id, "name": s.name} for s in rows])
+    return web.json_response([specialty_view(s) for s in rows])
 
 
 def _day_window(raw: str | None) -> TimeWindow | None:
@@ -108,7 +103,7 @@ def _day_window(raw: str | None) -> TimeWindow | None:
     try:
         day = date.fromisoformat(raw)
     except ValueError:
-        raise ApiError(400, "agenda.error.bad_parameter", name="day") from None
+        raise _bad_parameter("day") from None
     return TimeWindow(
         datetime.combine(day, time.min, CLINIC_TZ), datetime.combine(day, time.max, CLINIC_TZ)
     )
@@ -118,29 +113,13 @@ async def slots(request: web.Request) -> web.Response:
     try:
         specialty_id = int(request.query["specialty_id"])
     except (KeyError, ValueError):
-        raise ApiError(400, "agenda.error.bad_parameter", name="specialty_id") from None
+        raise _bad_parameter("specialty_id") from None
     window = _day_window(request.query.get("day"))
     async with request.app[CTX].db.session() as session:
         found = await find_slots(
             session, now=utcnow(), window=window, specialty_id=specialty_id, limit=SLOTS_SHOWN
         )
-    return web.json_response(
-        [
-            {
-                "doctor_id": slot.doctor_id,
-                "doctor_name": slot.doctor_name,
-                "specialty_name": slot.specialty_name,
-                "starts_at": slot.starts_at.isoformat(),
-            }
-            for slot in found
-        ]
-    )
-
-
-def _scheduling_refusal(error: appointments.SchedulingError) -> ApiError:
-    if isinstance(error, appointments.AppointmentNotFound):
-        return ApiError(404, "error.not_found")
-    return ApiError(409, error.code)
+    return web.json_response([slot_view(slot) for slot in found])
 
 
 async def book(request: web.Request) -> web.Response:
@@ -149,21 +128,18 @@ async def book(request: web.Request) -> web.Response:
         doctor_id = int(body["doctor_id"])
         starts_at = datetime.fromisoformat(str(body["starts_at"]))
     except (KeyError, TypeError, ValueError):
-        raise ApiError(400, "agenda.error.bad_parameter", name="doctor_id/starts_at") from None
+        raise _bad_parameter("doctor_id/starts_at") from None
     if starts_at.tzinfo is None:
-        raise ApiError(400, "agenda.error.bad_parameter", name="starts_at")
+        raise _bad_parameter("starts_at")
     patient = current_user(request)
-    try:
-        appointment = await appointments.book(
-            request.app[CTX].db,
-            patient_id=patient.id,
-            doctor_id=doctor_id,
-            starts_at=starts_at,
-            channel=PORTAL_CHANNEL,
-            actor_id=patient.id,
-        )
-    except appointments.SchedulingError as refused:
-        raise _scheduling_refusal(refused) from None
+    appointment = await appointments.book(
+        request.app[CTX].db,
+        patient_id=patient.id,
+        doctor_id=doctor_id,
+        starts_at=starts_at,
+        channel=PORTAL_CHANNEL,
+        actor_id=patient.id,
+    )
     return web.json_response({"id": appointment.id}, status=201)
 
 
@@ -172,14 +148,14 @@ async def cancel(request: web.Request) -> web.Response:
     appointment_id = int(request.match_info["id"])
     async with request.app[CTX].db.session() as session:
         appointment = await session.get(Appointment, appointment_id)
-    if appointment is None or appointment.patient_id != patient.id:
-        raise ApiError(404, "error.not_found")
-    try:
-        await appointments.cancel(
-            request.app[CTX].db, appointment_id, channel=PORTAL_CHANNEL, actor_id=patient.id
-        )
-    except appointments.SchedulingError as refused:
-        raise _scheduling_refusal(refused) from None
+        # Someone else's appointment is answered as a missing one: its id says nothing.
+        if appointment is None or not await access.may_act_on_appointments_of(
+            session, patient, appointment.patient_id
+        ):
+            raise NotFound()
+    await appointments.cancel(
+        request.app[CTX].db, appointment_id, channel=PORTAL_CHANNEL, actor_id=patient.id
+    )
     return web.json_response({"id": appointment_id})
 
 

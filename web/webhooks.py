@@ -10,6 +10,7 @@ database fails: the provider retries) → acknowledged; routing continues in the
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -151,9 +152,7 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     long as the app runs."""
     inbox = app[INBOX]
     tasks = [inbox.start()] + [
-        asyncio.create_task(
-            channel.run_in_background(lambda events, name=name: inbox.handle(name, events))
-        )
+        asyncio.create_task(channel.run_in_background(functools.partial(inbox.handle, name)))
         for name, channel in inbox.channels.items()
     ]
     yield

@@ -11,9 +11,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.interfaces import Action, Tracker
+from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 
 from bot.actions.common import (
@@ -116,7 +117,9 @@ async def professional_in(text: str, *, asked: bool) -> dict[str, Any] | None:
     return {"especialidade": {"id": specialty.id, "nome": specialty.name}, "medico": None}
 
 
-def appointment_view(appointment: Appointment) -> dict[str, Any]:
+def appointment_slot(appointment: Appointment) -> dict[str, Any]:
+    """The `consulta` slot's value: what the dialogue shows and re-checks of the chosen
+    appointment (pt-BR keys, kept in the tracker; not the entity's JSON, see models.views)."""
     return {
         "id": appointment.id,
         "medico_id": appointment.doctor_id,
@@ -165,8 +168,8 @@ def appointment_id_entity(tracker: Tracker) -> int | None:
 # --- Choosing a time: quando (free text) then horario (one of the offered slots) ------------
 
 
-class ChoosesTime:
-    """quando + horario for the agendar and remarcar forms (a mixin of DialogueForm)."""
+class ChoosesTime(DialogueForm):
+    """quando + horario for the agendar and remarcar forms (abstract, a mixin)."""
 
     async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
         text = latest_text(tracker)
@@ -177,7 +180,7 @@ class ChoosesTime:
         return await super().looks_like_answer(slot, tracker)
 
     async def extract_confirmacao(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         # "Não, prefiro sexta" at the confirmation is a new day, not a "no".
         if changed_this_turn(tracker) or latest_intent(tracker)[0] == "alterar":
@@ -185,7 +188,7 @@ class ChoosesTime:
         return await super().extract_confirmacao(dispatcher, tracker, domain)
 
     async def option_chosen(self, tracker: Tracker) -> dict[str, Any] | None:
-        options = tracker.get_slot("opcoes_horario") or []
+        options: list[dict[str, Any]] = tracker.get_slot("opcoes_horario") or []
         text = entity(tracker, "horario") or latest_text(tracker)
         for option in options:
             if text == f"{option['medico_id']}|{option['inicio']}":
@@ -206,7 +209,7 @@ class ChoosesTime:
         return None
 
     async def extract_quando(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         asked = requested(tracker)
         if asked == "quando":
@@ -226,7 +229,7 @@ class ChoosesTime:
         return {}
 
     async def validate_quando(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         cleared = {"horario": None, "opcoes_horario": None, "confirmacao": None}
         if value is None or isinstance(value, dict):
@@ -243,7 +246,7 @@ class ChoosesTime:
         return {"quando": quando, **cleared}
 
     async def extract_horario(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if requested(tracker) != "horario":
             return {}
@@ -260,7 +263,7 @@ class ChoosesTime:
         return {"horario": text}
 
     async def validate_horario(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if value is None or isinstance(value, dict):
             return {"horario": value}
@@ -270,9 +273,9 @@ class ChoosesTime:
         return {"horario": option, "confirmacao": None}
 
 
-class ChoosesAppointment:
-    """consulta: which of the patient's upcoming appointments (cancelar, remarcar; a mixin
-    of DialogueForm)."""
+class ChoosesAppointment(DialogueForm):
+    """consulta: which of the patient's upcoming appointments (cancelar, remarcar; abstract,
+    a mixin)."""
 
     async def looks_like_answer(self, slot: str, tracker: Tracker) -> bool:
         if slot == "consulta":
@@ -281,7 +284,7 @@ class ChoosesAppointment:
         return await super().looks_like_answer(slot, tracker)
 
     async def extract_consulta(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         chosen = appointment_id_entity(tracker)
         if chosen is not None:
@@ -298,7 +301,7 @@ class ChoosesAppointment:
         return await self.answer("consulta", tracker)
 
     async def validate_consulta(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if value is None or isinstance(value, dict):
             return {"consulta": value}
@@ -323,7 +326,7 @@ class ChoosesAppointment:
         if chosen is None:
             dispatcher.utter_message(response="utter_consulta_invalida")
             return {"consulta": None}
-        return {"consulta": appointment_view(chosen)}
+        return {"consulta": appointment_slot(chosen)}
 
 
 # --- The forms' validation actions ----------------------------------------------------
@@ -344,7 +347,7 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
         return await super().looks_like_answer(slot, tracker)
 
     async def extract_especialidade(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         asked = requested(tracker)
         if entity(tracker, "especialidade"):
@@ -362,7 +365,7 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
         return {}
 
     async def validate_especialidade(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if value is None or isinstance(value, dict):
             return {"especialidade": value}
@@ -377,7 +380,7 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
         return {**found, "horario": None, "opcoes_horario": None, "confirmacao": None}
 
     async def validate_confirmacao(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         answer = await super().validate_confirmacao(value, dispatcher, tracker, domain)
         if answer["confirmacao"] is False:
@@ -405,7 +408,7 @@ class ActionAskEspecialidade(ClinicAction):
         return "action_ask_especialidade"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         async with database().session() as session:
             specialties = (
@@ -435,9 +438,9 @@ def _search_criteria(tracker: Tracker) -> dict[str, int]:
 def _who(tracker: Tracker) -> str:
     consulta, medico = tracker.get_slot("consulta"), tracker.get_slot("medico")
     if tracker.active_loop_name == "remarcacao_form" and isinstance(consulta, dict):
-        return consulta["medico"]
+        return str(consulta["medico"])
     if isinstance(medico, dict):
-        return medico["nome"]
+        return str(medico["nome"])
     especialidade = tracker.get_slot("especialidade")
     return especialidade["nome"] if isinstance(especialidade, dict) else "a clínica"
 
@@ -449,7 +452,7 @@ class ActionAskHorario(ClinicAction):
         return "action_ask_horario"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         window, moment = window_of(tracker.get_slot("quando")), now()
         criteria = _search_criteria(tracker)
@@ -483,7 +486,7 @@ class ActionAskConsulta(ClinicAction):
         return "action_ask_consulta"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         appointments = await upcoming(patient_id(tracker))
         if not appointments:
@@ -507,10 +510,11 @@ class ActionAskConfirmacao(Action):
         return "action_ask_confirmacao"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         form = tracker.active_loop_name
-        consulta, horario = tracker.get_slot("consulta"), tracker.get_slot("horario")
+        consulta: dict[str, Any] = tracker.get_slot("consulta") or {}
+        horario: dict[str, Any] = tracker.get_slot("horario") or {}
         if form == "cancelamento_form":
             dispatcher.utter_message(
                 response="utter_ask_confirmacao_cancelamento",
@@ -545,7 +549,7 @@ class ActionIniciarDialogo(ClinicAction):
         return "action_iniciar_dialogo"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         return end_dialogue(tracker)
 
@@ -565,7 +569,7 @@ class ActionConcluirAgendamento(ClinicAction):
         return "action_concluir_agendamento"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         horario, patient = tracker.get_slot("horario"), patient_id(tracker)
         if tracker.get_slot("confirmacao") is not True or not horario or patient is None:
@@ -596,7 +600,7 @@ class ActionConcluirCancelamento(ClinicAction):
         return "action_concluir_cancelamento"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         consulta, answer = tracker.get_slot("consulta"), tracker.get_slot("confirmacao")
         if not isinstance(consulta, dict) or answer is None:
@@ -629,7 +633,7 @@ class ActionConcluirRemarcacao(ClinicAction):
         return "action_concluir_remarcacao"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         consulta, horario = tracker.get_slot("consulta"), tracker.get_slot("horario")
         answer = tracker.get_slot("confirmacao")
@@ -667,7 +671,7 @@ class ActionListarConsultas(ClinicAction):
         return "action_listar_consultas"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         patient = patient_id(tracker)
         if await missing_identity(patient):
@@ -714,7 +718,10 @@ async def confirm_presence(
     if appointment is None:
         dispatcher.utter_message(response="utter_nada_para_confirmar")
         return []
-    values = {"horario": show_moment(appointment.starts_at), "medico": appointment.doctor.name}
+    values: dict[str, Any] = {
+        "horario": show_moment(appointment.starts_at),
+        "medico": appointment.doctor.name,
+    }
     if appointment.status == AppointmentStatus.CONFIRMED:
         dispatcher.utter_message(response="utter_ja_confirmada", **values)
         return []
@@ -732,6 +739,6 @@ class ActionConfirmarPresenca(ClinicAction):
         return "action_confirmar_presenca"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         return await confirm_presence(dispatcher, tracker, appointment_id_entity(tracker))

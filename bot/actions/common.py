@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime
-from typing import Any
 
-from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.interfaces import Action, Tracker
+from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 
 from bot.emergency import looks_like_emergency
@@ -140,7 +140,7 @@ class ClinicAction(Action, ABC):
     def name(self) -> str: ...
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         if tracker.latest_message.get("text") and looks_like_emergency(latest_text(tracker)):
             return emergency(dispatcher, tracker)
@@ -154,7 +154,7 @@ class ClinicAction(Action, ABC):
 
     @abstractmethod
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]: ...
 
 

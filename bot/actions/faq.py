@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.interfaces import Tracker
+from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -55,7 +56,7 @@ def _bullets(lines: list[str]) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
-Answer = tuple[str, dict[str, str]]
+Answer = tuple[str, dict[str, Any]]  # a response and the values its text names
 
 
 def _convenios(data: dict[str, Any], _text_asked: str) -> Answer | None:
@@ -161,7 +162,7 @@ class ActionResponderFaq(ClinicAction):
         return "action_responder_faq"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         key = faq_key(tracker)
         if key is None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any
 
-from rasa_sdk import Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.interfaces import Tracker
+from rasa_sdk.types import DomainDict
 
 from bot.actions.common import (
     emergency,
@@ -81,7 +82,7 @@ class DialogueForm(IdentityValidation, FormValidationAction):
         domain_slots: list[str],
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
-        domain: dict[str, Any],
+        domain: DomainDict,
     ) -> list[str]:
         if await awaited_claim(tracker) is not None:
             identity = ["codigo"]  # nothing else until the claimed CPF or phone is proved
@@ -126,37 +127,37 @@ class DialogueForm(IdentityValidation, FormValidationAction):
         return {slot: latest_text(tracker)}
 
     async def extract_lgpd_consentimento(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         return await self.answer("lgpd_consentimento", tracker)
 
     async def extract_nome(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         return await self.answer("nome", tracker)
 
     async def extract_cpf(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         return await self.answer("cpf", tracker)
 
     async def extract_telefone(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         return await self.answer("telefone", tracker)
 
     async def extract_codigo(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         return await self.answer("codigo", tracker)
 
     async def extract_confirmacao(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         return await self.answer("confirmacao", tracker)
 
     async def validate_confirmacao(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """Yes or no to the summary. "Não" ends cancelar and remarcar keeping the appointment
         (their submit actions say so)."""
@@ -168,7 +169,7 @@ class DialogueForm(IdentityValidation, FormValidationAction):
         return {"confirmacao": answer}
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         if looks_like_emergency(latest_text(tracker)) and not is_payload(tracker):
             return emergency(dispatcher, tracker)

@@ -4,11 +4,10 @@ emergency in it ("oi, minha mãe desmaiou") gets the SAMU guidance (ClinicAction
 
 from __future__ import annotations
 
-from typing import Any
-
-from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.interfaces import Tracker
+from rasa_sdk.types import DomainDict
 
 from bot.actions.common import ClinicAction, clinic_name
 
@@ -18,7 +17,7 @@ class ActionSaudacao(ClinicAction):
         return "action_saudacao"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_saudacao", clinica=await clinic_name())
         return []

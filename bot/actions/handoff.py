@@ -3,11 +3,10 @@ failing to understand."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.interfaces import Action, Tracker
+from rasa_sdk.types import DomainDict
 
 from bot.actions.common import ClinicAction, emergency, end_dialogue, hand_off
 
@@ -17,7 +16,7 @@ class ActionTransferirAtendente(Action):
         return "action_transferir_atendente"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_transferindo")
         return hand_off(dispatcher, tracker, "pedido_do_paciente")
@@ -30,7 +29,7 @@ class ActionEmergencia(Action):
         return "action_emergencia"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         return emergency(dispatcher, tracker)
 
@@ -57,7 +56,7 @@ class ActionNaoEntendi(ClinicAction):
         return self.NAME
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         if _previous_turn_was_not_understood(tracker):
             dispatcher.utter_message(response="utter_nao_entendi_de_novo")
@@ -71,7 +70,7 @@ class ActionForaDoEscopo(ClinicAction):
         return "action_fora_do_escopo"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_fora_do_escopo")
         return []
@@ -84,7 +83,7 @@ class ActionDesistir(Action):
         return "action_desistir"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_desistir")
         return end_dialogue(tracker)

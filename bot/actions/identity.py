@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.interfaces import Tracker
+from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -147,7 +148,7 @@ async def record_consent(patient: int) -> None:
 
 async def save_name(patient: int, name: str) -> None:
     async with database().session() as session:
-        user = await session.get(User, patient, with_for_update=True)
+        user = await session.get_one(User, patient, with_for_update=True)
         user.name = name
 
 
@@ -155,7 +156,7 @@ async def save_phone(patient: int, phone: str) -> None:
     """A typed phone is contact data, not proof: it gets no match key, so a WhatsApp or SMS
     identity with that number is never joined to this patient for it."""
     async with database().session() as session:
-        user = await session.get(User, patient, with_for_update=True)
+        user = await session.get_one(User, patient, with_for_update=True)
         user.phone_e164 = phone
 
 
@@ -168,7 +169,7 @@ async def save_cpf(patient: int, cpf: str) -> bool:
             ).scalar_one_or_none()
             if owner is not None and owner != patient:
                 return False
-            user = await session.get(User, patient, with_for_update=True)
+            user = await session.get_one(User, patient, with_for_update=True)
             user.cpf = cpf
     except IntegrityError:  # taken by a concurrent sign-up
         return False
@@ -201,7 +202,7 @@ class ActionAskLgpdConsentimento(ClinicAction):
         return "action_ask_lgpd_consentimento"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         dispatcher.utter_message(
             response="utter_ask_lgpd_consentimento", clinica=await clinic_name()
@@ -217,13 +218,14 @@ class ActionAskCodigo(ClinicAction):
         return "action_ask_codigo"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         claim = await awaited_claim(tracker)
         if claim is None:
             return []
         async with database().session() as session:
-            where = code_destination(await session.get(ChannelIdentity, claim.destination_id))
+            destination = await session.get_one(ChannelIdentity, claim.destination_id)
+            where: dict[str, Any] = code_destination(destination)
         if claim.status == ClaimStatus.PENDING:
             send = {"identity_code": {"claim": claim.id}}
             dispatcher.utter_message(
@@ -240,7 +242,7 @@ class IdentityValidation:
     once."""
 
     async def validate_lgpd_consentimento(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if value is None or isinstance(value, bool):
             return {"lgpd_consentimento": value}
@@ -257,7 +259,7 @@ class IdentityValidation:
         return {"lgpd_consentimento": consent}
 
     async def validate_nome(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if value is None:
             return {"nome": None}
@@ -271,7 +273,7 @@ class IdentityValidation:
         return {"nome": name}
 
     async def validate_cpf(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if value is None:
             return {"cpf": None}
@@ -291,7 +293,7 @@ class IdentityValidation:
         return {"cpf": "informado"}
 
     async def validate_telefone(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         if value is None:
             return {"telefone": None}
@@ -320,12 +322,11 @@ class IdentityValidation:
         """On a channel whose ids carry no phone, a CPF or phone of another patient opens a
         claim (the form asks for the code next) or, when no code can be sent, goes to a
         person. None when it is nobody else's or the channel proves nothing this way."""
-        if channel(tracker) not in CLAIMABLE_CHANNELS:
+        patient = patient_id(tracker)
+        if patient is None or channel(tracker) not in CLAIMABLE_CHANNELS:
             return None
         async with database().session() as session:
-            opening = await open_claim(
-                session, patient_id(tracker), cpf=cpf, phone=phone, now=now()
-            )
+            opening = await open_claim(session, patient, cpf=cpf, phone=phone, now=now())
         if opening == Opening.NOBODY:
             return None
         if opening == Opening.ASK_STAFF:
@@ -334,7 +335,7 @@ class IdentityValidation:
         return {slot: None}
 
     async def validate_codigo(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         claim = await awaited_claim(tracker) if value is not None else None
         if claim is None:

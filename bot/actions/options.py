@@ -12,9 +12,10 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.interfaces import Tracker
+from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 
 from bot.actions.booking import confirm_presence, option_number, own_upcoming
@@ -97,8 +98,8 @@ def _pick(buttons: list[dict[str, str]], tracker: Tracker, is_latest: bool) -> s
             if (parse_payload(b.get("payload", "")) or ("",))[0] in intents
         ]
 
-    wanted = {"afirmar": ("confirmar_presenca", "afirmar"), "negar": ("negar",)}.get(intent, ())
-    found = offered(*wanted)
+    answers = {"afirmar": ("confirmar_presenca", "afirmar"), "negar": ("negar",)}
+    found = offered(*answers.get(intent or "", ()))
     if not found and intent == "negar":
         # "Não" to a reminder ("will you come?"): the caller offers to move or cancel it.
         found = offered("confirmar_presenca")
@@ -111,7 +112,7 @@ class ActionResponderOpcao(ClinicAction):
         return "action_responder_opcao"
 
     async def act(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         patient = patient_id(tracker)
         intent, _ = latest_intent(tracker)

@@ -7,7 +7,17 @@ from models import Base
 from models.db import is_sqlite, sync_url
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
+
+
+def _database_url() -> str:
+    """The database to migrate: alembic.ini names none, `models.migrate.alembic_config` sets it."""
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("sqlalchemy.url is not set: use models.migrate.alembic_config(url)")
+    return url
+
+
+url = _database_url()
 
 
 def run_migrations_online() -> None:

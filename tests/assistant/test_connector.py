@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from core.settings import ROOT, Settings
-from handoff.transitions import HAND_BACK_INTENT
+from handoff.transitions.resolution import HAND_BACK_INTENT
 from models import PatientProfile, Role, User
 from models.db import Database
 from models.migrate import upgrade

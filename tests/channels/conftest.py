@@ -18,12 +18,12 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from channels.base import ProviderChannel
-from channels.registry import build_senders, enabled_channels
+from channels.registry import build_senders, close_channels, enabled_channels
 from channels.webchat import CHANNEL as WEBCHAT
 from channels.webchat import Sockets
 from core.context import Context
 from core.settings import Settings
-from handoff import transitions
+from handoff.transitions import listeners, talking
 from messaging.assistant import BotMessage
 from messaging.inbound import Inbox
 from models import ChannelIdentity, Message
@@ -122,8 +122,10 @@ def channel_settings(
 
 
 @pytest.fixture
-def enabled(channel_settings: Settings) -> dict[str, ProviderChannel]:
-    return enabled_channels(channel_settings)
+async def enabled(channel_settings: Settings) -> AsyncIterator[dict[str, ProviderChannel]]:
+    channels = enabled_channels(channel_settings)
+    yield channels
+    await close_channels(channels)
 
 
 @pytest.fixture
@@ -148,7 +150,7 @@ async def channel_ctx(
         ),
         bot=RecordingBot(),
     )
-    transitions.listen(ctx)
+    listeners.listen(ctx)
     yield ctx
 
 
@@ -169,7 +171,7 @@ async def serve(
         name = channel if isinstance(channel, str) else channel.name
         assert name == WEBCHAT or name in enabled, f"{name} is not enabled in the tests"
         assistant = FakeAssistant()
-        inbox = Inbox(channel_ctx, assistant, enabled, transitions.join_open_episode)  # type: ignore[arg-type]
+        inbox = Inbox(channel_ctx, assistant, enabled, talking.join_open_episode)  # type: ignore[arg-type]
         app = web.Application()
         app[SETTINGS] = channel_ctx.settings
         app[CTX] = channel_ctx

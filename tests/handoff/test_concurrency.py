@@ -9,7 +9,8 @@ from collections import Counter, defaultdict
 from sqlalchemy import select
 
 from core.context import Context
-from handoff import transitions
+from handoff import presence
+from handoff.transitions import common, listeners, moves, queueing, resolution, talking
 from models import Conversation, HandoffEvent, HandoffKind, Owner, Presence, Role
 from models.db import Database
 from tests.factories import patient_message, staff
@@ -28,7 +29,7 @@ def _process(settings, url):
         senders={"webchat": RecordingSender(), "whatsapp": RecordingSender()},
         bot=RecordingBot(),
     )
-    transitions.listen(ctx)
+    listeners.listen(ctx)
     return ctx
 
 
@@ -89,11 +90,11 @@ async def test_simultaneous_handoffs_and_attendants_never_double_assign(settings
         # Phase 1: everyone hands off while the whole team comes online.
         await asyncio.gather(
             *(
-                transitions.request_handoff(anywhere(), c, reason="pedido_do_paciente")
+                queueing.request_handoff(anywhere(), c, reason="pedido_do_paciente")
                 for c in conversations
             ),
-            *(transitions.set_presence(anywhere(), member, Presence.ONLINE) for member in team),
-            *(transitions.distribute(anywhere()) for _ in range(PROCESSES)),
+            *(presence.set_presence(anywhere(), member, Presence.ONLINE) for member in team),
+            *(queueing.distribute(anywhere()) for _ in range(PROCESSES)),
         )
         async with db.session() as session:
             rows = (await session.execute(select(Conversation))).scalars().all()
@@ -120,28 +121,28 @@ async def test_simultaneous_handoffs_and_attendants_never_double_assign(settings
 
         def transfer(c):
             others = [m.id for m in team if m.id != c.assigned_attendant_id]
-            return transitions.transfer(
+            return moves.transfer(
                 anywhere(), c.id, by_id[c.assigned_attendant_id], rng.choice(others)
             )
 
         outcomes = await asyncio.gather(
-            *(transitions.join_open_episode(anywhere(), c) for c in second_channel),
+            *(talking.join_open_episode(anywhere(), c) for c in second_channel),
             *(
-                transitions.resolve(anywhere(), c.id, by_id[c.assigned_attendant_id])
+                resolution.resolve(anywhere(), c.id, by_id[c.assigned_attendant_id])
                 for c in assigned[::3]
             ),
             *(transfer(c) for c in assigned[1::3]),
-            *(transitions.take_over(anywhere(), c.id, marta) for c in assigned[2::6]),
-            *(transitions.take(anywhere(), rng.choice(queued), member) for member in team),
-            *(transitions.distribute(anywhere()) for _ in range(PROCESSES * 2)),
+            *(moves.take_over(anywhere(), c.id, marta) for c in assigned[2::6]),
+            *(moves.take(anywhere(), rng.choice(queued), member) for member in team),
+            *(queueing.distribute(anywhere()) for _ in range(PROCESSES * 2)),
             return_exceptions=True,
         )
         # Refusals (a full receiver, a conversation someone else moved first) are expected;
         # nothing else is.
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
-                assert isinstance(outcome, transitions.TransitionError), repr(outcome)
-        await transitions.distribute(anywhere())
+                assert isinstance(outcome, common.TransitionError), repr(outcome)
+        await queueing.distribute(anywhere())
 
         async with db.session() as session:
             rows = (await session.execute(select(Conversation))).scalars().all()

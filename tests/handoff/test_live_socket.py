@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select, update
 
-from handoff import transitions
+from handoff.transitions import queueing
 from models import AuditLog, Role, User
 from tests.factories import patient_message, staff
 from tests.webapp import logged_in, web_server
@@ -27,7 +27,7 @@ async def server(settings) -> AsyncIterator[TestServer]:
 async def _queue_a_conversation(ctx) -> int:
     """Every attendant's socket is told about a conversation entering the queue."""
     recorded = await patient_message(ctx.db, "alguém aí?")
-    await transitions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
     return recorded.conversation.id
 
 

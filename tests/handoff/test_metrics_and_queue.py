@@ -4,9 +4,9 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from handoff import transitions
 from handoff.metrics import Period, percentile, report
 from handoff.queue import CLINIC_TZ, StaffHours, describe_when, reopens_at
+from handoff.transitions import queueing, resolution, talking
 from models import Conversation, Role, ScheduleException, utcnow
 from tests.factories import patient_message, staff
 
@@ -82,19 +82,17 @@ async def test_the_report_measures_from_handoff_and_attributes_to_people(ctx):
     second = await patient_message(ctx.db, user="m-2")
     await patient_message(ctx.db, "só uma dúvida para o robô")
     for recorded in (first, second):
-        await transitions.request_handoff(
-            ctx, recorded.conversation.id, reason="pedido_do_paciente"
-        )
+        await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
     a, b = first.conversation.id, second.conversation.id
-    await transitions.reply(ctx, a, ana, "Oi!")
-    await transitions.reply(ctx, b, bruno, "Olá!")
-    await transitions.resolve(ctx, a, marta)  # a manager presses the button; Ana held it
+    await talking.reply(ctx, a, ana, "Oi!")
+    await talking.reply(ctx, b, bruno, "Olá!")
+    await resolution.resolve(ctx, a, marta)  # a manager presses the button; Ana held it
     now = utcnow()
     await _backdate(ctx.db, a, handed_off_at=now - timedelta(seconds=100), csat_score=4)
     await _backdate(ctx.db, b, handed_off_at=now - timedelta(seconds=30))
     # Ana's patient is handed off again within 72 hours: it did not really resolve.
     again = await patient_message(ctx.db, "voltei", user="m-1")
-    await transitions.request_handoff(ctx, again.conversation.id, reason="emergencia")
+    await queueing.request_handoff(ctx, again.conversation.id, reason="emergencia")
 
     async with ctx.db.session() as session:
         today = now.astimezone(CLINIC_TZ).date()

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.catalog import t
 from core.context import DeliveryFailed
-from handoff import transitions
+from handoff.transitions import queueing, talking
 from messaging.outbound import send
 from models import AuthorKind
 from processes.worker import PeriodicJob, run_periodically
@@ -36,11 +36,9 @@ async def test_a_failing_api_call_answers_500_in_portuguese_and_logs_no_message_
         ctx = server.app[CTX]
         ana = await staff(ctx.db, password=PASSWORD)
         recorded = await patient_message(ctx.db, "preciso de ajuda")
-        await transitions.request_handoff(
-            ctx, recorded.conversation.id, reason="pedido_do_paciente"
-        )
+        await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
         http = await logged_in(server, ana.email, PASSWORD)
-        monkeypatch.setattr(transitions, "reply", database_down)
+        monkeypatch.setattr(talking, "reply", database_down)
         try:
             async with http.post(
                 f"/api/conversations/{recorded.conversation.id}/messages", json={"text": MARKER}

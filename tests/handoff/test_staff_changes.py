@@ -3,14 +3,15 @@
 from sqlalchemy import select, update
 
 from accounts import admin
-from handoff import transitions
+from handoff import presence
+from handoff.transitions import queueing
 from models import AttendantProfile, Conversation, HandoffEvent, Owner, Presence, Role, User
 from tests.factories import patient_message, staff
 
 
 async def _handed_off(ctx):
     recorded = await patient_message(ctx.db, "quero falar com alguém")
-    await transitions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
     return recorded.conversation.id
 
 
@@ -39,7 +40,7 @@ async def test_deactivating_an_attendant_returns_their_patients_ahead_of_newer_o
         assert profile.presence == Presence.OFFLINE
         assert {"reason": "deactivated"} in list(reasons)
     bruno = await staff(ctx.db, presence=Presence.OFFLINE, capacity=1)
-    await transitions.set_presence(ctx, bruno, Presence.ONLINE)
+    await presence.set_presence(ctx, bruno, Presence.ONLINE)
     assert await _holder(ctx.db, older) == (Owner.ATTENDANT, bruno.id)
     assert await _holder(ctx.db, newer) == (Owner.QUEUED, None)
 

@@ -8,7 +8,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from handoff import transitions
+from handoff import presence
+from handoff.transitions import queueing, reception, resolution, talking
 from models import (
     AttendantAction,
     AuditLog,
@@ -45,7 +46,7 @@ async def _client(server: TestServer, user) -> aiohttp.ClientSession:
 
 async def _assigned_conversation(ctx):
     recorded = await patient_message(ctx.db, "preciso de ajuda")
-    await transitions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
     return recorded.conversation.id
 
 
@@ -208,7 +209,7 @@ async def test_attendants_cannot_see_metrics_and_managers_can(server):
     ana = await staff(ctx.db)
     marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
     conversation_id = await _assigned_conversation(ctx)
-    await transitions.reply(ctx, conversation_id, ana, "Oi!")
+    await talking.reply(ctx, conversation_id, ana, "Oi!")
     ana_http, marta_http = await _client(server, ana), await _client(server, marta)
     try:
         async with ana_http.get("/api/metrics") as response:
@@ -248,8 +249,8 @@ async def test_the_timeline_merges_messages_transitions_and_actions(server):
     ctx = server.app[CTX]
     ana = await staff(ctx.db)
     conversation_id = await _assigned_conversation(ctx)
-    await transitions.add_note(ctx, conversation_id, ana, "Ligar depois das 14h.")
-    await transitions.record_action(ctx, conversation_id, ana, "exams_delivered")
+    await talking.add_note(ctx, conversation_id, ana, "Ligar depois das 14h.")
+    await reception.record_action(ctx, conversation_id, ana, "exams_delivered")
     http = await _client(server, ana)
     try:
         async with http.get(f"/api/conversations/{conversation_id}") as response:
@@ -415,15 +416,15 @@ async def test_live_events_reach_only_those_allowed_to_see_them(server):
     sockets = {user: await http.ws_connect("/api/ws") for user, http in clients.items()}
     try:
         queued_first = await patient_message(ctx.db, "alguém aí?")
-        await transitions.set_presence(ctx, ana, Presence.PAUSED)
-        await transitions.request_handoff(
+        await presence.set_presence(ctx, ana, Presence.PAUSED)
+        await queueing.request_handoff(
             ctx, queued_first.conversation.id, reason="pedido_do_paciente"
         )
         conversation_id = queued_first.conversation.id
-        await transitions.set_presence(ctx, ana, Presence.ONLINE)  # Ana receives it from the queue
-        await transitions.add_note(ctx, conversation_id, marta, "Ana, atenção ao convênio.")
-        await transitions.reply(ctx, conversation_id, ana, "Oi, aqui é a Ana.")
-        await transitions.add_note(ctx, conversation_id, ana, "FIM")
+        await presence.set_presence(ctx, ana, Presence.ONLINE)  # Ana receives it from the queue
+        await talking.add_note(ctx, conversation_id, marta, "Ana, atenção ao convênio.")
+        await talking.reply(ctx, conversation_id, ana, "Oi, aqui é a Ana.")
+        await talking.add_note(ctx, conversation_id, ana, "FIM")
 
         def is_end(frame):
             return frame["type"] == "message" and frame["message"]["text"] == "FIM"
@@ -478,12 +479,12 @@ async def test_managers_see_the_satisfaction_each_resolution_received(server):
     ana = await staff(ctx.db)
     marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
     recorded = await patient_message(ctx.db, "oi", user="csat-visitor")
-    await transitions.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
-    await transitions.resolve(ctx, recorded.conversation.id, ana)
+    await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    await resolution.resolve(ctx, recorded.conversation.id, ana)
     async with ctx.db.session() as session:
         (await session.get(Conversation, recorded.conversation.id)).csat_score = 5
     again = await patient_message(ctx.db, "voltei", user="csat-visitor")
-    await transitions.request_handoff(ctx, again.conversation.id, reason="pedido_do_paciente")
+    await queueing.request_handoff(ctx, again.conversation.id, reason="pedido_do_paciente")
     ana_http, marta_http = await _client(server, ana), await _client(server, marta)
     try:
         seen = {}

@@ -201,7 +201,7 @@ async def test_a_cancelled_or_past_appointment_cannot_be_confirmed(db, agenda):
 
     with pytest.raises(InvalidTransition) as refused:
         await appointments.confirm(db, cancelled.id, channel="whatsapp", now=NOW)
-    assert refused.value.status == AppointmentStatus.CANCELLED
+    assert refused.value.current == AppointmentStatus.CANCELLED
     with pytest.raises(InvalidTransition):
         await appointments.confirm(db, past.id, channel="whatsapp", now=sp(2026, 3, 10, 9, 5))
 

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from handoff import transitions
+from handoff.transitions import queueing
 from models import Appointment, AppointmentEvent, AttendantAction, AuditLog, Reminder, Role, utcnow
 from processes.web import create_app
 from scheduling import appointments, reminders
@@ -117,7 +117,7 @@ async def test_an_attendant_acts_only_on_patients_of_conversations_assigned_to_t
     ctx = server.app[CTX]
     ana = await staff(ctx.db, capacity=1)
     recorded, appointment = await _patient_with_appointment(ctx, utcnow())
-    await transitions.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
+    await queueing.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
     bruno = await staff(ctx.db)  # joins after Ana took the conversation
     patient_id = recorded.message.patient_id
 
@@ -223,7 +223,7 @@ async def _with_attendant(ctx, name="Maria Souza"):
     who joined afterwards."""
     ana = await staff(ctx.db, capacity=1)
     recorded = await patient_message(ctx.db, "quero marcar consulta", display_name=name)
-    await transitions.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
+    await queueing.request_handoff(ctx, recorded.conversation.id, reason="agendamento")
     bruno = await staff(ctx.db)
     return recorded, ana, bruno
 

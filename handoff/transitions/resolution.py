@@ -1,0 +1,101 @@
+"""The end of a human episode: resolving it on every channel of the patient, and handing the
+patient back to the bot once (retried by the worker when the assistant cannot be reached)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from core.context import AssistantUnavailable, Context
+from core.events import RESOLVED
+from handoff.transitions.common import (
+    Event,
+    check_may_act,
+    lock_episode,
+    publish,
+    record_transition,
+)
+from handoff.transitions.queueing import distribute
+from models import Conversation, ConversationStatus, HandoffKind, Owner, User, utcnow
+
+log = logging.getLogger(__name__)
+
+HAND_BACK_INTENT = "EXTERNAL_atendimento_encerrado"
+# A resolution whose hand-back has not been confirmed this long after is retried by the worker
+# (longer than the Rasa call's own timeout, so a call still in flight is never repeated).
+HAND_BACK_RETRY_AFTER = timedelta(seconds=60)
+HAND_BACK_GIVE_UP_AFTER = timedelta(days=1)
+
+
+async def resolve(ctx: Context, conversation_id: int, actor: User) -> Conversation:
+    """Close the human episode (the patient's conversations with a person on every channel)
+    and hand the patient back to the bot once (which then asks how it went). The hand-back
+    runs only after the resolution committed; if the assistant cannot be reached the
+    resolution stands and the worker retries the hand-back."""
+    async with ctx.db.session() as session:
+        conversation, episode = await lock_episode(session, conversation_id)
+        check_may_act(conversation, actor)
+        now = utcnow()
+        events: list[Event] = []
+        for member in episode:
+            previous = member.assigned_attendant_id
+            member.owner = Owner.BOT
+            member.status = ConversationStatus.CLOSED
+            member.resolved_at = now
+            member.closed_at = now
+            events.append(
+                await record_transition(
+                    session, member, HandoffKind.RESOLVED, actor=actor, from_attendant_id=previous
+                )
+            )
+    await publish(ctx, events)
+    # The bot takes the patient back (see listeners): once for the conversations resolved
+    # together.
+    resolved = {"patient_id": conversation.patient_id, "conversation_ids": [m.id for m in episode]}
+    await ctx.bus.publish({"type": RESOLVED, **resolved})
+    await distribute(ctx)
+    return conversation
+
+
+async def hand_back(ctx: Context, patient_id: int, conversation_ids: list[int]) -> bool:
+    """Ask the assistant to resume the patient and speak first (once for the conversations resolved
+    together); record it on each of them once confirmed."""
+    try:
+        await ctx.bot.hand_back(ctx, patient_id, HAND_BACK_INTENT)
+    except (AssistantUnavailable, OSError) as exc:
+        log.warning(
+            "hand-back of patient %s to the bot failed (%s); will retry",
+            patient_id,
+            type(exc).__name__,
+        )
+        return False
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id.in_(conversation_ids))
+            .values(handed_back_at=utcnow())
+        )
+    return True
+
+
+async def retry_hand_backs(ctx: Context) -> int:
+    """Hand back patients whose resolved conversations' hand-back never got through; returns
+    how many patients were handed back."""
+    now = utcnow()
+    query = (
+        select(Conversation.patient_id, Conversation.id)
+        .where(
+            Conversation.resolved_at.is_not(None),
+            Conversation.handed_back_at.is_(None),
+            Conversation.resolved_at < now - HAND_BACK_RETRY_AFTER,
+            Conversation.resolved_at > now - HAND_BACK_GIVE_UP_AFTER,
+        )
+        .order_by(Conversation.resolved_at)
+    )
+    pending: dict[int, list[int]] = {}
+    async with ctx.db.session() as session:
+        for patient_id, conversation_id in await session.execute(query):
+            pending.setdefault(patient_id, []).append(conversation_id)
+    return sum([await hand_back(ctx, patient, ids) for patient, ids in pending.items()])
