@@ -10,7 +10,7 @@ time, timed from the moment they leave the patient until the staff socket delive
   POSTed to `/webhooks/whatsapp/webhook`, as Meta delivers a patient's message;
 - the site widget: a frame on the patient's widget WebSocket.
 
-    .venv/bin/python -m bench.push [--messages 300]
+    .venv/bin/python bench/push.py [--messages 300]
 
 Prints `push_p50_ms: N` and `push_p99_ms: N` for the webhook (goal: p99 ≤ 250 ms), then
 `widget_push_p50_ms: N` and `widget_push_p99_ms: N` for the widget.

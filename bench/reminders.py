@@ -34,9 +34,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import psycopg2
+import psycopg
 from aiohttp import web
-from psycopg2 import sql
+from psycopg import sql
 from sqlalchemy import create_engine, func, insert, select
 
 from core.context import Context, DeliveryFailed
@@ -174,13 +174,8 @@ class FakeProvider:
 
 
 def _admin(statement: sql.Composable) -> None:
-    connection = psycopg2.connect(ADMIN_URL)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        connection.close()
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(statement)
 
 
 def _seed(url: str, count: int, clinic_now: datetime) -> list[int]:

@@ -39,12 +39,10 @@ import argparse
 import asyncio
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,7 +56,14 @@ import aiohttp  # noqa: E402
 
 from tests.channels.fake_provider import FakeProvider, ProviderRequest  # noqa: E402
 from tests.channels.webhooks import channel_env, signed, text_message, webhook_path  # noqa: E402
-from tests.clinic import MODEL, RunningClinic, free_port  # noqa: E402
+from tests.clinic import (  # noqa: E402
+    RunningClinic,
+    answers_200,
+    free_port,
+    rasa_run,
+    start_logged,
+    stop_group,
+)
 
 # Each answered by a custom action reading the clinic's data (action_saudacao,
 # action_responder_faq), with one message.
@@ -111,47 +116,18 @@ class BareRasa:
     def start(self) -> None:
         credentials = self.folder / "bare-credentials.yml"
         credentials.write_text("rest:\n")
-        command = [
-            str(ROOT / ".venv-rasa" / "bin" / "rasa"),
-            "run",
-            "--model",
-            str(MODEL),
-            "--endpoints",
-            "endpoints.yml",
-            "--credentials",
-            str(credentials),
-            "--interface",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = start_logged(rasa_run(self.port, credentials), self.env, self.log_path)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + BARE_START_TIMEOUT
-        while not _ready(f"{self.url}/"):
+        while not answers_200(f"{self.url}/"):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 tail = self.log_path.read_text(errors="replace").splitlines()[-40:]
                 raise RuntimeError("bare Rasa did not start; log:\n" + "\n".join(tail))
             time.sleep(1)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_group(self.process)
 
 
 def bare_env(clinic: RunningClinic, folder: Path) -> dict[str, str]:
@@ -162,17 +138,6 @@ def bare_env(clinic: RunningClinic, folder: Path) -> dict[str, str]:
         **clinic.settings.child_env(),
         "RASA_TRACKER_URL": f"sqlite:///{folder / 'bare-rasa.db'}",
     }
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-# --- replies at the fake Graph API -----------------------------------------------------------
 
 
 class ReplyWatch:

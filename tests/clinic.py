@@ -36,7 +36,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _ready(url: str) -> bool:
+def rasa_run(port: int, credentials: Path | str = "credentials.yml") -> list[str]:
+    """The assistant's command, as the Procfile runs it, on loopback at `port`."""
+    rasa = ROOT / ".venv-rasa" / "bin" / "rasa"
+    return [
+        *(str(rasa), "run", "--model", str(MODEL), "--endpoints", "endpoints.yml"),
+        *("--credentials", str(credentials), "--interface", "127.0.0.1", "--port", str(port)),
+    ]
+
+
+def start_logged(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A process group of its own (stopped whole), writing to `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the process group, SIGKILL it if it is still there after 30 s."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def answers_200(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
@@ -81,36 +110,22 @@ class RunningClinic:
 
     def start(self) -> None:
         env = {**os.environ, **self.settings.child_env()}
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "honcho"), "-f", "Procfile", "start"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        honcho = [str(ROOT / ".venv" / "bin" / "honcho"), "-f", "Procfile", "start"]
+        self.process = start_logged(honcho, env, self.log_path)
         deadline = time.monotonic() + START_TIMEOUT
         checks = [
             f"{self.settings.web_url}/healthz",
             f"{self.settings.bot_url}/",
             self.settings.action_server_url.removesuffix("/webhook") + "/health",
         ]
-        while not all(_ready(url) for url in checks):
+        while not all(answers_200(url) for url in checks):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"clinic did not start; log:\n{self.log_tail()}")
             time.sleep(1)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_group(self.process)
 
     def log_tail(self, lines: int = 80) -> str:
         """The log's last lines, without the readiness probes that would drown the cause."""

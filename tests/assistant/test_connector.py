@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +29,16 @@ from models import PatientProfile, Role, User
 from models.db import Database
 from models.migrate import upgrade
 from scripts.demo_clinic import seed_demo_clinic
-from tests.clinic import MODEL, STAFF_PASSWORD, START_TIMEOUT, free_port
+from tests.clinic import (
+    MODEL,
+    STAFF_PASSWORD,
+    START_TIMEOUT,
+    answers_200,
+    free_port,
+    rasa_run,
+    start_logged,
+    stop_group,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -115,50 +123,8 @@ async def _seed(database_url: str, patients: int) -> list[int]:
         await db.dispose()
 
 
-def _up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def _environment(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.child_env()}
-
-
-def _rasa_run(port: int) -> list[str]:
-    return [
-        str(ROOT / ".venv-rasa" / "bin" / "rasa"),
-        "run",
-        "--model",
-        str(MODEL),
-        "--endpoints",
-        "endpoints.yml",
-        "--credentials",
-        "credentials.yml",
-        "--interface",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -190,20 +156,20 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
         actions_log=folder / "actions.log",
         patients=patients,
     )
-    actions = _start([sys.executable, "-m", "processes.actions"], env, running.actions_log)
-    rasa = _start(_rasa_run(bot_port), env, running.rasa_log)
+    actions = start_logged([sys.executable, "-m", "processes.actions"], env, running.actions_log)
+    rasa = start_logged(rasa_run(bot_port), env, running.rasa_log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         health = settings.action_server_url.removesuffix("/webhook") + "/health"
-        while not (_up(health) and _up(f"{settings.bot_url}/")):
+        while not (answers_200(health) and answers_200(f"{settings.bot_url}/")):
             if rasa.poll() is not None or actions.poll() is not None or time.monotonic() > deadline:
                 logs = running.rasa_log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"the assistant did not start; its log:\n{logs}")
             time.sleep(1)
         yield running
     finally:
-        _stop(rasa)
-        _stop(actions)
+        stop_group(rasa)
+        stop_group(actions)
 
 
 @pytest.mark.parametrize("secret", [None, "", "wrong", f"{RASA_TOKEN}x", RASA_TOKEN[:-1]], ids=repr)
@@ -400,7 +366,7 @@ def test_the_assistant_does_not_start_without_its_secret(tmp_path):
     env = {key: value for key, value in _environment(settings).items() if key != "RASA_TOKEN"}
 
     done = subprocess.run(
-        _rasa_run(free_port()),
+        rasa_run(free_port()),
         cwd=ROOT,
         env=env,
         capture_output=True,
