@@ -147,6 +147,7 @@ class Assistant:
 async def answer(
     ctx: Context,
     message: Message,
+    identity: ChannelIdentity,
     replies: Sequence[BotMessage],
     *,
     author_kind: AuthorKind = AuthorKind.BOT,
@@ -161,7 +162,6 @@ async def answer(
             return False
         conversation = await session.get_one(Conversation, message.conversation_id)
         recorded = await _record(session, conversation, replies, author_kind)
-        identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
     await _deliver(ctx, recorded, identity, conversation)
     await _carry_out(ctx, message.patient_id, message.channel, conversation, replies)
     return True

@@ -105,7 +105,8 @@ async def latest_conversation(
 
 
 async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | None:
-    """Record a patient message once; None when this provider message was already recorded."""
+    """Record a patient message once; None when this provider message was already recorded
+    (IntegrityError when a copy of it is being recorded at this very moment)."""
     if await is_duplicate(session, inbound.channel, inbound.provider_message_id):
         return None
     identity = await resolve_identity(
@@ -134,11 +135,11 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | 
         created_at=inbound.sent_at or now,
         processed_at=now if inbound.automatic else None,
     )
-    try:
-        async with session.begin_nested():
-            session.add(message)
-    except IntegrityError:
-        return None  # the same delivery arrived twice at once; the other copy won
+    # Two copies of one delivery recorded at the same moment both pass the check above; the
+    # unique (channel, provider id) stops the second here, with IntegrityError: its whole
+    # transaction is rolled back and the caller treats it as a redelivery.
+    session.add(message)
+    await session.flush()
     identity.last_inbound_at = now
     conversation.last_message_at = now
     return Recorded(message=message, conversation=conversation, identity=identity)

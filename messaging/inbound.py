@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
@@ -77,6 +78,7 @@ class Route:
 
     message: Message
     conversation: Conversation
+    identity: ChannelIdentity
     # The buttons the clinic recently offered on this channel identity, newest first.
     offers: list[list[dict[str, str]]]
     # Whether the patient is with (or waiting for) a person on another channel.
@@ -96,6 +98,7 @@ async def _route_for(session: AsyncSession, recorded: Recorded) -> Route:
     return Route(
         message=recorded.message,
         conversation=conversation,
+        identity=recorded.identity,
         offers=await _recent_offers(session, recorded.identity.id) if with_bot else [],
         person_elsewhere=with_bot and await episode_elsewhere(session, conversation) is not None,
     )
@@ -188,9 +191,12 @@ class Inbox:
         return recorded
 
     async def record(self, inbound: Inbound) -> tuple[Recorded | None, Route | None]:
-        async with self.ctx.db.session() as session:
-            recorded = await record_inbound(session, inbound)
-            route = await _route_for(session, recorded) if recorded is not None else None
+        try:
+            async with self.ctx.db.session() as session:
+                recorded = await record_inbound(session, inbound)
+                route = await _route_for(session, recorded) if recorded is not None else None
+        except IntegrityError:
+            return None, None  # the same delivery arrived twice at once; the other copy won
         if recorded is not None:
             # Staff screens hear of it after the acknowledgement.
             self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
@@ -296,11 +302,12 @@ class Inbox:
         ):
             await mark_processed(self.ctx, message.id)
         elif _unreadable(message):
-            await answer(self.ctx, message, [_offer_a_person()], author_kind=AuthorKind.SYSTEM)
+            offer = [_offer_a_person()]
+            await answer(self.ctx, message, route.identity, offer, author_kind=AuthorKind.SYSTEM)
         else:
             text = _what_the_bot_reads(message, route.offers)
             replies = await self.assistant.turn(message.patient_id, message, text, replay=replay)
-            await answer(self.ctx, message, replies)
+            await answer(self.ctx, message, route.identity, replies)
 
     async def replay_unprocessed(self, recorded_before: datetime | None = None) -> int:
         """Route what was recorded but never routed: at start-up, whatever a previous process
