@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -140,10 +141,10 @@ class ChannelConfig(Protocol):
 # --- the contract ------------------------------------------------------------------------------
 
 
-class ProviderChannel:
-    """One provider's webhook and sending. Subclasses set `name` and implement the methods
-    that raise NotImplementedError; the defaults fit a channel without a handshake, extra
-    events or background work."""
+class ProviderChannel(ABC):
+    """One provider's webhook and sending. Subclasses set `name` and implement the abstract
+    methods; the defaults fit a channel without a handshake, extra events or background
+    work."""
 
     name: ClassVar[str]
     # Bodies above this are refused before they are read.
@@ -183,18 +184,18 @@ class ProviderChannel:
             await self._http.close()
 
     @classmethod
+    @abstractmethod
     def load_config(cls, settings: Settings) -> ChannelConfig:
         """The channel's settings from `settings.channel_env`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def verify(self, request: WebhookRequest) -> bool:
         """Whether the call comes from the provider: a signature or secret over the raw bytes,
         compared in constant time."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decode(self, request: WebhookRequest) -> list[Event]:
         """Every event of the call, in order; BadPayload when the body cannot be read."""
-        raise NotImplementedError
 
     def ack(self) -> web.Response:
         """The answer the provider expects once every event is recorded."""
@@ -204,12 +205,12 @@ class ProviderChannel:
         """The answer to a GET on the webhook (Meta's hub.challenge)."""
         return web.json_response({"error": "method not allowed"}, status=405)
 
+    @abstractmethod
     async def deliver(
         self, message: Message, identity: ChannelIdentity
     ) -> str | Sequence[str] | None:
         """Send one recorded message; the provider's id (or the ids of the parts sent now).
         Failures raise `DeliveryFailed`, saying whether to retry."""
-        raise NotImplementedError
 
     def handlers(self) -> dict[type, EventHandler]:
         """Handlers of the channel's own event types (e.g. Telegram's callback answers)."""
@@ -218,6 +219,7 @@ class ProviderChannel:
     async def run_in_background(self, handle: HandleEvents) -> None:
         """Long-running work of the channel while the web process runs (e.g. polling an IMAP
         inbox), feeding what it reads to `handle`. Returns at once when there is none."""
+        return
 
 
 # --- helpers the channels share ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
@@ -131,9 +132,9 @@ class MetaChannel(ProviderChannel):
         return self.parse(payload)
 
     @classmethod
+    @abstractmethod
     def parse(cls, payload: dict[str, Any]) -> list[Event]:
         """The channel's module-level `parse`."""
-        raise NotImplementedError
 
     def ack(self) -> web.Response:
         return web.Response(text="EVENT_RECEIVED")
