@@ -378,11 +378,6 @@ def _unreadable(message: Message) -> bool:
     return bool(message.attachments) and not message.text.strip() and not message.payload
 
 
-async def recent_offers(ctx: Context, identity_id: int) -> list[list[dict[str, str]]]:
-    async with ctx.db.session() as session:
-        return await _recent_offers(session, identity_id)
-
-
 async def _recent_offers(session: AsyncSession, identity_id: int) -> list[list[dict[str, str]]]:
     """The buttons of the clinic's (bot, system) latest messages to this channel identity,
     newest first. Only payloads of buttons the clinic recently showed this patient on this

@@ -16,7 +16,6 @@ from core.events import message_event
 from core.logs import log_failure, without_numbers
 from messaging.history import (
     advance_delivery,
-    latest_conversation,
     record_outbound,
     record_part,
     settle_delivery,
@@ -81,17 +80,6 @@ async def send(
         outgoing = message if sealed is None else sealed.over(message)
         await deliver(ctx, outgoing, identity, conversation, retry_later=sealed is None)
     return message
-
-
-async def send_bot_reply(
-    ctx: Context, patient_id: int, channel: str, text: str, buttons: list[dict[str, str]]
-) -> Message | None:
-    async with ctx.db.session() as session:
-        conversation = await latest_conversation(session, patient_id, channel)
-    if conversation is None:
-        log.warning("bot reply for patient %s has no conversation on %s", patient_id, channel)
-        return None
-    return await send(ctx, conversation.id, text=text, author_kind=AuthorKind.BOT, buttons=buttons)
 
 
 # Retries after a retryable failure (429, 5xx, network), counted from the message's creation:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from core.context import DeliveryFailed
 from core.events import EventBus
+from messaging.assistant import BotMessage
 from models import ChannelIdentity, Message
 
 
@@ -49,3 +52,40 @@ class RecordingBot:
 
     async def close(self) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What reached the assistant: the patient (sender), what the bot reads, and the rest."""
+
+    sender_id: str
+    text: str
+    metadata: dict[str, Any]
+    channel: str
+    replay: bool
+
+
+class FakeAssistant:
+    """Stands in for the assistant's connector: records what reached the bot and answers
+    "eco: <text>" (with `buttons`, if set), as the real one returns the bot's messages."""
+
+    def __init__(self) -> None:
+        self.received: list[Turn] = []
+        self.buttons: list[dict[str, str]] = []
+        self.delay = 0.0  # seconds the bot "thinks" before it has understood the message
+        self.down = 0  # how many of the next turns fail, as when the assistant is unreachable
+
+    async def turn(
+        self, patient_id: int, message: Message, text: str, *, replay: bool = False
+    ) -> list[BotMessage]:
+        await asyncio.sleep(self.delay)
+        if self.down:
+            self.down -= 1
+            raise ConnectionError("the assistant is down")
+        metadata = {"conversation_id": message.conversation_id, "message_id": message.id}
+        self.received.append(Turn(str(patient_id), text, metadata, message.channel, replay))
+        return [BotMessage(f"eco: {text}", list(self.buttons))]
+
+    @property
+    def texts(self) -> list[str]:
+        return [turn.text for turn in self.received]

@@ -5,7 +5,6 @@ answers every message it receives."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,53 +23,15 @@ from channels.webchat import Sockets
 from core.context import Context
 from core.settings import Settings
 from handoff.transitions import listeners, talking
-from messaging.assistant import BotMessage
 from messaging.inbound import Inbox
 from models import ChannelIdentity, Message
 from models.db import Database
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.mail_servers import ImapServer, SmtpServer
 from tests.channels.webhooks import PUBLIC_BASE_URL, channel_env, deliver
-from tests.fakes import RecordingBot, RecordingBus
+from tests.fakes import FakeAssistant, RecordingBot, RecordingBus
 from web import webhooks
 from web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
-
-
-@dataclass(frozen=True)
-class Turn:
-    """What reached the assistant: the patient (sender), what the bot reads, and the rest."""
-
-    sender_id: str
-    text: str
-    metadata: dict[str, Any]
-    channel: str
-    replay: bool
-
-
-class FakeAssistant:
-    """Stands in for the assistant's connector: records what reached the bot and answers
-    "eco: <text>" (with `buttons`, if set), as the real one returns the bot's messages."""
-
-    def __init__(self) -> None:
-        self.received: list[Turn] = []
-        self.buttons: list[dict[str, str]] = []
-        self.delay = 0.0  # seconds the bot "thinks" before it has understood the message
-        self.down = 0  # how many of the next turns fail, as when the assistant is unreachable
-
-    async def turn(
-        self, patient_id: int, message: Message, text: str, *, replay: bool = False
-    ) -> list[BotMessage]:
-        await asyncio.sleep(self.delay)
-        if self.down:
-            self.down -= 1
-            raise ConnectionError("the assistant is down")
-        metadata = {"conversation_id": message.conversation_id, "message_id": message.id}
-        self.received.append(Turn(str(patient_id), text, metadata, message.channel, replay))
-        return [BotMessage(f"eco: {text}", list(self.buttons))]
-
-    @property
-    def texts(self) -> list[str]:
-        return [turn.text for turn in self.received]
 
 
 @dataclass

@@ -8,10 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from channels.base import Inbound
 from core.context import DeliveryFailed
-from messaging.inbound import recent_offers
+from handoff.transitions import talking
+from messaging.inbound import Inbox
 from models import (
     AuthorKind,
+    ChannelIdentity,
     Conversation,
     ConversationStatus,
     DeliveryStatus,
@@ -30,6 +33,7 @@ from scheduling.reminders import (
     send_now,
 )
 from tests import factories
+from tests.fakes import FakeAssistant
 from tests.scheduling.conftest import make_patient, sp
 
 NOW = sp(2026, 3, 9, 10)  # Monday
@@ -171,8 +175,22 @@ async def test_the_reminder_buttons_are_trusted_when_the_patient_taps_them(ctx, 
     async with ctx.db.session() as session:
         conversation = await session.get(Conversation, message.conversation_id)
     assert (conversation.status, conversation.owner) == (ConversationStatus.OPEN, Owner.BOT)
-    [latest, *_] = await recent_offers(ctx, conversation.channel_identity_id)
-    assert message.buttons[0]["payload"] in [button["payload"] for button in latest]
+    async with ctx.db.session() as session:
+        identity = await session.get(ChannelIdentity, conversation.channel_identity_id)
+    assistant = FakeAssistant()
+    inbox = Inbox(ctx, assistant, {}, talking.join_open_episode)
+    tapped = message.buttons[0]
+    await inbox.accept(
+        Inbound(
+            channel="whatsapp",
+            external_user_id=identity.external_id,
+            provider_message_id="wamid.tapped-reminder-button",
+            text=tapped["title"],
+            payload=tapped["payload"],
+        )
+    )
+    await inbox.drain()
+    assert assistant.texts == [tapped["payload"]]  # the bot reads the payload, not the title
 
 
 async def test_the_same_day_reminder_follows_and_mentions_today(ctx, agenda, providers):
