@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.events import EventBus
+from core.ratelimit import LocalLimits, RateLimits
 from core.settings import Settings
 from models import ChannelIdentity, Message
 from models.db import Database
@@ -59,8 +60,11 @@ class Context:
     bus: EventBus
     senders: Mapping[str, Sender]
     bot: Bot
+    # Shared across replicas in production (`core.ratelimit.build_limits`).
+    limits: RateLimits = field(default_factory=LocalLimits)
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.limits.close()
         await self.bot.close()
         await self.db.dispose()

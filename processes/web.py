@@ -19,6 +19,7 @@ from channels.registry import build_senders, close_channels, enabled_channels
 from channels.webchat import Sockets
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus
+from core.ratelimit import build_limits
 from core.settings import Settings
 from handoff.transitions import listeners, talking
 from messaging.assistant import Assistant, AssistantClient
@@ -40,6 +41,7 @@ async def clinic_context(app: web.Application) -> AsyncIterator[None]:
         db=Database(settings.database_url),
         bus=bus,
         senders=build_senders(settings, channels, widget_sockets=sockets),
+        limits=build_limits(settings.redis_url),
         bot=Assistant(assistant),
     )
     listeners.listen(ctx)

@@ -19,6 +19,7 @@ from channels.registry import build_senders, close_channels, enabled_channels
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus, HttpForwarder
 from core.logs import log_failure
+from core.ratelimit import build_limits
 from core.settings import Settings
 from handoff.timers import sweep
 from handoff.transitions import listeners, queueing
@@ -56,6 +57,7 @@ def build_context(settings: Settings) -> Context:
         db=Database(settings.database_url),
         bus=bus,
         senders=build_senders(settings, enabled_channels(settings), widget_sockets=None),
+        limits=build_limits(settings.redis_url),
         bot=Assistant(AssistantClient(settings.bot_url, settings.rasa_token)),
     )
     listeners.listen(ctx)

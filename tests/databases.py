@@ -41,6 +41,21 @@ def require_postgres() -> None:
     pytest.skip(f"PostgreSQL unavailable: {reason}")
 
 
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_redis(url: str = TEST_REDIS_URL) -> None:
+    """Skip (fail under CI=true) when Redis does not answer at `url`."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true requires Redis at {url}: {exc}")
+        pytest.skip(f"Redis unavailable: {exc}")
+
+
 def _url_for(name: str) -> str:
     base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
