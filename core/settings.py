@@ -78,6 +78,8 @@ class Settings:
     # Redis, required in production mode (replicas): live push across web replicas, shared
     # rate limits. Empty on the embedded default, where one process of each kind runs.
     redis_url: str = ""
+    # Addresses (or networks) of the reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ()
     attendant_capacity: int = 5
     # An assigned conversation with no staff reply after this long is requeued (0: never).
     reassign_after_seconds: int = 180
@@ -111,6 +113,9 @@ class Settings:
             action_server_url=env.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
             rasa_tracker_url=env.get("RASA_TRACKER_URL") or _tracker_url_beside(database_url),
             redis_url=env.get("REDIS_URL", ""),
+            trusted_proxies=tuple(
+                part.strip() for part in env.get("TRUSTED_PROXIES", "").split(",") if part.strip()
+            ),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
             reassign_after_seconds=int(env.get("REASSIGN_AFTER_SECONDS", "180")),
             presence_timeout_seconds=int(env.get("PRESENCE_TIMEOUT_SECONDS", "90")),
@@ -134,6 +139,7 @@ class Settings:
             "ACTION_SERVER_URL": self.action_server_url,
             "RASA_TRACKER_URL": self.rasa_tracker_url,
             "REDIS_URL": self.redis_url,
+            "TRUSTED_PROXIES": ",".join(self.trusted_proxies),
             # On PostgreSQL, Rasa's `events` table lives in the `rasa` schema (migration 0002).
             "POSTGRESQL_SCHEMA": RASA_SCHEMA,
             "BOT_HOST": _host(self.bot_url),

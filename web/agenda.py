@@ -43,7 +43,7 @@ from scheduling.agenda import (
 from scheduling.reminders import send_now
 from scheduling.when import DAY_END, DAY_START, PARTS, TimeWindow
 from web.api import NotJson, read_json
-from web.keys import CTX, current_user
+from web.keys import CTX, client_ip, current_user
 from web.pages import STATIC
 
 STAFF_CHANNEL = "staff"
@@ -97,7 +97,7 @@ async def agenda_api(request: web.Request) -> web.Response:
             session,
             current_user(request),
             "read_agenda",
-            ip=request.remote,
+            ip=client_ip(request),
             day=day.isoformat(),
             doctor_id=doctor_id,
         )
@@ -124,7 +124,7 @@ async def patient_appointments(request: web.Request) -> web.Response:
         if not await access.may_act_on_appointments_of(session, user, patient_id):
             raise _not_yours(user)
         history = await patient_history(session, patient_id, limit=PATIENT_APPOINTMENTS_LIMIT)
-        audit(session, user, "read_appointments", patient_id=patient_id, ip=request.remote)
+        audit(session, user, "read_appointments", patient_id=patient_id, ip=client_ip(request))
     return web.json_response([_item_view(i) for i in history])
 
 
@@ -286,7 +286,12 @@ async def block_time(request: web.Request) -> web.Response:
     exception = blocked.exception
     async with db.session() as session:
         audit(
-            session, user, "block_time", ip=request.remote, doctor_id=doctor_id, block=exception.id
+            session,
+            user,
+            "block_time",
+            ip=client_ip(request),
+            doctor_id=doctor_id,
+            block=exception.id,
         )
     return web.json_response(
         {
@@ -313,7 +318,7 @@ async def unblock_time(request: web.Request) -> web.Response:
             session,
             user,
             "unblock_time",
-            ip=request.remote,
+            ip=client_ip(request),
             doctor_id=exception.doctor_id,
             block=exception.id,
         )

@@ -50,7 +50,7 @@ from models.views import (
     staff_view,
 )
 from web import live
-from web.keys import CTX, SESSION_COOKIE, USER, current_user
+from web.keys import CTX, SESSION_COOKIE, USER, client_ip, current_user
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
@@ -260,7 +260,7 @@ async def conversation_detail(request: web.Request) -> web.Response:
             "read_history",
             patient_id=patient.id,
             conversation_id=conversation.id,
-            ip=request.remote,
+            ip=client_ip(request),
         )
     return web.json_response(
         {

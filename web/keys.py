@@ -1,4 +1,7 @@
-"""Typed keys of the web application's shared state."""
+"""Typed keys of the web application's shared state, and what a request says about its sender."""
+
+import ipaddress
+from functools import cache
 
 from aiohttp import web
 
@@ -28,3 +31,34 @@ def current_user(request: web.Request) -> User:
     if user is None:  # a route the auth middleware leaves open asked for a user
         raise Unauthenticated()
     return user
+
+
+@cache
+def _networks(
+    trusted: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in trusted)
+
+
+def _trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in _networks(trusted))
+
+
+def client_ip(request: web.Request) -> str:
+    """The address of whoever sent the request. Behind a trusted reverse proxy
+    (`TRUSTED_PROXIES`) it is the right-most X-Forwarded-For entry that is not itself a
+    trusted proxy — the entries to its left were written by the client and prove nothing;
+    from anyone else the header is ignored."""
+    trusted = request.app[SETTINGS].trusted_proxies
+    remote = request.remote or ""
+    if not _trusted(remote, trusted):
+        return remote
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not _trusted(hop, trusted):
+            return hop
+    return remote

@@ -21,7 +21,7 @@ from core.errors import BadRequest, Forbidden
 from core.logs import log_failure
 from handoff.presence import heartbeat
 from web.hub import Subscriber
-from web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, current_user
+from web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, client_ip, current_user
 
 HEARTBEAT_SECONDS = 20
 # Private close code: the staff page goes to the login page instead of reconnecting.
@@ -41,7 +41,7 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     )
     if subscriber.sees_everything:
         async with request.app[CTX].db.session() as session:
-            audit(session, user, "live_supervision_opened", ip=request.remote)
+            audit(session, user, "live_supervision_opened", ip=client_ip(request))
     await ws.prepare(request)
     hub = request.app[HUB]
     hub.subscribe(subscriber)
