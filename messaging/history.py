@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from channels.base import Inbound
-from messaging.identities import resolve_identity
+from messaging.identities import identity_matches, refresh_identity, resolve_identity
 from models import (
     DELIVERY_RANK,
     AuthorKind,
@@ -33,13 +34,9 @@ class Recorded:
     message: Message
     conversation: Conversation
     identity: ChannelIdentity
-
-
-async def is_duplicate(session: AsyncSession, channel: str, provider_message_id: str) -> bool:
-    query = select(Message.id).where(
-        Message.channel == channel, Message.provider_message_id == provider_message_id
-    )
-    return (await session.execute(query)).first() is not None
+    # Whether the patient is with (or waiting for) a person on another conversation, when
+    # recording read it; None when it was not read.
+    person_elsewhere: bool | None = None
 
 
 async def open_conversation(session: AsyncSession, identity: ChannelIdentity) -> Conversation:
@@ -104,22 +101,40 @@ async def latest_conversation(
     return conversation
 
 
-async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | None:
-    """Record a patient message once; None when this provider message was already recorded
-    (IntegrityError when a copy of it is being recorded at this very moment)."""
-    if await is_duplicate(session, inbound.channel, inbound.provider_message_id):
-        return None
-    identity = await resolve_identity(
-        session,
-        inbound.channel,
-        inbound.external_user_id,
-        display_name=inbound.display_name,
-        phone=inbound.phone,
-        email=inbound.email,
-        aliases=inbound.aliases,
-        details=inbound.identity_details,
-    )
-    conversation = await open_conversation(session, identity)
+async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
+    """Record a patient message. A provider message recorded before fails the insert with
+    IntegrityError (unique channel and provider id), which rolls the whole transaction back:
+    the caller treats it as a redelivery, and nothing this one did stays.
+
+    A known person's message — nearly every one — costs one read (`_known_thread`), the
+    insert and two updates."""
+    thread = await _known_thread(session, inbound)
+    person_elsewhere = None
+    if thread is None:
+        identity = await resolve_identity(
+            session,
+            inbound.channel,
+            inbound.external_user_id,
+            display_name=inbound.display_name,
+            phone=inbound.phone,
+            email=inbound.email,
+            aliases=inbound.aliases,
+            details=inbound.identity_details,
+        )
+        conversation = await open_conversation(session, identity)
+    else:
+        identity, open_one, person_elsewhere = thread
+        patient_id = identity.patient_id
+        await refresh_identity(
+            session,
+            identity,
+            phone=inbound.phone,
+            aliases=inbound.aliases,
+            details=inbound.identity_details,
+        )
+        if open_one is None or identity.patient_id != patient_id:  # none open, or merged
+            open_one, person_elsewhere = await open_conversation(session, identity), None
+        conversation = open_one
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -135,14 +150,48 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded | 
         created_at=inbound.sent_at or now,
         processed_at=now if inbound.automatic else None,
     )
-    # Two copies of one delivery recorded at the same moment both pass the check above; the
-    # unique (channel, provider id) stops the second here, with IntegrityError: its whole
-    # transaction is rolled back and the caller treats it as a redelivery.
     session.add(message)
     await session.flush()
     identity.last_inbound_at = now
     conversation.last_message_at = now
-    return Recorded(message=message, conversation=conversation, identity=identity)
+    return Recorded(message, conversation, identity, person_elsewhere)
+
+
+async def _known_thread(
+    session: AsyncSession, inbound: Inbound
+) -> tuple[ChannelIdentity, Conversation | None, bool] | None:
+    """The identity the message comes from, its open conversation (if any) and whether its
+    patient is with (or waiting for) a person on another conversation, in one query; None
+    for someone never seen on this channel."""
+    other = aliased(Conversation)
+    with_a_person_elsewhere = (
+        select(other.id)
+        .where(
+            other.patient_id == ChannelIdentity.patient_id,
+            other.status == ConversationStatus.OPEN,
+            other.owner != Owner.BOT,
+            or_(Conversation.id.is_(None), other.id != Conversation.id),
+        )
+        .exists()
+    )
+    query = (
+        select(ChannelIdentity, Conversation, with_a_person_elsewhere)
+        .outerjoin(
+            Conversation,
+            and_(
+                Conversation.channel_identity_id == ChannelIdentity.id,
+                Conversation.status == ConversationStatus.OPEN,
+            ),
+        )
+        .where(identity_matches(inbound.channel, inbound.external_user_id, inbound.aliases))
+        .order_by(ChannelIdentity.id, Conversation.id.desc())
+        .limit(1)
+    )
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    identity, conversation, elsewhere = row
+    return identity, conversation, bool(elsewhere)
 
 
 async def record_outbound(

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,10 +69,7 @@ async def resolve_identity(
     aliases = dict(aliases or {})
     identity = await _find_identity(session, channel, external_id, aliases)
     if identity is not None:
-        _merge_details(identity, {**aliases, **(details or {})})
-        if phone and phone != identity.verified_phone:  # linked when it was first proved
-            identity.verified_phone = phone
-            await link_phone(session, identity, phone)
+        await refresh_identity(session, identity, phone=phone, aliases=aliases, details=details)
         return identity
     try:
         async with session.begin_nested():
@@ -95,18 +92,41 @@ async def resolve_identity(
     return identity
 
 
+def identity_matches(
+    channel: str, external_id: str, aliases: Mapping[str, str]
+) -> ColumnElement[bool]:
+    """The identity known on `channel` by this id or by any of its aliases."""
+    matches = [ChannelIdentity.external_id.in_({external_id, *aliases.values()})]
+    matches += [ChannelIdentity.details[key].as_string() == value for key, value in aliases.items()]
+    return and_(ChannelIdentity.channel == channel, or_(*matches))
+
+
 async def _find_identity(
     session: AsyncSession, channel: str, external_id: str, aliases: Mapping[str, str]
 ) -> ChannelIdentity | None:
-    matches = [ChannelIdentity.external_id.in_({external_id, *aliases.values()})]
-    matches += [ChannelIdentity.details[key].as_string() == value for key, value in aliases.items()]
     query = (
         select(ChannelIdentity)
-        .where(ChannelIdentity.channel == channel, or_(*matches))
+        .where(identity_matches(channel, external_id, aliases))
         .order_by(ChannelIdentity.id)
         .limit(1)
     )
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def refresh_identity(
+    session: AsyncSession,
+    identity: ChannelIdentity,
+    *,
+    phone: str | None,
+    aliases: Mapping[str, str],
+    details: Mapping[str, Any] | None,
+) -> None:
+    """What a new message from a known identity tells about it: new aliases and details,
+    and a phone the provider proved since (linked as when it was first proved)."""
+    _merge_details(identity, {**aliases, **(details or {})})
+    if phone and phone != identity.verified_phone:
+        identity.verified_phone = phone
+        await link_phone(session, identity, phone)
 
 
 def _merge_details(identity: ChannelIdentity, new: Mapping[str, Any]) -> None:

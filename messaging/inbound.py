@@ -100,8 +100,14 @@ async def _route_for(session: AsyncSession, recorded: Recorded) -> Route:
         conversation=conversation,
         identity=recorded.identity,
         offers=await _recent_offers(session, recorded.identity.id) if with_bot else [],
-        person_elsewhere=with_bot and await episode_elsewhere(session, conversation) is not None,
+        person_elsewhere=with_bot and await _person_elsewhere(session, recorded),
     )
+
+
+async def _person_elsewhere(session: AsyncSession, recorded: Recorded) -> bool:
+    if recorded.person_elsewhere is not None:  # read while recording
+        return recorded.person_elsewhere
+    return await episode_elsewhere(session, recorded.conversation) is not None
 
 
 class PatientLocks:
@@ -185,22 +191,17 @@ class Inbox:
     async def accept(self, inbound: Inbound) -> Recorded | None:
         """Record a patient message and route it in the background; None when this delivery
         was recorded before. What routing needs to know is read in the same transaction."""
-        recorded, route = await self.record(inbound)
-        if recorded is not None and route is not None and not inbound.automatic:
-            self.later(self.route(recorded.message.id, recorded.message.patient_id, route))
-        return recorded
-
-    async def record(self, inbound: Inbound) -> tuple[Recorded | None, Route | None]:
         try:
             async with self.ctx.db.session() as session:
                 recorded = await record_inbound(session, inbound)
-                route = await _route_for(session, recorded) if recorded is not None else None
+                route = await _route_for(session, recorded)
         except IntegrityError:
-            return None, None  # the same delivery arrived twice at once; the other copy won
-        if recorded is not None:
-            # Staff screens hear of it after the acknowledgement.
-            self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
-        return recorded, route
+            return None  # recorded before (a redelivery), or a copy of it at this very moment
+        # Staff screens hear of it after the acknowledgement.
+        self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
+        if not inbound.automatic:
+            self.later(self.route(recorded.message.id, recorded.message.patient_id, route))
+        return recorded
 
     async def _on_status(self, channel: str, update: StatusUpdate) -> None:
         async with self.ctx.db.session() as session:

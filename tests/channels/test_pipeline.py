@@ -339,7 +339,7 @@ async def test_a_database_failure_answers_503_for_a_retry_and_logs_no_message_te
         raise OperationalError("INSERT INTO messages", {"text": inbound.text}, Exception("locked"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(whatsapp.inbox, "record", database_down)
+        patch.setattr(whatsapp.inbox, "accept", database_down)
         status, _ = await whatsapp.deliver(payload)
     assert status == 503
     assert "529.982.247-25" not in caplog.text

@@ -1,9 +1,10 @@
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from channels.base import Inbound
 from messaging.history import record_inbound
-from models import Conversation, Message, Owner, User
+from models import Conversation, ConversationStatus, Message, Owner, User
 from tests.factories import patient_message
 
 
@@ -17,13 +18,18 @@ async def test_first_message_opens_a_bot_conversation_for_a_new_patient(db):
         assert (await session.execute(select(func.count(User.id)))).scalar_one() == 1
 
 
-async def test_redelivered_message_is_recorded_once(db):
+async def test_redelivered_message_is_recorded_once_and_leaves_nothing_behind(db):
     first = await patient_message(db, "oi", user="v1", provider_message_id="same-id")
-    again = await patient_message(db, "oi", user="v1", provider_message_id="same-id")
-
-    assert first is not None
-    assert again is None
     async with db.session() as session:
+        conversation = await session.get_one(Conversation, first.conversation.id)
+        conversation.status = ConversationStatus.CLOSED
+
+    with pytest.raises(IntegrityError):  # what the inbox takes for a redelivery
+        await patient_message(db, "oi", user="v1", provider_message_id="same-id")
+
+    async with db.session() as session:
+        # Not even the conversation the redelivery would have opened.
+        assert (await session.execute(select(func.count(Conversation.id)))).scalar_one() == 1
         assert (await session.execute(select(func.count(Message.id)))).scalar_one() == 1
 
 

@@ -99,7 +99,7 @@ async def test_a_database_failure_is_answered_and_logs_nothing_the_visitor_typed
         raise OperationalError("INSERT INTO messages", {"text": inbound.text}, Exception("locked"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(webchat.inbox, "record", database_down)
+        patch.setattr(webchat.inbox, "accept", database_down)
         error = await widget.say(marker, client_id="dbdown0001")
 
     assert error["type"] == "error"
