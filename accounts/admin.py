@@ -9,7 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from accounts.auth import audit, hash_password
+from accounts.auth import hash_password
+from core import audit
+from core.audit import AuditAction
 from core.contacts import normalize_email
 from core.context import Context
 from core.errors import BadRequest
@@ -81,7 +83,15 @@ async def list_staff(db: Database) -> list[User]:
 
 
 async def create_staff(
-    db: Database, admin: User, *, name: str, email: str, role: Any, password: str, capacity: int = 5
+    db: Database,
+    admin: User,
+    *,
+    name: str,
+    email: str,
+    role: Any,
+    password: str,
+    capacity: int = 5,
+    ip: str | None = None,
 ) -> User:
     normalized = normalize_email(email)
     if not name.strip() or normalized is None:
@@ -98,13 +108,22 @@ async def create_staff(
         async with db.session() as session:
             session.add(user)
             await session.flush()
-            audit(session, admin, "staff_created", target_user_id=user.id, role=str(user.role))
+            await audit.record(
+                session,
+                admin,
+                AuditAction.STAFF_CREATED,
+                ip=ip,
+                target_user_id=user.id,
+                role=str(user.role),
+            )
     except IntegrityError:
         raise EmailTaken() from None
     return user
 
 
-async def update_staff(ctx: Context, admin: User, user_id: int, changes: StaffChanges) -> User:
+async def update_staff(
+    ctx: Context, admin: User, user_id: int, changes: StaffChanges, *, ip: str | None = None
+) -> User:
     """Change a staff account; the conversations follow at once: a deactivated attendant's go
     back to the queue ahead of newer ones (as when going offline), and more room (a higher
     capacity, a reactivation) is filled from the queue."""
@@ -141,7 +160,15 @@ async def update_staff(ctx: Context, admin: User, user_id: int, changes: StaffCh
             )
             for login in sessions.scalars():
                 await session.delete(login)
-        audit(session, admin, "staff_updated", target_user_id=user.id, fields=_changed(changes))
+        await audit.record(
+            session,
+            admin,
+            AuditAction.STAFF_UPDATED,
+            ip=ip,
+            target_user_id=user.id,
+            fields=_changed(changes),
+            **({"is_active": changes.is_active} if changes.is_active is not None else {}),
+        )
     if user.attendant_profile is None:
         return user
     if was_active and not user.is_active:
@@ -186,7 +213,7 @@ async def clinic_profile(db: Database) -> ClinicProfile:
 
 
 async def update_clinic_profile(
-    db: Database, admin: User, *, name: object, data: object
+    db: Database, admin: User, *, name: object, data: object, ip: str | None = None
 ) -> ClinicProfile:
     """Replace the clinic profile, as typed in the admin's form (anything else is refused)."""
     cleaned = clean_profile(data)
@@ -201,5 +228,7 @@ async def update_clinic_profile(
             session.add(profile)
         profile.name = name.strip()
         profile.data = cleaned
-        audit(session, admin, "clinic_profile_updated")
+        await audit.record(
+            session, admin, AuditAction.CLINIC_PROFILE_UPDATED, ip=ip, fields=sorted(cleaned)
+        )
     return profile

@@ -1,4 +1,4 @@
-"""Passwords, login sessions and the audit trail of staff reads."""
+"""Passwords and login sessions."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.contacts import normalize_email
-from models import AuditLog, LoginSession, User, utcnow
+from models import LoginSession, User, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -86,25 +86,3 @@ async def session_users(session: AsyncSession, tokens: Collection[str]) -> dict[
 
 async def close_session(session: AsyncSession, token: str) -> None:
     await session.execute(delete(LoginSession).where(LoginSession.token_hash == _token_hash(token)))
-
-
-def audit(
-    session: AsyncSession,
-    actor: User,
-    action: str,
-    *,
-    patient_id: int | None = None,
-    conversation_id: int | None = None,
-    ip: str | None = None,
-    **details: object,
-) -> None:
-    session.add(
-        AuditLog(
-            actor_id=actor.id,
-            action=action,
-            patient_id=patient_id,
-            conversation_id=conversation_id,
-            ip=ip,
-            details=details,
-        )
-    )

@@ -8,8 +8,13 @@ The rules answer yes or no over the models; the caller raises its own refusal (a
 - An attendant reads a conversation only while it is open and in the queue or assigned to
   them, and acts in it (replies, notes, transfers, resolves, reception actions) only while it
   is open and assigned to them. From the queue they take one that is nobody else's.
-- A staff member acts on the appointments of a patient they serve: an attendant while one of
-  that patient's open conversations is assigned to them. A patient acts only on their own.
+- Triage: an attendant reading a queued conversation sees only that conversation (the current
+  episode) and its handoff reason; the patient's whole history across channels, and their
+  appointments, only once one of the patient's open conversations is theirs
+  (`sees_whole_history`, the one rule for the messages and the appointments endpoints).
+  Managers and admins see every history (supervision; their reads are audited like all).
+- A staff member acts on the appointments of a patient whose whole history they see. A
+  patient acts only on their own.
 """
 
 from __future__ import annotations
@@ -96,14 +101,21 @@ async def serves_patient(session: AsyncSession, attendant_id: int, patient_id: i
     return bool((await session.execute(select(serving(attendant_id, patient_id)))).scalar())
 
 
-async def may_act_on_appointments_of(session: AsyncSession, user: User, patient_id: int) -> bool:
-    """Managers act on every patient's appointments, attendants on those of a patient they
-    serve now, a patient on their own."""
+async def sees_whole_history(session: AsyncSession, user: User, patient_id: int) -> bool:
+    """Whether the user sees the patient's whole history — every channel's messages and
+    their appointments — rather than at most the episode in front of them: managers always,
+    an attendant only while serving the patient (not while triaging the queue), a patient
+    their own."""
     if is_manager(user):
         return True
     if is_attendant(user):
         return await serves_patient(session, user.id, patient_id)
     return user.role == Role.PATIENT and user.id == patient_id
+
+
+async def may_act_on_appointments_of(session: AsyncSession, user: User, patient_id: int) -> bool:
+    """Acting on appointments takes seeing them: the same people as `sees_whole_history`."""
+    return await sees_whole_history(session, user, patient_id)
 
 
 def readable_conversations(user: User) -> ColumnElement[bool]:

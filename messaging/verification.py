@@ -31,6 +31,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import audit
+from core.audit import AuditAction
 from core.catalog import t
 from core.context import Context
 from messaging.history import open_conversation
@@ -38,7 +40,6 @@ from messaging.identities import claimed_owner, link_claimed_contact, verified_c
 from messaging.outbound import Sealed, send
 from models import (
     OPEN_CLAIM_STATUSES,
-    AuditLog,
     AuthorKind,
     ChannelIdentity,
     ClaimStatus,
@@ -47,7 +48,6 @@ from models import (
     IdentityClaim,
     Message,
     User,
-    utcnow,
 )
 from models.base import StrEnum
 
@@ -249,12 +249,12 @@ async def _link(session: AsyncSession, claim: IdentityClaim) -> Checked:
         return Checked(Check.ASK_STAFF)
     await link_claimed_contact(session, claim.claimant_id, **claimed)
     claim.status = ClaimStatus.LINKED
-    session.add(
-        AuditLog(
-            action="patient_linked_by_code",
-            patient_id=owner.id,
-            details={"merged_patient_id": claim.claimant_id, "claim_id": claim.id},
-            created_at=utcnow(),
-        )
+    await audit.record(
+        session,
+        None,
+        AuditAction.PATIENT_LINKED_BY_CODE,
+        patient_id=owner.id,
+        merged_patient_id=claim.claimant_id,
+        claim_id=claim.id,
     )
     return Checked(Check.LINKED)

@@ -282,16 +282,26 @@ class CannedResponse(Base):
 
 
 class AuditLog(Base):
-    """Append-only record of who read or changed which patient's data (LGPD art. 37)."""
+    """Append-only, hash-chained record of who did what to whose data (LGPD art. 37), written
+    only through `core.audit.record`. The database refuses UPDATE and DELETE on it. Users,
+    patients and conversations are named by id without foreign keys: the log outlives them."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_patient_created", "patient_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_log_patient_created", "patient_id", "created_at"),
+        Index("ix_audit_log_actor_created", "actor_id", "created_at"),
+        Index("ix_audit_log_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(64))
-    patient_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
-    conversation_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("conversations.id"))
+    patient_id: Mapped[int | None] = mapped_column(Integer)
+    conversation_id: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # SHA-256 hex of the entry before it (None for the first) and of this one; None for
+    # entries written before the chain existed.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    entry_hash: Mapped[str | None] = mapped_column(String(64))

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from models.conversations import AttendantAction, Conversation, HandoffEvent, Message, Priority
+from models.conversations import (
+    AttendantAction,
+    AuditLog,
+    Conversation,
+    HandoffEvent,
+    Message,
+    Priority,
+)
 from models.people import User
 from models.scheduling import Appointment, Doctor, Reminder, Specialty
 
@@ -219,4 +226,22 @@ def patient_view(patient: User) -> dict[str, Any]:
         "cpf": patient.cpf,
         "preferred_channel": profile.preferred_channel if profile else None,
         "lgpd_consent_at": _iso(profile.lgpd_consent_at) if profile else None,
+    }
+
+
+def audit_entry_view(
+    entry: AuditLog, actor_name: str | None, patient_name: str | None
+) -> dict[str, Any]:
+    """An audit log entry as the admin's audit page lists it."""
+    return {
+        "id": entry.id,
+        "created_at": entry.created_at.isoformat(),
+        "actor_id": entry.actor_id,
+        "actor_name": actor_name,
+        "action": entry.action,
+        "patient_id": entry.patient_id,
+        "patient_name": patient_name,
+        "conversation_id": entry.conversation_id,
+        "ip": entry.ip,
+        "details": entry.details,
     }

@@ -10,7 +10,17 @@ from sqlalchemy.orm import selectinload
 from accounts.auth import hash_password
 from channels.base import Inbound
 from messaging.history import record_inbound
-from models import Appointment, AttendantProfile, Doctor, Message, Presence, Role, User, utcnow
+from models import (
+    Appointment,
+    AttendantProfile,
+    AuditLog,
+    Doctor,
+    Message,
+    Presence,
+    Role,
+    User,
+    utcnow,
+)
 from models.db import Database
 from scheduling.agenda import find_slots
 from scheduling.appointments import book
@@ -114,3 +124,17 @@ async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth:
         channel="webchat",
     )
     return appointment
+
+
+# What logging in and out records; tests about other entries leave them aside.
+SESSION_ACTIONS = ("login", "login_failed", "logout")
+
+
+async def audit_entries(db: Database, *actions: str) -> list[AuditLog]:
+    """The audit log in order: the entries of `actions`, or every one but logins and logouts."""
+    query = select(AuditLog).order_by(AuditLog.id)
+    query = query.where(
+        AuditLog.action.in_(actions) if actions else AuditLog.action.not_in(SESSION_ACTIONS)
+    )
+    async with db.session() as session:
+        return list((await session.execute(query)).scalars().all())

@@ -1,20 +1,29 @@
-"""Admin pages and API: staff accounts and the clinic profile the assistant answers from.
-Only admins (core.access) reach them; what accounts.admin refuses is answered by the error
-middleware."""
+"""Admin pages and API: staff accounts, the clinic profile the assistant answers from, and
+the audit log (filtered, paginated, with the chain's verification). Only admins
+(core.access) reach them; every change is audit-logged with the admin's address; what
+accounts.admin refuses is answered by the error middleware."""
 
 from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from accounts import admin
-from core import access
-from core.errors import Forbidden
+from core import access, audit
+from core.audit import AuditAction
+from core.errors import BadRequest, Forbidden
+from core.settings import CLINIC_TIMEZONE
 from models import User
-from models.views import staff_view
+from models.views import audit_entry_view, staff_view
 from web import live
 from web.api import read_json
-from web.keys import CTX, current_user
+from web.keys import CTX, client_ip, current_user
 from web.pages import render_page
+
+AUDIT_PAGE_SIZE = 50
+CLINIC_TZ = ZoneInfo(CLINIC_TIMEZONE)
 
 
 def _admin(request: web.Request) -> User:
@@ -47,6 +56,7 @@ async def create_staff(request: web.Request) -> web.Response:
         role=body.get("role"),
         password=str(body.get("password", "")),
         capacity=body.get("capacity", request.app[CTX].settings.attendant_capacity),
+        ip=client_ip(request),
     )
     return web.json_response({"id": user.id}, status=201)
 
@@ -61,7 +71,9 @@ async def update_staff(request: web.Request) -> web.Response:
         is_active=body.get("is_active"),
         password=body.get("password"),
     )
-    user = await admin.update_staff(request.app[CTX], actor, int(request.match_info["id"]), changes)
+    user = await admin.update_staff(
+        request.app[CTX], actor, int(request.match_info["id"]), changes, ip=client_ip(request)
+    )
     await live.close_revoked_sockets(request.app, user.id)
     return web.json_response({"id": user.id})
 
@@ -76,9 +88,88 @@ async def put_profile(request: web.Request) -> web.Response:
     actor = _admin(request)
     body = await read_json(request)
     profile = await admin.update_clinic_profile(
-        request.app[CTX].db, actor, name=body.get("name"), data=body.get("data")
+        request.app[CTX].db,
+        actor,
+        name=body.get("name"),
+        data=body.get("data"),
+        ip=client_ip(request),
     )
     return web.json_response({"name": profile.name, "data": profile.data})
+
+
+def _bad_parameter(name: str) -> BadRequest:
+    return BadRequest("agenda.error.bad_parameter", name=name)
+
+
+def _id_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise _bad_parameter(name)
+    return int(raw)
+
+
+def _day_start(request: web.Request, name: str, *, days_after: int = 0) -> datetime | None:
+    """The start of a clinic-local day given as YYYY-MM-DD (or of the day `days_after` it)."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw) + timedelta(days=days_after)
+    except ValueError:
+        raise _bad_parameter(name) from None
+    return datetime.combine(day, time(0), CLINIC_TZ)
+
+
+def _audit_filters(request: web.Request) -> audit.Filters:
+    action = request.query.get("action") or None
+    if action is not None and action not in AuditAction:
+        raise _bad_parameter("action")
+    return audit.Filters(
+        actor_id=_id_param(request, "actor_id"),
+        action=AuditAction(action) if action else None,
+        patient_id=_id_param(request, "patient_id"),
+        since=_day_start(request, "from"),
+        until=_day_start(request, "to", days_after=1),  # the "to" day is included
+    )
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    """GET /api/admin/audit?actor_id=&action=&patient_id=&from=YYYY-MM-DD&to=YYYY-MM-DD&page=N:
+    newest first, AUDIT_PAGE_SIZE a page. Reading it is itself recorded."""
+    actor = _admin(request)
+    filters = _audit_filters(request)
+    page = _id_param(request, "page") or 1
+    async with request.app[CTX].db.session() as session:
+        listed, total = await audit.search(
+            session, filters, offset=(page - 1) * AUDIT_PAGE_SIZE, limit=AUDIT_PAGE_SIZE
+        )
+        await audit.record(
+            session,
+            actor,
+            AuditAction.READ_AUDIT_LOG,
+            patient_id=filters.patient_id,
+            ip=client_ip(request),
+            page=page,
+        )
+    return web.json_response(
+        {
+            "entries": [audit_entry_view(i.entry, i.actor_name, i.patient_name) for i in listed],
+            "page": page,
+            "pages": max(1, -(-total // AUDIT_PAGE_SIZE)),
+            "total": total,
+            "actions": [str(a) for a in AuditAction],
+        }
+    )
+
+
+async def verify_audit_log(request: web.Request) -> web.Response:
+    """GET /api/admin/audit/verify: whether the hash chain holds, and where it first breaks."""
+    _admin(request)
+    async with request.app[CTX].db.session() as session:
+        report = await audit.verify_chain(session)
+    return web.json_response(report.view())
 
 
 def setup(app: web.Application) -> None:
@@ -88,3 +179,5 @@ def setup(app: web.Application) -> None:
     app.router.add_patch(r"/api/admin/staff/{id:\d+}", update_staff)
     app.router.add_get("/api/admin/clinic", get_profile)
     app.router.add_put("/api/admin/clinic", put_profile)
+    app.router.add_get("/api/admin/audit", audit_log)
+    app.router.add_get("/api/admin/audit/verify", verify_audit_log)

@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from accounts.auth import audit
-from core import access
+from core import access, audit
+from core.audit import AuditAction
 from core.errors import BadRequest, Forbidden, NotFound
 from models import Appointment, Role, User, utcnow
 from models.views import (
@@ -93,10 +93,10 @@ async def agenda_api(request: web.Request) -> web.Response:
     doctor_id = _int_param(request, "doctor_id")
     async with request.app[CTX].db.session() as session:
         days = await day_agenda(session, day=day, doctor_id=doctor_id, now=utcnow())
-        audit(
+        await audit.record(
             session,
             current_user(request),
-            "read_agenda",
+            AuditAction.READ_AGENDA,
             ip=client_ip(request),
             day=day.isoformat(),
             doctor_id=doctor_id,
@@ -121,10 +121,17 @@ async def patient_appointments(request: web.Request) -> web.Response:
         patient = await session.get(User, patient_id)
         if patient is None or patient.role != Role.PATIENT:
             raise NotFound()
-        if not await access.may_act_on_appointments_of(session, user, patient_id):
+        # The triage rule: an attendant sees them once the patient's conversation is theirs.
+        if not await access.sees_whole_history(session, user, patient_id):
             raise _not_yours(user)
         history = await patient_history(session, patient_id, limit=PATIENT_APPOINTMENTS_LIMIT)
-        audit(session, user, "read_appointments", patient_id=patient_id, ip=client_ip(request))
+        await audit.record(
+            session,
+            user,
+            AuditAction.READ_APPOINTMENTS,
+            patient_id=patient_id,
+            ip=client_ip(request),
+        )
     return web.json_response([_item_view(i) for i in history])
 
 
@@ -285,10 +292,10 @@ async def block_time(request: web.Request) -> web.Response:
     )
     exception = blocked.exception
     async with db.session() as session:
-        audit(
+        await audit.record(
             session,
             user,
-            "block_time",
+            AuditAction.BLOCK_TIME,
             ip=client_ip(request),
             doctor_id=doctor_id,
             block=exception.id,
@@ -314,10 +321,10 @@ async def unblock_time(request: web.Request) -> web.Response:
         # The API's answer for a missing resource is the generic `error.not_found`.
         raise NotFound() from None
     async with db.session() as session:
-        audit(
+        await audit.record(
             session,
             user,
-            "unblock_time",
+            AuditAction.UNBLOCK_TIME,
             ip=client_ip(request),
             doctor_id=exception.doctor_id,
             block=exception.id,

@@ -1,7 +1,9 @@
 """The staff JSON API. Every route but login requires a staff session (see middlewares).
 
-Reads are scoped here (an attendant sees the queue and the conversations assigned to them);
-every change goes through `handoff.transitions`, which checks who may make it.
+Reads are scoped here (an attendant sees the queue and the conversations assigned to them,
+and of a queued one only its episode: core.access) and audit-logged; every change goes
+through `handoff.transitions`, which checks who may make it. Logins, failed logins and
+logouts are audit-logged with the client's address.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 import handoff.presence
-from accounts.auth import audit, authenticate, close_session, open_session
-from core import access
-from core.contacts import mask_cpf
+from accounts.auth import authenticate, close_session, open_session
+from core import access, audit
+from core.audit import AuditAction
+from core.contacts import mask_cpf, normalize_email
 from core.context import Context
 from core.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from handoff.metrics import Period, report
@@ -86,13 +89,25 @@ def _conversation_id(request: web.Request) -> int:
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
-    async with request.app[CTX].db.session() as session:
-        user = await authenticate(
-            session, str(body.get("email", "")), str(body.get("password", ""))
-        )
+    ctx = request.app[CTX]
+    email = str(body.get("email", ""))
+    async with ctx.db.session() as session:
+        user = await authenticate(session, email, str(body.get("password", "")))
         if user is None:
-            raise Unauthenticated("error.invalid_login")
-        token = await open_session(session, user)
+            # Recorded in this transaction, which commits: the refusal is raised after it.
+            typed = normalize_email(email) or email
+            await audit.record(
+                session,
+                None,
+                AuditAction.LOGIN_FAILED,
+                ip=client_ip(request),
+                email=audit.fingerprint(ctx.settings.session_secret, typed),
+            )
+        else:
+            token = await open_session(session, user)
+            await audit.record(session, user, AuditAction.LOGIN, ip=client_ip(request))
+    if user is None:
+        raise Unauthenticated("error.invalid_login")
     response = web.json_response({"id": user.id, "role": str(user.role)})
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
     return response
@@ -100,10 +115,13 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     token = request.cookies.get(SESSION_COOKIE)
+    user = request[USER]
     if token:
         async with request.app[CTX].db.session() as session:
             await close_session(session, token)
-    if (user := request[USER]) is not None:
+            if user is not None:
+                await audit.record(session, user, AuditAction.LOGOUT, ip=client_ip(request))
+    if user is not None:
         await live.close_revoked_sockets(request.app, user.id)
     response = web.json_response({})
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -179,6 +197,13 @@ async def list_conversations(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
         rows = (await session.execute(query)).all()
         waiting = await _waiting_counts(session, [c.id for c, _ in rows])
+        await audit.record(
+            session,
+            user,
+            AuditAction.READ_CONVERSATION_LIST,
+            ip=client_ip(request),
+            patient_ids=sorted({c.patient_id for c, _ in rows}),
+        )
     return web.json_response(
         [{**conversation_view(c, name), "waiting": waiting.get(c.id, 0)} for c, name in rows]
     )
@@ -196,23 +221,27 @@ async def _readable_conversation(request: web.Request, session: AsyncSession) ->
 
 
 async def _timeline(
-    session: AsyncSession, patient_id: int, *, with_csat: bool
+    session: AsyncSession, patient_id: int, *, episode: int | None, with_csat: bool
 ) -> list[dict[str, Any]]:
-    """The patient's whole history on every channel: messages, transitions and reception
-    actions, oldest first; with `with_csat` (managers), each resolution carries the
-    satisfaction score the patient gave it."""
+    """The patient's whole history on every channel, or only the conversation `episode`:
+    messages, transitions and reception actions, oldest first; with `with_csat` (managers),
+    each resolution carries the satisfaction score the patient gave it."""
+
+    def scoped(model: type[Message] | type[HandoffEvent] | type[AttendantAction]) -> Any:
+        if episode is None:
+            return model.patient_id == patient_id
+        return model.conversation_id == episode
+
     query = (
         select(Message)
-        .where(Message.patient_id == patient_id)
+        .where(scoped(Message))
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(HISTORY_LIMIT)
     )
     messages = list(reversed((await session.execute(query)).scalars().all()))
     since = messages[0].created_at if messages else utcnow()
     entries = [{"entry": "message", **message_view(m)} for m in messages]
-    changes = select(HandoffEvent).where(
-        HandoffEvent.patient_id == patient_id, HandoffEvent.created_at >= since
-    )
+    changes = select(HandoffEvent).where(scoped(HandoffEvent), HandoffEvent.created_at >= since)
     entries += [
         {"entry": "change", **handoff_event_view(e)}
         for e in (await session.execute(changes)).scalars()
@@ -232,7 +261,7 @@ async def _timeline(
             if entry["entry"] == "change" and entry["kind"] == "resolved":
                 entry["csat_score"] = scores.get(entry["conversation_id"])
     done = select(AttendantAction).where(
-        AttendantAction.patient_id == patient_id, AttendantAction.created_at >= since
+        scoped(AttendantAction), AttendantAction.created_at >= since
     )
     entries += [
         {"entry": "action", **action_view(a)} for a in (await session.execute(done)).scalars()
@@ -240,40 +269,57 @@ async def _timeline(
     return sorted(entries, key=lambda e: e["created_at"])
 
 
+def _patient_card(patient: User, channels: list[str], *, whole: bool) -> dict[str, Any]:
+    """Who the patient is; their contacts only to whom sees their whole history (an
+    attendant triaging the queue has the name, the conversation and the handoff reason)."""
+    return {
+        "id": patient.id,
+        "name": patient.name,
+        "email": patient.email if whole else None,
+        "cpf": mask_cpf(patient.cpf) if whole else None,
+        "phone": mask_phone(patient.phone_e164) if whole else None,
+        "channels": channels,
+    }
+
+
 async def conversation_detail(request: web.Request) -> web.Response:
-    """The conversation and its patient's whole history across channels (audit-logged)."""
+    """The conversation and its patient's whole history across channels, or only this
+    conversation while an attendant triages it (core.access); audit-logged either way."""
     ctx = request.app[CTX]
+    user = current_user(request)
     async with ctx.db.session() as session:
         conversation = await _readable_conversation(request, session)
         patient = await session.get_one(User, conversation.patient_id)
+        whole = await access.sees_whole_history(session, user, patient.id)
         identities = (
             await session.execute(
                 select(ChannelIdentity.channel).where(ChannelIdentity.patient_id == patient.id)
             )
         ).scalars()
-        timeline = await _timeline(
-            session, patient.id, with_csat=access.is_manager(current_user(request))
+        # Channels a reply can go out on: linked to the patient and with a sender.
+        channels = sorted(
+            {c for c in identities if c in ctx.senders and (whole or c == conversation.channel)}
         )
-        audit(
+        timeline = await _timeline(
             session,
-            current_user(request),
-            "read_history",
+            patient.id,
+            episode=None if whole else conversation.id,
+            with_csat=access.is_manager(user),
+        )
+        await audit.record(
+            session,
+            user,
+            AuditAction.READ_HISTORY,
             patient_id=patient.id,
             conversation_id=conversation.id,
             ip=client_ip(request),
+            scope="history" if whole else "episode",
         )
     return web.json_response(
         {
             "conversation": conversation_view(conversation, patient.name),
-            "patient": {
-                "id": patient.id,
-                "name": patient.name,
-                "email": patient.email,
-                "cpf": mask_cpf(patient.cpf),
-                "phone": mask_phone(patient.phone_e164),
-                # Channels a reply can go out on: linked to the patient and with a sender.
-                "channels": sorted({c for c in identities if c in ctx.senders}),
-            },
+            "patient": _patient_card(patient, channels, whole=whole),
+            "scope": "history" if whole else "episode",
             "timeline": timeline,
             "messages": [e for e in timeline if e["entry"] == "message"],
         }

@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
-from accounts.auth import audit, session_users
+from accounts.auth import session_users
+from core import audit
+from core.audit import AuditAction
 from core.errors import BadRequest, Forbidden
 from core.logs import log_failure
 from handoff.presence import heartbeat
@@ -41,7 +43,9 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     )
     if subscriber.sees_everything:
         async with request.app[CTX].db.session() as session:
-            audit(session, user, "live_supervision_opened", ip=client_ip(request))
+            await audit.record(
+                session, user, AuditAction.LIVE_SUPERVISION_OPENED, ip=client_ip(request)
+            )
     await ws.prepare(request)
     hub = request.app[HUB]
     hub.subscribe(subscriber)

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from accounts import patients
 from accounts.auth import open_session
-from core import access
+from core import access, audit
+from core.audit import AuditAction
 from core.errors import BadRequest, NotFound
 from models import Appointment, Specialty, utcnow
 from models.views import appointment_view, patient_view, slot_view, specialty_view
@@ -20,7 +21,7 @@ from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
 from scheduling.when import TimeWindow
 from web.api import read_json
-from web.keys import CTX, SESSION_COOKIE, current_user
+from web.keys import CTX, SESSION_COOKIE, client_ip, current_user
 from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
@@ -75,7 +76,13 @@ async def update_me(request: web.Request) -> web.Response:
 
 
 async def export(request: web.Request) -> web.Response:
-    data = await patients.export_data(request.app[CTX].db, current_user(request).id)
+    patient = current_user(request)
+    db = request.app[CTX].db
+    data = await patients.export_data(db, patient.id)
+    async with db.session() as session:
+        await audit.record(
+            session, patient, AuditAction.EXPORT, patient_id=patient.id, ip=client_ip(request)
+        )
     return web.Response(
         text=json.dumps(data, ensure_ascii=False, indent=2),
         content_type="application/json",

@@ -1,11 +1,10 @@
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
 
-from models import AuditLog, ClinicProfile, Presence, Role
+from models import ClinicProfile, Presence, Role
 from scripts.demo_clinic import CLINIC_PROFILE
-from tests.factories import staff
+from tests.factories import audit_entries, staff
 from tests.webapp import logged_in, web_server
 from web.keys import CTX
 
@@ -127,6 +126,5 @@ async def test_the_clinic_profile_is_edited_and_audited(server, admin_http):
     async with admin_http.get("/api/admin/clinic") as response:
         assert (await response.json())["data"]["convenios"] == ["Amil", "Unimed"]
 
-    async with server.app[CTX].db.session() as session:
-        actions = (await session.execute(select(AuditLog.action))).scalars().all()
-    assert actions == ["clinic_profile_updated"]
+    entries = await audit_entries(server.app[CTX].db)
+    assert [e.action for e in entries] == ["clinic_profile_updated"]

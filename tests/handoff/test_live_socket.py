@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from handoff.transitions import queueing
-from models import AuditLog, Role, User
-from tests.factories import patient_message, staff
+from models import Role, User
+from tests.factories import audit_entries, patient_message, staff
 from tests.webapp import logged_in, web_server
 from web import live
 from web.keys import CTX, HUB
@@ -151,8 +151,7 @@ async def test_opening_the_supervision_socket_is_audited_for_managers_and_admins
         finally:
             await http.close()
 
-    async with ctx.db.session() as session:
-        rows = (await session.execute(select(AuditLog).order_by(AuditLog.id))).scalars().all()
+    rows = await audit_entries(ctx.db)
     assert [(r.actor_id, r.action) for r in rows] == [
         (users[1].id, "live_supervision_opened"),
         (users[2].id, "live_supervision_opened"),

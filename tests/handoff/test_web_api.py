@@ -12,7 +12,6 @@ from handoff import presence
 from handoff.transitions import queueing, reception, resolution, talking
 from models import (
     AttendantAction,
-    AuditLog,
     CannedResponse,
     Conversation,
     Message,
@@ -20,7 +19,7 @@ from models import (
     Role,
 )
 from processes.web import create_app
-from tests.factories import patient_message, staff
+from tests.factories import audit_entries, patient_message, staff
 from tests.fakes import RecordingBot, RecordingSender
 from tests.webapp import logged_in, patient_logged_in
 from web.keys import CTX
@@ -101,8 +100,7 @@ async def test_an_attendant_reads_only_their_own_conversations_and_every_read_is
     finally:
         await ana_http.close()
         await bruno_http.close()
-    async with ctx.db.session() as session:
-        reads = (await session.execute(select(AuditLog))).scalars().all()
+    reads = await audit_entries(ctx.db, "read_history")
     assert [(r.actor_id, r.action, r.conversation_id) for r in reads] == [
         (ana.id, "read_history", conversation_id)
     ]
@@ -147,8 +145,7 @@ async def test_an_attendant_reads_a_queued_conversation_before_taking_it(server)
         assert await _status_of_read(http, queued) == 200
     finally:
         await http.close()
-    async with ctx.db.session() as session:
-        reads = (await session.execute(select(AuditLog))).scalars().all()
+    reads = await audit_entries(ctx.db)
     assert [(r.actor_id, r.action, r.conversation_id) for r in reads] == [
         (bruno.id, "read_history", queued)
     ]
@@ -201,7 +198,7 @@ async def test_no_attendant_can_read_or_act_on_a_colleagues_conversation(
         )
         assert len((await session.execute(select(Message))).scalars().all()) == messages_before
         assert (await session.execute(select(AttendantAction))).first() is None
-        assert (await session.execute(select(AuditLog))).first() is None
+    assert await audit_entries(ctx.db) == []
 
 
 async def test_attendants_cannot_see_metrics_and_managers_can(server):

@@ -10,12 +10,12 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from handoff.transitions import queueing
-from models import Appointment, AppointmentEvent, AttendantAction, AuditLog, Reminder, Role, utcnow
+from models import Appointment, AppointmentEvent, AttendantAction, Reminder, Role, utcnow
 from processes.web import create_app
 from scheduling import appointments, reminders
 from scheduling.agenda import CLINIC_TZ, find_slots, nearest_slots, to_local
 from scheduling.when import PARTS, TimeWindow
-from tests.factories import patient_message, staff
+from tests.factories import audit_entries, patient_message, staff
 from tests.fakes import RecordingBot, RecordingSender
 from tests.scheduling.conftest import sp
 from web.keys import CTX
@@ -108,9 +108,7 @@ async def test_staff_see_the_days_agenda_per_doctor_with_statuses(server):
     [listed] = column["appointments"]
     assert (listed["patient_name"], listed["status"]) == ("Maria Souza", "confirmada")
     assert appointment.starts_at.isoformat() not in column["free"]
-    async with ctx.db.session() as session:
-        audited = (await session.execute(select(AuditLog.action))).scalars().all()
-    assert audited == ["read_agenda"]
+    assert [e.action for e in await audit_entries(ctx.db)] == ["read_agenda"]
 
 
 async def test_an_attendant_acts_only_on_patients_of_conversations_assigned_to_them(server):
@@ -144,7 +142,7 @@ async def test_an_attendant_acts_only_on_patients_of_conversations_assigned_to_t
                 select(AppointmentEvent).where(AppointmentEvent.to_status == "confirmada")
             )
         ).scalar_one()
-        reads = (await session.execute(select(AuditLog))).scalars().all()
+    reads = await audit_entries(ctx.db)
     assert (event.actor_id, event.channel) == (ana.id, "staff")
     assert [(r.actor_id, r.action, r.patient_id) for r in reads] == [
         (ana.id, "read_appointments", patient_id)
@@ -483,8 +481,7 @@ async def test_a_manager_blocks_a_doctors_time_and_is_told_of_the_appointments_i
     assert [b["reason"] for b in column["blocked"]] == ["congresso"]
     assert [a["status"] for a in column["appointments"]] == ["agendada"]  # not cancelled
     assert await offered()  # offered again once the block is removed
-    async with ctx.db.session() as session:
-        audited = (await session.execute(select(AuditLog.action))).scalars().all()
+    audited = [e.action for e in await audit_entries(ctx.db)]
     assert audited.count("block_time") == 1 and audited.count("unblock_time") == 1
 
 

@@ -1,4 +1,5 @@
-/* Admin: staff accounts and the clinic profile (texts, lists, "item: descrição" maps). */
+/* Admin: staff accounts, the clinic profile (texts, lists, "item: descrição" maps) and the
+   audit log. */
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
@@ -111,5 +112,97 @@
       .catch(function (e) { $("clinic-status").textContent = e.message; });
   });
 
-  window.catalogReady.then(function () { loadStaff(); loadProfile(); });
+  /* The audit log: filters, pages, and the chain's verification. */
+  var auditPage = 1;
+  var WHEN = new Intl.DateTimeFormat("pt-BR", { dateStyle: "short", timeStyle: "medium", timeZone: "America/Sao_Paulo" });
+
+  function auditQuery() {
+    var form = $("audit-filters"), params = new URLSearchParams();
+    ["actor_id", "action", "patient_id", "from", "to"].forEach(function (name) {
+      var value = form.elements[name].value.trim();
+      if (value) params.set(name, value);
+    });
+    params.set("page", auditPage);
+    return params.toString();
+  }
+
+  // A name in the table narrows the log to that person.
+  function filterLink(label, field, id) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "filter-link";
+    button.textContent = label;
+    button.addEventListener("click", function () {
+      $("audit-filters").elements[field].value = id;
+      auditPage = 1;
+      loadAudit();
+    });
+    return button;
+  }
+
+  function actorCell(entry) {
+    if (entry.actor_id === null) return T(entry.action === "login_failed" ? "admin.audit_nobody" : "admin.audit_system");
+    return filterLink((entry.actor_name || "") + " (nº " + entry.actor_id + ")", "actor_id", entry.actor_id);
+  }
+
+  function fillActions(actions) {
+    var select = $("audit-filters").elements.action;
+    if (select.options.length > 1) return;
+    actions.forEach(function (action) {
+      var option = document.createElement("option");
+      option.value = action;
+      option.textContent = T("audit.action." + action);
+      select.appendChild(option);
+    });
+  }
+
+  function loadAudit() {
+    $("audit-status").textContent = "";
+    api("GET", "/api/admin/audit?" + auditQuery()).then(function (data) {
+      fillActions(data.actions);
+      var body = $("audit-table").querySelector("tbody");
+      body.innerHTML = "";
+      data.entries.forEach(function (entry) {
+        var row = document.createElement("tr");
+        row.setAttribute("data-entry-id", entry.id);
+        cell(row, WHEN.format(new Date(entry.created_at)));
+        cell(row, actorCell(entry));
+        cell(row, T("audit.action." + entry.action));
+        cell(row, entry.patient_id === null ? "" :
+          filterLink((entry.patient_name || "") + " (nº " + entry.patient_id + ")", "patient_id", entry.patient_id));
+        cell(row, entry.ip || "");
+        cell(row, Object.keys(entry.details).length ? JSON.stringify(entry.details) : "");
+        body.appendChild(row);
+      });
+      if (!data.entries.length) $("audit-status").textContent = T("admin.audit_empty");
+      $("audit-page").textContent = T("admin.audit_page", { page: data.page, pages: data.pages, total: data.total });
+      $("audit-previous").disabled = data.page <= 1;
+      $("audit-next").disabled = data.page >= data.pages;
+    }).catch(function (e) { $("audit-status").textContent = e.message; });
+  }
+
+  function verifyAudit() {
+    var status = $("audit-chain");
+    api("GET", "/api/admin/audit/verify").then(function (report) {
+      status.classList.toggle("audit-broken", !report.intact);
+      var lines = [report.intact ? T("admin.audit_intact", { checked: report.checked }) : T("admin.audit_broken", { id: report.broken_id })];
+      if (report.unchained) lines.push(T("admin.audit_unchained", { unchained: report.unchained }));
+      status.textContent = lines.join(" ");
+    }).catch(function (e) { status.textContent = e.message; });
+  }
+
+  $("audit-filters").addEventListener("submit", function (event) {
+    event.preventDefault();
+    auditPage = 1;
+    loadAudit();
+  });
+  $("audit-filters").addEventListener("reset", function () {
+    auditPage = 1;
+    setTimeout(loadAudit);  // after the browser cleared the fields
+  });
+  $("audit-previous").addEventListener("click", function () { auditPage -= 1; loadAudit(); });
+  $("audit-next").addEventListener("click", function () { auditPage += 1; loadAudit(); });
+  $("audit-verify").addEventListener("click", verifyAudit);
+
+  window.catalogReady.then(function () { loadStaff(); loadProfile(); loadAudit(); verifyAudit(); });
 })();
