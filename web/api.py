@@ -1,4 +1,4 @@
-"""The staff JSON API. Every route but login requires a staff session (see middlewares).
+"""The staff JSON API. Every route requires a staff session (see middlewares).
 
 Reads are scoped here (an attendant sees the queue and the conversations assigned to them);
 every change goes through `handoff.transitions`, which checks who may make it.
@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 import handoff.presence
-from accounts.auth import audit, authenticate, close_session, open_session
+from accounts.auth import audit
 from core import access
 from core.contacts import mask_cpf
 from core.context import Context
-from core.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from core.errors import BadRequest, Forbidden, NotFound
 from handoff.metrics import Period, report
 from handoff.queue import CLINIC_TZ
 from handoff.transitions import moves, reception, resolution, talking
@@ -49,8 +49,7 @@ from models.views import (
     message_view,
     staff_view,
 )
-from web import live
-from web.keys import CTX, SESSION_COOKIE, USER, client_ip, current_user
+from web.keys import CTX, client_ip, current_user
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
@@ -82,32 +81,6 @@ def mask_phone(phone: str | None) -> str | None:
 
 def _conversation_id(request: web.Request) -> int:
     return int(request.match_info["id"])
-
-
-async def login(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    async with request.app[CTX].db.session() as session:
-        user = await authenticate(
-            session, str(body.get("email", "")), str(body.get("password", ""))
-        )
-        if user is None:
-            raise Unauthenticated("error.invalid_login")
-        token = await open_session(session, user)
-    response = web.json_response({"id": user.id, "role": str(user.role)})
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
-    return response
-
-
-async def logout(request: web.Request) -> web.Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        async with request.app[CTX].db.session() as session:
-            await close_session(session, token)
-    if (user := request[USER]) is not None:
-        await live.close_revoked_sockets(request.app, user.id)
-    response = web.json_response({})
-    response.del_cookie(SESSION_COOKIE, path="/")
-    return response
 
 
 async def me(request: web.Request) -> web.Response:
@@ -454,8 +427,6 @@ CONVERSATION = r"/api/conversations/{id:\d+}"
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/api/login", login)
-    app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/conversations", list_conversations)
     app.router.add_get(CONVERSATION, conversation_detail)
