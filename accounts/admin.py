@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from accounts.auth import hash_password
+from accounts import throttle
+from accounts.auth import close_sessions, new_password_hash
 from core import audit
 from core.audit import AuditAction
 from core.contacts import normalize_email
@@ -17,7 +18,7 @@ from core.context import Context
 from core.errors import BadRequest
 from handoff import presence
 from handoff.transitions import queueing
-from models import AttendantProfile, ClinicProfile, LoginSession, Presence, Role, User
+from models import AttendantProfile, ClinicProfile, Presence, Role, User, utcnow
 from models.db import Database
 
 MIN_PASSWORD_LENGTH = 8
@@ -100,7 +101,8 @@ async def create_staff(
         name=name.strip(),
         email=normalized,
         role=_check_role(role),
-        password_hash=hash_password(_check_password(password)),
+        password_hash=await new_password_hash(_check_password(password)),
+        email_verified_at=utcnow(),  # the admin vouches for the address
     )
     if user.role in (Role.ATTENDANT, Role.MANAGER):
         user.attendant_profile = AttendantProfile(capacity=_check_capacity(capacity))
@@ -127,6 +129,9 @@ async def update_staff(
     """Change a staff account; the conversations follow at once: a deactivated attendant's go
     back to the queue ahead of newer ones (as when going offline), and more room (a higher
     capacity, a reactivation) is filled from the queue."""
+    password_hash = None
+    if changes.password is not None:
+        password_hash = await new_password_hash(_check_password(changes.password))
     async with ctx.db.session() as session:
         query = (
             select(User)
@@ -147,19 +152,15 @@ async def update_staff(
                 user.attendant_profile = AttendantProfile()
         if changes.capacity is not None and user.attendant_profile is not None:
             user.attendant_profile.capacity = _check_capacity(changes.capacity)
-        if changes.password is not None:
-            user.password_hash = hash_password(_check_password(changes.password))
+        if password_hash is not None:
+            user.password_hash = password_hash
         if changes.is_active is not None:
             if user.id == admin.id and not changes.is_active:
                 raise AdminError("error.cannot_deactivate_self")
             user.is_active = changes.is_active
         if changes.password is not None or changes.is_active is False:
             # A new password or a deactivation ends every open session of that account.
-            sessions = await session.execute(
-                select(LoginSession).where(LoginSession.user_id == user.id)
-            )
-            for login in sessions.scalars():
-                await session.delete(login)
+            await close_sessions(session, user.id)
         await audit.record(
             session,
             admin,
@@ -177,6 +178,35 @@ async def update_staff(
         not was_active or user.role != role or user.attendant_profile.capacity > capacity
     ):
         await queueing.distribute(ctx)
+    return user
+
+
+async def _staff_member(db: Database, user_id: int) -> User:
+    async with db.session() as session:
+        user = await session.get(User, user_id)
+    if user is None or user.role not in STAFF_ROLES_ADMIN_CAN_GRANT:
+        raise AdminNotFound()
+    return user
+
+
+async def login_locks(ctx: Context, staff: list[User]) -> dict[int, float]:
+    """The seconds each locked staff account stays locked (accounts/throttle.py)."""
+    secret = ctx.settings.session_secret
+    locks = {
+        user.id: await throttle.locked_for(ctx.limits, throttle.account_key(secret, user.email))
+        for user in staff
+        if user.email
+    }
+    return {user_id: wait for user_id, wait in locks.items() if wait > 0}
+
+
+async def lift_login_lock(ctx: Context, admin: User, user_id: int, *, ip: str | None) -> User:
+    """Unlock a staff account locked by failed logins (its owner called the admin)."""
+    user = await _staff_member(ctx.db, user_id)
+    account = throttle.account_key(ctx.settings.session_secret, user.email or "")
+    await throttle.lift(ctx.limits, account)
+    async with ctx.db.session() as session:
+        await audit.record(session, admin, AuditAction.LOCK_LIFTED, ip=ip, target_user_id=user.id)
     return user
 
 

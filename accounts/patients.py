@@ -1,19 +1,27 @@
-"""Patients' own accounts: sign-up, their data, and its export (LGPD art. 18)."""
+"""Patients' own accounts: sign-up and its e-mail verification, their data, and its export
+(LGPD art. 18)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from accounts import tokens
 from accounts.admin import MIN_PASSWORD_LENGTH
-from accounts.auth import hash_password
+from accounts.auth import new_password_hash
+from accounts.mail import AccountMail, clinic_name
+from accounts.tokens import RESET_PAGE, VERIFY_PAGE, InvalidLink
+from core.catalog import t
 from core.contacts import normalize_cpf, normalize_email, normalize_phone
+from core.context import Context
 from core.errors import BadRequest
 from messaging.identities import create_patient
-from models import ChannelIdentity, Message, PatientProfile, User, utcnow
+from models import ChannelIdentity, Message, PatientProfile, TokenPurpose, User, utcnow
 from models.db import Database
 from models.views import appointment_view, message_view, patient_view
 from scheduling.agenda import patient_history
@@ -23,24 +31,25 @@ class PatientError(BadRequest):
     """Invalid input (400); `code` is a catalog key."""
 
 
-class AlreadyRegistered(PatientError):
-    """The e-mail or the CPF already has an account (409)."""
-
-    code = "error.email_taken"
-    status = 409
-
-
 def _required(value: Any, code: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise PatientError(code)
     return value.strip()
 
 
-async def sign_up(
-    db: Database, *, name: Any, email: Any, phone: Any, cpf: Any, password: Any, consent: Any
-) -> User:
-    """A new patient account. An existing record with the same CPF or e-mail is never
-    taken over from here: whoever types someone's CPF must not get their history."""
+@dataclass(frozen=True)
+class SignUp:
+    name: str
+    email: str
+    phone: str
+    cpf: str
+    password: str
+
+
+def check_sign_up(
+    *, name: Any, email: Any, phone: Any, cpf: Any, password: Any, consent: Any
+) -> SignUp:
+    """The form's fields, normalised, or the first mistake in them (PatientError)."""
     full_name = _required(name, "error.name_required")
     normalized_email = normalize_email(_required(email, "error.invalid_email"))
     if normalized_email is None:
@@ -55,26 +64,69 @@ async def sign_up(
         raise PatientError("error.password_too_short", minimum=MIN_PASSWORD_LENGTH)
     if consent is not True:
         raise PatientError("error.consent_required")
+    return SignUp(full_name, normalized_email, normalized_phone, normalized_cpf, password)
+
+
+async def sign_up(ctx: Context, form: SignUp) -> AccountMail | None:
+    """A new patient account, unverified: it cannot log in and its e-mail links nothing
+    until the link mailed to the address is followed. The requester is told the same
+    whatever the outcome; who owns the address or the CPF learns by mail (the returned one,
+    to be posted) that someone used it. An existing record is never taken over from here:
+    whoever types someone's CPF must not get their history."""
+    password_hash = await new_password_hash(form.password)  # the same work in every case
+    clinic = await clinic_name(ctx)
+    base = ctx.settings.public_base_url
+    notice = {"clinica": clinic, "login": f"{base}/login", "reset": f"{base}/{RESET_PAGE}"}
     try:
-        async with db.session() as session:
-            query = select(User.email).where(
-                or_(User.email == normalized_email, User.cpf == normalized_cpf)
-            )
-            taken = (await session.execute(query.limit(1))).first()
-            if taken is not None:
-                same_email = taken.email == normalized_email
-                raise AlreadyRegistered("error.email_taken" if same_email else "error.cpf_taken")
-            # The phone is stored but not used to match channel identities: typed on a form it
-            # proves nothing, and matching would hand someone else's WhatsApp history over.
-            patient = await create_patient(session, name=full_name, email=normalized_email)
-            patient.phone_e164 = normalized_phone
-            patient.cpf = normalized_cpf
-            patient.password_hash = hash_password(password)
+        async with ctx.db.session() as session:
+            owner = await _owner_of(session, User.email == form.email)
+            if owner is not None:
+                return AccountMail(form.email, t("mail.account_exists", **notice))
+            owner = await _owner_of(session, User.cpf == form.cpf)
+            if owner is not None:
+                verified = owner.email if owner.email_verified_at is not None else None
+                return AccountMail(verified, t("mail.cpf_in_use", **notice)) if verified else None
+            # The phone is stored but not used to match channel identities: typed on a form
+            # it proves nothing, and matching would hand someone else's WhatsApp history over.
+            patient = await create_patient(session, name=form.name, email=form.email)
+            patient.phone_e164 = form.phone
+            patient.cpf = form.cpf
+            patient.password_hash = password_hash
             profile = patient.patient_profile or PatientProfile()
             profile.lgpd_consent_at = utcnow()
             patient.patient_profile = profile
+            return await verification_mail(ctx, session, patient, clinic)
     except IntegrityError:
-        raise AlreadyRegistered() from None
+        return None  # a sign-up with the same e-mail or CPF won the race: it got the mail
+
+
+async def _owner_of(session: AsyncSession, match: ColumnElement[bool]) -> User | None:
+    return (await session.execute(select(User).where(match).limit(1))).scalar_one_or_none()
+
+
+async def verification_mail(
+    ctx: Context, session: AsyncSession, patient: User, clinic: str
+) -> AccountMail:
+    """The link that proves the patient's e-mail (a new one; earlier ones stop working)."""
+    assert patient.email is not None
+    token = await tokens.issue(session, patient.id, TokenPurpose.VERIFY_EMAIL)
+    hours = int(tokens.LIFETIMES[TokenPurpose.VERIFY_EMAIL].total_seconds() // 3600)
+    text = t(
+        "mail.verify",
+        clinica=clinic,
+        horas=hours,
+        link=tokens.link(ctx.settings.public_base_url, VERIFY_PAGE, token),
+    )
+    return AccountMail(patient.email, text)
+
+
+async def verify_email(db: Database, token: str) -> User:
+    """Follow a verification link: the address is the patient's from now on."""
+    async with db.session() as session:
+        patient = await tokens.spend(session, token, TokenPurpose.VERIFY_EMAIL)
+        if patient is None:
+            raise InvalidLink()
+        patient.email_verified_at = patient.email_verified_at or utcnow()
     return patient
 
 

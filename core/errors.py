@@ -8,6 +8,8 @@ person reads (`t(code, **values)`); the bot's actions turn it into their own wor
 
 from __future__ import annotations
 
+import math
+
 
 class ClinicError(Exception):
     """Something the clinic refuses to do. Subclasses set `code` and `status`; an instance
@@ -46,3 +48,14 @@ class NotFound(ClinicError):
 class Conflict(ClinicError):
     code = "error.conflict"
     status = 409
+
+
+class TooManyRequests(ClinicError):
+    """Too many attempts (429): the web answers with `Retry-After: <retry_after>` seconds."""
+
+    code = "error.too_many_attempts"
+    status = 429
+
+    def __init__(self, retry_after: float, code: str | None = None) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(code, minutos=math.ceil(self.retry_after / 60))

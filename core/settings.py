@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -91,7 +92,18 @@ class Settings:
     staff_hours: str = "0-4 08:00-18:00; 5 08:00-12:00"
     # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
     reminder_offsets: str = "24h,2h@24h"
+    # A login session (staff or patient) unused this long ends; every request slides it.
+    session_idle_minutes: int = 30
     channel_env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def session_idle(self) -> timedelta:
+        return timedelta(minutes=self.session_idle_minutes)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over TLS whenever the clinic is served on https."""
+        return self.public_base_url.startswith("https://")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -122,6 +134,7 @@ class Settings:
             manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
             staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
+            session_idle_minutes=int(env.get("SESSION_IDLE_MINUTES", "30")),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -150,6 +163,7 @@ class Settings:
             "MANUAL_TAKE": "true" if self.manual_take else "false",
             "STAFF_HOURS": self.staff_hours,
             "REMINDER_OFFSETS": self.reminder_offsets,
+            "SESSION_IDLE_MINUTES": str(self.session_idle_minutes),
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",

@@ -247,9 +247,15 @@ async def _patient_to_link(
     if phone and (patient := await find_patient_by_phone(session, phone)):
         return patient
     if email:
-        query = select(User).where(User.email == email, User.role == Role.PATIENT)
-        if patient := (await session.execute(query)).scalar_one_or_none():
-            return patient
+        holder = (
+            await session.execute(select(User).where(User.email == email))
+        ).scalar_one_or_none()
+        if holder is not None and holder.role == Role.PATIENT and holder.email_verified_at:
+            return holder
+        if holder is not None:
+            # The address is on an account that never proved it (a sign-up typed it): the
+            # writer is not that account; a new patient, without the address it holds.
+            email = None
     return await create_patient(
         session, name=display_name, phone=phone, email=email, channel=channel
     )

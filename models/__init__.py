@@ -23,6 +23,7 @@ from models.conversations import (
 from models.people import (
     OPEN_CLAIM_STATUSES,
     STAFF_ROLES,
+    AccountToken,
     AttendantProfile,
     ChannelIdentity,
     ClaimStatus,
@@ -31,6 +32,7 @@ from models.people import (
     PatientProfile,
     Presence,
     Role,
+    TokenPurpose,
     User,
 )
 from models.scheduling import (
@@ -52,6 +54,7 @@ __all__ = [
     "DELIVERY_RANK",
     "OPEN_CLAIM_STATUSES",
     "STAFF_ROLES",
+    "AccountToken",
     "Appointment",
     "AppointmentEvent",
     "AppointmentStatus",
@@ -84,6 +87,7 @@ __all__ = [
     "Role",
     "ScheduleException",
     "Specialty",
+    "TokenPurpose",
     "User",
     "WorkingHours",
     "utcnow",

@@ -44,6 +44,9 @@ class User(Base):
     phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
     cpf: Mapped[str | None] = mapped_column(String(11), unique=True)  # 11 bare digits
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # When the owner of `email` proved it by a link sent there; until then the e-mail links
+    # nothing (inbound mail, login) — typing an address proves nothing.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     role: Mapped[Role] = mapped_column(enum_type(Role), default=Role.PATIENT)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -170,3 +173,26 @@ class LoginSession(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The last request made with it: an idle session ends (SESSION_IDLE_MINUTES).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a secret)
+
+
+class AccountToken(Base):
+    """A single-use link sent by e-mail (verify the address, reset the password). Only the
+    SHA-256 of the token is stored; `used_at` is set when it is spent."""
+
+    __tablename__ = "account_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[TokenPurpose] = mapped_column(enum_type(TokenPurpose))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

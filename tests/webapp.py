@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
 from accounts.auth import hash_password
+from channels.email import EmailChannel, EmailConfig
 from core.settings import Settings
-from models import User
+from models import User, utcnow
 from processes.web import create_app
+from tests.channels.mail_servers import SmtpServer
 from tests.factories import patient_message
 from tests.fakes import RecordingBot, RecordingSender
+from web.account import POSTBOX
 from web.keys import CTX
+
+CLINIC_FROM = "Clínica Teste <clinica@clinica.test>"
+_LINK = re.compile(r"https?://\S+#token=[\w-]+")
 
 
 @asynccontextmanager
@@ -46,5 +54,49 @@ async def patient_logged_in(server: TestServer, password: str) -> aiohttp.Client
     async with ctx.db.session() as session:
         patient = await session.get(User, recorded.message.patient_id)
         patient.email = "paciente@exemplo.com"
+        patient.email_verified_at = utcnow()
         patient.password_hash = hash_password(password)
     return await logged_in(server, "paciente@exemplo.com", password)
+
+
+def mail_through(server: TestServer, smtp: SmtpServer) -> None:
+    """Account mail goes out by the real e-mail channel to the local SMTP server."""
+    ctx = server.app[CTX]
+    config = EmailConfig(smtp.url, CLINIC_FROM, "", "", 30)
+    ctx.senders = {**ctx.senders, "email": EmailChannel(config)}
+
+
+async def mails_to(server: TestServer, smtp: SmtpServer, address: str) -> list[str]:
+    """The texts of every account mail sent to `address`, once what was on its way left."""
+    await server.app[POSTBOX].drain()
+    return [mail.get_content() for mail in smtp.sent_to(address)]
+
+
+async def mailed_link(server: TestServer, smtp: SmtpServer, address: str) -> str:
+    """The link in the latest mail to `address`."""
+    found = _LINK.search((await mails_to(server, smtp, address))[-1])
+    assert found, "the latest mail carries no link"
+    return found.group(0)
+
+
+def token_of(link: str) -> str:
+    return link.split("#token=", 1)[1]
+
+
+async def signed_up(
+    server: TestServer, smtp: SmtpServer, form: Mapping[str, Any]
+) -> aiohttp.ClientSession:
+    """A patient who signed up, followed the link mailed to them and logged in."""
+    http = aiohttp.ClientSession(
+        base_url=str(server.make_url("")), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    )
+    async with http.post("/api/signup", json=form) as response:
+        assert response.status == 202, await response.text()
+    link = await mailed_link(server, smtp, form["email"].lower())
+    async with http.post("/api/verify-email", json={"token": token_of(link)}) as response:
+        assert response.status == 200, await response.text()
+    async with http.post(
+        "/api/login", json={"email": form["email"], "password": form["password"]}
+    ) as response:
+        assert response.status == 200, await response.text()
+    return http

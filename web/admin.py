@@ -41,8 +41,15 @@ async def page(request: web.Request) -> web.Response:
 
 async def list_staff(request: web.Request) -> web.Response:
     _admin(request)
-    staff = await admin.list_staff(request.app[CTX].db)
-    return web.json_response([staff_view(user, audience="admin") for user in staff])
+    ctx = request.app[CTX]
+    staff = await admin.list_staff(ctx.db)
+    locks = await admin.login_locks(ctx, staff)
+    return web.json_response(
+        [
+            {**staff_view(user, audience="admin"), "locked_for": round(locks.get(user.id, 0))}
+            for user in staff
+        ]
+    )
 
 
 async def create_staff(request: web.Request) -> web.Response:
@@ -75,6 +82,14 @@ async def update_staff(request: web.Request) -> web.Response:
         request.app[CTX], actor, int(request.match_info["id"]), changes, ip=client_ip(request)
     )
     await live.close_revoked_sockets(request.app, user.id)
+    return web.json_response({"id": user.id})
+
+
+async def unlock_staff(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    user = await admin.lift_login_lock(
+        request.app[CTX], actor, int(request.match_info["id"]), ip=client_ip(request)
+    )
     return web.json_response({"id": user.id})
 
 
@@ -177,6 +192,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/admin/staff", list_staff)
     app.router.add_post("/api/admin/staff", create_staff)
     app.router.add_patch(r"/api/admin/staff/{id:\d+}", update_staff)
+    app.router.add_post(r"/api/admin/staff/{id:\d+}/unlock", unlock_staff)
     app.router.add_get("/api/admin/clinic", get_profile)
     app.router.add_put("/api/admin/clinic", put_profile)
     app.router.add_get("/api/admin/audit", audit_log)

@@ -1,4 +1,4 @@
-"""The staff JSON API. Every route but login requires a staff session (see middlewares).
+"""The staff JSON API. Every route requires a staff session (see middlewares).
 
 Reads are scoped here (an attendant sees the queue and the conversations assigned to them,
 and of a queued one only its episode: core.access) and audit-logged; every change goes
@@ -19,12 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 import handoff.presence
-from accounts.auth import authenticate, close_session, open_session
 from core import access, audit
 from core.audit import AuditAction
-from core.contacts import mask_cpf, normalize_email
+from core.contacts import mask_cpf
 from core.context import Context
-from core.errors import BadRequest, Forbidden, NotFound, Unauthenticated
+from core.errors import BadRequest, Forbidden, NotFound
 from handoff.metrics import Period, report
 from handoff.queue import CLINIC_TZ
 from handoff.transitions import moves, reception, resolution, talking
@@ -52,8 +51,7 @@ from models.views import (
     message_view,
     staff_view,
 )
-from web import live
-from web.keys import CTX, SESSION_COOKIE, USER, client_ip, current_user
+from web.keys import CTX, client_ip, current_user
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
@@ -85,47 +83,6 @@ def mask_phone(phone: str | None) -> str | None:
 
 def _conversation_id(request: web.Request) -> int:
     return int(request.match_info["id"])
-
-
-async def login(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    ctx = request.app[CTX]
-    email = str(body.get("email", ""))
-    async with ctx.db.session() as session:
-        user = await authenticate(session, email, str(body.get("password", "")))
-        if user is None:
-            # Recorded in this transaction, which commits: the refusal is raised after it.
-            typed = normalize_email(email) or email
-            await audit.record(
-                session,
-                None,
-                AuditAction.LOGIN_FAILED,
-                ip=client_ip(request),
-                email=audit.fingerprint(ctx.settings.session_secret, typed),
-            )
-        else:
-            token = await open_session(session, user)
-            await audit.record(session, user, AuditAction.LOGIN, ip=client_ip(request))
-    if user is None:
-        raise Unauthenticated("error.invalid_login")
-    response = web.json_response({"id": user.id, "role": str(user.role)})
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
-    return response
-
-
-async def logout(request: web.Request) -> web.Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    user = request[USER]
-    if token:
-        async with request.app[CTX].db.session() as session:
-            await close_session(session, token)
-            if user is not None:
-                await audit.record(session, user, AuditAction.LOGOUT, ip=client_ip(request))
-    if user is not None:
-        await live.close_revoked_sockets(request.app, user.id)
-    response = web.json_response({})
-    response.del_cookie(SESSION_COOKIE, path="/")
-    return response
 
 
 async def me(request: web.Request) -> web.Response:
@@ -500,8 +457,6 @@ CONVERSATION = r"/api/conversations/{id:\d+}"
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/api/login", login)
-    app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/conversations", list_conversations)
     app.router.add_get(CONVERSATION, conversation_detail)

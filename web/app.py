@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from core.settings import Settings
-from web import admin, agenda, api, live, pages, portal, webhooks
+from web import account, admin, agenda, api, live, pages, portal, webhooks
 from web.keys import SETTINGS
 from web.middlewares import auth_middleware, error_middleware
 
@@ -25,6 +25,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(live.presence_heartbeats)
     pages.setup(app)
+    account.setup(app)
     api.setup(app)
     live.setup(app)
     admin.setup(app)

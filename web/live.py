@@ -70,7 +70,9 @@ async def close_revoked_sockets(app: web.Application, user_id: int | None = None
     if not subscribers:
         return
     async with app[CTX].db.session() as session:
-        users = await session_users(session, {s.session_token for s in subscribers})
+        users = await session_users(
+            session, {s.session_token for s in subscribers}, idle=app[SETTINGS].session_idle
+        )
     for subscriber in subscribers:
         user = users.get(subscriber.session_token)
         if user is None or user.role != subscriber.role:

@@ -18,10 +18,10 @@ from aiohttp import web
 
 from accounts.auth import user_for_token
 from core.catalog import t
-from core.errors import BadRequest, ClinicError, Forbidden, Unauthenticated
+from core.errors import BadRequest, ClinicError, Forbidden, TooManyRequests, Unauthenticated
 from core.logs import log_failure
 from models import Role
-from web.keys import CTX, SESSION_COOKIE, USER
+from web.keys import CTX, SESSION_COOKIE, SETTINGS, USER
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ PUBLIC_PATHS = {
     "/api/login",
     "/api/logout",
     "/api/signup",
+    "/verificar-email",  # the pages a mailed link opens, and their calls
+    "/api/verify-email",
+    "/redefinir-senha",
+    "/api/password-reset",
+    "/api/password-reset/confirm",
     "/catalog.json",  # the pt-BR texts of the pages
     "/healthz",
     "/internal/events",  # checks the internal token itself
@@ -41,6 +46,8 @@ PUBLIC_PATHS = {
 }
 # Provider webhooks verify their own signatures; the widget is for anonymous visitors.
 PUBLIC_PREFIXES = ("/static/", "/webhooks/")
+# Any logged-in user, staff or patient: their own password.
+SIGNED_IN_PATHS = {"/conta/senha", "/api/password"}
 PATIENT_PATHS = {"/portal"}
 PATIENT_PREFIXES = ("/portal/", "/api/portal/")
 
@@ -54,7 +61,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ClinicError as error:
-        return _answer(error.status, error.code, **error.values)
+        response = _answer(error.status, error.code, **error.values)
+        if isinstance(error, TooManyRequests):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
     except json.JSONDecodeError:
         return _answer(BadRequest.status, BadRequest.code)
     except web.HTTPException:
@@ -70,12 +80,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         async with request.app[CTX].db.session() as session:
-            request[USER] = await user_for_token(session, token)
+            request[USER] = await user_for_token(
+                session, token, idle=request.app[SETTINGS].session_idle
+            )
     path = request.path
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
     user = request[USER]
-    if path in PATIENT_PATHS or path.startswith(PATIENT_PREFIXES):
+    if path in SIGNED_IN_PATHS:
+        allowed = user is not None
+    elif path in PATIENT_PATHS or path.startswith(PATIENT_PREFIXES):
         allowed = user is not None and user.role == Role.PATIENT
     else:
         allowed = user is not None and user.is_staff

@@ -1,4 +1,4 @@
-"""The patient portal: sign-up, "Meus dados", the data export, and the patient's own
+"""The patient portal: "Meus dados", the data export, and the patient's own
 appointments (book, cancel) through the same scheduling functions as the bot and staff.
 What those refuse (a `core.errors.ClinicError`) is answered by the error middleware."""
 
@@ -11,7 +11,6 @@ from aiohttp import web
 from sqlalchemy import select
 
 from accounts import patients
-from accounts.auth import open_session
 from core import access, audit
 from core.audit import AuditAction
 from core.errors import BadRequest, NotFound
@@ -21,7 +20,7 @@ from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
 from scheduling.when import TimeWindow
 from web.api import read_json
-from web.keys import CTX, SESSION_COOKIE, client_ip, current_user
+from web.keys import CTX, client_ip, current_user
 from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
@@ -32,31 +31,8 @@ def _bad_parameter(name: str) -> BadRequest:
     return BadRequest("agenda.error.bad_parameter", name=name)
 
 
-async def signup_page(_request: web.Request) -> web.Response:
-    return render_page("signup.html")
-
-
 async def portal_page(_request: web.Request) -> web.Response:
     return render_page("portal.html")
-
-
-async def signup(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    ctx = request.app[CTX]
-    patient = await patients.sign_up(
-        ctx.db,
-        name=body.get("name"),
-        email=body.get("email"),
-        phone=body.get("phone"),
-        cpf=body.get("cpf"),
-        password=body.get("password"),
-        consent=body.get("consent"),
-    )
-    async with ctx.db.session() as session:
-        token = await open_session(session, patient)
-    response = web.json_response({"id": patient.id}, status=201)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
-    return response
 
 
 async def me(request: web.Request) -> web.Response:
@@ -167,9 +143,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/cadastro", signup_page)
     app.router.add_get("/portal", portal_page)
-    app.router.add_post("/api/signup", signup)
     app.router.add_get("/api/portal/me", me)
     app.router.add_patch("/api/portal/me", update_me)
     app.router.add_get("/api/portal/export", export)

@@ -11,7 +11,7 @@ from tests.clinic import STAFF_PASSWORD
 pytestmark = pytest.mark.e2e
 
 
-async def test_a_patient_signs_up_and_books_an_appointment(clinic, browser):
+async def test_a_patient_signs_up_and_books_an_appointment(clinic, browser, smtp_server):
     page = await (await browser.new_context()).new_page()
     await page.goto(f"{clinic.settings.web_url}/cadastro")
     await page.fill("input[name=name]", "Helena Martins")
@@ -20,6 +20,19 @@ async def test_a_patient_signs_up_and_books_an_appointment(clinic, browser):
     await page.fill("input[name=cpf]", "390.533.447-05")
     await page.fill("input[name=password]", "senha-da-helena")
     await page.check("input[name=consent]")
+    await page.click("button[type=submit]")
+    await expect(page.locator("#signup-status")).to_contain_text("Enviamos um e-mail")
+
+    # The link mailed to the address confirms it; only then does the login open the portal.
+    mail = (await smtp_server.wait_for("helena.martins@exemplo.com"))[-1]
+    link = re.search(r"https?://\S+#token=[\w-]+", mail.get_content()).group(0)
+    await page.goto(f"{clinic.settings.web_url}/verificar-email#{link.split('#', 1)[1]}")
+    await expect(page.locator("#verify-status")).to_have_text(
+        "E-mail confirmado! Agora você já pode entrar com seu e-mail e senha."
+    )
+    await page.goto(f"{clinic.settings.web_url}/login")
+    await page.fill("#email", "helena.martins@exemplo.com")
+    await page.fill("#password", "senha-da-helena")
     await page.click("button[type=submit]")
 
     await expect(page).to_have_url(f"{clinic.settings.web_url}/portal")

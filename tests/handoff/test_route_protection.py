@@ -20,6 +20,12 @@ PUBLIC = {
     ("POST", "/api/login"),
     ("POST", "/api/logout"),
     ("POST", "/api/signup"),
+    # The pages a mailed link opens (the token in the link decides), and the reset request.
+    ("GET", "/verificar-email"),
+    ("POST", "/api/verify-email"),
+    ("GET", "/redefinir-senha"),
+    ("POST", "/api/password-reset"),
+    ("POST", "/api/password-reset/confirm"),
     ("GET", "/catalog.json"),
     ("GET", "/healthz"),
     ("POST", "/internal/events"),  # refused without the internal token, by its handler
@@ -94,6 +100,9 @@ async def test_a_patient_reaches_only_the_public_routes_and_the_portal(server):
         await http.close()
 
     portal = {(m, p) for m, p in answers if p == "/portal" or p.startswith("/api/portal/")}
-    staff_only = answers.keys() - PUBLIC - portal
+    # Their own password (the POST is walked after /api/logout ended the session).
+    own_account = {("GET", "/conta/senha"), ("POST", "/api/password")}
+    assert answers["GET", "/conta/senha"] == "through"
+    staff_only = answers.keys() - PUBLIC - portal - own_account
     assert staff_only and all(answers[route] != "through" for route in staff_only)
     assert answers["GET", "/api/portal/me"] == answers["GET", "/portal"] == "through"

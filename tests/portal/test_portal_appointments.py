@@ -6,32 +6,24 @@ import pytest
 from models import utcnow
 from scripts.demo_clinic import add_agenda
 from tests.portal.test_patient_accounts import MARIA
-from tests.webapp import web_server
+from tests.webapp import mail_through, signed_up, web_server
 from web.keys import CTX
 
 JOAO = {**MARIA, "name": "João Souza", "email": "joao@exemplo.com", "cpf": "111.444.777-35"}
 
 
 @pytest.fixture
-async def server(settings) -> AsyncIterator:
+async def server(settings, smtp_server) -> AsyncIterator:
     async with web_server(settings) as server:
+        mail_through(server, smtp_server)
         async with server.app[CTX].db.session() as session:
             add_agenda(session, [utcnow().year, utcnow().year + 1])
         yield server
 
 
-async def _patient(server, data) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(
-        base_url=str(server.make_url("")), cookie_jar=aiohttp.CookieJar(unsafe=True)
-    )
-    async with http.post("/api/signup", json=data) as response:
-        assert response.status == 201
-    return http
-
-
 @pytest.fixture
-async def maria(server) -> AsyncIterator[aiohttp.ClientSession]:
-    http = await _patient(server, MARIA)
+async def maria(server, smtp_server) -> AsyncIterator[aiohttp.ClientSession]:
+    http = await signed_up(server, smtp_server, MARIA)
     yield http
     await http.close()
 
@@ -64,9 +56,9 @@ async def test_a_patient_books_a_free_slot_and_sees_it(maria):
     assert slot_again["starts_at"] != slot["starts_at"], "a booked slot is no longer offered"
 
 
-async def test_a_slot_taken_meanwhile_is_refused_in_portuguese(server, maria):
+async def test_a_slot_taken_meanwhile_is_refused_in_portuguese(server, maria, smtp_server):
     slot = await _first_slot(maria, "Dermatologia")
-    joao = await _patient(server, JOAO)
+    joao = await signed_up(server, smtp_server, JOAO)
     try:
         body = {"doctor_id": slot["doctor_id"], "starts_at": slot["starts_at"]}
         async with joao.post("/api/portal/appointments", json=body) as response:
@@ -80,14 +72,14 @@ async def test_a_slot_taken_meanwhile_is_refused_in_portuguese(server, maria):
         await joao.close()
 
 
-async def test_patients_cancel_only_their_own_appointments(server, maria):
+async def test_patients_cancel_only_their_own_appointments(server, maria, smtp_server):
     slot = await _first_slot(maria, "Pediatria")
     async with maria.post(
         "/api/portal/appointments",
         json={"doctor_id": slot["doctor_id"], "starts_at": slot["starts_at"]},
     ) as response:
         appointment_id = (await response.json())["id"]
-    joao = await _patient(server, JOAO)
+    joao = await signed_up(server, smtp_server, JOAO)
     try:
         async with joao.post(f"/api/portal/appointments/{appointment_id}/cancel") as response:
             assert response.status == 404

@@ -12,6 +12,21 @@
     row.appendChild(td);
   }
 
+  // An account locked by failed logins (its owner called): the admin lifts the lock.
+  function unlockButton(user) {
+    var unlock = document.createElement("button");
+    unlock.type = "button";
+    unlock.className = "unlock";
+    unlock.textContent = T("admin.unlock");
+    unlock.title = T("admin.locked");
+    unlock.addEventListener("click", function () {
+      api("POST", "/api/admin/staff/" + user.id + "/unlock")
+        .then(function () { $("staff-status").textContent = T("admin.unlocked"); loadStaff(); })
+        .catch(function (e) { $("staff-status").textContent = e.message; });
+    });
+    return unlock;
+  }
+
   function loadStaff() {
     api("GET", "/api/admin/staff").then(function (staff) {
       var body = $("staff-table").querySelector("tbody");
@@ -40,6 +55,7 @@
             .catch(function (e) { $("staff-status").textContent = e.message; });
         });
         cell(row, toggle);
+        cell(row, user.locked_for > 0 ? unlockButton(user) : "");
         body.appendChild(row);
       });
     });
