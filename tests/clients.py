@@ -30,8 +30,9 @@ async def first_match(
 
 
 class WidgetClient:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}  # e.g. the page's Origin, the proxy's X-Forwarded-For
         self.http: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.token: str | None = None
@@ -40,7 +41,7 @@ class WidgetClient:
 
     async def connect(self, token: str | None = None) -> Frame:
         self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(self.url)
+        self.ws = await self.http.ws_connect(self.url, headers=self.headers)
         self._reader = asyncio.create_task(self._read())
         await self.send({"type": "hello", "token": token})
         welcome = await self.expect(lambda f: f["type"] == "welcome")
