@@ -5,29 +5,44 @@ Protocol (JSON text frames):
   widget → server  {"type": "hello", "token": "<token from a previous welcome, optional>"}
                    {"type": "message", "id": "<client uuid>", "text": "...", "payload": "..."}
   server → widget  {"type": "welcome", "token": "...", "history": [message, ...]}
+                   {"type": "token", "token": "..."}  (the visitor token, rotated)
                    {"type": "ack", "id": "<client uuid>", "message_id": 123}
                    {"type": "message", "message": {...}}
                    {"type": "error", "id": "<client uuid or null>", "code": "...", "message": "..."}
-                   codes: malformed, empty, too_long, invalid_text, unavailable (a failure
-                   on our side: the same message may be sent again later)
+                   codes: malformed, empty, too_long, invalid_text, rate_limited,
+                   unavailable (a failure on our side: the same message may be sent again
+                   later)
 
 The client id of a message is its idempotency key: a resend after a reconnect is acked again
-but recorded and answered once. The visitor token is an HMAC-signed random id, so one visitor
-cannot read another's conversation. Every bad frame (binary, not a JSON object, unreadable
-text, too long) is answered with an error frame and the socket stays open: the widget shows
+but recorded and answered once. The visitor token is an HMAC-signed random id with an expiry,
+so one visitor cannot read another's conversation and a token left in a browser stops
+opening it a day after the widget was last used: every welcome carries a fresh token, and an
+open socket is sent a new one every hour, so a visitor who keeps chatting keeps their
+conversation. Every bad frame (binary, not a JSON object, unreadable text, too long, over the
+visitor's rate) is answered with an error frame and the socket stays open: the widget shows
 the error and drops the message instead of resending it after a reconnect.
+
+The widget is open to anyone, so it is flood-limited (`WidgetLimits`, on the clinic's shared
+rate limiter): socket openings and new conversations per client network, messages per
+visitor and per network. A hello refused for starting too many conversations gets the
+`rate_limited` error and the socket is closed with `TOO_MANY` (the widget waits a minute
+before trying again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import re
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +54,7 @@ from channels.base import Inbound
 from core.catalog import t
 from core.context import DeliveryFailed
 from core.logs import log_failure
+from core.ratelimit import RateLimits
 from models import ChannelIdentity, Conversation, Message
 from models.db import Database
 from models.views import message_view
@@ -55,12 +71,21 @@ MAX_FRAME_BYTES = 2**20
 SOCKET_MAX_BYTES = MAX_FRAME_BYTES + 64 * 1024
 HISTORY_LIMIT = 100
 WIDGET_JS = Path(__file__).with_name("static") / "webchat.js"
+WIDGET_CSS = Path(__file__).with_name("static") / "webchat.css"
+# A token opens its conversation for this long after it was issued; the widget is sent a new
+# one on every connection and every `TOKEN_REFRESH_SECONDS` while a socket is open.
+TOKEN_TTL_SECONDS = 24 * 3600
+TOKEN_REFRESH_SECONDS = 3600
+# Private close code: too many new conversations from this network; try again later.
+TOO_MANY = 4029
 # Where other processes (the worker) hand the web process a message to push to a widget.
 DELIVER_PATH = "/internal/webchat/deliver"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # The widget writes the id right after the type, so it is found without parsing a huge frame.
 _CLIENT_ID_NEAR_START = re.compile(r'"id"\s*:\s*"([A-Za-z0-9_-]{8,64})"')
 
+# The identity detail naming the (hashed) client network a visitor last wrote from.
+SOURCE = "source"
 # Records a widget message (and routes it in the background); the recorded id, or None for
 # a message recorded before.
 Accept = Callable[[Inbound], Awaitable["int | None"]]
@@ -101,21 +126,91 @@ def patient_view(message: Message) -> dict[str, Any]:
 
 
 class VisitorTokens:
-    def __init__(self, secret: str) -> None:
+    """`<visitor id>.<expiry, epoch seconds>.<HMAC of both>`: the visitor id is random, the
+    signature keeps anyone from making up or extending one, and past its expiry a token is
+    refused (whoever holds it starts a new conversation)."""
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        ttl: float = TOKEN_TTL_SECONDS,
+        refresh_every: float = TOKEN_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._key = secret.encode()
+        self.ttl, self.refresh_every, self.clock = ttl, refresh_every, clock
 
-    def _sign(self, visitor_id: str) -> str:
-        return hmac.new(self._key, visitor_id.encode(), hashlib.sha256).hexdigest()[:32]
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def mint(self) -> tuple[str, str]:
-        visitor_id = secrets.token_urlsafe(18)
-        return visitor_id, f"{visitor_id}.{self._sign(visitor_id)}"
+    def issue(self, visitor_id: str) -> str:
+        body = f"{visitor_id}.{int(self.clock() + self.ttl)}"
+        return f"{body}.{self._sign(body)}"
 
     def verify(self, token: object) -> str | None:
-        if not isinstance(token, str) or not token.isascii() or token.count(".") != 1:
+        """The visitor id of a genuine token that has not expired, else None."""
+        if not isinstance(token, str) or not token.isascii() or token.count(".") != 2:
             return None
-        visitor_id, signature = token.split(".")
-        return visitor_id if hmac.compare_digest(signature, self._sign(visitor_id)) else None
+        visitor_id, expires, signature = token.split(".")
+        if not hmac.compare_digest(signature, self._sign(f"{visitor_id}.{expires}")):
+            return None
+        return visitor_id if expires.isdigit() and int(expires) > self.clock() else None
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    seconds: float
+
+
+# Per client network: many patients may share one carrier NAT, so these are generous; per
+# visitor (one person typing) they are tight.
+SOCKETS_PER_NETWORK = Limit(120, 60)
+NEW_VISITORS_PER_NETWORK = Limit(30, 600)
+MESSAGES_PER_NETWORK = Limit(120, 60)
+MESSAGES_PER_VISITOR = Limit(20, 60)
+
+
+def client_network(address: str) -> str:
+    """What a flood limit counts for one client: its IPv4 address, or the /64 of an IPv6
+    address (one host is usually handed a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class WidgetLimits:
+    """The widget's flood limits for one client address, counted on the clinic's shared rate
+    limiter (so every web replica counts together)."""
+
+    def __init__(self, limits: RateLimits, address: str, secret: str) -> None:
+        self._limits = limits
+        self._network = client_network(address)
+        # Which network a conversation came from, without keeping the address: the handoff
+        # bounds critical handoffs per source (handoff.emergencies).
+        self.source = hmac.new(secret.encode(), self._network.encode(), "sha256").hexdigest()[:16]
+
+    async def _wait(self, kind: str, key: str, limit: Limit) -> float:
+        return await self._limits.hit(f"webchat:{kind}:{key}", limit.count, limit.seconds)
+
+    async def socket_wait(self) -> float:
+        """Seconds before this network may open another socket (0.0: now)."""
+        return await self._wait("sockets", self._network, SOCKETS_PER_NETWORK)
+
+    async def new_visitor_refused(self) -> bool:
+        return await self._wait("visitors", self._network, NEW_VISITORS_PER_NETWORK) > 0
+
+    async def message_refused(self, visitor_id: str) -> bool:
+        # The visitor's own limit first: one chatty visitor does not use up their network's.
+        return (
+            await self._wait("messages", visitor_id, MESSAGES_PER_VISITOR) > 0
+            or await self._wait("messages", self._network, MESSAGES_PER_NETWORK) > 0
+        )
 
 
 class WebchatSender:
@@ -160,13 +255,16 @@ class WidgetSocket:
         ws: web.WebSocketResponse,
         sockets: Sockets,
         tokens: VisitorTokens,
+        limits: WidgetLimits,
         db: Database,
         accept: Accept,
     ) -> None:
         self.ws, self.sockets, self.tokens, self.db, self.accept = ws, sockets, tokens, db, accept
+        self.limits = limits
         self.visitor_id: str | None = None
 
     async def serve(self) -> None:
+        refresher = asyncio.create_task(self._refresh_token())
         try:
             async for raw in self.ws:
                 if raw.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -175,8 +273,20 @@ class WidgetSocket:
         except ConnectionError:
             return
         finally:
+            refresher.cancel()
             if self.visitor_id is not None:
                 self.sockets.discard(self.visitor_id, self.ws)
+
+    async def _refresh_token(self) -> None:
+        """While the socket is open, a fresh token before the last one expires."""
+        while True:
+            await asyncio.sleep(self.tokens.refresh_every)
+            if self.visitor_id is not None and not self.ws.closed:
+                token = self.tokens.issue(self.visitor_id)
+                try:
+                    await self.ws.send_str(json.dumps({"type": "token", "token": token}))
+                except ConnectionError:
+                    return
 
     async def _take(self, raw: str | None) -> None:
         frame: dict[str, Any] = {}
@@ -207,7 +317,12 @@ class WidgetSocket:
             self.sockets.discard(self.visitor_id, self.ws)
         visitor_id = self.tokens.verify(token)
         if visitor_id is None:
-            visitor_id, token = self.tokens.mint()
+            if await self.limits.new_visitor_refused():
+                await self._send_error(None, "rate_limited")
+                await self.ws.close(code=TOO_MANY, message=b"too many conversations")
+                return
+            visitor_id = secrets.token_urlsafe(18)
+        token = self.tokens.issue(visitor_id)
         self.visitor_id = visitor_id
         self.sockets.add(visitor_id, self.ws)
         history = await self._history(visitor_id)
@@ -245,6 +360,8 @@ class WidgetSocket:
             payload is not None and _utf8_size(payload, client_id) > MAX_TEXT_BYTES
         ):
             raise BadFrame("too_long", client_id)
+        if await self.limits.message_refused(visitor_id):
+            raise BadFrame("rate_limited", client_id)
         message_id = await self.accept(
             Inbound(
                 channel=CHANNEL,
@@ -252,6 +369,7 @@ class WidgetSocket:
                 provider_message_id=f"{visitor_id}:{client_id}",
                 text=text,
                 payload=payload,
+                identity_details={SOURCE: self.limits.source},
             )
         )
         await self.ws.send_str(

@@ -64,6 +64,21 @@ def _host(url: str) -> str:
     return urlsplit(url).hostname or "127.0.0.1"
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str:
+    """The browser origin of a URL, as an `Origin` header spells it: lower-case
+    scheme://host, with the port only when it is not the scheme's default."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if parts.port in (None, _DEFAULT_PORTS.get(scheme)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{parts.port}"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -81,6 +96,9 @@ class Settings:
     redis_url: str = ""
     # Addresses (or networks) of the reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: tuple[str, ...] = ()
+    # Origins of the sites allowed to embed the chat widget (its socket refuses others);
+    # empty: only the platform's own, which serves the demo clinic page.
+    widget_origins: tuple[str, ...] = ()
     attendant_capacity: int = 5
     # An assigned conversation with no staff reply after this long is requeued (0: never).
     reassign_after_seconds: int = 180
@@ -128,6 +146,9 @@ class Settings:
             trusted_proxies=tuple(
                 part.strip() for part in env.get("TRUSTED_PROXIES", "").split(",") if part.strip()
             ),
+            widget_origins=tuple(
+                origin_of(part) for part in env.get("WIDGET_ORIGINS", "").split(",") if part.strip()
+            ),
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
             reassign_after_seconds=int(env.get("REASSIGN_AFTER_SECONDS", "180")),
             presence_timeout_seconds=int(env.get("PRESENCE_TIMEOUT_SECONDS", "90")),
@@ -137,6 +158,20 @@ class Settings:
             session_idle_minutes=int(env.get("SESSION_IDLE_MINUTES", "30")),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
+
+    @property
+    def own_origins(self) -> frozenset[str]:
+        """The platform's own pages: its public address and the address it listens on."""
+        return frozenset({origin_of(self.public_base_url), origin_of(self.web_url)})
+
+    @property
+    def embedding_origins(self) -> frozenset[str]:
+        """The sites whose pages may open the chat widget's socket."""
+        return frozenset(self.widget_origins) or self.own_origins
+
+    @property
+    def https(self) -> bool:
+        return self.public_base_url.startswith("https://")
 
     def child_env(self) -> dict[str, str]:
         """The environment every process of the clinic is started with."""
@@ -153,6 +188,7 @@ class Settings:
             "RASA_TRACKER_URL": self.rasa_tracker_url,
             "REDIS_URL": self.redis_url,
             "TRUSTED_PROXIES": ",".join(self.trusted_proxies),
+            "WIDGET_ORIGINS": ",".join(self.widget_origins),
             # On PostgreSQL, Rasa's `events` table lives in the `rasa` schema (migration 0002).
             "POSTGRESQL_SCHEMA": RASA_SCHEMA,
             "BOT_HOST": _host(self.bot_url),

@@ -33,6 +33,7 @@ from rasa_sdk.interfaces import (
 from rasa_sdk.utils import check_version_compatibility
 
 from core.logs import log_failure
+from core.private_files import keep_private
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def main() -> None:
     # the same variable (endpoints.yml), and both must hold the same secret.
     if not os.environ.get("ACTION_SERVER_TOKEN"):
         sys.exit("ACTION_SERVER_TOKEN is not set: the action server does not start without it")
+    keep_private()
     settings = Settings.from_env()
     host, port = bind_address(settings.action_server_url)
     web.run_app(

@@ -19,6 +19,7 @@ from channels.registry import build_senders, close_channels, enabled_channels
 from channels.webchat import Sockets
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus
+from core.private_files import keep_private
 from core.ratelimit import build_limits
 from core.settings import Settings
 from handoff.transitions import listeners, talking
@@ -75,6 +76,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    keep_private()
     settings = Settings.from_env()
     address = urlsplit(settings.web_url)
     web.run_app(

@@ -19,6 +19,7 @@ from channels.registry import build_senders, close_channels, enabled_channels
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus, HttpForwarder
 from core.logs import log_failure
+from core.private_files import keep_private
 from core.ratelimit import build_limits
 from core.settings import Settings
 from handoff.timers import sweep
@@ -92,4 +93,5 @@ if __name__ == "__main__":
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    keep_private()
     uvloop.run(main())

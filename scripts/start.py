@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import asdict
 
+from core.private_files import keep_private
 from core.settings import ROOT, VAR, Settings
 from models.db import Database
 from models.migrate import upgrade
@@ -50,6 +51,8 @@ def _banner(settings: Settings) -> str:
 
 
 def main() -> None:
+    # Before anything under var/ is created; honcho and every process inherit the umask.
+    keep_private()
     settings = Settings.from_env()
     upgrade(settings.database_url)
     asyncio.run(_seed(settings))

@@ -30,8 +30,15 @@ async def first_match(
 
 
 class WidgetClient:
-    def __init__(self, url: str) -> None:
+    _addresses = itertools.count(1)
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        # Each client is a visitor from an address of its own (believed where the proxy,
+        # 127.0.0.1, is trusted), unless the test says otherwise; e.g. a page's Origin.
+        n = next(self._addresses)
+        self.headers = {"X-Forwarded-For": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
+        self.headers.update(headers or {})
         self.http: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.token: str | None = None
@@ -40,7 +47,7 @@ class WidgetClient:
 
     async def connect(self, token: str | None = None) -> Frame:
         self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(self.url)
+        self.ws = await self.http.ws_connect(self.url, headers=self.headers)
         self._reader = asyncio.create_task(self._read())
         await self.send({"type": "hello", "token": token})
         welcome = await self.expect(lambda f: f["type"] == "welcome")

@@ -101,6 +101,9 @@ class RunningClinic:
                 "SESSION_SECRET": "integration-session-secret",
                 "RASA_TOKEN": "integration-rasa-token",
                 "ACTION_SERVER_TOKEN": "integration-actions-token",
+                # Test clients say which address they come from (tests.clients.WidgetClient),
+                # as a proxy would: a whole session of visitors is no flood from one address.
+                "TRUSTED_PROXIES": "127.0.0.1",
                 **(extra_env or {}),
             }
         )

@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from core.settings import Settings
-from web import account, admin, agenda, api, live, pages, portal, webhooks
+from web import account, admin, agenda, api, live, pages, portal, security, webhooks
 from web.keys import SETTINGS
 from web.middlewares import auth_middleware, error_middleware
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
     app[SETTINGS] = settings
+    security.setup(app)
     app.cleanup_ctx.append(live.presence_heartbeats)
     pages.setup(app)
     account.setup(app)

@@ -24,6 +24,7 @@ from core.logs import log_failure
 from handoff.presence import heartbeat
 from web.hub import Subscriber
 from web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, client_ip, current_user
+from web.security import require_origin
 
 HEARTBEAT_SECONDS = 20
 # Private close code: the staff page goes to the login page instead of reconnecting.
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 async def staff_socket(request: web.Request) -> web.WebSocketResponse:
+    require_origin(request, request.app[SETTINGS].own_origins)
     user = current_user(request)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
     subscriber = Subscriber(

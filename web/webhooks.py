@@ -13,6 +13,7 @@ import asyncio
 import functools
 import hmac
 import logging
+import math
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -22,17 +23,21 @@ from channels.registry import PROVIDERS
 from channels.webchat import (
     DELIVER_PATH,
     SOCKET_MAX_BYTES,
+    WIDGET_CSS,
     WIDGET_JS,
     VisitorTokens,
+    WidgetLimits,
     WidgetSocket,
     push_recorded,
 )
 from core.logs import log_failure
-from web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS
+from web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS, client_ip
+from web.security import require_origin
 
 log = logging.getLogger(__name__)
 
 PROVIDER_NAMES = frozenset(provider.name for provider in PROVIDERS)
+WIDGET_TOKENS = web.AppKey("widget_tokens", VisitorTokens)
 READ_CHUNK = 64 * 1024
 
 
@@ -89,7 +94,9 @@ async def receive(request: web.Request) -> web.Response:
         return channel
     body = await _read(request, channel.max_body)
     if body is None:
-        return _error(413, "payload too large")
+        refused = _error(413, "payload too large")
+        refused.force_close()  # rather than drain the rest of the body to keep the connection
+        return refused
     call = _webhook_request(request, body)
     if not channel.verify(call):
         log.warning("%s: refused a request with a missing or bad signature", channel.name)
@@ -111,7 +118,16 @@ async def widget_script(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(WIDGET_JS, headers={"Content-Type": "application/javascript"})
 
 
+async def widget_style(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WIDGET_CSS, headers={"Content-Type": "text/css"})
+
+
 async def widget_socket(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    require_origin(request, settings.embedding_origins)
+    limits = WidgetLimits(request.app[CTX].limits, client_ip(request), settings.session_secret)
+    if wait := await limits.socket_wait():
+        raise web.HTTPTooManyRequests(headers={"Retry-After": str(math.ceil(wait))})
     ws = web.WebSocketResponse(max_msg_size=SOCKET_MAX_BYTES, heartbeat=30)
     await ws.prepare(request)
     inbox = request.app[INBOX]
@@ -123,7 +139,8 @@ async def widget_socket(request: web.Request) -> web.WebSocketResponse:
     socket = WidgetSocket(
         ws,
         request.app[WIDGET_SOCKETS],
-        VisitorTokens(request.app[SETTINGS].session_secret),
+        request.app[WIDGET_TOKENS],
+        limits,
         request.app[CTX].db,
         accept,
     )
@@ -163,7 +180,9 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
+    app[WIDGET_TOKENS] = VisitorTokens(app[SETTINGS].session_secret)
     app.router.add_get("/webhooks/webchat/widget.js", widget_script)
+    app.router.add_get("/webhooks/webchat/widget.css", widget_style)
     app.router.add_get("/webhooks/webchat/ws", widget_socket)
     app.router.add_post(DELIVER_PATH, deliver_to_widget)
     app.router.add_get("/webhooks/{channel}/webhook", handshake)

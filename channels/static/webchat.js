@@ -2,7 +2,7 @@
  * omniclinica chat widget. Embed with one tag:
  *   <script src="https://CLINIC_PLATFORM_HOST/webhooks/webchat/widget.js" async></script>
  * Optional attributes: data-title="Clínica X" data-open="true".
- * Speaks the JSON protocol documented in bot/channels/webchat.py.
+ * Speaks the JSON protocol documented in channels/webchat.py.
  */
 (function () {
   "use strict";
@@ -21,28 +21,14 @@
   var base = new URL(script.src);
   var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/webhooks/webchat/ws";
   var storageKey = "omniclinica.webchat.token";
+  var TOO_MANY = 4029;  // the server's close code: too many new conversations from here
   var title = script.getAttribute("data-title") || TEXT.title;
 
-  var css = [
-    ".ocw-launcher{position:fixed;right:20px;bottom:20px;width:60px;height:60px;border-radius:50%;border:0;background:#0b7a75;color:#fff;font-size:28px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000}",
-    ".ocw-panel{position:fixed;right:20px;bottom:92px;width:360px;max-width:calc(100vw - 40px);height:520px;max-height:calc(100vh - 120px);display:none;flex-direction:column;background:#fff;border-radius:14px;box-shadow:0 8px 30px rgba(0,0,0,.25);font:14px/1.4 system-ui,sans-serif;z-index:2147483000;overflow:hidden}",
-    ".ocw-panel.ocw-open{display:flex}",
-    ".ocw-head{background:#0b7a75;color:#fff;padding:12px 16px}",
-    ".ocw-head strong{display:block;font-size:16px}",
-    ".ocw-status{font-size:12px;opacity:.85}",
-    ".ocw-log{flex:1;overflow-y:auto;padding:12px;background:#f4f7f7}",
-    ".ocw-msg{max-width:80%;margin:6px 0;padding:8px 12px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}",
-    ".ocw-in{background:#0b7a75;color:#fff;margin-left:auto;border-bottom-right-radius:4px}",
-    ".ocw-out{background:#fff;color:#222;border:1px solid #dde5e5;border-bottom-left-radius:4px}",
-    ".ocw-system{background:transparent;color:#566;font-size:12px;text-align:center;margin:8px auto}",
-    ".ocw-author{display:block;font-size:11px;color:#0b7a75;font-weight:600}",
-    ".ocw-buttons{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 8px}",
-    ".ocw-buttons button{border:1px solid #0b7a75;background:#fff;color:#0b7a75;border-radius:16px;padding:5px 12px;cursor:pointer}",
-    ".ocw-error{color:#b00020;font-size:12px;padding:4px 12px}",
-    ".ocw-form{display:flex;border-top:1px solid #dde5e5}",
-    ".ocw-form input{flex:1;border:0;padding:12px;font:inherit;outline:none}",
-    ".ocw-form button{border:0;background:#0b7a75;color:#fff;padding:0 16px;cursor:pointer}"
-  ].join("\n");
+  // The look comes from a file beside the script: no inline style, so the widget works under a
+  // strict Content-Security-Policy (the platform's and the clinic site's).
+  var stylesheet = document.createElement("link");
+  stylesheet.rel = "stylesheet";
+  stylesheet.href = base.origin + "/webhooks/webchat/widget.css";
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -51,9 +37,7 @@
     return node;
   }
 
-  var style = el("style");
-  style.textContent = css;
-  document.head.appendChild(style);
+  document.head.appendChild(stylesheet);
 
   var launcher = el("button", "ocw-launcher", "💬");
   launcher.setAttribute("aria-label", TEXT.open);
@@ -80,8 +64,11 @@
   panel.appendChild(log);
   panel.appendChild(errorLine);
   panel.appendChild(form);
-  document.body.appendChild(panel);
-  document.body.appendChild(launcher);
+  // Shown once styled, never as a flash of bare elements at the foot of the page.
+  stylesheet.addEventListener("load", function () {
+    document.body.appendChild(panel);
+    document.body.appendChild(launcher);
+  });
 
   launcher.addEventListener("click", function () {
     var open = panel.classList.toggle("ocw-open");
@@ -174,6 +161,8 @@
         });
         welcomed = true;
         pending.forEach(transmit);
+      } else if (frame.type === "token") {
+        localStorage.setItem(storageKey, frame.token);  // rotated: the old one expires
       } else if (frame.type === "ack") {
         if (frame.message_id) seen[frame.message_id] = true;
         pending = pending.filter(function (p) { return p.id !== frame.id; });
@@ -184,9 +173,10 @@
         errorLine.textContent = frame.message;
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (event) {
       ready = false;
       status.textContent = TEXT.offline;
+      if (event.code === TOO_MANY) retryDelay = 60000;
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 10000);
     };

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import t
 from core.context import Context
+from handoff.emergencies import UNCHECKED_EMERGENCY, may_jump_queue
 from handoff.queue import queue_notice
 from handoff.transitions.common import (
     Event,
@@ -50,7 +51,8 @@ class Assignment:
 async def request_handoff(
     ctx: Context, conversation_id: int, *, reason: str, priority: Priority = Priority.NORMAL
 ) -> Conversation:
-    """Put a bot-owned conversation in the queue (or raise the priority of a waiting one)."""
+    """Put a bot-owned conversation in the queue (or raise the priority of a waiting one).
+    An anonymous emergency over its bound is queued without jumping (handoff.emergencies)."""
     async with ctx.db.session() as session:
         conversation = await lock_conversation(session, conversation_id)
         if conversation.status != ConversationStatus.OPEN:
@@ -58,6 +60,14 @@ async def request_handoff(
             return conversation
         event = None
         newly_queued = conversation.owner == Owner.BOT
+        if (
+            priority == Priority.CRITICAL
+            and conversation.priority < Priority.CRITICAL
+            and not await may_jump_queue(session, ctx.limits, conversation)
+        ):
+            log.warning("conversation %s: anonymous emergency over the bound", conversation.id)
+            priority, reason = Priority.NORMAL, UNCHECKED_EMERGENCY
+            conversation.handoff_reason = reason  # when already waiting, flag it all the same
         if newly_queued:
             now = utcnow()
             conversation.owner = Owner.QUEUED

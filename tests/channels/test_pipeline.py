@@ -49,6 +49,7 @@ from tests.channels.webhooks import (
     signature_headers,
     signed,
     text_message,
+    webhook_path,
 )
 
 CONNECTORS = {channel.name: channel for channel in PROVIDERS}
@@ -418,6 +419,51 @@ async def test_a_body_over_the_channels_limit_is_refused_before_anything_else(se
     status, _ = await post(served.url, channel, body, signature_headers(channel, body))
 
     assert status == 413
+    assert await served.messages() == []
+
+
+async def _raw_post(url: str, head: str, first_bytes: bytes) -> bytes:
+    """Send a request's head and only the first bytes of its body: the head of the answer,
+    which must come without the rest of the body ever being sent."""
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head.encode() + first_bytes)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("channel", JSON_CHANNELS)
+async def test_a_body_announced_over_the_limit_is_refused_without_being_read(serve, channel):
+    served = await serve(CONNECTORS[channel])
+    announced = 100 * served.channel.max_body
+    head = (
+        f"POST {webhook_path(channel)} HTTP/1.1\r\nHost: clinica.example\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
+    )
+
+    answer = await _raw_post(served.url, head, b'{"object": ')
+
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"Connection: close" in answer  # rather than drain the rest to reuse the connection
+    assert await served.messages() == []
+
+
+async def test_a_chunked_body_is_cut_off_at_the_limit(serve):
+    served = await serve(CONNECTORS["whatsapp"])
+    chunk = b" " * 65536
+    head = (
+        f"POST {webhook_path('whatsapp')} HTTP/1.1\r\nHost: clinica.example\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    over = served.channel.max_body // len(chunk) + 2
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(over))
+
+    answer = await _raw_post(served.url, head, body)  # no last chunk: the body never ends
+
+    assert answer.startswith(b"HTTP/1.1 413 ")
     assert await served.messages() == []
 
 

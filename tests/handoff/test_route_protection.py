@@ -35,6 +35,7 @@ PUBLIC = {
     ("POST", "/webhooks/1/webhook"),
     # The site widget, for anonymous visitors of the clinic's site.
     ("GET", "/webhooks/webchat/widget.js"),
+    ("GET", "/webhooks/webchat/widget.css"),
     ("GET", "/webhooks/webchat/ws"),
     ("GET", "/static/app.css"),
 }
