@@ -15,7 +15,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from accounts.auth import hash_password
 from core.settings import Settings
-from models import Role, User
+from models import Role, User, utcnow
 from processes.web import create_app
 from tests.factories import patient_message, staff
 from tests.fakes import RecordingBot
@@ -107,6 +107,7 @@ async def test_no_page_breaks_the_content_security_policy(browser: Browser, serv
         patient = await session.get_one(User, recorded.message.patient_id)
         patient.email = "paciente@exemplo.com"
         patient.password_hash = hash_password(PASSWORD)
+        patient.email_verified_at = utcnow()
     context = await browser.new_context()
     try:
         await _log_in(context, base, "paciente@exemplo.com")
