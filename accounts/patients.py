@@ -1,4 +1,5 @@
-"""Patients' own accounts: sign-up, their data, and its export (LGPD art. 18)."""
+"""Patients' own accounts: sign-up and their contact data (the export and erasure the LGPD
+gives them are `accounts.export` and `accounts.erasure`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from sqlalchemy.orm import selectinload
 
 from accounts.admin import MIN_PASSWORD_LENGTH
 from accounts.auth import hash_password
+from accounts.consent import grant_at_sign_up
 from core.contacts import normalize_cpf, normalize_email, normalize_phone
 from core.errors import BadRequest
 from messaging.identities import create_patient
-from models import ChannelIdentity, Message, PatientProfile, User, utcnow
+from models import User
 from models.db import Database
-from models.views import appointment_view, message_view, patient_view
-from scheduling.agenda import patient_history
+
+SIGN_UP_CHANNEL = "portal"
 
 
 class PatientError(BadRequest):
@@ -70,9 +72,7 @@ async def sign_up(
             patient.phone_e164 = normalized_phone
             patient.cpf = normalized_cpf
             patient.password_hash = hash_password(password)
-            profile = patient.patient_profile or PatientProfile()
-            profile.lgpd_consent_at = utcnow()
-            patient.patient_profile = profile
+            await grant_at_sign_up(session, patient.id, channel=SIGN_UP_CHANNEL)
     except IntegrityError:
         raise AlreadyRegistered() from None
     return patient
@@ -103,50 +103,3 @@ async def update_contact(
                 raise PatientError("error.invalid_phone")
             patient.phone_e164 = normalized
     return patient
-
-
-async def export_data(db: Database, patient_id: int) -> dict[str, Any]:
-    """Everything the clinic holds about the patient, in a reusable format."""
-    patient = await load_patient(db, patient_id)
-    async with db.session() as session:
-        identities = (
-            (
-                await session.execute(
-                    select(ChannelIdentity).where(ChannelIdentity.patient_id == patient_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        messages = (
-            (
-                await session.execute(
-                    select(Message)
-                    .where(Message.patient_id == patient_id, Message.internal.is_(False))
-                    .order_by(Message.created_at, Message.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        history = await patient_history(session, patient_id)
-    return {
-        "exported_at": utcnow().isoformat(),
-        "profile": patient_view(patient),
-        "channels": [
-            {"channel": i.channel, "external_id": i.external_id, "since": i.created_at.isoformat()}
-            for i in identities
-        ],
-        "messages": [
-            {
-                key: value
-                for key, value in message_view(m).items()
-                if key not in ("author_id", "internal")
-            }
-            for m in messages
-        ],
-        "appointments": [
-            appointment_view(i.appointment, patient_name=i.patient_name, reminders=i.reminders)
-            for i in reversed(history)
-        ],
-    }

@@ -91,6 +91,9 @@ class Settings:
     staff_hours: str = "0-4 08:00-18:00; 5 08:00-12:00"
     # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
     reminder_offsets: str = "24h,2h@24h"
+    # A patient with no activity (message, appointment, sign-up) for this many days has their
+    # personal data erased; appointments stay, anonymised (accounts.erasure). 0: never.
+    retention_days: int = 1825
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -122,6 +125,7 @@ class Settings:
             manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
             staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
+            retention_days=int(env.get("RETENTION_DAYS", "1825")),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -150,6 +154,7 @@ class Settings:
             "MANUAL_TAKE": "true" if self.manual_take else "false",
             "STAFF_HOURS": self.staff_hours,
             "REMINDER_OFFSETS": self.reminder_offsets,
+            "RETENTION_DAYS": str(self.retention_days),
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",

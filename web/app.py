@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from core.settings import Settings
-from web import admin, agenda, api, live, pages, portal, webhooks
+from web import admin, agenda, api, live, pages, portal, privacy, webhooks
 from web.keys import SETTINGS
 from web.middlewares import auth_middleware, error_middleware
 
@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> web.Application:
     live.setup(app)
     admin.setup(app)
     portal.setup(app)
+    privacy.setup(app)
     agenda.setup(app)
     webhooks.setup(app)
     return app

@@ -1,10 +1,10 @@
-"""The patient portal: sign-up, "Meus dados", the data export, and the patient's own
-appointments (book, cancel) through the same scheduling functions as the bot and staff.
+"""The patient portal: sign-up, "Meus dados" (consent, export and erasure are in
+web/privacy.py), and the patient's own appointments (book, cancel) through the same
+scheduling functions as the bot and staff.
 What those refuse (a `core.errors.ClinicError`) is answered by the error middleware."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time
 
 from aiohttp import web
@@ -72,15 +72,6 @@ async def update_me(request: web.Request) -> web.Response:
         phone=body.get("phone"),
     )
     return web.json_response(patient_view(patient))
-
-
-async def export(request: web.Request) -> web.Response:
-    data = await patients.export_data(request.app[CTX].db, current_user(request).id)
-    return web.Response(
-        text=json.dumps(data, ensure_ascii=False, indent=2),
-        content_type="application/json",
-        headers={"Content-Disposition": 'attachment; filename="meus-dados.json"'},
-    )
 
 
 async def list_appointments(request: web.Request) -> web.Response:
@@ -165,7 +156,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/signup", signup)
     app.router.add_get("/api/portal/me", me)
     app.router.add_patch("/api/portal/me", update_me)
-    app.router.add_get("/api/portal/export", export)
     app.router.add_get("/api/portal/appointments", list_appointments)
     app.router.add_post("/api/portal/appointments", book)
     app.router.add_post(r"/api/portal/appointments/{id:\d+}/cancel", cancel)
