@@ -30,8 +30,6 @@ from models.db import Database
 from models.views import appointment_view, message_view, patient_view
 from scheduling.agenda import CLINIC_TZ, patient_history
 
-SECTIONS = ("consents", "channels", "messages", "staff_notes", "appointments", "access_log")
-
 
 class NotAPatient(NotFound):
     code = "privacy.error.not_a_patient"

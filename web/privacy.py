@@ -21,6 +21,7 @@ from web.keys import CTX, SESSION_COOKIE, client_ip, current_user
 
 PORTAL_CHANNEL = "portal"
 ADMIN_CHANNEL = "admin"
+OWN_EXPORT = "meus-dados"
 
 
 class WrongPassword(BadRequest):
@@ -89,7 +90,7 @@ async def withdraw_consent(request: web.Request) -> web.Response:
 # --- Export ----------------------------------------------------------------------------------
 
 
-async def _export(request: web.Request, patient_id: int, fmt: str) -> web.Response:
+async def _export(request: web.Request, patient_id: int, fmt: str, stem: str) -> web.Response:
     ctx = request.app[CTX]
     data = await export.collect(ctx.db, patient_id)
     async with ctx.db.session() as session:
@@ -101,8 +102,7 @@ async def _export(request: web.Request, patient_id: int, fmt: str) -> web.Respon
             ip=client_ip(request),
             format=fmt,
         )
-    name = f"dados-paciente-{patient_id}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    headers = {"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'}
     if fmt == "html":
         return web.Response(
             text=export.render_html(data), content_type="text/html", headers=headers
@@ -115,21 +115,23 @@ async def _export(request: web.Request, patient_id: int, fmt: str) -> web.Respon
 
 
 async def my_export(request: web.Request) -> web.Response:
-    return await _export(request, current_user(request).id, "json")
+    return await _export(request, current_user(request).id, "json", OWN_EXPORT)
 
 
 async def my_export_html(request: web.Request) -> web.Response:
-    return await _export(request, current_user(request).id, "html")
+    return await _export(request, current_user(request).id, "html", OWN_EXPORT)
 
 
 async def patient_export(request: web.Request) -> web.Response:
     _admin(request)
-    return await _export(request, _patient_in_path(request), "json")
+    patient_id = _patient_in_path(request)
+    return await _export(request, patient_id, "json", f"dados-paciente-{patient_id}")
 
 
 async def patient_export_html(request: web.Request) -> web.Response:
     _admin(request)
-    return await _export(request, _patient_in_path(request), "html")
+    patient_id = _patient_in_path(request)
+    return await _export(request, patient_id, "html", f"dados-paciente-{patient_id}")
 
 
 # --- Erasure ---------------------------------------------------------------------------------
