@@ -1,5 +1,5 @@
-"""Patients' own accounts: sign-up and its e-mail verification, their data, and its export
-(LGPD art. 18)."""
+"""Patients' own accounts: sign-up and its e-mail verification, and their contact data (the
+export and erasure the LGPD gives them are `accounts.export` and `accounts.erasure`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from accounts import tokens
 from accounts.admin import MIN_PASSWORD_LENGTH
 from accounts.auth import new_password_hash
+from accounts.consent import grant_at_sign_up
 from accounts.mail import AccountMail, clinic_name
 from accounts.tokens import RESET_PAGE, VERIFY_PAGE, InvalidLink
 from core.catalog import t
@@ -21,10 +22,10 @@ from core.contacts import normalize_cpf, normalize_email, normalize_phone
 from core.context import Context
 from core.errors import BadRequest
 from messaging.identities import create_patient
-from models import ChannelIdentity, Message, PatientProfile, TokenPurpose, User, utcnow
+from models import TokenPurpose, User, utcnow
 from models.db import Database
-from models.views import appointment_view, message_view, patient_view
-from scheduling.agenda import patient_history
+
+SIGN_UP_CHANNEL = "portal"
 
 
 class PatientError(BadRequest):
@@ -92,9 +93,7 @@ async def sign_up(ctx: Context, form: SignUp) -> AccountMail | None:
             patient.phone_e164 = form.phone
             patient.cpf = form.cpf
             patient.password_hash = password_hash
-            profile = patient.patient_profile or PatientProfile()
-            profile.lgpd_consent_at = utcnow()
-            patient.patient_profile = profile
+            await grant_at_sign_up(session, patient.id, channel=SIGN_UP_CHANNEL)
             return await verification_mail(ctx, session, patient, clinic)
     except IntegrityError:
         return None  # a sign-up with the same e-mail or CPF won the race: it got the mail
@@ -155,50 +154,3 @@ async def update_contact(
                 raise PatientError("error.invalid_phone")
             patient.phone_e164 = normalized
     return patient
-
-
-async def export_data(db: Database, patient_id: int) -> dict[str, Any]:
-    """Everything the clinic holds about the patient, in a reusable format."""
-    patient = await load_patient(db, patient_id)
-    async with db.session() as session:
-        identities = (
-            (
-                await session.execute(
-                    select(ChannelIdentity).where(ChannelIdentity.patient_id == patient_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        messages = (
-            (
-                await session.execute(
-                    select(Message)
-                    .where(Message.patient_id == patient_id, Message.internal.is_(False))
-                    .order_by(Message.created_at, Message.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        history = await patient_history(session, patient_id)
-    return {
-        "exported_at": utcnow().isoformat(),
-        "profile": patient_view(patient),
-        "channels": [
-            {"channel": i.channel, "external_id": i.external_id, "since": i.created_at.isoformat()}
-            for i in identities
-        ],
-        "messages": [
-            {
-                key: value
-                for key, value in message_view(m).items()
-                if key not in ("author_id", "internal")
-            }
-            for m in messages
-        ],
-        "appointments": [
-            appointment_view(i.appointment, patient_name=i.patient_name, reminders=i.reminders)
-            for i in reversed(history)
-        ],
-    }

@@ -112,6 +112,9 @@ class Settings:
     reminder_offsets: str = "24h,2h@24h"
     # A login session (staff or patient) unused this long ends; every request slides it.
     session_idle_minutes: int = 30
+    # A patient with no activity (message, appointment, sign-up) for this many days has their
+    # personal data erased; appointments stay, anonymised (accounts.erasure). 0: never.
+    retention_days: int = 1825
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -156,6 +159,7 @@ class Settings:
             staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
             session_idle_minutes=int(env.get("SESSION_IDLE_MINUTES", "30")),
+            retention_days=int(env.get("RETENTION_DAYS", "1825")),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -200,6 +204,7 @@ class Settings:
             "STAFF_HOURS": self.staff_hours,
             "REMINDER_OFFSETS": self.reminder_offsets,
             "SESSION_IDLE_MINUTES": str(self.session_idle_minutes),
+            "RETENTION_DAYS": str(self.retention_days),
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",

@@ -25,6 +25,7 @@ from core.context import AssistantUnavailable, Context
 from core.events import BOT_HANDOFF, message_event
 from messaging.history import latest_conversation, record_outbound
 from messaging.outbound import deliver
+from messaging.redaction import redact
 from messaging.verification import CONFIRM_IDENTITY, send_code
 from models import (
     AuthorKind,
@@ -95,7 +96,10 @@ class AssistantClient:
         replay: bool = False,
     ) -> list[BotMessage]:
         """The bot's answer to one recorded patient message (`text` is what the bot reads:
-        the text, or the payload of the button it chose)."""
+        the text, or the payload of the button it chose). Typed CPFs, phones and e-mails
+        reach the assistant as placeholders (`messaging.redaction`)."""
+        if text != message.payload:
+            text = redact(text).text
         return await self._post(
             "turn",
             {

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -54,6 +55,9 @@ class User(Base):
     # Set when this patient was merged into another (kept, deactivated): replies addressed to
     # the old id, e.g. by the conversation that proved the merge, follow it.
     merged_into_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    # Set when the patient's personal data was erased (on request or past the retention
+    # period): the row stays only as the anonymised link of the appointments kept by law.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient_profile: Mapped[PatientProfile | None] = relationship(back_populates="user")
     attendant_profile: Mapped[AttendantProfile | None] = relationship(back_populates="user")
@@ -77,6 +81,24 @@ class PatientProfile(Base):
     birth_date: Mapped[str | None] = mapped_column(String(10))
 
     user: Mapped[User] = relationship(back_populates="patient_profile")
+
+
+class Consent(Base):
+    """One consent a patient gave for one purpose, to one version of its text, on one
+    channel; withdrawn (never deleted) when the patient takes it back. Kept after an
+    erasure: it is the clinic's proof that the processing was lawful (LGPD art. 8 §2)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_patient_purpose", "patient_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(24))
+    text_version: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(24))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_channel: Mapped[str | None] = mapped_column(String(24))
 
 
 class AttendantProfile(Base):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import uvloop
 
+from accounts.erasure import erase_expired
 from channels.registry import build_senders, close_channels, enabled_channels
 from core.context import Context
 from core.events import SCREEN_EVENTS, EventBus, HttpForwarder
@@ -46,6 +47,8 @@ JOBS = [
     PeriodicJob("reminder planning", 5.0, plan_reminders),
     PeriodicJob("reminder dispatch", 5.0, dispatch_due),
     PeriodicJob("delivery retries", 5.0, retry_due_deliveries),
+    # Erase patients inactive past RETENTION_DAYS; drop expired outbox lines and codes.
+    PeriodicJob("data retention", 600.0, erase_expired),
 ]
 
 

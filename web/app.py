@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from core.settings import Settings
-from web import account, admin, agenda, api, live, pages, portal, security, webhooks
+from web import account, admin, agenda, api, live, pages, portal, privacy, security, webhooks
 from web.keys import SETTINGS
 from web.middlewares import auth_middleware, error_middleware
 
@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> web.Application:
     live.setup(app)
     admin.setup(app)
     portal.setup(app)
+    privacy.setup(app)
     agenda.setup(app)
     webhooks.setup(app)
     return app

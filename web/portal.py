@@ -1,18 +1,17 @@
-"""The patient portal: "Meus dados", the data export, and the patient's own
-appointments (book, cancel) through the same scheduling functions as the bot and staff.
+"""The patient portal: "Meus dados" (consent, export and erasure are in web/privacy.py),
+and the patient's own appointments (book, cancel) through the same scheduling functions as
+the bot and staff.
 What those refuse (a `core.errors.ClinicError`) is answered by the error middleware."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time
 
 from aiohttp import web
 from sqlalchemy import select
 
 from accounts import patients
-from core import access, audit
-from core.audit import AuditAction
+from core import access
 from core.errors import BadRequest, NotFound
 from models import Appointment, Specialty, utcnow
 from models.views import appointment_view, patient_view, slot_view, specialty_view
@@ -20,7 +19,7 @@ from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
 from scheduling.when import TimeWindow
 from web.api import read_json
-from web.keys import CTX, client_ip, current_user
+from web.keys import CTX, current_user
 from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
@@ -49,21 +48,6 @@ async def update_me(request: web.Request) -> web.Response:
         phone=body.get("phone"),
     )
     return web.json_response(patient_view(patient))
-
-
-async def export(request: web.Request) -> web.Response:
-    patient = current_user(request)
-    db = request.app[CTX].db
-    data = await patients.export_data(db, patient.id)
-    async with db.session() as session:
-        await audit.record(
-            session, patient, AuditAction.EXPORT, patient_id=patient.id, ip=client_ip(request)
-        )
-    return web.Response(
-        text=json.dumps(data, ensure_ascii=False, indent=2),
-        content_type="application/json",
-        headers={"Content-Disposition": 'attachment; filename="meus-dados.json"'},
-    )
 
 
 async def list_appointments(request: web.Request) -> web.Response:
@@ -146,7 +130,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/portal", portal_page)
     app.router.add_get("/api/portal/me", me)
     app.router.add_patch("/api/portal/me", update_me)
-    app.router.add_get("/api/portal/export", export)
     app.router.add_get("/api/portal/appointments", list_appointments)
     app.router.add_post("/api/portal/appointments", book)
     app.router.add_post(r"/api/portal/appointments/{id:\d+}/cancel", cancel)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.emergency import looks_like_emergency
 from core.logs import log_failure
 from core.settings import Settings
+from messaging.redaction import has_placeholder, reveal
 from models import ClinicProfile, utcnow
 from models.db import Database
 from scheduling.when import TZ, TimeWindow
@@ -74,10 +75,24 @@ def patient_id(tracker: Tracker) -> int | None:
         return None
 
 
-def conversation_id(tracker: Tracker) -> int | None:
+def _metadata_id(tracker: Tracker, key: str) -> int | None:
     metadata = tracker.latest_message.get("metadata") or {}
-    value = metadata.get("conversation_id")
+    value = metadata.get(key)
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
+def conversation_id(tracker: Tracker) -> int | None:
+    return _metadata_id(tracker, "conversation_id")
+
+
+async def revealed(tracker: Tracker, text: str) -> str:
+    """`text` from the latest message with the personal data the platform swapped for
+    placeholders put back (messaging.redaction), for the actions that need the value."""
+    patient = patient_id(tracker)
+    if patient is None or not has_placeholder(text):
+        return text
+    async with database().session() as session:
+        return await reveal(session, patient, _metadata_id(tracker, "message_id"), text)
 
 
 def channel(tracker: Tracker) -> str:

@@ -43,6 +43,7 @@ from bot.actions.identity import (
     yes_or_no,
 )
 from bot.emergency import looks_like_emergency
+from messaging.redaction import has_placeholder
 
 # These always win over the form: the dialogue ends (handoff, emergency, giving up).
 ENDING_INTENTS = {"desistir", "falar_com_atendente", "emergencia"}
@@ -100,7 +101,8 @@ class DialogueForm(IdentityValidation, FormValidationAction):
         if slot in ("lgpd_consentimento", "confirmacao"):
             return yes_or_no(tracker, latest_text(tracker)) is not None
         if slot in ("cpf", "telefone"):
-            return sum(c.isdigit() for c in latest_text(tracker)) >= 8
+            text = latest_text(tracker)  # typed digits reach the bot as a placeholder
+            return has_placeholder(text) or sum(c.isdigit() for c in text) >= 8
         if slot == "codigo":
             return sum(c.isdigit() for c in latest_text(tracker)) >= 4
         if slot == "nome":

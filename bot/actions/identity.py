@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from accounts import consent
 from bot.actions.common import (
     ClinicAction,
     channel,
@@ -37,6 +38,7 @@ from bot.actions.common import (
     latest_intent,
     now,
     patient_id,
+    revealed,
 )
 from bot.emergency import plain
 from core.contacts import normalize_cpf, normalize_phone
@@ -52,7 +54,7 @@ from messaging.verification import (
     open_claim,
     open_claim_of,
 )
-from models import ChannelIdentity, ClaimStatus, IdentityClaim, PatientProfile, User, utcnow
+from models import ChannelIdentity, ClaimStatus, IdentityClaim, User
 
 ASKED_FIRST = ("lgpd_consentimento", "nome", "cpf", "telefone")
 # "codigo" is asked only while a claimed CPF or phone waits for its one-time code.
@@ -137,13 +139,10 @@ def looks_like_a_name(text: str) -> bool:
     return "?" not in text and clean_name(text) is not None and not words & _NOT_IN_NAMES
 
 
-async def record_consent(patient: int) -> None:
+async def record_consent(patient: int, on_channel: str) -> None:
+    """The consent sentence the bot asks is the service purpose's current text."""
     async with database().session() as session:
-        profile = await session.get(PatientProfile, patient, with_for_update=True)
-        if profile is None:
-            session.add(PatientProfile(user_id=patient, lgpd_consent_at=utcnow()))
-        elif profile.lgpd_consent_at is None:
-            profile.lgpd_consent_at = utcnow()
+        await consent.grant(session, patient, consent.SERVICE, channel=on_channel)
 
 
 async def save_name(patient: int, name: str) -> None:
@@ -253,7 +252,7 @@ class IdentityValidation:
         if consent:
             patient = patient_id(tracker)
             if patient is not None:
-                await record_consent(patient)
+                await record_consent(patient, channel(tracker))
         else:
             dispatcher.utter_message(response="utter_sem_consentimento")
         return {"lgpd_consentimento": consent}
@@ -277,7 +276,7 @@ class IdentityValidation:
     ) -> dict[str, Any]:
         if value is None:
             return {"cpf": None}
-        cpf = normalize_cpf(str(value))
+        cpf = normalize_cpf(await revealed(tracker, str(value)))
         if cpf is None:
             dispatcher.utter_message(response="utter_cpf_invalido")
             return {"cpf": None}
@@ -297,7 +296,7 @@ class IdentityValidation:
     ) -> dict[str, Any]:
         if value is None:
             return {"telefone": None}
-        phone = normalize_phone(str(value))
+        phone = normalize_phone(await revealed(tracker, str(value)))
         if phone is None:
             dispatcher.utter_message(response="utter_telefone_invalido")
             return {"telefone": None}

@@ -264,8 +264,10 @@ async def test_a_disabled_channel_refuses_its_webhook_and_writes_outbound_to_the
     assert json.loads(line) | {"at": None} == {
         "at": None,
         "message_id": None,
+        "patient_id": None,
         "to": "42",
         "author_kind": "bot",
+        "sealed": False,
         "text": "Olá! Como posso ajudar?",
         "buttons": OPTIONS,
     }

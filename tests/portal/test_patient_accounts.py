@@ -199,4 +199,13 @@ async def test_the_patient_edits_contact_data_and_exports_everything(server, smt
     await anonymous.close()
     assert export["profile"]["name"] == "Maria S. Souza"
     assert export["profile"]["phone"] == "+5511912345678"
-    assert set(export) == {"exported_at", "profile", "channels", "messages", "appointments"}
+    assert set(export) == {
+        "exported_at",
+        "profile",
+        "consents",
+        "channels",
+        "messages",
+        "staff_notes",
+        "appointments",
+        "access_log",
+    }

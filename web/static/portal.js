@@ -1,4 +1,4 @@
-/* Patient portal: "Meus dados" (view, edit, export). */
+/* Patient portal: "Meus dados" (view, edit, export), consents, erasure, appointments. */
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
@@ -91,6 +91,45 @@
       .then(function (me) { show(me); $("profile-status").textContent = T("portal.saved"); })
       .catch(function (e) { $("profile-status").textContent = e.message; });
   });
+  function showConsents(list) {
+    var ul = $("consents");
+    ul.innerHTML = "";
+    list.forEach(function (c) {
+      var li = document.createElement("li");
+      li.setAttribute("data-purpose", c.purpose);
+      var title = document.createElement("strong");
+      title.textContent = c.title;
+      var text = document.createElement("p");
+      text.textContent = c.text;
+      var state = document.createElement("span");
+      state.textContent = c.granted_at
+        ? T("privacy.active_since", { quando: new Date(c.granted_at).toLocaleString("pt-BR", { timeZone: "America/Sao_Paulo" }), versao: c.granted_version })
+        : T("privacy.inactive");
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = T(c.granted_at ? "privacy.withdraw" : "privacy.grant");
+      button.addEventListener("click", function () {
+        var path = "/api/portal/consents/" + c.purpose + (c.granted_at ? "/withdraw" : "");
+        api("POST", path).then(function (updated) {
+          showConsents(updated);
+          $("consents-status").textContent = T(c.granted_at ? "privacy.withdrawn" : "privacy.granted");
+        }).catch(function (e) { $("consents-status").textContent = e.message; });
+      });
+      li.appendChild(title);
+      li.appendChild(text);
+      li.appendChild(state);
+      li.appendChild(button);
+      ul.appendChild(li);
+    });
+  }
+
+  $("erase-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (!window.confirm(T("privacy.erase_confirm"))) return;
+    api("POST", "/api/portal/erase", { password: event.target.password.value })
+      .then(function () { window.alert(T("privacy.erased")); window.location.href = "/"; })
+      .catch(function (e) { $("erase-status").textContent = e.message; });
+  });
   $("logout").addEventListener("click", function () {
     api("POST", "/api/logout").then(function () { window.location.href = "/"; });
   });
@@ -98,6 +137,7 @@
   window.catalogReady.then(function () {
     loadAppointments();
     loadSpecialties();
+    api("GET", "/api/portal/consents").then(showConsents);
     return api("GET", "/api/portal/me");
   }).then(show);
 })();
