@@ -17,9 +17,11 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from accounts import consent
-from accounts.auth import audit, hash_password
+from accounts.auth import hash_password
 from accounts.erasure import erase_expired
 from channels.outbox import OutboxSender
+from core import audit
+from core.audit import AuditAction
 from core.catalog import t
 from messaging.history import record_outbound
 from models import (
@@ -129,6 +131,7 @@ async def _seed(server, outbox: Path) -> Seeded:
         )
         patient.phone_e164 = "+5511987654321"
         patient.password_hash = hash_password(PASSWORD)
+        patient.email_verified_at = utcnow()
         await consent.grant(session, patient_id, consent.SERVICE, channel="webchat")
         conversation = await session.get_one(Conversation, recorded.message.conversation_id)
         reply = await record_outbound(
@@ -151,7 +154,9 @@ async def _seed(server, outbox: Path) -> Seeded:
                 details={"exame": "hemograma"},
             )
         )
-        audit(session, attendant, "read_history", patient_id=patient_id, ip="10.0.0.9")
+        await audit.record(
+            session, attendant, AuditAction.READ_HISTORY, patient_id=patient_id, ip="10.0.0.9"
+        )
         identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
         other_identity = await session.get_one(ChannelIdentity, other.identity.id)
         other_reply = await record_outbound(
@@ -219,11 +224,14 @@ async def admin(server) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def test_sign_up_records_consent_to_the_current_texts_on_the_portal(server):
-    http = aiohttp.ClientSession(
-        base_url=str(server.make_url("")), cookie_jar=aiohttp.CookieJar(unsafe=True)
-    )
+    http = aiohttp.ClientSession(base_url=str(server.make_url("")))
     async with http.post("/api/signup", json=MARIA) as response:
-        assert response.status == 201
+        assert response.status == 202
+    await http.close()
+    async with server.app[CTX].db.session() as session:  # she followed the mailed link
+        patient = (await session.execute(select(User).where(User.cpf.is_not(None)))).scalar_one()
+        patient.email_verified_at = utcnow()
+    http = await logged_in(server, MARIA["email"], MARIA["password"])
     async with http.get("/api/portal/consents") as response:
         listed = {c["purpose"]: c for c in await response.json()}
     await http.close()
@@ -316,7 +324,7 @@ async def test_exports_are_audited_and_admins_export_any_patient(server, seeded,
         assert response.status == 403  # a patient never exports someone else
     async with server.app[CTX].db.session() as session:
         rows = (
-            (await session.execute(select(AuditLog).where(AuditLog.action == "data_exported")))
+            (await session.execute(select(AuditLog).where(AuditLog.action == AuditAction.EXPORT)))
             .scalars()
             .all()
         )
@@ -368,7 +376,7 @@ async def test_a_patient_erases_their_data_from_the_portal(server, seeded, maria
     await _assert_erased(server, seeded, outbox)
     async with maria.get("/api/portal/me") as response:
         assert response.status == 401  # the session ended with the account
-    assert await _count(server, AuditLog, AuditLog.action == "patient_erased") == 1
+    assert await _count(server, AuditLog, AuditLog.action == AuditAction.ERASURE) == 1
 
 
 async def test_an_admin_erases_a_patient_and_the_bot_starts_afresh(server, seeded, admin, outbox):
