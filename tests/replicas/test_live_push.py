@@ -20,14 +20,20 @@ from aiohttp.test_utils import TestServer
 
 from core.settings import Settings
 from handoff.transitions import queueing
-from models import Role
+from models import DeliveryStatus, Message, Role
 from processes.web import create_app
 from processes.worker import build_context
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.webhooks import channel_env, signed, text_message, webhook_path
 from tests.clients import StaffClient, WidgetClient
 from tests.clinic import free_port
-from tests.databases import TEST_REDIS_URL, PostgresDatabases, require_postgres, require_redis
+from tests.databases import (
+    IN_CI,
+    TEST_REDIS_URL,
+    PostgresDatabases,
+    require_postgres,
+    require_redis,
+)
 from tests.factories import patient_message, staff
 from web import live
 from web.keys import CTX
@@ -222,6 +228,66 @@ async def test_a_staff_reply_sent_through_one_replica_reaches_the_widget_on_the_
         await attendant.close()
 
 
+async def test_deactivating_an_attendant_on_one_replica_closes_their_socket_on_the_other(
+    replicas,
+):
+    a, b = replicas
+    ctx = a.app[CTX]
+    admin, ana = await staff(ctx.db, Role.ADMIN), await staff(ctx.db)
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as admin_http,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as ana_http,
+    ):
+        for http, user, server in ((admin_http, admin, a), (ana_http, ana, b)):
+            async with http.post(
+                f"{url_of(server)}/api/login", json={"email": user.email, "password": PASSWORD}
+            ) as response:
+                assert response.status == 200
+        ws = await ana_http.ws_connect(f"{url_of(b)}/api/ws")
+        async with admin_http.patch(
+            f"{url_of(a)}/api/admin/staff/{ana.id}", json={"is_active": False}
+        ) as response:
+            assert response.status == 200
+
+        # Going offline is announced first; then the socket is closed.
+        while (frame := await ws.receive(timeout=1)).type == aiohttp.WSMsgType.TEXT:
+            pass
+        assert frame.type == aiohttp.WSMsgType.CLOSE
+        assert frame.data == live.SESSION_ENDED
+
+
+async def test_a_reply_to_a_visitor_who_left_waits_in_their_history(replicas):
+    a, b = replicas
+    ctx = a.app[CTX]
+    ana = await staff(ctx.db)
+    visitor = WidgetClient(f"{url_of(b)}/webhooks/webchat/ws")
+    attendant = StaffClient(url_of(a))
+    try:
+        welcome = await visitor.connect()
+        recorded = await patient_message(
+            ctx.db, "oi", channel="webchat", user=welcome["token"].split(".")[0]
+        )
+        await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+        await visitor.close()
+        await attendant.login(ana.email, PASSWORD)
+        status, body = await attendant.request(
+            "POST",
+            f"/api/conversations/{recorded.conversation.id}/messages",
+            {"text": "Ainda está aí?"},
+        )
+        assert status == 201
+        async with ctx.db.session() as session:
+            reply = await session.get_one(Message, body["id"])
+        assert reply.delivery_status == DeliveryStatus.SENT  # not failed, not retried
+
+        visitor = WidgetClient(f"{url_of(b)}/webhooks/webchat/ws")
+        back = await visitor.connect(welcome["token"])
+        assert [m["text"] for m in back["history"]][-1] == "Ainda está aí?"
+    finally:
+        await visitor.close()
+        await attendant.close()
+
+
 class PrivateRedis:
     """A Redis server of this test's own, so that it can be stopped and started again."""
 
@@ -233,7 +299,7 @@ class PrivateRedis:
     def start(self) -> None:
         server = shutil.which("redis-server")
         if server is None:
-            pytest.skip("redis-server is not installed")
+            (pytest.fail if IN_CI else pytest.skip)("redis-server is not installed")
         command = [server, "--port", str(self.port), "--save", "", "--appendonly", "no"]
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
