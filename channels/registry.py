@@ -60,7 +60,8 @@ def build_senders(
     outbox: Path = OUTBOX,
 ) -> dict[str, Sender]:
     """The sender of every channel: the enabled provider itself, or the outbox. The widget's
-    sockets live in the web process (`widget_sockets`); elsewhere webchat delivery asks it."""
+    sockets live in the web process (`widget_sockets`, which in production mode reach every
+    replica's); without them webchat delivery asks the web process."""
     senders: dict[str, Sender] = {
         WEBCHAT: WebchatSender(widget_sockets, settings.web_url, settings.internal_token)
     }

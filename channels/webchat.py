@@ -32,6 +32,7 @@ before trying again).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy import select
 
 from channels.base import Inbound
@@ -55,6 +56,7 @@ from core.catalog import t
 from core.context import DeliveryFailed
 from core.logs import log_failure
 from core.ratelimit import RateLimits
+from core.relay import Relay, RelayUnavailable
 from models import ChannelIdentity, Conversation, Message
 from models.db import Database
 from models.views import message_view
@@ -92,28 +94,58 @@ Accept = Callable[[Inbound], Awaitable["int | None"]]
 
 
 class Sockets:
-    """Open widget sockets of this process, by visitor id (one visitor may have many tabs)."""
+    """Open widget sockets of this process, by visitor id (one visitor may have many tabs).
 
-    def __init__(self) -> None:
+    Across replicas (`relay`, production mode) this process listens on the channel of each
+    visitor it holds a socket of, and a push is published there: it reaches the visitor's
+    sockets wherever they live, once. A process without sockets (the worker) only publishes."""
+
+    def __init__(self, relay: Relay | None = None) -> None:
         self._by_visitor: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self._relay = relay
 
-    def add(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
+    async def add(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
+        first = visitor_id not in self._by_visitor
         self._by_visitor[visitor_id].add(ws)
+        if first and self._relay is not None:
+            await self._relay.subscribe(
+                _visitor_channel(visitor_id), functools.partial(self._push_here, visitor_id)
+            )
 
-    def discard(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
+    async def discard(self, visitor_id: str, ws: web.WebSocketResponse) -> None:
         sockets = self._by_visitor.get(visitor_id)
         if sockets is not None:
             sockets.discard(ws)
             if not sockets:
                 del self._by_visitor[visitor_id]
+                if self._relay is not None:
+                    await self._relay.unsubscribe(_visitor_channel(visitor_id))
 
     async def push(self, visitor_id: str, frame: dict[str, Any]) -> None:
+        """RelayUnavailable when the frame could not be handed to the other replicas."""
+        if self._relay is None:
+            await self._push_here(visitor_id, frame)
+        else:
+            await self._relay.publish(_visitor_channel(visitor_id), frame)
+
+    async def _push_here(self, visitor_id: str, frame: dict[str, Any]) -> None:
         data = json.dumps(frame, ensure_ascii=False)
         for ws in list(self._by_visitor.get(visitor_id, ())):
             try:
                 await ws.send_str(data)
             except ConnectionError:  # a socket closing mid-send; the widget resyncs
-                self.discard(visitor_id, ws)
+                await self.discard(visitor_id, ws)
+
+    async def close_all(self) -> None:
+        """Close every socket: the widgets reconnect and reload their history (after the
+        relay lost Redis, when pushes may have been missed)."""
+        for sockets in list(self._by_visitor.values()):
+            for ws in list(sockets):
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER)
+
+
+def _visitor_channel(visitor_id: str) -> str:
+    return f"widget:{visitor_id}"
 
 
 def patient_view(message: Message) -> dict[str, Any]:
@@ -214,8 +246,9 @@ class WidgetLimits:
 
 
 class WebchatSender:
-    """In the web process, pushes to the visitor's open sockets; from other processes, asks
-    the web process to (`DELIVER_PATH`, with the internal token)."""
+    """With `sockets` (the web process; any process in production mode), pushes to the
+    visitor's open sockets; otherwise asks the web process to (`DELIVER_PATH`, with the
+    internal token)."""
 
     def __init__(self, sockets: Sockets | None, web_url: str, token: str) -> None:
         self.sockets = sockets
@@ -224,9 +257,11 @@ class WebchatSender:
 
     async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
         if self.sockets is not None:
-            await self.sockets.push(
-                identity.external_id, {"type": "message", "message": patient_view(message)}
-            )
+            frame = {"type": "message", "message": patient_view(message)}
+            try:
+                await self.sockets.push(identity.external_id, frame)
+            except RelayUnavailable as exc:
+                raise DeliveryFailed(f"live relay unavailable: {exc}", retryable=True) from exc
             return None
         timeout = aiohttp.ClientTimeout(total=5)
         try:
@@ -275,7 +310,7 @@ class WidgetSocket:
         finally:
             refresher.cancel()
             if self.visitor_id is not None:
-                self.sockets.discard(self.visitor_id, self.ws)
+                await self.sockets.discard(self.visitor_id, self.ws)
 
     async def _refresh_token(self) -> None:
         """While the socket is open, a fresh token before the last one expires."""
@@ -314,7 +349,7 @@ class WidgetSocket:
 
     async def _welcome(self, token: str | None) -> None:
         if self.visitor_id is not None:
-            self.sockets.discard(self.visitor_id, self.ws)
+            await self.sockets.discard(self.visitor_id, self.ws)
         visitor_id = self.tokens.verify(token)
         if visitor_id is None:
             if await self.limits.new_visitor_refused():
@@ -324,7 +359,7 @@ class WidgetSocket:
             visitor_id = secrets.token_urlsafe(18)
         token = self.tokens.issue(visitor_id)
         self.visitor_id = visitor_id
-        self.sockets.add(visitor_id, self.ws)
+        await self.sockets.add(visitor_id, self.ws)  # before reading the history: none missed
         history = await self._history(visitor_id)
         await self.ws.send_str(
             json.dumps({"type": "welcome", "token": token, "history": history}, ensure_ascii=False)

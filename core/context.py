@@ -8,6 +8,7 @@ from typing import Protocol
 
 from core.events import EventBus
 from core.ratelimit import LocalLimits, RateLimits
+from core.relay import Relay
 from core.settings import Settings
 from models import ChannelIdentity, Message
 from models.db import Database
@@ -62,9 +63,13 @@ class Context:
     bot: Bot
     # Shared across replicas in production (`core.ratelimit.build_limits`).
     limits: RateLimits = field(default_factory=LocalLimits)
+    # Pub/sub to the other processes' screens and widgets; None on the embedded default.
+    relay: Relay | None = None
 
     async def close(self) -> None:
         await self.bus.close()
         await self.limits.close()
+        if self.relay is not None:
+            await self.relay.close()
         await self.bot.close()
         await self.db.dispose()

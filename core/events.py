@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from core.logs import log_failure
+from core.relay import SCREENS, Relay, RelayUnavailable
 from models import Conversation, Message
 from models.views import conversation_view, message_view
 
@@ -72,10 +73,23 @@ class EventBus:
                 await listener.close()
 
 
+def relayed(relay: Relay) -> Listener:
+    """Production mode: screen events go through Redis to every web replica's Hub, this
+    process's included (which therefore does not publish them to its Hub itself)."""
+
+    async def publish(event: dict[str, Any]) -> None:
+        try:
+            await relay.publish(SCREENS, event)
+        except RelayUnavailable as exc:
+            log.warning("event push failed (%s); staff screens will resync", exc)
+
+    return publish
+
+
 class HttpForwarder:
-    """Forwards screen events from a process without screens (the worker) to the web
-    process's `/internal/events`; a lost event is never lost data, since screens reload
-    their state from the API when they reconnect."""
+    """Embedded default: forwards screen events from the one process without screens (the
+    worker) to the one web process's `/internal/events`; a lost event is never lost data,
+    since screens reload their state from the API when they reconnect."""
 
     def __init__(self, web_url: str, token: str) -> None:
         self._url = f"{web_url}/internal/events"

@@ -18,14 +18,16 @@ from aiohttp.abc import AbstractAccessLogger
 from channels.registry import build_senders, close_channels, enabled_channels
 from channels.webchat import Sockets
 from core.context import Context
-from core.events import SCREEN_EVENTS, EventBus
+from core.events import SCREEN_EVENTS, EventBus, relayed
 from core.private_files import keep_private
 from core.ratelimit import build_limits
+from core.relay import build_relay
 from core.settings import Settings
 from handoff.transitions import listeners, talking
 from messaging.assistant import Assistant, AssistantClient
 from messaging.inbound import Inbox
 from models.db import Database
+from web import live
 from web.app import create_app as create_web_app
 from web.hub import Hub
 from web.keys import CTX, HUB, INBOX, SETTINGS, WIDGET_SOCKETS
@@ -33,8 +35,10 @@ from web.keys import CTX, HUB, INBOX, SETTINGS, WIDGET_SOCKETS
 
 async def clinic_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    hub, sockets, bus = Hub(), Sockets(), EventBus()
-    bus.listen(hub.publish, SCREEN_EVENTS)
+    relay = build_relay(settings)
+    hub, sockets, bus = Hub(), Sockets(relay), EventBus()
+    # With the relay, this process's screen events reach its Hub through Redis, as others' do.
+    bus.listen(hub.publish if relay is None else relayed(relay), SCREEN_EVENTS)
     channels = enabled_channels(settings)
     assistant = AssistantClient(settings.bot_url, settings.rasa_token)
     ctx = Context(
@@ -44,12 +48,15 @@ async def clinic_context(app: web.Application) -> AsyncIterator[None]:
         senders=build_senders(settings, channels, widget_sockets=sockets),
         limits=build_limits(settings.redis_url),
         bot=Assistant(assistant),
+        relay=relay,
     )
     listeners.listen(ctx)
     app[HUB] = hub
     app[CTX] = ctx
     app[WIDGET_SOCKETS] = sockets
     app[INBOX] = Inbox(ctx, assistant, channels, talking.join_open_episode)
+    if relay is not None:
+        await live.follow_relay(app, relay, sockets)
     yield
     await hub.close()
     await close_channels(ctx.senders)

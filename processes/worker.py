@@ -17,11 +17,13 @@ import uvloop
 
 from accounts.erasure import erase_expired
 from channels.registry import build_senders, close_channels, enabled_channels
+from channels.webchat import Sockets
 from core.context import Context
-from core.events import SCREEN_EVENTS, EventBus, HttpForwarder
+from core.events import SCREEN_EVENTS, EventBus, HttpForwarder, relayed
 from core.logs import log_failure
 from core.private_files import keep_private
 from core.ratelimit import build_limits
+from core.relay import build_relay
 from core.settings import Settings
 from handoff.timers import sweep
 from handoff.transitions import listeners, queueing
@@ -54,15 +56,23 @@ JOBS = [
 
 def build_context(settings: Settings) -> Context:
     bus = EventBus()
-    # Staff screens live on the web process: screen events are forwarded there.
-    bus.listen(HttpForwarder(settings.web_url, settings.internal_token), SCREEN_EVENTS)
+    # Staff screens and widget sockets live on the web replicas: in production mode the
+    # worker publishes to them through Redis; on the embedded default it asks the one web
+    # process over HTTP.
+    relay = build_relay(settings)
+    if relay is None:
+        bus.listen(HttpForwarder(settings.web_url, settings.internal_token), SCREEN_EVENTS)
+    else:
+        bus.listen(relayed(relay), SCREEN_EVENTS)
+    widget_sockets = None if relay is None else Sockets(relay)
     ctx = Context(
         settings=settings,
         db=Database(settings.database_url),
         bus=bus,
-        senders=build_senders(settings, enabled_channels(settings), widget_sockets=None),
+        senders=build_senders(settings, enabled_channels(settings), widget_sockets=widget_sockets),
         limits=build_limits(settings.redis_url),
         bot=Assistant(AssistantClient(settings.bot_url, settings.rasa_token)),
+        relay=relay,
     )
     listeners.listen(ctx)
     return ctx

@@ -1,11 +1,13 @@
-"""Live push: the staff WebSocket and the internal endpoint other processes publish to.
+"""Live push: the staff WebSocket, fed by this process's events on the embedded default
+(the worker's through the internal endpoint) and by every process's through the relay
+(Redis) in production mode.
 
 A socket carries the rights of the login it was opened with, and only while that login
 holds: logging out, a deactivation or new password (which end the account's sessions) and a
-role change close it at once in this process, and every presence heartbeat re-checks all
-sockets, which covers expired sessions and changes made through another web process. A
-manager's or admin's socket streams every conversation's messages, so opening one is
-recorded in the audit log like any read of a patient's history."""
+role change close it at once, on every web replica, and every presence heartbeat re-checks
+all sockets, which covers expired sessions. A manager's or admin's socket streams every
+conversation's messages, so opening one is recorded in the audit log like any read of a
+patient's history."""
 
 from __future__ import annotations
 
@@ -13,14 +15,17 @@ import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from accounts.auth import session_users
+from channels.webchat import Sockets
 from core import audit
 from core.audit import AuditAction
 from core.errors import BadRequest, Forbidden
 from core.logs import log_failure
+from core.relay import SCREENS, SESSIONS, Relay, RelayUnavailable
 from handoff.presence import heartbeat
 from web.hub import Subscriber
 from web.keys import CTX, HUB, SESSION_COOKIE, SETTINGS, client_ip, current_user
@@ -64,9 +69,22 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def close_revoked_sockets(app: web.Application, user_id: int | None = None) -> None:
-    """Close the sockets (of `user_id`, or all) whose login no longer holds or whose user's
-    role changed since they opened."""
+async def close_revoked_sockets(app: web.Application, user_id: int) -> None:
+    """After `user_id`'s logins or role may have changed: close their sockets that no longer
+    hold, here at once and on every other web replica through the relay (were Redis away,
+    the other replicas' next heartbeat re-check closes them)."""
+    await close_revoked_here(app, user_id)
+    relay = app[CTX].relay
+    if relay is not None:
+        try:
+            await relay.publish(SESSIONS, {"user_id": user_id})
+        except RelayUnavailable as exc:
+            log.warning("could not tell the other replicas of a revoked login (%s)", exc)
+
+
+async def close_revoked_here(app: web.Application, user_id: int | None = None) -> None:
+    """Close this process's sockets (of `user_id`, or all) whose login no longer holds or
+    whose user's role changed since they opened."""
     hub = app[HUB]
     subscribers = [s for s in hub.subscribers() if user_id in (None, s.user_id)]
     if not subscribers:
@@ -80,6 +98,26 @@ async def close_revoked_sockets(app: web.Application, user_id: int | None = None
         if user is None or user.role != subscriber.role:
             log.info("closing the live socket of user %s: its login changed", subscriber.user_id)
             await hub.disconnect(subscriber, SESSION_ENDED, "session ended")
+
+
+async def follow_relay(app: web.Application, relay: Relay, widgets: Sockets) -> None:
+    """Production mode: this replica's staff sockets get the screen events and login
+    revocations of every process, and after the relay lost Redis (when events may have been
+    missed) every browser here reconnects and reloads its state from the API."""
+
+    async def revoked(message: dict[str, Any]) -> None:
+        await close_revoked_here(app, int(message["user_id"]))
+
+    async def resync() -> None:
+        hub = app[HUB]
+        for subscriber in hub.subscribers():
+            await hub.disconnect(subscriber, WSCloseCode.TRY_AGAIN_LATER, "live feed resumed")
+        await widgets.close_all()
+
+    await relay.subscribe(SCREENS, app[HUB].publish)
+    await relay.subscribe(SESSIONS, revoked)
+    relay.on_resync = resync
+    relay.start()
 
 
 async def internal_events(request: web.Request) -> web.Response:
@@ -100,7 +138,7 @@ async def presence_heartbeats(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(PRESENCE_HEARTBEAT_SECONDS)
             try:
-                await close_revoked_sockets(app)
+                await close_revoked_here(app)
                 await heartbeat(app[CTX], app[HUB].connected_user_ids())
             except Exception as exc:
                 log_failure(log, exc, "presence heartbeat failed; retrying")
