@@ -63,13 +63,20 @@ def _host(url: str) -> str:
     return urlsplit(url).hostname or "127.0.0.1"
 
 
+def _flag(value: str | None, *, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
     internal_token: str
     session_secret: str
     web_url: str
-    bot_url: str
+    # Every assistant replica (`BOT_URL`, comma-separated); each patient talks to one of them.
+    bot_urls: tuple[str, ...]
     rasa_token: str
     action_server_token: str
     public_base_url: str
@@ -91,6 +98,16 @@ class Settings:
     staff_hours: str = "0-4 08:00-18:00; 5 08:00-12:00"
     # When reminders go out: see scheduling.reminders.parse_offsets for the syntax.
     reminder_offsets: str = "24h,2h@24h"
+    # Whether `make run` seeds the demo clinic (staff with random passwords, a sample agenda):
+    # on the embedded default unless told otherwise, never into a configured database unless
+    # asked (`SEED_DEMO=true`), so a production database starts empty.
+    seed_demo: bool = False
+    # Production mode's reverse proxy (`make production`): where it listens for HTTPS and for
+    # plain HTTP (redirected), and its certificate; empty paths get a self-signed one under var/.
+    proxy_listen: str = "0.0.0.0:8443"
+    proxy_http_listen: str = "0.0.0.0:8080"
+    tls_certificate: str = ""
+    tls_certificate_key: str = ""
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -98,13 +115,17 @@ class Settings:
         env = dict(os.environ if env is None else env)
         database_url = env.get("DATABASE_URL") or f"sqlite:///{VAR / 'omniclinica.db'}"
         web_url = env.get("WEB_URL", "http://127.0.0.1:8000")
-        bot_url = env.get("BOT_URL", "http://127.0.0.1:5005")
+        bot_urls = tuple(
+            url.strip().rstrip("/")
+            for url in env.get("BOT_URL", "http://127.0.0.1:5005").split(",")
+            if url.strip()
+        )
         return cls(
             database_url=database_url,
             internal_token=env.get("INTERNAL_TOKEN") or _secret_from_file("internal_token"),
             session_secret=env.get("SESSION_SECRET") or _secret_from_file("session_secret"),
             web_url=web_url.rstrip("/"),
-            bot_url=bot_url.rstrip("/"),
+            bot_urls=bot_urls or ("http://127.0.0.1:5005",),
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
             action_server_token=(
                 env.get("ACTION_SERVER_TOKEN") or _secret_from_file("action_server_token")
@@ -122,8 +143,18 @@ class Settings:
             manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
             staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
+            seed_demo=_flag(env.get("SEED_DEMO"), default=not env.get("DATABASE_URL")),
+            proxy_listen=env.get("PROXY_LISTEN", "0.0.0.0:8443"),
+            proxy_http_listen=env.get("PROXY_HTTP_LISTEN", "0.0.0.0:8080"),
+            tls_certificate=env.get("TLS_CERTIFICATE", ""),
+            tls_certificate_key=env.get("TLS_CERTIFICATE_KEY", ""),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
+
+    @property
+    def bot_url(self) -> str:
+        """The first assistant replica: the one `make run` starts."""
+        return self.bot_urls[0]
 
     def child_env(self) -> dict[str, str]:
         """The environment every process of the clinic is started with."""
@@ -132,7 +163,7 @@ class Settings:
             "INTERNAL_TOKEN": self.internal_token,
             "SESSION_SECRET": self.session_secret,
             "WEB_URL": self.web_url,
-            "BOT_URL": self.bot_url,
+            "BOT_URL": ",".join(self.bot_urls),
             "RASA_TOKEN": self.rasa_token,
             "ACTION_SERVER_TOKEN": self.action_server_token,
             "PUBLIC_BASE_URL": self.public_base_url,

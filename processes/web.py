@@ -35,7 +35,7 @@ async def clinic_context(app: web.Application) -> AsyncIterator[None]:
     hub, sockets, bus = Hub(), Sockets(), EventBus()
     bus.listen(hub.publish, SCREEN_EVENTS)
     channels = enabled_channels(settings)
-    assistant = AssistantClient(settings.bot_url, settings.rasa_token)
+    assistant = AssistantClient(settings.bot_urls, settings.rasa_token)
     ctx = Context(
         settings=settings,
         db=Database(settings.database_url),

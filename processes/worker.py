@@ -58,7 +58,7 @@ def build_context(settings: Settings) -> Context:
         bus=bus,
         senders=build_senders(settings, enabled_channels(settings), widget_sockets=None),
         limits=build_limits(settings.redis_url),
-        bot=Assistant(AssistantClient(settings.bot_url, settings.rasa_token)),
+        bot=Assistant(AssistantClient(settings.bot_urls, settings.rasa_token)),
     )
     listeners.listen(ctx)
     return ctx
