@@ -130,7 +130,7 @@ class Topology:
         """Each replica's Procfile command, with its own address exported first."""
         lines: dict[str, str] = {}
         for i, url in enumerate(self.web_urls, 1):
-            lines[f"web.{i}"] = _line({"WEB_URL": url}, commands["web"])
+            lines[f"web{i}"] = _line({"WEB_URL": url}, commands["web"])
         for i, url in enumerate(self.bot_urls, 1):
             # Each assistant replica calls one action server; they share the tracker store.
             address = urlsplit(url)
@@ -140,11 +140,11 @@ class Topology:
                 "BOT_PORT": str(address.port),
                 "ACTION_SERVER_URL": action_url,
             }
-            lines[f"assistant.{i}"] = _line(replica, commands["assistant"])
+            lines[f"assistant{i}"] = _line(replica, commands["assistant"])
         for i, url in enumerate(self.action_urls, 1):
-            lines[f"actions.{i}"] = _line({"ACTION_SERVER_URL": url}, commands["actions"])
+            lines[f"actions{i}"] = _line({"ACTION_SERVER_URL": url}, commands["actions"])
         for i in range(1, self.counts.workers + 1):
-            lines[f"worker.{i}"] = _line({}, commands["worker"])
+            lines[f"worker{i}"] = _line({}, commands["worker"])
         lines["proxy"] = (
             f"exec {self.nginx} -p {self.run_dir} -c {self.run_dir / 'nginx.conf'} -g 'daemon off;'"
         )
