@@ -13,7 +13,13 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test install train migrate lint lock clean
+# Production mode's replica counts: `make production WEB=3 ASSISTANT=2 WORKERS=2 ACTIONS=1`.
+WEB ?= 2
+ASSISTANT ?= 2
+WORKERS ?= 2
+ACTIONS ?= 1
+
+.PHONY: run demo production admin test install train migrate lint lock clean
 
 install: $(VENV)/.installed-lock $(RASA_VENV)/.installed-lock
 
@@ -33,6 +39,19 @@ migrate: install
 
 run: install train
 	$(PY) scripts/start.py
+
+# `make run` with the demo clinic seeded into a configured DATABASE_URL too (never by default).
+demo: install train
+	SEED_DEMO=true $(PY) scripts/start.py
+
+# The replicated topology on this machine: PostgreSQL and Redis required, nginx in front.
+production: install train
+	@scripts/ensure-nginx.sh
+	$(PY) scripts/production.py --web $(WEB) --assistant $(ASSISTANT) --workers $(WORKERS) --actions $(ACTIONS)
+
+# A real clinic's first admin, in DATABASE_URL: asks nome, e-mail and senha (typed twice, hidden).
+admin: install
+	$(PY) -m processes.create_admin
 
 test: lint train
 	@scripts/ensure-chromium.sh

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -22,6 +22,7 @@ from models import AttendantProfile, ClinicProfile, Presence, Role, User, utcnow
 from models.db import Database
 
 MIN_PASSWORD_LENGTH = 8
+ADMIN_MIN_PASSWORD_LENGTH = 12
 STAFF_ROLES_ADMIN_CAN_GRANT = (Role.ATTENDANT, Role.MANAGER, Role.ADMIN)
 
 
@@ -31,6 +32,11 @@ class AdminError(BadRequest):
 
 class EmailTaken(AdminError):
     code = "error.email_taken"
+    status = 409
+
+
+class AdminExists(AdminError):
+    code = "error.admin_exists"
     status = 409
 
 
@@ -94,18 +100,8 @@ async def create_staff(
     capacity: int = 5,
     ip: str | None = None,
 ) -> User:
-    normalized = normalize_email(email)
-    if not name.strip() or normalized is None:
-        raise AdminError("error.invalid_staff")
-    user = User(
-        name=name.strip(),
-        email=normalized,
-        role=_check_role(role),
-        password_hash=await new_password_hash(_check_password(password)),
-        email_verified_at=utcnow(),  # the admin vouches for the address
-    )
-    if user.role in (Role.ATTENDANT, Role.MANAGER):
-        user.attendant_profile = AttendantProfile(capacity=_check_capacity(capacity))
+    password_hash = await new_password_hash(_check_password(password))
+    user = _new_staff(name, email, _check_role(role), password_hash, capacity)
     try:
         async with db.session() as session:
             session.add(user)
@@ -120,6 +116,56 @@ async def create_staff(
             )
     except IntegrityError:
         raise EmailTaken() from None
+    return user
+
+
+async def create_first_admin(
+    db: Database, *, name: str, email: str, password: str, allow_another: bool = False
+) -> User:
+    """A real clinic's first admin (`make admin`), who then creates the team at /staff/admin.
+    Refused when the clinic already has an active admin, unless `allow_another` (a lost
+    password with nobody left to reset it); the account audits its own creation."""
+    password_hash = await new_password_hash(check_admin_password(password, email))
+    user = _new_staff(name, email, Role.ADMIN, password_hash, 0)
+    try:
+        async with db.session() as session:
+            active_admins = await session.scalar(
+                select(func.count(User.id)).where(User.role == Role.ADMIN, User.is_active)
+            )
+            if active_admins and not allow_another:
+                raise AdminExists()
+            session.add(user)
+            await session.flush()
+            await audit.record(session, user, AuditAction.STAFF_CREATED, target_user_id=user.id)
+    except IntegrityError:
+        raise EmailTaken() from None
+    return user
+
+
+def check_admin_password(password: str, email: str) -> str:
+    """An admin account holds every key: a longer password than other accounts', and not
+    built from the e-mail it logs in with."""
+    if len(password) < ADMIN_MIN_PASSWORD_LENGTH:
+        raise AdminError("error.password_too_short", minimum=ADMIN_MIN_PASSWORD_LENGTH)
+    login = email.partition("@")[0].strip().lower()
+    if len(set(password)) < 5 or (len(login) >= 3 and login in password.lower()):
+        raise AdminError("error.password_weak")
+    return password
+
+
+def _new_staff(name: str, email: str, role: Role, password_hash: str, capacity: int) -> User:
+    normalized = normalize_email(email)
+    if not name.strip() or normalized is None:
+        raise AdminError("error.invalid_staff")
+    user = User(
+        name=name.strip(),
+        email=normalized,
+        role=role,
+        password_hash=password_hash,
+        email_verified_at=utcnow(),  # the admin vouches for the address
+    )
+    if role in (Role.ATTENDANT, Role.MANAGER):
+        user.attendant_profile = AttendantProfile(capacity=_check_capacity(capacity))
     return user
 
 

@@ -79,13 +79,20 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}:{parts.port}"
 
 
+def _flag(value: str | None, *, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
     internal_token: str
     session_secret: str
     web_url: str
-    bot_url: str
+    # Every assistant replica (`BOT_URL`, comma-separated); each patient talks to one of them.
+    bot_urls: tuple[str, ...]
     rasa_token: str
     action_server_token: str
     public_base_url: str
@@ -115,29 +122,38 @@ class Settings:
     # A patient with no activity (message, appointment, sign-up) for this many days has their
     # personal data erased; appointments stay, anonymised (accounts.erasure). 0: never.
     retention_days: int = 1825
+    # Whether `make run` seeds the demo clinic (staff with random passwords, a sample agenda):
+    # on the embedded default unless told otherwise, never into a configured database unless
+    # asked (`SEED_DEMO=true`), so a production database starts empty.
+    seed_demo: bool = False
+    # Production mode's reverse proxy (`make production`): where it listens for HTTPS and for
+    # plain HTTP (redirected), and its certificate; empty paths get a self-signed one under var/.
+    proxy_listen: str = "0.0.0.0:8443"
+    proxy_http_listen: str = "0.0.0.0:8080"
+    tls_certificate: str = ""
+    tls_certificate_key: str = ""
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def session_idle(self) -> timedelta:
         return timedelta(minutes=self.session_idle_minutes)
 
-    @property
-    def secure_cookies(self) -> bool:
-        """Cookies only over TLS whenever the clinic is served on https."""
-        return self.public_base_url.startswith("https://")
-
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         database_url = env.get("DATABASE_URL") or f"sqlite:///{VAR / 'omniclinica.db'}"
         web_url = env.get("WEB_URL", "http://127.0.0.1:8000")
-        bot_url = env.get("BOT_URL", "http://127.0.0.1:5005")
+        bot_urls = tuple(
+            url.strip().rstrip("/")
+            for url in env.get("BOT_URL", "http://127.0.0.1:5005").split(",")
+            if url.strip()
+        )
         return cls(
             database_url=database_url,
             internal_token=env.get("INTERNAL_TOKEN") or _secret_from_file("internal_token"),
             session_secret=env.get("SESSION_SECRET") or _secret_from_file("session_secret"),
             web_url=web_url.rstrip("/"),
-            bot_url=bot_url.rstrip("/"),
+            bot_urls=bot_urls or ("http://127.0.0.1:5005",),
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
             action_server_token=(
                 env.get("ACTION_SERVER_TOKEN") or _secret_from_file("action_server_token")
@@ -160,6 +176,11 @@ class Settings:
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
             session_idle_minutes=int(env.get("SESSION_IDLE_MINUTES", "30")),
             retention_days=int(env.get("RETENTION_DAYS", "1825")),
+            seed_demo=_flag(env.get("SEED_DEMO"), default=not env.get("DATABASE_URL")),
+            proxy_listen=env.get("PROXY_LISTEN", "0.0.0.0:8443"),
+            proxy_http_listen=env.get("PROXY_HTTP_LISTEN", "0.0.0.0:8080"),
+            tls_certificate=env.get("TLS_CERTIFICATE", ""),
+            tls_certificate_key=env.get("TLS_CERTIFICATE_KEY", ""),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -175,7 +196,13 @@ class Settings:
 
     @property
     def https(self) -> bool:
+        """Served on https: cookies only over TLS, HSTS."""
         return self.public_base_url.startswith("https://")
+
+    @property
+    def bot_url(self) -> str:
+        """The first assistant replica: the one `make run` starts."""
+        return self.bot_urls[0]
 
     def child_env(self) -> dict[str, str]:
         """The environment every process of the clinic is started with."""
@@ -184,7 +211,7 @@ class Settings:
             "INTERNAL_TOKEN": self.internal_token,
             "SESSION_SECRET": self.session_secret,
             "WEB_URL": self.web_url,
-            "BOT_URL": self.bot_url,
+            "BOT_URL": ",".join(self.bot_urls),
             "RASA_TOKEN": self.rasa_token,
             "ACTION_SERVER_TOKEN": self.action_server_token,
             "PUBLIC_BASE_URL": self.public_base_url,

@@ -11,6 +11,7 @@ instead of running the turn again, so the patient is never answered twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,25 +67,49 @@ class BotMessage:
 
 
 class AssistantClient:
-    """HTTP to the assistant's connector; one keep-alive session per process."""
+    """HTTP to the assistants' connector; one keep-alive session per process.
 
-    def __init__(self, bot_url: str, token: str) -> None:
-        self._url = f"{bot_url}/webhooks/platform"
+    With several assistant replicas (`BOT_URL` lists them), each patient has a preference
+    order over them by rendezvous hashing — stable across processes and restarts, and a
+    replica added or removed moves only its share of patients — and talks to the first that
+    accepts the connection. Only a refused connection fails over: once a replica has the
+    request it may have run the turn, so any other failure leaves the message to the sweep's
+    replay rather than risk running it twice."""
+
+    def __init__(self, bot_urls: Sequence[str], token: str) -> None:
+        self._urls = tuple(f"{url}/webhooks/platform" for url in bot_urls)
         self._headers = {"Authorization": f"Bearer {token}"}
         self._session: aiohttp.ClientSession | None = None
 
-    async def _post(self, path: str, body: dict[str, Any]) -> list[BotMessage]:
+    def replicas_for(self, patient_id: int) -> list[str]:
+        """The connector URLs in this patient's order of preference."""
+        return sorted(self._urls, key=lambda url: _weight(patient_id, url), reverse=True)
+
+    async def _post(self, patient_id: int, path: str, body: dict[str, Any]) -> list[BotMessage]:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=TURN_TIMEOUT)
+        refused: AssistantUnavailable | None = None
+        for url in self.replicas_for(patient_id):
+            try:
+                return await self._post_to(self._session, f"{url}/{path}", body)
+            except aiohttp.ClientConnectorError as exc:
+                log.warning("assistant replica %s refused the connection; trying the next", url)
+                refused = AssistantUnavailable(f"{path}: {type(exc).__name__}")
+        assert refused is not None  # there is always at least one replica
+        raise refused
+
+    async def _post_to(
+        self, session: aiohttp.ClientSession, url: str, body: dict[str, Any]
+    ) -> list[BotMessage]:
         try:
-            async with self._session.post(
-                f"{self._url}/{path}", json=body, headers=self._headers
-            ) as resp:
+            async with session.post(url, json=body, headers=self._headers) as resp:
                 if resp.status != 200:
-                    raise AssistantUnavailable(f"{path}: HTTP {resp.status}")
+                    raise AssistantUnavailable(f"{url}: HTTP {resp.status}")
                 answer = await resp.json()
+        except aiohttp.ClientConnectorError:
+            raise
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise AssistantUnavailable(f"{path}: {type(exc).__name__}") from exc
+            raise AssistantUnavailable(f"{url}: {type(exc).__name__}") from exc
         return [BotMessage.from_json(m) for m in answer.get("messages") or []]
 
     async def turn(
@@ -101,6 +126,7 @@ class AssistantClient:
         if text != message.payload:
             text = redact(text).text
         return await self._post(
+            patient_id,
             "turn",
             {
                 "sender": str(patient_id),
@@ -115,12 +141,18 @@ class AssistantClient:
     async def hand_back(self, patient_id: int, intent: str, channel: str) -> list[BotMessage]:
         """Resume the patient's dialogue after a person served them; the bot speaks first."""
         return await self._post(
-            "hand_back", {"sender": str(patient_id), "intent": intent, "channel": channel}
+            patient_id,
+            "hand_back",
+            {"sender": str(patient_id), "intent": intent, "channel": channel},
         )
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _weight(patient_id: int, url: str) -> bytes:
+    return hashlib.sha256(f"{patient_id}@{url}".encode()).digest()
 
 
 class Assistant:

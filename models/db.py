@@ -27,7 +27,8 @@ def _with_driver(url: str, drivers: dict[str, str]) -> str:
     backend = parsed.get_backend_name()
     if backend not in drivers:
         raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
-    return str(parsed.set(drivername=drivers[backend]))
+    # str() would print the password as *** (and every PostgreSQL with a password would fail).
+    return parsed.set(drivername=drivers[backend]).render_as_string(hide_password=False)
 
 
 def async_url(url: str) -> str:

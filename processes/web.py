@@ -40,7 +40,7 @@ async def clinic_context(app: web.Application) -> AsyncIterator[None]:
     # With the relay, this process's screen events reach its Hub through Redis, as others' do.
     bus.listen(hub.publish if relay is None else relayed(relay), SCREEN_EVENTS)
     channels = enabled_channels(settings)
-    assistant = AssistantClient(settings.bot_url, settings.rasa_token)
+    assistant = AssistantClient(settings.bot_urls, settings.rasa_token)
     ctx = Context(
         settings=settings,
         db=Database(settings.database_url),

@@ -71,7 +71,7 @@ def build_context(settings: Settings) -> Context:
         bus=bus,
         senders=build_senders(settings, enabled_channels(settings), widget_sockets=widget_sockets),
         limits=build_limits(settings.redis_url),
-        bot=Assistant(AssistantClient(settings.bot_url, settings.rasa_token)),
+        bot=Assistant(AssistantClient(settings.bot_urls, settings.rasa_token)),
         relay=relay,
     )
     listeners.listen(ctx)

@@ -1,4 +1,5 @@
-"""`make run`: migrate, seed the demo clinic once, then start every process under honcho."""
+"""`make run`: migrate, seed the demo clinic once (on the embedded default database, or when
+SEED_DEMO=true), then start every process under honcho."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from core.private_files import keep_private
 from core.settings import ROOT, VAR, Settings
 from models.db import Database
 from models.migrate import upgrade
-from scripts.demo_clinic import Login, seed_demo_clinic
+from scripts.demo_clinic import seed_demo_clinic
 
 LOGINS_FILE = VAR / "demo-logins.json"
 
@@ -24,8 +25,11 @@ async def _seed(settings: Settings) -> None:
     finally:
         await db.dispose()
     if logins is not None:
-        LOGINS_FILE.write_text(json.dumps([asdict(login) for login in logins], ensure_ascii=False))
-        LOGINS_FILE.chmod(0o600)
+        # Created readable by its owner only, never world-readable for a moment.
+        LOGINS_FILE.unlink(missing_ok=True)
+        descriptor = os.open(LOGINS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump([asdict(login) for login in logins], out, ensure_ascii=False)
 
 
 def _banner(settings: Settings) -> str:
@@ -41,10 +45,9 @@ def _banner(settings: Settings) -> str:
         f"  provider webhooks             {settings.public_base_url}/webhooks/<channel>/webhook",
         "",
     ]
-    if LOGINS_FILE.exists():
-        lines.append("Demo logins (stored in var/demo-logins.json):")
-        for login in map(lambda raw: Login(**raw), json.loads(LOGINS_FILE.read_text())):
-            lines.append(f"  {login.role:<10} {login.email:<24} {login.password}")
+    if settings.seed_demo and LOGINS_FILE.exists():
+        # Never the passwords themselves: a console is often captured to a log.
+        lines.append(f"Demo logins: {LOGINS_FILE.relative_to(ROOT)} (readable by you only)")
         lines.append("")
     lines.append("Press Ctrl-C to stop everything.")
     return "\n".join(lines)
@@ -55,7 +58,8 @@ def main() -> None:
     keep_private()
     settings = Settings.from_env()
     upgrade(settings.database_url)
-    asyncio.run(_seed(settings))
+    if settings.seed_demo:
+        asyncio.run(_seed(settings))
     print(_banner(settings), flush=True)
     env = {**os.environ, **settings.child_env()}
     honcho = str(ROOT / ".venv" / "bin" / "honcho")

@@ -89,6 +89,13 @@ class PostgresDatabases:
         self._created.append(name)
         return _url_for(name)
 
+    def create_empty(self) -> str:
+        """A database without even the migrations, as a real clinic's starts."""
+        name = f"omniclinica_test_{uuid.uuid4().hex[:12]}"
+        self._execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self._created.append(name)
+        return _url_for(name)
+
     def drop(self, url: str) -> None:
         name = url.rpartition("/")[2]
         self._execute(

@@ -49,7 +49,7 @@ def _set_cookie(
         path=path,
         httponly=True,
         samesite="Strict",
-        secure=settings.secure_cookies,
+        secure=settings.https,
     )
 
 
