@@ -1,45 +1,52 @@
-"""Benchmark: 10,000 reminders due at once, two worker processes on PostgreSQL, one killed
-with SIGKILL mid-run, against a local fake SMS provider that records every request.
+"""Benchmark: reminders due at once on WhatsApp (Cloud API template messages), PostgreSQL +
+Redis, two worker processes sharing the send-rate cap, one killed with SIGKILL mid-run,
+against a local fake Graph API that records when each message arrives.
 
-    .venv/bin/python bench/reminders.py [--reminders 10000] [--kill-at 0.3] [--lease 5]
+    .venv/bin/python bench/reminders.py [--reminders 3000] [--cap 80] [--kill-at 0.3]
 
 Creates and drops its own database (BENCH_POSTGRES_URL, else TEST_POSTGRES_URL, else
-postgresql://postgres@127.0.0.1:5432/postgres). The workers run the product's dispatcher
-(`scheduling.reminders.dispatch_due`) with a bench Sender that posts to the fake provider with
-the message id as idempotency key; the provider, like an idempotent API, accepts a repeated key
-without delivering again. Prints:
+postgresql://postgres@127.0.0.1:5432/postgres) and uses Redis at BENCH_REDIS_URL (else
+TEST_REDIS_URL, else redis://127.0.0.1:6379/0) for the shared cap. Each worker process runs
+the worker's job loop (`processes.worker.run_periodically`) over the product's dispatcher
+(`scheduling.reminders.dispatch_due`) with the real WhatsApp channel, its clock shifted to the
+clinic's daytime. Prints:
 
-    dispatch_s: seconds from starting the workers until every reminder was settled
-    duplicates: appointments that received more than one reminder message (goal 0)
+    reminders_per_s: messages the provider received per second, first to last (goal >= 0.9 x cap)
+    max_rate_per_s: the most messages it received in any one-second window (goal <= cap)
+    duplicates: appointments reminded more than once (goal 0)
     missing: appointments whose reminder never reached the provider (goal 0)
 
-and, for context, how many requests repeated a key (a delivery interrupted by the kill and
-completed by the other worker) and how many reminders the killed worker had claimed.
+and, for context, how many rows the killed worker held and how many reminders were given up
+as `uncertain_delivery` (the worker died between claiming the attempt and hearing back).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
-import aiohttp
 import psycopg
+import redis
 from aiohttp import web
 from psycopg import sql
 from sqlalchemy import create_engine, func, insert, select
 
-from core.context import Context, DeliveryFailed
+from channels.registry import build_senders, close_channels, enabled_channels
+from core.context import Context
+from core.events import EventBus
+from core.ratelimit import KEY_PREFIX, build_limits
 from core.settings import ROOT, Settings
 from models import (
     Appointment,
@@ -54,6 +61,7 @@ from models import (
 )
 from models.db import Database, sync_url
 from models.migrate import upgrade
+from processes.worker import PeriodicJob, run_periodically
 from scheduling.agenda import CLINIC_TZ
 from scheduling.reminders import dispatch_due
 
@@ -61,72 +69,54 @@ ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL",
     os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
-CHANNEL = "sms"
+REDIS_URL = os.environ.get(
+    "BENCH_REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+)
+CHANNEL = "whatsapp"
+PHONE_NUMBER_ID = "106540352242922"
+ACCESS_TOKEN = "bench-access-token"
 DOCTORS = 50
 
 
 # --- Worker process ---------------------------------------------------------------------
 
 
-class NullBus:
-    async def publish(self, event: dict) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 class NoBot:
-    async def hand_back(self, patient_id: int, intent: str) -> None:
+    async def hand_back(self, ctx: Context, patient_id: int, intent: str) -> None:
         pass
 
     async def close(self) -> None:
         pass
 
 
-class BenchSmsSender:
-    """A minimal SMS Sender for the fake provider; the message id is the idempotency key."""
-
-    idempotent = True
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http: aiohttp.ClientSession | None = None
-
-    async def deliver(self, message, identity) -> str | None:
-        if self.http is None:
-            self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        body = {
-            "to": identity.external_id,
-            "body": message.text,
-            "options": [b["payload"] for b in message.buttons],
-        }
-        headers = {"Idempotency-Key": f"omniclinica-message-{message.id}"}
-        try:
-            async with self.http.post(self.url, json=body, headers=headers) as response:
-                if response.status >= 500:
-                    raise DeliveryFailed(f"HTTP {response.status}", retryable=True)
-                return (await response.json())["sid"]
-        except aiohttp.ClientError as exc:
-            raise DeliveryFailed(type(exc).__name__, retryable=True) from exc
-
-
-async def run_worker(
-    database_url: str, provider_url: str, shift: float, name: str, lease: float
-) -> None:
-    settings = Settings.from_env(
+def worker_settings(database_url: str, graph_url: str, cap: float) -> Settings:
+    return Settings.from_env(
         {
             "DATABASE_URL": database_url,
+            "REDIS_URL": REDIS_URL,
+            "SEND_RATES": f"{CHANNEL}={cap:g}",
             "INTERNAL_TOKEN": "bench",
             "SESSION_SECRET": "bench",
             "RASA_TOKEN": "bench",
+            "META_GRAPH_URL": graph_url,
+            "WHATSAPP_VERIFY_TOKEN": "bench-verify",
+            "WHATSAPP_APP_SECRET": "bench-secret",
+            "WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+            "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
         }
     )
+
+
+async def run_worker(
+    database_url: str, graph_url: str, cap: float, shift: float, name: str, lease: float
+) -> None:
+    settings = worker_settings(database_url, graph_url, cap)
     ctx = Context(
         settings=settings,
         db=Database(database_url, pool_size=20),
-        bus=NullBus(),
-        senders={CHANNEL: BenchSmsSender(provider_url)},
+        bus=EventBus(),  # no staff screens to forward to
+        senders=build_senders(settings, enabled_channels(settings), widget_sockets=None),
+        limits=build_limits(settings.redis_url),
         bot=NoBot(),
     )
     offset = timedelta(seconds=shift)
@@ -135,39 +125,53 @@ async def run_worker(
         # The clinic's daytime, whenever the bench runs (reminders never go out at night).
         return datetime.now(UTC) + offset
 
-    while True:
-        claimed = await dispatch_due(
-            ctx, worker_id=name, clock=clock, lease=timedelta(seconds=lease), batch=20
-        )
-        if not claimed:
-            await asyncio.sleep(0.2)
+    dispatch = partial(dispatch_due, worker_id=name, clock=clock, lease=timedelta(seconds=lease))
+    job = PeriodicJob("reminder dispatch", 0.2, dispatch)
+    try:
+        await run_periodically(job, ctx, asyncio.Event())
+    finally:
+        await close_channels(ctx.senders)
+        await ctx.close()
 
 
-# --- Fake provider ------------------------------------------------------------------------
+# --- Fake Graph API -----------------------------------------------------------------------
 
 
-class FakeProvider:
-    """Records every request; a repeated idempotency key returns the first answer."""
+class FakeGraph:
+    """The Cloud API's messages endpoint: checks the token, records when each template
+    message arrives and which appointment its Confirmar button names, answers a wamid."""
 
     def __init__(self) -> None:
-        self.by_key: dict[str, dict] = {}
-        self.requests = 0
+        self.arrivals: list[tuple[float, int]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
+            return web.json_response({"error": {"code": 190, "message": "bad token"}}, status=401)
         body = await request.json()
-        key = request.headers["Idempotency-Key"]
-        self.requests += 1
+        arrived = time.monotonic()
+        template = body["template"]
+        button = next(c for c in template["components"] if c["type"] == "button")
+        payload = button["parameters"][0]["payload"]  # /confirmar_presenca{"appointment_id":…}
+        appointment = int(json.loads(payload[payload.index("{") :])["appointment_id"])
+        self.arrivals.append((arrived, appointment))
         await asyncio.sleep(random.uniform(0.001, 0.005))  # network latency
-        self.by_key.setdefault(key, body)
-        return web.json_response({"sid": f"SM{key}"}, status=201)
+        wamid = f"wamid.{uuid.uuid4().hex}"
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": wamid, "message_status": "accepted"}],
+            }
+        )
 
-    def deliveries_per_appointment(self) -> Counter:
-        per: Counter = Counter()
-        for body in self.by_key.values():
-            payload = body["options"][0]  # /confirmar_presenca{"appointment_id":"<id>"}
-            entity = json.loads(payload[payload.index("{") :])
-            per[int(entity["appointment_id"])] += 1
-        return per
+    def rates(self) -> tuple[float, int]:
+        """Messages per second from the first to the last, and the most in any one second."""
+        times = sorted(t for t, _ in self.arrivals)
+        if len(times) < 2:
+            return 0.0, len(times)
+        per_second = (len(times) - 1) / (times[-1] - times[0])
+        busiest = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+        return per_second, busiest
 
 
 # --- Orchestration ------------------------------------------------------------------------
@@ -179,7 +183,8 @@ def _admin(statement: sql.Composable) -> None:
 
 
 def _seed(url: str, count: int, clinic_now: datetime) -> list[int]:
-    """`count` patients on SMS, each with one appointment whose reminder is due now."""
+    """`count` patients on WhatsApp who have not written in 24 h (so a template goes out),
+    each with one appointment whose reminder is due now."""
     engine = create_engine(sync_url(url), future=True)
     starts = clinic_now + timedelta(days=1)
     with engine.begin() as connection:
@@ -208,7 +213,7 @@ def _seed(url: str, count: int, clinic_now: datetime) -> list[int]:
         connection.execute(
             insert(ChannelIdentity),
             [
-                {"id": i, "channel": CHANNEL, "external_id": f"+55119{i:08d}", "patient_id": i}
+                {"id": i, "channel": CHANNEL, "external_id": f"55119{i:08d}", "patient_id": i}
                 for i in ids
             ],
         )
@@ -246,88 +251,89 @@ def _seed(url: str, count: int, clinic_now: datetime) -> list[int]:
     return ids
 
 
+def _count(url: str, *conditions: object) -> int:
+    engine = create_engine(sync_url(url), future=True)
+    with engine.connect() as connection:
+        count = connection.execute(
+            select(func.count(Reminder.id)).where(*conditions)  # type: ignore[arg-type]
+        ).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
 def _unsettled(url: str) -> int:
-    engine = create_engine(sync_url(url), future=True)
-    with engine.connect() as connection:
-        query = select(func.count(Reminder.id)).where(
-            Reminder.status.in_((ReminderStatus.PENDING, ReminderStatus.SENDING))
-        )
-        count = connection.execute(query).scalar_one()
-    engine.dispose()
-    return count
+    return _count(url, Reminder.status.in_((ReminderStatus.PENDING, ReminderStatus.SENDING)))
 
 
-def _claimed_by(url: str, worker: str) -> int:
-    engine = create_engine(sync_url(url), future=True)
-    with engine.connect() as connection:
-        query = select(func.count(Reminder.id)).where(Reminder.lease_owner == worker)
-        count = connection.execute(query).scalar_one()
-    engine.dispose()
-    return count
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _spawn(url: str, provider_url: str, shift: float, name: str, lease: float) -> subprocess.Popen:
-    command = [sys.executable, __file__, "--worker", name, "--db", url, "--provider", provider_url]
-    command += ["--shift", str(shift), "--lease", str(lease)]
+def _spawn(args: argparse.Namespace, url: str, graph_url: str, shift: float, name: str):
+    command = [sys.executable, __file__, "--worker", name, "--db", url, "--graph", graph_url]
+    command += ["--shift", str(shift), "--lease", str(args.lease), "--cap", str(args.cap)]
     env = {**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
     return subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
 
 
-async def run(count: int, kill_at: float, lease: float, timeout: float) -> None:
+def _reset_paces() -> None:
+    """Forget slots reserved by an earlier run, so the first send goes at once."""
+    client = redis.Redis.from_url(REDIS_URL)
+    for lane in (CHANNEL, f"{CHANNEL}:bulk"):
+        client.delete(f"{KEY_PREFIX}pace:send:{lane}")
+    client.close()
+
+
+async def run(args: argparse.Namespace) -> None:
     name = f"omniclinica_bench_{uuid.uuid4().hex[:12]}"
     base, _, _ = ADMIN_URL.rpartition("/")
     url = f"{base}/{name}"
     _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    provider = FakeProvider()
+    graph = FakeGraph()
     app = web.Application()
-    app.router.add_post("/messages", provider.handle)
+    app.router.add_post(f"/v24.0/{PHONE_NUMBER_ID}/messages", graph.handle)
     runner = web.AppRunner(app, access_log=None)
-    workers: list[subprocess.Popen] = []
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         upgrade(url)
         # A Tuesday 10h in the clinic, shifted to now: the workers' clock reads daytime.
         real_now = datetime.now(UTC)
         clinic_now = datetime(2030, 3, 12, 10, tzinfo=CLINIC_TZ).astimezone(UTC)
-        ids = _seed(url, count, clinic_now)
+        ids = _seed(url, args.reminders, clinic_now)
+        _reset_paces()
         await runner.setup()
-        port = _free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        provider_url = f"http://127.0.0.1:{port}/messages"
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        graph_url = f"http://127.0.0.1:{port}/v24.0"
         shift = (clinic_now - real_now).total_seconds()
 
         started = time.monotonic()
-        workers = [_spawn(url, provider_url, shift, f"w{n}", lease) for n in (1, 2)]
-        killed_claims = 0
-        while len(provider.by_key) < count * kill_at:
-            if time.monotonic() - started > timeout:
+        workers = [_spawn(args, url, graph_url, shift, f"w{n}") for n in (1, 2)]
+        while len(graph.arrivals) < args.reminders * args.kill_at:
+            if time.monotonic() - started > args.timeout:
                 raise RuntimeError("workers made no progress before the kill point")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
-        killed_claims = _claimed_by(url, "w1")
+        killed_rows = _count(
+            url, Reminder.lease_owner == "w1", Reminder.status == ReminderStatus.SENDING
+        )
         while await asyncio.to_thread(_unsettled, url):
-            if time.monotonic() - started > timeout:
+            if time.monotonic() - started > args.timeout:
                 break
             await asyncio.sleep(0.25)
         dispatch_s = time.monotonic() - started
         await asyncio.sleep(0.5)  # let in-flight requests land before counting
 
-        per = provider.deliveries_per_appointment()
-        duplicates = sum(1 for n in per.values() if n > 1)
-        missing = sum(1 for i in ids if per[i] == 0)
-        print(f"reminders: {count}")
-        print(f"killed_worker_rows_in_flight: {killed_claims}")
-        print(f"provider_requests: {provider.requests}")
-        print(f"replayed_requests: {provider.requests - len(provider.by_key)}")
+        per = Counter(appointment for _, appointment in graph.arrivals)
+        per_second, busiest = graph.rates()
+        uncertain = _count(url, Reminder.error == "uncertain_delivery")
+        print(f"reminders: {args.reminders}")
+        print(f"cap_per_s: {args.cap:g}")
+        print(f"killed_worker_rows_in_flight: {killed_rows}")
+        print(f"uncertain_delivery: {uncertain}")
         print(f"dispatch_s: {dispatch_s:.1f}")
-        print(f"duplicates: {duplicates}")
-        print(f"missing: {missing}")
+        print(f"reminders_per_s: {per_second:.1f}")
+        print(f"max_rate_per_s: {busiest}")
+        print(f"duplicates: {sum(1 for n in per.values() if n > 1)}")
+        print(f"missing: {sum(1 for i in ids if per[i] == 0)}")
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -338,20 +344,21 @@ async def run(count: int, kill_at: float, lease: float, timeout: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reminders", type=int, default=10_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--reminders", type=int, default=3000)
+    parser.add_argument("--cap", type=float, default=80.0, help="WhatsApp messages per second")
     parser.add_argument("--kill-at", type=float, default=0.3, help="fraction delivered at the kill")
     parser.add_argument("--lease", type=float, default=5.0, help="lease in seconds")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
-    parser.add_argument("--provider", help=argparse.SUPPRESS)
+    parser.add_argument("--graph", help=argparse.SUPPRESS)
     parser.add_argument("--shift", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        asyncio.run(run_worker(args.db, args.provider, args.shift, args.worker, args.lease))
+        asyncio.run(run_worker(args.db, args.graph, args.cap, args.shift, args.worker, args.lease))
     else:
-        asyncio.run(run(args.reminders, args.kill_at, args.lease, args.timeout))
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -212,6 +212,11 @@ class ProviderChannel(ABC):
         """Send one recorded message; the provider's id (or the ids of the parts sent now).
         Failures raise `DeliveryFailed`, saying whether to retry."""
 
+    def send_lane(self, identity: ChannelIdentity) -> str:
+        """Which send-rate cap (`Settings.send_rates`) a message to `identity` counts against:
+        the channel's, unless the channel sends from senders with different caps."""
+        return self.name
+
     def handlers(self) -> dict[type, EventHandler]:
         """Handlers of the channel's own event types (e.g. Telegram's callback answers)."""
         return {}

@@ -215,6 +215,10 @@ class TwilioChannel(ProviderChannel):
 
     # --- sending ---------------------------------------------------------------------------
 
+    def send_lane(self, identity: ChannelIdentity) -> str:
+        """A WhatsApp sender and an SMS long code have their own, different throughput."""
+        return "twilio_whatsapp" if identity.external_id.startswith(WHATSAPP) else "twilio_sms"
+
     def _from(self, whatsapp: bool) -> str:
         number = self.config.whatsapp_from if whatsapp else self.config.sms_from
         if not number:

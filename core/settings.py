@@ -8,6 +8,7 @@ the few variables it needs (`child_env`) from its own environment.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -33,6 +34,40 @@ CHANNEL_ENV_PREFIXES = (
     "IMAP_",
     "EMAIL_",
 )
+
+
+# Each channel's send-rate cap (messages per second) when SEND_RATES does not set it, from the
+# providers' documented throughput (sources in docs/send-rates.md). Keys are send lanes: a
+# channel, or for Twilio its WhatsApp and SMS senders, whose caps differ.
+DEFAULT_SEND_RATES: Mapping[str, float] = {
+    "whatsapp": 80,  # Cloud API, per business phone number, by default
+    "twilio_whatsapp": 10,  # Twilio's default text throughput per WhatsApp sender
+    "twilio_sms": 1,  # a long code number: one segment per second
+    "messenger": 300,  # Send API, text, per Page
+    "instagram": 300,  # Send API, text, per Instagram account
+    "telegram": 30,  # Bot FAQ: about 30 messages per second to different users
+    "email": 5,  # our choice: well within what SMTP relays accept
+}
+
+
+def parse_send_rates(spec: str) -> dict[str, float]:
+    """`SEND_RATES`: comma-separated `<lane>=<messages per second>` over the defaults; 0 lifts
+    a lane's cap. "whatsapp=20,email=1" = a coexistence number and a strict SMTP relay."""
+    rates = dict(DEFAULT_SEND_RATES)
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        lane, _, value = item.partition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = math.nan
+        if not lane.strip() or not 0 <= rate < math.inf:
+            raise ValueError(f"bad item {item!r} in SEND_RATES: use e.g. whatsapp=80,email=5")
+        rates[lane.strip()] = rate
+    return rates
+
+
+def format_send_rates(rates: Mapping[str, float]) -> str:
+    return ",".join(f"{lane}={rate:g}" for lane, rate in rates.items())
 
 
 def _secret_from_file(name: str) -> str:
@@ -132,6 +167,8 @@ class Settings:
     proxy_http_listen: str = "0.0.0.0:8080"
     tls_certificate: str = ""
     tls_certificate_key: str = ""
+    # Messages per second each send lane may carry, across every process (messaging.outbound).
+    send_rates: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SEND_RATES))
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -181,6 +218,7 @@ class Settings:
             proxy_http_listen=env.get("PROXY_HTTP_LISTEN", "0.0.0.0:8080"),
             tls_certificate=env.get("TLS_CERTIFICATE", ""),
             tls_certificate_key=env.get("TLS_CERTIFICATE_KEY", ""),
+            send_rates=parse_send_rates(env.get("SEND_RATES", "")),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -232,6 +270,7 @@ class Settings:
             "REMINDER_OFFSETS": self.reminder_offsets,
             "SESSION_IDLE_MINUTES": str(self.session_idle_minutes),
             "RETENTION_DAYS": str(self.retention_days),
+            "SEND_RATES": format_send_rates(self.send_rates),
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",

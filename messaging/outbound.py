@@ -1,8 +1,16 @@
 """Every message to a patient (bot, attendant, system, reminder) leaves through here:
-recorded first, pushed to staff screens, then delivered by the channel's Sender."""
+recorded first, pushed to staff screens, then delivered by the channel's Sender.
+
+`deliver` is the one place every outbound message passes (first sends, retries, reminders,
+bot replies), so it is where the providers' send-rate caps are kept: each send waits for a
+slot on its lane (`Settings.send_rates`) in the shared `ctx.limits`, in Redis across every
+process in production. (A Sender cannot: it has no context, and e-mail, the widget and the
+console outbox send without `ProviderChannel.post`.)
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +19,8 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, inspect, update
 
-from core.context import Context, DeliveryFailed
+from channels.base import ProviderChannel
+from core.context import Context, DeliveryFailed, Sender
 from core.events import message_event
 from core.logs import log_failure, without_numbers
 from messaging.history import (
@@ -88,6 +97,17 @@ RETRY_DELAYS = (5, 30, 120, 600, 1800)
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 
 
+# A send reaches the provider a few milliseconds after its slot (the attempt's claim, the
+# request): pacing this much under the cap leaves about 30 ms for that at any rate, so no
+# one-second window at the provider holds more than the cap.
+PACING_MARGIN = 0.03
+# Bulk sends (reminders) first wait on a pace of their own at this share of the cap, then take
+# the lane's next slot like any other send. However many workers send reminders, only those
+# whose bulk slot has come queue on the lane: a patient's live reply waits a slot or two, not
+# behind the whole batch, and keeps 5% of the lane for itself while reminders run.
+BULK_SHARE = 0.95
+
+
 async def deliver(
     ctx: Context,
     message: Message,
@@ -96,17 +116,22 @@ async def deliver(
     *,
     retry_later: bool = False,
     claimed: bool = False,
+    bulk: bool = False,
 ) -> bool:
     """One delivery attempt; True when the provider took the message.
 
-    The attempt is claimed first (compare-and-set on `attempts`; `claimed` when the message
-    was recorded with its attempt taken), so two processes never send the same attempt.
-    With `retry_later`, a temporary failure (429, 5xx, network) leaves the message pending
-    for the worker's retries (`messaging/retries.py`); without it, as for reminders, which
-    fall back to another channel instead, every failure is final."""
+    The send waits for its slot under the lane's rate cap (`bulk`: a reminder, paced at a
+    share of it), then the attempt is claimed (compare-and-set on `attempts`; `claimed` when
+    the message was recorded with its attempt taken), so two processes never send the same
+    attempt, and a process stopped while waiting leaves the attempt untaken, to be sent
+    again rather than given up as uncertain. With `retry_later`, a temporary failure (429,
+    5xx, network) leaves the message pending for the worker's retries
+    (`messaging/retries.py`); without it, as for reminders, which fall back to another
+    channel instead, every failure is final."""
+    sender = ctx.senders[message.channel]
+    await _wait_for_slot(ctx, _lane(sender, message.channel, identity), bulk=bulk)
     if not claimed and not await _claim_attempt(ctx, message):
         return False
-    sender = ctx.senders[message.channel]
     try:
         sent = await sender.deliver(message, identity)
     except DeliveryFailed as failure:
@@ -121,6 +146,19 @@ async def deliver(
         ctx, message.id, DeliveryStatus.SENT, conversation, parts=_provider_ids(sent)
     )
     return True
+
+
+def _lane(sender: Sender, channel: str, identity: ChannelIdentity) -> str:
+    return sender.send_lane(identity) if isinstance(sender, ProviderChannel) else channel
+
+
+async def _wait_for_slot(ctx: Context, lane: str, *, bulk: bool) -> None:
+    cap = ctx.settings.send_rates.get(lane)
+    if not cap:
+        return
+    if bulk:
+        await asyncio.sleep(await ctx.limits.pace(f"send:{lane}:bulk", cap * BULK_SHARE))
+    await asyncio.sleep(await ctx.limits.pace(f"send:{lane}", cap * (1 - PACING_MARGIN)))
 
 
 def _provider_ids(sent: str | Sequence[str] | None) -> list[str]:

@@ -17,15 +17,20 @@ template `lembrete_consulta`, pt_BR, parameters: first name, clinic, date, time,
 professional) for channels outside their messaging window, and an .ics for e-mail.
 
 Exactly once. Workers claim due rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
-SQLite has one writer at a time). Before calling the provider a worker records the outbound
-message and links it to the reminder in one transaction; the message id is the idempotency key
-the Sender passes to its provider. A worker killed mid-send leaves the row `sending` with a
+SQLite has one writer at a time), which a heartbeat renews while the worker lives, so a dead
+worker's rows are taken over `LEASE` after it stopped. Before calling the provider a worker
+records the outbound message and links it to the reminder in one transaction; the message id
+is the idempotency key the Sender passes to its provider. Reminders are bulk sends: they wait
+for their slot under the channel's rate cap before the attempt is claimed
+(`messaging.outbound.deliver`). A worker killed mid-send leaves the row `sending` with a
 pending message; once the lease expires another worker takes it over and:
   - a message already marked sent is not sent again (the reminder is marked sent);
-  - a pending message is delivered again under the same id only if its Sender declares
-    `idempotent = True` (the provider deduplicates by that key); otherwise it may have gone
-    out, so it is not repeated and the reminder is marked failed (`uncertain_delivery`):
-    at most one delivery.
+  - a message whose attempt was never claimed (its worker died before the send started, e.g.
+    while waiting for a slot) is delivered now: it cannot have gone out;
+  - a message whose attempt was claimed is delivered again under the same id only if its
+    Sender declares `idempotent = True` (the provider deduplicates by that key); otherwise it
+    may have gone out, so it is not repeated and the reminder is marked failed
+    (`uncertain_delivery`): at most one delivery.
 Cancelling, rescheduling or recording attendance cancels unsent rows in the same transaction,
 and every send re-checks the appointment under its lock, so an inactive or past appointment is
 never reminded.
@@ -34,6 +39,7 @@ never reminded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -41,7 +47,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -88,7 +94,8 @@ EVENING_SEND = time(20)
 MIN_LEAD = timedelta(hours=1)
 # Two planned reminders closer than this are one reminder too many.
 MIN_GAP = timedelta(hours=1)
-LEASE = timedelta(minutes=2)
+# How long a claim holds without its worker's heartbeat (renewed every third of it).
+LEASE = timedelta(seconds=30)
 BATCH = 10
 MAX_ATTEMPTS = 5
 FALLBACK_ORDER = (
@@ -549,9 +556,9 @@ async def _prepare(
         reminder.lease_until = now + lease
         if message is not None and message.delivery_status == DeliveryStatus.PENDING:
             # A previous worker stopped between recording this message and recording its
-            # outcome: the provider may or may not have it.
+            # outcome. Unless it never claimed the attempt, the provider may have it.
             sender = ctx.senders.get(message.channel)
-            if not getattr(sender, "idempotent", False):
+            if message.attempts and not getattr(sender, "idempotent", False):
                 _finish(reminder, ReminderStatus.FAILED, now, "uncertain_delivery")
                 log.warning("reminder %s: delivery uncertain after a worker stopped", reminder.id)
                 return None
@@ -618,17 +625,26 @@ async def _mark_sent(ctx: Context, reminder_ids: list[int], now: datetime) -> No
 
 
 async def _dispatch(
-    ctx: Context, claimed: Claimed, worker: str, clock: Clock, lease: timedelta
+    ctx: Context,
+    claimed: Claimed,
+    worker: str,
+    clock: Clock,
+    lease: timedelta,
+    *,
+    bulk: bool = True,
 ) -> bool:
     """Deliver one claimed reminder, falling back channel by channel; True when a channel
-    took it (the caller then marks it sent)."""
+    took it (the caller then marks it sent). Automatic reminders are `bulk`: they take the
+    channel's bulk share of its rate cap, leaving room for live replies."""
     for _ in range(len(FALLBACK_ORDER) + len(ctx.senders) + 1):
         delivery = await _prepare(ctx, claimed, worker, clock(), lease)
         if delivery is None:
             return False
         if delivery.fresh:
             await ctx.bus.publish(message_event(delivery.message, delivery.conversation))
-        if await deliver(ctx, delivery.message, delivery.identity, delivery.conversation):
+        if await deliver(
+            ctx, delivery.message, delivery.identity, delivery.conversation, bulk=bulk
+        ):
             log.info("reminder %s sent on %s", claimed.reminder_id, delivery.message.channel)
             return True
     return False
@@ -645,6 +661,38 @@ async def _dispatch_logged(
         return False
 
 
+@contextlib.asynccontextmanager
+async def _heartbeat(
+    ctx: Context, worker: str, clock: Clock, lease: timedelta
+) -> AsyncIterator[None]:
+    """While the block runs, renew the lease of every row this worker holds."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                async with ctx.db.session() as session:
+                    await session.execute(
+                        update(Reminder)
+                        .where(
+                            Reminder.lease_owner == worker,
+                            Reminder.status == ReminderStatus.SENDING,
+                        )
+                        .values(lease_until=clock() + lease)
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception as exc:  # a missed beat only lets another worker help out
+                log_failure(log, exc, "reminder leases of %s: renewal failed", worker)
+
+    beating = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+
 async def dispatch_due(
     ctx: Context,
     *,
@@ -654,19 +702,41 @@ async def dispatch_due(
     batch: int = BATCH,
 ) -> int:
     """Send every reminder that is due (and take over those whose worker died); returns
-    how many rows were claimed. `batch` rows are claimed and sent concurrently at a time,
-    so a lease only has to outlast one batch."""
+    how many rows were claimed. Up to `batch` rows are in flight at a time, and more are
+    claimed as soon as half of them are done, so a paced channel never idles between
+    batches; the rows sent are marked in groups of half a batch."""
     worker = worker_id or default_worker_id()
     clock = clock or utcnow
+    in_flight: dict[asyncio.Task[bool], int] = {}
+    sent: list[int] = []
     claimed = 0
-    while batch_claimed := await _claim(ctx, worker, clock(), lease, batch):
-        claimed += len(batch_claimed)
-        sent = await asyncio.gather(
-            *(_dispatch_logged(ctx, c, worker, clock, lease) for c in batch_claimed)
-        )
-        await _mark_sent(
-            ctx, [c.reminder_id for c, ok in zip(batch_claimed, sent, strict=True) if ok], clock()
-        )
+    more = True
+    try:
+        async with _heartbeat(ctx, worker, clock, lease):
+            while True:
+                if more and len(in_flight) <= batch // 2:
+                    wanted = batch - len(in_flight)
+                    fresh = await _claim(ctx, worker, clock(), lease, wanted)
+                    more = len(fresh) == wanted
+                    claimed += len(fresh)
+                    for row in fresh:
+                        task = asyncio.create_task(_dispatch_logged(ctx, row, worker, clock, lease))
+                        in_flight[task] = row.reminder_id
+                if not in_flight:
+                    break
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    reminder_id = in_flight.pop(task)
+                    if task.result():
+                        sent.append(reminder_id)
+                if len(sent) >= batch // 2 or not in_flight:
+                    await _mark_sent(ctx, sent, clock())
+                    sent = []
+    finally:
+        # Stopped (cancelled, or a failure to claim or mark): the rows in flight stay
+        # `sending` and are taken over once their lease runs out.
+        for task in in_flight:
+            task.cancel()
     return claimed
 
 
@@ -711,7 +781,9 @@ async def send_now(
         reminder.error = None
         await session.flush()
         reminder_id = reminder.id
-    if await _dispatch(ctx, Claimed(reminder_id, appointment_id), worker, clock, LEASE):
+    # A person is waiting for this one: it takes the lane's next slot, like a reply.
+    claimed = Claimed(reminder_id, appointment_id)
+    if await _dispatch(ctx, claimed, worker, clock, LEASE, bulk=False):
         await _mark_sent(ctx, [reminder_id], clock())
     async with ctx.db.session() as session:
         reminder = await session.get_one(Reminder, reminder_id)

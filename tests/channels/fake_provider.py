@@ -24,6 +24,8 @@ class ProviderRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    # When it arrived (time.monotonic), to check the pace of sends.
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self) -> Any:
