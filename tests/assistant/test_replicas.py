@@ -48,7 +48,9 @@ async def replicas() -> AsyncIterator[list[TestServer]]:
 
 
 def _message(patient_id: int) -> Any:
-    return SimpleNamespace(id=patient_id * 10, channel="whatsapp", conversation_id=patient_id)
+    return SimpleNamespace(
+        id=patient_id * 10, channel="whatsapp", conversation_id=patient_id, payload=None
+    )
 
 
 def _base(server: TestServer) -> str:

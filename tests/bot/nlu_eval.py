@@ -96,9 +96,13 @@ def full_intent(parsed: dict) -> str:
 
 
 def evaluate(model: Path, examples: list[tuple[str, str]]) -> Evaluation:
+    # The platform's side (this file also runs in the assistant's environment, as a script).
+    from messaging.redaction import redact
+
     with tempfile.TemporaryDirectory() as folder:
         texts = Path(folder) / "texts.json"
-        texts.write_text(json.dumps([text for text, _ in examples]))
+        # What the assistant reads: personal data swapped for placeholders by the platform.
+        texts.write_text(json.dumps([redact(text).text for text, _ in examples]))
         predictions = in_rasa("predict", str(model), str(texts))
     result = Evaluation(total=len(examples))
     true_positives: Counter[str] = Counter()
