@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from channels.email import EmailChannel
 from channels.mailauth import SenderCheck
-from messaging.identities import create_patient
+from messaging.identities import create_patient, has_verified_contact
 from models import (
     Appointment,
     AppointmentStatus,
@@ -176,6 +176,8 @@ async def test_a_forged_from_is_filed_apart_goes_to_a_person_and_cancels_nothing
         query = select(Message.patient_id).where(Message.direction == Direction.INBOUND)
         owners = (await session.execute(query)).scalars().all()
     assert owners == [message.patient_id, message.patient_id]
+    async with db.session() as session:  # what booking asks: nothing proved the forger
+        assert not await has_verified_contact(session, message.patient_id)
 
 
 async def test_a_mail_signed_by_the_senders_domain_acts_for_the_patient(email, db, maria, dns):
@@ -187,6 +189,17 @@ async def test_a_mail_signed_by_the_senders_domain_acts_for_the_patient(email, d
     assert email.inbox.assistant.texts == ["quero cancelar minha consulta"]
     assert await _appointment_status(db, maria) == AppointmentStatus.CANCELLED
     assert dns.asked == [b"s2026._domainkey.gmail.com."]  # the key came from "DNS"
+
+
+async def test_authenticated_mail_from_a_new_address_is_a_verified_contact(email, db, dns):
+    raw = dkim_signed(unsigned_mail("novo@gmail.com", "oi", "novo-1@mail.test"), "gmail.com")
+    assert (await email.deliver(raw))[0] == 200
+    await email.settle()
+
+    message, identity, _ = await _first_inbound(db)
+    assert identity.external_id == "novo@gmail.com"
+    async with db.session() as session:
+        assert await has_verified_contact(session, message.patient_id)
 
 
 def _signed_by_the_attacker() -> bytes:
