@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 # What the "talk to a person" button sends: the handoff intent of the Rasa domain.
 HANDOFF_PAYLOAD = "/falar_com_atendente"
+# The identity detail a channel sets when it could not authenticate the sender (e-mail without
+# an aligned DKIM or trusted DMARC pass): its value is the handoff reason. Such an identity is
+# linked to no known patient, and its messages go to a person, never to the bot.
+UNAUTHENTICATED = "unauthenticated"
 _TYPED_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 
 
@@ -149,6 +153,8 @@ class ProviderChannel(ABC):
     name: ClassVar[str]
     # Bodies above this are refused before they are read.
     max_body: ClassVar[int] = 1_000_000
+    # Whether `decode` waits on the network (DNS): then it runs off the event loop.
+    decodes_blocking: ClassVar[bool] = False
 
     def __init__(self, config: ChannelConfig) -> None:
         self.config = config

@@ -5,10 +5,17 @@ raw mode, the mail in a form field); outbound by SMTP.
 Env: SMTP_URL (smtp://user:pass@host:587, STARTTLS when offered; smtps:// for implicit TLS),
 EMAIL_FROM, and for inbound EMAIL_INBOUND_SECRET (webhook: `Authorization: Bearer <secret>`
 or Basic auth with the secret as password) and/or IMAP_URL (imaps://user:pass@host/INBOX),
-IMAP_POLL_SECONDS (30).
+IMAP_POLL_SECONDS (30); EMAIL_TRUSTED_AUTHSERV_ID, the authserv-id of the clinic's receiving
+relay whose Authentication-Results header is believed (channels/mailauth.py).
 
-The person is their normalised address. Replies keep the patient's thread (In-Reply-To and
-References of their latest message, kept on the identity); the bot sees only the new text
+The person is their normalised address — when the mail is authenticated (an aligned DKIM
+signature, or the trusted relay's DMARC pass). Unauthenticated mail is filed under an identity
+of its own, `unverified:<address>`, whose patient is never one the clinic already knows by
+that address (it is linked by nothing); it is kept, shown to staff and handed to a person
+with the reason `email_nao_autenticado`, never to the bot, so it can act on no appointment.
+
+Replies keep the patient's thread (In-Reply-To and References of their latest message, kept
+on the identity); the bot sees only the new text
 (quoted history and signatures stripped); automatic mail (Auto-Submitted, mailing lists) is
 stored but never answered; bounces mark the message that bounced as failed.
 """
@@ -37,6 +44,7 @@ from typing import Any, ClassVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from channels.base import (
+    UNAUTHENTICATED,
     BadPayload,
     Event,
     HandleEvents,
@@ -50,6 +58,7 @@ from channels.base import (
     tolerant,
     unset,
 )
+from channels.mailauth import SenderCheck
 from core.catalog import t
 from core.contacts import normalize_email
 from core.context import DeliveryFailed
@@ -66,6 +75,10 @@ MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
 # SendGrid Inbound Parse's raw mode: the whole mail in this form field.
 MAIL_FIELD = "email"
+# The identity of mail whose sender could not be authenticated: `unverified:<address>`.
+UNVERIFIED_PREFIX = "unverified:"
+# The handoff reason staff see for it.
+NOT_AUTHENTICATED = "email_nao_autenticado"
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class EmailConfig:
     inbound_secret: str
     imap_url: str
     imap_poll_seconds: float
+    trusted_authserv_id: str = ""
 
     @property
     def missing(self) -> list[str]:
@@ -214,7 +228,7 @@ def _bounce(mail: EmailMessage) -> list[Event]:
     return [StatusUpdate(original_id, DeliveryStatus.FAILED, error=f"bounced: {diagnostic}"[:500])]
 
 
-def _mail(raw: bytes) -> list[Event]:
+def _mail(raw: bytes, authenticated: SenderCheck) -> list[Event]:
     mail = email.message_from_bytes(raw, policy=policy.default)
     if mail.get_content_type() == "multipart/report":
         # Only a delivery status notification is a bounce; a read receipt (disposition
@@ -240,26 +254,40 @@ def _mail(raw: bytes) -> list[Event]:
         "references": list(dict.fromkeys(references))[-THREAD_REFERENCES:],
         "subject": subject,
     }
+    details: dict[str, Any] = {"thread": thread}
+    person: str | None = sender
+    if not authenticated(raw, mail):
+        # Anyone can write any From: the address speaks for nobody the clinic knows.
+        details[UNAUTHENTICATED] = NOT_AUTHENTICATED
+        person = None
     return [
         Inbound(
             channel=CHANNEL,
-            external_user_id=sender,
+            external_user_id=sender if person else f"{UNVERIFIED_PREFIX}{sender}",
             provider_message_id=message_id,
             # A mail with only a subject says it there; with files, the files are the point.
             text=visible_text(_body(mail)) or ("" if attachments else subject),
             attachments=attachments,
             sent_at=date,
             display_name=name or None,
-            email=sender,
-            identity_details={"thread": thread},
+            email=person,
+            identity_details=details,
             automatic=is_automatic(mail),
         )
     ]
 
 
-def parse(raw: bytes) -> list[Event]:
-    """One raw MIME mail as events: a patient's message, or the bounce of one of ours."""
-    return tolerant("mail", _mail, raw)
+def parse(raw: bytes, authenticated: SenderCheck) -> list[Event]:
+    """One raw MIME mail as events: a patient's message (from its address when
+    `authenticated` passes it, else from an unverified identity), or the bounce of one of
+    ours."""
+    return tolerant("mail", _mail, raw, authenticated)
+
+
+def address_of(identity: ChannelIdentity) -> str:
+    """Where mail to this identity goes: its address, also for an unverified identity (the
+    address's owner receives it, never the one who forged it)."""
+    return identity.external_id.removeprefix(UNVERIFIED_PREFIX)
 
 
 # --- sending mail ------------------------------------------------------------------------------
@@ -275,7 +303,7 @@ def compose(message: Message, identity: ChannelIdentity, sender: str) -> EmailMe
         subject = f"Re: {subject}" if thread.get("subject") else subject
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = identity.external_id
+    mail["To"] = address_of(identity)
     mail["Subject"] = subject
     mail["Message-ID"] = make_msgid(domain=Address(addr_spec=_address(sender)).domain)
     if thread.get("message_id"):
@@ -392,7 +420,16 @@ def form_field(request: WebhookRequest, name: str) -> bytes:
 class EmailChannel(ProviderChannel):
     name = CHANNEL
     max_body: ClassVar[int] = 10 * 1024 * 1024  # raw MIME with attachments
+    decodes_blocking = True  # DKIM keys are read from DNS
     config: EmailConfig
+
+    def __init__(self, config: EmailConfig) -> None:
+        super().__init__(config)
+        self.sender_check = SenderCheck(config.trusted_authserv_id)
+
+    def read(self, raw: bytes) -> list[Event]:
+        """A raw mail as events, its sender authenticated as this clinic does."""
+        return parse(raw, self.sender_check)
 
     @classmethod
     def load_config(cls, settings: Settings) -> EmailConfig:
@@ -403,6 +440,7 @@ class EmailChannel(ProviderChannel):
             inbound_secret=env.get("EMAIL_INBOUND_SECRET", ""),
             imap_url=env.get("IMAP_URL", ""),
             imap_poll_seconds=float(env.get("IMAP_POLL_SECONDS", "30")),
+            trusted_authserv_id=env.get("EMAIL_TRUSTED_AUTHSERV_ID", "").strip(),
         )
 
     def verify(self, request: WebhookRequest) -> bool:
@@ -427,7 +465,7 @@ class EmailChannel(ProviderChannel):
             raw = form_field(request, MAIL_FIELD)
         if not raw.strip():
             raise BadPayload("expected a raw MIME mail")
-        return parse(raw)
+        return self.read(raw)
 
     async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
         mail = compose(message, identity, self.config.email_from)
@@ -460,7 +498,7 @@ class EmailChannel(ProviderChannel):
                 raw = await asyncio.to_thread(mailbox.fetch, uid)
                 if raw is None:
                     continue  # left unseen for the next poll
-                await handle(parse(raw))
+                await handle(await asyncio.to_thread(self.read, raw))
                 await asyncio.to_thread(mailbox.mark_seen, uid)
         finally:
             await asyncio.to_thread(mailbox.close)

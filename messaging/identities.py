@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.base import UNAUTHENTICATED
 from core.contacts import phone_match_key
 from models import Base, ChannelIdentity, PatientProfile, Role, User
 
@@ -28,6 +29,28 @@ async def find_patient_by_phone(session: AsyncSession, e164: str) -> User | None
         )
     )
     return (await session.execute(query.order_by(User.id).limit(1))).scalar_one_or_none()
+
+
+async def has_verified_contact(session: AsyncSession, patient_id: int) -> bool:
+    """Whether the patient proved some way to reach them: an e-mail verified by its link, a
+    phone a provider proved (WhatsApp, SMS, a Telegram contact shared by its owner) or proved
+    by a one-time code, or authenticated mail from their address. A typed phone or e-mail,
+    or a widget visitor, proves nothing."""
+    verified_email = select(User.id).where(
+        User.id == patient_id, User.email_verified_at.is_not(None)
+    )
+    proved_identity = select(ChannelIdentity.id).where(
+        ChannelIdentity.patient_id == patient_id,
+        or_(
+            ChannelIdentity.verified_phone.is_not(None),
+            and_(
+                ChannelIdentity.channel == "email",
+                ChannelIdentity.details[UNAUTHENTICATED].as_string().is_(None),
+            ),
+        ),
+    )
+    query = select(or_(verified_email.exists(), proved_identity.exists()))
+    return bool(await session.scalar(query))
 
 
 async def create_patient(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import (
     HANDOFF_PAYLOAD,
+    UNAUTHENTICATED,
     Edit,
     Event,
     EventHandler,
@@ -39,7 +40,7 @@ from channels.base import (
 )
 from core.catalog import t
 from core.context import Context
-from core.events import message_event
+from core.events import BOT_HANDOFF, message_event
 from core.logs import log_failure
 from messaging.assistant import AssistantClient, BotMessage, answer, mark_processed
 from messaging.history import (
@@ -302,6 +303,8 @@ class Inbox:
             route.person_elsewhere and await self.join_open_episode(self.ctx, route.conversation.id)
         ):
             await mark_processed(self.ctx, message.id)
+        elif reason := (route.identity.details or {}).get(UNAUTHENTICATED):
+            await self._to_a_person(route, str(reason))
         elif _unreadable(message):
             offer = [_offer_a_person()]
             await answer(self.ctx, message, route.identity, offer, author_kind=AuthorKind.SYSTEM)
@@ -309,6 +312,13 @@ class Inbox:
             text = _what_the_bot_reads(message, route.offers)
             replies = await self.assistant.turn(message.patient_id, message, text, replay=replay)
             await answer(self.ctx, message, route.identity, replies)
+
+    async def _to_a_person(self, route: Route, reason: str) -> None:
+        """A sender the channel could not authenticate speaks for nobody: the bot never
+        reads it (it could cancel an appointment); a person does, told why."""
+        await mark_processed(self.ctx, route.message.id)
+        event = {"type": BOT_HANDOFF, "conversation_id": route.conversation.id, "reason": reason}
+        await self.ctx.bus.publish(event)
 
     async def replay_unprocessed(self, recorded_before: datetime | None = None) -> int:
         """Route what was recorded but never routed: at start-up, whatever a previous process

@@ -102,7 +102,10 @@ async def receive(request: web.Request) -> web.Response:
         log.warning("%s: refused a request with a missing or bad signature", channel.name)
         return _error(403, "invalid signature")
     try:
-        events = channel.decode(call)
+        if channel.decodes_blocking:
+            events = await asyncio.to_thread(channel.decode, call)
+        else:
+            events = channel.decode(call)
     except BadPayload as exc:
         log.warning("%s: refused an unreadable request: %s", channel.name, exc)
         return _error(400, str(exc))

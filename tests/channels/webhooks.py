@@ -4,11 +4,13 @@ and requests signed exactly as each provider signs them."""
 
 from __future__ import annotations
 
+import email
 import hashlib
 import hmac
 import itertools
 import json
 import time
+from email import policy
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -39,6 +41,7 @@ SECRETS = {
     "EMAIL_FROM": "Clínica Vida Plena <contato@clinica.test>",
     "EMAIL_INBOUND_SECRET": "mail-inbound-secret",
     "IMAP_POLL_SECONDS": "1",
+    "EMAIL_TRUSTED_AUTHSERV_ID": "mx.clinica.test",
 }
 # The header that carries each channel's signature or secret.
 SIGNATURE_HEADER = {
@@ -84,8 +87,23 @@ def load_form(event: str) -> dict[str, str]:
     return {name: unquote(value) for name, _, value in (line.partition("=") for line in lines)}
 
 
-def load_mail(event: str) -> bytes:
-    return fixture_path("email", event).read_bytes()
+def load_mail(event: str, *, relayed: bool = True) -> bytes:
+    """A recorded mail as the clinic's receiving relay hands it over (`relayed`: with its
+    DMARC pass for the From domain), or as the sender wrote it."""
+    raw = fixture_path("email", event).read_bytes()
+    return relay_pass(raw) if relayed else raw
+
+
+def relay_pass(raw: bytes, authserv_id: str = SECRETS["EMAIL_TRUSTED_AUTHSERV_ID"]) -> bytes:
+    """The mail with the Authentication-Results header a relay adds when it found the
+    sender's DKIM signature and DMARC alignment good."""
+    sender = email.message_from_bytes(raw, policy=policy.default)["From"].addresses[0]
+    domain = sender.domain.lower()
+    header = (
+        f"Authentication-Results: {authserv_id};\r\n dkim=pass header.d={domain};"
+        f"\r\n dmarc=pass (p=REJECT) header.from={domain}\r\n"
+    )
+    return header.encode() + raw
 
 
 _fresh = itertools.count(int(time.time()) % 1_000_000 * 1000)
@@ -119,9 +137,16 @@ def text_message(channel: str, sender: str, text: str = "oi", message_id: str = 
         message.update(message_id=payload["update_id"], text=text)
         return payload
     assert channel == "email"
-    headers, _, _body = load_mail("plain").decode().partition("\r\n\r\n")
+    return relay_pass(unsigned_mail(sender, text, message_id or f"T{n}@mail.test"))
+
+
+def unsigned_mail(sender: str, text: str, message_id: str) -> bytes:
+    """The recorded plain mail from `sender` saying `text`, as written: nothing vouches for
+    its From."""
+    raw = load_mail("plain", relayed=False)
+    headers, _, _body = raw.decode().partition("\r\n\r\n")
     headers = headers.replace("Maria Silva <Maria.Silva@Gmail.com>", f"Paciente <{sender}>")
-    headers = headers.replace("CAFx5g2M9+Jt3kQ@mail.gmail.com", message_id or f"T{n}@mail.test")
+    headers = headers.replace("CAFx5g2M9+Jt3kQ@mail.gmail.com", message_id)
     headers = headers.replace("quoted-printable", "8bit")
     return f"{headers}\r\n\r\n{text}\r\n".encode()
 

@@ -6,8 +6,16 @@ import pytest
 
 from channels.base import Inbound, StatusUpdate, WebhookRequest
 from channels.email import EmailChannel, EmailConfig, compose, parse, visible_text
+from channels.mailauth import SenderCheck
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
-from tests.channels.webhooks import load_mail, text_message
+from tests.channels.webhooks import SECRETS, load_mail, text_message
+
+RELAY = SECRETS["EMAIL_TRUSTED_AUTHSERV_ID"]
+
+
+def read(raw: bytes):
+    """Read as the clinic whose receiving relay is the tests' trusted one."""
+    return parse(raw, SenderCheck(RELAY))
 
 
 def only(events):
@@ -16,7 +24,7 @@ def only(events):
 
 
 def test_a_mail_is_a_patient_message_from_the_normalised_address_without_signature():
-    event = only(parse(load_mail("plain")))
+    event = only(read(load_mail("plain")))
 
     assert isinstance(event, Inbound)
     assert event.external_user_id == event.email == "maria.silva@gmail.com"
@@ -34,7 +42,7 @@ def test_a_mail_is_a_patient_message_from_the_normalised_address_without_signatu
 
 
 def test_a_reply_keeps_only_the_new_text_and_the_threads_references():
-    event = only(parse(load_mail("reply_quoted")))
+    event = only(read(load_mail("reply_quoted")))
 
     assert event.text == "2"
     assert event.identity_details["thread"]["references"] == [
@@ -45,21 +53,21 @@ def test_a_reply_keeps_only_the_new_text_and_the_threads_references():
 
 
 def test_an_html_only_mail_is_read_as_text_without_the_quoted_history():
-    event = only(parse(load_mail("html_only")))
+    event = only(read(load_mail("html_only")))
 
     assert event.text == "Boa tarde,\n\nVocês fazem exame de sangue aos sábados?"
     assert event.identity_details["thread"]["subject"] == "Exame de sangue"
 
 
 def test_an_auto_reply_is_kept_but_marked_automatic():
-    event = only(parse(load_mail("auto_reply")))
+    event = only(read(load_mail("auto_reply")))
 
     assert event.automatic
     assert event.text.startswith("Estou de ferias")
 
 
 def test_a_bounce_fails_the_message_it_returns():
-    event = only(parse(load_mail("bounce")))
+    event = only(read(load_mail("bounce")))
 
     assert event == StatusUpdate(
         "177512.9.omni@clinica.test",
@@ -69,13 +77,13 @@ def test_a_bounce_fails_the_message_it_returns():
 
 
 def test_a_read_receipt_names_our_mail_but_is_no_bounce():
-    event = only(parse(load_mail("read_receipt")))
+    event = only(read(load_mail("read_receipt")))
 
     assert not isinstance(event, StatusUpdate)
 
 
 def test_attached_files_are_kept_as_references_and_are_not_text():
-    event = only(parse(load_mail("attachment")))
+    event = only(read(load_mail("attachment")))
 
     assert event.text == ""
     assert event.attachments == [
@@ -84,7 +92,7 @@ def test_attached_files_are_kept_as_references_and_are_not_text():
 
 
 def test_a_mail_without_message_id_gets_the_same_key_on_every_delivery():
-    first, again = only(parse(load_mail("no_message_id"))), only(parse(load_mail("no_message_id")))
+    first, again = only(read(load_mail("no_message_id"))), only(read(load_mail("no_message_id")))
 
     assert first.provider_message_id.startswith("sha256:")
     assert first.provider_message_id == again.provider_message_id
@@ -129,11 +137,11 @@ def _sendgrid_form(kind: str, raw: bytes) -> WebhookRequest:
 @pytest.mark.parametrize("kind", ["multipart", "urlencoded"])
 def test_a_mail_posted_as_a_form_is_read_from_its_field_byte_for_byte(kind):
     raw = text_message("email", "ana.souza@example.com", "Olá, é às 15h?")  # 8-bit UTF-8
-    channel = EmailChannel(EmailConfig("smtp://localhost", "c@clinica.test", "s", "", 30))
+    channel = EmailChannel(EmailConfig("smtp://localhost", "c@clinica.test", "s", "", 30, RELAY))
 
     [event] = channel.decode(_sendgrid_form(kind, raw))
 
-    assert event == only(parse(raw))
+    assert event == only(read(raw))
     assert event.text == "Olá, é às 15h?"
 
 
@@ -144,7 +152,7 @@ def _outbound(text: str, author: AuthorKind, buttons=None) -> Message:
 def test_a_reply_is_threaded_and_marked_automatic_when_the_bot_wrote_it():
     identity = ChannelIdentity(
         external_id="maria.silva@gmail.com",
-        details=only(parse(load_mail("reply_quoted"))).identity_details,
+        details=only(read(load_mail("reply_quoted"))).identity_details,
     )
 
     mail = compose(
