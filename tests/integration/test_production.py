@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from core.audit import AuditAction
 from core.settings import ROOT, Settings
 from messaging.assistant import AssistantClient
 from models import AuditLog, ChannelIdentity, User
@@ -216,7 +217,7 @@ async def test_the_client_address_is_believed_from_the_proxy_only(production):
             recorded = (
                 await session.execute(
                     select(AuditLog.ip)
-                    .where(AuditLog.action == "live_supervision_opened")
+                    .where(AuditLog.action == AuditAction.LIVE_SUPERVISION_OPENED)
                     .order_by(AuditLog.id)
                 )
             ).scalars()
@@ -240,9 +241,11 @@ async def _open_supervision(http: aiohttp.ClientSession, base_url: str) -> None:
     login = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
     async with http.post(f"{base_url}/api/login", json=login) as response:
         assert response.status == 200, await response.text()
+        session = response.cookies["oc_session"].value
     socket_url = base_url.replace("https://", "wss://").replace("http://", "ws://")
-    # The opening is audited before the socket is accepted.
-    async with http.ws_connect(f"{socket_url}/api/ws"):
+    # The opening is audited before the socket is accepted. The cookie is `Secure` (the
+    # clinic is served on https), so straight to a replica over http it is sent by hand.
+    async with http.ws_connect(f"{socket_url}/api/ws", headers={"Cookie": f"oc_session={session}"}):
         pass
 
 
