@@ -18,10 +18,12 @@ from accounts.consent import grant_at_sign_up
 from accounts.mail import AccountMail, clinic_name
 from accounts.tokens import RESET_PAGE, VERIFY_PAGE, InvalidLink
 from core.catalog import t
-from core.contacts import normalize_cpf, normalize_email, normalize_phone
+from core.contacts import normalize_cpf, normalize_email, normalize_phone, phone_match_key
 from core.context import Context
-from core.errors import BadRequest
+from core.errors import BadRequest, Conflict
+from messaging import verification
 from messaging.identities import create_patient
+from messaging.verification import Check
 from models import TokenPurpose, User, utcnow
 from models.db import Database
 
@@ -152,5 +154,50 @@ async def update_contact(
             normalized = normalize_phone(_required(phone, "error.invalid_phone"))
             if normalized is None:
                 raise PatientError("error.invalid_phone")
+            if normalized != patient.phone_e164 and patient.patient_profile is not None:
+                # A new phone is only typed: it matches nothing until proved by its code.
+                patient.patient_profile.phone_match_key = None
             patient.phone_e164 = normalized
     return patient
+
+
+def phone_proved(patient: User) -> bool:
+    """Whether the patient's phone was proved (patient profile loaded): only then do
+    channel identities with it join their record."""
+    profile = patient.patient_profile
+    key = phone_match_key(patient.phone_e164)
+    return key is not None and profile is not None and profile.phone_match_key == key
+
+
+async def send_phone_code(ctx: Context, patient_id: int) -> None:
+    """A one-time code to the patient's typed phone (WhatsApp when enabled, else SMS)."""
+    channel = verification.code_channel(ctx)
+    async with ctx.db.session() as session:
+        claim_id = await verification.open_phone_proof(
+            session, patient_id, channel=channel, now=utcnow()
+        )
+    if not await verification.send_code(ctx, claim_id, patient_id):
+        raise Conflict("error.code_not_sent")
+
+
+async def confirm_phone(ctx: Context, patient_id: int, code: Any) -> User:
+    """The code the patient typed: the right one in time makes their phone proved."""
+    typed = code if isinstance(code, str) else ""
+    async with ctx.db.session() as session:
+        claim = await verification.open_claim_of(session, patient_id, own_phone=True)
+        checked = (
+            await verification.check_code(
+                session, claim.id, typed, secret=ctx.settings.session_secret, now=utcnow()
+            )
+            if claim is not None
+            else verification.Checked(Check.EXPIRED)
+        )
+    if checked.result == Check.WRONG:
+        raise BadRequest("error.code_wrong", restantes=checked.remaining)
+    if checked.result == Check.REFUSED:
+        raise BadRequest("error.code_refused")
+    if checked.result == Check.EXPIRED:
+        raise BadRequest("error.code_expired")
+    if checked.result == Check.ASK_STAFF:
+        raise Conflict("error.phone_held_by_account")
+    return await load_patient(ctx.db, patient_id)

@@ -66,6 +66,10 @@ class AuditAction(StrEnum):
     UNBLOCK_TIME = "unblock_time"
     # The system joined two patient records after a one-time code proved the contact.
     PATIENT_LINKED_BY_CODE = "patient_linked_by_code"
+    # A patient proved their typed phone with a code sent to it; or proved it while another
+    # patient with an account holds it, which a person must sort out.
+    PHONE_PROVED = "phone_proved"
+    PHONE_PROOF_CONFLICT = "phone_proof_conflict"
 
 
 def fingerprint(secret: str, value: str) -> str:

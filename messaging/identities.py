@@ -34,10 +34,13 @@ async def find_patient_by_phone(session: AsyncSession, e164: str) -> User | None
 async def has_verified_contact(session: AsyncSession, patient_id: int) -> bool:
     """Whether the patient proved some way to reach them: an e-mail verified by its link, a
     phone a provider proved (WhatsApp, SMS, a Telegram contact shared by its owner) or proved
-    by a one-time code, or authenticated mail from their address. A typed phone or e-mail,
-    or a widget visitor, proves nothing."""
+    by a one-time code (its match key is set only then), or authenticated mail from their
+    address. A typed phone or e-mail, or a widget visitor, proves nothing."""
     verified_email = select(User.id).where(
         User.id == patient_id, User.email_verified_at.is_not(None)
+    )
+    proved_phone = select(PatientProfile.user_id).where(
+        PatientProfile.user_id == patient_id, PatientProfile.phone_match_key.is_not(None)
     )
     proved_identity = select(ChannelIdentity.id).where(
         ChannelIdentity.patient_id == patient_id,
@@ -49,7 +52,7 @@ async def has_verified_contact(session: AsyncSession, patient_id: int) -> bool:
             ),
         ),
     )
-    query = select(or_(verified_email.exists(), proved_identity.exists()))
+    query = select(or_(verified_email.exists(), proved_phone.exists(), proved_identity.exists()))
     return bool(await session.scalar(query))
 
 
@@ -170,14 +173,31 @@ async def link_phone(session: AsyncSession, identity: ChannelIdentity, phone: st
         await merge_patients(session, source=patient, target=other)
         identity.patient_id = other.id
     elif patient.phone_e164 is None:
-        await _set_phone(session, patient, phone)
+        await set_proved_phone(session, patient, phone)
 
 
-async def _set_phone(session: AsyncSession, patient: User, phone: str) -> None:
+async def set_proved_phone(session: AsyncSession, patient: User, phone: str) -> None:
+    """The phone is the patient's, proved: channel identities with it are matched to them."""
     patient.phone_e164 = phone
     profile = await session.get(PatientProfile, patient.id)
     if profile is not None:
         profile.phone_match_key = phone_match_key(phone)
+
+
+async def phone_holders(
+    session: AsyncSession, phone: str, *, besides: int, also: ChannelIdentity | None = None
+) -> list[User]:
+    """The other active patients this phone is proved for: by its match key, or by a channel
+    identity a provider proved it on; and the patient of `also` (an identity addressed to
+    the phone)."""
+    ids = {identity.patient_id for identity in await verified_channels(session, phone=phone)}
+    if (by_key := await find_patient_by_phone(session, phone)) is not None:
+        ids.add(by_key.id)
+    if also is not None:
+        ids.add(also.patient_id)
+    ids.discard(besides)
+    query = select(User).where(User.id.in_(ids), User.is_active.is_(True)).order_by(User.id)
+    return list((await session.execute(query)).scalars())
 
 
 async def verified_channels(
@@ -230,7 +250,7 @@ async def link_claimed_contact(
     if cpf and patient.cpf is None:
         patient.cpf = cpf
     if phone and patient.phone_e164 is None:
-        await _set_phone(session, patient, phone)
+        await set_proved_phone(session, patient, phone)
     return patient
 
 
@@ -244,10 +264,14 @@ async def merge_patients(session: AsyncSession, *, source: User, target: User) -
         await session.execute(update(table).where(column == source.id).values(patient_id=target.id))
     phone, source.phone_e164 = source.phone_e164, None
     source_profile = await session.get(PatientProfile, source.id)
+    proved = source_profile is not None and source_profile.phone_match_key is not None
     if source_profile is not None:
         source_profile.phone_match_key = None
     if phone and target.phone_e164 is None:
-        await _set_phone(session, target, phone)
+        if proved:
+            await set_proved_phone(session, target, phone)
+        else:  # only typed on the source: it stays typed, matching nothing
+            target.phone_e164 = phone
     for field_name in ("name", "email", "cpf"):
         value = getattr(source, field_name)
         if value and getattr(target, field_name) is None:

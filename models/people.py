@@ -152,15 +152,25 @@ class ClaimStatus(StrEnum):
     REFUSED = "refused"  # too many wrong codes
     EXPIRED = "expired"
     FAILED = "failed"  # the code could not be delivered
+    SKIPPED = "skipped"  # the claimant said "pular": the dialogue went on without the code
 
 
 OPEN_CLAIM_STATUSES = (ClaimStatus.PENDING, ClaimStatus.SENT)
 
 
+class ClaimKind(StrEnum):
+    CPF = "cpf"  # a CPF typed in a conversation
+    PHONE = "phone"  # a phone typed in a conversation
+    OWN_PHONE = "own"  # the claimant's own typed phone, to be proved (portal)
+
+
 class IdentityClaim(Base):
-    """A patient on a channel without a phone (Messenger, Instagram, the widget) typed the CPF
-    or phone of another patient: a one-time code sent to that patient's verified channel
-    must come back before the two are joined (messaging/verification.py)."""
+    """A patient on a channel without a phone (Messenger, Instagram, the widget) typed a CPF
+    or phone: a one-time code sent to the verified channel of the patient who has it must
+    come back before the two are joined. Typed data nobody has (or whose owner cannot be
+    sent a code) gets a decoy claim, with no owner or destination and no code, so that the
+    conversation cannot tell the two apart. A patient also proves their own typed phone with
+    a code sent to it (messaging/verification.py)."""
 
     __tablename__ = "identity_claims"
 
@@ -169,13 +179,14 @@ class IdentityClaim(Base):
     claimant_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    owner_id: Mapped[int] = mapped_column(
+    # Both None on a decoy claim.
+    owner_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    destination_id: Mapped[int] = mapped_column(
+    destination_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("channel_identities.id", ondelete="CASCADE")
     )
-    claimed: Mapped[str] = mapped_column(String(8))  # "cpf" or "phone"; the value is not kept
+    claimed: Mapped[str] = mapped_column(String(8))  # a ClaimKind; the value is not kept
     status: Mapped[ClaimStatus] = mapped_column(enum_type(ClaimStatus), default=ClaimStatus.PENDING)
     # HMAC-SHA256 of the code; the code itself is never stored.
     code_hash: Mapped[str | None] = mapped_column(String(64))

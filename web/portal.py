@@ -6,6 +6,7 @@ What those refuse (a `core.errors.ClinicError`) is answered by the error middlew
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from accounts import patients
 from core import access
 from core.errors import BadRequest, NotFound
-from models import Appointment, Specialty, utcnow
+from models import Appointment, Specialty, User, utcnow
 from models.views import appointment_view, patient_view, slot_view, specialty_view
 from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
@@ -34,9 +35,13 @@ async def portal_page(_request: web.Request) -> web.Response:
     return render_page("portal.html")
 
 
+def _own_view(patient: User) -> dict[str, Any]:
+    return {**patient_view(patient), "phone_verified": patients.phone_proved(patient)}
+
+
 async def me(request: web.Request) -> web.Response:
     patient = await patients.load_patient(request.app[CTX].db, current_user(request).id)
-    return web.json_response(patient_view(patient))
+    return web.json_response(_own_view(patient))
 
 
 async def update_me(request: web.Request) -> web.Response:
@@ -47,7 +52,21 @@ async def update_me(request: web.Request) -> web.Response:
         name=body.get("name"),
         phone=body.get("phone"),
     )
-    return web.json_response(patient_view(patient))
+    return web.json_response(_own_view(patient))
+
+
+async def send_phone_code(request: web.Request) -> web.Response:
+    """ "Confirmar telefone": a one-time code goes to the phone on record."""
+    await patients.send_phone_code(request.app[CTX], current_user(request).id)
+    return web.json_response({"sent": True}, status=202)
+
+
+async def confirm_phone(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    patient = await patients.confirm_phone(
+        request.app[CTX], current_user(request).id, body.get("code")
+    )
+    return web.json_response(_own_view(patient))
 
 
 async def list_appointments(request: web.Request) -> web.Response:
@@ -130,6 +149,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/portal", portal_page)
     app.router.add_get("/api/portal/me", me)
     app.router.add_patch("/api/portal/me", update_me)
+    app.router.add_post("/api/portal/me/phone/code", send_phone_code)
+    app.router.add_post("/api/portal/me/phone/confirm", confirm_phone)
     app.router.add_get("/api/portal/appointments", list_appointments)
     app.router.add_post("/api/portal/appointments", book)
     app.router.add_post(r"/api/portal/appointments/{id:\d+}/cancel", cancel)

@@ -37,6 +37,7 @@ from bot.actions.identity import (
     IDENTITY_SLOTS,
     IdentityValidation,
     awaited_claim,
+    is_skip,
     looks_like_a_name,
     missing_identity,
     patient_name,
@@ -151,6 +152,9 @@ class DialogueForm(IdentityValidation, FormValidationAction):
     async def extract_codigo(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if requested(tracker) == "codigo" and is_skip(latest_text(tracker)):
+            # "pular" answers the question, whatever intent the model reads in it.
+            return {"codigo": latest_text(tracker)}
         return await self.answer("codigo", tracker)
 
     async def extract_confirmacao(

@@ -5,10 +5,12 @@ each answer is saved on the patient's own user row as soon as it is valid.
 A CPF (or phone) that already belongs to another record is never linked on the patient's
 word: whoever types someone's CPF must not get their appointments and history (the same rule
 as the portal's sign-up). On channels whose ids carry no phone (Messenger, Instagram, the
-widget) the patient proves it with a one-time code sent to that record's verified channel
-(messaging/verification.py): the form asks for the code, and the right one joins this
-conversation to the record. Without such a channel, or on other channels, the bot hands the
-conversation to a person, who checks and merges if it is right.
+widget) every CPF or phone typed is answered the same, so that nobody can learn whether it
+is on a record: "se houver um cadastro, enviamos um código" (messaging/verification.py). The
+code goes only to the verified channel of the record that has it (otherwise the claim is a
+decoy and no code goes); the right one joins this conversation to the record, and "pular"
+goes on without it (the CPF stays unasked and unsaved). On other channels a CPF of another
+record hands the conversation to a person, who checks and merges if it is right.
 
 After a join the conversation belongs to the known patient, whose id is Rasa's sender id
 from the next message on; this tracker's dialogue ends, and the patient is offered to take
@@ -48,13 +50,13 @@ from messaging.verification import (
     CODE_MINUTES,
     CONFIRM_IDENTITY,
     Check,
-    Opening,
     check_code,
-    code_destination,
     open_claim,
     open_claim_of,
+    skip_claim,
+    skipped_kinds,
 )
-from models import ChannelIdentity, ClaimStatus, IdentityClaim, User
+from models import ClaimKind, ClaimStatus, IdentityClaim, User
 
 ASKED_FIRST = ("lgpd_consentimento", "nome", "cpf", "telefone")
 # "codigo" is asked only while a claimed CPF or phone waits for its one-time code.
@@ -75,6 +77,9 @@ _NAME_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(r"^[^\W\d_]+(?:['’-][^\W\d_]+)*$")
+# Said instead of a one-time code: go on without it.
+_SKIP = {"pular", "pula", "pule", "pular codigo", "pular o codigo"}
+_SLOT_OF_KIND = {ClaimKind.CPF: "cpf", ClaimKind.PHONE: "telefone"}
 _YES = {"sim", "s", "ss", "concordo", "aceito", "claro", "ok", "pode", "isso", "confirmo", "yes"}
 _NO = {"nao", "n", "discordo", "nao concordo", "nao aceito", "negativo", "no"}
 
@@ -91,7 +96,15 @@ async def missing_identity(patient: int | None) -> list[str]:
     if user is None or not user.is_active:
         # Unknown, or merged into another patient: this tracker has nobody to ask about.
         return list(ASKED_FIRST)
-    missing = [slot for slot, field in _FIELD_OF_SLOT.items() if not getattr(user, field)]
+    async with database().session() as session:
+        skipped = {
+            _SLOT_OF_KIND.get(ClaimKind(kind)) for kind in await skipped_kinds(session, user.id)
+        }
+    missing = [
+        slot
+        for slot, field in _FIELD_OF_SLOT.items()
+        if not getattr(user, field) and slot not in skipped
+    ]
     profile = user.patient_profile
     if missing and (profile is None or profile.lgpd_consent_at is None):
         missing.insert(0, "lgpd_consentimento")
@@ -101,6 +114,10 @@ async def missing_identity(patient: int | None) -> list[str]:
 async def patient_name(patient: int | None) -> str:
     user = await _load(patient) if patient is not None else None
     return (user.name if user else None) or ""
+
+
+def is_skip(text: str) -> bool:
+    return plain(text) in _SKIP
 
 
 def yes_or_no(tracker: Tracker, text: str) -> bool | None:
@@ -211,7 +228,8 @@ class ActionAskLgpdConsentimento(ClinicAction):
 
 class ActionAskCodigo(ClinicAction):
     """Asks for the one-time code. The first time, the question also asks the channel's
-    Sender to send the code (the action server cannot deliver), and says where it goes."""
+    Sender to send the code (the action server cannot deliver). It says the same whether
+    the claim is real or a decoy: never where the code went."""
 
     def name(self) -> str:
         return "action_ask_codigo"
@@ -222,16 +240,11 @@ class ActionAskCodigo(ClinicAction):
         claim = await awaited_claim(tracker)
         if claim is None:
             return []
-        async with database().session() as session:
-            destination = await session.get_one(ChannelIdentity, claim.destination_id)
-            where: dict[str, Any] = code_destination(destination)
         if claim.status == ClaimStatus.PENDING:
             send = {"identity_code": {"claim": claim.id}}
-            dispatcher.utter_message(
-                response="utter_codigo_enviado", json_message=send, minutos=CODE_MINUTES, **where
-            )
+            dispatcher.utter_message(response="utter_codigo_enviado", json_message=send)
         else:
-            dispatcher.utter_message(response="utter_ask_codigo", **where)
+            dispatcher.utter_message(response="utter_ask_codigo")
         return []
 
 
@@ -280,10 +293,10 @@ class IdentityValidation:
         if cpf is None:
             dispatcher.utter_message(response="utter_cpf_invalido")
             return {"cpf": None}
+        if (claimed := await self.claim("cpf", tracker, cpf=cpf)) is not None:
+            return claimed
         patient = patient_id(tracker)
         if patient is not None and not await save_cpf(patient, cpf):
-            if (claimed := await self.claim("cpf", dispatcher, tracker, cpf=cpf)) is not None:
-                return claimed
             dispatcher.utter_message(response="utter_cpf_de_outro_cadastro")
             # The form's run() sees the handoff and stops the dialogue.
             hand_off(dispatcher, tracker, "cpf_ja_cadastrado")
@@ -302,35 +315,28 @@ class IdentityValidation:
             return {"telefone": None}
         patient = patient_id(tracker)
         if patient is not None:
-            if (
-                claimed := await self.claim("telefone", dispatcher, tracker, phone=phone)
-            ) is not None:
-                return claimed
-            await save_phone(patient, phone)
+            await save_phone(patient, phone)  # typed: it links nothing
+        if (claimed := await self.claim("telefone", tracker, phone=phone)) is not None:
+            return claimed
         return {"telefone": "informado"}
 
     async def claim(
         self,
         slot: str,
-        dispatcher: CollectingDispatcher,
         tracker: Tracker,
         *,
         cpf: str | None = None,
         phone: str | None = None,
     ) -> dict[str, Any] | None:
-        """On a channel whose ids carry no phone, a CPF or phone of another patient opens a
-        claim (the form asks for the code next) or, when no code can be sent, goes to a
-        person. None when it is nobody else's or the channel proves nothing this way."""
+        """On a channel whose ids carry no phone, any CPF or phone typed opens a claim (the
+        form asks for the code next): a real one when another patient has it and can be
+        sent a code, a decoy otherwise, so that the answer never tells which. Such a CPF is
+        stored only when proved. None on other channels."""
         patient = patient_id(tracker)
         if patient is None or channel(tracker) not in CLAIMABLE_CHANNELS:
             return None
         async with database().session() as session:
-            opening = await open_claim(session, patient, cpf=cpf, phone=phone, now=now())
-        if opening == Opening.NOBODY:
-            return None
-        if opening == Opening.ASK_STAFF:
-            dispatcher.utter_message(response="utter_confirmar_identidade_com_equipe")
-            hand_off(dispatcher, tracker, CONFIRM_IDENTITY)
+            await open_claim(session, patient, cpf=cpf, phone=phone, now=now())
         return {slot: None}
 
     async def validate_codigo(
@@ -338,6 +344,11 @@ class IdentityValidation:
     ) -> dict[str, Any]:
         claim = await awaited_claim(tracker) if value is not None else None
         if claim is None:
+            return {"codigo": None}
+        if is_skip(str(value)):
+            async with database().session() as session:
+                await skip_claim(session, claim.id)
+            dispatcher.utter_message(response="utter_codigo_pulado")
             return {"codigo": None}
         async with database().session() as session:
             checked = await check_code(

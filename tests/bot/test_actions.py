@@ -117,7 +117,8 @@ async def test_a_cpf_with_wrong_check_digits_or_repeated_digits_is_refused(clini
 async def test_a_valid_cpf_is_saved_on_the_patients_own_record_only(clinic_db):
     patient = await new_patient(clinic_db.db, name="Maria da Silva")
 
-    result, dispatcher = await _validate("cpf", VALID_CPF, patient)
+    # On a channel that proves a phone (on the widget a typed CPF waits for a code).
+    result, dispatcher = await _validate("cpf", VALID_CPF, patient, input_channel="whatsapp")
 
     assert result == {"cpf": "informado"}  # the tracker never keeps the number itself
     assert dispatcher.messages == []
@@ -141,7 +142,7 @@ async def test_a_cpf_of_another_record_is_never_linked_and_a_person_is_called(cl
 async def test_a_typed_phone_is_stored_in_e164_without_a_match_key(clinic_db):
     patient = await new_patient(clinic_db.db, name="Maria da Silva")
 
-    result, _ = await _validate("telefone", "(11) 98765-4321", patient)
+    result, _ = await _validate("telefone", "(11) 98765-4321", patient, input_channel="whatsapp")
 
     assert result == {"telefone": "informado"}
     async with clinic_db.db.session() as session:

@@ -17,7 +17,7 @@ from bot.actions.forms import DialogueForm
 from bot.actions.identity import ActionAskCodigo
 from messaging.verification import send_code
 from models import ChannelIdentity, ClaimStatus, IdentityClaim, Message, User
-from tests.bot.conftest import handoff_of, sent, tracker
+from tests.bot.conftest import sent, tracker
 from tests.factories import patient_message
 
 CPF = "52998224725"
@@ -102,11 +102,8 @@ async def test_a_cpf_known_on_whatsapp_opens_a_claim_and_the_code_goes_there(cli
     ask = CollectingDispatcher()
     await ActionAskCodigo().run(ask, _on(claimant, "", slots={"requested_slot": "codigo"}), {})
     [message] = ask.messages
-    assert (message["response"], message["canal"], message["final"]) == (
-        "utter_codigo_enviado",
-        "WhatsApp",
-        "0001",
-    )
+    assert message["response"] == "utter_codigo_enviado"
+    assert "canal" not in message and "final" not in message  # never where the code went
     [claim] = await _claims(clinic_db.db)
     assert (claim.claimant_id, claim.owner_id, claim.status) == (claimant, owner, "pending")
     assert message["custom"] == {"identity_code": {"claim": claim.id}}
@@ -193,7 +190,7 @@ async def test_an_expired_code_links_nothing_and_the_form_asks_again(clinic_db, 
     assert "codigo" not in required and "cpf" in required
 
 
-async def test_a_cpf_of_a_patient_with_no_verified_channel_goes_to_a_person(clinic_db):
+async def test_a_cpf_of_a_patient_with_no_verified_channel_gets_a_decoy_and_no_code(clinic_db, ctx):
     claimant = await _on_messenger(clinic_db.db)
     known = (await patient_message(clinic_db.db, "oi", channel="webchat")).message.patient_id
     async with clinic_db.db.session() as session:
@@ -203,10 +200,11 @@ async def test_a_cpf_of_a_patient_with_no_verified_channel_goes_to_a_person(clin
 
     result, dispatcher = await _validate("cpf", CPF, claimant)
 
-    assert result == {"cpf": None}
-    assert sent(dispatcher) == ["utter_confirmar_identidade_com_equipe", "handoff"]
-    assert handoff_of(dispatcher)["reason"] == "confirmar_identidade"
-    assert await _claims(clinic_db.db) == []
+    assert (result, dispatcher.messages) == ({"cpf": None}, [])
+    [claim] = await _claims(clinic_db.db)
+    assert (claim.owner_id, claim.destination_id) == (None, None)
+    assert await send_code(ctx, claim.id, claimant)
+    assert ctx.senders["whatsapp"].texts == []
     assert await _patient_of_messenger(clinic_db.db) == claimant
 
 
@@ -220,10 +218,11 @@ async def test_a_phone_someone_writes_from_on_whatsapp_is_proved_by_a_code_to_it
     [claim] = await _claims(clinic_db.db)
     assert (claim.owner_id, claim.claimed) == (owner, "phone")
     async with clinic_db.db.session() as session:
-        assert (await session.get(User, claimant)).phone_e164 is None
+        # Stored as typed (it links nothing), as an unknown phone would be.
+        assert (await session.get(User, claimant)).phone_e164 == PHONE
 
 
-async def test_a_phone_only_typed_on_another_record_is_stored_as_before(clinic_db):
+async def test_a_phone_only_typed_on_another_record_is_stored_and_sends_no_code(clinic_db):
     claimant = await _on_messenger(clinic_db.db)
     other = (await patient_message(clinic_db.db, "oi", channel="webchat")).message.patient_id
     async with clinic_db.db.session() as session:
@@ -231,8 +230,9 @@ async def test_a_phone_only_typed_on_another_record_is_stored_as_before(clinic_d
 
     result, dispatcher = await _validate("telefone", PHONE, claimant)
 
-    assert (result, dispatcher.messages) == ({"telefone": "informado"}, [])
-    assert await _claims(clinic_db.db) == []
+    assert (result, dispatcher.messages) == ({"telefone": None}, [])
+    [claim] = await _claims(clinic_db.db)
+    assert claim.destination_id is None  # a decoy: the typed phone proves nothing
     async with clinic_db.db.session() as session:
         assert (await session.get(User, claimant)).phone_e164 == PHONE
 
@@ -244,6 +244,88 @@ async def test_no_more_than_three_codes_a_day_go_to_one_patient(clinic_db):
 
     result, dispatcher = await _validate("cpf", CPF, await _on_messenger(clinic_db.db))
 
-    assert result == {"cpf": None}
-    assert handoff_of(dispatcher)["reason"] == "confirmar_identidade"
-    assert len(await _claims(clinic_db.db)) == 3
+    assert (result, dispatcher.messages) == ({"cpf": None}, [])  # answered as ever
+    claims = await _claims(clinic_db.db)
+    assert [c.destination_id is not None for c in claims] == [True, True, True, False]
+
+
+# --- enumeration probes: a known and an unknown CPF get the same answers ----------------------
+
+UNKNOWN_CPF = "11144477735"
+
+
+async def _bot_says(claimant: int, steps: list[tuple[str, str]]) -> list[list[dict]]:
+    """What the visitor reads at each step: the CPF answer, the code question, then each
+    answer to the code question (its validation and, after it, the form's next question)."""
+    seen = []
+    for slot, text in steps:
+        if slot == "ask":
+            dispatcher = CollectingDispatcher()
+            await ActionAskCodigo().run(
+                dispatcher, _on(claimant, "", slots={"requested_slot": "codigo"}), {}
+            )
+        else:
+            _, dispatcher = await _validate(slot, text, claimant, slots={"requested_slot": slot})
+        seen.append(
+            [
+                {k: v for k, v in m.items() if k != "custom"}  # the platform's, not shown
+                for m in dispatcher.messages
+            ]
+        )
+    return seen
+
+
+@pytest.mark.parametrize(
+    "ending", [["000000", "111111", "222222"], ["pular"], ["expire", "000000"]]
+)
+async def test_a_known_and_an_unknown_cpf_read_the_same_on_the_widget(clinic_db, ctx, ending):
+    await _known_on_whatsapp(clinic_db.db)
+    answers = {}
+    for cpf in (CPF, UNKNOWN_CPF):
+        claimant = (await patient_message(clinic_db.db, "oi", channel="webchat")).message.patient_id
+        steps = [("cpf", cpf), ("ask", "")]
+        seen = await _bot_says(claimant, steps)
+        async with clinic_db.db.session() as session:
+            claim = (
+                await session.execute(
+                    select(IdentityClaim).where(IdentityClaim.claimant_id == claimant)
+                )
+            ).scalar_one()
+        await send_code(ctx, claim.id, claimant)
+        for answer in ending:
+            if answer == "expire":
+                async with clinic_db.db.session() as session:
+                    (await session.get(IdentityClaim, claim.id)).expires_at -= timedelta(minutes=11)
+                continue
+            seen += await _bot_says(claimant, [("codigo", answer)])
+        required = await Form().required_slots(
+            ["lgpd_consentimento", "nome", "cpf", "telefone", "codigo"],
+            CollectingDispatcher(),
+            _on(claimant, ""),
+            {},
+        )
+        answers[cpf] = (seen, required)
+        async with clinic_db.db.session() as session:
+            assert (await session.get(User, claimant)).cpf is None  # typed: not stored
+
+    assert answers[CPF] == answers[UNKNOWN_CPF]
+    seen, _ = answers[CPF]
+    assert seen[0] == [] and seen[1][0]["response"] == "utter_codigo_enviado"
+    # Only the real owner's WhatsApp got a code.
+    assert len(ctx.senders["whatsapp"].texts) == 1
+
+
+async def test_after_the_same_answer_the_real_owner_still_gets_the_code_and_proves_it(
+    clinic_db, ctx
+):
+    owner = await _known_on_whatsapp(clinic_db.db)
+    claimant = (await patient_message(clinic_db.db, "oi", channel="webchat")).message.patient_id
+    await _validate("cpf", CPF, claimant)
+
+    code = await _code_sent(ctx, claimant)
+    result, _ = await _validate("codigo", code, claimant)
+
+    assert result == {"codigo": "confirmado"}
+    async with clinic_db.db.session() as session:
+        query = select(ChannelIdentity.patient_id).where(ChannelIdentity.channel == "webchat")
+        assert (await session.execute(query)).scalar_one() == owner

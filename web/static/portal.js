@@ -13,6 +13,9 @@
     form.cpf.value = me.cpf || "";
     $("consent-at").textContent = me.lgpd_consent_at
       ? new Date(me.lgpd_consent_at).toLocaleString("pt-BR", { timeZone: "America/Sao_Paulo" }) : "—";
+    $("phone-state").textContent = T(me.phone_verified ? "portal.phone_verified" : "portal.phone_unverified");
+    $("phone-send").hidden = !me.phone || me.phone_verified;
+    if (me.phone_verified) { $("phone-code-form").hidden = true; }
   }
 
   function when(iso) {
@@ -91,6 +94,27 @@
       .then(function (me) { show(me); $("profile-status").textContent = T("portal.saved"); })
       .catch(function (e) { $("profile-status").textContent = e.message; });
   });
+  $("phone-send").addEventListener("click", function () {
+    api("POST", "/api/portal/me/phone/code")
+      .then(function () {
+        $("phone-code-form").hidden = false;
+        $("phone-status").textContent = T("portal.phone_code_sent");
+      })
+      .catch(function (e) { $("phone-status").textContent = e.message; });
+  });
+
+  $("phone-code-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    api("POST", "/api/portal/me/phone/confirm", { code: form.code.value })
+      .then(function (me) {
+        form.reset();
+        show(me);
+        $("phone-status").textContent = T("portal.phone_confirmed");
+      })
+      .catch(function (e) { $("phone-status").textContent = e.message; });
+  });
+
   function showConsents(list) {
     var ul = $("consents");
     ul.innerHTML = "";
