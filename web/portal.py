@@ -90,13 +90,12 @@ async def slots(request: web.Request) -> web.Response:
 
 async def book(request: web.Request) -> web.Response:
     body = await read_json(request)
-    doctor_id = id_from(body.get("doctor_id"))
     try:
         starts_at = datetime.fromisoformat(str(body["starts_at"]))
     except (KeyError, ValueError):
-        raise _bad_parameter("doctor_id/starts_at") from None
-    if doctor_id is None:
-        raise _bad_parameter("doctor_id/starts_at")
+        raise _bad_parameter("starts_at") from None
+    if (doctor_id := id_from(body.get("doctor_id"))) is None:
+        raise _bad_parameter("doctor_id")
     if starts_at.tzinfo is None:
         raise _bad_parameter("starts_at")
     patient = current_user(request)
