@@ -19,7 +19,7 @@ from models import User
 from models.views import audit_entry_view, staff_view
 from web import live
 from web.api import read_json
-from web.keys import CTX, client_ip, current_user
+from web.keys import CTX, client_ip, current_user, id_from
 from web.pages import render_page
 
 AUDIT_PAGE_SIZE = 50
@@ -120,9 +120,9 @@ def _id_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if not raw:
         return None
-    if not raw.isdigit():
+    if (value := id_from(raw)) is None:
         raise _bad_parameter(name)
-    return int(raw)
+    return value
 
 
 def _day_start(request: web.Request, name: str, *, days_after: int = 0) -> datetime | None:

@@ -51,7 +51,7 @@ from models.views import (
     message_view,
     staff_view,
 )
-from web.keys import CTX, client_ip, current_user
+from web.keys import CTX, client_ip, current_user, id_from
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
@@ -296,9 +296,9 @@ def _optional_id(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, int) or (checked := id_from(value)) is None:
         raise BadRequest()
-    return value
+    return checked
 
 
 async def reply(request: web.Request) -> web.Response:

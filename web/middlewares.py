@@ -18,10 +18,17 @@ from aiohttp import web
 
 from accounts.auth import user_for_token
 from core.catalog import t
-from core.errors import BadRequest, ClinicError, Forbidden, TooManyRequests, Unauthenticated
+from core.errors import (
+    BadRequest,
+    ClinicError,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+)
 from core.logs import log_failure
 from models import Role
-from web.keys import CTX, SESSION_COOKIE, SETTINGS, USER
+from web.keys import CTX, SESSION_COOKIE, SETTINGS, USER, id_from
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,7 @@ PUBLIC_PATHS = {
     "/redefinir-senha",
     "/api/password-reset",
     "/api/password-reset/confirm",
+    "/api/openapi.json",  # the API's contract: shapes, no data
     "/catalog.json",  # the pt-BR texts of the pages
     "/healthz",
     "/internal/events",  # checks the internal token itself
@@ -56,6 +64,22 @@ def _answer(status: int, code: str, **values: object) -> web.Response:
     return web.json_response({"error": t(code, **values), "code": code}, status=status)
 
 
+# aiohttp's own refusals (no such route, a method the route lacks, a body over the limit, a
+# socket handshake that is not one), in the API's shape like every other refusal.
+_HTTP_ERROR_CODES = {
+    404: NotFound.code,
+    405: "error.method_not_allowed",
+    413: "error.too_large",
+}
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    response = _answer(exc.status, _HTTP_ERROR_CODES.get(exc.status, "error.bad_request"))
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -65,10 +89,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(error, TooManyRequests):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):  # a body that is not JSON text
         return _answer(BadRequest.status, BadRequest.code)
-    except web.HTTPException:
-        raise  # redirects and aiohttp's own 4xx answers
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            return _http_error(exc)
+        raise  # redirects, and aiohttp's own 4xx answers to pages
     except Exception as exc:
         log_failure(log, exc, "%s %s failed", request.method, request.path)
         return _answer(500, "error.internal")
@@ -94,6 +120,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     else:
         allowed = user is not None and user.is_staff
     if allowed:
+        if "id" in request.match_info and id_from(request.match_info["id"]) is None:
+            raise NotFound()  # an id no row can have
         return await handler(request)
     if path.startswith("/api/"):
         raise Unauthenticated() if user is None else Forbidden()

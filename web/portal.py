@@ -19,7 +19,7 @@ from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
 from scheduling.when import TimeWindow
 from web.api import read_json
-from web.keys import CTX, current_user
+from web.keys import CTX, current_user, id_from
 from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
@@ -77,10 +77,9 @@ def _day_window(raw: str | None) -> TimeWindow | None:
 
 
 async def slots(request: web.Request) -> web.Response:
-    try:
-        specialty_id = int(request.query["specialty_id"])
-    except (KeyError, ValueError):
-        raise _bad_parameter("specialty_id") from None
+    specialty_id = id_from(request.query.get("specialty_id"))
+    if specialty_id is None:
+        raise _bad_parameter("specialty_id")
     window = _day_window(request.query.get("day"))
     async with request.app[CTX].db.session() as session:
         found = await find_slots(
@@ -92,10 +91,11 @@ async def slots(request: web.Request) -> web.Response:
 async def book(request: web.Request) -> web.Response:
     body = await read_json(request)
     try:
-        doctor_id = int(body["doctor_id"])
         starts_at = datetime.fromisoformat(str(body["starts_at"]))
-    except (KeyError, TypeError, ValueError):
-        raise _bad_parameter("doctor_id/starts_at") from None
+    except (KeyError, ValueError):
+        raise _bad_parameter("starts_at") from None
+    if (doctor_id := id_from(body.get("doctor_id"))) is None:
+        raise _bad_parameter("doctor_id")
     if starts_at.tzinfo is None:
         raise _bad_parameter("starts_at")
     patient = current_user(request)

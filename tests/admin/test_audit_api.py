@@ -131,6 +131,7 @@ STAFF_READS = {
     "/api/attendants": None,
     "/api/canned-responses": None,
     "/api/metrics": None,  # counts and durations, no patient named
+    "/api/openapi.json": None,  # the API's contract, public
 }
 
 

@@ -27,6 +27,7 @@ PUBLIC = {
     ("POST", "/api/password-reset"),
     ("POST", "/api/password-reset/confirm"),
     ("GET", "/catalog.json"),
+    ("GET", "/api/openapi.json"),  # the API's contract: shapes, no data
     ("GET", "/healthz"),
     ("POST", "/internal/events"),  # refused without the internal token, by its handler
     ("POST", "/internal/webchat/deliver"),  # likewise
