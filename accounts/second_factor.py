@@ -161,7 +161,8 @@ async def confirm_enrolment(db: Database, user: User, code: object, *, ip: str |
             raise BadRequest("error.no_enrolment")
         step = _matching_step(factor, code)
         if step is None:
-            raise InvalidCode()
+            # 400, not InvalidCode's 401: the session is fine, only the code is wrong.
+            raise BadRequest("error.invalid_code")
         factor.last_step = step
         factor.confirmed_at = utcnow()
         codes = await _new_recovery_codes(session, user.id)
