@@ -44,6 +44,11 @@ class AuditAction(StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
+    # The staff second factor: a wrong code after the right password, an enrolment, and its
+    # removal by an admin (a lost phone).
+    SECOND_FACTOR_FAILED = "second_factor_failed"
+    SECOND_FACTOR_ENROLLED = "second_factor_enrolled"
+    SECOND_FACTOR_RESET = "second_factor_reset"
     # The data subject's export (portal) or one made for them by staff (LGPD art. 18).
     EXPORT = "export"
     # Erasure and anonymisation on request or by retention (recorded by the LGPD functions).

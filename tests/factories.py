@@ -127,7 +127,9 @@ async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth:
 
 
 # What logging in and out records; tests about other entries leave them aside.
-SESSION_ACTIONS = ("login", "login_failed", "logout")
+# What logging in and out records, with the enrolment `tests.webapp.logged_in` makes for
+# staff the second-factor policy asks it of.
+SESSION_ACTIONS = ("login", "login_failed", "logout", "second_factor_enrolled")
 
 
 async def audit_entries(db: Database, *actions: str) -> list[AuditLog]:

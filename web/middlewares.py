@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from accounts.auth import user_for_token
+from accounts.second_factor import must_enrol
 from core.catalog import t
 from core.errors import (
     BadRequest,
@@ -28,6 +29,7 @@ from core.errors import (
 )
 from core.logs import log_failure
 from models import Role
+from web.account import ENROLMENT_PATHS, SECURITY_PAGE
 from web.keys import CTX, SESSION_COOKIE, SETTINGS, USER, id_from
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ PUBLIC_PATHS = {
     "/cadastro",  # patient sign-up
     "/api/login",
     "/api/logout",
+    "/api/login/second-factor",  # the code after the password (a signed pending token)
     "/api/signup",
     "/verificar-email",  # the pages a mailed link opens, and their calls
     "/api/verify-email",
@@ -56,6 +59,8 @@ PUBLIC_PATHS = {
 PUBLIC_PREFIXES = ("/static/", "/webhooks/")
 # Any logged-in user, staff or patient: their own password.
 SIGNED_IN_PATHS = {"/conta/senha", "/api/password"}
+# All a staff member who must enrol a second factor and has not may reach.
+CONFINED_PATHS = ENROLMENT_PATHS | SIGNED_IN_PATHS
 PATIENT_PATHS = {"/portal"}
 PATIENT_PREFIXES = ("/portal/", "/api/portal/")
 
@@ -103,15 +108,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[USER] = None
+    path = request.path
+    public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+    confined = False
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         async with request.app[CTX].db.session() as session:
-            request[USER] = await user_for_token(
-                session, token, idle=request.app[SETTINGS].session_idle
-            )
-    path = request.path
-    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            user = await user_for_token(session, token, idle=request.app[SETTINGS].session_idle)
+            request[USER] = user
+            if user is not None and user.is_staff and not public:
+                confined = path not in CONFINED_PATHS and await must_enrol(session, user)
+    if public:
         return await handler(request)
+    if confined:
+        # The policy asks this account for a second factor it has not enrolled yet.
+        if path.startswith("/api/"):
+            raise Forbidden("error.second_factor_required")
+        raise web.HTTPFound(SECURITY_PAGE)
     user = request[USER]
     if path in SIGNED_IN_PATHS:
         allowed = user is not None

@@ -19,6 +19,8 @@ PUBLIC = {
     ("GET", "/cadastro"),
     ("POST", "/api/login"),
     ("POST", "/api/logout"),
+    # The code after the password: refused without the signed token the password step gave.
+    ("POST", "/api/login/second-factor"),
     ("POST", "/api/signup"),
     # The pages a mailed link opens (the token in the link decides), and the reset request.
     ("GET", "/verificar-email"),
