@@ -146,8 +146,7 @@ class Locks:
                 try:
                     yield bool(taken)
                 finally:
-                    await _scalar(connection, "SELECT pg_advisory_unlock(:ns, :key)", keys)
-                    settled = True
+                    settled = await _unlock(connection, keys)
             finally:
                 if not settled:
                     # Cancelled or failed mid-way (while waiting, or unlocking on a broken
@@ -163,6 +162,17 @@ class Locks:
 
 async def _scalar(connection: AsyncConnection, statement: str, params: dict[str, Any]) -> Any:
     return (await connection.execute(text(statement), params)).scalar()
+
+
+async def _unlock(connection: AsyncConnection, keys: dict[str, int]) -> bool:
+    """False when the connection broke (the lock went with it, or goes when it is closed):
+    the work done under the lock stands."""
+    try:
+        await _scalar(connection, "SELECT pg_advisory_unlock(:ns, :key)", keys)
+    except Exception as exc:
+        log.warning("a lock's connection broke while it was held (%s)", type(exc).__name__)
+        return False
+    return True
 
 
 async def _discard(connection: AsyncConnection) -> None:
