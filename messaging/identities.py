@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -173,6 +173,18 @@ async def verified_channels(
     if phone is not None:
         query = query.where(ChannelIdentity.verified_phone == phone)
     return list((await session.execute(query)).scalars())
+
+
+async def has_verified_contact(session: AsyncSession, patient_id: int) -> bool:
+    """Whether the patient proved a way to reach them: an e-mail confirmed by the link sent
+    to it, or a channel whose phone a provider proved (WhatsApp, SMS, a Telegram contact).
+    A phone or e-mail only typed on a form or in a chat proves nothing."""
+    email = select(User.id).where(User.id == patient_id, User.email_verified_at.is_not(None))
+    phone = select(ChannelIdentity.id).where(
+        ChannelIdentity.patient_id == patient_id, ChannelIdentity.verified_phone.is_not(None)
+    )
+    query = select(exists(email) | exists(phone))
+    return bool((await session.execute(query)).scalar_one())
 
 
 async def claimed_owner(
