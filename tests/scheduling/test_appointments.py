@@ -266,9 +266,9 @@ async def test_unknown_appointments_are_reported_as_such(db, agenda):
 async def test_upcoming_appointments_leave_out_cancelled_and_past_ones(db, agenda):
     patient = await make_patient(db)
     later = await _book(db, agenda, patient, starts_at=sp(2026, 3, 12, 9))
-    soon = await _book(db, agenda, patient)
     cancelled = await _book(db, agenda, patient, starts_at=sp(2026, 3, 13, 9))
     await appointments.cancel(db, cancelled.id, channel="whatsapp", now=NOW)
+    soon = await _book(db, agenda, patient)
 
     async with db.session() as session:
         upcoming = await appointments.upcoming_for_patient(session, patient.id, now=NOW)
