@@ -383,6 +383,8 @@ async def record_action(request: web.Request) -> web.Response:
         details["starts_at"] = starts_at
     if isinstance(note := body.get("note"), str) and note.strip():
         details["note"] = note.strip()[:500]
+    if body.get("over_cap") is True:  # staff confirmed booking beyond the cap (audited)
+        details["over_cap"] = True
     action = await reception.record_action(
         request.app[CTX], _conversation_id(request), current_user(request), kind, details
     )

@@ -98,13 +98,15 @@ async def book(request: web.Request) -> web.Response:
         raise _bad_parameter("doctor_id")
     if starts_at.tzinfo is None:
         raise _bad_parameter("starts_at")
-    patient = current_user(request)
+    patient, ctx = current_user(request), request.app[CTX]
     appointment = await appointments.book(
-        request.app[CTX].db,
+        ctx.db,
+        appointments.BookingRules.of(ctx.settings, ctx.limits),
         patient_id=patient.id,
         doctor_id=doctor_id,
         starts_at=starts_at,
         channel=PORTAL_CHANNEL,
+        self_service=True,
         actor_id=patient.id,
     )
     return web.json_response({"id": appointment.id}, status=201)
@@ -120,8 +122,13 @@ async def cancel(request: web.Request) -> web.Response:
             session, patient, appointment.patient_id
         ):
             raise NotFound()
+    ctx = request.app[CTX]
     await appointments.cancel(
-        request.app[CTX].db, appointment_id, channel=PORTAL_CHANNEL, actor_id=patient.id
+        ctx.db,
+        appointment_id,
+        channel=PORTAL_CHANNEL,
+        actor_id=patient.id,
+        paced_by=appointments.BookingRules.of(ctx.settings, ctx.limits),
     )
     return web.json_response({"id": appointment_id})
 
