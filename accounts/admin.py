@@ -56,8 +56,8 @@ class StaffChanges:
     password: str | None = None
 
 
-def _check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
+def _check_password(password: Any) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise AdminError("error.password_too_short", minimum=MIN_PASSWORD_LENGTH)
     return password
 
@@ -191,6 +191,8 @@ async def update_staff(
         was_active, role = user.is_active, user.role
         capacity = user.attendant_profile.capacity if user.attendant_profile else 0
         if changes.name is not None:
+            if not isinstance(changes.name, str):
+                raise AdminError("error.invalid_staff")
             user.name = changes.name.strip() or user.name
         if changes.role is not None:
             user.role = _check_role(changes.role)
@@ -201,6 +203,8 @@ async def update_staff(
         if password_hash is not None:
             user.password_hash = password_hash
         if changes.is_active is not None:
+            if not isinstance(changes.is_active, bool):
+                raise AdminError("error.invalid_staff")
             if user.id == admin.id and not changes.is_active:
                 raise AdminError("error.cannot_deactivate_self")
             user.is_active = changes.is_active

@@ -19,7 +19,9 @@ What stays, and why:
   clinic must keep (Lei 13.787/2018 art. 6: at least 20 years; art. 16 I LGPD), linked to the
   anonymised row by its id only. Future appointments are cancelled first;
 - conversations' metadata (channel, times, owner, satisfaction score), without any text:
-  what the team's metrics are made of;
+  what the team's metrics are made of. Those still open are closed
+  (`handoff.transitions.resolution.close_for_erasure`): none stays in the queue or with an
+  attendant, empty;
 - consent records, withdrawn: the clinic's proof that what it did was lawful (art. 8 §2);
 - the audit log: the legal record of who accessed what (art. 37; Marco Civil art. 15).
 
@@ -44,6 +46,7 @@ from core import audit
 from core.audit import AuditAction
 from core.catalog import t
 from core.context import Context
+from handoff.transitions.resolution import close_for_erasure
 from messaging.tracker_store import forget_senders
 from messaging.verification import CODE_TTL
 from models import (
@@ -120,6 +123,9 @@ async def erase_patient(
             channel=channel,
             cancelled_appointments=len(to_cancel),
         )
+    # After the anonymisation: the staff screens are told with the anonymised name, and no
+    # message can open a new conversation for these patients any more (channels unlinked).
+    await close_for_erasure(ctx, ids)
     events = await forget_senders(ctx.settings.rasa_tracker_url, ids)
     lines = 0
     for folder in outbox.folders_of(ctx.senders):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Conversation, ConversationStatus, Owner, Role, User
+from models import Conversation, ConversationStatus, Owner, Role, SecondFactorPolicy, User
 
 MANAGER_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
 
@@ -39,6 +39,15 @@ def is_attendant(user: User) -> bool:
 def is_admin(user: User) -> bool:
     """Admins alone manage staff accounts and the clinic profile."""
     return user.role == Role.ADMIN
+
+
+def must_have_second_factor(user: User, policy: SecondFactorPolicy) -> bool:
+    """Whether the clinic's policy makes this account log in with a second factor: staff
+    only (patients never), managers and admins by default, every staff member or nobody as
+    the admin chooses. Anyone else may still enrol."""
+    if not user.is_staff or policy == SecondFactorPolicy.NOBODY:
+        return False
+    return policy == SecondFactorPolicy.ALL_STAFF or is_manager(user)
 
 
 def is_serving_staff(user: User) -> bool:

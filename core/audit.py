@@ -44,6 +44,11 @@ class AuditAction(StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
+    # The staff second factor: a wrong code after the right password, an enrolment, and its
+    # removal by an admin (a lost phone).
+    SECOND_FACTOR_FAILED = "second_factor_failed"
+    SECOND_FACTOR_ENROLLED = "second_factor_enrolled"
+    SECOND_FACTOR_RESET = "second_factor_reset"
     # The data subject's export (portal) or one made for them by staff (LGPD art. 18).
     EXPORT = "export"
     # Erasure and anonymisation on request or by retention (recorded by the LGPD functions).
@@ -64,6 +69,8 @@ class AuditAction(StrEnum):
     LOCK_LIFTED = "lock_lifted"
     BLOCK_TIME = "block_time"
     UNBLOCK_TIME = "unblock_time"
+    # Staff booked a patient beyond the cap of appointments per specialty, on purpose.
+    BOOKED_OVER_CAP = "booked_over_cap"
     # The system joined two patient records after a one-time code proved the contact.
     PATIENT_LINKED_BY_CODE = "patient_linked_by_code"
     # A patient proved their typed phone with a code sent to it; or proved it while another

@@ -157,6 +157,11 @@ class Settings:
     # A patient with no activity (message, appointment, sign-up) for this many days has their
     # personal data erased; appointments stay, anonymised (accounts.erasure). 0: never.
     retention_days: int = 1825
+    # A patient holds at most this many active future appointments per specialty (staff may
+    # book beyond it, explicitly and audited), and changes their own agenda (bookings,
+    # cancellations, moves through the bot or the portal) at most this many times an hour.
+    max_active_appointments_per_specialty: int = 2
+    booking_changes_per_hour: int = 5
     # Whether `make run` seeds the demo clinic (staff with random passwords, a sample agenda):
     # on the embedded default unless told otherwise, never into a configured database unless
     # asked (`SEED_DEMO=true`), so a production database starts empty.
@@ -213,6 +218,10 @@ class Settings:
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
             session_idle_minutes=int(env.get("SESSION_IDLE_MINUTES", "30")),
             retention_days=int(env.get("RETENTION_DAYS", "1825")),
+            max_active_appointments_per_specialty=int(
+                env.get("MAX_ACTIVE_APPOINTMENTS_PER_SPECIALTY", "2")
+            ),
+            booking_changes_per_hour=int(env.get("BOOKING_CHANGES_PER_HOUR", "5")),
             seed_demo=_flag(env.get("SEED_DEMO"), default=not env.get("DATABASE_URL")),
             proxy_listen=env.get("PROXY_LISTEN", "0.0.0.0:8443"),
             proxy_http_listen=env.get("PROXY_HTTP_LISTEN", "0.0.0.0:8080"),
@@ -271,6 +280,11 @@ class Settings:
             "SESSION_IDLE_MINUTES": str(self.session_idle_minutes),
             "RETENTION_DAYS": str(self.retention_days),
             "SEND_RATES": format_send_rates(self.send_rates),
+            # The action server books for the bot under the same limits as the web.
+            "MAX_ACTIVE_APPOINTMENTS_PER_SPECIALTY": str(
+                self.max_active_appointments_per_specialty
+            ),
+            "BOOKING_CHANGES_PER_HOUR": str(self.booking_changes_per_hour),
             "RASA_TELEMETRY_ENABLED": "false",
             # Rasa's dependencies flood the console with deprecation warnings at start-up.
             "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",

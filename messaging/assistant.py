@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 # A turn takes the assistant well under a second; actions that query the agenda take a few.
 TURN_TIMEOUT = aiohttp.ClientTimeout(total=30)
+# Held (`Database.locks`) for each call that runs a turn of a patient's dialogue, by whichever
+# process makes it: one turn in flight per patient across every replica, as the assistant's
+# replicas share the tracker store and would otherwise lose one of two concurrent updates.
+# Not reentrant: nothing run under it may ask for it again.
+PATIENT_TURN_LOCK = "assistant: patient turn"
 
 
 @dataclass(frozen=True)
@@ -162,19 +167,20 @@ class Assistant:
         self.client = client
 
     async def hand_back(self, ctx: Context, patient_id: int, intent: str) -> None:
-        """The bot speaks first on the channel the patient wrote on last."""
-        async with ctx.db.session() as session:
-            channel = await session.scalar(
-                select(Message.channel)
-                .where(Message.patient_id == patient_id, Message.direction == Direction.INBOUND)
-                .order_by(Message.id.desc())
-                .limit(1)
-            )
-        if channel is None:
-            return
-        await say(
-            ctx, patient_id, channel, await self.client.hand_back(patient_id, intent, channel)
-        )
+        """The bot speaks first on the channel the patient wrote on last: a turn like any
+        other, under the patient's turn lock."""
+        async with ctx.db.locks.hold(PATIENT_TURN_LOCK, patient_id):
+            async with ctx.db.session() as session:
+                channel = await session.scalar(
+                    select(Message.channel)
+                    .where(Message.patient_id == patient_id, Message.direction == Direction.INBOUND)
+                    .order_by(Message.id.desc())
+                    .limit(1)
+                )
+            if channel is None:
+                return
+            replies = await self.client.hand_back(patient_id, intent, channel)
+            await say(ctx, patient_id, channel, replies)
 
     async def close(self) -> None:
         await self.client.close()

@@ -7,20 +7,24 @@ order recorded: while the bot owns the conversation it goes to the assistant and
 is recorded and delivered (`messaging.assistant.answer`); while a person owns it, it only
 waits on the staff screens. What was recorded but never routed — the process died, the
 assistant was down — is routed again by a sweep, and answered once.
+
+With several web replicas, "one at a time per patient" holds across all of them: a routing
+holds the patient's lock (`Database.locks`: an advisory lock on PostgreSQL, released when its
+holder dies) for the whole turn, and once it holds it routes the patient's oldest unrouted
+message first — what a killed replica left, or what the assistant could not take — so a newer
+message never overtakes an older one, and nothing already answered is routed again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,7 +46,13 @@ from core.catalog import t
 from core.context import Context
 from core.events import BOT_HANDOFF, message_event
 from core.logs import log_failure
-from messaging.assistant import AssistantClient, BotMessage, answer, mark_processed
+from messaging.assistant import (
+    PATIENT_TURN_LOCK,
+    AssistantClient,
+    BotMessage,
+    answer,
+    mark_processed,
+)
 from messaging.history import (
     Recorded,
     episode_elsewhere,
@@ -111,43 +121,21 @@ async def _person_elsewhere(session: AsyncSession, recorded: Recorded) -> bool:
     return await episode_elsewhere(session, recorded.conversation) is not None
 
 
-class PatientLocks:
-    """One lock per patient, dropped when nobody holds or waits for it (so the map does not
-    grow with every patient ever seen)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: Counter[int] = Counter()
-
-    @asynccontextmanager
-    async def hold(self, patient_id: int) -> AsyncIterator[bool]:
-        """Hold the patient's lock; yields whether another routing held it first (what it
-        did may have changed what this one read)."""
-        # No await before the lock is taken or queued for: tasks created in the order the
-        # messages were recorded queue in that order.
-        lock = self._locks.setdefault(patient_id, asyncio.Lock())
-        self._users[patient_id] += 1
-        try:
-            waited = lock.locked()
-            async with lock:
-                yield waited
-        finally:
-            self._users[patient_id] -= 1
-            if not self._users[patient_id]:
-                del self._users[patient_id], self._locks[patient_id]
-
-    def __len__(self) -> int:
-        return len(self._locks)
+# Held by the one replica sweeping.
+SWEEP_LOCK = "inbound: sweep"
 
 
 class Inbox:
     """The web process's inbound pipeline, shared by every channel."""
 
-    # Inbound whose routing failed while the process kept running (the assistant briefly
-    # down) is routed again by a sweep every `replay_every` seconds, once recorded more than
-    # `replay_after` ago: by then whichever process recorded it is no longer routing it.
-    replay_every: float = 30.0
-    replay_after: timedelta = timedelta(minutes=2)
+    # Inbound whose routing failed while the process kept running (the assistant down or
+    # too slow) waits, unrouted, for a sweep every `replay_every` seconds, once recorded more
+    # than `replay_after` ago. The patient's lock keeps the sweep from routing a message
+    # another routing is on; the delay only spares it the ones their own routing is about to
+    # take (queued behind the patient's previous turn), which would reach the assistant
+    # flagged as replays.
+    replay_every: float = 10.0
+    replay_after: timedelta = timedelta(seconds=20)
 
     def __init__(
         self,
@@ -161,8 +149,6 @@ class Inbox:
         self.channels = channels
         self.join_open_episode = join_open_episode
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._locks = PatientLocks()
-        self._routing: set[int] = set()
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -276,22 +262,45 @@ class Inbox:
         *,
         replay: bool = False,
     ) -> None:
-        """Answer a recorded message if the bot owns its conversation, once. The task takes
-        the patient's lock before it first waits, so one patient's messages reach the bot in
-        the order they were recorded. What was `known` when it was recorded stands unless
-        another routing of this patient ran in between (it may have handed it off)."""
-        self._routing.add(message_id)
-        try:
-            if patient_id is None:
+        """Answer a recorded message if the bot owns its conversation, once, after any older
+        message of the patient still unrouted. The task asks for the patient's lock before
+        it first waits, so one patient's messages reach the bot in the order they were
+        recorded. What was `known` when it was recorded stands unless another routing of
+        this patient held the lock first (it may have handed the patient off)."""
+        if patient_id is None:
+            async with self.ctx.db.session() as session:
+                patient_id = (await session.get_one(Message, message_id)).patient_id
+        async with self.ctx.db.locks.hold(PATIENT_TURN_LOCK, patient_id) as waited:
+            await self._route_in_order(message_id, patient_id, None if waited else known, replay)
+
+    async def _route_in_order(
+        self, message_id: int, patient_id: int, known: Route | None, replay: bool
+    ) -> None:
+        """Under the patient's lock: their unrouted messages up to `message_id`, oldest first
+        (read now: another replica may have answered them meanwhile). An older one was left
+        by a routing that failed or died, so the assistant may have seen it: a replay. A
+        failure stops here, leaving the newer ones for after it."""
+        pending = await self._unrouted(patient_id, up_to=message_id)
+        for each in pending:
+            route = known if pending == [message_id] else None
+            if route is None:  # routing an older message may have handed the patient off
                 async with self.ctx.db.session() as session:
-                    patient_id = (await session.get_one(Message, message_id)).patient_id
-            async with self._locks.hold(patient_id) as waited:
-                if known is None or waited:
-                    async with self.ctx.db.session() as session:
-                        known = await _route_for(session, await _recorded(session, message_id))
-                await self._route(known, replay)
-        finally:
-            self._routing.discard(message_id)
+                    route = await _route_for(session, await _recorded(session, each))
+            await self._route(route, replay or each != message_id)
+
+    async def _unrouted(self, patient_id: int, *, up_to: int) -> list[int]:
+        async with self.ctx.db.session() as session:
+            query = (
+                select(Message.id)
+                .where(
+                    Message.patient_id == patient_id,
+                    Message.direction == Direction.INBOUND,
+                    Message.processed_at.is_(None),
+                    Message.id <= up_to,
+                )
+                .order_by(Message.id)
+            )
+            return list((await session.execute(query)).scalars())
 
     async def _route(self, route: Route, replay: bool) -> None:
         message = route.message
@@ -321,27 +330,41 @@ class Inbox:
         await self.ctx.bus.publish(event)
 
     async def replay_unprocessed(self, recorded_before: datetime | None = None) -> int:
-        """Route what was recorded but never routed: at start-up, whatever a previous process
-        left; in a sweep, what was recorded before `recorded_before` and is not being routed
-        by this process. The assistant is told it may have seen these already."""
+        """Route what was recorded but never routed: at start-up, whatever was left; in a
+        sweep, what was recorded before `recorded_before`. One replica sweeps at a time;
+        a patient whose lock is held is left to its holder (or the next sweep). The
+        assistant is told it may have seen these already. Returns how many it routed."""
+        async with self.ctx.db.locks.try_hold(SWEEP_LOCK) as mine:
+            if not mine:
+                return 0
+            routed = 0
+            for patient_id, newest, count in await self._unrouted_by_patient(recorded_before):
+                async with self.ctx.db.locks.try_hold(PATIENT_TURN_LOCK, patient_id) as free:
+                    if not free:
+                        continue
+                    routed += count
+                    try:
+                        await self._route_in_order(newest, patient_id, None, replay=True)
+                    except Exception as exc:  # e.g. the assistant still down: the next sweep
+                        log_failure(log, exc, "replay of patient %s failed", patient_id)
+            if routed:
+                log.info("replayed %d unrouted inbound messages", routed)
+            return routed
+
+    async def _unrouted_by_patient(
+        self, recorded_before: datetime | None
+    ) -> list[tuple[int, int, int]]:
+        """(patient, newest unrouted message, how many), the longest waiting patient first."""
         async with self.ctx.db.session() as session:
             query = (
-                select(Message.id, Message.patient_id)
+                select(Message.patient_id, func.max(Message.id), func.count())
                 .where(Message.direction == Direction.INBOUND, Message.processed_at.is_(None))
-                .order_by(Message.id)
+                .group_by(Message.patient_id)
+                .order_by(func.min(Message.id))
             )
             if recorded_before is not None:
                 query = query.where(Message.recorded_at <= recorded_before)
-            found = (await session.execute(query)).all()
-        pending = [(m, p) for m, p in found if m not in self._routing]
-        if pending:
-            log.info("replaying %d unrouted inbound messages", len(pending))
-        for message_id, patient_id in pending:
-            try:
-                await self.route(message_id, patient_id, replay=True)
-            except Exception as exc:  # e.g. the assistant still down: the next sweep tries again
-                log_failure(log, exc, "replay of message %s failed", message_id)
-        return len(pending)
+            return list((await session.execute(query)).tuples().all())
 
     def start(self) -> asyncio.Task[None]:
         """At start-up: replay what a previous process left (in the background, as work of

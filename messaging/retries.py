@@ -6,7 +6,11 @@ shows on the staff screens as a failed message. A provider that said how long to
 retried, and neither is an attempt that ended without recording its outcome (a crash, or a
 database failure after the provider took the message): the patient may have it already, so it
 is failed after a while instead of being sent twice. Delivery statuses that never found the
-message they name are forgotten here too."""
+message they name are forgotten here too.
+
+Every worker alive runs these retries: each attempt is claimed before it is sent
+(`messaging.outbound.deliver`, a compare-and-set on `attempts`), so two workers never send
+the same one, and a worker failing abandoned messages skips those another has locked."""
 
 from __future__ import annotations
 
@@ -115,6 +119,7 @@ async def _fail_abandoned(ctx: Context, now: datetime) -> None:
                 ~_owned_by_a_reminder(),
             )
             .limit(BATCH)
+            .with_for_update(of=Message, skip_locked=True)
         )
         rows = (await session.execute(query)).all()
         for message, _conversation in rows:

@@ -235,6 +235,7 @@ class HandoffKind(StrEnum):
     REQUEUED = "requeued"  # attendant → queue (offline, no answer, manager)
     PRIORITY = "priority"
     RESOLVED = "resolved"  # → bot
+    CLOSED_FOR_ERASURE = "closed_for_erasure"  # closed, wherever it was: the patient was erased
 
 
 # Transitions that give a conversation to a person.

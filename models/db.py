@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from models.locks import Locks
+
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 # Rasa's tracker store (SQLAlchemy 1.4 in the assistant's runtime) knows only psycopg2.
@@ -72,9 +74,10 @@ def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
 
 
 class Database:
-    """One engine per process; `session()` yields a unit of work."""
+    """One engine per process; `session()` yields a unit of work, and `locks` are held
+    across every process on the same database (`models/locks.py`)."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, lock_connections: int = 10) -> None:
         self.url = url
         options: dict[str, Any] = {"future": True}
         if not is_sqlite(url):
@@ -83,6 +86,7 @@ class Database:
         if is_sqlite(url):
             _prepare_sqlite(self.engine, url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.locks = Locks(async_url(url), shared=not is_sqlite(url), connections=lock_connections)
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,4 +99,5 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await self.locks.close()
         await self.engine.dispose()

@@ -229,3 +229,53 @@ class AccountToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SecondFactorPolicy(StrEnum):
+    """Which staff must log in with a second factor (the admin's choice)."""
+
+    MANAGERS = "managers"  # managers and admins (the default)
+    ALL_STAFF = "all_staff"
+    NOBODY = "nobody"
+
+
+class SecurityPolicy(Base):
+    """The clinic's account-security choices, one row the admin edits (absent: defaults)."""
+
+    __tablename__ = "security_policy"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    second_factor: Mapped[SecondFactorPolicy] = mapped_column(
+        enum_type(SecondFactorPolicy), default=SecondFactorPolicy.MANAGERS
+    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SecondFactor(Base):
+    """A staff member's TOTP key (RFC 6238). Pending until a first code confirms it
+    (`confirmed_at`); `last_step` is the time step of the last code accepted, so no code is
+    ever accepted twice (RFC 6238 §5.2)."""
+
+    __tablename__ = "second_factors"
+
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(64))  # base32
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_step: Mapped[int | None] = mapped_column(Integer)
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the TOTP code (a lost phone). Only its SHA-256
+    is stored; `used_at` is set when it is spent."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,6 +2,17 @@
 
 Each job is an async function of the context, run every `interval` seconds; one failing run
 is logged and retried at the next tick without stopping the others.
+
+Several workers (and web replicas) may be alive at once. A job is safe with them one of two
+ways: it claims each row it acts on (delivery retries claim each attempt with a
+compare-and-set, `messaging.outbound.deliver`, so workers share the work), or it is
+`exclusive`: one process at a time runs it and the others skip that tick (a lock of
+`Database.locks`, which a killed worker releases by dying). Queue distribution is exclusive
+because it must take the queue's head in priority order (skipping a locked head would let a
+lower priority overtake it; its row locks already assign each conversation once, the lock
+spares two workers queueing on them); the handoff timers because their steps read then act in
+separate transactions and one asks the assistant to speak first (a hand-back twice would
+greet the patient twice).
 """
 
 from __future__ import annotations
@@ -40,12 +51,22 @@ class PeriodicJob:
     name: str
     interval: float
     run: Callable[[Context], Awaitable[object]]
+    # Run by one process at a time; the others skip the tick.
+    exclusive: bool = False
+
+    async def run_once(self, ctx: Context) -> None:
+        if not self.exclusive:
+            await self.run(ctx)
+            return
+        async with ctx.db.locks.try_hold(f"worker: {self.name}") as mine:
+            if mine:
+                await self.run(ctx)
 
 
 JOBS = [
     # Assign queued conversations no event picked up (e.g. a process died mid-handoff).
-    PeriodicJob("queue distribution", 5.0, queueing.distribute),
-    PeriodicJob("handoff timers", 5.0, sweep),
+    PeriodicJob("queue distribution", 5.0, queueing.distribute, exclusive=True),
+    PeriodicJob("handoff timers", 5.0, sweep, exclusive=True),
     PeriodicJob("reminder planning", 5.0, plan_reminders),
     PeriodicJob("reminder dispatch", 5.0, dispatch_due),
     PeriodicJob("delivery retries", 5.0, retry_due_deliveries),
@@ -81,7 +102,7 @@ def build_context(settings: Settings) -> Context:
 async def run_periodically(job: PeriodicJob, ctx: Context, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await job.run(ctx)
+            await job.run_once(ctx)
         except Exception as exc:
             log_failure(log, exc, "%s failed; retrying in %ss", job.name, job.interval)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -12,6 +12,14 @@ Managers block a doctor's time (leave, a blocked range) with `block_time`: slot 
 offering it at once, and the appointments already inside are returned for someone to move,
 never cancelled behind the patient's back. `unblock_time` removes a block.
 
+How much of the agenda one patient may take (`BookingRules`, from the settings): at most
+`MAX_ACTIVE_APPOINTMENTS_PER_SPECIALTY` active future appointments per specialty, whoever
+books (staff may go beyond it with `over_cap`, which is audited); and what the patient does on
+their own (`self_service`: the bot, the portal) is paced on the shared rate limiter
+(`BOOKING_CHANGES_PER_HOUR` bookings, cancellations and moves an hour) and, to book, needs a
+verified contact (`messaging.identities.has_verified_contact`). So neither a script nor a
+stolen session can empty a doctor's agenda.
+
 No double booking: `book` locks the doctor's row (serialising bookings of one doctor on
 PostgreSQL; SQLite has a single writer), checks the slot is still free, and the partial unique
 index on active (doctor, start) refuses whatever slips past. Reminders are planned from the
@@ -26,13 +34,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.interfaces import LoaderOption
 
-from core.errors import Conflict
+from core import audit
+from core.audit import AuditAction
+from core.catalog import t
+from core.errors import Conflict, TooManyRequests
+from core.ratelimit import RateLimits
+from core.settings import Settings
+from messaging.identities import has_verified_contact
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
@@ -42,6 +56,7 @@ from models import (
     Reminder,
     ReminderStatus,
     ScheduleException,
+    Specialty,
     User,
     utcnow,
 )
@@ -91,6 +106,26 @@ class InvalidTransition(SchedulingError):
         return f"appointment {self.appointment_id}: {self.current} → {self.target}"
 
 
+class CapReached(SchedulingError):
+    """The patient already holds as many active future appointments in this specialty as the
+    clinic allows."""
+
+    code = "agenda.error.cap_reached"
+
+
+class ContactNotVerified(SchedulingError):
+    """The patient has no verified contact, so cannot book on their own (staff can for them)."""
+
+    code = "agenda.error.contact_not_verified"
+    status = 403
+
+
+class TooManyChanges(TooManyRequests):
+    """The patient changed their agenda too often lately; `retry_after` says for how long."""
+
+    code = "agenda.error.too_many_changes"
+
+
 class InvalidBlock(SchedulingError):
     """A block the agenda cannot take (no such doctor, an empty or past range, no reason);
     the instance's `code` says which."""
@@ -106,6 +141,42 @@ class BlockNotFound(SchedulingError):
 # A longer block is almost surely a typo in the year; leave longer than this is two blocks.
 MAX_BLOCK = timedelta(days=366)
 MAX_REASON = 160
+
+
+# The window in which a patient's own changes are counted.
+CHANGES_WINDOW = 3600.0
+
+
+@dataclass(frozen=True)
+class BookingRules:
+    """How much of the agenda one patient may hold and how fast they may change it (see the
+    module's docstring); `limits` is the clinic's shared rate limiter."""
+
+    limits: RateLimits
+    max_per_specialty: int = 2
+    changes_per_hour: int = 5
+
+    @classmethod
+    def of(cls, settings: Settings, limits: RateLimits) -> BookingRules:
+        return cls(
+            limits,
+            max_per_specialty=settings.max_active_appointments_per_specialty,
+            changes_per_hour=settings.booking_changes_per_hour,
+        )
+
+    def _pace_key(self, patient_id: int) -> str:
+        return f"agenda:changes:{patient_id}"
+
+    async def check_pace(self, patient_id: int) -> None:
+        """TooManyChanges while the patient's changes of the last hour are used up."""
+        wait = await self.limits.peek(self._pace_key(patient_id), self.changes_per_hour)
+        if wait > 0:
+            raise TooManyChanges(wait)
+
+    async def count_change(self, patient_id: int) -> None:
+        """Count a change the patient made (only what went through: a refused attempt, such as
+        a slot taken meanwhile, costs nothing)."""
+        await self.limits.hit(self._pace_key(patient_id), self.changes_per_hour, CHANGES_WINDOW)
 
 
 _ALLOWED = {
@@ -227,18 +298,58 @@ async def _is_taken(session: AsyncSession, doctor_id: int, starts_at: datetime) 
     return (await session.execute(query.limit(1))).first() is not None
 
 
+async def active_in_specialty(
+    session: AsyncSession, patient_id: int, specialty_id: int, *, now: datetime
+) -> int:
+    """How many active future appointments the patient holds in the specialty."""
+    query = select(func.count(Appointment.id)).where(
+        Appointment.patient_id == patient_id,
+        Appointment.specialty_id == specialty_id,
+        Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+        Appointment.starts_at >= now,
+    )
+    return (await session.execute(query)).scalar_one()
+
+
+async def check_may_book(
+    session: AsyncSession,
+    rules: BookingRules,
+    *,
+    patient_id: int,
+    specialty: Specialty,
+    self_service: bool,
+    now: datetime,
+    over_cap: bool = False,
+) -> bool:
+    """Refuse a booking the patient may not have: ContactNotVerified when they book on their
+    own without a verified contact, CapReached when the specialty's cap is reached (unless
+    staff book `over_cap`). True when the booking goes beyond the cap (staff's choice)."""
+    if self_service and not await has_verified_contact(session, patient_id):
+        raise ContactNotVerified()
+    held = await active_in_specialty(session, patient_id, specialty.id, now=now)
+    beyond = held >= rules.max_per_specialty
+    if beyond and not over_cap:
+        raise CapReached(especialidade=specialty.name, maximo=rules.max_per_specialty)
+    return beyond
+
+
 async def _book_in(
     session: AsyncSession,
+    rules: BookingRules,
     *,
     patient_id: int,
     doctor_id: int,
     starts_at: datetime,
     channel: str,
     actor_id: int | None,
+    self_service: bool,
+    over_cap: bool,
     now: datetime,
     rescheduled_from: Appointment | None = None,
 ) -> Appointment:
-    if await session.get(User, patient_id) is None:
+    # The patient's row is locked first: two bookings of one patient (with different doctors
+    # of a specialty) are counted against the cap one after the other.
+    if await session.get(User, patient_id, with_for_update=True) is None:
         raise ValueError(f"no patient {patient_id}")
     doctor = await _lock_doctor(session, doctor_id)
     if doctor is None or not doctor.is_active or starts_at < now:
@@ -257,6 +368,15 @@ async def _book_in(
         )
         if existing := (await session.execute(query)).scalar_one_or_none():
             return existing
+    beyond_cap = await check_may_book(
+        session,
+        rules,
+        patient_id=patient_id,
+        specialty=doctor.specialty,
+        self_service=self_service and rescheduled_from is None,
+        over_cap=over_cap,
+        now=now,
+    )
     slot = await free_slot_at(session, doctor, starts_at)
     if slot is None:
         if await _is_taken(session, doctor_id, starts_at):
@@ -276,38 +396,69 @@ async def _book_in(
     appointment.specialty = doctor.specialty
     session.add(appointment)
     await session.flush()
-    _record(session, appointment, None, channel=channel, actor_id=actor_id)
+    note = t("agenda.over_cap_note") if beyond_cap else ""
+    _record(session, appointment, None, channel=channel, actor_id=actor_id, note=note)
+    if beyond_cap:
+        await audit.record(
+            session,
+            await session.get_one(User, actor_id),
+            AuditAction.BOOKED_OVER_CAP,
+            patient_id=patient_id,
+            appointment_id=appointment.id,
+            specialty_id=doctor.specialty_id,
+        )
     return appointment
+
+
+def _check_requester(actor_id: int | None, *, self_service: bool, over_cap: bool) -> None:
+    """Only staff, named, may book beyond the cap."""
+    if over_cap and (self_service or actor_id is None):
+        raise ValueError("only a staff member may book beyond the cap")
 
 
 async def book(
     db: Database,
+    rules: BookingRules,
     *,
     patient_id: int,
     doctor_id: int,
     starts_at: datetime,
     channel: str,
+    self_service: bool,
     actor_id: int | None = None,
+    over_cap: bool = False,
     now: datetime | None = None,
 ) -> Appointment:
     """Book a free slot (as offered by `find_slots`); SlotTaken when someone holds it,
     SlotUnavailable (a SlotTaken) when it is not bookable. Booking the same patient, doctor
-    and time again returns the existing appointment."""
+    and time again returns the existing appointment.
+
+    `self_service`: the patient books on their own (the bot, the portal): TooManyChanges
+    beyond their pace, ContactNotVerified without a verified contact. Everyone gets
+    CapReached at the specialty's cap, except staff (`actor_id`) booking `over_cap`."""
+    _check_requester(actor_id, self_service=self_service, over_cap=over_cap)
     now = now or utcnow()
+    if self_service:
+        await rules.check_pace(patient_id)
     try:
         async with db.session() as session:
             appointment = await _book_in(
                 session,
+                rules,
                 patient_id=patient_id,
                 doctor_id=doctor_id,
                 starts_at=starts_at,
                 channel=channel,
                 actor_id=actor_id,
+                self_service=self_service,
+                over_cap=over_cap,
                 now=now,
             )
     except IntegrityError as exc:
         # The unique index caught a concurrent booking of the same slot.
         raise SlotTaken(doctor_id=doctor_id, starts_at=starts_at) from exc
+    if self_service:
+        await rules.count_change(patient_id)
     log.info("appointment %s booked via %s", appointment.id, channel)
     return appointment
 
@@ -319,14 +470,18 @@ async def cancel(
     channel: str,
     actor_id: int | None = None,
     reason: str = "",
+    paced_by: BookingRules | None = None,
     now: datetime | None = None,
 ) -> Appointment:
-    """Cancel an upcoming appointment (again: no change) and its unsent reminders."""
+    """Cancel an upcoming appointment (again: no change) and its unsent reminders.
+    `paced_by`: the patient cancels on their own, within these rules' pace (TooManyChanges)."""
     now = now or utcnow()
     async with db.session() as session:
         appointment = await _lock_appointment(session, appointment_id)
         if appointment.status != AppointmentStatus.CANCELLED:
             _require_future(appointment, str(AppointmentStatus.CANCELLED), now)
+            if paced_by is not None:
+                await paced_by.check_pace(appointment.patient_id)
         changed = _change(
             session,
             appointment,
@@ -337,22 +492,30 @@ async def cancel(
         )
         if changed:
             await _cancel_unsent_reminders(session, appointment.id)
+    if changed and paced_by is not None:
+        await paced_by.count_change(appointment.patient_id)
     return appointment
 
 
 async def reschedule(
     db: Database,
+    rules: BookingRules,
     appointment_id: int,
     *,
     starts_at: datetime,
     channel: str,
+    self_service: bool,
     doctor_id: int | None = None,
     actor_id: int | None = None,
+    over_cap: bool = False,
     now: datetime | None = None,
 ) -> Appointment:
     """Move an upcoming appointment: the old one is cancelled (with its unsent reminders)
     and the NEW one, linked by `rescheduled_from_id`, is returned. All or nothing: when the
-    new slot is taken the old appointment stays as it was."""
+    new slot is taken the old appointment stays as it was. The new one is held to the cap
+    and, when the patient moves it on their own (`self_service`), to their pace, as `book`
+    is (a move within a specialty never reaches the cap: the old one is no longer counted)."""
+    _check_requester(actor_id, self_service=self_service, over_cap=over_cap)
     now = now or utcnow()
     try:
         async with db.session() as session:
@@ -360,6 +523,8 @@ async def reschedule(
             if old.status not in ACTIVE_APPOINTMENT_STATUSES:
                 raise InvalidTransition(old, "remarcar")
             _require_future(old, "remarcar", now)
+            if self_service:
+                await rules.check_pace(old.patient_id)
             _change(session, old, AppointmentStatus.CANCELLED, channel=channel, actor_id=actor_id)
             await _cancel_unsent_reminders(session, old.id)
             # The old booking must be inactive in the database before the new one is
@@ -367,16 +532,21 @@ async def reschedule(
             await session.flush()
             new = await _book_in(
                 session,
+                rules,
                 patient_id=old.patient_id,
                 doctor_id=doctor_id or old.doctor_id,
                 starts_at=starts_at,
                 channel=channel,
                 actor_id=actor_id,
+                self_service=self_service,
+                over_cap=over_cap,
                 now=now,
                 rescheduled_from=old,
             )
     except IntegrityError as exc:
         raise SlotTaken(doctor_id=doctor_id, starts_at=starts_at) from exc
+    if self_service:
+        await rules.count_change(new.patient_id)
     return new
 
 

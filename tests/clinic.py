@@ -19,6 +19,7 @@ from typing import TypeVar
 from sqlalchemy import create_engine, text
 
 from core.settings import ROOT, Settings
+from models import SecondFactorPolicy, SecurityPolicy
 from models.db import Database
 from models.migrate import upgrade
 from scripts.demo_clinic import Login, seed_demo_clinic
@@ -157,9 +158,16 @@ class RunningClinic:
 
 
 async def _seed(settings: Settings) -> list[Login]:
+    """The demo clinic, with the staff second factor asked of nobody: the shared clinic's
+    tests log the same manager in dozens of times a minute, and a TOTP code is good once
+    per 30 s step. The second factor itself is tested on the web app over real HTTP and in
+    the browser (tests/accounts/test_second_factor.py, tests/e2e/test_security_page.py)."""
     db = Database(settings.database_url)
     try:
-        return await seed_demo_clinic(db, password=STAFF_PASSWORD, attendant_capacity=20)
+        logins = await seed_demo_clinic(db, password=STAFF_PASSWORD, attendant_capacity=20)
+        async with db.session() as session:
+            session.add(SecurityPolicy(second_factor=SecondFactorPolicy.NOBODY))
+        return logins
     finally:
         await db.dispose()
 

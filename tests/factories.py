@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from accounts.auth import hash_password
 from channels.base import Inbound
+from core.ratelimit import LocalLimits
 from messaging.history import record_inbound
 from models import (
     Appointment,
@@ -23,7 +24,7 @@ from models import (
 )
 from models.db import Database
 from scheduling.agenda import find_slots
-from scheduling.appointments import book
+from scheduling.appointments import BookingRules, book
 
 _counter = itertools.count(1)
 _cpfs = itertools.count(100_000)
@@ -109,6 +110,11 @@ async def returning_patient(db: Database, patient_id: int) -> User:
     return user
 
 
+def clinic_rules(**overrides: int) -> BookingRules:
+    """The default booking rules (the settings' defaults), on a rate limiter of their own."""
+    return BookingRules(LocalLimits(), **overrides)
+
+
 async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth: int = 0):
     """An appointment of the patient at the doctor's nth nearest free slot."""
     async with db.session() as session:
@@ -118,16 +124,20 @@ async def booked(db: Database, patient: User, doctor_name: str = "Ricardo", nth:
         slots = await find_slots(session, now=utcnow(), doctor_id=doctor.id, limit=nth + 1)
     appointment: Appointment = await book(
         db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=slots[nth].doctor_id,
         starts_at=slots[nth].starts_at,
         channel="webchat",
+        self_service=False,
     )
     return appointment
 
 
 # What logging in and out records; tests about other entries leave them aside.
-SESSION_ACTIONS = ("login", "login_failed", "logout")
+# What logging in and out records, with the enrolment `tests.webapp.logged_in` makes for
+# staff the second-factor policy asks it of.
+SESSION_ACTIONS = ("login", "login_failed", "logout", "second_factor_enrolled")
 
 
 async def audit_entries(db: Database, *actions: str) -> list[AuditLog]:

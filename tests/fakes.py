@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,17 +75,34 @@ class FakeAssistant:
         self.buttons: list[dict[str, str]] = []
         self.delay = 0.0  # seconds the bot "thinks" before it has understood the message
         self.down = 0  # how many of the next turns fail, as when the assistant is unreachable
+        # The next turn reading one of these texts waits until its event is set (a replica
+        # stuck mid-turn).
+        self.stalls: dict[str, asyncio.Event] = {}
+        self.in_flight: Counter[int] = Counter()  # turns of each patient running now
+        self.most_in_flight: Counter[int] = Counter()  # and the most ever at once
 
     async def turn(
         self, patient_id: int, message: Message, text: str, *, replay: bool = False
     ) -> list[BotMessage]:
-        await asyncio.sleep(self.delay)
-        if self.down:
-            self.down -= 1
-            raise ConnectionError("the assistant is down")
+        self.in_flight[patient_id] += 1
+        self.most_in_flight[patient_id] = max(
+            self.most_in_flight[patient_id], self.in_flight[patient_id]
+        )
+        try:
+            await asyncio.sleep(self.delay)
+            if (stall := self.stalls.pop(text, None)) is not None:
+                await stall.wait()
+            if self.down:
+                self.down -= 1
+                raise ConnectionError("the assistant is down")
+        finally:
+            self.in_flight[patient_id] -= 1
         metadata = {"conversation_id": message.conversation_id, "message_id": message.id}
         self.received.append(Turn(str(patient_id), text, metadata, message.channel, replay))
         return [BotMessage(f"eco: {text}", list(self.buttons))]
+
+    def texts_of(self, patient_id: int) -> list[str]:
+        return [turn.text for turn in self.received if turn.sender_id == str(patient_id)]
 
     @property
     def texts(self) -> list[str]:

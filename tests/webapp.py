@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pyotp
 from aiohttp.test_utils import TestServer
 
 from accounts.auth import hash_password
@@ -38,12 +40,54 @@ async def web_server(settings: Settings) -> AsyncIterator[TestServer]:
         await server.close()
 
 
+@dataclass
+class Enrolled:
+    """A second factor as its owner saw it at enrolment."""
+
+    secret: str
+    recovery_codes: list[str]
+
+    def code(self) -> str:
+        return pyotp.TOTP(self.secret).now()
+
+
+# Second factors this helper enrolled, by server and address: later logins of the account
+# spend one of its recovery codes (a TOTP code is good once per 30 s step).
+_ENROLLED: dict[tuple[str, str], Enrolled] = {}
+
+
+async def enrol_second_factor(http: aiohttp.ClientSession) -> Enrolled:
+    """Enrol the logged-in staff member through the security page's calls."""
+    async with http.post("/api/account/second-factor/enrolment") as response:
+        assert response.status == 200, await response.text()
+        secret = (await response.json())["secret"]
+    code = pyotp.TOTP(secret).now()
+    async with http.post("/api/account/second-factor/confirm", json={"code": code}) as response:
+        assert response.status == 200, await response.text()
+        return Enrolled(secret, (await response.json())["recovery_codes"])
+
+
 async def logged_in(server: TestServer, email: str, password: str) -> aiohttp.ClientSession:
-    http = aiohttp.ClientSession(
-        base_url=str(server.make_url("")), cookie_jar=aiohttp.CookieJar(unsafe=True)
-    )
+    """A logged-in session. Staff whom the clinic's policy asks for a second factor are
+    enrolled at their first login, as the security page would, and give a recovery code at
+    the next ones; the default policy (managers and admins) stays on."""
+    base = str(server.make_url(""))
+    http = aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True))
     async with http.post("/api/login", json={"email": email, "password": password}) as response:
         assert response.status == 200, await response.text()
+        step = await response.json()
+    if step.get("second_factor"):
+        enrolled = _ENROLLED.get((base, email))
+        assert enrolled and enrolled.recovery_codes, f"no code known for {email}'s second factor"
+        body = {"pending": step["pending"], "code": enrolled.recovery_codes.pop()}
+        async with http.post("/api/login/second-factor", json=body) as response:
+            assert response.status == 200, await response.text()
+            step = await response.json()
+    if step["role"] != "patient":
+        async with http.get("/api/account/second-factor") as response:
+            status = await response.json()
+        if status["required"] and not status["active"]:
+            _ENROLLED[base, email] = await enrol_second_factor(http)
     return http
 
 

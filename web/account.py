@@ -1,5 +1,6 @@
-"""Accounts on the web: login and logout, patient sign-up and its e-mail verification,
-password change and reset, and their pages. The decisions live in `accounts`; here, the
+"""Accounts on the web: login (with the staff second factor) and logout, patient sign-up and
+its e-mail verification, password change and reset, the staff's account-security page, and
+their pages. The decisions live in `accounts`; here, the
 cookies and the mail posted in the background (`accounts.mail.Postbox`)."""
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from accounts import passwords, patients, throttle
+from accounts import passwords, patients, second_factor, throttle
 from accounts.auth import close_session
-from accounts.login import attempt_login
+from accounts.login import CodeNeeded, LoggedIn, attempt_login, attempt_second_factor
 from accounts.mail import Postbox
 from accounts.tokens import RESET_PAGE, VERIFY_PAGE
 from core import audit
@@ -29,6 +30,17 @@ POSTBOX = web.AppKey("postbox", Postbox)
 DEVICE_COOKIE = "oc_device"
 DEVICE_LIFETIME = timedelta(days=365)
 PASSWORD_PAGE = "/conta/senha"  # noqa: S105 (an address)
+SECURITY_PAGE = "/staff/seguranca"
+# What a staff member the policy confines to enrolment may still reach (web/middlewares.py).
+SECOND_FACTOR_API = "/api/account/second-factor"
+ENROLMENT_PATHS = frozenset(
+    {
+        SECURITY_PAGE,
+        SECOND_FACTOR_API,
+        f"{SECOND_FACTOR_API}/enrolment",
+        f"{SECOND_FACTOR_API}/confirm",
+    }
+)
 
 
 def _set_cookie(
@@ -54,8 +66,10 @@ def _set_cookie(
 
 
 async def login(request: web.Request) -> web.Response:
+    """The session, or for an account with a second factor `{"second_factor": true,
+    "pending": <token>}` and no cookie: the code goes to /api/login/second-factor."""
     body = await read_json(request)
-    logged_in = await attempt_login(
+    attempt = await attempt_login(
         request.app[CTX],
         request.app[POSTBOX],
         str(body.get("email", "")),
@@ -63,6 +77,24 @@ async def login(request: web.Request) -> web.Response:
         ip=client_ip(request),
         device=request.cookies.get(DEVICE_COOKIE),
     )
+    if isinstance(attempt, CodeNeeded):
+        return web.json_response({"second_factor": True, "pending": attempt.pending})
+    return _session_opened(request, attempt)
+
+
+async def login_second_factor(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    logged_in = await attempt_second_factor(
+        request.app[CTX],
+        body.get("pending"),
+        body.get("code"),
+        ip=client_ip(request),
+        device=request.cookies.get(DEVICE_COOKIE),
+    )
+    return _session_opened(request, logged_in)
+
+
+def _session_opened(request: web.Request, logged_in: LoggedIn) -> web.Response:
     settings = request.app[SETTINGS]
     user = logged_in.user
     response = web.json_response({"id": user.id, "role": str(user.role)})
@@ -160,6 +192,34 @@ async def change_password(request: web.Request) -> web.Response:
     return web.json_response({"message": t("password.saved")})
 
 
+async def security_page(_request: web.Request) -> web.Response:
+    return render_page("security.html")
+
+
+async def second_factor_status(request: web.Request) -> web.Response:
+    """GET: `{"active": bool, "required": bool}` for the logged-in staff member."""
+    async with request.app[CTX].db.session() as session:
+        found = await second_factor.status(session, current_user(request))
+    return web.json_response({"active": found.active, "required": found.required})
+
+
+async def start_enrolment(request: web.Request) -> web.Response:
+    """A new pending key: its QR code (SVG), the key as text and its otpauth URI."""
+    enrolment = await second_factor.start_enrolment(request.app[CTX].db, current_user(request))
+    return web.json_response(
+        {"secret": enrolment.secret, "uri": enrolment.uri, "qr_svg": enrolment.qr_svg}
+    )
+
+
+async def confirm_enrolment(request: web.Request) -> web.Response:
+    """The first code activates the key; the recovery codes are in this answer only."""
+    body = await read_json(request)
+    codes = await second_factor.confirm_enrolment(
+        request.app[CTX].db, current_user(request), body.get("code"), ip=client_ip(request)
+    )
+    return web.json_response({"recovery_codes": codes})
+
+
 async def signup_page(_request: web.Request) -> web.Response:
     return render_page("signup.html")
 
@@ -188,7 +248,12 @@ async def postbox(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(postbox)
     app.router.add_post("/api/login", login)
+    app.router.add_post("/api/login/second-factor", login_second_factor)
     app.router.add_post("/api/logout", logout)
+    app.router.add_get(SECURITY_PAGE, security_page)
+    app.router.add_get(SECOND_FACTOR_API, second_factor_status)
+    app.router.add_post(f"{SECOND_FACTOR_API}/enrolment", start_enrolment)
+    app.router.add_post(f"{SECOND_FACTOR_API}/confirm", confirm_enrolment)
     app.router.add_get("/cadastro", signup_page)
     app.router.add_post("/api/signup", signup)
     app.router.add_get(f"/{VERIFY_PAGE}", verify_page)

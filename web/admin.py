@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from accounts import admin
+from accounts import admin, second_factor
 from core import access, audit
 from core.audit import AuditAction
 from core.errors import BadRequest, Forbidden
@@ -19,7 +19,7 @@ from models import User
 from models.views import audit_entry_view, staff_view
 from web import live
 from web.api import read_json
-from web.keys import CTX, client_ip, current_user
+from web.keys import CTX, client_ip, current_user, id_from
 from web.pages import render_page
 
 AUDIT_PAGE_SIZE = 50
@@ -44,9 +44,15 @@ async def list_staff(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     staff = await admin.list_staff(ctx.db)
     locks = await admin.login_locks(ctx, staff)
+    async with ctx.db.session() as session:
+        enrolled = await second_factor.enrolled_user_ids(session)
     return web.json_response(
         [
-            {**staff_view(user, audience="admin"), "locked_for": round(locks.get(user.id, 0))}
+            {
+                **staff_view(user, audience="admin"),
+                "locked_for": round(locks.get(user.id, 0)),
+                "second_factor": user.id in enrolled,
+            }
             for user in staff
         ]
     )
@@ -93,6 +99,30 @@ async def unlock_staff(request: web.Request) -> web.Response:
     return web.json_response({"id": user.id})
 
 
+async def reset_second_factor(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    user_id = int(request.match_info["id"])
+    await second_factor.reset(request.app[CTX].db, actor, user_id, ip=client_ip(request))
+    return web.json_response({"id": user_id})
+
+
+async def get_security(request: web.Request) -> web.Response:
+    """GET /api/admin/security: `{"second_factor": "managers" | "all_staff" | "nobody"}`."""
+    _admin(request)
+    async with request.app[CTX].db.session() as session:
+        policy = await second_factor.current_policy(session)
+    return web.json_response({"second_factor": str(policy)})
+
+
+async def put_security(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    body = await read_json(request)
+    policy = await second_factor.set_policy(
+        request.app[CTX].db, actor, body.get("second_factor"), ip=client_ip(request)
+    )
+    return web.json_response({"second_factor": str(policy)})
+
+
 async def get_profile(request: web.Request) -> web.Response:
     _admin(request)
     profile = await admin.clinic_profile(request.app[CTX].db)
@@ -120,9 +150,9 @@ def _id_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if not raw:
         return None
-    if not raw.isdigit():
+    if (value := id_from(raw)) is None:
         raise _bad_parameter(name)
-    return int(raw)
+    return value
 
 
 def _day_start(request: web.Request, name: str, *, days_after: int = 0) -> datetime | None:
@@ -193,6 +223,9 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/admin/staff", create_staff)
     app.router.add_patch(r"/api/admin/staff/{id:\d+}", update_staff)
     app.router.add_post(r"/api/admin/staff/{id:\d+}/unlock", unlock_staff)
+    app.router.add_post(r"/api/admin/staff/{id:\d+}/second-factor/reset", reset_second_factor)
+    app.router.add_get("/api/admin/security", get_security)
+    app.router.add_put("/api/admin/security", put_security)
     app.router.add_get("/api/admin/clinic", get_profile)
     app.router.add_put("/api/admin/clinic", put_profile)
     app.router.add_get("/api/admin/audit", audit_log)

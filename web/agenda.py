@@ -43,7 +43,7 @@ from scheduling.agenda import (
 from scheduling.reminders import send_now
 from scheduling.when import DAY_END, DAY_START, PARTS, TimeWindow
 from web.api import NotJson, read_json
-from web.keys import CTX, client_ip, current_user
+from web.keys import CTX, client_ip, current_user, id_from
 from web.pages import STATIC
 
 STAFF_CHANNEL = "staff"
@@ -75,9 +75,9 @@ def _int_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if not raw:
         return None
-    if not raw.isdigit():
+    if (value := id_from(raw)) is None:
         raise _bad_parameter(name)
-    return int(raw)
+    return value
 
 
 async def agenda_page(_request: web.Request) -> web.FileResponse:
@@ -276,8 +276,8 @@ async def block_time(request: web.Request) -> web.Response:
     doctor's time stops being offered; the appointments already in it are listed back."""
     user = _manager(request)
     body = await read_json(request)
-    doctor_id = body.get("doctor_id")
-    if not isinstance(doctor_id, int) or isinstance(doctor_id, bool):
+    doctor_id = id_from(body.get("doctor_id"))
+    if doctor_id is None:
         raise _bad_parameter("doctor_id")
     reason = body.get("reason", "")
     if not isinstance(reason, str):

@@ -51,7 +51,7 @@ from models.views import (
     message_view,
     staff_view,
 )
-from web.keys import CTX, client_ip, current_user
+from web.keys import CTX, client_ip, current_user, id_from
 
 MAX_REPLY_CHARS = 4096
 HISTORY_LIMIT = 500
@@ -296,9 +296,9 @@ def _optional_id(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, int) or (checked := id_from(value)) is None:
         raise BadRequest()
-    return value
+    return checked
 
 
 async def reply(request: web.Request) -> web.Response:
@@ -383,6 +383,8 @@ async def record_action(request: web.Request) -> web.Response:
         details["starts_at"] = starts_at
     if isinstance(note := body.get("note"), str) and note.strip():
         details["note"] = note.strip()[:500]
+    if body.get("over_cap") is True:  # staff confirmed booking beyond the cap (audited)
+        details["over_cap"] = True
     action = await reception.record_action(
         request.app[CTX], _conversation_id(request), current_user(request), kind, details
     )

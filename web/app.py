@@ -9,7 +9,19 @@ import logging
 from aiohttp import web
 
 from core.settings import Settings
-from web import account, admin, agenda, api, live, pages, portal, privacy, security, webhooks
+from web import (
+    account,
+    admin,
+    agenda,
+    api,
+    live,
+    openapi,
+    pages,
+    portal,
+    privacy,
+    security,
+    webhooks,
+)
 from web.keys import SETTINGS
 from web.middlewares import auth_middleware, error_middleware
 
@@ -34,4 +46,5 @@ def create_app(settings: Settings) -> web.Application:
     privacy.setup(app)
     agenda.setup(app)
     webhooks.setup(app)
+    openapi.setup(app)
     return app

@@ -19,6 +19,19 @@ HUB = web.AppKey("hub", Hub)
 INBOX = web.AppKey("inbox", Inbox)
 WIDGET_SOCKETS = web.AppKey("widget_sockets", Sockets)
 SESSION_COOKIE = "oc_session"
+# The largest id the databases' integer columns hold (PostgreSQL's INTEGER): a larger one
+# names no row, and the database would refuse it rather than find nothing.
+MAX_ID = 2**31 - 1
+
+
+def id_from(raw: object) -> int | None:
+    """An id as a request carries it (a JSON integer, or ASCII digits in a path or query),
+    or None when it cannot be the id of anything."""
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_ID)):
+        raw = int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= MAX_ID:
+        return raw
+    return None
 
 
 # Who the request's session cookie logs in, if anyone (set by the auth middleware).

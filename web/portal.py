@@ -20,7 +20,7 @@ from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
 from scheduling.when import TimeWindow
 from web.api import read_json
-from web.keys import CTX, current_user
+from web.keys import CTX, current_user, id_from
 from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
@@ -96,10 +96,9 @@ def _day_window(raw: str | None) -> TimeWindow | None:
 
 
 async def slots(request: web.Request) -> web.Response:
-    try:
-        specialty_id = int(request.query["specialty_id"])
-    except (KeyError, ValueError):
-        raise _bad_parameter("specialty_id") from None
+    specialty_id = id_from(request.query.get("specialty_id"))
+    if specialty_id is None:
+        raise _bad_parameter("specialty_id")
     window = _day_window(request.query.get("day"))
     async with request.app[CTX].db.session() as session:
         found = await find_slots(
@@ -111,19 +110,22 @@ async def slots(request: web.Request) -> web.Response:
 async def book(request: web.Request) -> web.Response:
     body = await read_json(request)
     try:
-        doctor_id = int(body["doctor_id"])
         starts_at = datetime.fromisoformat(str(body["starts_at"]))
-    except (KeyError, TypeError, ValueError):
-        raise _bad_parameter("doctor_id/starts_at") from None
+    except (KeyError, ValueError):
+        raise _bad_parameter("starts_at") from None
+    if (doctor_id := id_from(body.get("doctor_id"))) is None:
+        raise _bad_parameter("doctor_id")
     if starts_at.tzinfo is None:
         raise _bad_parameter("starts_at")
-    patient = current_user(request)
+    patient, ctx = current_user(request), request.app[CTX]
     appointment = await appointments.book(
-        request.app[CTX].db,
+        ctx.db,
+        appointments.BookingRules.of(ctx.settings, ctx.limits),
         patient_id=patient.id,
         doctor_id=doctor_id,
         starts_at=starts_at,
         channel=PORTAL_CHANNEL,
+        self_service=True,
         actor_id=patient.id,
     )
     return web.json_response({"id": appointment.id}, status=201)
@@ -139,8 +141,13 @@ async def cancel(request: web.Request) -> web.Response:
             session, patient, appointment.patient_id
         ):
             raise NotFound()
+    ctx = request.app[CTX]
     await appointments.cancel(
-        request.app[CTX].db, appointment_id, channel=PORTAL_CHANNEL, actor_id=patient.id
+        ctx.db,
+        appointment_id,
+        channel=PORTAL_CHANNEL,
+        actor_id=patient.id,
+        paced_by=appointments.BookingRules.of(ctx.settings, ctx.limits),
     )
     return web.json_response({"id": appointment_id})
 

@@ -16,9 +16,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.interfaces import Action, Tracker
 from rasa_sdk.types import DomainDict
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.actions.common import (
     ClinicAction,
+    booking_rules,
     channel,
     database,
     end_dialogue,
@@ -44,10 +46,14 @@ from models import (
 from scheduling.agenda import find_doctor, find_specialty, nearest_slots
 from scheduling.appointments import (
     AppointmentNotFound,
+    CapReached,
+    ContactNotVerified,
     InvalidTransition,
     SlotTaken,
+    TooManyChanges,
     book,
     cancel,
+    check_may_book,
     confirm,
     reschedule,
     upcoming_for_patient,
@@ -72,6 +78,20 @@ _ORDINAL = re.compile(
 )
 # Intents after which a mention of a specialty, doctor or date changes an earlier answer.
 CHANGE_INTENTS = {"informar", "alterar", "negar", "agendar_consulta", "remarcar_consulta"}
+
+
+# What the clinic's booking rules refuse (scheduling.appointments), in the bot's own words.
+BookingRefused = CapReached | ContactNotVerified | TooManyChanges
+_REFUSALS: dict[type[BookingRefused], str] = {
+    CapReached: "utter_limite_consultas",
+    ContactNotVerified: "utter_contato_nao_verificado",
+    TooManyChanges: "utter_muitas_alteracoes",
+}
+
+
+def say_refused(dispatcher: CollectingDispatcher, refusal: BookingRefused) -> None:
+    values: dict[str, Any] = dict(refusal.values)  # the values the response's text names
+    dispatcher.utter_message(response=_REFUSALS[type(refusal)], **values)
 
 
 # --- Shared readings of the patient's text --------------------------------------------
@@ -445,6 +465,26 @@ def _who(tracker: Tracker) -> str:
     return especialidade["nome"] if isinstance(especialidade, dict) else "a clínica"
 
 
+async def _check_may_book(session: AsyncSession, tracker: Tracker) -> None:
+    """When booking: whether the patient may book in the chosen specialty at all (the booking
+    itself checks again)."""
+    especialidade, patient = tracker.get_slot("especialidade"), patient_id(tracker)
+    if tracker.active_loop_name != "agendamento_form" or patient is None:
+        return
+    if not isinstance(especialidade, dict):
+        return
+    specialty = await session.get(Specialty, especialidade["id"])
+    if specialty is not None:
+        await check_may_book(
+            session,
+            booking_rules(),
+            patient_id=patient,
+            specialty=specialty,
+            self_service=True,
+            now=now(),
+        )
+
+
 class ActionAskHorario(ClinicAction):
     """Offers the nearest free slots of the window as buttons (or the nearest after it)."""
 
@@ -457,6 +497,12 @@ class ActionAskHorario(ClinicAction):
         window, moment = window_of(tracker.get_slot("quando")), now()
         criteria = _search_criteria(tracker)
         async with database().session() as session:
+            try:
+                await _check_may_book(session, tracker)
+            except (CapReached, ContactNotVerified) as refusal:
+                # Said before any time is offered, rather than at the confirmation.
+                say_refused(dispatcher, refusal)
+                return end_dialogue(tracker)
             slots, in_window = await nearest_slots(session, now=moment, window=window, **criteria)
         response = "utter_oferecer_horarios" if in_window else "utter_oferecer_horarios_proximos"
         if not slots:
@@ -578,14 +624,19 @@ class ActionConcluirAgendamento(ClinicAction):
         try:
             await book(
                 database(),
+                booking_rules(),
                 patient_id=patient,
                 doctor_id=horario["medico_id"],
                 starts_at=starts_at,
                 channel=channel(tracker),
+                self_service=True,
             )
         except SlotTaken:
             dispatcher.utter_message(response="utter_horario_ocupado")
             return _offer_again("agendamento_form")
+        except (CapReached, ContactNotVerified, TooManyChanges) as refusal:
+            say_refused(dispatcher, refusal)
+            return end_dialogue(tracker)
         dispatcher.utter_message(
             response="utter_agendado",
             especialidade=horario["especialidade"],
@@ -614,10 +665,17 @@ class ActionConcluirCancelamento(ClinicAction):
             return end_dialogue(tracker)
         try:
             await cancel(
-                database(), consulta["id"], channel=channel(tracker), reason="pedido pelo paciente"
+                database(),
+                consulta["id"],
+                channel=channel(tracker),
+                reason="pedido pelo paciente",
+                paced_by=booking_rules(),
             )
         except (AppointmentNotFound, InvalidTransition):
             dispatcher.utter_message(response="utter_consulta_invalida")
+            return end_dialogue(tracker)
+        except TooManyChanges as refusal:
+            say_refused(dispatcher, refusal)
             return end_dialogue(tracker)
         dispatcher.utter_message(
             response="utter_cancelado",
@@ -649,14 +707,19 @@ class ActionConcluirRemarcacao(ClinicAction):
         try:
             await reschedule(
                 database(),
+                booking_rules(),
                 consulta["id"],
                 starts_at=starts_at,
                 doctor_id=horario["medico_id"],
                 channel=channel(tracker),
+                self_service=True,
             )
         except SlotTaken:
             dispatcher.utter_message(response="utter_horario_ocupado")
             return _offer_again("remarcacao_form")
+        except (CapReached, TooManyChanges) as refusal:
+            say_refused(dispatcher, refusal)
+            return end_dialogue(tracker)
         except (AppointmentNotFound, InvalidTransition):
             dispatcher.utter_message(response="utter_consulta_invalida")
             return end_dialogue(tracker)

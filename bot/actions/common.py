@@ -15,15 +15,18 @@ from sqlalchemy import select
 
 from bot.emergency import looks_like_emergency
 from core.logs import log_failure
+from core.ratelimit import build_limits
 from core.settings import Settings
 from messaging.redaction import has_placeholder, reveal
 from models import ClinicProfile, utcnow
 from models.db import Database
+from scheduling.appointments import BookingRules
 from scheduling.when import TZ, TimeWindow
 
 log = logging.getLogger(__name__)
 
 _database: Database | None = None
+_booking_rules: BookingRules | None = None
 
 # Every slot a dialogue fills; all of them are cleared when a dialogue ends or starts.
 DIALOGUE_SLOTS = (
@@ -56,6 +59,22 @@ def use_database(db: Database | None) -> None:
     """Point the actions at another database (tests)."""
     global _database
     _database = db
+
+
+def booking_rules() -> BookingRules:
+    """The limits on patients' bookings, counted on the clinic's shared rate limiter (Redis
+    in production; this process's memory on the embedded default)."""
+    global _booking_rules
+    if _booking_rules is None:
+        settings = Settings.from_env()
+        _booking_rules = BookingRules.of(settings, build_limits(settings.redis_url))
+    return _booking_rules
+
+
+def use_booking_rules(rules: BookingRules | None) -> None:
+    """Hold the actions to other booking rules (tests)."""
+    global _booking_rules
+    _booking_rules = rules
 
 
 async def clinic_name() -> str:

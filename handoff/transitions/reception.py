@@ -118,7 +118,7 @@ def _on_appointment(change: AppointmentChange) -> ActionEffect:
         try:
             return await change(ctx, appointment_id, actor, details)
         except appointments.SchedulingError as refused:
-            raise Refused(refused.code) from None
+            raise Refused(refused.code, **refused.values) from None
         except ReminderNotSent as refused:
             raise Refused(f"reminder.reason.{refused.reason}") from None
 
@@ -177,6 +177,11 @@ def _slot_of(details: dict[str, Any]) -> tuple[int, datetime]:
     return doctor_id, moment
 
 
+def _over_cap(details: dict[str, Any]) -> bool:
+    """Staff confirmed booking beyond the patient's cap per specialty (audited)."""
+    return details.get("over_cap") is True
+
+
 def _booked(appointment: Appointment) -> dict[str, Any]:
     """What the timeline shows of a booking (the appointment's doctor must be loaded)."""
     return {
@@ -196,14 +201,17 @@ async def _book(
     try:
         appointment = await appointments.book(
             ctx.db,
+            appointments.BookingRules.of(ctx.settings, ctx.limits),
             patient_id=conversation.patient_id,
             doctor_id=doctor_id,
             starts_at=starts_at,
             channel=STAFF_CHANNEL,
+            self_service=False,
             actor_id=actor.id,
+            over_cap=_over_cap(details),
         )
     except appointments.SchedulingError as refused:
-        raise Refused(refused.code) from None
+        raise Refused(refused.code, **refused.values) from None
     return _booked(appointment)
 
 
@@ -213,11 +221,14 @@ async def _reschedule(
     doctor_id, starts_at = _slot_of(details)
     new = await appointments.reschedule(
         ctx.db,
+        appointments.BookingRules.of(ctx.settings, ctx.limits),
         appointment_id,
         starts_at=starts_at,
         doctor_id=doctor_id,
         channel=STAFF_CHANNEL,
+        self_service=False,
         actor_id=actor.id,
+        over_cap=_over_cap(details),
     )
     return {**_booked(new), "appointment_id": appointment_id, "new_appointment_id": new.id}
 

@@ -1,9 +1,11 @@
 """The end of a human episode: resolving it on every channel of the patient, and handing the
-patient back to the bot once (retried by the worker when the assistant cannot be reached)."""
+patient back to the bot once (retried by the worker when the assistant cannot be reached);
+and the end of every open conversation of a patient whose data is erased."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -57,6 +59,46 @@ async def resolve(ctx: Context, conversation_id: int, actor: User) -> Conversati
     await ctx.bus.publish({"type": RESOLVED, **resolved})
     await distribute(ctx)
     return conversation
+
+
+async def close_for_erasure(ctx: Context, patient_ids: Sequence[int]) -> list[int]:
+    """The patients' data was erased (accounts.erasure): every open conversation of theirs
+    closes wherever it is — with the bot, in the queue or with a person — unassigned, and
+    leaves the staff screens. No hand-back and no satisfaction question: nobody is there to
+    ask, and their channels are unlinked. The freed attendants get the next in the queue.
+    The conversations closed."""
+    async with ctx.db.session() as session:
+        query = (
+            select(Conversation)
+            .where(
+                Conversation.patient_id.in_(patient_ids),
+                Conversation.status == ConversationStatus.OPEN,
+            )
+            .order_by(Conversation.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        now = utcnow()
+        closed = list((await session.execute(query)).scalars())
+        events: list[Event] = []
+        for conversation in closed:
+            previous = conversation.assigned_attendant_id
+            conversation.owner = Owner.BOT
+            conversation.assigned_attendant_id = None
+            conversation.status = ConversationStatus.CLOSED
+            conversation.closed_at = now
+            events.append(
+                await record_transition(
+                    session,
+                    conversation,
+                    HandoffKind.CLOSED_FOR_ERASURE,
+                    from_attendant_id=previous,
+                )
+            )
+    await publish(ctx, events)
+    if closed:
+        await distribute(ctx)
+    return [conversation.id for conversation in closed]
 
 
 async def hand_back(ctx: Context, patient_id: int, conversation_ids: list[int]) -> bool:

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from core.settings import Settings
 from handoff.transitions import queueing
-from models import ClinicProfile, Presence, Role
+from models import ClinicProfile, Presence, Role, SecondFactorPolicy, SecurityPolicy
 from scripts.demo_clinic import CLINIC_PROFILE
 from tests.factories import audit_entries, patient_message, staff
 from tests.webapp import logged_in, patient_logged_in, web_server
@@ -30,6 +30,9 @@ async def server(settings: Settings) -> AsyncIterator[TestServer]:
     async with web_server(behind_proxy) as server:
         async with server.app[CTX].db.session() as session:
             session.add(ClinicProfile(name="Clínica Teste", data=CLINIC_PROFILE))
+            # These tests count every entry a login leaves; the second factor's own entries
+            # are tested in tests/accounts/test_second_factor.py.
+            session.add(SecurityPolicy(second_factor=SecondFactorPolicy.NOBODY))
         yield server
 
 
@@ -121,6 +124,7 @@ async def test_admin_changes_are_recorded_with_the_admin_and_address(server):
 # of it records: an action, or None for routes that return no patient's data.
 STAFF_READS = {
     "/api/me": None,
+    "/api/account/second-factor": None,  # whether one's own second factor is on
     "/api/conversations": "read_conversation_list",
     "/api/conversations/{id}": "read_history",
     "/api/patients/{id}/appointments": "read_appointments",
@@ -131,6 +135,7 @@ STAFF_READS = {
     "/api/attendants": None,
     "/api/canned-responses": None,
     "/api/metrics": None,  # counts and durations, no patient named
+    "/api/openapi.json": None,  # the API's contract, public
 }
 
 

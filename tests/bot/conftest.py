@@ -12,7 +12,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from bot.actions.common import use_database
+from bot.actions.common import use_booking_rules, use_database
 from models import (
     ChannelIdentity,
     ClinicProfile,
@@ -25,6 +25,7 @@ from models import (
 )
 from models.db import Database
 from scripts.demo_clinic import CLINIC_PROFILE, add_agenda
+from tests.factories import clinic_rules
 
 
 @dataclass
@@ -48,13 +49,22 @@ async def clinic_db(db: Database) -> AsyncIterator[Clinic]:
         doctors = (await session.execute(select(Doctor))).scalars().all()
         specialties = (await session.execute(select(Specialty))).scalars().all()
     use_database(db)
+    use_booking_rules(clinic_rules())
     yield Clinic(db, {d.name: d for d in doctors}, {s.slug: s for s in specialties})
+    use_booking_rules(None)
     use_database(None)
 
 
 async def new_patient(
-    db: Database, *, name: str | None = None, cpf: str | None = None, phone: str | None = None
+    db: Database,
+    *,
+    name: str | None = None,
+    cpf: str | None = None,
+    phone: str | None = None,
+    whatsapp: str | None = None,
 ) -> User:
+    """A patient of the site widget; `whatsapp`: who also writes from that phone on WhatsApp
+    (a phone the provider proved: a verified contact)."""
     async with db.session() as session:
         patient = User(role=Role.PATIENT, name=name, cpf=cpf, phone_e164=phone)
         patient.patient_profile = PatientProfile(preferred_channel="webchat")
@@ -63,6 +73,15 @@ async def new_patient(
         session.add(
             ChannelIdentity(channel="webchat", external_id=f"v-{patient.id}", patient_id=patient.id)
         )
+        if whatsapp:
+            session.add(
+                ChannelIdentity(
+                    channel="whatsapp",
+                    external_id=whatsapp.lstrip("+"),
+                    patient_id=patient.id,
+                    verified_phone=whatsapp,
+                )
+            )
     return patient
 
 

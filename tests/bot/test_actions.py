@@ -11,11 +11,16 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from bot.actions.booking import (
+    ActionAskHorario,
     ActionConcluirAgendamento,
+    ActionConcluirCancelamento,
     ActionConfirmarPresenca,
     ValidateAgendamentoForm,
+    appointment_slot,
     option_number,
+    upcoming,
 )
+from bot.actions.common import use_booking_rules
 from bot.actions.csat import ActionRegistrarAvaliacao
 from bot.actions.faq import ActionResponderFaq
 from bot.actions.forms import DialogueForm
@@ -42,6 +47,7 @@ from models import (
 from scheduling.agenda import find_slots
 from scheduling.appointments import book, confirm
 from tests.bot.conftest import handoff_of, new_patient, sent, tracker
+from tests.factories import clinic_rules
 
 VALID_CPF = "529.982.247-25"
 
@@ -329,10 +335,12 @@ async def _appointment(clinic, patient: User, first_name: str = "Ricardo", nth: 
     slot = slots[nth]
     return await book(
         clinic.db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=slot.doctor_id,
         starts_at=slot.starts_at,
         channel="webchat",
+        self_service=False,
     )
 
 
@@ -522,7 +530,7 @@ def test_options_are_read_by_number_or_ordinal(typed, number):
 
 
 async def test_a_slot_taken_meanwhile_offers_new_times(clinic_db):
-    patient = await new_patient(clinic_db.db, name="Maria da Silva")
+    patient = await new_patient(clinic_db.db, name="Maria da Silva", whatsapp="+5521998765432")
     rival = await new_patient(clinic_db.db, name="Outra Pessoa")
     taken = await _appointment(clinic_db, rival)
     horario = {
@@ -546,6 +554,119 @@ async def test_a_slot_taken_meanwhile_offers_new_times(clinic_db):
     async with clinic_db.db.session() as session:
         mine = select(Appointment).where(Appointment.patient_id == patient.id)
         assert (await session.execute(mine)).first() is None
+
+
+async def _confirming(clinic, patient: User, first_name: str, nth: int) -> tuple:
+    async with clinic.db.session() as session:
+        slots = await find_slots(
+            session, now=utcnow(), doctor_id=clinic.doctor(first_name).id, limit=nth + 1
+        )
+    slot = slots[nth]
+    horario = {
+        "medico_id": slot.doctor_id,
+        "medico": slot.doctor_name,
+        "especialidade": slot.specialty_name,
+        "inicio": slot.starts_at.isoformat(),
+    }
+    dispatcher = CollectingDispatcher()
+    events = await ActionConcluirAgendamento().run(
+        dispatcher,
+        tracker(
+            patient.id, "sim", intent="afirmar", slots={"horario": horario, "confirmacao": True}
+        ),
+        {},
+    )
+    return dispatcher, events
+
+
+async def _appointments_of(clinic, patient: User) -> list[Appointment]:
+    async with clinic.db.session() as session:
+        query = select(Appointment).where(Appointment.patient_id == patient.id)
+        return list((await session.execute(query)).scalars())
+
+
+async def test_the_bot_books_up_to_the_cap_per_specialty_and_then_says_why_not(clinic_db):
+    patient = await new_patient(clinic_db.db, name="Maria da Silva", whatsapp="+5521998765432")
+    for nth in (0, 1):
+        dispatcher, _ = await _confirming(clinic_db, patient, "Ricardo", nth)
+        assert sent(dispatcher) == ["utter_agendado"]
+
+    dispatcher, _ = await _confirming(clinic_db, patient, "Ricardo", 2)
+
+    assert sent(dispatcher) == ["utter_limite_consultas"]
+    assert dispatcher.messages[0]["maximo"] == 2
+    assert dispatcher.messages[0]["especialidade"] == "Cardiologia"
+    assert handoff_of(dispatcher) is None  # a refusal, not a failure handed to a person
+    assert len(await _appointments_of(clinic_db, patient)) == 2
+    # Another specialty is still open to them.
+    dispatcher, _ = await _confirming(clinic_db, patient, "Ana", 0)
+    assert sent(dispatcher) == ["utter_agendado"]
+
+
+async def test_at_the_cap_the_bot_says_so_before_offering_any_time(clinic_db):
+    patient = await new_patient(clinic_db.db, name="Maria da Silva", whatsapp="+5521998765432")
+    await _appointment(clinic_db, patient, "Ricardo", 0)
+    await _appointment(clinic_db, patient, "Ricardo", 1)
+    cardiologia = clinic_db.specialties["cardiologia"]
+    dispatcher = CollectingDispatcher()
+
+    await ActionAskHorario().run(
+        dispatcher,
+        tracker(
+            patient.id,
+            "o quanto antes",
+            slots={"especialidade": {"id": cardiologia.id, "nome": "Cardiologia"}},
+            active_loop="agendamento_form",
+        ),
+        {},
+    )
+
+    assert sent(dispatcher) == ["utter_limite_consultas"]
+
+
+async def test_a_patient_without_a_verified_contact_is_told_how_to_get_one(clinic_db):
+    patient = await new_patient(clinic_db.db, name="Maria da Silva", phone="+5521998765432")
+
+    dispatcher, _ = await _confirming(clinic_db, patient, "Ricardo", 0)
+
+    assert sent(dispatcher) == ["utter_contato_nao_verificado"]
+    assert await _appointments_of(clinic_db, patient) == []
+    early = CollectingDispatcher()
+    await ActionAskHorario().run(
+        early,
+        tracker(
+            patient.id,
+            "amanhã",
+            slots={"especialidade": {"id": clinic_db.specialties["cardiologia"].id, "nome": "x"}},
+            active_loop="agendamento_form",
+        ),
+        {},
+    )
+    assert sent(early) == ["utter_contato_nao_verificado"]
+
+
+async def test_the_bot_holds_a_patient_to_the_pace_of_changes(clinic_db):
+    use_booking_rules(clinic_rules(changes_per_hour=2))
+    patient = await new_patient(clinic_db.db, name="Maria da Silva", whatsapp="+5521998765432")
+    dispatcher, _ = await _confirming(clinic_db, patient, "Ricardo", 0)
+    [booked] = await upcoming(patient.id)
+    cancelled = CollectingDispatcher()
+    await ActionConcluirCancelamento().run(
+        cancelled,
+        tracker(
+            patient.id,
+            "sim",
+            intent="afirmar",
+            slots={"consulta": appointment_slot(booked), "confirmacao": True},
+        ),
+        {},
+    )
+    assert sent(cancelled) == ["utter_cancelado"]
+
+    dispatcher, _ = await _confirming(clinic_db, patient, "Ana", 0)
+
+    assert sent(dispatcher) == ["utter_muitas_alteracoes"]
+    assert dispatcher.messages[0]["minutos"] == 60
 
 
 async def test_a_time_already_past_today_is_refused_and_asked_again(clinic_db, monkeypatch):

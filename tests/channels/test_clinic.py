@@ -23,7 +23,7 @@ from tests.channels.webhooks import (
     signed,
     text_message,
 )
-from tests.factories import valid_cpf
+from tests.factories import clinic_rules, valid_cpf
 
 pytestmark = pytest.mark.integration
 
@@ -200,10 +200,12 @@ async def test_a_messenger_patient_proves_the_cpf_of_a_whatsapp_patient_with_the
             [slot] = await find_slots(session, now=utcnow(), limit=1)
         await book(
             db,
+            clinic_rules(),
             patient_id=known.id,
             doctor_id=slot.doctor_id,
             starts_at=slot.starts_at,
             channel="whatsapp",
+            self_service=False,
         )
 
         await _turn(clinic, provider, psid, "quero ver minhas consultas", "LGPD")

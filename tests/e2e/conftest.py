@@ -1,16 +1,22 @@
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
+from core.settings import Settings
 from models import Message
 from models.db import Database
+from processes.web import create_app
 from tests.clients import StaffClient, WidgetClient
-from tests.clinic import STAFF_PASSWORD
+from tests.clinic import STAFF_PASSWORD, free_port
 from tests.databases import IN_CI
+from tests.fakes import RecordingBot
+from web.keys import CTX
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without these, Chromium keeps trying to reach Google's services through a closed network.
@@ -48,6 +54,19 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
         )
         yield browser
         await browser.close()
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[TestServer]:
+    """The web app alone at the address its settings name: the sockets check the page's
+    origin."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = TestServer(create_app(replace(settings, web_url=url, public_base_url=url)), port=port)
+    await server.start_server()
+    server.app[CTX].bot = RecordingBot()
+    yield server
+    await server.close()
 
 
 async def reset_reception(clinic) -> None:

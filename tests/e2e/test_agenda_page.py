@@ -12,7 +12,7 @@ from scheduling import appointments
 from scheduling.agenda import find_slots, to_local
 from tests.clinic import STAFF_PASSWORD
 from tests.e2e.conftest import show_agenda_day
-from tests.factories import patient_message
+from tests.factories import clinic_rules, patient_message
 
 pytestmark = pytest.mark.e2e
 
@@ -25,10 +25,12 @@ async def test_a_manager_confirms_an_appointment_from_the_days_agenda(clinic, br
             [slot] = await find_slots(session, now=utcnow() + timedelta(days=3), limit=1)
         appointment = await appointments.book(
             db,
+            clinic_rules(),
             patient_id=recorded.message.patient_id,
             doctor_id=slot.doctor_id,
             starts_at=slot.starts_at,
             channel="webchat",
+            self_service=False,
         )
     finally:
         await db.dispose()

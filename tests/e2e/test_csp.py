@@ -5,43 +5,18 @@ the policy, so the silence means something)."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
-from dataclasses import replace
-
+import pyotp
 import pytest
-from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from accounts.auth import hash_password
-from core.settings import Settings
 from models import Role, User, utcnow
-from processes.web import create_app
 from tests.factories import patient_message, staff
-from tests.fakes import RecordingBot
 from web.keys import CTX
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "senha-segura"
-STAFF_PAGES = ["/staff", "/staff/agenda", "/staff/admin", "/staff/metrics"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[TestServer]:
-    """The web app at the address its settings name: the sockets check the page's origin."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = TestServer(create_app(replace(settings, web_url=url, public_base_url=url)), port=port)
-    await server.start_server()
-    server.app[CTX].bot = RecordingBot()
-    yield server
-    await server.close()
+STAFF_PAGES = ["/staff", "/staff/agenda", "/staff/admin", "/staff/metrics", "/staff/seguranca"]
 
 
 class Violations:
@@ -73,6 +48,16 @@ async def _log_in(context: BrowserContext, base: str, email: str) -> None:
     assert response.ok, await response.text()
 
 
+async def _enrol(context: BrowserContext, base: str) -> None:
+    """Managers and admins must have a second factor before any other page opens."""
+    response = await context.request.post(base + "/api/account/second-factor/enrolment")
+    code = pyotp.TOTP((await response.json())["secret"]).now()
+    response = await context.request.post(
+        base + "/api/account/second-factor/confirm", data={"code": code}
+    )
+    assert response.ok, await response.text()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_no_page_breaks_the_content_security_policy(browser: Browser, server):
     base = str(server.make_url("")).rstrip("/")
@@ -97,6 +82,7 @@ async def test_no_page_breaks_the_content_security_policy(browser: Browser, serv
         context = await browser.new_context()
         try:
             await _log_in(context, base, user.email)
+            await _enrol(context, base)
             for path in pages:
                 assert await _visit(context, base, path) == [], path
         finally:

@@ -15,7 +15,7 @@ from models import AuthorKind, Conversation, DeliveryStatus, Doctor, Message
 from scheduling import appointments
 from scheduling.reminders import dispatch_due, plan_reminders
 from scripts.demo_clinic import add_agenda
-from tests.factories import patient_message
+from tests.factories import clinic_rules, patient_message
 from tests.scheduling.conftest import make_patient, sp
 
 
@@ -218,11 +218,13 @@ async def _remind(ctx, whatsapp) -> FlakySender:
     booked_at = sp(2026, 3, 9, 10)
     await appointments.book(
         ctx.db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=doctor.id,
         starts_at=sp(2026, 3, 12, 14),
         channel="whatsapp",
         now=booked_at,
+        self_service=False,
     )
     await plan_reminders(ctx, clock=lambda: booked_at)
     await dispatch_due(ctx, clock=lambda: sp(2026, 3, 11, 14))

@@ -19,6 +19,8 @@ PUBLIC = {
     ("GET", "/cadastro"),
     ("POST", "/api/login"),
     ("POST", "/api/logout"),
+    # The code after the password: refused without the signed token the password step gave.
+    ("POST", "/api/login/second-factor"),
     ("POST", "/api/signup"),
     # The pages a mailed link opens (the token in the link decides), and the reset request.
     ("GET", "/verificar-email"),
@@ -27,6 +29,7 @@ PUBLIC = {
     ("POST", "/api/password-reset"),
     ("POST", "/api/password-reset/confirm"),
     ("GET", "/catalog.json"),
+    ("GET", "/api/openapi.json"),  # the API's contract: shapes, no data
     ("GET", "/healthz"),
     ("POST", "/internal/events"),  # refused without the internal token, by its handler
     ("POST", "/internal/webchat/deliver"),  # likewise

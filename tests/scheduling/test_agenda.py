@@ -14,6 +14,7 @@ from scheduling import appointments
 from scheduling.agenda import day_agenda, find_doctor, find_slots, find_specialty
 from scheduling.holidays import easter, national_holidays
 from scheduling.when import TimeWindow
+from tests.factories import clinic_rules
 from tests.scheduling.conftest import make_patient, sp
 
 
@@ -100,11 +101,13 @@ async def test_booked_slots_are_not_offered_and_cancelled_ones_come_back(db, age
     now = sp(2026, 3, 9, 20)
     appointment = await appointments.book(
         db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=ana.id,
         starts_at=sp(2026, 3, 10, 8),
         channel="whatsapp",
         now=now,
+        self_service=False,
     )
     async with db.session() as session:
         busy = await find_slots(session, now=now, doctor_id=ana.id, limit=1)
@@ -253,19 +256,23 @@ async def test_the_days_agenda_shows_each_doctors_appointments_and_free_slots(db
     now = sp(2026, 3, 9, 20)
     first = await appointments.book(
         db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=ana.id,
         starts_at=sp(2026, 3, 10, 8),
         channel="webchat",
         now=now,
+        self_service=False,
     )
     await appointments.book(
         db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=ana.id,
         starts_at=sp(2026, 3, 10, 9),
         channel="webchat",
         now=now,
+        self_service=False,
     )
     await appointments.confirm(db, first.id, channel="webchat", now=now)
     async with db.session() as session:

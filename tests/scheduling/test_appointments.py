@@ -9,6 +9,7 @@ from sqlalchemy import select
 from models import Appointment, AppointmentEvent, AppointmentStatus, Reminder, ReminderStatus
 from scheduling import appointments
 from scheduling.appointments import InvalidTransition, SlotTaken, SlotUnavailable
+from tests.factories import clinic_rules
 from tests.scheduling.conftest import make_patient, sp
 
 NOW = sp(2026, 3, 9, 10)
@@ -31,11 +32,13 @@ async def _events(db, appointment_id):
 async def _book(db, agenda, patient, starts_at=TUESDAY_8, doctor="Ana", **kwargs):
     return await appointments.book(
         db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=agenda.doctor(doctor).id,
         starts_at=starts_at,
         channel=kwargs.pop("channel", "whatsapp"),
         now=kwargs.pop("now", NOW),
+        self_service=kwargs.pop("self_service", False),
         **kwargs,
     )
 
@@ -139,11 +142,13 @@ async def test_rescheduling_links_the_new_appointment_and_cancels_the_old(db, ag
 
     new = await appointments.reschedule(
         db,
+        clinic_rules(),
         old.id,
         starts_at=sp(2026, 3, 11, 14),
         doctor_id=agenda.doctor("Paulo").id,
         channel="webchat",
         now=NOW,
+        self_service=False,
     )
 
     assert new.id != old.id
@@ -161,7 +166,15 @@ async def test_rescheduling_links_the_new_appointment_and_cancels_the_old(db, ag
 async def test_moving_within_the_same_slot_does_not_collide_with_itself(db, agenda):
     old = await _book(db, agenda, await make_patient(db))
 
-    new = await appointments.reschedule(db, old.id, starts_at=TUESDAY_8, channel="staff", now=NOW)
+    new = await appointments.reschedule(
+        db,
+        clinic_rules(),
+        old.id,
+        starts_at=TUESDAY_8,
+        channel="staff",
+        now=NOW,
+        self_service=False,
+    )
 
     assert new.starts_at == TUESDAY_8 and new.rescheduled_from_id == old.id
 
@@ -172,7 +185,13 @@ async def test_rescheduling_onto_a_taken_slot_leaves_the_old_appointment_untouch
 
     with pytest.raises(SlotTaken):
         await appointments.reschedule(
-            db, old.id, starts_at=sp(2026, 3, 10, 9), channel="whatsapp", now=NOW
+            db,
+            clinic_rules(),
+            old.id,
+            starts_at=sp(2026, 3, 10, 9),
+            channel="whatsapp",
+            now=NOW,
+            self_service=False,
         )
 
     async with db.session() as session:
@@ -247,9 +266,9 @@ async def test_unknown_appointments_are_reported_as_such(db, agenda):
 async def test_upcoming_appointments_leave_out_cancelled_and_past_ones(db, agenda):
     patient = await make_patient(db)
     later = await _book(db, agenda, patient, starts_at=sp(2026, 3, 12, 9))
-    soon = await _book(db, agenda, patient)
     cancelled = await _book(db, agenda, patient, starts_at=sp(2026, 3, 13, 9))
     await appointments.cancel(db, cancelled.id, channel="whatsapp", now=NOW)
+    soon = await _book(db, agenda, patient)
 
     async with db.session() as session:
         upcoming = await appointments.upcoming_for_patient(session, patient.id, now=NOW)

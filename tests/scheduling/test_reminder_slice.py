@@ -13,6 +13,7 @@ from scheduling.agenda import find_slots
 from scheduling.reminders import end_of_quiet, is_quiet
 from tests.clients import WidgetClient
 from tests.clinic import WORKER_TICKS, soon
+from tests.factories import clinic_rules
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +40,12 @@ async def test_a_due_reminder_reaches_the_patient_on_the_site_chat_with_its_butt
             [slot] = await find_slots(session, now=utcnow() + timedelta(days=2), limit=1)
         appointment = await appointments.book(
             db,
+            clinic_rules(),
             patient_id=first.patient_id,
             doctor_id=slot.doctor_id,
             starts_at=slot.starts_at,
             channel="webchat",
+            self_service=False,
         )
         now = utcnow()
         async with db.session() as session:

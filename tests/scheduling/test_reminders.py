@@ -33,6 +33,7 @@ from scheduling.reminders import (
     send_now,
 )
 from tests import factories
+from tests.factories import clinic_rules
 from tests.fakes import FakeAssistant
 from tests.scheduling.conftest import make_patient, sp
 
@@ -89,11 +90,13 @@ def providers(ctx):
 async def _booked(ctx, agenda, patient, starts_at=STARTS, doctor="Paulo"):
     appointment = await appointments.book(
         ctx.db,
+        clinic_rules(),
         patient_id=patient.id,
         doctor_id=agenda.doctor(doctor).id,
         starts_at=starts_at,
         channel="whatsapp",
         now=NOW,
+        self_service=False,
     )
     await plan_reminders(ctx, clock=at(NOW))
     return appointment
@@ -260,7 +263,13 @@ async def test_a_cancelled_appointment_is_never_reminded(ctx, agenda, providers)
 async def test_a_rescheduled_appointment_is_reminded_only_of_its_new_time(ctx, agenda, providers):
     old = await _booked(ctx, agenda, await make_patient(ctx.db))
     new = await appointments.reschedule(
-        ctx.db, old.id, starts_at=sp(2026, 3, 13, 15), channel="whatsapp", now=NOW
+        ctx.db,
+        clinic_rules(),
+        old.id,
+        starts_at=sp(2026, 3, 13, 15),
+        channel="whatsapp",
+        now=NOW,
+        self_service=False,
     )
     await plan_reminders(ctx, clock=at(NOW))
 

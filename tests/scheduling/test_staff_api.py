@@ -15,7 +15,7 @@ from processes.web import create_app
 from scheduling import appointments, reminders
 from scheduling.agenda import CLINIC_TZ, find_slots, nearest_slots, to_local
 from scheduling.when import PARTS, TimeWindow
-from tests.factories import audit_entries, patient_message, staff
+from tests.factories import audit_entries, clinic_rules, patient_message, staff
 from tests.fakes import RecordingBot, RecordingSender
 from tests.scheduling.conftest import sp
 from web.keys import CTX
@@ -67,10 +67,12 @@ async def _patient_with_appointment(ctx, after):
         [slot] = await find_slots(session, now=after + timedelta(days=1), limit=1)
     appointment = await appointments.book(
         ctx.db,
+        clinic_rules(),
         patient_id=recorded.message.patient_id,
         doctor_id=slot.doctor_id,
         starts_at=slot.starts_at,
         channel="webchat",
+        self_service=False,
     )
     return recorded, appointment
 
@@ -322,10 +324,12 @@ async def test_a_slot_taken_meanwhile_is_refused_and_nothing_is_recorded(server)
     other = await patient_message(ctx.db, "oi", display_name="Outra Pessoa")
     await appointments.book(
         ctx.db,
+        clinic_rules(),
         patient_id=other.message.patient_id,
         doctor_id=slot.doctor_id,
         starts_at=slot.starts_at,
         channel="webchat",
+        self_service=False,
     )
     path = f"/api/conversations/{recorded.conversation.id}/actions"
 
@@ -361,10 +365,12 @@ async def test_an_attendant_reschedules_and_the_new_appointment_is_linked(server
     recorded, ana, _ = await _with_attendant(ctx)
     old = await appointments.book(
         ctx.db,
+        clinic_rules(),
         patient_id=recorded.message.patient_id,
         doctor_id=(slot := await _first_free(ctx)).doctor_id,
         starts_at=slot.starts_at,
         channel="webchat",
+        self_service=False,
     )
     async with ctx.db.session() as session:
         later = (

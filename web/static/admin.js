@@ -27,6 +27,36 @@
     return unlock;
   }
 
+  // A lost phone without recovery codes: the admin removes the second factor, and the
+  // person enrols again at their next login.
+  function secondFactorCell(user) {
+    if (!user.second_factor) return T("admin.second_factor_off");
+    var reset = document.createElement("button");
+    reset.type = "button";
+    reset.className = "reset-second-factor";
+    reset.textContent = T("admin.reset_second_factor");
+    reset.title = T("admin.second_factor_on");
+    reset.addEventListener("click", function () {
+      api("POST", "/api/admin/staff/" + user.id + "/second-factor/reset")
+        .then(function () { $("staff-status").textContent = T("admin.second_factor_reset_done"); loadStaff(); })
+        .catch(function (e) { $("staff-status").textContent = e.message; });
+    });
+    return reset;
+  }
+
+  function loadSecurity() {
+    api("GET", "/api/admin/security").then(function (security) {
+      $("second-factor-policy").value = security.second_factor;
+    });
+  }
+
+  $("security-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    api("PUT", "/api/admin/security", { second_factor: $("second-factor-policy").value })
+      .then(function () { $("security-status").textContent = T("admin.saved_settings"); })
+      .catch(function (e) { $("security-status").textContent = e.message; });
+  });
+
   function loadStaff() {
     api("GET", "/api/admin/staff").then(function (staff) {
       var body = $("staff-table").querySelector("tbody");
@@ -56,6 +86,7 @@
         });
         cell(row, toggle);
         cell(row, user.locked_for > 0 ? unlockButton(user) : "");
+        cell(row, secondFactorCell(user));
         body.appendChild(row);
       });
     });
@@ -220,5 +251,5 @@
   $("audit-next").addEventListener("click", function () { auditPage += 1; loadAudit(); });
   $("audit-verify").addEventListener("click", verifyAudit);
 
-  window.catalogReady.then(function () { loadStaff(); loadProfile(); loadAudit(); verifyAudit(); });
+  window.catalogReady.then(function () { loadStaff(); loadSecurity(); loadProfile(); loadAudit(); verifyAudit(); });
 })();

@@ -378,15 +378,24 @@
     }).catch(showError);
   }
 
-  function bookSlot(slot) {
+  function bookSlot(slot, overCap) {
     var moving = state.rescheduling;
     var body = { kind: moving ? "appointment_rescheduled" : "appointment_booked", doctor_id: slot.doctor_id, starts_at: slot.starts_at };
     if (moving) body.appointment_id = moving.id;
+    if (overCap) body.over_cap = true;
     var conversationId = state.selected, patientId = state.detail.patient.id;
-    post("/actions", body).then(function (done) {
-      if (!done) { searchSlots(); return; }  // e.g. taken meanwhile: offer what is free now
+    $("action-error").textContent = "";
+    api("POST", "/api/conversations/" + conversationId + "/actions", body).then(function () {
       closeBooking();
       loadAppointments(conversationId, patientId);
+    }).catch(function (error) {
+      // The patient's cap per specialty: staff may book beyond it, on purpose (audited).
+      if (error.code === "agenda.error.cap_reached" && !overCap && window.confirm(error.message + "\n\n" + T("booking.over_cap_confirm"))) {
+        bookSlot(slot, true);
+        return;
+      }
+      showError(error);
+      searchSlots();  // e.g. taken meanwhile: offer what is free now
     });
   }
 
