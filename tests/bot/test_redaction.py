@@ -46,7 +46,7 @@ async def connector() -> AsyncIterator[tuple[TestServer, list[dict[str, Any]]]]:
 async def test_a_typed_cpf_phone_and_email_reach_the_assistant_as_placeholders(db, connector):
     server, received = connector
     message = (await patient_message(db, TYPED, channel="messenger")).message
-    client = AssistantClient(str(server.make_url("")).rstrip("/"), "token")
+    client = AssistantClient([str(server.make_url("")).rstrip("/")], "token")
     try:
         await client.turn(message.patient_id, message, message.text)
     finally:
@@ -61,7 +61,7 @@ async def test_a_button_payload_reaches_the_assistant_unchanged(db, connector):
     server, received = connector
     payload = '/escolher_opcao{"opcao": "20261205T1400"}'
     message = (await patient_message(db, "14h", channel="webchat", payload=payload)).message
-    client = AssistantClient(str(server.make_url("")).rstrip("/"), "token")
+    client = AssistantClient([str(server.make_url("")).rstrip("/")], "token")
     try:
         await client.turn(message.patient_id, message, payload)
     finally:
