@@ -26,7 +26,7 @@ from core.context import AssistantUnavailable, Context
 from core.events import BOT_HANDOFF, message_event
 from messaging.history import latest_conversation, record_outbound
 from messaging.outbound import deliver
-from messaging.redaction import redact
+from messaging.redaction import NAME, address, redact
 from messaging.verification import CONFIRM_IDENTITY, send_code
 from models import (
     AuthorKind,
@@ -51,7 +51,8 @@ PATIENT_TURN_LOCK = "assistant: patient turn"
 @dataclass(frozen=True)
 class BotMessage:
     """One message of the bot's answer: text with its buttons, and what a custom action
-    asked of the platform in `custom` (`handoff`, `identity_code`)."""
+    asked of the platform in `custom` (`handoff`, `identity_code`) or what a question
+    `expects` (`messaging.redaction.NAME`)."""
 
     text: str = ""
     buttons: list[dict[str, str]] = field(default_factory=list)
@@ -123,13 +124,15 @@ class AssistantClient:
         message: Message,
         text: str,
         *,
+        answering: str | None = None,
         replay: bool = False,
     ) -> list[BotMessage]:
         """The bot's answer to one recorded patient message (`text` is what the bot reads:
-        the text, or the payload of the button it chose). Typed CPFs, phones and e-mails
-        reach the assistant as placeholders (`messaging.redaction`)."""
+        the text, or the payload of the button it chose), `answering` what the bot's latest
+        question expects. Typed CPFs, phones and e-mails, and the name answering the question
+        for it, reach the assistant as placeholders (`messaging.redaction`)."""
         if text != message.payload:
-            text = redact(text).text
+            text = redact(text, answering=answering).text
         return await self._post(
             patient_id,
             "turn",
@@ -233,14 +236,20 @@ async def _record(
         await record_outbound(
             session,
             conversation,
-            text=reply.text,
+            text=await address(session, conversation.patient_id, reply.text),
             author_kind=author_kind,
             buttons=reply.buttons,
             claimed=True,
+            expects=_expected(reply),
         )
         for reply in replies
         if reply.text or reply.buttons
     ]
+
+
+def _expected(reply: BotMessage) -> str | None:
+    expects = reply.custom.get("expects")
+    return expects if expects == NAME else None
 
 
 async def _deliver(

@@ -207,10 +207,12 @@ async def record_outbound(
     template: dict[str, Any] | None = None,
     sealed: bool = False,
     claimed: bool = False,
+    expects: str | None = None,
 ) -> Message:
     """Record a message to the patient (pending delivery) or a staff-only note; a `sealed`
     one's text describes what the provider got (see messaging.outbound.Sealed). A `claimed`
-    one is recorded with its first delivery attempt taken (`messaging.outbound.deliver`)."""
+    one is recorded with its first delivery attempt taken (`messaging.outbound.deliver`).
+    A bot question `expects` what it asks for (`messaging.redaction`)."""
     now = utcnow()
     message = Message(
         conversation_id=conversation.id,
@@ -225,6 +227,7 @@ async def record_outbound(
         template=template,
         internal=internal,
         sealed=sealed,
+        expects=expects,
         delivery_status=DeliveryStatus.SENT if internal else DeliveryStatus.PENDING,
         sent_at=now if internal else None,
         created_at=now,

@@ -92,6 +92,8 @@ class Route:
     identity: ChannelIdentity
     # The buttons the clinic recently offered on this channel identity, newest first.
     offers: list[list[dict[str, str]]]
+    # What the clinic's latest message to this channel identity asked for (its `expects`).
+    expects: str | None
     # Whether the patient is with (or waiting for) a person on another channel.
     person_elsewhere: bool
 
@@ -106,11 +108,13 @@ async def _recorded(session: AsyncSession, message_id: int) -> Recorded:
 async def _route_for(session: AsyncSession, recorded: Recorded) -> Route:
     conversation = recorded.conversation
     with_bot = conversation.owner == Owner.BOT
+    latest = await _latest_from_clinic(session, recorded.identity.id) if with_bot else []
     return Route(
         message=recorded.message,
         conversation=conversation,
         identity=recorded.identity,
-        offers=await _recent_offers(session, recorded.identity.id) if with_bot else [],
+        offers=[buttons or [] for buttons, _ in latest],
+        expects=latest[0][1] if latest else None,
         person_elsewhere=with_bot and await _person_elsewhere(session, recorded),
     )
 
@@ -319,7 +323,9 @@ class Inbox:
             await answer(self.ctx, message, route.identity, offer, author_kind=AuthorKind.SYSTEM)
         else:
             text = _what_the_bot_reads(message, route.offers)
-            replies = await self.assistant.turn(message.patient_id, message, text, replay=replay)
+            replies = await self.assistant.turn(
+                message.patient_id, message, text, answering=route.expects, replay=replay
+            )
             await answer(self.ctx, message, route.identity, replies)
 
     async def _to_a_person(self, route: Route, reason: str) -> None:
@@ -412,14 +418,16 @@ def _unreadable(message: Message) -> bool:
     return bool(message.attachments) and not message.text.strip() and not message.payload
 
 
-async def _recent_offers(session: AsyncSession, identity_id: int) -> list[list[dict[str, str]]]:
-    """The buttons of the clinic's (bot, system) latest messages to this channel identity,
-    newest first. Only payloads of buttons the clinic recently showed this patient on this
-    channel are trusted, and a typed "1" answers the latest. The thread, not one
-    conversation: the satisfaction question is asked as the human episode closes, and the
-    answer arrives in the next conversation."""
+async def _latest_from_clinic(
+    session: AsyncSession, identity_id: int
+) -> list[tuple[list[dict[str, str]] | None, str | None]]:
+    """The buttons and `expects` of the clinic's (bot, system) latest messages to this
+    channel identity, newest first. Only payloads of buttons the clinic recently showed this
+    patient on this channel are trusted, and a typed "1" answers the latest; a text answers
+    the latest's question. The thread, not one conversation: the satisfaction question is
+    asked as the human episode closes, and the answer arrives in the next conversation."""
     query = (
-        select(Message.buttons)
+        select(Message.buttons, Message.expects)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(
             Conversation.channel_identity_id == identity_id,
@@ -430,4 +438,4 @@ async def _recent_offers(session: AsyncSession, identity_id: int) -> list[list[d
         .order_by(Message.id.desc())
         .limit(OFFERED_BUTTONS_LOOKBACK)
     )
-    return [buttons or [] for buttons in (await session.execute(query)).scalars()]
+    return list((await session.execute(query)).tuples().all())

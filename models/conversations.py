@@ -148,6 +148,9 @@ class Message(Base):
     payload: Mapped[str | None] = mapped_column(String(255))
     attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
     buttons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Outbound from the bot: what its question asks for (`messaging.redaction.NAME`); the
+    # patient's next text is redacted as that answer before the assistant reads it.
+    expects: Mapped[str | None] = mapped_column(String(24))
     # Context for channels that must send an approved template outside their messaging window:
     # {"name": ..., "language": ..., "parameters": [...]}; None for free-form messages.
     template: Mapped[dict[str, Any] | None] = mapped_column(JSON)

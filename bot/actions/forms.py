@@ -30,6 +30,7 @@ from bot.actions.common import (
     latest_intent,
     latest_text,
     patient_id,
+    revealed,
 )
 from bot.actions.identity import (
     CODE_LINKED,
@@ -40,11 +41,10 @@ from bot.actions.identity import (
     is_skip,
     looks_like_a_name,
     missing_identity,
-    patient_name,
     yes_or_no,
 )
 from bot.emergency import looks_like_emergency
-from messaging.redaction import has_placeholder
+from messaging.redaction import FIRST_NAME, NAME_PLACEHOLDER, has_placeholder
 
 # These always win over the form: the dialogue ends (handoff, emergency, giving up).
 ENDING_INTENTS = {"desistir", "falar_com_atendente", "emergencia"}
@@ -107,7 +107,8 @@ class DialogueForm(IdentityValidation, FormValidationAction):
         if slot == "codigo":
             return sum(c.isdigit() for c in latest_text(tracker)) >= 4
         if slot == "nome":
-            return looks_like_a_name(latest_text(tracker))
+            text = latest_text(tracker)  # the answer to the question reaches the bot redacted
+            return text == NAME_PLACEHOLDER or looks_like_a_name(text)
         return False
 
     async def interrupts(self, slot: str, tracker: Tracker) -> bool:
@@ -177,7 +178,9 @@ class DialogueForm(IdentityValidation, FormValidationAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if looks_like_emergency(latest_text(tracker)) and not is_payload(tracker):
+        # Read as typed: an answer to the name question reaches the bot redacted whole.
+        typed = await revealed(tracker, latest_text(tracker))
+        if looks_like_emergency(typed) and not is_payload(tracker):
             return emergency(dispatcher, tracker)
         identity_before = await missing_identity(patient_id(tracker))
         events = await super().run(dispatcher, tracker, domain)
@@ -193,6 +196,6 @@ class DialogueForm(IdentityValidation, FormValidationAction):
             # Refused: no link, a person was offered.
             return [*events, *stop]
         if identity_before and not await missing_identity(patient_id(tracker)):
-            name = await patient_name(patient_id(tracker))
-            dispatcher.utter_message(response="utter_identificado", nome=name.split()[0])
+            # The platform writes the first name in as it records the message.
+            dispatcher.utter_message(response="utter_identificado", nome=FIRST_NAME)
         return events

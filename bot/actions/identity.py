@@ -45,6 +45,7 @@ from bot.actions.common import (
 from bot.emergency import plain
 from core.contacts import normalize_cpf, normalize_phone
 from core.settings import Settings
+from messaging.redaction import NAME_WORD, could_be_a_name
 from messaging.verification import (
     CLAIMABLE_CHANNELS,
     CODE_MINUTES,
@@ -76,7 +77,6 @@ _NAME_PREFIX = re.compile(
     r"|nome\s*:?|[eé])\s+",
     re.IGNORECASE,
 )
-_NAME = re.compile(r"^[^\W\d_]+(?:['’-][^\W\d_]+)*$")
 # Said instead of a one-time code: go on without it.
 _SKIP = {"pular", "pula", "pule", "pular codigo", "pular o codigo"}
 _SLOT_OF_KIND = {ClaimKind.CPF: "cpf", ClaimKind.PHONE: "telefone"}
@@ -111,11 +111,6 @@ async def missing_identity(patient: int | None) -> list[str]:
     return missing
 
 
-async def patient_name(patient: int | None) -> str:
-    user = await _load(patient) if patient is not None else None
-    return (user.name if user else None) or ""
-
-
 def is_skip(text: str) -> bool:
     return plain(text) in _SKIP
 
@@ -135,25 +130,16 @@ def clean_name(text: str) -> str | None:
     letters (a full name)."""
     name = _NAME_PREFIX.sub("", text.strip()).strip(" .,!")
     words = name.split()
-    if len(words) < 2 or len(name) > 160 or not all(_NAME.match(w) for w in words):
+    if len(words) < 2 or len(name) > 160 or not all(NAME_WORD.match(w) for w in words):
         return None
     particles = {"da", "de", "do", "das", "dos", "e"}
     return " ".join(w.lower() if w.lower() in particles else w.capitalize() for w in words)
 
 
-# Words of questions and requests, which names do not contain (the intent model may read a
-# name like "Fulano de Tal" as a question, and a question like "qual o endereço" is letters).
-_NOT_IN_NAMES = {
-    "qual", "quais", "quanto", "quantos", "onde", "como", "quando", "que", "porque", "tem",
-    "voces", "vcs", "aceitam", "atendem", "posso", "preciso", "quero", "gostaria", "consulta",
-    "convenio", "exame", "horario", "endereco", "valor", "preco", "clinica", "medico", "plano",
-    "atendente", "pessoa", "humano", "sim", "nao", "oi", "ola", "obrigado", "obrigada",
-}  # fmt: skip
-
-
 def looks_like_a_name(text: str) -> bool:
-    words = set(plain(text).split())
-    return "?" not in text and clean_name(text) is not None and not words & _NOT_IN_NAMES
+    """A full name, with none of the words of questions and requests (the intent model may
+    read a name like "Fulano de Tal" as a question, and "qual o endereço" is letters)."""
+    return could_be_a_name(text) and clean_name(text) is not None
 
 
 async def record_consent(patient: int, on_channel: str) -> None:
@@ -275,14 +261,15 @@ class IdentityValidation:
     ) -> dict[str, Any]:
         if value is None:
             return {"nome": None}
-        name = clean_name(str(value))
+        name = clean_name(await revealed(tracker, str(value)))
         if name is None:
             dispatcher.utter_message(response="utter_nome_invalido")
             return {"nome": None}
         patient = patient_id(tracker)
         if patient is not None:
             await save_name(patient, name)
-        return {"nome": name}
+        # Only a marker stays in the tracker: the name lives on the patient's record.
+        return {"nome": "informado"}
 
     async def validate_cpf(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

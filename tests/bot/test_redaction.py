@@ -1,22 +1,28 @@
 """Personal data typed to the bot never reaches the assistant's tracker verbatim: the
 platform's client sends placeholders over real HTTP (here to a local stand-in of the
-connector that records what it got), and the identity form still reads the real CPF from
-the platform when it needs it, so a claim by CPF works as before."""
+connector that records what it got), and the identity form still reads the real CPF and
+name from the platform when it needs them, so a claim by CPF works as before and the name
+is saved on the patient."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from itertools import count
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
 
+from channels.base import Inbound
+from handoff.transitions import talking
 from messaging.assistant import AssistantClient
+from messaging.inbound import Inbox
 from messaging.redaction import redact
-from models import IdentityClaim
-from tests.bot.conftest import tracker
+from models import Direction, IdentityClaim, Message, User
+from tests.bot.conftest import handoff_of, sent, tracker
 from tests.bot.test_identity_claims import CPF, Form, _claims, _known_on_whatsapp, code_secret
 from tests.factories import patient_message
 
@@ -102,3 +108,129 @@ async def test_a_placeholder_of_another_patients_message_reveals_nothing(clinic_
     assert result == {"cpf": None}
     assert [m["response"] for m in dispatcher.messages] == ["utter_cpf_invalido"]
     assert await _claims(clinic_db.db) == []
+
+
+NAME_QUESTION = {"text": "Qual é o seu nome completo?", "custom": {"expects": "nome"}}
+CPF_QUESTION = {"text": "Qual é o seu CPF? (só os números servem)"}
+
+
+@pytest.fixture
+async def scripted(ctx) -> AsyncIterator[tuple[list[dict[str, Any]], Any]]:
+    """The platform's inbox in front of a stand-in connector that answers every turn with
+    the next scripted bot message and records each body it got; `say` is the patient
+    typing on the widget."""
+    received: list[dict[str, Any]] = []
+    script: list[dict[str, Any]] = []
+
+    async def turn(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({"messages": [script.pop(0)] if script else []})
+
+    app = web.Application()
+    app.router.add_post("/webhooks/platform/turn", turn)
+    server = TestServer(app)
+    await server.start_server()
+    client = AssistantClient([str(server.make_url("")).rstrip("/")], "token")
+    inbox = Inbox(ctx, client, {}, talking.join_open_episode)
+    ids = count(1)
+
+    async def say(text: str, then: dict[str, Any] | None = None) -> None:
+        if then is not None:
+            script.append(then)
+        inbound = Inbound(
+            channel="webchat",
+            external_user_id="visitor-names",
+            provider_message_id=f"names-{next(ids)}",
+            text=text,
+        )
+        await inbox.accept(inbound)
+        await inbox.drain()
+
+    yield received, say
+    await client.close()
+    await server.close()
+
+
+async def test_the_answer_to_the_name_question_reaches_the_assistant_as_a_placeholder(scripted):
+    received, say = scripted
+    await say("quero marcar uma consulta", then=NAME_QUESTION)
+    await say("maria da silva", then=CPF_QUESTION)
+    await say("Maria da Silva")  # now answering the CPF question: read as typed
+
+    assert [body["text"] for body in received] == [
+        "quero marcar uma consulta",
+        "<nome_1>",
+        "Maria da Silva",
+    ]
+    assert "maria" not in str(received[1]).lower()
+
+
+async def test_a_request_instead_of_a_name_reaches_the_assistant_as_typed(scripted):
+    received, say = scripted
+    await say("quero marcar uma consulta", then=NAME_QUESTION)
+    await say("quero falar com um atendente", then=NAME_QUESTION)
+    await say("qual o endereço da clínica?", then=NAME_QUESTION)
+    await say("Maria", then=NAME_QUESTION)  # one word is still a name: redacted
+
+    assert [body["text"] for body in received[1:]] == [
+        "quero falar com um atendente",
+        "qual o endereço da clínica?",
+        "<nome_1>",
+    ]
+
+
+async def _answered_name(clinic_db, typed: str):
+    """The patient answered the name question with `typed`; the form reads the placeholder."""
+    message = (await patient_message(clinic_db.db, typed, channel="webchat")).message
+    seen = redact(typed, answering="nome").text
+    assert seen == "<nome_1>"
+    answer = tracker(
+        message.patient_id,
+        seen,
+        slots={"requested_slot": "nome"},
+        active_loop="identificacao_form",
+    )
+    answer.latest_message["metadata"] = {
+        "conversation_id": message.conversation_id,
+        "message_id": message.id,
+    }
+    return message, answer
+
+
+async def test_the_identity_form_saves_the_name_it_only_saw_as_a_placeholder(clinic_db):
+    message, answer = await _answered_name(clinic_db, "maria da silva")
+    dispatcher = CollectingDispatcher()
+
+    result = await Form().validate_nome("<nome_1>", dispatcher, answer, {})
+
+    assert result == {"nome": "informado"}  # the tracker keeps no name
+    async with clinic_db.db.session() as session:
+        patient = await session.get_one(User, message.patient_id)
+    assert patient.name == "Maria da Silva"
+
+
+async def test_an_emergency_typed_as_the_name_is_still_an_emergency(clinic_db):
+    _, answer = await _answered_name(clinic_db, "estou com dor no peito")
+    dispatcher = CollectingDispatcher()
+
+    await Form().run(dispatcher, answer, {"slots": {}, "forms": {}})
+
+    assert sent(dispatcher) == ["utter_emergencia", "handoff"]
+    assert handoff_of(dispatcher) == {"reason": "emergencia", "priority": "critical"}
+
+
+async def test_the_bot_thanks_by_first_name_written_in_by_the_platform(ctx, scripted):
+    received, say = scripted
+    thanks = {"text": "Obrigada, <primeiro_nome>! Seus dados foram salvos."}
+    await say("oi")
+    patient = int(received[0]["sender"])
+    async with ctx.db.session() as session:
+        (await session.get_one(User, patient)).name = "Maria da Silva"
+    await say("pronto", then=thanks)
+
+    async with ctx.db.session() as session:
+        query = select(Message.text).where(
+            Message.patient_id == patient, Message.direction == Direction.OUTBOUND
+        )
+        texts = list((await session.execute(query.order_by(Message.id))).scalars())
+    assert texts == ["Obrigada, Maria! Seus dados foram salvos."]
