@@ -82,7 +82,13 @@ class FakeAssistant:
         self.most_in_flight: Counter[int] = Counter()  # and the most ever at once
 
     async def turn(
-        self, patient_id: int, message: Message, text: str, *, replay: bool = False
+        self,
+        patient_id: int,
+        message: Message,
+        text: str,
+        *,
+        answering: str | None = None,
+        replay: bool = False,
     ) -> list[BotMessage]:
         self.in_flight[patient_id] += 1
         self.most_in_flight[patient_id] = max(

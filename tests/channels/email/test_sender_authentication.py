@@ -87,8 +87,8 @@ class CancellingAssistant(FakeAssistant):
         super().__init__()
         self.db = db
 
-    async def turn(self, patient_id, message, text, *, replay=False):
-        replies = await super().turn(patient_id, message, text, replay=replay)
+    async def turn(self, patient_id, message, text, *, answering=None, replay=False):
+        replies = await super().turn(patient_id, message, text, answering=answering, replay=replay)
         if "cancelar" in text:
             async with self.db.session() as session:
                 upcoming = await appointments.upcoming_for_patient(
