@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from channels.base import Inbound
 from messaging.identities import identity_matches, refresh_identity, resolve_identity
@@ -106,11 +107,119 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
     IntegrityError (unique channel and provider id), which rolls the whole transaction back:
     the caller treats it as a redelivery, and nothing this one did stays.
 
+    A message to a conversation a person serves (or waits to serve) is recorded processed:
+    the staff screens show it, and there is nothing to route.
+
     A known person's message — nearly every one — costs one read (`_known_thread`), the
-    insert and two updates."""
-    thread = await _known_thread(session, inbound)
-    person_elsewhere = None
-    if thread is None:
+    insert and two updates, written as statements (no unit of work to flush); a new person,
+    a new alias or phone, or no open conversation goes through the full resolution first."""
+    identity, conversation, person_elsewhere = await _thread(session, inbound)
+    now = utcnow()
+    done = inbound.automatic or conversation.owner != Owner.BOT
+    values: dict[str, Any] = {
+        **_INBOUND_DEFAULTS,
+        "conversation_id": conversation.id,
+        "patient_id": identity.patient_id,
+        "channel": inbound.channel,
+        "text": inbound.text,
+        "payload": inbound.payload,
+        "attachments": inbound.attachments,
+        "provider_message_id": inbound.provider_message_id,
+        "recorded_at": now,
+        "created_at": inbound.sent_at or now,
+        "processed_at": now if done else None,
+    }
+    touched = {"identity_id": identity.id, "conversation_id": conversation.id, "now": now}
+    parameters = {**{f"new_{key}": value for key, value in values.items()}, **touched}
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":  # the three writes in one round trip
+        message_id = (await connection.execute(_RECORD_AT_ONCE, parameters)).scalar_one()
+    else:
+        message_id = (await connection.execute(_INSERT_INBOUND, parameters)).scalar_one()
+        await connection.execute(_TOUCH_IDENTITY, touched)
+        await connection.execute(_TOUCH_CONVERSATION, touched)
+    # What the statements wrote, on the objects the caller gets (as if loaded so).
+    set_committed_value(identity, "last_inbound_at", now)
+    set_committed_value(conversation, "last_message_at", now)
+    message = Message(id=message_id, **values)
+    make_transient_to_detached(message)
+    return Recorded(message, conversation, identity, person_elsewhere)
+
+
+# Built once (Core, on the tables): building a statement costs more than running it cached.
+_messages, _identities, _conversations = (
+    cast(Table, model.__table__) for model in (Message, ChannelIdentity, Conversation)
+)
+_INSERT_INBOUND = (
+    insert(_messages)
+    .values(
+        {
+            column: bindparam(f"new_{column.key}", type_=column.type)
+            for column in _messages.c
+            if column.key != "id"
+        }
+    )
+    .returning(_messages.c.id)
+)
+_TOUCH_IDENTITY = (
+    update(_identities)
+    .where(_identities.c.id == bindparam("identity_id"))
+    .values(last_inbound_at=bindparam("now"))
+)
+_TOUCH_CONVERSATION = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("conversation_id"))
+    .values(last_message_at=bindparam("now"))
+)
+
+# PostgreSQL runs data-modifying CTEs: the insert and both updates as one statement.
+_RECORD_AT_ONCE = select(_INSERT_INBOUND.cte("recorded").c.id).add_cte(
+    _TOUCH_IDENTITY.cte("identity_touched"), _TOUCH_CONVERSATION.cte("conversation_touched")
+)
+
+# Every column of an inbound message that `record_inbound` does not take from the message, so
+# that the object it returns has each attribute set.
+_INBOUND_DEFAULTS: dict[str, Any] = {
+    "direction": Direction.INBOUND,
+    "author_kind": AuthorKind.PATIENT,
+    "author_id": None,
+    "buttons": [],
+    "template": None,
+    "internal": False,
+    "sealed": False,
+    "delivery_status": DeliveryStatus.RECEIVED,
+    "error": None,
+    "attempts": 0,
+    "parts_sent": 0,
+    "retry_not_before": None,
+    "sent_at": None,
+    "delivered_at": None,
+    "read_at": None,
+}
+
+
+async def _thread(
+    session: AsyncSession, inbound: Inbound
+) -> tuple[ChannelIdentity, Conversation, bool | None]:
+    """The identity, its open conversation and whether its patient is with a person
+    elsewhere (None: not read); resolved in full, and the identity refreshed, only when the
+    message brings something new."""
+    known = await _known_thread(session, inbound)
+    if known is not None:
+        identity, open_one, person_elsewhere = known
+        if open_one is not None and not _news(identity, inbound):
+            return identity, open_one, person_elsewhere
+        patient_id = identity.patient_id
+        await refresh_identity(
+            session,
+            identity,
+            phone=inbound.phone,
+            aliases=inbound.aliases,
+            details=inbound.identity_details,
+        )
+        if open_one is not None and identity.patient_id == patient_id:  # not merged
+            return identity, open_one, person_elsewhere
+    else:
         identity = await resolve_identity(
             session,
             inbound.channel,
@@ -121,40 +230,17 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
             aliases=inbound.aliases,
             details=inbound.identity_details,
         )
-        conversation = await open_conversation(session, identity)
-    else:
-        identity, open_one, person_elsewhere = thread
-        patient_id = identity.patient_id
-        await refresh_identity(
-            session,
-            identity,
-            phone=inbound.phone,
-            aliases=inbound.aliases,
-            details=inbound.identity_details,
-        )
-        if open_one is None or identity.patient_id != patient_id:  # none open, or merged
-            open_one, person_elsewhere = await open_conversation(session, identity), None
-        conversation = open_one
-    now = utcnow()
-    message = Message(
-        conversation_id=conversation.id,
-        patient_id=identity.patient_id,
-        channel=inbound.channel,
-        direction=Direction.INBOUND,
-        author_kind=AuthorKind.PATIENT,
-        text=inbound.text,
-        payload=inbound.payload,
-        attachments=inbound.attachments,
-        provider_message_id=inbound.provider_message_id,
-        delivery_status=DeliveryStatus.RECEIVED,
-        created_at=inbound.sent_at or now,
-        processed_at=now if inbound.automatic else None,
-    )
-    session.add(message)
-    await session.flush()
-    identity.last_inbound_at = now
-    conversation.last_message_at = now
-    return Recorded(message, conversation, identity, person_elsewhere)
+    return identity, await open_conversation(session, identity), None
+
+
+def _news(identity: ChannelIdentity, inbound: Inbound) -> bool:
+    """Whether the message tells something the identity does not know yet (a phone the
+    provider proved, a new alias or detail): then `refresh_identity` has work to do."""
+    if inbound.phone and inbound.phone != identity.verified_phone:
+        return True
+    known = identity.details or {}
+    new = {**inbound.aliases, **inbound.identity_details}
+    return any(known.get(key) != value for key, value in new.items())
 
 
 async def _known_thread(

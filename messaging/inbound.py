@@ -183,19 +183,19 @@ class Inbox:
         """Record a patient message and route it in the background; None when this delivery
         was recorded before. What routing needs to know is read in the same transaction."""
         try:
-            async with self.ctx.db.session() as session:
+            async with self.ctx.db.session(urgent=True) as session:
                 recorded = await record_inbound(session, inbound)
                 route = await _route_for(session, recorded)
         except IntegrityError:
             return None  # recorded before (a redelivery), or a copy of it at this very moment
         # Staff screens hear of it after the acknowledgement.
         self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
-        if not inbound.automatic:
+        if recorded.message.processed_at is None:  # else a person serves it: nothing to route
             self.later(self.route(recorded.message.id, recorded.message.patient_id, route))
         return recorded
 
     async def _on_status(self, channel: str, update: StatusUpdate) -> None:
-        async with self.ctx.db.session() as session:
+        async with self.ctx.db.session(urgent=True) as session:
             message = await record_status(
                 session,
                 channel,
@@ -207,19 +207,19 @@ class Inbox:
         await self._publish([message] if message is not None else [])
 
     async def _on_watermark(self, channel: str, mark: Watermark) -> None:
-        async with self.ctx.db.session() as session:
+        async with self.ctx.db.session(urgent=True) as session:
             changed = await record_watermark(
                 session, channel, mark.external_user_id, mark.status, mark.until
             )
         await self._publish(changed)
 
     async def _on_edit(self, channel: str, edit: Edit) -> None:
-        async with self.ctx.db.session() as session:
+        async with self.ctx.db.session(urgent=True) as session:
             message = await record_edit(session, channel, edit.provider_message_id, edit.text)
         await self._publish([message] if message is not None else [])
 
     async def _on_unsent(self, channel: str, unsent: Unsent) -> None:
-        async with self.ctx.db.session() as session:
+        async with self.ctx.db.session(urgent=True) as session:
             message = await record_edit(
                 session, channel, unsent.provider_message_id, t("channel.unsent")
             )
