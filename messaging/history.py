@@ -184,6 +184,7 @@ _INBOUND_DEFAULTS: dict[str, Any] = {
     "author_kind": AuthorKind.PATIENT,
     "author_id": None,
     "buttons": [],
+    "expects": None,
     "template": None,
     "internal": False,
     "sealed": False,
