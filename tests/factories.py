@@ -19,6 +19,8 @@ from models import (
     Message,
     Presence,
     Role,
+    SecondFactorPolicy,
+    SecurityPolicy,
     User,
     utcnow,
 )
@@ -148,3 +150,11 @@ async def audit_entries(db: Database, *actions: str) -> list[AuditLog]:
     )
     async with db.session() as session:
         return list((await session.execute(query)).scalars().all())
+
+
+async def second_factor_optional(db: Database) -> None:
+    """Staff log in with their password alone, for tests about something else than the
+    second factor (tests/accounts/test_second_factor.py covers it): by default managers and
+    admins must enrol before they can do anything."""
+    async with db.session() as session:
+        session.add(SecurityPolicy(second_factor=SecondFactorPolicy.NOBODY))

@@ -29,6 +29,7 @@ from tests import factories
 from tests.channels.fake_provider import FakeProvider, ProviderRequest
 from tests.channels.webhooks import SECRETS
 from tests.databases import TEST_REDIS_URL, PostgresDatabases, require_postgres, require_redis
+from tests.factories import clinic_rules
 from tests.fakes import RecordingBot, RecordingBus
 from tests.scheduling.conftest import Agenda, make_patient, sp
 from tests.scheduling.conftest import agenda as agenda  # the demo clinic's agenda fixture
@@ -177,10 +178,12 @@ async def _book_due_reminders(ctx: Context, agenda: Agenda, count: int) -> list[
         patient = await make_patient(ctx.db, f"Paciente {n}")
         appointment = await appointments.book(
             ctx.db,
+            clinic_rules(),
             patient_id=patient.id,
             doctor_id=agenda.doctor("Paulo").id,
             starts_at=sp(2026, 3, 12, 13) + timedelta(minutes=30 * n),
             channel="whatsapp",
+            self_service=False,
             now=NOW,
         )
         booked.append(appointment.id)

@@ -34,7 +34,7 @@ from tests.databases import (
     require_postgres,
     require_redis,
 )
-from tests.factories import patient_message, staff
+from tests.factories import patient_message, second_factor_optional, staff
 from web import live
 from web.keys import CTX
 
@@ -94,6 +94,7 @@ async def replica(settings: Settings) -> AsyncIterator[TestServer]:
 @pytest.fixture
 async def replicas(settings: Settings) -> AsyncIterator[tuple[TestServer, TestServer]]:
     async with replica(settings) as a, replica(settings) as b:
+        await second_factor_optional(a.app[CTX].db)
         yield a, b
 
 
@@ -327,6 +328,7 @@ async def test_after_redis_restarts_screens_reload_and_live_push_works_again(set
             aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
         ):
             ctx = a.app[CTX]
+            await second_factor_optional(ctx.db)
             marta = await staff(ctx.db, Role.MANAGER)
             async with http.post(
                 f"{url_of(b)}/api/login", json={"email": marta.email, "password": PASSWORD}

@@ -15,7 +15,13 @@ from processes.web import create_app
 from scheduling import appointments, reminders
 from scheduling.agenda import CLINIC_TZ, find_slots, nearest_slots, to_local
 from scheduling.when import PARTS, TimeWindow
-from tests.factories import audit_entries, clinic_rules, patient_message, staff
+from tests.factories import (
+    audit_entries,
+    clinic_rules,
+    patient_message,
+    second_factor_optional,
+    staff,
+)
 from tests.fakes import RecordingBot, RecordingSender
 from tests.scheduling.conftest import sp
 from web.keys import CTX
@@ -27,6 +33,7 @@ PASSWORD = "senha-segura"
 async def server(settings, agenda) -> AsyncIterator[TestServer]:
     server = TestServer(create_app(settings))
     await server.start_server()
+    await second_factor_optional(server.app[CTX].db)
     server.app[CTX].senders = {"webchat": RecordingSender()}
     server.app[CTX].bot = RecordingBot()
     yield server
