@@ -100,14 +100,15 @@ async def widget_patient(db: Database, token: str) -> User:
 
 
 async def returning_patient(db: Database, patient_id: int) -> User:
-    """Complete a patient's record (name, CPF, phone, LGPD consent) as a returning patient's,
-    so the bot does not ask who they are."""
+    """Complete a patient's record (name, CPF, phone, LGPD consent, an e-mail confirmed on
+    the portal) as a returning patient's, so the bot does not ask who they are and books."""
     n = next(_counter)
     async with db.session() as session:
         user = await session.get(User, patient_id, options=[selectinload(User.patient_profile)])
         user.name = f"Paciente Conhecido {n}"
         user.cpf = fresh_cpf()
         user.phone_e164 = f"+55119{n:08d}"
+        user.email, user.email_verified_at = f"conhecido{n}@exemplo.com", utcnow()
         user.patient_profile.lgpd_consent_at = utcnow()
     return user
 

@@ -336,6 +336,12 @@ class IdentityValidation:
             async with database().session() as session:
                 await skip_claim(session, claim.id)
             dispatcher.utter_message(response="utter_codigo_pulado")
+            # The code question stays unanswered, so the form asks nothing more this turn:
+            # the next identity question is asked here (the rest of the form asks its own).
+            if (patient := patient_id(tracker)) is not None and (
+                missing := await missing_identity(patient)
+            ):
+                dispatcher.utter_message(response=f"utter_ask_{missing[0]}")
             return {"codigo": None}
         async with database().session() as session:
             checked = await check_code(

@@ -76,11 +76,20 @@ async def test_a_patient_books_in_the_widget_confirms_the_reminder_and_the_agend
     await say(patient, "Lívia Castro Menezes")
     await expect(bot_said(patient)).to_contain_text("CPF")
     await say(patient, fresh_cpf())
+    await expect(bot_said(patient)).to_contain_text("Se houver um cadastro com esses dados")
+    await say(patient, "pular")
     await expect(bot_said(patient)).to_contain_text("telefone")
     await say(patient, "(31) 99123-4567")
+    await expect(bot_said(patient)).to_contain_text("Se houver um cadastro com esses dados")
+    await say(patient, "pular")
     await expect(bot_said(patient)).to_have_text(
         "Com qual especialidade ou médico você quer a consulta?"
     )
+    # Meanwhile she confirmed her e-mail on the portal: booking needs a confirmed contact.
+    user = await widget_patient(live_db, await widget_token(patient))
+    async with live_db.session() as session:
+        confirmed = await session.get_one(User, user.id)
+        confirmed.email, confirmed.email_verified_at = "livia@exemplo.com", utcnow()
     await tap(patient, "Cardiologia")
     await expect(bot_said(patient)).to_contain_text("Para quando você prefere?")
     await say(patient, "daqui a uma semana à tarde")

@@ -103,11 +103,31 @@ async def test_a_new_patient_identifies_and_books_from_the_widget(live_db, widge
     assert "não parece válido" in texts(replies)
     cpf = fresh_cpf()
     replies = await turn(widget, f"{cpf[:3]}.{cpf[3:6]}.{cpf[6:9]}-{cpf[9:]}")
+    # The same answer whether or not the CPF is on a record (nothing to learn by probing).
+    assert "Se houver um cadastro com esses dados" in texts(replies)
+    replies = await turn(widget, "pular")
+    assert "seguimos sem o código" in texts(replies)
     assert "telefone" in texts(replies)
     replies = await turn(widget, "(21) 99876-5432")
-    assert "Obrigada, Joana" in texts(replies)
-    assert "Para quando" in texts(replies)
+    assert "Se houver um cadastro com esses dados" in texts(replies)
+    replies = await turn(widget, "pular")
+    assert "Para quando" in texts(replies)  # identified: the booking goes on
 
+    # A widget visitor has proved no contact: the bot says how to get one before any time.
+    replies = await turn(widget, "o quanto antes")
+    assert "contato confirmado" in texts(replies)
+    patient = await widget_patient(live_db, widget.token)
+    assert (patient.name, patient.phone_e164) == ("Joana D'arc Pereira", "+5521998765432")
+    assert patient.cpf is None  # typed on the widget, never proved: not stored
+    assert patient.patient_profile.lgpd_consent_at is not None
+    assert await appointments_of(live_db, patient) == []
+
+    # She confirms her e-mail on the portal; now the bot books for her.
+    async with live_db.session() as session:
+        user = await session.get_one(User, patient.id)
+        user.email, user.email_verified_at = f"joana.{patient.id}@exemplo.com", utcnow()
+    replies = await turn(widget, "quero marcar uma consulta com cardiologista")
+    assert "Para quando" in texts(replies)
     replies = await turn(widget, "o quanto antes")
     offered = [b for b in buttons(replies) if "horario" in b["payload"]]
     assert len(offered) == 3
@@ -115,14 +135,6 @@ async def test_a_new_patient_identifies_and_books_from_the_widget(live_db, widge
     assert "Confirma a consulta de Cardiologia com Dr. Ricardo Alves" in texts(replies)
     replies = await turn(widget, "sim")
     assert "está marcada" in texts(replies)
-
-    patient = await widget_patient(live_db, widget.token)
-    assert (patient.name, patient.cpf, patient.phone_e164) == (
-        "Joana D'arc Pereira",
-        cpf,
-        "+5521998765432",
-    )
-    assert patient.patient_profile.lgpd_consent_at is not None
     [appointment] = await appointments_of(live_db, patient)
     assert appointment.doctor.name == "Dr. Ricardo Alves"
     assert appointment.status == AppointmentStatus.SCHEDULED
@@ -462,8 +474,7 @@ async def test_after_a_person_resolves_the_patient_rates_the_service(live_db, wi
         assert (await session.get(Conversation, conversation_id)).csat_score == 4
 
 
-async def test_a_cpf_already_on_another_record_goes_to_a_person(live_db, widget):
-    # The record's phone was only typed: there is no verified channel to send a code to.
+async def test_a_cpf_already_on_another_record_is_answered_like_any_other(live_db, widget):
     owner = await known_patient(live_db, widget)
     stranger = WidgetClient(widget.url)
     await stranger.connect()
@@ -476,9 +487,10 @@ async def test_a_cpf_already_on_another_record_goes_to_a_person(live_db, widget)
     finally:
         await stranger.close()
 
-    assert "já está em um cadastro" in texts(replies)
+    # Probing tells nothing: the words for a known and an unknown CPF are the same, the CPF
+    # is not taken, and any code goes only to the owner's confirmed contact.
+    assert "Se houver um cadastro com esses dados" in texts(replies)
+    assert newcomer.id != owner.id
     assert newcomer.cpf is None
-    conversation = await conversation_of(live_db, newcomer)
-    assert conversation.handoff_reason == "confirmar_identidade"
     async with live_db.session() as session:
         assert (await session.get(PatientProfile, newcomer.id)).lgpd_consent_at is not None
