@@ -199,7 +199,8 @@ def topology(clinic: RunningClinic, folder: Path, web_urls: list[str]) -> Topolo
 class Patient:
     phone: str
     sent: list[int] = field(default_factory=list)  # kinds, in the order sent
-    sent_at: list[float] = field(default_factory=list)  # when each was first POSTed
+    sent_at: list[float] = field(default_factory=list)  # when each was first POSTed (epoch)
+    message_ids: list[str] = field(default_factory=list)
     # (kind, how many messages the patient had sent, when it arrived), in arrival order
     replies: list[tuple[int | None, int, float]] = field(default_factory=list)
     waiting: asyncio.Event = field(default_factory=asyncio.Event)
@@ -221,7 +222,7 @@ class Load:
         patient = self.patients.get(request.recipient or "")
         if patient is None:
             return
-        patient.replies.append((kind_of(request.text), len(patient.sent), time.monotonic()))
+        patient.replies.append((kind_of(request.text), len(patient.sent), time.time()))
         patient.waiting.set()
 
     async def deliver(self, http: aiohttp.ClientSession, payload: Any) -> bool:
@@ -256,7 +257,8 @@ class Load:
             payload = text_message("whatsapp", patient.phone, CONVERSATION[kind][0], message_id)
             patient.waiting.clear()
             patient.sent.append(kind)
-            patient.sent_at.append(time.monotonic())
+            patient.sent_at.append(time.time())
+            patient.message_ids.append(message_id)
             self.message_ids.append(message_id)
             replies_before = len(patient.replies)
             if not await self.deliver(http, payload):
@@ -329,10 +331,10 @@ async def inflict(
 # --- the count ---------------------------------------------------------------------------
 
 
-def judge(patient: Patient) -> tuple[dict[str, int], list[float]]:
+def judge(patient: Patient) -> tuple[dict[str, int], list[tuple[float, str]]]:
     """Each reply answers the oldest message of its kind, among those sent when it arrived,
     not answered yet; with none left, it is a duplicate. Also the seconds each answered
-    message waited for its reply."""
+    message waited for its reply, with its id."""
     answered = [False] * len(patient.sent)
     order: list[int] = []
     counts = dict.fromkeys(("answered", "duplicated", "reordered", "unexpected"), 0)
@@ -350,7 +352,7 @@ def judge(patient: Patient) -> tuple[dict[str, int], list[float]]:
             counts["duplicated"] += 1
             continue
         answered[waiting[0]] = True
-        waited.append(arrived - patient.sent_at[waiting[0]])
+        waited.append((arrived - patient.sent_at[waiting[0]], patient.message_ids[waiting[0]]))
         if order and waiting[0] < max(order):
             counts["reordered"] += 1
         order.append(waiting[0])
@@ -372,6 +374,33 @@ def database_check(database_url: str, message_ids: list[str]) -> dict[str, int]:
         "not_recorded": len(set(message_ids)) - len(rows),
         "unprocessed": sum(1 for _, processed in rows if not processed),
     }
+
+
+def slowest(
+    database_url: str, waits: list[tuple[float, str]], patients: dict[str, Patient], epoch: float
+) -> None:
+    """Where the slowest replies spent their time, on stderr: from the message's first POST,
+    when it was recorded and when it was marked processed (its replies recorded)."""
+    first_post = {
+        message_id: at
+        for patient in patients.values()
+        for message_id, at in zip(patient.message_ids, patient.sent_at, strict=True)
+    }
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as connection:
+        for wait, message_id in waits:
+            recorded, processed = connection.execute(
+                "SELECT extract(epoch FROM recorded_at), extract(epoch FROM processed_at)"
+                " FROM messages WHERE direction = 'in' AND provider_message_id = %s",
+                (message_id,),
+            ).fetchone() or (None, None)
+            posted = first_post[message_id]
+            print(
+                f"slow: {wait:5.1f}s, posted at {posted - epoch:5.1f}s, recorded"
+                f" +{float(recorded or posted) - posted:4.1f}s, processed"
+                f" +{float(processed or posted) - posted:5.1f}s",
+                file=sys.stderr,
+            )
 
 
 # --- running it --------------------------------------------------------------------------
@@ -403,7 +432,7 @@ async def run(
         )
     connector = aiohttp.TCPConnector(limit=args.patients + 10)
     async with aiohttp.ClientSession(connector=connector, timeout=POST_TIMEOUT) as http:
-        began = time.monotonic()
+        began, epoch = time.monotonic(), time.time()
         deadline = began + args.seconds
         conversations = [
             load.conversation(http, patient, rng.uniform(0, ramp), deadline)
@@ -416,7 +445,7 @@ async def run(
         kills = await killing
         await drain(patients, args.drain)
     figures: dict[str, float] = defaultdict(float)
-    waits: list[float] = []
+    waits: list[tuple[float, str]] = []
     for patient in patients.values():
         counts, waited = judge(patient)
         waits += waited
@@ -430,9 +459,11 @@ async def run(
     result["webhooks_given_up"] = load.failed_posts
     result.update({f"kills_{kind}": count for kind, count in kills.items()})
     result["timed_out"] = load.timed_out
-    result["reply_p50_s"] = percentile(waits, 50)
-    result["reply_p99_s"] = percentile(waits, 99)
-    result["reply_max_s"] = max(waits, default=math.nan)
+    seconds = [wait for wait, _ in waits]
+    result["reply_p50_s"] = percentile(seconds, 50)
+    result["reply_p99_s"] = percentile(seconds, 99)
+    result["reply_max_s"] = max(seconds, default=math.nan)
+    slowest(clinic.settings.database_url, sorted(waits, reverse=True)[:8], patients, epoch)
     result["turns_per_s"] = answered_in_load / load_seconds
     return result
 
