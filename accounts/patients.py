@@ -82,10 +82,10 @@ async def sign_up(ctx: Context, form: SignUp) -> AccountMail | None:
     notice = {"clinica": clinic, "login": f"{base}/login", "reset": f"{base}/{RESET_PAGE}"}
     try:
         async with ctx.db.session() as session:
-            owner = await _owner_of(session, User.email == form.email)
+            owner = await _holder(session, User.email == form.email)
             if owner is not None:
                 return AccountMail(form.email, t("mail.account_exists", **notice))
-            owner = await _owner_of(session, User.cpf == form.cpf)
+            owner = await _holder(session, User.cpf == form.cpf)
             if owner is not None:
                 verified = owner.email if owner.email_verified_at is not None else None
                 return AccountMail(verified, t("mail.cpf_in_use", **notice)) if verified else None
@@ -99,6 +99,28 @@ async def sign_up(ctx: Context, form: SignUp) -> AccountMail | None:
             return await verification_mail(ctx, session, patient, clinic)
     except IntegrityError:
         return None  # a sign-up with the same e-mail or CPF won the race: it got the mail
+
+
+async def _holder(session: AsyncSession, match: ColumnElement[bool]) -> User | None:
+    """Who holds this e-mail or CPF. A sign-up whose link expired unfollowed holds nothing:
+    it is retired (deactivated, its e-mail and CPF freed), so nobody can park someone
+    else's CPF or e-mail and keep its owner from signing up."""
+    owner = await _owner_of(session, match)
+    if owner is None or not _abandoned(owner):
+        return owner
+    owner.is_active, owner.email, owner.cpf = False, None, None
+    await session.flush()  # unique columns: freed before the new account takes them
+    return None
+
+
+def _abandoned(user: User) -> bool:
+    """A sign-up (it set a password) never verified within its link's lifetime."""
+    lifetime = tokens.LIFETIMES[TokenPurpose.VERIFY_EMAIL]
+    return (
+        user.password_hash is not None
+        and user.email_verified_at is None
+        and user.created_at < utcnow() - lifetime
+    )
 
 
 async def _owner_of(session: AsyncSession, match: ColumnElement[bool]) -> User | None:

@@ -1,10 +1,11 @@
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from models import User
+from models import User, utcnow
 from tests.factories import patient_message
 from tests.webapp import logged_in, mail_through, mails_to, signed_up, web_server
 from web.keys import CTX
@@ -167,6 +168,29 @@ async def test_a_squatted_email_gets_none_of_the_owners_mail(server, anonymous, 
             await session.execute(select(User).where(User.email == "maria.silva@exemplo.com"))
         ).scalar_one()
     assert recorded.message.patient_id != squatter.id
+
+
+async def test_a_cpf_parked_by_an_unverified_sign_up_is_freed_when_its_link_expires(
+    server, anonymous, smtp_server
+):
+    """Someone signs up with Maria's CPF and an address of theirs, and never verifies it:
+    once the link has expired, Maria's own sign-up gets her account."""
+    parked = {**MARIA, "email": "estranho@exemplo.com"}
+    async with anonymous.post("/api/signup", json=parked) as response:
+        assert response.status == 202
+    async with server.app[CTX].db.session() as session:
+        squatter = (
+            await session.execute(select(User).where(User.email == "estranho@exemplo.com"))
+        ).scalar_one()
+        squatter.created_at = utcnow() - timedelta(hours=25)  # the link's 24 h are over
+
+    http = await signed_up(server, smtp_server, MARIA)
+    await http.close()
+    async with server.app[CTX].db.session() as session:
+        maria = (await session.execute(select(User).where(User.cpf == "52998224725"))).scalar_one()
+        retired = await session.get_one(User, squatter.id)
+    assert maria.email == "maria.silva@exemplo.com" and maria.id != squatter.id
+    assert (retired.is_active, retired.email, retired.cpf) == (False, None, None)
 
 
 async def test_a_typed_phone_does_not_pull_in_that_phones_whatsapp_history(server, smtp_server):
