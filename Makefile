@@ -55,6 +55,7 @@ admin: install
 
 test: lint train
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-nginx.sh
 	$(PY) -m pytest
 
 # Style, the import contracts (layers, no cycles, Rasa sealed) and the types, on every run.

@@ -95,10 +95,11 @@ def production(
 ) -> Iterator[Production]:
     require_postgres()
     require_redis()
+    # `make test` trains the model and installs nginx first; run alone, say what is missing.
     if not MODEL.exists():
-        pytest.skip(f"{MODEL} is missing: run `make train`")
+        pytest.fail(f"{MODEL} is missing: run `make train`")
     if shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin") is None:
-        pytest.skip("nginx is missing: scripts/ensure-nginx.sh installs it")
+        pytest.fail("nginx is missing: scripts/ensure-nginx.sh installs it")
     folder = tmp_path_factory.mktemp("production")
     databases = PostgresDatabases()
     database_url = databases.create_empty()
