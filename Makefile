@@ -21,7 +21,7 @@ ACTIONS ?= 1
 
 .PHONY: run demo production admin test install train migrate lint lock clean
 
-install: $(VENV)/.installed-lock $(RASA_VENV)/.installed-lock
+install: $(VENV)/.installed-lock $(RASA_VENV)/.installed-lock node_modules/.installed-lock
 
 $(VENV)/.installed-lock: requirements.lock scripts/install-env.sh
 	scripts/install-env.sh platform $(VENV) requirements.lock
@@ -29,6 +29,10 @@ $(VENV)/.installed-lock: requirements.lock scripts/install-env.sh
 
 $(RASA_VENV)/.installed-lock: requirements-rasa.lock scripts/install-env.sh | $(VENV)/.installed-lock
 	scripts/install-env.sh assistant $(RASA_VENV) requirements-rasa.lock
+	touch $@
+
+node_modules/.installed-lock: package-lock.json scripts/install-web-assets.sh
+	scripts/install-web-assets.sh
 	touch $@
 
 train: install
@@ -71,4 +75,4 @@ lock: install
 	$(UV) pip compile requirements-rasa.in --output-file requirements-rasa.lock --python-version 3.10 --quiet
 
 clean:
-	rm -rf $(VENV) $(RASA_VENV) var/rasa
+	rm -rf $(VENV) $(RASA_VENV) node_modules var/rasa

@@ -51,7 +51,7 @@ def _procfile_command(kind: str) -> str:
 @pytest.mark.parametrize("image", DOCKERFILES)
 def test_every_file_an_image_copies_or_runs_is_in_the_repository(image):
     for instruction, arguments in _instructions(DOCKERFILES[image]):
-        if instruction == "COPY":
+        if instruction == "COPY" and not arguments.startswith("--from="):
             *sources, _destination = shlex.split(arguments)
             for source in sources:
                 assert (ROOT / source).exists(), f"{image}: COPY {source} is missing"
@@ -75,6 +75,18 @@ def test_the_images_install_each_runtime_exactly_as_make_install_does():
         if instruction == "RUN" and arguments.startswith("scripts/install-env.sh")
     }
     assert image_installs == make_installs
+
+
+def test_the_platform_image_installs_the_browser_assets_with_make_installs_script():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^\tscripts/install-web-assets\.sh$", makefile, flags=re.MULTILINE)
+    runs = [
+        arguments
+        for instruction, arguments in _instructions(DOCKERFILES["platform"])
+        if instruction == "RUN" and arguments.startswith("scripts/install-web-assets.sh")
+    ]
+    # The image leaves out only what the browser tests use (the accessibility engine).
+    assert runs == ["scripts/install-web-assets.sh --production"]
 
 
 def test_each_image_runs_the_python_its_runtime_is_found_with():
