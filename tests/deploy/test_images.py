@@ -93,7 +93,8 @@ def test_each_image_runs_the_python_its_runtime_is_found_with():
     wanted = {"platform": "3.13", "assistant": "3.10"}
     finder = (ROOT / "scripts" / "find-python.sh").read_text()
     for image, version in wanted.items():
-        base = next(args for ins, args in _instructions(DOCKERFILES[image]) if ins == "FROM")
+        # The last stage is the image that runs; earlier ones only build assets.
+        base = [args for ins, args in _instructions(DOCKERFILES[image]) if ins == "FROM"][-1]
         assert base.startswith(f"python:{version}-"), base
         assert version in re.search(rf"{image}\) versions=\(([^)]*)\)", finder)[1]
 
