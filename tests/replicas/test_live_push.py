@@ -199,6 +199,16 @@ async def test_logging_out_on_one_replica_closes_the_socket_on_the_other_within_
         assert closing.data == live.SESSION_ENDED
 
 
+async def _queued_widget_visitor(ctx, visitor):
+    """Connects the visitor, records their "oi" and queues the conversation for a person."""
+    welcome = await visitor.connect()
+    recorded = await patient_message(
+        ctx.db, "oi", channel="webchat", user=welcome["token"].split(".")[0]
+    )
+    await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    return welcome, recorded
+
+
 async def test_a_staff_reply_sent_through_one_replica_reaches_the_widget_on_the_other(replicas):
     a, b = replicas
     ctx = a.app[CTX]
@@ -206,11 +216,7 @@ async def test_a_staff_reply_sent_through_one_replica_reaches_the_widget_on_the_
     visitor = WidgetClient(f"{url_of(b)}/webhooks/webchat/ws")
     attendant = StaffClient(url_of(a))
     try:
-        welcome = await visitor.connect()
-        recorded = await patient_message(
-            ctx.db, "oi", channel="webchat", user=welcome["token"].split(".")[0]
-        )
-        await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+        _welcome, recorded = await _queued_widget_visitor(ctx, visitor)
         await visitor.next_reply("system", timeout=5)  # "Ana entrou na conversa"
         await attendant.login(ana.email, PASSWORD)
 
@@ -264,11 +270,7 @@ async def test_a_reply_to_a_visitor_who_left_waits_in_their_history(replicas):
     visitor = WidgetClient(f"{url_of(b)}/webhooks/webchat/ws")
     attendant = StaffClient(url_of(a))
     try:
-        welcome = await visitor.connect()
-        recorded = await patient_message(
-            ctx.db, "oi", channel="webchat", user=welcome["token"].split(".")[0]
-        )
-        await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+        welcome, recorded = await _queued_widget_visitor(ctx, visitor)
         await visitor.close()
         await attendant.login(ana.email, PASSWORD)
         status, body = await attendant.request(
