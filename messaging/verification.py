@@ -107,6 +107,10 @@ class Check(StrEnum):
 class Checked:
     result: Check
     remaining: int = 0  # attempts left after a wrong code
+    # A phone proved that other patients with an account hold: the identity the code went
+    # to (where staff reach whoever proved it) and those patients, for staff to sort out.
+    destination_id: int | None = None
+    holders: tuple[int, ...] = ()
 
 
 def code_hash(secret: str, claim_id: int, code: str) -> str:
@@ -401,7 +405,7 @@ async def _prove_own_phone(
             other_patient_ids=with_account,
             claim_id=claim.id,
         )
-        return Checked(Check.ASK_STAFF)
+        return Checked(Check.ASK_STAFF, destination_id=destination.id, holders=tuple(with_account))
     for holder in holders:
         await merge_patients(session, source=holder, target=patient)
     await session.refresh(destination)
