@@ -26,7 +26,7 @@ from core.context import AssistantUnavailable, Context
 from core.events import BOT_HANDOFF, message_event
 from messaging.history import latest_conversation, record_outbound
 from messaging.outbound import deliver
-from messaging.redaction import NAME, address, redact
+from messaging.redaction import NAME, NO_NAMES, address, patient_names, redact
 from messaging.verification import CONFIRM_IDENTITY, send_code
 from models import (
     AuthorKind,
@@ -36,6 +36,7 @@ from models import (
     Message,
     utcnow,
 )
+from models.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +127,15 @@ class AssistantClient:
         *,
         answering: str | None = None,
         replay: bool = False,
+        names_from: Database | None = None,
     ) -> list[BotMessage]:
         """The bot's answer to one recorded patient message (`text` is what the bot reads:
         the text, or the payload of the button it chose), `answering` what the bot's latest
-        question expects. Typed CPFs, phones and e-mails, and the name answering the question
-        for it, reach the assistant as placeholders (`messaging.redaction`)."""
+        question expects. Typed CPFs, phones, e-mails and names (the patient's recorded one
+        read from `names_from`) reach the assistant as placeholders (`messaging.redaction`)."""
         if text != message.payload:
-            text = redact(text, answering=answering).text
+            names = await patient_names(names_from, patient_id) if names_from else NO_NAMES
+            text = redact(text, answering=answering, names=names).text
         return await self._post(
             patient_id,
             "turn",
