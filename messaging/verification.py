@@ -12,7 +12,8 @@ conversation, in time and within a few attempts, joins the two
 The conversation must not tell whether the CPF or phone is known (enumeration): whatever is
 typed opens a claim and gets the same answer. When nobody has it, its owner cannot be sent a
 code, or too many codes went out today, the claim is a decoy: no owner, no destination, no
-code, so wrong codes, expiry and "pular" go exactly as for a real one.
+code, so wrong codes, expiry and "pular" go exactly as for a real one. A real claim whose code
+the provider refuses goes on as a decoy too; only staff are told (`send_code`).
 
 A patient also proves their own typed phone (portal): the code goes to that phone, on
 WhatsApp when the clinic has it enabled, else by SMS; the right code back makes the phone
