@@ -25,7 +25,7 @@ from core.context import AssistantUnavailable, Context
 from core.events import BOT_HANDOFF, message_event
 from messaging.history import latest_conversation, record_outbound
 from messaging.outbound import deliver
-from messaging.redaction import NAME, NO_NAMES, address, patient_names, redact
+from messaging.redaction import NAME, address, patient_name_words, redact
 from messaging.verification import send_code
 from models import (
     AuthorKind,
@@ -133,7 +133,7 @@ class AssistantClient:
         question expects. Typed CPFs, phones, e-mails and names (the patient's recorded one
         read from `names_from`) reach the assistant as placeholders (`messaging.redaction`)."""
         if text != message.payload:
-            names = await patient_names(names_from, patient_id) if names_from else NO_NAMES
+            names = await patient_name_words(names_from, patient_id) if names_from else frozenset()
             text = redact(text, answering=answering, names=names).text
         return await self._post(
             patient_id,

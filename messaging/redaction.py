@@ -77,7 +77,7 @@ COMMON_WORDS = NOT_IN_NAMES | {
     "celular", "whatsapp", "hoje", "amanha", "ontem", "semana", "mes", "ano", "manha",
 }  # fmt: skip
 # Clinic vocabulary the assistant reads (besides the clinic's own doctors and specialties,
-# `clinic_words`): never taken for a name.
+# read from its database by `name_words`): never taken for a name.
 CALENDAR_WORDS = {
     "segunda", "terca", "quarta", "quinta", "sexta", "sabado", "domingo", "feira",
     "janeiro", "fevereiro", "marco", "abril", "maio", "junho", "julho", "agosto", "setembro",
@@ -135,16 +135,8 @@ def could_be_a_name(text: str) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Names:
-    """What redaction knows of names beyond the text: the words of the patient's recorded
-    name to hide, and the words of the clinic's doctors and specialties to keep (folded)."""
-
-    patient: frozenset[str] = frozenset()
-    clinic: frozenset[str] = frozenset()
-
-
-NO_NAMES = Names()
+# The folded words of a patient's recorded name that redaction hides wherever they appear.
+NameWords = frozenset[str]
 Span = tuple[int, int]
 
 
@@ -152,20 +144,19 @@ def _words(text: str) -> set[str]:
     return {m.group(1) for m in WORD.finditer(" " + _folded(text))}
 
 
-async def names_of(session: AsyncSession, patient_id: int) -> Names:
+async def name_words(session: AsyncSession, patient_id: int) -> NameWords:
     """The patient's name words worth hiding: not particles, not common words, not the
-    clinic's (a patient named Ana still asks for "a dra Ana")."""
+    clinic's doctors' and specialties' (a patient named Ana still asks for "a dra Ana")."""
     patient = await session.get(User, patient_id)
     clinic_names = select(Doctor.name).union_all(select(Specialty.name))
-    clinic = frozenset(_words(" ".join((await session.execute(clinic_names)).scalars())))
+    clinic = _words(" ".join((await session.execute(clinic_names)).scalars()))
     recorded = _words(patient.name or "") if patient is not None else set()
-    kept = NEVER_A_NAME | clinic
-    return Names(frozenset(w for w in recorded if len(w) > 1 and w not in kept), clinic)
+    return frozenset(w for w in recorded if len(w) > 1 and w not in NEVER_A_NAME | clinic)
 
 
-async def patient_names(db: Database, patient_id: int) -> Names:
+async def patient_name_words(db: Database, patient_id: int) -> NameWords:
     async with db.session() as session:
-        return await names_of(session, patient_id)
+        return await name_words(session, patient_id)
 
 
 def _introduced_name(text: str, folded: str, at: int) -> Span | None:
@@ -189,7 +180,7 @@ def _introduced_name(text: str, folded: str, at: int) -> Span | None:
     return span
 
 
-def _name_spans(text: str, names: Names) -> list[Span]:
+def _name_spans(text: str, names: NameWords) -> list[Span]:
     """Where `text` names someone: after a self-introduction, or a word of the patient's
     name; neighbours joined by spaces or a particle make one name."""
     folded = _folded(text)
@@ -198,8 +189,8 @@ def _name_spans(text: str, names: Names) -> list[Span]:
         for intro in INTRODUCTION.finditer(folded)
         if (span := _introduced_name(text, folded, intro.end())) is not None
     ]
-    if names.patient:
-        words = "|".join(re.escape(w) for w in sorted(names.patient, key=len, reverse=True))
+    if names:
+        words = "|".join(re.escape(w) for w in sorted(names, key=len, reverse=True))
         spans += [m.span() for m in re.finditer(rf"(?<![\w<])(?:{words})(?![\w>])", folded)]
     merged: list[Span] = []
     for start, end in sorted(spans):
@@ -210,7 +201,7 @@ def _name_spans(text: str, names: Names) -> list[Span]:
     return merged
 
 
-def _redact_names(text: str, values: dict[str, str], names: Names) -> str:
+def _redact_names(text: str, values: dict[str, str], names: NameWords) -> str:
     pieces, done = [], 0
     for count, (start, end) in enumerate(_name_spans(text, names), start=1):
         placeholder = f"<{NAME}_{count}>"
@@ -220,9 +211,10 @@ def _redact_names(text: str, values: dict[str, str], names: Names) -> str:
     return "".join(pieces) + text[done:]
 
 
-def redact(text: str, *, answering: str | None = None, names: Names = NO_NAMES) -> Redacted:
+def redact(text: str, *, answering: str | None = None, names: NameWords = frozenset()) -> Redacted:
     """`text` with its personal data as placeholders; `answering` the name question, a text
-    that could be a name is swapped whole (what else is typed there is left as it is)."""
+    that could be a name is swapped whole (what else is typed there is left as it is);
+    `names` the words of the patient's recorded name (`name_words`)."""
     if answering == NAME and could_be_a_name(text):
         return Redacted(NAME_PLACEHOLDER, {NAME_PLACEHOLDER: text.strip()})
     values: dict[str, str] = {}
@@ -255,7 +247,7 @@ async def reveal(session: AsyncSession, patient_id: int, message_id: int | None,
     if message is None or message.patient_id != patient_id:
         return text
     answering = await _answering(session, message)
-    names = await names_of(session, patient_id)
+    names = await name_words(session, patient_id)
     values = redact(message.text, answering=answering, names=names).values
     return PLACEHOLDER.sub(lambda m: values.get(m.group(0), m.group(0)), text)
 
