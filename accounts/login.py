@@ -106,7 +106,7 @@ async def attempt_second_factor(
     keys = throttle.login_keys(secret, account, ip, device)
     await throttle.check(ctx.limits, keys)
     async with ctx.db.session() as session:
-        used = await second_factor.spend_code(session, user.id, code)
+        used = await second_factor.spend_code(session, ctx.settings.data_keys, user.id, code)
         if used is not None:
             token = await open_session(session, user)
             await audit.record(session, user, AuditAction.LOGIN, ip=ip, second_factor=used)

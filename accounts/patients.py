@@ -21,13 +21,18 @@ from core.catalog import t
 from core.contacts import normalize_cpf, normalize_email, normalize_phone, phone_match_key
 from core.context import Context
 from core.errors import BadRequest, Conflict
+from core.events import message_event
+from handoff.transitions.queueing import request_handoff
 from messaging import verification
+from messaging.history import open_conversation, record_outbound
 from messaging.identities import create_patient
-from messaging.verification import Check
-from models import TokenPurpose, User, utcnow
+from messaging.verification import Check, Checked
+from models import AuthorKind, ChannelIdentity, TokenPurpose, User, utcnow
 from models.db import Database
 
 SIGN_UP_CHANNEL = "portal"
+# The handoff reason (catalog `reason.*`) of a phone proved that another account holds.
+PHONE_HELD_BY_ACCOUNT = "telefone_em_outro_cadastro"
 
 
 class PatientError(BadRequest):
@@ -221,5 +226,31 @@ async def confirm_phone(ctx: Context, patient_id: int, code: Any) -> User:
     if checked.result == Check.EXPIRED:
         raise BadRequest("error.code_expired")
     if checked.result == Check.ASK_STAFF:
+        await _ask_staff_about_phone(ctx, patient_id, checked)
         raise Conflict("error.phone_held_by_account")
     return await load_patient(ctx.db, patient_id)
+
+
+async def _ask_staff_about_phone(ctx: Context, patient_id: int, checked: Checked) -> None:
+    """The phone's conversation (where the code went, so whoever proved it reads there)
+    joins the staff queue, with a staff-only note of who proved it and which cadastros with
+    an account hold it. The requester hears only that the team will get in touch."""
+    assert checked.destination_id is not None  # a conflict always names where the code went
+    async with ctx.db.session() as session:
+        requester = await session.get_one(User, patient_id)
+        destination = await session.get_one(ChannelIdentity, checked.destination_id)
+        conversation = await open_conversation(session, destination)
+        note = await record_outbound(
+            session,
+            conversation,
+            text=t(
+                "note.phone_held_by_account",
+                nome=requester.name or "",
+                cadastro=patient_id,
+                outros=", ".join(str(holder) for holder in checked.holders),
+            ),
+            author_kind=AuthorKind.SYSTEM,
+            internal=True,
+        )
+    await ctx.bus.publish(message_event(note, conversation))
+    await request_handoff(ctx, conversation.id, reason=PHONE_HELD_BY_ACCOUNT)

@@ -9,8 +9,9 @@ codes, and the clinic's policy of who must have one (`core.access.must_have_seco
 - Between the password and the code the browser holds a short-lived signed token naming the
   account (`pending_token`), not a session: it opens nothing by itself.
 
-Keys are stored as they are (base32) in the database, which only the service reads (see the
-README, "Data protection", for why they are not encrypted with a key of SESSION_SECRET).
+Keys are stored sealed with AES-GCM under `DATA_ENCRYPTION_KEY` (core/encryption.py), bound
+to their account: a leaked database row, dump or backup alone does not give the key. A key
+sealed under a key since rotated out of first place is sealed again at its next use.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import access, audit
 from core.audit import AuditAction
+from core.encryption import DataKeys
 from core.errors import BadRequest, NotFound, Unauthenticated
 from models import (
     STAFF_ROLES,
@@ -134,7 +136,24 @@ def _qr_svg(uri: str) -> str:
     return out.getvalue().decode()
 
 
-async def start_enrolment(db: Database, user: User) -> Enrolment:
+def _purpose(user_id: int) -> str:
+    """What a sealed key is for: its account's second factor, so it opens in no other row."""
+    return f"second_factor:{user_id}"
+
+
+def seal_secret(keys: DataKeys, user_id: int, secret: str) -> str:
+    return keys.seal(secret, _purpose(user_id))
+
+
+def open_secret(keys: DataKeys, user_id: int, sealed: str) -> str:
+    return keys.unseal(sealed, _purpose(user_id))
+
+
+def _totp(keys: DataKeys, factor: SecondFactor) -> pyotp.TOTP:
+    return pyotp.TOTP(open_secret(keys, factor.user_id, factor.secret))
+
+
+async def start_enrolment(db: Database, keys: DataKeys, user: User) -> Enrolment:
     """A new pending key for the account (replacing an unconfirmed one); refused while a
     confirmed one is active (an admin resets it first)."""
     secret = pyotp.random_base32()
@@ -145,21 +164,23 @@ async def start_enrolment(db: Database, user: User) -> Enrolment:
         if factor is None:
             factor = SecondFactor(user_id=user.id)
             session.add(factor)
-        factor.secret = secret
+        factor.secret = seal_secret(keys, user.id, secret)
         factor.created_at = utcnow()
         factor.last_step = None
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email or str(user.id), issuer_name=ISSUER)
     return Enrolment(secret=secret, uri=uri, qr_svg=_qr_svg(uri))
 
 
-async def confirm_enrolment(db: Database, user: User, code: object, *, ip: str | None) -> list[str]:
+async def confirm_enrolment(
+    db: Database, keys: DataKeys, user: User, code: object, *, ip: str | None
+) -> list[str]:
     """Activate the pending key with its first valid code: the account's recovery codes, to
     be shown once."""
     async with db.session() as session:
         factor = await session.get(SecondFactor, user.id, with_for_update=True)
         if factor is None or factor.confirmed_at is not None:
             raise BadRequest("error.no_enrolment")
-        step = _matching_step(factor, code)
+        step = _matching_step(keys, factor, code)
         if step is None:
             # 400, not InvalidCode's 401: the session is fine, only the code is wrong.
             raise BadRequest("error.invalid_code")
@@ -210,12 +231,12 @@ def _normalized(code: object) -> str:
     return "".join(str(code).split()).replace("-", "").lower() if isinstance(code, str) else ""
 
 
-def _matching_step(factor: SecondFactor, code: object) -> int | None:
+def _matching_step(keys: DataKeys, factor: SecondFactor, code: object) -> int | None:
     """The step whose code `code` is, within the drift and after the last one accepted."""
     typed = _normalized(code)
     if len(typed) != 6 or not typed.isdigit():
         return None
-    totp = pyotp.TOTP(factor.secret)
+    totp = _totp(keys, factor)
     now = totp.timecode(utcnow())
     for step in range(now - DRIFT_STEPS, now + DRIFT_STEPS + 1):
         fresh = factor.last_step is None or step > factor.last_step
@@ -224,15 +245,19 @@ def _matching_step(factor: SecondFactor, code: object) -> int | None:
     return None
 
 
-async def spend_code(session: AsyncSession, user_id: int, code: object) -> str | None:
+async def spend_code(
+    session: AsyncSession, keys: DataKeys, user_id: int, code: object
+) -> str | None:
     """Accept a TOTP code or an unused recovery code for the account, once: "totp" or
     "recovery" for what was spent, None when it is neither."""
     factor = await session.get(SecondFactor, user_id, with_for_update=True)
     if factor is None or factor.confirmed_at is None:
         return None
-    step = _matching_step(factor, code)
+    step = _matching_step(keys, factor, code)
     if step is not None:
         factor.last_step = step
+        if not keys.is_current(factor.secret):  # sealed under a key rotated out since
+            factor.secret = seal_secret(keys, user_id, _totp(keys, factor).secret)
         return "totp"
     typed = _normalized(code)
     if len(typed) != 10:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.encryption import DataKeys, new_key_spec
 from models.db import is_sqlite, tracker_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,12 +71,14 @@ def format_send_rates(rates: Mapping[str, float]) -> str:
     return ",".join(f"{lane}={rate:g}" for lane, rate in rates.items())
 
 
-def _secret_from_file(name: str) -> str:
+def _secret_from_file(
+    name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)
+) -> str:
     """A random secret generated once and kept under var/, so restarts keep sessions valid."""
     path = VAR / "secrets" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -125,6 +128,8 @@ class Settings:
     database_url: str
     internal_token: str
     session_secret: str
+    # Keys sealing secrets kept in the database (core/encryption.py), the current first.
+    data_encryption_key: str
     web_url: str
     # Every assistant replica (`BOT_URL`, comma-separated); each patient talks to one of them.
     bot_urls: tuple[str, ...]
@@ -194,6 +199,8 @@ class Settings:
             database_url=database_url,
             internal_token=env.get("INTERNAL_TOKEN") or _secret_from_file("internal_token"),
             session_secret=env.get("SESSION_SECRET") or _secret_from_file("session_secret"),
+            data_encryption_key=env.get("DATA_ENCRYPTION_KEY")
+            or _secret_from_file("data_encryption_key", lambda: new_key_spec("1")),
             web_url=web_url.rstrip("/"),
             bot_urls=bot_urls or ("http://127.0.0.1:5005",),
             rasa_token=env.get("RASA_TOKEN") or _secret_from_file("rasa_token"),
@@ -231,6 +238,13 @@ class Settings:
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
+    def __post_init__(self) -> None:
+        self.data_keys  # noqa: B018 — a malformed DATA_ENCRYPTION_KEY fails at start-up
+
+    @property
+    def data_keys(self) -> DataKeys:
+        return DataKeys.parse(self.data_encryption_key)
+
     @property
     def own_origins(self) -> frozenset[str]:
         """The platform's own pages: its public address and the address it listens on."""
@@ -257,6 +271,7 @@ class Settings:
             "DATABASE_URL": self.database_url,
             "INTERNAL_TOKEN": self.internal_token,
             "SESSION_SECRET": self.session_secret,
+            "DATA_ENCRYPTION_KEY": self.data_encryption_key,
             "WEB_URL": self.web_url,
             "BOT_URL": ",".join(self.bot_urls),
             "RASA_TOKEN": self.rasa_token,

@@ -21,13 +21,12 @@ import aiohttp
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.catalog import t
 from core.context import AssistantUnavailable, Context
 from core.events import BOT_HANDOFF, message_event
 from messaging.history import latest_conversation, record_outbound
 from messaging.outbound import deliver
-from messaging.redaction import NAME, address, redact
-from messaging.verification import CONFIRM_IDENTITY, send_code
+from messaging.redaction import NAME, address, patient_name_words, redact
+from messaging.verification import send_code
 from models import (
     AuthorKind,
     ChannelIdentity,
@@ -36,6 +35,7 @@ from models import (
     Message,
     utcnow,
 )
+from models.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +126,15 @@ class AssistantClient:
         *,
         answering: str | None = None,
         replay: bool = False,
+        names_from: Database | None = None,
     ) -> list[BotMessage]:
         """The bot's answer to one recorded patient message (`text` is what the bot reads:
         the text, or the payload of the button it chose), `answering` what the bot's latest
-        question expects. Typed CPFs, phones and e-mails, and the name answering the question
-        for it, reach the assistant as placeholders (`messaging.redaction`)."""
+        question expects. Typed CPFs, phones, e-mails and names (the patient's recorded one
+        read from `names_from`) reach the assistant as placeholders (`messaging.redaction`)."""
         if text != message.payload:
-            text = redact(text, answering=answering).text
+            names = await patient_name_words(names_from, patient_id) if names_from else frozenset()
+            text = redact(text, answering=answering, names=names).text
         return await self._post(
             patient_id,
             "turn",
@@ -208,7 +210,7 @@ async def answer(
         conversation = await session.get_one(Conversation, message.conversation_id)
         recorded = await _record(session, conversation, replies, author_kind)
     await _deliver(ctx, recorded, identity, conversation)
-    await _carry_out(ctx, message.patient_id, message.channel, conversation, replies)
+    await _carry_out(ctx, message.patient_id, conversation, replies)
     return True
 
 
@@ -223,7 +225,7 @@ async def say(ctx: Context, patient_id: int, channel: str, replies: Sequence[Bot
         recorded = await _record(session, conversation, replies, AuthorKind.BOT)
         identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
     await _deliver(ctx, recorded, identity, conversation)
-    await _carry_out(ctx, patient_id, channel, conversation, replies)
+    await _carry_out(ctx, patient_id, conversation, replies)
 
 
 async def _record(
@@ -284,20 +286,15 @@ async def _mark_processed(session: AsyncSession, message_id: int) -> bool:
 
 
 async def _carry_out(
-    ctx: Context,
-    patient_id: int,
-    channel: str,
-    conversation: Conversation,
-    replies: Sequence[BotMessage],
+    ctx: Context, patient_id: int, conversation: Conversation, replies: Sequence[BotMessage]
 ) -> None:
-    """A one-time code to send (if it cannot go, the patient is told and handed to a
-    person), then a handoff, in the order the actions asked."""
+    """A one-time code to send (whether it went or not, the patient is answered as for a
+    decoy: `messaging.verification.send_code`), then a handoff, in the order the actions
+    asked."""
     for reply in replies:
         handoff = reply.custom.get("handoff")
-        code = reply.custom.get("identity_code")
-        if code is not None and not await send_code(ctx, int(code["claim"]), patient_id):
-            await say(ctx, patient_id, channel, [BotMessage(t("identity.code_not_sent"))])
-            handoff = {"reason": CONFIRM_IDENTITY}
+        if (code := reply.custom.get("identity_code")) is not None:
+            await send_code(ctx, int(code["claim"]), patient_id)
         if handoff is not None:  # the handoff listens (handoff.transitions.listeners.listen)
             await ctx.bus.publish(
                 {

@@ -324,7 +324,12 @@ class Inbox:
         else:
             text = _what_the_bot_reads(message, route.offers)
             replies = await self.assistant.turn(
-                message.patient_id, message, text, answering=route.expects, replay=replay
+                message.patient_id,
+                message,
+                text,
+                answering=route.expects,
+                replay=replay,
+                names_from=self.ctx.db,
             )
             await answer(self.ctx, message, route.identity, replies)
 

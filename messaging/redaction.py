@@ -2,10 +2,15 @@
 CPFs, e-mails and phones in the text are swapped for placeholders (`<cpf_1>`, `<email_1>`,
 `<telefone_1>`), and so is the whole answer to the bot's question for the name (`<nome_1>`:
 the bot's question carries `expects: nome`, recorded on the outbound message), so Rasa's
-tracker never stores them verbatim. The mapping needs no table: the patient's message row
-keeps the original text, and redacting it again gives the same placeholders in the same
-order. An action that needs the real value (the identity form, validating a CPF or saving
-the name) asks `reveal` with the message id the turn's metadata carries.
+tracker never stores them verbatim. Names typed anywhere else become `<nome_N>` too: the name
+after a self-introduction ("sou a Maria da Silva", "meu nome é João", "aqui é a Ana", "me
+chamo ..."), and the words of the patient's recorded name wherever they appear (whole words,
+ignoring case and accents). Words the assistant needs to read stay: common words, the
+clinic's doctors and specialties, weekdays and months. The mapping needs no table: the
+patient's message row keeps the original text, and redacting it again (with what it was
+answering and the patient's name) gives the same placeholders in the same order. An action
+that needs the real value (the identity form, validating a CPF or saving the name) asks
+`reveal` with the message id the turn's metadata carries.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.contacts import normalize_cpf
-from models import Message, User
+from models import AuthorKind, Conversation, Direction, Doctor, Message, Specialty, User
+from models.db import Database
 
 # What a bot question may expect (`Message.expects`): its answer is redacted whole.
 NAME = "nome"
@@ -51,6 +58,49 @@ NOT_IN_NAMES = {
     "pare", "parar", "sair", "cancela", "cancelar", "chega", "depois", "mudei", "tchau",
     "agendar", "marcar", "remarcar", "ok",
 }  # fmt: skip
+# Joining the words of one name ("Maria da Silva"); never a name by themselves.
+PARTICLES = {"da", "de", "do", "das", "dos"}
+# Words that follow "sou", "aqui é" and the like without being a name ("sou cliente", "aqui é
+# da clínica", "sou alérgica"), and words the assistant needs even when a patient's name
+# shares them ("Maria das Dores"). Without accents.
+COMMON_WORDS = NOT_IN_NAMES | {
+    "a", "o", "as", "os", "um", "uma", "e", "eu", "ele", "ela", "me", "meu", "minha", "seu",
+    "sua", "voce", "ja", "so", "mesmo", "mesma", "aqui", "ai", "la", "em", "no", "na", "com",
+    "pra", "pro", "por", "favor", "bom", "boa", "dia", "tarde", "noite", "tudo", "bem",
+    "cliente", "paciente", "mae", "pai", "filho", "filha", "esposa", "esposo", "marido",
+    "mulher", "avo", "irma", "irmao", "responsavel", "acompanhante", "novo", "nova", "antigo",
+    "antiga", "dr", "dra", "doutor", "doutora", "enfermeira", "enfermeiro", "medica",
+    "representante", "estudante", "aluno", "aluna", "professor", "professora", "alergico",
+    "alergica", "diabetico", "diabetica", "hipertenso", "hipertensa", "gestante", "gravida",
+    "idoso", "idosa", "particular", "conveniado", "conveniada", "associado", "associada",
+    "dor", "dores", "febre", "nome", "cpf", "telefone", "email",
+    "celular", "whatsapp", "hoje", "amanha", "ontem", "semana", "mes", "ano", "manha",
+}  # fmt: skip
+# Clinic vocabulary the assistant reads (besides the clinic's own doctors and specialties,
+# read from its database by `name_words`): never taken for a name.
+CALENDAR_WORDS = {
+    "segunda", "terca", "quarta", "quinta", "sexta", "sabado", "domingo", "feira",
+    "janeiro", "fevereiro", "marco", "abril", "maio", "junho", "julho", "agosto", "setembro",
+    "outubro", "novembro", "dezembro",
+}  # fmt: skip
+SPECIALTY_WORDS = {
+    "cardiologia", "cardiologista", "cardio", "dermatologia", "dermatologista", "dermato",
+    "pediatria", "pediatra", "ginecologia", "ginecologista", "gineco", "ortopedia",
+    "ortopedista", "oftalmologia", "oftalmologista", "oftalmo", "neurologia", "neurologista",
+    "psiquiatria", "psiquiatra", "psicologia", "psicologo", "psicologa", "urologia",
+    "urologista", "endocrinologia", "endocrinologista", "clinico", "geral", "nutricionista",
+}  # fmt: skip
+NEVER_A_NAME = COMMON_WORDS | CALENDAR_WORDS | SPECIALTY_WORDS | PARTICLES
+# A self-introduction, on the folded text (lower case, no accents); the name follows.
+INTRODUCTION = re.compile(
+    r"\b(?:meu nome(?: completo)? (?:e|eh)|me chamo|(?:eu )?sou(?: [oa])?"
+    r"|aqui (?:e|eh)(?: [oa])?|quem fala (?:e|eh)(?: [oa])?|nome:)(?=\s)"
+)
+# One word (letters, maybe joined by an apostrophe or hyphen) and where it starts.
+WORD = re.compile(r"\s+([^\W\d_]+(?:['’-][^\W\d_]+)*)")
+# Between two words of one name: spaces, maybe a particle.
+NAME_GAP = re.compile(r"\s+(?:(?:da|de|do|das|dos)\s+)?")
+LONGEST_NAME = 8  # words
 
 
 def _reads_as_cpf(typed: str) -> bool:
@@ -68,9 +118,10 @@ class Redacted:
         return bool(self.values)
 
 
-def _folded(word: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+def _folded(text: str) -> str:
+    """Lower case without accents, character for character (positions stay those of
+    `text`)."""
+    return "".join(unicodedata.normalize("NFD", c.lower()[0])[0] for c in text)
 
 
 def could_be_a_name(text: str) -> bool:
@@ -84,9 +135,86 @@ def could_be_a_name(text: str) -> bool:
     )
 
 
-def redact(text: str, *, answering: str | None = None) -> Redacted:
+# The folded words of a patient's recorded name that redaction hides wherever they appear.
+NameWords = frozenset[str]
+Span = tuple[int, int]
+
+
+def _words(text: str) -> set[str]:
+    return {m.group(1) for m in WORD.finditer(" " + _folded(text))}
+
+
+async def name_words(session: AsyncSession, patient_id: int) -> NameWords:
+    """The patient's name words worth hiding: not particles, not common words, not the
+    clinic's doctors' and specialties' (a patient named Ana still asks for "a dra Ana")."""
+    patient = await session.get(User, patient_id)
+    clinic_names = select(Doctor.name).union_all(select(Specialty.name))
+    clinic = _words(" ".join((await session.execute(clinic_names)).scalars()))
+    recorded = _words(patient.name or "") if patient is not None else set()
+    return frozenset(w for w in recorded if len(w) > 1 and w not in NEVER_A_NAME | clinic)
+
+
+async def patient_name_words(db: Database, patient_id: int) -> NameWords:
+    async with db.session() as session:
+        return await name_words(session, patient_id)
+
+
+def _introduced_name(text: str, folded: str, at: int) -> Span | None:
+    """The name right after a self-introduction ending at `at`: words that may be part of
+    a name, joined by spaces and particles, all capitalised if the first is; punctuation or
+    another word ends it. A doctor's name counts here ("aqui é a Ana": a patient may share
+    it; "aqui é a dra Ana" stops at "dra")."""
+    span: Span | None = None
+    capitalised = False
+    for _ in range(LONGEST_NAME):
+        word = WORD.match(folded, at)
+        if word is None:
+            break
+        at, start = word.end(), word.start(1)
+        if word.group(1) in PARTICLES and span is not None:
+            continue
+        if word.group(1) in NEVER_A_NAME or (capitalised and not text[start].isupper()):
+            break
+        capitalised = capitalised or (span is None and text[start].isupper())
+        span = (span[0] if span else start, word.end(1))
+    return span
+
+
+def _name_spans(text: str, names: NameWords) -> list[Span]:
+    """Where `text` names someone: after a self-introduction, or a word of the patient's
+    name; neighbours joined by spaces or a particle make one name."""
+    folded = _folded(text)
+    spans = [
+        span
+        for intro in INTRODUCTION.finditer(folded)
+        if (span := _introduced_name(text, folded, intro.end())) is not None
+    ]
+    if names:
+        words = "|".join(re.escape(w) for w in sorted(names, key=len, reverse=True))
+        spans += [m.span() for m in re.finditer(rf"(?<![\w<])(?:{words})(?![\w>])", folded)]
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and (start <= merged[-1][1] or NAME_GAP.fullmatch(folded, merged[-1][1], start)):
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _redact_names(text: str, values: dict[str, str], names: NameWords) -> str:
+    pieces, done = [], 0
+    for count, (start, end) in enumerate(_name_spans(text, names), start=1):
+        placeholder = f"<{NAME}_{count}>"
+        values[placeholder] = text[start:end]
+        pieces += [text[done:start], placeholder]
+        done = end
+    return "".join(pieces) + text[done:]
+
+
+def redact(text: str, *, answering: str | None = None, names: NameWords = frozenset()) -> Redacted:
     """`text` with its personal data as placeholders; `answering` the name question, a text
-    that could be a name is swapped whole (what else is typed there is left as it is)."""
+    that could be a name is swapped whole (what else is typed there is left as it is);
+    `names` the words of the patient's recorded name (`name_words`)."""
     if answering == NAME and could_be_a_name(text):
         return Redacted(NAME_PLACEHOLDER, {NAME_PLACEHOLDER: text.strip()})
     values: dict[str, str] = {}
@@ -103,7 +231,7 @@ def redact(text: str, *, answering: str | None = None) -> Redacted:
             return placeholder
 
         text = pattern.sub(swap, text)
-    return Redacted(text, values)
+    return Redacted(_redact_names(text, values, names), values)
 
 
 def has_placeholder(text: str) -> bool:
@@ -118,10 +246,32 @@ async def reveal(session: AsyncSession, patient_id: int, message_id: int | None,
     message = await session.get(Message, message_id)
     if message is None or message.patient_id != patient_id:
         return text
-    # A text of letters only has no CPF, phone or e-mail: redacting it as an answer to the
-    # name question gives the same placeholders as before, plus `<nome_1>` when it was one.
-    values = redact(message.text, answering=NAME).values
+    answering = await _answering(session, message)
+    names = await name_words(session, patient_id)
+    values = redact(message.text, answering=answering, names=names).values
     return PLACEHOLDER.sub(lambda m: values.get(m.group(0), m.group(0)), text)
+
+
+async def _answering(session: AsyncSession, message: Message) -> str | None:
+    """What the clinic's latest message before `message` on its channel identity asked
+    for, as the platform read it when redacting (`messaging.inbound`)."""
+    identity = select(Conversation.channel_identity_id).where(
+        Conversation.id == message.conversation_id
+    )
+    query = (
+        select(Message.expects)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.channel_identity_id == identity.scalar_subquery(),
+            Message.id < message.id,
+            Message.direction == Direction.OUTBOUND,
+            Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
+            Message.internal.is_(False),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar()
 
 
 async def address(session: AsyncSession, patient_id: int, text: str) -> str:

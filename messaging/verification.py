@@ -12,7 +12,8 @@ conversation, in time and within a few attempts, joins the two
 The conversation must not tell whether the CPF or phone is known (enumeration): whatever is
 typed opens a claim and gets the same answer. When nobody has it, its owner cannot be sent a
 code, or too many codes went out today, the claim is a decoy: no owner, no destination, no
-code, so wrong codes, expiry and "pular" go exactly as for a real one.
+code, so wrong codes, expiry and "pular" go exactly as for a real one. A real claim whose code
+the provider refuses goes on as a decoy too; only staff are told (`send_code`).
 
 A patient also proves their own typed phone (portal): the code goes to that phone, on
 WhatsApp when the clinic has it enabled, else by SMS; the right code back makes the phone
@@ -48,7 +49,8 @@ from core.catalog import t
 from core.contacts import phone_match_key
 from core.context import Context
 from core.errors import BadRequest, Conflict, TooManyRequests
-from messaging.history import open_conversation
+from core.events import BOT_HANDOFF, message_event
+from messaging.history import open_conversation, record_outbound
 from messaging.identities import (
     claimed_owner,
     create_patient,
@@ -66,6 +68,7 @@ from models import (
     ClaimKind,
     ClaimStatus,
     ClinicProfile,
+    Conversation,
     DeliveryStatus,
     IdentityClaim,
     Message,
@@ -91,6 +94,8 @@ DAY = timedelta(days=1)
 CODE_TEMPLATE = "codigo_verificacao"
 # The handoff reason when a person must confirm who the patient is.
 CONFIRM_IDENTITY = "confirmar_identidade"
+# The handoff reason when a known patient's code could not be delivered to them.
+CODE_NOT_DELIVERED = "codigo_nao_entregue"
 # Where a patient's own phone is sent its code: WhatsApp when enabled, else Twilio's SMS.
 WHATSAPP, SMS = "whatsapp", "twilio"
 
@@ -107,6 +112,10 @@ class Check(StrEnum):
 class Checked:
     result: Check
     remaining: int = 0  # attempts left after a wrong code
+    # A phone proved that other patients with an account hold: the identity the code went
+    # to (where staff reach whoever proved it) and those patients, for staff to sort out.
+    destination_id: int | None = None
+    holders: tuple[int, ...] = ()
 
 
 def code_hash(secret: str, claim_id: int, code: str) -> str:
@@ -263,7 +272,9 @@ async def _phone_destination(session: AsyncSession, channel: str, phone: str) ->
 async def send_code(ctx: Context, claim_id: int, claimant_id: int) -> bool:
     """After the claimant was told a code is coming: draw it, keep its HMAC, and deliver it
     sealed to the claim's destination (a decoy has none: nothing goes, nothing can match).
-    True when the claimant can expect it (sent now or before); False when it could not go."""
+    True when the claimant can expect it (sent now or before); False when it could not go.
+    A claim of someone else's CPF or phone whose code could not go is always True: it goes
+    on as a decoy would, and staff are told (`_undelivered_as_a_decoy`)."""
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     async with ctx.db.session() as session:
         claim = await session.get(IdentityClaim, claim_id, with_for_update=True)
@@ -307,14 +318,43 @@ async def send_code(ctx: Context, claim_id: int, claimant_id: int) -> bool:
         status = await session.scalar(
             select(Message.delivery_status).where(Message.id == message.id)
         )
-        if status == DeliveryStatus.FAILED:
+    if status != DeliveryStatus.FAILED:
+        log.info("identity claim %s: code sent on %s", claim_id, destination.channel)
+        return True
+    log.warning("identity claim %s: the code could not be delivered", claim_id)
+    if own:  # the patient's own phone: telling them reveals nothing about anyone else
+        async with ctx.db.session() as session:
             claim = await session.get_one(IdentityClaim, claim_id, with_for_update=True)
             claim.status = ClaimStatus.FAILED
-    if status == DeliveryStatus.FAILED:
-        log.warning("identity claim %s: the code could not be delivered", claim_id)
         return False
-    log.info("identity claim %s: code sent on %s", claim_id, destination.channel)
+    await _undelivered_as_a_decoy(ctx, claim_id, conversation)
     return True
+
+
+async def _undelivered_as_a_decoy(ctx: Context, claim_id: int, conversation: Conversation) -> None:
+    """A code for a known patient that could not go: telling the claimant so would tell
+    them the CPF or phone is on a record, which a decoy never does. So the claim goes on as
+    a decoy (no code can match; wrong codes, "pular" and expiry answer alike), and the known
+    patient's conversation, where the code failed, goes to the staff queue with a note: a
+    person confirms by other means."""
+    async with ctx.db.session() as session:
+        claim = await session.get_one(IdentityClaim, claim_id, with_for_update=True)
+        claim.code_hash = None
+        note = await record_outbound(
+            session,
+            conversation,
+            text=t(
+                "identity.code_not_delivered_note",
+                cadastro=claim.claimant_id,
+                dado="CPF" if claim.claimed == ClaimKind.CPF else "telefone",
+            ),
+            author_kind=AuthorKind.SYSTEM,
+            internal=True,
+        )
+    await ctx.bus.publish(message_event(note, conversation))
+    await ctx.bus.publish(
+        {"type": BOT_HANDOFF, "conversation_id": conversation.id, "reason": CODE_NOT_DELIVERED}
+    )
 
 
 async def check_code(
@@ -401,7 +441,7 @@ async def _prove_own_phone(
             other_patient_ids=with_account,
             claim_id=claim.id,
         )
-        return Checked(Check.ASK_STAFF)
+        return Checked(Check.ASK_STAFF, destination_id=destination.id, holders=tuple(with_account))
     for holder in holders:
         await merge_patients(session, source=holder, target=patient)
     await session.refresh(destination)

@@ -261,7 +261,8 @@ class SecondFactor(Base):
     user_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    secret: Mapped[str] = mapped_column(String(64))  # base32
+    # The base32 key sealed with AES-GCM (accounts.second_factor.seal_secret).
+    secret: Mapped[str] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_step: Mapped[int | None] = mapped_column(Integer)

@@ -205,7 +205,10 @@ async def second_factor_status(request: web.Request) -> web.Response:
 
 async def start_enrolment(request: web.Request) -> web.Response:
     """A new pending key: its QR code (SVG), the key as text and its otpauth URI."""
-    enrolment = await second_factor.start_enrolment(request.app[CTX].db, current_user(request))
+    ctx = request.app[CTX]
+    enrolment = await second_factor.start_enrolment(
+        ctx.db, ctx.settings.data_keys, current_user(request)
+    )
     return web.json_response(
         {"secret": enrolment.secret, "uri": enrolment.uri, "qr_svg": enrolment.qr_svg}
     )
@@ -214,8 +217,13 @@ async def start_enrolment(request: web.Request) -> web.Response:
 async def confirm_enrolment(request: web.Request) -> web.Response:
     """The first code activates the key; the recovery codes are in this answer only."""
     body = await read_json(request)
+    ctx = request.app[CTX]
     codes = await second_factor.confirm_enrolment(
-        request.app[CTX].db, current_user(request), body.get("code"), ip=client_ip(request)
+        ctx.db,
+        ctx.settings.data_keys,
+        current_user(request),
+        body.get("code"),
+        ip=client_ip(request),
     )
     return web.json_response({"recovery_codes": codes})
 

@@ -3,14 +3,20 @@ recovery codes, the lock, the clinic's policy, the admin's reset, and patients u
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aiohttp
 import pyotp
 import pytest
+from alembic import command
 from sqlalchemy import select
 
+from accounts.second_factor import open_secret
 from core.audit import AuditAction
-from models import AuditLog, Role
+from core.encryption import DataKeys, UnreadableSecret, new_key_spec
+from models import AuditLog, Role, SecondFactor, User, utcnow
+from models.db import Database
+from models.migrate import alembic_config
 from tests.factories import staff
 from tests.webapp import Enrolled, enrol_second_factor, logged_in, patient_logged_in, web_server
 from web.keys import CTX
@@ -258,3 +264,85 @@ async def test_patients_are_never_asked_for_a_second_factor(server):
         assert (await _call(patient, "GET", "/api/portal/appointments"))[0] == 200
     finally:
         await patient.close()
+
+
+# --- Keys sealed at rest ----------------------------------------------------------------------
+
+
+async def _stored_secret(server, email: str) -> tuple[int, str]:
+    async with server.app[CTX].db.session() as session:
+        query = (
+            select(SecondFactor.user_id, SecondFactor.secret).join(User).where(User.email == email)
+        )
+        user_id, secret = (await session.execute(query)).one()
+    return user_id, secret
+
+
+async def test_a_leaked_row_alone_does_not_give_the_key(server, settings):
+    email, enrolled = await _enrolled_manager(server)
+    user_id, stored = await _stored_secret(server, email)
+    other, _ = await _enrolled_manager(server)
+    other_id, _ = await _stored_secret(server, other)
+
+    assert enrolled.secret not in stored and enrolled.secret.lower() not in stored.lower()
+    assert open_secret(settings.data_keys, user_id, stored) == enrolled.secret
+    stranger = DataKeys.parse(new_key_spec(settings.data_keys.current))  # same id, other key
+    with pytest.raises(UnreadableSecret):
+        open_secret(stranger, user_id, stored)
+    with pytest.raises(UnreadableSecret):  # copied into another account's row
+        open_secret(settings.data_keys, other_id, stored)
+
+
+async def test_a_rotated_key_still_opens_and_the_next_login_seals_with_the_new_one(
+    server, settings
+):
+    email, enrolled = await _enrolled_manager(server)
+    newer = new_key_spec("r2")
+    rotated = replace(settings, data_encryption_key=f"{newer},{settings.data_encryption_key}")
+
+    async with web_server(rotated) as after_rotation:
+        http = _client(after_rotation)
+        try:
+            step = await _password(http, email)
+            status, body = await _code(http, step["pending"], _later_code(enrolled))
+            assert (status, body["role"]) == (200, "manager")
+        finally:
+            await http.close()
+    user_id, stored = await _stored_secret(server, email)
+
+    assert stored.startswith("r2$")  # sealed again with the current key at its use
+    only_the_new_key = DataKeys.parse(newer)  # the old key can now be dropped
+    assert open_secret(only_the_new_key, user_id, stored) == enrolled.secret
+
+
+def test_a_malformed_data_encryption_key_stops_start_up(settings):
+    for malformed in ("", "1:short", "no-colon", f"1:{'A' * 43},1:{'B' * 43}"):
+        with pytest.raises(ValueError, match="DATA_ENCRYPTION_KEY"):
+            replace(settings, data_encryption_key=malformed)
+
+
+async def test_the_migration_seals_the_keys_stored_as_they_were(database_url, settings):
+    alembic = alembic_config(database_url)
+    command.downgrade(alembic, "0016")
+    plain = pyotp.random_base32()
+    db = Database(database_url)
+    try:
+        manager = await staff(db, Role.MANAGER, password=PASSWORD)
+        async with db.session() as session:
+            session.add(SecondFactor(user_id=manager.id, secret=plain, confirmed_at=utcnow()))
+    finally:
+        await db.dispose()
+
+    command.upgrade(alembic, "head")
+
+    async with web_server(settings) as server:
+        user_id, stored = await _stored_secret(server, manager.email)
+        assert plain not in stored
+        assert open_secret(settings.data_keys, user_id, stored) == plain
+        http = _client(server)  # and the manager still logs in with their app's code
+        try:
+            step = await _password(http, manager.email)
+            status, body = await _code(http, step["pending"], pyotp.TOTP(plain).now())
+            assert (status, body["role"]) == (200, "manager")
+        finally:
+            await http.close()

@@ -19,9 +19,10 @@ from sqlalchemy import select
 from channels.base import Inbound
 from handoff.transitions import talking
 from messaging.assistant import AssistantClient
+from messaging.history import record_outbound
 from messaging.inbound import Inbox
-from messaging.redaction import redact
-from models import Direction, IdentityClaim, Message, User
+from messaging.redaction import redact, reveal
+from models import AuthorKind, Conversation, Direction, IdentityClaim, Message, User
 from tests.bot.conftest import handoff_of, sent, tracker
 from tests.bot.test_identity_claims import CPF, Form, _claims, _known_on_whatsapp, code_secret
 from tests.factories import patient_message
@@ -181,7 +182,17 @@ async def test_a_request_instead_of_a_name_reaches_the_assistant_as_typed(script
 
 async def _answered_name(clinic_db, typed: str):
     """The patient answered the name question with `typed`; the form reads the placeholder."""
-    message = (await patient_message(clinic_db.db, typed, channel="webchat")).message
+    first = await patient_message(clinic_db.db, "quero marcar", user="visitor-named")
+    async with clinic_db.db.session() as session:
+        conversation = await session.get_one(Conversation, first.message.conversation_id)
+        await record_outbound(
+            session,
+            conversation,
+            text=NAME_QUESTION["text"],
+            author_kind=AuthorKind.BOT,
+            expects="nome",
+        )
+    message = (await patient_message(clinic_db.db, typed, user="visitor-named")).message
     seen = redact(typed, answering="nome").text
     assert seen == "<nome_1>"
     answer = tracker(
@@ -234,3 +245,56 @@ async def test_the_bot_thanks_by_first_name_written_in_by_the_platform(ctx, scri
         )
         texts = list((await session.execute(query.order_by(Message.id))).scalars())
     assert texts == ["Obrigada, Maria! Seus dados foram salvos."]
+
+
+INTRODUCED = {
+    "sou a Maria da Silva, quero agendar": "sou a <nome_1>, quero agendar",
+    "meu nome é João Pereira": "meu nome é <nome_1>",
+    "oi, aqui é a Ana": "oi, aqui é a <nome_1>",
+    "me chamo joão pedro e quero remarcar": "me chamo <nome_1> e quero remarcar",
+    "Boa tarde! Eu sou o Carlos Eduardo de Souza Lima": "Boa tarde! Eu sou o <nome_1>",
+    "aqui quem fala é a Bia, cpf 529.982.247-25": "aqui quem fala é a <nome_1>, cpf <cpf_1>",
+}
+NOT_NAMES = [
+    "sou cliente de vocês",
+    "aqui é da clínica?",
+    "sou alérgica a dipirona",
+    "sou paciente da dra Juliana",
+    "sou de São Paulo",
+    "sou nova aqui, quero marcar na segunda",
+    "quero com a dra Ana Carvalho em março",
+]
+
+
+async def test_a_name_after_a_self_introduction_reaches_the_assistant_as_a_placeholder(scripted):
+    received, say = scripted
+    for typed in [*INTRODUCED, *NOT_NAMES]:
+        await say(typed)
+
+    assert [body["text"] for body in received] == [*INTRODUCED.values(), *NOT_NAMES]
+    for typed, body in zip(INTRODUCED, received, strict=False):
+        assert redact(typed).values["<nome_1>"].lower() not in body["text"].lower()
+
+
+async def test_the_patients_recorded_name_is_hidden_wherever_it_is_typed(clinic_db, scripted):
+    received, say = scripted
+    await say("oi")
+    patient = int(received[0]["sender"])
+    async with clinic_db.db.session() as session:
+        (await session.get_one(User, patient)).name = "Ana Cláudia Peréira"
+    await say("a claudia pereira vai levar a filha, com a dra Ana mesmo")
+    await say("consulta de Ana Claudia Pereira às 14h")
+
+    assert [body["text"] for body in received[1:]] == [
+        # the clinic's Dra. Ana Carvalho keeps "Ana" readable
+        "a <nome_1> vai levar a filha, com a dra Ana mesmo",
+        "consulta de Ana <nome_1> às 14h",
+    ]
+
+
+async def test_an_action_reveals_a_name_it_only_saw_as_a_placeholder(clinic_db):
+    typed = "sou a Maria da Silva, quero agendar"
+    message = (await patient_message(clinic_db.db, typed, channel="webchat")).message
+    async with clinic_db.db.session() as session:
+        shown = await reveal(session, message.patient_id, message.id, "<nome_1>")
+    assert shown == "Maria da Silva"

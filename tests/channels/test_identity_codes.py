@@ -1,7 +1,8 @@
 """The platform sends the one-time code the assistant asked for (`{"identity_code": ...}` in a
 bot reply): to the known patient's WhatsApp on the fake provider, never to the Messenger
 patient who claimed the CPF; the history keeps only that a code was sent; a code that cannot
-go is said so and the conversation goes to a person."""
+go is answered as a decoy is (the claimant cannot tell a known CPF from an unknown one)
+while the known patient's conversation goes to a person."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core.catalog import t
 from messaging.assistant import BotMessage, say
-from messaging.verification import open_claim
+from messaging.verification import Check, check_code, open_claim
 from models import ChannelIdentity, Conversation, IdentityClaim, Message, User, utcnow
 from tests.channels.webhooks import SECRETS
 from tests.factories import patient_message
@@ -22,6 +22,7 @@ from tests.factories import patient_message
 PHONE = "+5511987650042"
 WA_ID = PHONE[1:]
 PSID = "6245342622200042"
+OTHER_PSID = "6245342622200043"
 CPF = "52998224725"
 ANNOUNCEMENT = "Vou enviar um código para o WhatsApp terminado em 0042."
 MESSAGES_PATH = f"/{SECRETS['WHATSAPP_PHONE_NUMBER_ID']}/messages"
@@ -107,18 +108,43 @@ async def test_outside_the_24h_window_the_code_goes_in_the_authentication_templa
     }
 
 
-async def test_a_code_the_provider_refuses_is_said_and_a_person_is_called(
+async def _answered(channel_ctx, provider, claim: IdentityClaim, psid: str) -> dict:
+    """What the claimant on Messenger sees of a claim: the messages that reach them, where
+    their conversation stands, and the answer to a wrong code."""
+    await _ask_for_the_code(channel_ctx, claim)
+    [conversation] = await _stored(channel_ctx, Conversation, patient_id=claim.claimant_id)
+    async with channel_ctx.db.session() as session:
+        checked = await check_code(
+            session, claim.id, "000000", secret=channel_ctx.settings.session_secret, now=utcnow()
+        )
+    return {
+        "texts": [request.text for request in provider.sent_to(psid)],
+        "conversation": (conversation.owner, conversation.handoff_reason),
+        "wrong_code": checked,
+    }
+
+
+async def test_a_code_the_provider_refuses_looks_like_a_decoy_and_staff_are_told(
     channel_ctx, provider, claim
 ):
     provider.respond(MESSAGES_PATH, 400, {"error": {"code": 131026, "message": "undeliverable"}})
+    stranger = await patient_message(channel_ctx.db, "oi", channel="messenger", user=OTHER_PSID)
+    async with channel_ctx.db.session() as session:
+        await open_claim(session, stranger.message.patient_id, cpf="11144477735", now=utcnow())
+    [decoy] = await _stored(channel_ctx, IdentityClaim, claimant_id=stranger.message.patient_id)
+    assert decoy.destination_id is None  # nobody has that CPF
 
-    await _ask_for_the_code(channel_ctx, claim)
+    real = await _answered(channel_ctx, provider, claim, PSID)
+    unknown = await _answered(channel_ctx, provider, decoy, OTHER_PSID)
 
-    texts = [request.text for request in provider.sent_to(PSID)]
-    assert texts[:2] == [ANNOUNCEMENT, t("identity.code_not_sent")]  # then where in the queue
-    [stored] = await _stored(channel_ctx, IdentityClaim)
-    assert stored.status == "failed"
-    [conversation] = await _stored(channel_ctx, Conversation, patient_id=claim.claimant_id)
-    assert (conversation.owner, conversation.handoff_reason) == ("queued", "confirmar_identidade")
+    assert real == unknown
+    assert real["texts"] == [ANNOUNCEMENT]
+    assert real["conversation"] == ("bot", None)
+    assert real["wrong_code"].result == Check.WRONG
+    # Staff find the known patient's conversation, where the code failed, in the queue.
     [record] = await _stored(channel_ctx, Message, sealed=True)
     assert record.delivery_status == "failed"
+    [owners] = await _stored(channel_ctx, Conversation, patient_id=claim.owner_id)
+    assert (owners.owner, owners.handoff_reason) == ("queued", "codigo_nao_entregue")
+    [note] = await _stored(channel_ctx, Message, conversation_id=owners.id, internal=True)
+    assert f"cadastro nº {claim.claimant_id}" in note.text and "CPF" in note.text

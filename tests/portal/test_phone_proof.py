@@ -16,8 +16,8 @@ from messaging.identities import find_patient_by_phone, merge_patients
 from models import ChannelIdentity, User
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.webhooks import channel_env
-from tests.factories import patient_message
-from tests.webapp import mail_through, signed_up, web_server
+from tests.factories import patient_message, staff
+from tests.webapp import logged_in, mail_through, signed_up, web_server
 from web.keys import CTX
 
 MARIA = {
@@ -108,7 +108,8 @@ async def test_a_phone_proved_for_another_account_goes_to_a_person(server, provi
     db = server.app[CTX].db
     other = await patient_message(db, "oi", channel="whatsapp", user=WA_ID, phone=PHONE)
     async with db.session() as session:
-        (await session.get(User, other.message.patient_id)).password_hash = "an account"
+        holder = await session.get_one(User, other.message.patient_id)
+        holder.password_hash, holder.name = "an account", "Joana Pereira"
     http = await signed_up(server, smtp_server, MARIA)
     try:
         async with http.post("/api/portal/me/phone/code") as response:
@@ -116,12 +117,38 @@ async def test_a_phone_proved_for_another_account_goes_to_a_person(server, provi
         code = _code(provider)  # to the WhatsApp the phone writes from
         async with http.post("/api/portal/me/phone/confirm", json={"code": code}) as response:
             assert response.status == 409
+            refusal = await response.text()
             assert (await response.json())["code"] == "error.phone_held_by_account"
     finally:
         await http.close()
     async with db.session() as session:
         identity = (await session.execute(select(ChannelIdentity))).scalar_one()
         assert identity.patient_id == other.message.patient_id
+    maria = await _maria(server)
+
+    # Staff find the phone's conversation in the queue, with the reason and a note naming
+    # who proved it and the cadastro that holds it.
+    attendant = await staff(db)
+    workspace = await logged_in(server, attendant.email, "senha-segura")
+    try:
+        async with workspace.get("/api/conversations") as response:
+            [queued] = await response.json()
+        assert (queued["owner"], queued["handoff_reason"]) == (
+            "queued",
+            "telefone_em_outro_cadastro",
+        )
+        async with workspace.get(f"/api/conversations/{queued['id']}") as response:
+            detail = await response.json()
+    finally:
+        await workspace.close()
+    [note] = [m for m in detail["messages"] if m["internal"]]
+    assert "Maria da Silva" in note["text"] and f"nº {maria}" in note["text"]
+    assert f"nº {other.message.patient_id}" in note["text"]
+
+    # Whoever proved the phone hears nothing of the other cadastro, on the portal or there.
+    told = [refusal] + [m.text or "" for m in provider.sent_to(WA_ID)]
+    assert len(told) > 2  # the refusal, the code and the queue's notice
+    assert not any("Joana" in text or "cadastro nº" in text for text in told)
 
 
 async def test_codes_to_one_phone_are_capped_per_day(server, provider, smtp_server):

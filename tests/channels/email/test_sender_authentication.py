@@ -87,7 +87,9 @@ class CancellingAssistant(FakeAssistant):
         super().__init__()
         self.db = db
 
-    async def turn(self, patient_id, message, text, *, answering=None, replay=False):
+    async def turn(
+        self, patient_id, message, text, *, answering=None, replay=False, names_from=None
+    ):
         replies = await super().turn(patient_id, message, text, answering=answering, replay=replay)
         if "cancelar" in text:
             async with self.db.session() as session:
