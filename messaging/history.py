@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import CursorResult, Select, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
@@ -278,12 +278,9 @@ def _news(identity: ChannelIdentity, inbound: Inbound) -> bool:
     return any(known.get(key) != value for key, value in new.items())
 
 
-async def _known_thread(
-    session: AsyncSession, inbound: Inbound
-) -> tuple[ChannelIdentity, Conversation | None, bool] | None:
-    """The identity the message comes from, its open conversation (if any) and whether its
-    patient is with (or waiting for) a person on another conversation, in one query; None
-    for someone never seen on this channel."""
+def _known_thread_query() -> Select[ChannelIdentity, Conversation, bool]:
+    """`_known_thread`'s query but for which identity: built once, since building it (an
+    alias of a table makes a copy of each column) costs more than running it."""
     other = aliased(Conversation)
     with_a_person_elsewhere = (
         select(other.id)
@@ -295,7 +292,7 @@ async def _known_thread(
         )
         .exists()
     )
-    query = (
+    return (
         select(ChannelIdentity, Conversation, with_a_person_elsewhere)
         .outerjoin(
             Conversation,
@@ -304,9 +301,22 @@ async def _known_thread(
                 Conversation.status == ConversationStatus.OPEN,
             ),
         )
-        .where(identity_matches(inbound.channel, inbound.external_user_id, inbound.aliases))
         .order_by(ChannelIdentity.id, Conversation.id.desc())
         .limit(1)
+    )
+
+
+_KNOWN_THREAD = _known_thread_query()
+
+
+async def _known_thread(
+    session: AsyncSession, inbound: Inbound
+) -> tuple[ChannelIdentity, Conversation | None, bool] | None:
+    """The identity the message comes from, its open conversation (if any) and whether its
+    patient is with (or waiting for) a person on another conversation, in one query; None
+    for someone never seen on this channel."""
+    query = _KNOWN_THREAD.where(
+        identity_matches(inbound.channel, inbound.external_user_id, inbound.aliases)
     )
     row = (await session.execute(query)).first()
     if row is None:
