@@ -172,6 +172,8 @@ class Relay:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._sending is not None:  # what was published is sent first
+            await asyncio.gather(self._sending, return_exceptions=True)
         await self._redis.aclose()
         await self._listening.aclose()
 
