@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
@@ -212,6 +223,16 @@ _MARK_PROCESSED = (
     update(_messages)
     .where(_messages.c.id == bindparam("message_id"), _messages.c.processed_at.is_(None))
     .values(processed_at=bindparam("processed_at_now"))
+)
+
+# The conversation an answer goes to, as it is now, its last message time moved to `now`
+# unless that is None (the answer says nothing to the patient).
+_TOUCH_AND_READ_CONVERSATION = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"))
+    .values(last_message_at=func.coalesce(bindparam("now"), Conversation.last_message_at))
+    .returning(Conversation)
+    .execution_options(synchronize_session=False)
 )
 
 # PostgreSQL runs data-modifying CTEs: the insert and both updates as one statement.
@@ -430,14 +451,8 @@ async def record_answer(
     now = utcnow()
     if not await mark_processed(session, message.id, now):
         return None
-    touched = (
-        update(Conversation)
-        .where(Conversation.id == message.conversation_id)
-        .values(last_message_at=now if replies else Conversation.last_message_at)
-        .returning(Conversation)
-        .execution_options(synchronize_session=False)
-    )
-    conversation = (await session.execute(touched)).scalar_one()
+    touched = {"conversation_id": message.conversation_id, "now": now if replies else None}
+    conversation = (await session.execute(_TOUCH_AND_READ_CONVERSATION, touched)).scalar_one()
     connection = await session.connection()
     recorded = []
     for reply in replies:

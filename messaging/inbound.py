@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -322,17 +322,8 @@ class Inbox:
 
     async def _unrouted(self, patient_id: int, *, up_to: int) -> list[int]:
         async with self._reading() as session:
-            query = (
-                select(Message.id)
-                .where(
-                    Message.patient_id == patient_id,
-                    Message.direction == Direction.INBOUND,
-                    Message.processed_at.is_(None),
-                    Message.id <= up_to,
-                )
-                .order_by(Message.id)
-            )
-            return list((await session.execute(query)).scalars())
+            parameters = {"patient_id": patient_id, "up_to": up_to}
+            return list((await session.execute(_UNROUTED, parameters)).scalars())
 
     async def _route(self, route: Route, replay: bool) -> None:
         message = route.message
@@ -454,16 +445,30 @@ async def _latest_from_clinic(
     patient on this channel are trusted, and a typed "1" answers the latest; a text answers
     the latest's question. The thread, not one conversation: the satisfaction question is
     asked as the human episode closes, and the answer arrives in the next conversation."""
-    query = (
-        select(Message.buttons, Message.expects)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(
-            Conversation.channel_identity_id == identity_id,
-            Message.direction == Direction.OUTBOUND,
-            Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
-            Message.internal.is_(False),
-        )
-        .order_by(Message.id.desc())
-        .limit(OFFERED_BUTTONS_LOOKBACK)
+    rows = await session.execute(_LATEST_FROM_CLINIC, {"identity_id": identity_id})
+    return list(rows.tuples().all())
+
+
+# The hot path's queries, built once (building one costs more than running it).
+_UNROUTED = (
+    select(Message.id)
+    .where(
+        Message.patient_id == bindparam("patient_id"),
+        Message.direction == Direction.INBOUND,
+        Message.processed_at.is_(None),
+        Message.id <= bindparam("up_to"),
     )
-    return list((await session.execute(query)).tuples().all())
+    .order_by(Message.id)
+)
+_LATEST_FROM_CLINIC = (
+    select(Message.buttons, Message.expects)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .where(
+        Conversation.channel_identity_id == bindparam("identity_id"),
+        Message.direction == Direction.OUTBOUND,
+        Message.author_kind.in_((AuthorKind.BOT, AuthorKind.SYSTEM)),
+        Message.internal.is_(False),
+    )
+    .order_by(Message.id.desc())
+    .limit(OFFERED_BUTTONS_LOOKBACK)
+)
