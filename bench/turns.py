@@ -93,17 +93,25 @@ def cpu_seconds(pid: int) -> float:
 
 
 def web_pid(clinic: RunningClinic) -> int:
-    """The clinic's web process: the one of its supervisor's session running processes.web."""
+    """The clinic's web process: the Python running processes.web under its supervisor."""
     assert clinic.process is not None
-    session = os.getsid(clinic.process.pid)
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        pid = int(cmdline.parent.name)
         try:
-            if os.getsid(pid) == session and b"processes.web" in cmdline.read_bytes():
+            pid = int(cmdline.parent.name)
+            arguments = cmdline.read_bytes().split(b"\0")
+            if arguments[1:3] == [b"-m", b"processes.web"] and _descends(pid, clinic.process.pid):
                 return pid
-        except OSError:
+        except (OSError, ValueError):
             continue  # ended meanwhile
     raise RuntimeError("the clinic's web process is not running")
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        if pid == ancestor:
+            return True
+    return False
 
 
 def wa_id(n: int) -> str:
