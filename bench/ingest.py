@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select, update  # noqa: E402
 
-from bench.turns import percentile  # noqa: E402
+from bench.turns import cpu_seconds, percentile  # noqa: E402
 
 PATIENT_BASE = 5511966000000  # WhatsApp ids of the bench's patients: PATIENT_BASE + n
 SETTLE_SECONDS = 60.0  # the routing of what was recorded must finish within this
@@ -188,12 +188,6 @@ async def _seed(database_url: str, patients: int) -> None:
             await session.execute(update(Message).values(processed_at=now))
     finally:
         await db.dispose()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_cpu_seconds() -> float:

@@ -21,6 +21,8 @@ trackers stay short; bare Rasa gets the same ids as its senders.
 
 Prints `name: value` lines: `turn_p50_ms`, `turn_p99_ms` (clinic), `bare_p50_ms`,
 `bare_p99_ms`, `turn_p50_ratio` (clinic / bare: what the platform adds; 1.0 is free),
+`web_cpu_ms_per_turn` (the CPU time the clinic's web process spent per latency turn: recording,
+routing, answering, delivering; the figure that moves least with the machine's load),
 `turns_per_s_10`, `bare_turns_per_s_10`, `turns_per_s_ratio_10` (clinic / bare: the share
 of Rasa's throughput the platform keeps), the same for 50, and `lost`, `duplicated` (webhook
 turns that got no reply, or more than one).
@@ -82,6 +84,34 @@ Turn = Callable[[str, str], Awaitable[float | None]]
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] if ordered else math.nan
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def web_pid(clinic: RunningClinic) -> int:
+    """The clinic's web process: the Python running processes.web under its supervisor."""
+    assert clinic.process is not None
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            pid = int(cmdline.parent.name)
+            arguments = cmdline.read_bytes().split(b"\0")
+            if arguments[1:3] == [b"-m", b"processes.web"] and _descends(pid, clinic.process.pid):
+                return pid
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    raise RuntimeError("the clinic's web process is not running")
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        if pid == ancestor:
+            return True
+    return False
 
 
 def wa_id(n: int) -> str:
@@ -287,8 +317,12 @@ async def measure(
             replies,
         )
         await warm_up(sides)
+        web = web_pid(clinic)
+        web_before = cpu_seconds(web)
         turn_ms, bare_ms = await latency(sides, args.pairs)
         figures = _latency_figures(turn_ms, bare_ms)
+        # What the platform's web process spends per turn, whatever else loads the machine.
+        figures["web_cpu_ms_per_turn"] = (cpu_seconds(web) - web_before) * 1000 / len(turn_ms)
         for load, first in ((10, 100_000), (50, 200_000)):
             senders = [wa_id(first + n) for n in range(load)]
             on_clinic = await throughput(sides.clinic, senders, args.turns)
@@ -338,7 +372,10 @@ def whatsapp_env(provider: FakeProvider) -> dict[str, str]:
 
 def report(figures: dict[str, float], seconds: float) -> None:
     for name, value in figures.items():
-        shown = f"{value:.2f}" if "ratio" in name or "per_s" in name else f"{value:.0f}"
+        if "ratio" in name or "per_s" in name:
+            shown = f"{value:.2f}"
+        else:
+            shown = f"{value:.1f}" if "cpu" in name else f"{value:.0f}"
         print(f"{name}: {shown}")
     print(f"bench_seconds: {seconds:.0f}")
 

@@ -15,15 +15,16 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import AssistantUnavailable, Context
 from core.events import BOT_HANDOFF, message_event
-from messaging.history import latest_conversation, record_outbound
+from messaging import history
+from messaging.history import Reply, latest_conversation, record_answer, record_outbound
 from messaging.outbound import deliver
 from messaging.redaction import NAME, address, patient_name_words, redact
 from messaging.verification import send_code
@@ -205,10 +206,11 @@ async def answer(
     past this point — then delivered, and what the actions asked is carried out. False when
     the message had already been answered."""
     async with ctx.db.session() as session:
-        if not await _mark_processed(session, message.id):
-            return False
-        conversation = await session.get_one(Conversation, message.conversation_id)
-        recorded = await _record(session, conversation, replies, author_kind)
+        drafts = [await _draft(session, message.patient_id, reply) for reply in _said(replies)]
+        answered = await record_answer(session, message, drafts, author_kind)
+    if answered is None:
+        return False
+    conversation, recorded = answered
     await _deliver(ctx, recorded, identity, conversation)
     await _carry_out(ctx, message.patient_id, conversation, replies)
     return True
@@ -234,19 +236,30 @@ async def _record(
     replies: Sequence[BotMessage],
     author_kind: AuthorKind,
 ) -> list[Message]:
-    return [
-        await record_outbound(
+    recorded = []
+    for reply in _said(replies):
+        draft = await _draft(session, conversation.patient_id, reply)
+        message = await record_outbound(
             session,
             conversation,
-            text=await address(session, conversation.patient_id, reply.text),
+            text=draft.text,
             author_kind=author_kind,
-            buttons=reply.buttons,
+            buttons=draft.buttons,
             claimed=True,
-            expects=_expected(reply),
+            expects=draft.expects,
         )
-        for reply in replies
-        if reply.text or reply.buttons
-    ]
+        recorded.append(message)
+    return recorded
+
+
+def _said(replies: Sequence[BotMessage]) -> list[BotMessage]:
+    """The bot's messages that say something to the patient (not only ask the platform)."""
+    return [reply for reply in replies if reply.text or reply.buttons]
+
+
+async def _draft(session: AsyncSession, patient_id: int, reply: BotMessage) -> Reply:
+    text = await address(session, patient_id, reply.text)
+    return Reply(text, reply.buttons, _expected(reply))
 
 
 def _expected(reply: BotMessage) -> str | None:
@@ -268,21 +281,7 @@ async def _deliver(
 async def mark_processed(ctx: Context, message_id: int) -> None:
     """A message that needs no answer (a person serves the patient) is done."""
     async with ctx.db.session() as session:
-        await _mark_processed(session, message_id)
-
-
-async def _mark_processed(session: AsyncSession, message_id: int) -> bool:
-    # An UPDATE's result is a CursorResult, which counts the rows it matched.
-    result = cast(
-        CursorResult[Any],
-        await session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.processed_at.is_(None))
-            .values(processed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    return result.rowcount == 1
+        await history.mark_processed(session, message_id, utcnow())
 
 
 async def _carry_out(

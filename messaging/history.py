@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
@@ -114,10 +126,40 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
     insert and two updates, written as statements (no unit of work to flush); a new person,
     a new alias or phone, or no open conversation goes through the full resolution first."""
     identity, conversation, person_elsewhere = await _thread(session, inbound)
+    return await _insert_inbound(session, inbound, identity, conversation, person_elsewhere)
+
+
+async def record_at_once(session: AsyncSession, inbound: Inbound) -> Recorded | None:
+    """`record_inbound` of a known person's message that brings nothing new to an open
+    conversation, on PostgreSQL, where it is one read and one statement: the session may
+    then commit each on its own (autocommit: no BEGIN and COMMIT round trips), since the one
+    statement that writes is atomic. None, having written nothing, when recording needs more
+    (then `record_inbound`, in a transaction)."""
+    if (await session.connection()).dialect.name != "postgresql":
+        return None  # elsewhere it takes three statements: a transaction
+    known = await _known_thread(session, inbound)
+    if known is None:
+        return None
+    identity, open_one, person_elsewhere = known
+    if open_one is None or _news(identity, inbound):
+        return None
+    return await _insert_inbound(session, inbound, identity, open_one, person_elsewhere)
+
+
+async def _insert_inbound(
+    session: AsyncSession,
+    inbound: Inbound,
+    identity: ChannelIdentity,
+    conversation: Conversation,
+    person_elsewhere: bool | None,
+) -> Recorded:
     now = utcnow()
     done = inbound.automatic or conversation.owner != Owner.BOT
     values: dict[str, Any] = {
-        **_INBOUND_DEFAULTS,
+        **_column_defaults(_messages),
+        "direction": Direction.INBOUND,
+        "author_kind": AuthorKind.PATIENT,
+        "delivery_status": DeliveryStatus.RECEIVED,
         "conversation_id": conversation.id,
         "patient_id": identity.patient_id,
         "channel": inbound.channel,
@@ -135,28 +177,33 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
     if connection.dialect.name == "postgresql":  # the three writes in one round trip
         message_id = (await connection.execute(_RECORD_AT_ONCE, parameters)).scalar_one()
     else:
-        message_id = (await connection.execute(_INSERT_INBOUND, parameters)).scalar_one()
+        message_id = (await connection.execute(_INSERT_MESSAGE, parameters)).scalar_one()
         await connection.execute(_TOUCH_IDENTITY, touched)
         await connection.execute(_TOUCH_CONVERSATION, touched)
     # What the statements wrote, on the objects the caller gets (as if loaded so).
     set_committed_value(identity, "last_inbound_at", now)
     set_committed_value(conversation, "last_message_at", now)
+    return Recorded(_as_loaded(message_id, values), conversation, identity, person_elsewhere)
+
+
+def _as_loaded(message_id: int, values: dict[str, Any]) -> Message:
+    """The message a statement inserted, as if loaded (detached, every attribute set)."""
     message = Message(id=message_id, **values)
     make_transient_to_detached(message)
-    return Recorded(message, conversation, identity, person_elsewhere)
+    return message
 
 
 # Built once (Core, on the tables): building a statement costs more than running it cached.
 _messages, _identities, _conversations = (
     cast(Table, model.__table__) for model in (Message, ChannelIdentity, Conversation)
 )
-_INSERT_INBOUND = (
+_INSERT_MESSAGE = (
     insert(_messages)
     .values(
         {
             column: bindparam(f"new_{column.key}", type_=column.type)
             for column in _messages.c
-            if column.key != "id"
+            if not column.primary_key
         }
     )
     .returning(_messages.c.id)
@@ -172,31 +219,39 @@ _TOUCH_CONVERSATION = (
     .values(last_message_at=bindparam("now"))
 )
 
+_MARK_PROCESSED = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"), _messages.c.processed_at.is_(None))
+    .values(processed_at=bindparam("processed_at_now"))
+)
+
+# The conversation an answer goes to, as it is now, its last message time moved to `now`
+# unless that is None (the answer says nothing to the patient).
+_TOUCH_AND_READ_CONVERSATION = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"))
+    .values(last_message_at=func.coalesce(bindparam("now"), Conversation.last_message_at))
+    .returning(Conversation)
+    .execution_options(synchronize_session=False)
+)
+
 # PostgreSQL runs data-modifying CTEs: the insert and both updates as one statement.
-_RECORD_AT_ONCE = select(_INSERT_INBOUND.cte("recorded").c.id).add_cte(
+_RECORD_AT_ONCE = select(_INSERT_MESSAGE.cte("recorded").c.id).add_cte(
     _TOUCH_IDENTITY.cte("identity_touched"), _TOUCH_CONVERSATION.cte("conversation_touched")
 )
 
-# Every column of an inbound message that `record_inbound` does not take from the message, so
-# that the object it returns has each attribute set.
-_INBOUND_DEFAULTS: dict[str, Any] = {
-    "direction": Direction.INBOUND,
-    "author_kind": AuthorKind.PATIENT,
-    "author_id": None,
-    "buttons": [],
-    "expects": None,
-    "template": None,
-    "internal": False,
-    "sealed": False,
-    "delivery_status": DeliveryStatus.RECEIVED,
-    "error": None,
-    "attempts": 0,
-    "parts_sent": 0,
-    "retry_not_before": None,
-    "sent_at": None,
-    "delivered_at": None,
-    "read_at": None,
-}
+
+def _column_defaults(table: Table) -> dict[str, Any]:
+    """Every column but the key with its default (None when it has none), evaluated now: a
+    statement that binds each column, and an object with each attribute set, whatever
+    columns the table has."""
+    return {column.key: _default(column.default) for column in table.c if not column.primary_key}
+
+
+def _default(default: Any) -> Any:
+    if default is None:
+        return None
+    return default.arg(None) if default.is_callable else default.arg
 
 
 async def _thread(
@@ -244,12 +299,9 @@ def _news(identity: ChannelIdentity, inbound: Inbound) -> bool:
     return any(known.get(key) != value for key, value in new.items())
 
 
-async def _known_thread(
-    session: AsyncSession, inbound: Inbound
-) -> tuple[ChannelIdentity, Conversation | None, bool] | None:
-    """The identity the message comes from, its open conversation (if any) and whether its
-    patient is with (or waiting for) a person on another conversation, in one query; None
-    for someone never seen on this channel."""
+def _known_thread_query() -> Select[ChannelIdentity, Conversation, bool]:
+    """`_known_thread`'s query but for which identity: built once, since building it (an
+    alias of a table makes a copy of each column) costs more than running it."""
     other = aliased(Conversation)
     with_a_person_elsewhere = (
         select(other.id)
@@ -261,7 +313,7 @@ async def _known_thread(
         )
         .exists()
     )
-    query = (
+    return (
         select(ChannelIdentity, Conversation, with_a_person_elsewhere)
         .outerjoin(
             Conversation,
@@ -270,9 +322,22 @@ async def _known_thread(
                 Conversation.status == ConversationStatus.OPEN,
             ),
         )
-        .where(identity_matches(inbound.channel, inbound.external_user_id, inbound.aliases))
         .order_by(ChannelIdentity.id, Conversation.id.desc())
         .limit(1)
+    )
+
+
+_KNOWN_THREAD = _known_thread_query()
+
+
+async def _known_thread(
+    session: AsyncSession, inbound: Inbound
+) -> tuple[ChannelIdentity, Conversation | None, bool] | None:
+    """The identity the message comes from, its open conversation (if any) and whether its
+    patient is with (or waiting for) a person on another conversation, in one query; None
+    for someone never seen on this channel."""
+    query = _KNOWN_THREAD.where(
+        identity_matches(inbound.channel, inbound.external_user_id, inbound.aliases)
     )
     row = (await session.execute(query)).first()
     if row is None:
@@ -302,29 +367,103 @@ async def record_outbound(
     A bot question `expects` what it asks for (`messaging.redaction`)."""
     now = utcnow()
     message = Message(
-        conversation_id=conversation.id,
-        patient_id=conversation.patient_id,
-        channel=conversation.channel,
-        direction=Direction.OUTBOUND,
-        author_kind=author_kind,
-        author_id=author_id,
-        text=text,
-        buttons=buttons or [],
-        attachments=attachments or [],
-        template=template,
-        internal=internal,
-        sealed=sealed,
-        expects=expects,
-        delivery_status=DeliveryStatus.SENT if internal else DeliveryStatus.PENDING,
-        sent_at=now if internal else None,
-        created_at=now,
-        attempts=1 if claimed else 0,
+        **_outbound_values(
+            conversation,
+            now,
+            Reply(text, buttons or [], expects),
+            author_kind=author_kind,
+            author_id=author_id,
+            attachments=attachments or [],
+            template=template,
+            internal=internal,
+            sealed=sealed,
+            claimed=claimed,
+        )
     )
     session.add(message)
     if not internal:
         conversation.last_message_at = now
     await session.flush()
     return message
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one message of the clinic's answer says."""
+
+    text: str
+    buttons: list[dict[str, str]]
+    expects: str | None = None
+
+
+def _outbound_values(
+    conversation: Conversation,
+    now: datetime,
+    reply: Reply,
+    *,
+    author_kind: AuthorKind,
+    author_id: int | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    template: dict[str, Any] | None = None,
+    internal: bool = False,
+    sealed: bool = False,
+    claimed: bool = False,
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.id,
+        "patient_id": conversation.patient_id,
+        "channel": conversation.channel,
+        "direction": Direction.OUTBOUND,
+        "author_kind": author_kind,
+        "author_id": author_id,
+        "text": reply.text,
+        "buttons": reply.buttons,
+        "attachments": attachments or [],
+        "template": template,
+        "internal": internal,
+        "sealed": sealed,
+        "expects": reply.expects,
+        "delivery_status": DeliveryStatus.SENT if internal else DeliveryStatus.PENDING,
+        "sent_at": now if internal else None,
+        "created_at": now,
+        "attempts": 1 if claimed else 0,
+    }
+
+
+async def mark_processed(session: AsyncSession, message_id: int, now: datetime) -> bool:
+    """An inbound message is routed; False when it had been already."""
+    # An UPDATE's result is a CursorResult, which counts the rows it matched.
+    marked = cast(
+        CursorResult[Any],
+        await session.execute(_MARK_PROCESSED, {"message_id": message_id, "processed_at_now": now}),
+    )
+    return marked.rowcount == 1
+
+
+async def record_answer(
+    session: AsyncSession, message: Message, replies: Sequence[Reply], author_kind: AuthorKind
+) -> tuple[Conversation, list[Message]] | None:
+    """Mark a patient's message processed and record the clinic's replies to it on its
+    conversation, each with its first delivery attempt taken; None, having written nothing,
+    when the message was processed already (answered by another routing). Statements, not
+    a unit of work: the mark, the conversation touched and read back, one insert per reply.
+    The conversation is returned as it is now (a person may have taken it meanwhile)."""
+    now = utcnow()
+    if not await mark_processed(session, message.id, now):
+        return None
+    touched = {"conversation_id": message.conversation_id, "now": now if replies else None}
+    conversation = (await session.execute(_TOUCH_AND_READ_CONVERSATION, touched)).scalar_one()
+    connection = await session.connection()
+    recorded = []
+    for reply in replies:
+        values = {
+            **_column_defaults(_messages),
+            **_outbound_values(conversation, now, reply, author_kind=author_kind, claimed=True),
+        }
+        parameters = {f"new_{key}": value for key, value in values.items()}
+        message_id = (await connection.execute(_INSERT_MESSAGE, parameters)).scalar_one()
+        recorded.append(_as_loaded(message_id, values))
+    return conversation, recorded
 
 
 def advance_delivery(message: Message, status: DeliveryStatus, at: datetime | None = None) -> bool:

@@ -71,9 +71,17 @@ def create_app(settings: Settings) -> web.Application:
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
     """One line per request without its query string: a provider's handshake carries its
-    verify token there, and no secret goes to a log."""
+    verify token there, and no secret goes to a log. A provider's delivery that was
+    acknowledged is not logged: at hundreds of patient messages a second the lines would
+    cost more than the recording (a refused one is, by the webhook too)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if (
+            request.method == "POST"
+            and request.path.startswith("/webhooks/")
+            and response.status < 300
+        ):
+            return
         self.logger.info(
             "%s %s %s %.1fms", request.method, request.path, response.status, time * 1000
         )

@@ -97,3 +97,13 @@ async def test_a_phone_only_typed_in_a_conversation_never_attracts_that_phones_w
     whatsapp = await patient_message(db, channel="whatsapp", user=phone[1:], phone=phone)
 
     assert whatsapp.message.patient_id != messenger.message.patient_id
+
+
+async def test_a_recorded_message_is_what_its_row_holds_column_by_column(db):
+    await patient_message(db, "oi", user="v9")  # the second message takes the quick path
+    recorded = await patient_message(db, "quero marcar", user="v9")
+
+    async with db.session() as session:
+        row = await session.get_one(Message, recorded.message.id)
+        stored = {c.key: getattr(row, c.key) for c in Message.__table__.columns}
+    assert {c.key: getattr(recorded.message, c.key) for c in Message.__table__.columns} == stored
