@@ -19,8 +19,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from core.contacts import normalize_cpf
 from models import AuthorKind, Conversation, Direction, Doctor, Message, Specialty, User
@@ -147,10 +148,15 @@ def _words(text: str) -> set[str]:
 async def name_words(session: AsyncSession, patient_id: int) -> NameWords:
     """The patient's name words worth hiding: not particles, not common words, not the
     clinic's doctors' and specialties' (a patient named Ana still asks for "a dra Ana")."""
-    patient = await session.get(User, patient_id)
-    clinic_names = select(Doctor.name).union_all(select(Specialty.name))
-    clinic = _words(" ".join((await session.execute(clinic_names)).scalars()))
-    recorded = _words(patient.name or "") if patient is not None else set()
+    # One round trip on every turn: the patient's name beside the clinic's names.
+    names: CompoundSelect[bool, str | None] = union_all(
+        select(literal(True), User.name).where(User.id == patient_id),
+        select(literal(False), Doctor.name),
+        select(literal(False), Specialty.name),
+    )
+    rows = (await session.execute(names)).all()
+    recorded = _words(" ".join(name or "" for is_patient, name in rows if is_patient))
+    clinic = _words(" ".join(name for is_patient, name in rows if not is_patient))
     return frozenset(w for w in recorded if len(w) > 1 and w not in NEVER_A_NAME | clinic)
 
 
