@@ -156,7 +156,7 @@ async def name_words(session: AsyncSession, patient_id: int) -> NameWords:
     )
     rows = (await session.execute(names)).all()
     recorded = _words(" ".join(name or "" for is_patient, name in rows if is_patient))
-    clinic = _words(" ".join(name for is_patient, name in rows if not is_patient))
+    clinic = _words(" ".join(name or "" for is_patient, name in rows if not is_patient))
     return frozenset(w for w in recorded if len(w) > 1 and w not in NEVER_A_NAME | clinic)
 
 
