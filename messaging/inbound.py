@@ -340,12 +340,14 @@ class Inbox:
         sweep, what was recorded before `recorded_before`. One replica sweeps at a time;
         a patient whose lock is held is left to its holder (or the next sweep). The
         assistant is told it may have seen these already. Returns how many it routed."""
-        async with self.ctx.db.locks.try_hold(SWEEP_LOCK) as mine:
+        # Connections of its own: the sweep never waits for one behind live turns.
+        locks = self.ctx.db.locks.set_apart(SWEEP_LOCK)
+        async with locks.try_hold(SWEEP_LOCK) as mine:
             if not mine:
                 return 0
             routed = 0
             for patient_id, newest, count in await self._unrouted_by_patient(recorded_before):
-                async with self.ctx.db.locks.try_hold(PATIENT_TURN_LOCK, patient_id) as free:
+                async with locks.try_hold(PATIENT_TURN_LOCK, patient_id) as free:
                     if not free:
                         continue
                     routed += count
