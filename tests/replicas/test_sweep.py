@@ -5,7 +5,8 @@ its lock connections, and never while a live turn of the same patient is in flig
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from itertools import count
 
@@ -100,10 +101,15 @@ async def live_turn(
     recorded = await inbox.accept(from_patient(phone, words))
     assert recorded is not None
     patient = recorded.message.patient_id
-    async with asyncio.timeout(5):
-        while not assistant.in_flight[patient]:
-            await asyncio.sleep(0.02)
+    await until(lambda: assistant.in_flight[patient] == 1)
     return patient
+
+
+async def until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
 
 
 def replies_to(whatsapp: RecordingSender, phone: str) -> list[str]:
