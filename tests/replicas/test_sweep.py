@@ -158,3 +158,19 @@ async def test_the_sweep_leaves_a_patient_whose_live_turn_is_in_flight_to_that_t
     assert assistant.most_in_flight[patient] == 1
     assert replies_to(whatsapp, phone) == ["eco: antes", "eco: depois"]
     assert await unrouted(survivor) == []
+
+
+async def test_a_replay_stuck_in_the_assistant_does_not_hold_up_the_other_patients_replays(
+    survivor, assistant, whatsapp, stuck
+):
+    await left_by_a_dead_replica(survivor, "5511980002300", "demorada")
+    await left_by_a_dead_replica(survivor, "5511980002301", "rápida")
+    stuck.append(assistant.stalls.setdefault("demorada", asyncio.Event()))
+
+    sweep = asyncio.create_task(survivor.replay_unprocessed(utcnow() - Inbox.replay_after))
+    await until(lambda: replies_to(whatsapp, "5511980002301") == ["eco: rápida"])
+    assert not sweep.done()
+    stuck[-1].set()
+
+    assert await sweep == 2
+    assert replies_to(whatsapp, "5511980002300") == ["eco: demorada"]
