@@ -10,6 +10,7 @@ sees the same counts, and each step is one atomic script.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from abc import ABC, abstractmethod
@@ -35,21 +36,55 @@ class RateLimits(ABC):
     async def clear(self, key: str) -> None:
         """Forget the attempts on `key` (a successful login, a lock lifted by an admin)."""
 
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._blocks: dict[str, _Block] = {}
+        self._refilling: dict[str, asyncio.Lock] = {}  # one refill of a key's block at a time
+
     @abstractmethod
-    async def pace(self, key: str, per_second: float) -> float:
-        """Reserve the next send slot on `key`, sends spaced 1/`per_second` apart: the
-        seconds to wait before sending (0.0 when the slot is now)."""
+    async def pace(self, key: str, per_second: float, slots: int = 1) -> float:
+        """Reserve the next `slots` send slots on `key`, sends spaced 1/`per_second` apart:
+        the seconds to wait before the first (0.0 when it is now)."""
+
+    async def pace_in_blocks(self, key: str, per_second: float, block: int) -> float:
+        """Like `pace`, but this process reserves `block` slots at a time and hands them out
+        in order, one call to the shared store per block instead of per send. Slots whose time
+        passed unused are given up (the next send reserves a new block), so a lull never lets
+        a burst through; a process that stops leaves at most a block's gap in the pace."""
+        async with self._refilling.setdefault(key, asyncio.Lock()):
+            current = self._blocks.get(key)
+            spacing = 1.0 / per_second
+            if current is None or not current.left or current.next_at < self._clock() - spacing:
+                wait = await self.pace(key, per_second, block)
+                current = self._blocks[key] = _Block(self._clock() + wait, block, spacing)
+            slot = current.take()
+        return max(0.0, slot - self._clock())
 
     @abstractmethod
     async def close(self) -> None:
         """Release the connection, if any."""
 
 
+class _Block:
+    """Send slots this process reserved in one go: `left` of them, the next at `next_at`
+    (monotonic clock), `spacing` seconds apart."""
+
+    def __init__(self, next_at: float, left: int, spacing: float) -> None:
+        self.next_at, self.left, self.spacing = next_at, left, spacing
+
+    def take(self) -> float:
+        """The next slot's time."""
+        slot = self.next_at
+        self.next_at += self.spacing
+        self.left -= 1
+        return slot
+
+
 class LocalLimits(RateLimits):
     """Counts in this process's memory: right while one process of each kind runs."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+        super().__init__(clock)
         self._windows: dict[str, tuple[int, float]] = {}
         self._next_slot: dict[str, float] = {}
 
@@ -75,10 +110,10 @@ class LocalLimits(RateLimits):
     async def clear(self, key: str) -> None:
         self._windows.pop(key, None)
 
-    async def pace(self, key: str, per_second: float) -> float:
+    async def pace(self, key: str, per_second: float, slots: int = 1) -> float:
         now = self._clock()
         slot = max(now, self._next_slot.get(key, 0.0))
-        self._next_slot[key] = slot + 1.0 / per_second
+        self._next_slot[key] = slot + slots / per_second
         if len(self._next_slot) > 10_000:  # forget keys whose slots are long past
             self._next_slot = {k: v for k, v in self._next_slot.items() if v > now}
         return slot - now
@@ -93,15 +128,16 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('PTTL', KEYS[1])}
 """
-# KEYS[1] the next free slot (µs, Redis clock); ARGV[1] the spacing in µs. Returns the µs to
-# wait. Redis's own clock, so workers on different machines agree on "now".
+# KEYS[1] the next free slot (µs, Redis clock); ARGV[1] the spacing in µs, ARGV[2] how many
+# slots. Returns the µs to wait for the first. Redis's own clock, so workers on different
+# machines agree on "now".
 _PACE = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
 if slot < now then slot = now end
-local spacing = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], slot + spacing, 'PX', math.ceil(spacing / 1000) + 60000)
+local reserved = tonumber(ARGV[1]) * tonumber(ARGV[2])
+redis.call('SET', KEYS[1], slot + reserved, 'PX', math.ceil(reserved / 1000) + 60000)
 return slot - now
 """
 
@@ -110,6 +146,7 @@ class RedisLimits(RateLimits):
     """Counts in Redis: every replica shares them."""
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self._redis = aioredis.Redis.from_url(url)
         self._hit = self._redis.register_script(_HIT)
         self._pace = self._redis.register_script(_PACE)
@@ -130,9 +167,9 @@ class RedisLimits(RateLimits):
     async def clear(self, key: str) -> None:
         await self._redis.delete(KEY_PREFIX + key)
 
-    async def pace(self, key: str, per_second: float) -> float:
+    async def pace(self, key: str, per_second: float, slots: int = 1) -> float:
         spacing_us = math.ceil(1_000_000 / per_second)
-        wait_us = await self._pace(keys=[KEY_PREFIX + "pace:" + key], args=[spacing_us])
+        wait_us = await self._pace(keys=[KEY_PREFIX + "pace:" + key], args=[spacing_us, slots])
         return int(wait_us) / 1_000_000
 
     async def close(self) -> None:

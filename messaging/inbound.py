@@ -72,6 +72,7 @@ from models import (
     Owner,
     utcnow,
 )
+from models.locks import Locks
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,9 @@ class Inbox:
     # flagged as replays.
     replay_every: float = 10.0
     replay_after: timedelta = timedelta(seconds=20)
+    # A sweep replays this many patients at once: what a killed replica left (all its turns
+    # in flight) is answered within about a sweep and a turn, not one patient after another.
+    replays_at_once: int = 8
 
     def __init__(
         self,
@@ -364,22 +368,32 @@ class Inbox:
         sweep, what was recorded before `recorded_before`. One replica sweeps at a time;
         a patient whose lock is held is left to its holder (or the next sweep). The
         assistant is told it may have seen these already. Returns how many it routed."""
-        async with self.ctx.db.locks.try_hold(SWEEP_LOCK) as mine:
+        # Connections of its own: the sweep never waits for one behind live turns.
+        locks = self.ctx.db.locks.set_apart(SWEEP_LOCK, connections=1 + self.replays_at_once)
+        async with locks.try_hold(SWEEP_LOCK) as mine:
             if not mine:
                 return 0
-            routed = 0
-            for patient_id, newest, count in await self._unrouted_by_patient(recorded_before):
-                async with self.ctx.db.locks.try_hold(PATIENT_TURN_LOCK, patient_id) as free:
-                    if not free:
-                        continue
-                    routed += count
-                    try:
-                        await self._route_in_order(newest, patient_id, None, replay=True)
-                    except Exception as exc:  # e.g. the assistant still down: the next sweep
-                        log_failure(log, exc, "replay of patient %s failed", patient_id)
+            at_once = asyncio.Semaphore(self.replays_at_once)
+            waiting = await self._unrouted_by_patient(recorded_before)
+            replays = (self._replay(locks, at_once, *patient) for patient in waiting)
+            routed = sum(await asyncio.gather(*replays))
             if routed:
                 log.info("replayed %d unrouted inbound messages", routed)
             return routed
+
+    async def _replay(
+        self, locks: Locks, at_once: asyncio.Semaphore, patient_id: int, newest: int, count: int
+    ) -> int:
+        """One patient's share of a sweep, beside up to `replays_at_once` others (in the order
+        they come, so the longest waiting first): how many messages it routed."""
+        async with at_once, locks.try_hold(PATIENT_TURN_LOCK, patient_id) as free:
+            if not free:
+                return 0
+            try:
+                await self._route_in_order(newest, patient_id, None, replay=True)
+            except Exception as exc:  # e.g. the assistant still down: the next sweep
+                log_failure(log, exc, "replay of patient %s failed", patient_id)
+            return count
 
     async def _unrouted_by_patient(
         self, recorded_before: datetime | None

@@ -104,8 +104,10 @@ PACING_MARGIN = 0.03
 # Bulk sends (reminders) first wait on a pace of their own at this share of the cap, then take
 # the lane's next slot like any other send. However many workers send reminders, only those
 # whose bulk slot has come queue on the lane: a patient's live reply waits a slot or two, not
-# behind the whole batch, and keeps 5% of the lane for itself while reminders run.
+# behind the whole batch, and keeps 5% of the lane for itself while reminders run. A process
+# reserves its bulk slots this many at a time (one call to Redis per block, not per send).
 BULK_SHARE = 0.95
+BULK_BLOCK = 8
 
 
 async def deliver(
@@ -157,7 +159,10 @@ async def _wait_for_slot(ctx: Context, lane: str, *, bulk: bool) -> None:
     if not cap:
         return
     if bulk:
-        await asyncio.sleep(await ctx.limits.pace(f"send:{lane}:bulk", cap * BULK_SHARE))
+        bulk_wait = await ctx.limits.pace_in_blocks(
+            f"send:{lane}:bulk", cap * BULK_SHARE, BULK_BLOCK
+        )
+        await asyncio.sleep(bulk_wait)
     await asyncio.sleep(await ctx.limits.pace(f"send:{lane}", cap * (1 - PACING_MARGIN)))
 
 

@@ -17,6 +17,11 @@ holds or waits for the advisory lock.
     async with db.locks.try_hold("job:queue distribution") as mine:
         if mine:
             ...  # nobody else is running it right now; otherwise skip this turn
+
+Work that must not wait behind the process's other holders for a connection (the inbound
+sweep, which replays what a dead replica left, behind the live turns filling the pool) takes
+the same locks from a pool set apart for it: `db.locks.set_apart("inbound: sweep")`. The
+in-process locks are shared, so a key still has one holder (or waiter) per process.
 """
 
 from __future__ import annotations
@@ -78,15 +83,34 @@ class _LocalLocks:
 class Locks:
     """The database's cross-process locks (see the module's docstring)."""
 
-    def __init__(self, async_url: str, *, shared: bool, connections: int = 10) -> None:
+    def __init__(
+        self,
+        async_url: str,
+        *,
+        shared: bool,
+        connections: int = 10,
+        local: _LocalLocks | None = None,
+    ) -> None:
         """`shared` when other processes may use the database at the same time (PostgreSQL);
         at most `connections` locks of this process are held (or waited for) at once, the
         others wait in this process for a free connection."""
         self._url = async_url
         self._shared = shared
         self._connections = connections
-        self._local = _LocalLocks()
+        self._local = local or _LocalLocks()
         self._engine: AsyncEngine | None = None
+        self._apart: dict[str, Locks] = {}
+
+    def set_apart(self, purpose: str, connections: int = 2) -> Locks:
+        """The same locks on a pool of `connections` of their own, one pool per `purpose`
+        (made on first use): its holders never wait for a connection behind the holders and
+        waiters of this pool. The in-process locks are shared with this pool's, so across
+        both a key has one holder per process, and the advisory locks conflict as usual."""
+        if purpose not in self._apart:
+            self._apart[purpose] = Locks(
+                self._url, shared=self._shared, connections=connections, local=self._local
+            )
+        return self._apart[purpose]
 
     def _pool(self) -> AsyncEngine:
         if self._engine is None:
@@ -155,6 +179,8 @@ class Locks:
                     await asyncio.shield(_discard(connection))
 
     async def close(self) -> None:
+        for apart in self._apart.values():
+            await apart.close()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

@@ -53,7 +53,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -438,31 +438,63 @@ class Claimed:
     appointment_id: int
 
 
-async def _claim(
-    ctx: Context, worker: str, now: datetime, lease: timedelta, batch: int
+async def _settle_and_claim(
+    ctx: Context, worker: str, now: datetime, lease: timedelta, *, sent: list[int], wanted: int
 ) -> list[Claimed]:
+    """Mark the rows this worker delivered as sent and claim up to `wanted` more, in one
+    transaction (a commit per reminder, or one to settle and one to claim, would be most of
+    the database work of a paced send)."""
     async with ctx.db.session() as session:
-        query = (
-            select(Reminder.id, Reminder.appointment_id)
-            .where(_due_or_abandoned(now))
-            .order_by(Reminder.due_at, Reminder.id)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-        claimed = [Claimed(*row) for row in (await session.execute(query)).all()]
-        if claimed:
-            await session.execute(
-                update(Reminder)
-                .where(Reminder.id.in_([c.reminder_id for c in claimed]))
-                .values(
-                    status=ReminderStatus.SENDING,
-                    lease_owner=worker,
-                    lease_until=now + lease,
-                    attempts=Reminder.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
+        await _mark_sent(session, sent, now)
+        return await _claim(session, worker, now, lease, wanted)
+
+
+async def _claim(
+    session: AsyncSession, worker: str, now: datetime, lease: timedelta, batch: int
+) -> list[Claimed]:
+    if not batch:
+        return []
+    query = (
+        select(Reminder.id, Reminder.appointment_id)
+        .where(_due_or_abandoned(now))
+        .order_by(Reminder.due_at, Reminder.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = [Claimed(*row) for row in (await session.execute(query)).all()]
+    if claimed:
+        await session.execute(
+            update(Reminder)
+            .where(Reminder.id.in_([c.reminder_id for c in claimed]))
+            .values(
+                status=ReminderStatus.SENDING,
+                lease_owner=worker,
+                lease_until=now + lease,
+                attempts=Reminder.attempts + 1,
             )
+            .execution_options(synchronize_session=False)
+        )
     return claimed
+
+
+async def _mark_sent(session: AsyncSession, reminder_ids: list[int], now: datetime) -> None:
+    """One statement for a batch. The delivery is a fact: it wins even if the lease ran out
+    meanwhile; and if the worker dies before this commits, the next claim sees the message
+    sent and finishes the row (`_finish`, which this does in bulk)."""
+    if not reminder_ids:
+        return
+    await session.execute(
+        update(Reminder)
+        .where(Reminder.id.in_(reminder_ids))
+        .values(
+            status=ReminderStatus.SENT,
+            lease_owner=None,
+            lease_until=None,
+            error=None,
+            sent_at=func.coalesce(Reminder.sent_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _finish(
@@ -612,18 +644,6 @@ async def _prepare(
     return _Delivery(message, identity, conversation, fresh=True)
 
 
-async def _mark_sent(ctx: Context, reminder_ids: list[int], now: datetime) -> None:
-    """One transaction for a batch (a commit per reminder would double the database work).
-    The delivery is a fact: it wins even if the lease ran out meanwhile; and if the worker
-    dies before this, the next claim sees the message sent and finishes the row."""
-    if not reminder_ids:
-        return
-    async with ctx.db.session() as session:
-        query = select(Reminder).where(Reminder.id.in_(reminder_ids)).with_for_update()
-        for reminder in (await session.execute(query)).scalars():
-            _finish(reminder, ReminderStatus.SENT, now)
-
-
 async def _dispatch(
     ctx: Context,
     claimed: Claimed,
@@ -704,7 +724,8 @@ async def dispatch_due(
     """Send every reminder that is due (and take over those whose worker died); returns
     how many rows were claimed. Up to `batch` rows are in flight at a time, and more are
     claimed as soon as half of them are done, so a paced channel never idles between
-    batches; the rows sent are marked in groups of half a batch."""
+    batches; the rows sent are marked in groups of half a batch, in the transaction that
+    claims the next ones."""
     worker = worker_id or default_worker_id()
     clock = clock or utcnow
     in_flight: dict[asyncio.Task[bool], int] = {}
@@ -714,10 +735,13 @@ async def dispatch_due(
     try:
         async with _heartbeat(ctx, worker, clock, lease):
             while True:
-                if more and len(in_flight) <= batch // 2:
-                    wanted = batch - len(in_flight)
-                    fresh = await _claim(ctx, worker, clock(), lease, wanted)
-                    more = len(fresh) == wanted
+                wanted = batch - len(in_flight) if more and len(in_flight) <= batch // 2 else 0
+                if wanted or len(sent) >= batch // 2 or (sent and not in_flight):
+                    fresh = await _settle_and_claim(
+                        ctx, worker, clock(), lease, sent=sent, wanted=wanted
+                    )
+                    sent = []
+                    more = more and len(fresh) == wanted
                     claimed += len(fresh)
                     for row in fresh:
                         task = asyncio.create_task(_dispatch_logged(ctx, row, worker, clock, lease))
@@ -729,9 +753,6 @@ async def dispatch_due(
                     reminder_id = in_flight.pop(task)
                     if task.result():
                         sent.append(reminder_id)
-                if len(sent) >= batch // 2 or not in_flight:
-                    await _mark_sent(ctx, sent, clock())
-                    sent = []
     finally:
         # Stopped (cancelled, or a failure to claim or mark): the rows in flight stay
         # `sending` and are taken over once their lease runs out.
@@ -784,7 +805,8 @@ async def send_now(
     # A person is waiting for this one: it takes the lane's next slot, like a reply.
     claimed = Claimed(reminder_id, appointment_id)
     if await _dispatch(ctx, claimed, worker, clock, LEASE, bulk=False):
-        await _mark_sent(ctx, [reminder_id], clock())
+        async with ctx.db.session() as session:
+            await _mark_sent(session, [reminder_id], clock())
     async with ctx.db.session() as session:
         reminder = await session.get_one(Reminder, reminder_id)
         if reminder.status != ReminderStatus.SENT:

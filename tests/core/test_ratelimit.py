@@ -73,3 +73,32 @@ async def test_redis_counts_are_shared_by_every_replica() -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_slots_taken_in_blocks_by_two_replicas_stay_spaced(limits: RateLimits) -> None:
+    """Two replicas (on Redis; in memory, one process's two callers) each reserving blocks of
+    slots on one key: no two sends closer than the spacing, and none left waiting longer
+    than the reserved slots ahead of it."""
+    other = RedisLimits(REDIS_URL) if isinstance(limits, RedisLimits) else limits
+    key = _key()
+    try:
+        loop = asyncio.get_running_loop()
+        slots = []
+        for _ in range(3):
+            for replica in (limits, other):
+                for _ in range(2):
+                    slots.append(loop.time() + await replica.pace_in_blocks(key, 20, 4))
+    finally:
+        if other is not limits:
+            await other.close()
+    ordered = sorted(slots)
+    assert all(later - earlier > 0.04 for earlier, later in itertools.pairwise(ordered))
+    assert ordered[-1] - ordered[0] < 16 * 0.05
+
+
+async def test_a_block_whose_slots_passed_unused_is_given_up(limits: RateLimits) -> None:
+    key = _key()
+    assert await limits.pace_in_blocks(key, 10, 4) == 0.0
+    await asyncio.sleep(0.5)  # the block's three other slots pass meanwhile
+    assert await limits.pace_in_blocks(key, 10, 4) == 0.0  # not a burst of stale slots
+    assert 0.05 < await limits.pace_in_blocks(key, 10, 4) <= 0.1

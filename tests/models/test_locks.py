@@ -81,3 +81,15 @@ async def test_a_holder_whose_connection_dies_releases_the_lock(db, other):
     # The dead holder's release failed quietly; the lock is free for anyone.
     async with db.locks.try_hold("patient", 2) as taken:
         assert taken
+
+
+async def test_locks_set_apart_are_the_same_locks_on_connections_of_their_own(db, other):
+    apart = db.locks.set_apart("sweep", connections=1)
+    assert db.locks.set_apart("sweep") is apart
+    async with db.locks.hold("patient", 3):
+        async with apart.try_hold("patient", 3) as taken:
+            assert not taken  # held in this process
+        async with peer(db, other).locks.set_apart("sweep").try_hold("patient", 3) as taken:
+            assert not taken  # held by another process
+    async with apart.try_hold("patient", 3) as taken:
+        assert taken

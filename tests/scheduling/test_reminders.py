@@ -284,7 +284,9 @@ async def test_a_cancellation_after_the_worker_claimed_the_reminder_still_wins(
     ctx, agenda, providers
 ):
     appointment = await _booked(ctx, agenda, await make_patient(ctx.db))
-    claimed = await reminders._claim(ctx, "worker-a", DAY_BEFORE, LEASE, 10)
+    claimed = await reminders._settle_and_claim(
+        ctx, "worker-a", DAY_BEFORE, LEASE, sent=[], wanted=10
+    )
     await appointments.cancel(ctx.db, appointment.id, channel="whatsapp", now=NOW)
 
     await reminders._dispatch(ctx, claimed[0], "worker-a", at(DAY_BEFORE), LEASE)
