@@ -85,6 +85,10 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_queue", "owner", "priority", "queued_at"),
         Index("ix_conversations_patient_open", "patient_id", "channel", "status"),
+        # The analytics console filters by these dates and looks for a patient's next handoff.
+        Index("ix_conversations_opened_at", "opened_at"),
+        Index("ix_conversations_handed_off_at", "handed_off_at"),
+        Index("ix_conversations_patient_handed_off", "patient_id", "handed_off_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

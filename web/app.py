@@ -12,6 +12,7 @@ from core.settings import Settings
 from web import (
     account,
     admin,
+    analytics,
     agenda,
     api,
     live,
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     account.setup(app)
     api.setup(app)
+    analytics.setup(app)
     live.setup(app)
     admin.setup(app)
     portal.setup(app)

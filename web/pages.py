@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from core import access
 from core.catalog import CATALOG_PATH
 from web.keys import USER, current_user
 
@@ -36,7 +37,9 @@ async def staff(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    current_user(request)
+    """The analytics console: managers and admins only; anyone else goes back to work."""
+    if not access.is_manager(current_user(request)):
+        raise web.HTTPFound("/staff")
     return render_page("metrics.html")
 
 
