@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -136,6 +137,14 @@ class Message(Base):
         UniqueConstraint("channel", "provider_message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         Index("ix_messages_patient_created", "patient_id", "created_at"),
+        # Each conversation's first human reply, for the analytics console.
+        Index(
+            "ix_messages_attendant_replies",
+            "conversation_id",
+            "id",
+            sqlite_where=text("author_kind = 'attendant' AND internal = 0"),
+            postgresql_where=text("author_kind = 'attendant' AND internal = false"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -24,18 +24,18 @@ __all__ = [
 
 
 async def report(session: AsyncSession, scope: Scope) -> dict[str, Any]:
-    """Every figure of the period, with the previous period's headline figures beside."""
-    previous = scope.of(scope.period.previous())
+    """Every figure of the period (the previous period's come with the series)."""
+    async with service.materialized(session, scope) as handoffs:
+        figures = {
+            "service": await service.summary(session, scope, handoffs),
+            "attendants": await service.per_attendant(session, handoffs),
+            "channels": await service.per_channel(session, scope, handoffs),
+        }
     return {
         "period": scope.period.describe(),
-        "previous_period": previous.period.describe(),
         "filters": scope.filters.describe(),
-        "service": await service.summary(session, scope),
-        "previous_service": await service.summary(session, previous),
-        "attendants": await service.per_attendant(session, scope),
-        "channels": await service.per_channel(session, scope),
+        **figures,
         "appointments": await appointments.summary(session, scope),
-        "previous_appointments": await appointments.summary(session, previous),
         "reminders": await reminders.summary(session, scope),
         "live": await live.now_figures(session, scope.now),
     }
@@ -50,6 +50,8 @@ async def series(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     buckets, earlier = scope.period.buckets(), previous.period.buckets()
     names = sorted(set(current_values) | set(previous_values) | set(SERIES_ZERO))
     return {
+        "period": scope.period.describe(),
+        "previous_period": previous.period.describe(),
         "granularity": "hour" if scope.period.hourly else "day",
         "buckets": buckets,
         "previous_buckets": earlier,
@@ -88,8 +90,10 @@ def _point(values: dict[str, dict[str, float]], name: str, key: str) -> float | 
 
 
 async def _all_series(session: AsyncSession, scope: Scope) -> dict[str, dict[str, float]]:
+    async with service.materialized(session, scope) as handoffs:
+        served = await service.series(session, scope, handoffs)
     return {
-        **await service.series(session, scope),
+        **served,
         **await appointments.series(session, scope),
         **await reminders.series(session, scope),
     }

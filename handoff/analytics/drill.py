@@ -83,7 +83,7 @@ def _handoff_condition(h: Any, figure: str, value: str | None) -> ColumnElement[
 async def _handoffs(
     session: AsyncSession, scope: Scope, figure: str, value: str | None
 ) -> dict[str, Any]:
-    h = service.handoffs(scope)
+    h = service.handoffs(scope).subquery()
     holder = User.__table__.alias("holder")
     query = select(
         h.c.id,

@@ -9,10 +9,17 @@ handoff, not a new one; a repeated handoff request of a waiting conversation cha
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
+    Float,
+    MetaData,
+    Table,
     Integer,
     Select,
     String,
@@ -21,8 +28,10 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    false,
     func,
     literal,
+    literal_column,
     select,
     union_all,
 )
@@ -47,6 +56,9 @@ from models import (
     Message,
     User,
 )
+from models.base import UTCDateTime
+
+_tables = itertools.count()
 
 # A patient handed off again this soon after a resolution means it did not really resolve.
 REOPEN_WINDOW_SECONDS = 72 * 3600
@@ -86,117 +98,142 @@ def opened(scope: Scope) -> Subquery:
     )
 
 
-def _first_event(kinds: tuple[str, ...], column: Any) -> Any:
+def _trail(scope: Scope, conversations: Subquery) -> Subquery:
+    """Per conversation of the period, from its transitions: whether a bot → queue handoff
+    happened, its first assignment and its latest resolution (ids grow with time)."""
+    assigning = HandoffEvent.kind.in_(ASSIGNING_KINDS)
+    resolved = HandoffEvent.kind == HandoffKind.RESOLVED
     return (
-        select(column)
-        .where(HandoffEvent.conversation_id == Conversation.id, HandoffEvent.kind.in_(kinds))
-        .order_by(HandoffEvent.created_at, HandoffEvent.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-def _last_resolver() -> Any:
-    return (
-        select(HandoffEvent.from_attendant_id)
-        .where(
-            HandoffEvent.conversation_id == Conversation.id,
-            HandoffEvent.kind == HandoffKind.RESOLVED,
-        )
-        .order_by(HandoffEvent.created_at.desc(), HandoffEvent.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-def _first_replier() -> Any:
-    return (
-        select(Message.author_id)
-        .where(
-            Message.conversation_id == Conversation.id,
-            Message.author_kind == AuthorKind.ATTENDANT,
-            Message.internal.is_(False),
-        )
-        .order_by(Message.created_at, Message.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-def handoffs(scope: Scope) -> Subquery:
-    """One row per handoff of the period with every per-conversation measure."""
-    period = scope.period
-    later = Conversation.__table__.alias("later")
-    base = (
         select(
-            Conversation.id,
-            Conversation.channel,
-            Conversation.patient_id,
-            func.coalesce(Conversation.handoff_reason, "").label("reason"),
-            Conversation.handed_off_at,
-            Conversation.first_human_reply_at,
-            Conversation.resolved_at,
-            Conversation.csat_score.label("csat"),
-            _first_event(tuple(ASSIGNING_KINDS), HandoffEvent.created_at).label("assigned_at"),
-            _last_resolver().label("resolver_id"),
-            _first_replier().label("replier_id"),
-            exists()
-            .where(
-                later.c.patient_id == Conversation.patient_id,
-                later.c.handed_off_at > Conversation.resolved_at,
-                later.c.handed_off_at
-                <= plus_seconds(scope, Conversation.resolved_at, REOPEN_WINDOW_SECONDS),
-            )
-            .label("reopened"),
+            HandoffEvent.conversation_id.label("id"),
+            func.max(case((HandoffEvent.kind == HandoffKind.HANDOFF, 1), else_=0)).label("handed"),
+            func.min(case((assigning, HandoffEvent.created_at))).label("assigned_at"),
+            func.max(case((resolved, HandoffEvent.id))).label("resolution_id"),
         )
+        .join(conversations, conversations.c.id == HandoffEvent.conversation_id)
+        .group_by(HandoffEvent.conversation_id)
+        .subquery("trail")
+    )
+
+
+def _first_replies(conversations: Subquery) -> Subquery:
+    """Each conversation's first human reply (notes are not replies)."""
+    return (
+        select(Message.conversation_id.label("id"), func.min(Message.id).label("message_id"))
+        .join(conversations, conversations.c.id == Message.conversation_id)
+        # Literals, not parameters: the partial index ix_messages_attendant_replies matches.
+        .where(Message.author_kind == literal_column(f"'{AuthorKind.ATTENDANT}'"))
+        .where(Message.internal == false())
+        .group_by(Message.conversation_id)
+        .subquery("first_replies")
+    )
+
+
+def handoffs(scope: Scope) -> Select[Any]:
+    """One row per handoff of the period with every per-conversation measure (see
+    `HANDOFF_COLUMNS`); set-based joins, so a year costs a few scans, not a probe per row."""
+    period = scope.period
+    conversations = (
+        select(Conversation)
         .where(
             Conversation.handed_off_at >= period.start,
             Conversation.handed_off_at < period.end,
-            exists().where(
-                HandoffEvent.conversation_id == Conversation.id,
-                HandoffEvent.kind == HandoffKind.HANDOFF,
-            ),
             *conversation_clauses(scope.filters),
         )
-        .subquery("base")
+        .subquery("c")
     )
-    frt = seconds_between(scope, base.c.first_human_reply_at, base.c.handed_off_at)
-    waited_so_far = seconds_between(scope, literal(scope.now), base.c.handed_off_at)
-    unanswered = and_(base.c.first_human_reply_at.is_(None), base.c.resolved_at.is_(None))
-    return select(
-        base.c.id,
-        base.c.channel,
-        base.c.reason,
-        base.c.handed_off_at,
-        base.c.resolved_at,
-        base.c.csat,
-        base.c.resolver_id,
-        base.c.replier_id,
-        frt.label("frt"),
-        seconds_between(scope, base.c.assigned_at, base.c.handed_off_at).label("wait"),
-        seconds_between(scope, base.c.resolved_at, base.c.assigned_at).label("handling"),
-        cast(unanswered, Integer).label("unanswered"),
-        cast(base.c.resolved_at.is_not(None), Integer).label("resolved"),
-        cast(and_(base.c.resolved_at.is_not(None), base.c.reopened), Integer).label("reopened"),
-        cast(
-            case(
-                (base.c.first_human_reply_at.is_not(None), frt > scope.sla_seconds),
-                (unanswered, waited_so_far > scope.sla_seconds),
-                else_=False,
-            ),
-            Integer,
-        ).label("breach"),
-    ).subquery("handoffs")
+    c = conversations.c
+    trail = _trail(scope, conversations)
+    replies = _first_replies(conversations)
+    resolution = HandoffEvent.__table__.alias("resolution")
+    reply = Message.__table__.alias("reply")
+    later = Conversation.__table__.alias("later")
+    reopened = exists().where(
+        later.c.patient_id == c.patient_id,
+        later.c.handed_off_at > c.resolved_at,
+        later.c.handed_off_at <= plus_seconds(scope, c.resolved_at, REOPEN_WINDOW_SECONDS),
+    )
+    frt = seconds_between(scope, c.first_human_reply_at, c.handed_off_at)
+    waited_so_far = seconds_between(scope, literal(scope.now), c.handed_off_at)
+    unanswered = and_(c.first_human_reply_at.is_(None), c.resolved_at.is_(None))
+    return (
+        select(
+            c.id,
+            c.channel,
+            func.coalesce(c.handoff_reason, "").label("reason"),
+            c.handed_off_at,
+            c.resolved_at,
+            c.csat_score.label("csat"),
+            resolution.c.from_attendant_id.label("resolver_id"),
+            reply.c.author_id.label("replier_id"),
+            frt.label("frt"),
+            seconds_between(scope, trail.c.assigned_at, c.handed_off_at).label("wait"),
+            seconds_between(scope, c.resolved_at, trail.c.assigned_at).label("handling"),
+            cast(unanswered, Integer).label("unanswered"),
+            cast(c.resolved_at.is_not(None), Integer).label("resolved"),
+            cast(and_(c.resolved_at.is_not(None), reopened), Integer).label("reopened"),
+            cast(
+                case(
+                    (c.first_human_reply_at.is_not(None), frt > scope.sla_seconds),
+                    (unanswered, waited_so_far > scope.sla_seconds),
+                    else_=False,
+                ),
+                Integer,
+            ).label("breach"),
+        )
+        .join(trail, trail.c.id == c.id)
+        .outerjoin(resolution, resolution.c.id == trail.c.resolution_id)
+        .outerjoin(replies, replies.c.id == c.id)
+        .outerjoin(reply, reply.c.id == replies.c.message_id)
+        # A conversation that only joined another's episode (`linked`) is not a handoff.
+        .where(trail.c.handed == 1)
+    )
 
 
-async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
+HANDOFF_TABLE_COLUMNS = (
+    Column("id", Integer),
+    Column("channel", String(24)),
+    Column("reason", String(64)),
+    Column("handed_off_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("csat", Integer),
+    Column("resolver_id", Integer),
+    Column("replier_id", Integer),
+    Column("frt", Float),
+    Column("wait", Float),
+    Column("handling", Float),
+    Column("unanswered", Integer),
+    Column("resolved", Integer),
+    Column("reopened", Integer),
+    Column("breach", Integer),
+)
+
+
+@asynccontextmanager
+async def materialized(session: AsyncSession, scope: Scope) -> AsyncIterator[Table]:
+    """The period's handoffs computed once into a temporary table (this connection's only,
+    dropped after use) that every figure of the request then aggregates."""
+    name = f"analytics_handoffs_{next(_tables)}"
+    table = Table(name, MetaData(), *(col.copy() for col in HANDOFF_TABLE_COLUMNS),
+                  prefixes=["TEMPORARY"])
+    connection = await session.connection()
+    await connection.run_sync(table.create)
+    try:
+        await session.execute(
+            table.insert().from_select([col.name for col in HANDOFF_TABLE_COLUMNS], handoffs(scope))
+        )
+        yield table
+    finally:
+        await connection.run_sync(table.drop)
+
+
+async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, Any]:
     opened_rows = opened(scope)
     conversations, contained = (
         await session.execute(
             select(func.count(), func.coalesce(func.sum(opened_rows.c.contained), 0))
         )
     ).one()
-    h = handoffs(scope)
     totals = (
         await session.execute(
             select(
@@ -249,7 +286,7 @@ async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     }
 
 
-async def _distributions(session: AsyncSession, h: Subquery) -> dict[str, dict[str, Any]]:
+async def _distributions(session: AsyncSession, h: Table) -> dict[str, dict[str, Any]]:
     values = union_all(
         *(
             select(literal(name, String).label("grp"), h.c[name].label("v"))
@@ -260,8 +297,7 @@ async def _distributions(session: AsyncSession, h: Subquery) -> dict[str, dict[s
     return {name: durations(rows.get(name)) for name in ("frt", "wait", "handling")}
 
 
-async def per_channel(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
-    h = handoffs(scope)
+async def per_channel(session: AsyncSession, scope: Scope, h: Table) -> list[dict[str, Any]]:
     opened_rows = opened(scope)
     volume = dict(
         (
@@ -289,10 +325,9 @@ async def per_channel(session: AsyncSession, scope: Scope) -> list[dict[str, Any
     ]
 
 
-async def per_attendant(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
+async def per_attendant(session: AsyncSession, h: Table) -> list[dict[str, Any]]:
     """Handled: conversations given to them; first response by who sent the first reply;
     resolutions and CSAT by who held the conversation when it was resolved."""
-    h = handoffs(scope)
     held = (
         select(
             HandoffEvent.to_attendant_id.label("grp"),
@@ -344,7 +379,7 @@ async def per_attendant(session: AsyncSession, scope: Scope) -> list[dict[str, A
     return sorted(rows, key=lambda row: (row["name"] or "", row["attendant_id"]))
 
 
-def _resolved_by(h: Subquery) -> Select[Any]:
+def _resolved_by(h: Table) -> Select[Any]:
     return (
         select(
             h.c.resolver_id.label("grp"),
@@ -358,7 +393,7 @@ def _resolved_by(h: Subquery) -> Select[Any]:
     )
 
 
-def _grouped(h: Subquery, key: Any) -> Select[Any]:
+def _grouped(h: Table, key: Any) -> Select[Any]:
     return select(
         key.label("grp"),
         func.count().label("handoffs"),
@@ -395,7 +430,7 @@ async def _names(session: AsyncSession, ids: set[int]) -> dict[int, str | None]:
     return {row.id: row.name for row in await session.execute(query)}
 
 
-async def series(session: AsyncSession, scope: Scope) -> dict[str, dict[str, float]]:
+async def series(session: AsyncSession, scope: Scope, h: Table) -> dict[str, dict[str, float]]:
     """Per bucket: conversations, contained, handoffs, mean first response, SLA breaches,
     resolved, reopened and mean CSAT."""
     opened_rows = opened(scope)
@@ -406,7 +441,6 @@ async def series(session: AsyncSession, scope: Scope) -> dict[str, dict[str, flo
     ):
         found.setdefault("conversations", {})[row[0]] = row[1]
         found.setdefault("contained", {})[row[0]] = int(row[2] or 0)
-    h = handoffs(scope)
     day = bucket(scope, h.c.handed_off_at)
     query = select(
         day.label("b"),

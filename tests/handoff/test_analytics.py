@@ -17,13 +17,21 @@ async def week(db) -> Week:
     return await build(db)
 
 
+async def _service(db, figures, sc=None):
+    """`figures` (service.summary, per_channel, per_attendant or series) over the week."""
+    sc = sc or scope(_dialect(db))
+    async with db.session() as session, service.materialized(session, sc) as handoffs:
+        if figures is service.per_attendant:
+            return await figures(session, handoffs)
+        return await figures(session, sc, handoffs)
+
+
 def _dialect(db) -> str:
     return db.engine.dialect.name
 
 
 async def test_service_figures_follow_their_definitions(db, week):
-    async with db.session() as session:
-        figures = await service.summary(session, scope(_dialect(db)))
+    figures = await _service(db, service.summary)
     assert (figures["conversations"], figures["contained"]) == (6, 1)
     assert figures["containment_rate"] == round(1 / 6, 4)
     # A, B, C, D: F joined D's episode (linked) and C's second request changed nothing.
@@ -58,14 +66,12 @@ async def test_service_figures_follow_their_definitions(db, week):
 
 async def test_a_longer_sla_target_counts_fewer_breaches(db, week):
     wide = analytics.Scope(WEEK, analytics.Filters(), _dialect(db), NOW, sla_seconds=1800)
-    async with db.session() as session:
-        figures = await service.summary(session, wide)
+    figures = await _service(db, service.summary, wide)
     assert figures["sla"]["breaches"] == 1  # C only
 
 
 async def test_attendants_get_what_they_did(db, week):
-    async with db.session() as session:
-        rows = await service.per_attendant(session, scope(_dialect(db)))
+    rows = await _service(db, service.per_attendant)
     by = {row["name"]: row for row in rows}
     assert set(by) == {"Ana", "Bruno"}
     ana, bruno = by["Ana"], by["Bruno"]
@@ -79,8 +85,7 @@ async def test_attendants_get_what_they_did(db, week):
 
 
 async def test_channels_split_the_figures(db, week):
-    async with db.session() as session:
-        rows = await service.per_channel(session, scope(_dialect(db)))
+    rows = await _service(db, service.per_channel)
     by = {row["channel"]: row for row in rows}
     assert (by["whatsapp"]["conversations"], by["whatsapp"]["handoffs"]) == (3, 2)
     assert (by["webchat"]["conversations"], by["webchat"]["handoffs"]) == (3, 2)
@@ -89,9 +94,9 @@ async def test_channels_split_the_figures(db, week):
 
 
 async def test_filters_narrow_every_figure(db, week):
+    whatsapp = await _service(db, service.summary, scope(_dialect(db), channel="whatsapp"))
+    bruno = await _service(db, service.summary, scope(_dialect(db), attendant_id=week.bruno))
     async with db.session() as session:
-        whatsapp = await service.summary(session, scope(_dialect(db), channel="whatsapp"))
-        bruno = await service.summary(session, scope(_dialect(db), attendant_id=week.bruno))
         booked = await appointments.summary(session, scope(_dialect(db), channel="portal"))
     assert (whatsapp["conversations"], whatsapp["handoffs"], whatsapp["resolved"]) == (3, 2, 2)
     assert (bruno["conversations"], bruno["handoffs"]) == (3, 2)  # B, D, F; handoffs B, D
@@ -100,10 +105,9 @@ async def test_filters_narrow_every_figure(db, week):
 
 async def test_days_are_sao_paulo_days(db, week):
     """B was handed off at 02:30 UTC on the 3rd: 23:30 of the 2nd in São Paulo."""
-    async with db.session() as session:
-        days = await service.series(session, scope(_dialect(db)))
-        monday = Period(date(2026, 11, 2), date(2026, 11, 2))
-        hours = await service.series(session, scope(_dialect(db), monday))
+    days = await _service(db, service.series)
+    monday = Period(date(2026, 11, 2), date(2026, 11, 2))
+    hours = await _service(db, service.series, scope(_dialect(db), monday))
     assert days["handoffs"] == {"2026-11-02": 2, "2026-11-03": 1, "2026-11-04": 1}
     assert days["conversations"] == {"2026-11-02": 2, "2026-11-03": 1, "2026-11-04": 2, "2026-11-05": 1}
     assert hours["handoffs"] == {"09": 1, "23": 1}

@@ -7,6 +7,7 @@ Revises: 0016
 Create Date: 2026-12-05 20:00:00
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
@@ -26,11 +27,23 @@ INDEXES = [
 ]
 
 
+# Each conversation's first human reply, without reading the patient's and the bot's messages.
+REPLIES = "ix_messages_attendant_replies"
+
+
 def upgrade() -> None:
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns)
+    op.create_index(
+        REPLIES,
+        "messages",
+        ["conversation_id", "id"],
+        sqlite_where=sa.text("author_kind = 'attendant' AND internal = 0"),
+        postgresql_where=sa.text("author_kind = 'attendant' AND internal = false"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(REPLIES, table_name="messages")
     for name, table, _columns in reversed(INDEXES):
         op.drop_index(name, table_name=table)
