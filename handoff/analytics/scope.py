@@ -29,6 +29,10 @@ from core.settings import CLINIC_TIMEZONE
 from handoff.queue import CLINIC_TZ
 
 MAX_PERIOD_DAYS = 366
+# Reports cover the clinic's working life: outside these, a date is a typo (and the previous
+# period of year 1 does not exist).
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2100, 1, 1)
 # First human reply later than this after the handoff is a breach, unless the manager says
 # otherwise for the report.
 DEFAULT_SLA_MINUTES = 15
@@ -47,6 +51,8 @@ class Period:
         first_day = date.fromisoformat(first) if first else last_day - timedelta(days=6)
         if first_day > last_day or (last_day - first_day).days >= MAX_PERIOD_DAYS:
             raise ValueError("bad period")
+        if first_day < EARLIEST_DAY or last_day > LATEST_DAY:
+            raise ValueError("period out of range")
         return cls(first_day, last_day)
 
     @property
