@@ -36,12 +36,12 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from accounts.auth import hash_password  # noqa: E402
-from core.settings import ROOT  # noqa: E402
-from handoff.queue import CLINIC_TZ  # noqa: E402
-from models import utcnow  # noqa: E402
-from models.migrate import upgrade  # noqa: E402
-from tests.clinic import free_port  # noqa: E402
+from accounts.auth import hash_password
+from core.settings import ROOT
+from handoff.queue import CLINIC_TZ
+from models import utcnow
+from models.migrate import upgrade
+from tests.clinic import free_port
 
 ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL",
@@ -213,7 +213,9 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-async def ping_loop(ws: aiohttp.ClientWebSocketResponse, latencies: list[float], stop: asyncio.Event) -> None:
+async def ping_loop(
+    ws: aiohttp.ClientWebSocketResponse, latencies: list[float], stop: asyncio.Event
+) -> None:
     """A ping every PING_EVERY_S, each timed until its pong (the server answers pings from its
     event loop: a loop blocked by a report answers late)."""
     while not stop.is_set():
@@ -317,8 +319,11 @@ def main() -> None:
             "PYTHONPATH": str(ROOT),
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", "processes.web"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "processes.web"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         asyncio.run(wait_for(web_url, process))
         for key, value in asyncio.run(measure(web_url, args.rounds)).items():

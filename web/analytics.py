@@ -112,21 +112,57 @@ def _spread(d: dict[str, Any]) -> list[Any]:
 
 
 def _attendants(r: dict[str, Any]) -> Rows:
-    header = ["atendente", "recebidas", *DURATION_COLUMNS, "fora do prazo", "encerradas",
-              "reabertas", "transferências", "respostas CSAT", "CSAT médio"]
+    header = [
+        "atendente",
+        "recebidas",
+        *DURATION_COLUMNS,
+        "fora do prazo",
+        "encerradas",
+        "reabertas",
+        "transferências",
+        "respostas CSAT",
+        "CSAT médio",
+    ]
     return header, (
-        [a["name"], a["handled"], *_spread(a["first_response"]), a["sla_breaches"],
-         a["resolved"], a["reopened"], a["transfers_out"], a["csat_responses"], a["csat_mean"]]
+        [
+            a["name"],
+            a["handled"],
+            *_spread(a["first_response"]),
+            a["sla_breaches"],
+            a["resolved"],
+            a["reopened"],
+            a["transfers_out"],
+            a["csat_responses"],
+            a["csat_mean"],
+        ]
         for a in r["attendants"]
     )
 
 
 def _channels(r: dict[str, Any]) -> Rows:
-    header = ["canal", "conversas", "encaminhadas", *DURATION_COLUMNS, "fora do prazo",
-              "encerradas", "reabertas", "respostas CSAT", "CSAT médio"]
+    header = [
+        "canal",
+        "conversas",
+        "encaminhadas",
+        *DURATION_COLUMNS,
+        "fora do prazo",
+        "encerradas",
+        "reabertas",
+        "respostas CSAT",
+        "CSAT médio",
+    ]
     return header, (
-        [c["channel"], c["conversations"], c["handoffs"], *_spread(c["first_response"]),
-         c["sla_breaches"], c["resolved"], c["reopened"], c["csat_responses"], c["csat_mean"]]
+        [
+            c["channel"],
+            c["conversations"],
+            c["handoffs"],
+            *_spread(c["first_response"]),
+            c["sla_breaches"],
+            c["resolved"],
+            c["reopened"],
+            c["csat_responses"],
+            c["csat_mean"],
+        ]
         for c in r["channels"]
     )
 
@@ -147,8 +183,15 @@ def _origins(r: dict[str, Any]) -> Rows:
 def _reminders(r: dict[str, Any]) -> Rows:
     header = ["canal", "enviados", "entregues", "lidos", "falharam", "confirmaram", "cancelaram"]
     return header, (
-        [x["channel"], x["sent"], x["delivered"], x["read"], x["failed"], x["confirmed"],
-         x["cancelled"]]
+        [
+            x["channel"],
+            x["sent"],
+            x["delivered"],
+            x["read"],
+            x["failed"],
+            x["confirmed"],
+            x["cancelled"],
+        ]
         for x in r["reminders"]["by_channel"]
     )
 

@@ -12,8 +12,8 @@ from core.settings import Settings
 from web import (
     account,
     admin,
-    analytics,
     agenda,
+    analytics,
     api,
     live,
     openapi,

@@ -109,7 +109,10 @@ def visits(scope: Scope) -> Subquery:
 
 def _booked_as_filtered(scope: Scope) -> ColumnElement[bool]:
     """The appointment was booked through the filtered channel, by the filtered attendant."""
-    clauses = [AppointmentEvent.appointment_id == Appointment.id, AppointmentEvent.from_status.is_(None)]
+    clauses = [
+        AppointmentEvent.appointment_id == Appointment.id,
+        AppointmentEvent.from_status.is_(None),
+    ]
     if scope.filters.channel:
         clauses.append(AppointmentEvent.channel == scope.filters.channel)
     if scope.filters.attendant_id is not None:
@@ -122,17 +125,26 @@ async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     by_origin = [
         {"origin": row.origin, "channel": row.channel, "booked": row.n, "reschedules": row.r}
         for row in await session.execute(
-            select(b.c.origin, b.c.channel, func.count().label("n"), func.sum(b.c.reschedule).label("r"))
+            select(
+                b.c.origin,
+                b.c.channel,
+                func.count().label("n"),
+                func.sum(b.c.reschedule).label("r"),
+            )
             .group_by(b.c.origin, b.c.channel)
             .order_by(b.c.origin, b.c.channel)
         )
     ]
     lead = (
         await session.execute(
-            distribution(select(literal("all", String).label("grp"), b.c.lead.label("v")).subquery())
+            distribution(
+                select(literal("all", String).label("grp"), b.c.lead.label("v")).subquery()
+            )
         )
     ).first()
-    cancelled = (await session.execute(select(func.count()).select_from(cancellations(scope)))).scalar_one()
+    cancelled = (
+        await session.execute(select(func.count()).select_from(cancellations(scope)))
+    ).scalar_one()
     v = visits(scope)
     seen = (
         await session.execute(
@@ -149,8 +161,11 @@ async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     return {
         "booked": booked,
         "by_origin": [
-            {**row, "booked": row["booked"] - int(row["reschedules"] or 0),
-             "reschedules": int(row["reschedules"] or 0)}
+            {
+                **row,
+                "booked": row["booked"] - int(row["reschedules"] or 0),
+                "reschedules": int(row["reschedules"] or 0),
+            }
             for row in by_origin
         ],
         "reschedules": reschedules,

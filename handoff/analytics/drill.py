@@ -49,7 +49,7 @@ async def _count_and_rows(session: AsyncSession, query: Select[Any]) -> tuple[in
     rows = query.subquery()
     total = (await session.execute(select(func.count()).select_from(rows))).scalar_one()
     found = (await session.execute(select(rows).order_by(rows.c.at.desc()).limit(LIMIT))).all()
-    return total, found
+    return total, list(found)
 
 
 async def _opened(session: AsyncSession, scope: Scope, contained: bool) -> dict[str, Any]:

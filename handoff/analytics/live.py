@@ -36,4 +36,3 @@ async def now_figures(session: AsyncSession, now: datetime) -> dict[str, Any]:
         "longest_wait_seconds": longest,
         "attendants": {str(p): presence.get(p, 0) for p in Presence},
     }
-

@@ -14,8 +14,14 @@ from sqlalchemy import Integer, Subquery, and_, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.analytics.scope import Scope, bucket
-from models import AppointmentEvent, AppointmentStatus, DeliveryStatus, Message, Reminder
-from models import ReminderStatus
+from models import (
+    AppointmentEvent,
+    AppointmentStatus,
+    DeliveryStatus,
+    Message,
+    Reminder,
+    ReminderStatus,
+)
 
 FIGURES = ("sent", "delivered", "read", "failed", "confirmed", "cancelled")
 
@@ -77,8 +83,11 @@ async def series(session: AsyncSession, scope: Scope) -> dict[str, dict[str, flo
     r = reminders(scope)
     day = bucket(scope, r.c.at)
     found: dict[str, dict[str, float]] = {}
-    query = select(day.label("b"), func.sum(r.c.sent).label("reminders_sent"),
-                   func.sum(r.c.failed).label("reminders_failed")).group_by(day)
+    query = select(
+        day.label("b"),
+        func.sum(r.c.sent).label("reminders_sent"),
+        func.sum(r.c.failed).label("reminders_failed"),
+    ).group_by(day)
     for row in await session.execute(query):
         found.setdefault("reminders_sent", {})[row.b] = int(row.reminders_sent or 0)
         found.setdefault("reminders_failed", {})[row.b] = int(row.reminders_failed or 0)

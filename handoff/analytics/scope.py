@@ -120,7 +120,7 @@ def seconds_between(scope: Scope, later: Any, earlier: Any) -> ColumnElement[flo
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
-def plus_seconds(scope: Scope, moment: Any, seconds: int) -> ColumnElement[Any]:
+def plus_seconds(scope: Scope, moment: ColumnElement[Any], seconds: int) -> ColumnElement[Any]:
     if scope.dialect == "postgresql":
         return moment + literal_column(f"interval '{int(seconds)} seconds'", Interval)
     return func.strftime("%Y-%m-%d %H:%M:%f", moment, f"+{int(seconds)} seconds")

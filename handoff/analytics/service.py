@@ -18,12 +18,12 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Float,
-    MetaData,
-    Table,
     Integer,
+    MetaData,
     Select,
     String,
     Subquery,
+    Table,
     and_,
     case,
     cast,
@@ -214,8 +214,9 @@ async def materialized(session: AsyncSession, scope: Scope) -> AsyncIterator[Tab
     """The period's handoffs computed once into a temporary table (this connection's only,
     dropped after use) that every figure of the request then aggregates."""
     name = f"analytics_handoffs_{next(_tables)}"
-    table = Table(name, MetaData(), *(col.copy() for col in HANDOFF_TABLE_COLUMNS),
-                  prefixes=["TEMPORARY"])
+    table = Table(
+        name, MetaData(), *(col.copy() for col in HANDOFF_TABLE_COLUMNS), prefixes=["TEMPORARY"]
+    )
     connection = await session.connection()
     await connection.run_sync(table.create)
     try:
@@ -248,7 +249,7 @@ async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, An
         )
     ).one()
     times = await _distributions(session, h)
-    csat_counts = dict(
+    csat_counts: dict[int, int] = dict(
         (
             await session.execute(
                 select(h.c.csat, func.count()).where(h.c.csat.is_not(None)).group_by(h.c.csat)
@@ -256,9 +257,9 @@ async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, An
         ).all()
     )
     reasons = await session.execute(
-        select(h.c.reason, func.count().label("n")).group_by(h.c.reason).order_by(
-            func.count().desc(), h.c.reason
-        )
+        select(h.c.reason, func.count().label("n"))
+        .group_by(h.c.reason)
+        .order_by(func.count().desc(), h.c.reason)
     )
     return {
         "conversations": conversations,
@@ -299,7 +300,7 @@ async def _distributions(session: AsyncSession, h: Table) -> dict[str, dict[str,
 
 async def per_channel(session: AsyncSession, scope: Scope, h: Table) -> list[dict[str, Any]]:
     opened_rows = opened(scope)
-    volume = dict(
+    volume: dict[str, int] = dict(
         (
             await session.execute(
                 select(opened_rows.c.channel, func.count()).group_by(opened_rows.c.channel)
@@ -407,8 +408,14 @@ def _grouped(h: Table, key: Any) -> Select[Any]:
 
 def _group_figures(row: Any | None) -> dict[str, Any]:
     if row is None:
-        return {"handoffs": 0, "resolved": 0, "reopened": 0, "sla_breaches": 0,
-                "csat_responses": 0, "csat_mean": None}
+        return {
+            "handoffs": 0,
+            "resolved": 0,
+            "reopened": 0,
+            "sla_breaches": 0,
+            "csat_responses": 0,
+            "csat_mean": None,
+        }
     return {
         "handoffs": row.handoffs,
         "resolved": int(row.resolved or 0),

@@ -5,8 +5,10 @@ export; the page keeps to the Content-Security-Policy."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
@@ -69,7 +71,8 @@ async def test_a_manager_reads_the_week_filters_drills_down_and_exports(browser:
 
         async with page.expect_download() as download:
             await page.locator('[data-csv="canais"]').click()
-        text = open(await (await download.value).path(), encoding="utf-8").read()
+        saved = Path(await (await download.value).path())
+        text = await asyncio.to_thread(saved.read_text, encoding="utf-8")
         rows = list(csv.reader(io.StringIO(text)))
         assert rows[0][:3] == ["canal", "conversas", "encaminhadas"]
         assert [row[:3] for row in rows[1:]] == [["whatsapp", "3", "2"]]

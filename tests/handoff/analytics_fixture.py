@@ -1,4 +1,4 @@
-"""A hand-made week of a clinic (2026-11-02 to 2026-11-08, São Paulo days, UTC−3), with every
+"""A hand-made week of a clinic (2026-11-02 to 2026-11-08, São Paulo days, UTC-3), with every
 moment written out, so the analytics tests can state each figure by hand.
 
 Conversations (times UTC):
@@ -75,7 +75,9 @@ async def build(db: Database) -> Week:
         await session.flush()
         ids = {
             channel: {
-                p.id: ChannelIdentity(channel=channel, external_id=f"{channel}-{p.id}", patient_id=p.id)
+                p.id: ChannelIdentity(
+                    channel=channel, external_id=f"{channel}-{p.id}", patient_id=p.id
+                )
                 for p in patients
             }
             for channel in ("whatsapp", "webchat")
@@ -83,7 +85,9 @@ async def build(db: Database) -> Week:
         session.add_all([i for per in ids.values() for i in per.values()])
         await session.flush()
 
-        def conversation(patient: User, channel: str, opened: datetime, **fields: object) -> Conversation:
+        def conversation(
+            patient: User, channel: str, opened: datetime, **fields: object
+        ) -> Conversation:
             c = Conversation(
                 patient_id=patient.id,
                 channel=channel,
@@ -96,36 +100,91 @@ async def build(db: Database) -> Week:
             return c
 
         p1, p2, p3, p4 = patients
-        a = conversation(p1, "whatsapp", at(11, 2, 11, 58), handed_off_at=at(11, 2, 12),
-                         handoff_reason="pedido_do_paciente", first_human_reply_at=at(11, 2, 12, 2),
-                         resolved_at=at(11, 2, 12, 30), csat_score=5,
-                         status=ConversationStatus.CLOSED)
-        b = conversation(p2, "whatsapp", at(11, 3, 2, 29), handed_off_at=at(11, 3, 2, 30),
-                         handoff_reason="emergencia", first_human_reply_at=at(11, 3, 2, 50),
-                         resolved_at=at(11, 3, 3, 10), csat_score=2,
-                         status=ConversationStatus.CLOSED)
-        c = conversation(p3, "webchat", at(11, 3, 3, 30), handed_off_at=at(11, 3, 3, 30),
-                         handoff_reason="pedido_do_paciente", owner=Owner.QUEUED,
-                         queued_at=at(11, 3, 3, 30))
-        d = conversation(p1, "webchat", at(11, 4, 11, 59), handed_off_at=at(11, 4, 12),
-                         handoff_reason="duvida", first_human_reply_at=at(11, 4, 12, 6),
-                         owner=Owner.ATTENDANT, assigned_attendant_id=bruno.id)
+        a = conversation(
+            p1,
+            "whatsapp",
+            at(11, 2, 11, 58),
+            handed_off_at=at(11, 2, 12),
+            handoff_reason="pedido_do_paciente",
+            first_human_reply_at=at(11, 2, 12, 2),
+            resolved_at=at(11, 2, 12, 30),
+            csat_score=5,
+            status=ConversationStatus.CLOSED,
+        )
+        b = conversation(
+            p2,
+            "whatsapp",
+            at(11, 3, 2, 29),
+            handed_off_at=at(11, 3, 2, 30),
+            handoff_reason="emergencia",
+            first_human_reply_at=at(11, 3, 2, 50),
+            resolved_at=at(11, 3, 3, 10),
+            csat_score=2,
+            status=ConversationStatus.CLOSED,
+        )
+        c = conversation(
+            p3,
+            "webchat",
+            at(11, 3, 3, 30),
+            handed_off_at=at(11, 3, 3, 30),
+            handoff_reason="pedido_do_paciente",
+            owner=Owner.QUEUED,
+            queued_at=at(11, 3, 3, 30),
+        )
+        d = conversation(
+            p1,
+            "webchat",
+            at(11, 4, 11, 59),
+            handed_off_at=at(11, 4, 12),
+            handoff_reason="duvida",
+            first_human_reply_at=at(11, 4, 12, 6),
+            owner=Owner.ATTENDANT,
+            assigned_attendant_id=bruno.id,
+        )
         e = conversation(p4, "webchat", at(11, 5, 15))
-        f = conversation(p1, "whatsapp", at(11, 4, 12, 1), handed_off_at=at(11, 4, 12, 1),
-                         owner=Owner.ATTENDANT, assigned_attendant_id=bruno.id)
+        f = conversation(
+            p1,
+            "whatsapp",
+            at(11, 4, 12, 1),
+            handed_off_at=at(11, 4, 12, 1),
+            owner=Owner.ATTENDANT,
+            assigned_attendant_id=bruno.id,
+        )
         await session.flush()
 
-        def event(conv: Conversation, kind: str, moment: datetime, frm: User | None = None,
-                  to: User | None = None) -> None:
-            session.add(HandoffEvent(conversation_id=conv.id, patient_id=conv.patient_id, kind=kind,
-                                     from_attendant_id=frm.id if frm else None,
-                                     to_attendant_id=to.id if to else None, created_at=moment))
+        def event(
+            conv: Conversation,
+            kind: str,
+            moment: datetime,
+            frm: User | None = None,
+            to: User | None = None,
+        ) -> None:
+            session.add(
+                HandoffEvent(
+                    conversation_id=conv.id,
+                    patient_id=conv.patient_id,
+                    kind=kind,
+                    from_attendant_id=frm.id if frm else None,
+                    to_attendant_id=to.id if to else None,
+                    created_at=moment,
+                )
+            )
 
-        def reply(conv: Conversation, author: User, moment: datetime, internal: bool = False) -> Message:
-            m = Message(conversation_id=conv.id, patient_id=conv.patient_id, channel=conv.channel,
-                        direction=Direction.OUTBOUND, author_kind=AuthorKind.ATTENDANT,
-                        author_id=author.id, text="…", internal=internal,
-                        delivery_status=DeliveryStatus.SENT, created_at=moment)
+        def reply(
+            conv: Conversation, author: User, moment: datetime, internal: bool = False
+        ) -> Message:
+            m = Message(
+                conversation_id=conv.id,
+                patient_id=conv.patient_id,
+                channel=conv.channel,
+                direction=Direction.OUTBOUND,
+                author_kind=AuthorKind.ATTENDANT,
+                author_id=author.id,
+                text="…",
+                internal=internal,
+                delivery_status=DeliveryStatus.SENT,
+                created_at=moment,
+            )
             session.add(m)
             return m
 
@@ -159,17 +218,39 @@ async def build(db: Database) -> Week:
         await session.flush()
         session.add_all(
             [
-                Reminder(appointment_id=visits["p1"], offset_minutes=1440, due_at=at(11, 4, 13),
-                         status=ReminderStatus.SENT, channel="whatsapp", message_id=message.id,
-                         sent_at=at(11, 4, 13)),
-                Reminder(appointment_id=visits["p2"], offset_minutes=1440, due_at=at(11, 5, 14),
-                         status=ReminderStatus.FAILED, channel="telegram"),
-                Reminder(appointment_id=visits["p5"], offset_minutes=1440, due_at=at(11, 6, 10),
-                         status=ReminderStatus.SENT, channel="whatsapp", message_id=delivered.id,
-                         sent_at=at(11, 6, 10)),
+                Reminder(
+                    appointment_id=visits["p1"],
+                    offset_minutes=1440,
+                    due_at=at(11, 4, 13),
+                    status=ReminderStatus.SENT,
+                    channel="whatsapp",
+                    message_id=message.id,
+                    sent_at=at(11, 4, 13),
+                ),
+                Reminder(
+                    appointment_id=visits["p2"],
+                    offset_minutes=1440,
+                    due_at=at(11, 5, 14),
+                    status=ReminderStatus.FAILED,
+                    channel="telegram",
+                ),
+                Reminder(
+                    appointment_id=visits["p5"],
+                    offset_minutes=1440,
+                    due_at=at(11, 6, 10),
+                    status=ReminderStatus.SENT,
+                    channel="whatsapp",
+                    message_id=delivered.id,
+                    sent_at=at(11, 6, 10),
+                ),
                 # Due next week: outside the report.
-                Reminder(appointment_id=visits["p4"], offset_minutes=60, due_at=at(11, 19, 10),
-                         status=ReminderStatus.PENDING, channel="whatsapp"),
+                Reminder(
+                    appointment_id=visits["p4"],
+                    offset_minutes=60,
+                    due_at=at(11, 19, 10),
+                    status=ReminderStatus.PENDING,
+                    channel="whatsapp",
+                ),
             ]
         )
         names = {"A": a, "B": b, "C": c, "D": d, "E": e, "F": f}
@@ -192,27 +273,57 @@ async def _appointments(session, p1: User, p2: User, p3: User, ana: User) -> dic
     session.add(doctor)
     await session.flush()
 
-    def appointment(patient: User, created: datetime, starts: datetime, status: AppointmentStatus,
-                    **fields: object) -> Appointment:
-        a = Appointment(patient_id=patient.id, doctor_id=doctor.id, specialty_id=specialty.id,
-                        starts_at=starts, ends_at=starts.replace(minute=30), status=status,
-                        created_at=created, **fields)
+    def appointment(
+        patient: User,
+        created: datetime,
+        starts: datetime,
+        status: AppointmentStatus,
+        **fields: object,
+    ) -> Appointment:
+        a = Appointment(
+            patient_id=patient.id,
+            doctor_id=doctor.id,
+            specialty_id=specialty.id,
+            starts_at=starts,
+            ends_at=starts.replace(minute=30),
+            status=status,
+            created_at=created,
+            **fields,
+        )
         session.add(a)
         return a
 
-    def event(a: Appointment, frm: str | None, to: str, channel: str, moment: datetime,
-              actor: User | None = None) -> None:
-        session.add(AppointmentEvent(appointment_id=a.id, from_status=frm, to_status=to,
-                                     channel=channel, created_at=moment,
-                                     actor_id=actor.id if actor else None))
+    def event(
+        a: Appointment,
+        frm: str | None,
+        to: str,
+        channel: str,
+        moment: datetime,
+        actor: User | None = None,
+    ) -> None:
+        session.add(
+            AppointmentEvent(
+                appointment_id=a.id,
+                from_status=frm,
+                to_status=to,
+                channel=channel,
+                created_at=moment,
+                actor_id=actor.id if actor else None,
+            )
+        )
 
     first = appointment(p1, at(11, 2, 13), at(11, 5, 13), AppointmentStatus.DONE)
     second = appointment(p2, at(11, 3, 14), at(11, 6, 14), AppointmentStatus.NO_SHOW)
     third = appointment(p3, at(11, 3, 15), at(11, 4, 15), AppointmentStatus.CANCELLED)
     fourth = appointment(p1, at(11, 2, 10), at(11, 20, 10), AppointmentStatus.CANCELLED)
     await session.flush()
-    fifth = appointment(p1, at(11, 4, 10), at(11, 21, 10), AppointmentStatus.SCHEDULED,
-                        rescheduled_from_id=fourth.id)
+    fifth = appointment(
+        p1,
+        at(11, 4, 10),
+        at(11, 21, 10),
+        AppointmentStatus.SCHEDULED,
+        rescheduled_from_id=fourth.id,
+    )
     await session.flush()
     event(first, None, "agendada", "whatsapp", at(11, 2, 13))
     event(first, "agendada", "confirmada", "whatsapp", at(11, 4, 14))

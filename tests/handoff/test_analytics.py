@@ -43,23 +43,34 @@ async def test_service_figures_follow_their_definitions(db, week):
     ]
     # Waits 60, 600, 300 (C's first assignment, before its requeue), 300.
     assert figures["queue_wait"] == {
-        "count": 4, "mean_seconds": 315.0, "p50_seconds": 300.0, "p90_seconds": 600.0
+        "count": 4,
+        "mean_seconds": 315.0,
+        "p50_seconds": 300.0,
+        "p90_seconds": 600.0,
     }
     # First replies 120 (A), 1200 (B: Ana's internal note is no reply), 360 (D); C unanswered.
     assert figures["first_response"] == {
-        "count": 3, "mean_seconds": 560.0, "p50_seconds": 360.0, "p90_seconds": 1200.0,
+        "count": 3,
+        "mean_seconds": 560.0,
+        "p50_seconds": 360.0,
+        "p90_seconds": 1200.0,
         "unanswered": 1,
     }
     # From first assignment to resolution: A 1740, B 1800.
     assert figures["handling_time"] == {
-        "count": 2, "mean_seconds": 1770.0, "p50_seconds": 1740.0, "p90_seconds": 1800.0
+        "count": 2,
+        "mean_seconds": 1770.0,
+        "p50_seconds": 1740.0,
+        "p90_seconds": 1800.0,
     }
     # A's patient came back (D) within 72 h: resolved twice, once for good.
     assert (figures["resolved"], figures["reopened"], figures["resolution_rate"]) == (2, 1, 0.5)
     # B answered after 20 min; C still unanswered long past 15 min.
     assert figures["sla"] == {"target_seconds": 900, "breaches": 2, "breach_rate": 0.5}
     assert figures["csat"] == {
-        "responses": 2, "mean": 3.5, "response_rate": 1.0,
+        "responses": 2,
+        "mean": 3.5,
+        "response_rate": 1.0,
         "distribution": {"1": 0, "2": 1, "3": 0, "4": 0, "5": 1},
     }
 
@@ -109,7 +120,12 @@ async def test_days_are_sao_paulo_days(db, week):
     monday = Period(date(2026, 11, 2), date(2026, 11, 2))
     hours = await _service(db, service.series, scope(_dialect(db), monday))
     assert days["handoffs"] == {"2026-11-02": 2, "2026-11-03": 1, "2026-11-04": 1}
-    assert days["conversations"] == {"2026-11-02": 2, "2026-11-03": 1, "2026-11-04": 2, "2026-11-05": 1}
+    assert days["conversations"] == {
+        "2026-11-02": 2,
+        "2026-11-03": 1,
+        "2026-11-04": 2,
+        "2026-11-05": 1,
+    }
     assert hours["handoffs"] == {"09": 1, "23": 1}
 
 
@@ -141,7 +157,10 @@ async def test_appointment_figures_follow_their_definitions(db, week):
     assert (figures["no_shows"], figures["no_show_rate"]) == (1, 0.5)
     # 1, 3, 3, 17 and 18 days.
     assert figures["lead_time"] == {
-        "count": 5, "mean_seconds": 725760.0, "p50_seconds": 259200.0, "p90_seconds": 1555200.0
+        "count": 5,
+        "mean_seconds": 725760.0,
+        "p50_seconds": 259200.0,
+        "p90_seconds": 1555200.0,
     }
 
 
@@ -149,8 +168,14 @@ async def test_reminder_figures_follow_their_definitions(db, week):
     async with db.session() as session:
         figures = await reminders.summary(session, scope(_dialect(db)))
     totals = {k: figures[k] for k in reminders.FIGURES}
-    assert totals == {"sent": 2, "delivered": 2, "read": 1, "failed": 1, "confirmed": 1,
-                      "cancelled": 0}
+    assert totals == {
+        "sent": 2,
+        "delivered": 2,
+        "read": 1,
+        "failed": 1,
+        "confirmed": 1,
+        "cancelled": 0,
+    }
     assert [row["channel"] for row in figures["by_channel"]] == ["telegram", "whatsapp"]
     assert figures["by_channel"][0]["failed"] == 1
 

@@ -73,8 +73,12 @@ async def test_the_report_reads_its_filters(clients):
     assert status == 200
     assert report["filters"] == {"channel": "whatsapp", "attendant_id": None}
     assert (report["service"]["handoffs"], report["service"]["sla"]["breaches"]) == (2, 0)
-    for bad in ("from=2026-11-09&to=2026-11-02", "channel=Whats App", "sla_minutes=0",
-                "attendant=x"):
+    for bad in (
+        "from=2026-11-09&to=2026-11-02",
+        "channel=Whats App",
+        "sla_minutes=0",
+        "attendant=x",
+    ):
         assert (await _get(manager, f"/api/analytics?{bad}"))[0] == 400, bad
 
 
