@@ -9,7 +9,8 @@ import pytest
 
 import handoff.analytics as analytics
 from handoff.analytics import Period, appointments, drill, live, reminders, service
-from tests.handoff.analytics_fixture import NOW, WEEK, Week, build, scope
+from models import Conversation
+from tests.handoff.analytics_fixture import NOW, WEEK, Week, at, build, scope
 
 
 @pytest.fixture
@@ -202,3 +203,24 @@ async def test_drill_down_lists_what_a_figure_counted(db, week):
     assert [r["conversation_id"] for r in contained["rows"]] == [c["E"]]
     assert [r["appointment_id"] for r in no_shows["rows"]] == [week.appointments["p2"]]
     assert [r["appointment_id"] for r in cancelled["rows"]] == [week.appointments["p3"]]
+
+
+async def test_days_follow_sao_paulo_across_an_old_daylight_saving_change(db, week):
+    """São Paulo moved from UTC-3 to UTC-2 at local midnight on 2018-11-04: 02:30 UTC was the
+    evening of the 3rd; 03:30 UTC, already 01:30 of the 4th."""
+    async with db.session() as session:
+        template = await session.get_one(Conversation, week.conversations["E"])
+        for moment in (at(11, 4, 2, 30), at(11, 4, 3, 30)):
+            moment = moment.replace(year=2018)
+            session.add(
+                Conversation(
+                    patient_id=template.patient_id,
+                    channel=template.channel,
+                    channel_identity_id=template.channel_identity_id,
+                    opened_at=moment,
+                    last_message_at=moment,
+                )
+            )
+    days = Period(date(2018, 11, 1), date(2018, 11, 7))
+    found = await _service(db, service.series, scope(_dialect(db), days))
+    assert found["conversations"] == {"2018-11-03": 1, "2018-11-04": 1}

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import select
 
-from models import Role
+from models import Role, User
 from processes.web import create_app
 from tests.factories import second_factor_optional, staff
 from tests.fakes import RecordingBot
@@ -106,6 +107,16 @@ async def test_every_table_exports_as_csv(clients):
     status, text = await _get(manager, f"/api/analytics/export/lista?{WEEK}&figure=sla_breaches")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 2 and rows[0]["channel"] == "webchat"
+
+
+async def test_exported_text_never_runs_as_a_spreadsheet_formula(server, clients):
+    _, manager = clients
+    async with server.app[CTX].db.session() as session:
+        ana = (await session.execute(select(User).where(User.name == "Ana"))).scalar_one()
+        ana.name = '=HYPERLINK("http://example.com")'
+    status, text = await _get(manager, f"/api/analytics/export/atendentes?{WEEK}")
+    names = [row[0] for row in csv.reader(io.StringIO(text))][1:]
+    assert status == 200 and names == ['\'=HYPERLINK("http://example.com")', "Bruno"]
 
 
 async def test_a_figure_drills_down_to_its_conversations(clients):
