@@ -73,7 +73,8 @@ SEED = [
               'ext-' || n, n, '{}', now()
        FROM generate_series(1001, 21000) n""",
     # opened: spread over the year; handed off: 6 in 10; answered: 19 in 20 of those;
-    # resolved: 9 in 10 of those; CSAT: one resolution in 3.
+    # resolved: 9 in 10 of those; CSAT: one resolution in 3. The unresolved ones of the last
+    # hour are still with their attendant; older ones were closed when they went idle.
     """CREATE TEMP TABLE seed AS
        SELECT n,
               1001 + (n * 7) %% 20000 AS patient,
@@ -91,9 +92,9 @@ SEED = [
        handed_off_at, queued_at, assigned_at, first_human_reply_at, resolved_at, closed_at,
        csat_score, version)
        SELECT s.n, s.patient, i.channel, i.id,
-              CASE WHEN s.handed AND NOT s.resolved THEN 'open' ELSE 'closed' END,
-              CASE WHEN s.handed AND NOT s.resolved THEN 'attendant' ELSE 'bot' END,
-              CASE WHEN s.handed AND NOT s.resolved THEN s.attendant END,
+              CASE WHEN s.held_now THEN 'open' ELSE 'closed' END,
+              CASE WHEN s.held_now THEN 'attendant' ELSE 'bot' END,
+              CASE WHEN s.held_now THEN s.attendant END,
               0,
               CASE WHEN s.handed THEN (ARRAY['pedido_do_paciente', 'emergencia', 'duvida',
                    'fora_do_escopo'])[1 + s.n %% 4] END,
@@ -108,7 +109,9 @@ SEED = [
               s.opened + interval '1 hour',
               CASE WHEN s.handed AND s.resolved AND s.n %% 3 = 0 THEN 1 + s.n %% 5 END,
               0
-       FROM seed s JOIN channel_identities i ON i.id = s.patient - 1000""",
+       FROM (SELECT *, handed AND NOT resolved AND opened > now() - interval '1 hour'
+                    AS held_now FROM seed) s
+       JOIN channel_identities i ON i.id = s.patient - 1000""",
     """INSERT INTO handoff_events (conversation_id, patient_id, kind, from_attendant_id,
        to_attendant_id, details, created_at)
        SELECT c.id, c.patient_id, e.kind, e.from_id, e.to_id, '{}', e.at
@@ -331,7 +334,11 @@ def main() -> None:
     finally:
         if process is not None:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))

@@ -9,7 +9,6 @@ handoff, not a new one; a repeated handoff request of a waiting conversation cha
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,8 +56,6 @@ from models import (
     User,
 )
 from models.base import UTCDateTime
-
-_tables = itertools.count()
 
 # A patient handed off again this soon after a resolution means it did not really resolve.
 REOPEN_WINDOW_SECONDS = 72 * 3600
@@ -213,9 +210,13 @@ HANDOFF_TABLE_COLUMNS = (
 async def materialized(session: AsyncSession, scope: Scope) -> AsyncIterator[Table]:
     """The period's handoffs computed once into a temporary table (this connection's only,
     dropped after use) that every figure of the request then aggregates."""
-    name = f"analytics_handoffs_{next(_tables)}"
+    # One fixed name: temporary tables are per connection, and a stable name keeps the
+    # statements over it in SQLAlchemy's compiled cache.
     table = Table(
-        name, MetaData(), *(col.copy() for col in HANDOFF_TABLE_COLUMNS), prefixes=["TEMPORARY"]
+        "analytics_handoffs",
+        MetaData(),
+        *(col.copy() for col in HANDOFF_TABLE_COLUMNS),
+        prefixes=["TEMPORARY"],
     )
     connection = await session.connection()
     await connection.run_sync(table.create)
