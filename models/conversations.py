@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -85,6 +86,10 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_queue", "owner", "priority", "queued_at"),
         Index("ix_conversations_patient_open", "patient_id", "channel", "status"),
+        # The analytics console filters by these dates and looks for a patient's next handoff.
+        Index("ix_conversations_opened_at", "opened_at"),
+        Index("ix_conversations_handed_off_at", "handed_off_at"),
+        Index("ix_conversations_patient_handed_off", "patient_id", "handed_off_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -132,6 +137,14 @@ class Message(Base):
         UniqueConstraint("channel", "provider_message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
         Index("ix_messages_patient_created", "patient_id", "created_at"),
+        # Each conversation's first human reply, for the analytics console.
+        Index(
+            "ix_messages_attendant_replies",
+            "conversation_id",
+            "id",
+            sqlite_where=text("author_kind = 'attendant' AND internal = 0"),
+            postgresql_where=text("author_kind = 'attendant' AND internal = false"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

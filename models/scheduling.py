@@ -115,6 +115,10 @@ class Appointment(Base):
             sqlite_where=text("reminders_planned_at IS NULL"),
             postgresql_where=text("reminders_planned_at IS NULL"),
         ),
+        # The analytics console: bookings, visits and reschedules by date.
+        Index("ix_appointments_created_at", "created_at"),
+        Index("ix_appointments_starts_at", "starts_at"),
+        Index("ix_appointments_rescheduled_from_id", "rescheduled_from_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -142,6 +146,7 @@ class AppointmentEvent(Base):
     """Every change to an appointment: who made it and through which channel."""
 
     __tablename__ = "appointment_events"
+    __table_args__ = (Index("ix_appointment_events_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     appointment_id: Mapped[int] = mapped_column(
@@ -162,6 +167,7 @@ class Reminder(Base):
     __table_args__ = (
         UniqueConstraint("appointment_id", "offset_minutes"),
         Index("ix_reminders_due", "status", "due_at"),
+        Index("ix_reminders_due_at", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

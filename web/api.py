@@ -24,8 +24,6 @@ from core.audit import AuditAction
 from core.contacts import mask_cpf
 from core.context import Context
 from core.errors import BadRequest, Forbidden, NotFound
-from handoff.metrics import Period, report
-from handoff.queue import CLINIC_TZ
 from handoff.transitions import moves, reception, resolution, talking
 from models import (
     AttendantAction,
@@ -430,21 +428,6 @@ async def canned_responses(request: web.Request) -> web.Response:
     return web.json_response([{"id": r.id, "shortcut": r.shortcut, "text": r.text} for r in rows])
 
 
-async def metrics(request: web.Request) -> web.Response:
-    if not access.is_manager(current_user(request)):
-        raise Forbidden()
-    try:
-        period = Period.parse(
-            request.query.get("from"),
-            request.query.get("to"),
-            utcnow().astimezone(CLINIC_TZ).date(),
-        )
-    except ValueError:
-        raise BadRequest("error.invalid_period") from None
-    async with request.app[CTX].db.session() as session:
-        return web.json_response(await report(session, period))
-
-
 async def set_presence(request: web.Request) -> web.Response:
     body = await read_json(request)
     try:
@@ -473,5 +456,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post(f"{CONVERSATION}/actions", record_action)
     app.router.add_get("/api/attendants", list_attendants)
     app.router.add_get("/api/canned-responses", canned_responses)
-    app.router.add_get("/api/metrics", metrics)
     app.router.add_post("/api/presence", set_presence)

@@ -13,6 +13,7 @@ from web import (
     account,
     admin,
     agenda,
+    analytics,
     api,
     live,
     openapi,
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     account.setup(app)
     api.setup(app)
+    analytics.setup(app)
     live.setup(app)
     admin.setup(app)
     portal.setup(app)

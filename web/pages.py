@@ -6,10 +6,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from core import access
 from core.catalog import CATALOG_PATH
+from core.settings import ROOT
 from web.keys import USER, current_user
 
 STATIC = Path(__file__).with_name("static")
+CHART_JS = ROOT / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
 
 
 def render_page(name: str, **values: str) -> web.Response:
@@ -36,8 +39,16 @@ async def staff(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    current_user(request)
+    """The analytics console: managers and admins only; anyone else goes back to work."""
+    if not access.is_manager(current_user(request)):
+        raise web.HTTPFound("/staff")
     return render_page("metrics.html")
+
+
+async def chart_library(_request: web.Request) -> web.FileResponse:
+    """Chart.js as package-lock.json installed it (never a CDN: the pages' CSP allows only
+    this origin)."""
+    return web.FileResponse(CHART_JS, headers={"Content-Type": "text/javascript"})
 
 
 async def catalog(_request: web.Request) -> web.FileResponse:
@@ -55,4 +66,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/staff/metrics", metrics)
     app.router.add_get("/catalog.json", catalog)
     app.router.add_get("/healthz", health)
+    # Before the static folder, which would otherwise claim the path.
+    app.router.add_get("/static/vendor/chart.umd.min.js", chart_library)
     app.router.add_static("/static/", STATIC)

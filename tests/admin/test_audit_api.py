@@ -134,9 +134,14 @@ STAFF_READS = {
     "/api/slots": None,  # free slots: no patient in them
     "/api/attendants": None,
     "/api/canned-responses": None,
-    "/api/metrics": None,  # counts and durations, no patient named
+    "/api/analytics": None,  # counts and durations, no patient named
+    "/api/analytics/series": None,
+    "/api/analytics/drill": None,  # conversation ids, channels and times: no patient data
+    "/api/analytics/export/{table}": None,
     "/api/openapi.json": None,  # the API's contract, public
 }
+
+QUERIES = {"/api/slots": {"doctor_id": "1"}, "/api/analytics/drill": {"figure": "handoffs"}}
 
 
 def _staff_get_routes(server: TestServer) -> set[str]:
@@ -165,8 +170,8 @@ async def test_every_staff_read_of_patient_data_is_recorded_with_the_address(ser
                 await (await http.ws_connect(path)).close()
                 continue
             owner = recorded.message.patient_id if "patients" in path else recorded.conversation.id
-            query = {"doctor_id": "1"} if path == "/api/slots" else {}
-            async with http.get(path.format(id=owner), params=query) as response:
+            query = QUERIES.get(path, {})
+            async with http.get(path.format(id=owner, table="motivos"), params=query) as response:
                 assert response.status == 200, path
     finally:
         await http.close()

@@ -95,7 +95,7 @@ async def test_a_morning_at_the_reception(clinic, browser):
 
         # The manager's indicators count the morning's handoffs.
         await marta.goto(f"{clinic.settings.web_url}/staff/metrics")
-        await expect(marta.locator("#cards")).to_contain_text("Encaminhadas para a equipe")
+        await expect(marta.locator("#service-cards")).to_contain_text("Encaminhadas para a equipe")
         await expect(marta.locator("#attendants tbody tr", has_text=holder1)).to_be_visible()
     finally:
         for patient in patients:

@@ -4,18 +4,12 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from handoff.metrics import Period, percentile, report
+import handoff.analytics as analytics
+from handoff.analytics import Period
 from handoff.queue import CLINIC_TZ, StaffHours, describe_when, reopens_at
 from handoff.transitions import queueing, resolution, talking
 from models import Conversation, Role, ScheduleException, utcnow
 from tests.factories import patient_message, staff
-
-
-def test_percentiles_use_the_nearest_rank():
-    assert percentile([1, 2, 3, 4], 50) == 2
-    assert percentile([1, 2, 3, 4], 90) == 4
-    assert percentile([7], 90) == 7
-    assert percentile([], 50) is None
 
 
 def test_a_period_is_inclusive_clinic_days_and_refuses_nonsense():
@@ -23,7 +17,17 @@ def test_a_period_is_inclusive_clinic_days_and_refuses_nonsense():
     assert period.start == datetime(2026, 11, 2, tzinfo=CLINIC_TZ)
     assert period.end == datetime(2026, 11, 3, tzinfo=CLINIC_TZ)
     assert Period.parse(None, None, date(2026, 11, 27)).first_day == date(2026, 11, 21)
-    for first, last in [("2026-11-03", "2026-11-02"), ("2024-01-01", "2026-01-01"), ("x", None)]:
+    assert Period.parse("2026-11-02", "2026-11-08", date(2026, 11, 27)).previous() == Period(
+        date(2026, 10, 26), date(2026, 11, 1)
+    )
+    nonsense = [
+        ("2026-11-03", "2026-11-02"),
+        ("2024-01-01", "2026-01-01"),
+        ("x", None),
+        ("0001-01-01", "0001-01-02"),
+        (None, "9999-12-31"),
+    ]
+    for first, last in nonsense:
         with pytest.raises(ValueError):
             Period.parse(first, last, date(2026, 11, 27))
 
@@ -86,6 +90,7 @@ async def test_the_report_measures_from_handoff_and_attributes_to_people(ctx):
     a, b = first.conversation.id, second.conversation.id
     await talking.reply(ctx, a, ana, "Oi!")
     await talking.reply(ctx, b, bruno, "Olá!")
+    await queueing.request_handoff(ctx, b, reason="emergencia")  # asked twice: one handoff
     await resolution.resolve(ctx, a, marta)  # a manager presses the button; Ana held it
     now = utcnow()
     await _backdate(ctx.db, a, handed_off_at=now - timedelta(seconds=100), csat_score=4)
@@ -94,12 +99,20 @@ async def test_the_report_measures_from_handoff_and_attributes_to_people(ctx):
     again = await patient_message(ctx.db, "voltei", user="m-1")
     await queueing.request_handoff(ctx, again.conversation.id, reason="emergencia")
 
+    today = now.astimezone(CLINIC_TZ).date()
+    scope = analytics.Scope(
+        Period(today - timedelta(days=1), today),
+        analytics.Filters(),
+        ctx.db.engine.dialect.name,
+        utcnow(),
+    )
     async with ctx.db.session() as session:
-        today = now.astimezone(CLINIC_TZ).date()
-        figures = await report(session, Period(today - timedelta(days=1), today))
+        report = await analytics.report(session, scope)
+    figures = report["service"]
 
     assert figures["conversations"] == 4
     assert figures["handoffs"] == 3
+    # The second request for B changes its priority, not its reason: still one handoff.
     assert figures["handoff_reasons"] == [
         {"reason": "pedido_do_paciente", "count": 2},
         {"reason": "emergencia", "count": 1},
@@ -108,9 +121,9 @@ async def test_the_report_measures_from_handoff_and_attributes_to_people(ctx):
     assert 99 < figures["first_response"]["p90_seconds"] < 110
     assert figures["first_response"]["unanswered"] == 1
     assert (figures["resolved"], figures["reopened"], figures["resolution_rate"]) == (1, 1, 0.0)
-    assert figures["csat"]["average"] == 4
-    per = {row["name"]: row for row in figures["attendants"]}
+    assert figures["csat"]["mean"] == 4
+    per = {row["name"]: row for row in report["attendants"]}
     assert per[ana.name]["resolved"] == 1
-    assert per[ana.name]["csat"]["average"] == 4
+    assert per[ana.name]["csat_mean"] == 4
     assert per[bruno.name]["first_response"]["count"] == 1
     assert marta.name not in per

@@ -41,6 +41,7 @@ PUBLIC = {
     ("GET", "/webhooks/webchat/widget.css"),
     ("GET", "/webhooks/webchat/ws"),
     ("GET", "/static/app.css"),
+    ("GET", "/static/vendor/chart.umd.min.js"),  # Chart.js as npm installed it, like /static/
 }
 
 

@@ -201,28 +201,6 @@ async def test_no_attendant_can_read_or_act_on_a_colleagues_conversation(
     assert await audit_entries(ctx.db) == []
 
 
-async def test_attendants_cannot_see_metrics_and_managers_can(server):
-    ctx = server.app[CTX]
-    ana = await staff(ctx.db)
-    marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
-    conversation_id = await _assigned_conversation(ctx)
-    await talking.reply(ctx, conversation_id, ana, "Oi!")
-    ana_http, marta_http = await _client(server, ana), await _client(server, marta)
-    try:
-        async with ana_http.get("/api/metrics") as response:
-            assert response.status == 403
-        async with marta_http.get("/api/metrics?from=2020-01-01&to=2019-01-01") as response:
-            assert response.status == 400
-        async with marta_http.get("/api/metrics") as response:
-            report = await response.json()
-    finally:
-        await ana_http.close()
-        await marta_http.close()
-    assert report["handoffs"] == 1
-    assert report["first_response"]["count"] == 1
-    assert [(a["name"], a["conversations"]) for a in report["attendants"]] == [(ana.name, 1)]
-
-
 async def test_the_attendant_list_shows_their_conversations_and_the_queue_with_what_is_waiting(
     server,
 ):

@@ -597,6 +597,9 @@
       $("transfer").textContent = T("staff.reassign");
     }
     renderActionButtons();
+    // The analytics console links a conversation as /staff#conversa=ID: open its transcript.
+    var linked = /^#conversa=(\d+)$/.exec(window.location.hash);
+    if (linked) select(Number(linked[1]));
     api("GET", "/api/canned-responses").then(function (canned) {
       state.canned = canned;
       canned.forEach(function (c) {
