@@ -13,7 +13,7 @@ from accounts.second_factor import open_secret, seal_secret
 from core.settings import Settings
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
