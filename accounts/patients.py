@@ -22,9 +22,9 @@ from core.contacts import normalize_cpf, normalize_email, normalize_phone, phone
 from core.context import Context
 from core.errors import BadRequest, Conflict
 from messaging import verification
-from messaging.identities import create_patient
+from messaging.identities import contact_identities, create_patient
 from messaging.verification import Check
-from models import TokenPurpose, User, utcnow
+from models import PatientProfile, TokenPurpose, User, utcnow
 from models.db import Database
 
 SIGN_UP_CHANNEL = "portal"
@@ -150,7 +150,14 @@ async def verify_email(db: Database, token: str) -> User:
         if patient is None:
             raise InvalidLink()
         patient.email_verified_at = patient.email_verified_at or utcnow()
+        await _join_contacts(session, patient)
     return patient
+
+
+async def _join_contacts(session: AsyncSession, patient: User) -> None:
+    """What the patient proved is a channel identity like any other: mail or messages from
+    it join them, and replies and reminders can reach them there."""
+    await contact_identities(session, patient, await session.get(PatientProfile, patient.id))
 
 
 async def load_patient(db: Database, patient_id: int) -> User:
@@ -222,4 +229,6 @@ async def confirm_phone(ctx: Context, patient_id: int, code: Any) -> User:
         raise BadRequest("error.code_expired")
     if checked.result == Check.ASK_STAFF:
         raise Conflict("error.phone_held_by_account")
+    async with ctx.db.session() as session:
+        await _join_contacts(session, await session.get_one(User, patient_id))
     return await load_patient(ctx.db, patient_id)

@@ -9,7 +9,9 @@ after a booking and sends the due ones (`dispatch_due`); staff send one at once 
 `send_now`, recorded the same way.
 
 Where: the patient's preferred channel first, then `FALLBACK_ORDER`, among the channels the
-patient has an identity on and this process has a Sender for; a channel whose delivery fails
+patient has an identity on and this process has a Sender for — the channels they wrote from,
+and their proved phone (WhatsApp template, SMS) and verified e-mail even if they never wrote
+(`messaging.identities.contact_identities`); a channel whose delivery fails
 passes the reminder to the next one. The message goes into the identity's open conversation
 (a new one if there is none) as a bot message with Confirmar / Remarcar / Cancelar buttons, so
 the patient's tap is trusted and reaches the bot. It carries `template` (the approved WhatsApp
@@ -63,6 +65,7 @@ from core.errors import Conflict
 from core.events import message_event
 from core.logs import log_failure
 from messaging.history import open_conversation, record_outbound
+from messaging.identities import contact_identities
 from messaging.outbound import deliver
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
@@ -543,9 +546,9 @@ async def _prepare(
                 _finish(reminder, ReminderStatus.PENDING, now)
                 reminder.due_at = morning
             return None
-        patient_name, profile = (
+        patient, profile = (
             await session.execute(
-                select(User.name, PatientProfile)
+                select(User, PatientProfile)
                 .outerjoin(PatientProfile, PatientProfile.user_id == User.id)
                 .where(User.id == appointment.patient_id)
             )
@@ -565,19 +568,9 @@ async def _prepare(
             conversation = await session.get_one(Conversation, message.conversation_id)
             identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
             return _Delivery(message, identity, conversation, fresh=False)
-        identities = (
-            (
-                await session.execute(
-                    select(ChannelIdentity).where(
-                        ChannelIdentity.patient_id == appointment.patient_id
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
+        identities = await contact_identities(session, patient, profile)
         candidates = channel_order(
-            profile.preferred_channel if profile else None, list(identities), set(ctx.senders)
+            profile.preferred_channel if profile else None, identities, set(ctx.senders)
         )
         if message is not None:  # it failed: carry on after its channel
             channels = [i.channel for i in candidates]
@@ -592,7 +585,7 @@ async def _prepare(
         clinic = (await session.execute(select(ClinicProfile).limit(1))).scalar_one_or_none()
         content = reminder_content(
             appointment,
-            patient_name=patient_name,
+            patient_name=patient.name,
             doctor_name=doctor_name,
             clinic=clinic,
             channel=identity.channel,
