@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from accounts import patients
 from core import access
+from core.context import Context
 from core.errors import BadRequest, NotFound
-from models import Appointment, Specialty, User, utcnow
+from models import Appointment, Specialty, utcnow
 from models.views import appointment_view, patient_view, slot_view, specialty_view
 from scheduling import appointments
 from scheduling.agenda import CLINIC_TZ, find_slots
@@ -35,24 +36,30 @@ async def portal_page(_request: web.Request) -> web.Response:
     return render_page("portal.html")
 
 
-def _own_view(patient: User) -> dict[str, Any]:
-    return {**patient_view(patient), "phone_verified": patients.phone_proved(patient)}
+async def _own_view(ctx: Context, patient_id: int) -> dict[str, Any]:
+    patient = await patients.load_patient(ctx.db, patient_id)
+    profile = patient.patient_profile
+    return {
+        **patient_view(patient),
+        "phone_verified": patients.phone_proved(patient),
+        "reminders_opt_in": profile.reminders_opt_in if profile else True,
+        "reminder_channels": await patients.reminder_channels(ctx, patient_id),
+    }
 
 
 async def me(request: web.Request) -> web.Response:
-    patient = await patients.load_patient(request.app[CTX].db, current_user(request).id)
-    return web.json_response(_own_view(patient))
+    return web.json_response(await _own_view(request.app[CTX], current_user(request).id))
 
 
 async def update_me(request: web.Request) -> web.Response:
     body = await read_json(request)
-    patient = await patients.update_contact(
-        request.app[CTX].db,
-        current_user(request).id,
-        name=body.get("name"),
-        phone=body.get("phone"),
+    ctx, patient_id = request.app[CTX], current_user(request).id
+    await patients.update_contact(
+        ctx.db, patient_id, name=body.get("name"), phone=body.get("phone")
     )
-    return web.json_response(_own_view(patient))
+    if "preferred_channel" in body:
+        await patients.set_preferred_channel(ctx, patient_id, body["preferred_channel"])
+    return web.json_response(await _own_view(ctx, patient_id))
 
 
 async def send_phone_code(request: web.Request) -> web.Response:
@@ -63,10 +70,9 @@ async def send_phone_code(request: web.Request) -> web.Response:
 
 async def confirm_phone(request: web.Request) -> web.Response:
     body = await read_json(request)
-    patient = await patients.confirm_phone(
-        request.app[CTX], current_user(request).id, body.get("code")
-    )
-    return web.json_response(_own_view(patient))
+    ctx, patient_id = request.app[CTX], current_user(request).id
+    await patients.confirm_phone(ctx, patient_id, body.get("code"))
+    return web.json_response(await _own_view(ctx, patient_id))
 
 
 async def list_appointments(request: web.Request) -> web.Response:

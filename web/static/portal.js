@@ -16,7 +16,41 @@
     $("phone-state").textContent = T(me.phone_verified ? "portal.phone_verified" : "portal.phone_unverified");
     $("phone-send").hidden = !me.phone || me.phone_verified;
     if (me.phone_verified) { $("phone-code-form").hidden = true; }
+    showReminders(me);
   }
+
+  function channelName(channel) {
+    return T(channel === "twilio" ? "portal.channel_sms" : "channel." + channel);
+  }
+
+  function showReminders(me) {
+    var form = $("reminders-form");
+    var select = $("reminder-channel");
+    form.wanted.checked = me.reminders_opt_in;
+    select.innerHTML = "";
+    [""].concat(me.reminder_channels).forEach(function (channel) {
+      var option = document.createElement("option");
+      option.value = channel;
+      option.textContent = channel ? channelName(channel) : T("portal.reminders_any");
+      select.appendChild(option);
+    });
+    select.value = me.reminder_channels.indexOf(me.preferred_channel) >= 0 ? me.preferred_channel : "";
+    $("reminders-unreachable").hidden = me.reminder_channels.length > 0;
+  }
+
+  $("reminders-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    var consent = "/api/portal/consents/lembretes" + (form.wanted.checked ? "" : "/withdraw");
+    api("PATCH", "/api/portal/me", { preferred_channel: form.channel.value || null })
+      .then(function () { return api("POST", consent); })
+      .then(function (consents) { showConsents(consents); return api("GET", "/api/portal/me"); })
+      .then(function (me) {
+        show(me);
+        $("reminders-status").textContent = T(me.reminders_opt_in ? "portal.reminders_saved" : "portal.reminders_stopped");
+      })
+      .catch(function (e) { $("reminders-status").textContent = e.message; });
+  });
 
   function when(iso) {
     return new Date(iso).toLocaleString("pt-BR", {
