@@ -22,7 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = Path(__file__).with_name("heldout_nlu.yml")
-TRAINING = ROOT / "bot" / "data" / "nlu.yml"
+TRAINING = ROOT / "bot" / "data"  # every NLU file in it (nlu.yml, reminders.yml)
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 RASA_ENV = {
     **os.environ,
