@@ -49,7 +49,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -331,6 +331,16 @@ def ics_event(
     return "\r\n".join(_ics_fold(line) for line in lines) + "\r\n"
 
 
+def appointment_ics(
+    appointment: Appointment, doctor_name: str, clinic: ClinicProfile | None, now: datetime
+) -> str:
+    """The appointment's calendar file, at the clinic's address (a reminder by e-mail carries
+    it; the portal offers it for download)."""
+    clinic_name = clinic.name if clinic else t("reminder.clinic_fallback")
+    address = str((clinic.data or {}).get("endereco", "")) if clinic else ""
+    return ics_event(appointment, doctor_name, clinic_name, address, now)
+
+
 @dataclass(frozen=True)
 class ReminderContent:
     text: str
@@ -375,8 +385,7 @@ def reminder_content(
     }
     attachments = []
     if channel == "email":
-        address = str((clinic.data or {}).get("endereco", "")) if clinic else ""
-        content = ics_event(appointment, doctor_name, clinic_name, address, now)
+        content = appointment_ics(appointment, doctor_name, clinic, now)
         attachments.append({"kind": "ics", "filename": "consulta.ics", "content": content})
     return ReminderContent(text, reminder_buttons(appointment.id), template, attachments)
 
@@ -419,6 +428,21 @@ def channel_order(
     order += [c for c in FALLBACK_ORDER if c not in order]
     order += sorted(c for c in by_channel if c not in order)
     return [by_channel[c] for c in order if c in by_channel and c in available]
+
+
+# What a failed reminder says about the patient: nothing could carry it to them.
+_NOWHERE = ("no_channel", "undeliverable")
+
+
+def reached_nowhere(appointment: Appointment, reminders: Sequence[Reminder]) -> bool:
+    """The active appointment's reminders all failed to find a channel that took them (none
+    was sent): the desk should phone the patient."""
+    if appointment.status not in ACTIVE_APPOINTMENT_STATUSES:
+        return False
+    return not any(r.status == ReminderStatus.SENT for r in reminders) and any(
+        r.status == ReminderStatus.FAILED and (r.error or "").split(":")[0] in _NOWHERE
+        for r in reminders
+    )
 
 
 # --- Exactly once --------------------------------------------------------------------------

@@ -5,9 +5,17 @@ desk to phone."""
 from sqlalchemy import select
 
 from core.contacts import phone_match_key
-from models import ChannelIdentity, PatientProfile, Reminder, ReminderStatus, User, utcnow
+from models import (
+    Appointment,
+    ChannelIdentity,
+    PatientProfile,
+    Reminder,
+    ReminderStatus,
+    User,
+    utcnow,
+)
 from scheduling import appointments
-from scheduling.reminders import dispatch_due, plan_reminders
+from scheduling.reminders import dispatch_due, plan_reminders, reached_nowhere
 from tests.factories import clinic_rules
 from tests.scheduling.conftest import make_patient
 from tests.scheduling.test_reminders import DAY_BEFORE, NOW, STARTS, FakeProvider, at
@@ -111,6 +119,29 @@ async def test_a_typed_phone_and_an_unverified_email_are_never_written_to(ctx, a
 
     assert (reminder.status, reminder.error) == (ReminderStatus.FAILED, "no_channel")
     assert all(sender.requests == [] for sender in senders.values())
+    async with ctx.db.session() as session:
+        appointment = await session.get_one(Appointment, reminder.appointment_id)
+        rows = (
+            (
+                await session.execute(
+                    select(Reminder).where(Reminder.appointment_id == appointment.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert reached_nowhere(appointment, rows)  # the staff agenda asks the desk to phone
+
+
+async def test_a_reminder_that_went_out_asks_for_no_call(ctx, agenda):
+    _senders(ctx)
+    patient = await _signed_up(ctx.db, email_verified=True)
+
+    reminder = await _remind(ctx, agenda, patient)
+
+    async with ctx.db.session() as session:
+        appointment = await session.get_one(Appointment, reminder.appointment_id)
+    assert not reached_nowhere(appointment, [reminder])
 
 
 async def test_an_address_another_patient_writes_from_is_not_written_into(ctx, agenda):
