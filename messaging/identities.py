@@ -91,14 +91,14 @@ async def contact_identities(
     for channel, (address, phone) in _proved_contacts(patient, profile).items():
         if channel in known:
             continue
-        identity = await _identity_for(session, patient.id, channel, address, phone)
+        identity = await identity_for(session, patient.id, channel, address, phone)
         if identity is not None:
             identities.append(identity)
     return identities
 
 
-async def _identity_for(
-    session: AsyncSession, patient_id: int, channel: str, address: str, phone: str | None
+async def identity_for(
+    session: AsyncSession, patient_id: int, channel: str, address: str, phone: str | None = None
 ) -> ChannelIdentity | None:
     """The identity on `channel` at `address`, made for the patient when nobody has it;
     None when it is another patient's."""
