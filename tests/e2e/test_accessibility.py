@@ -78,11 +78,11 @@ async def test_booking_and_rescheduling_in_the_portal_from_the_keyboard(
     await expect(booked).to_have_count(1)
     first_time = await booked.locator(".what").text_content()
 
-    await tab_to(page, "#appointments button:text('Confirmar presença')")
+    await tab_to(page, "#appointments button[data-action=confirm]")
     await page.keyboard.press("Enter")
     await expect(page.locator("#appointments")).to_contain_text("confirmada")
 
-    await tab_to(page, "#appointments button:text('Remarcar')")
+    await tab_to(page, "#appointments button[data-action=reschedule]")
     await page.keyboard.press("Enter")
     await expect(page.locator("#rescheduling")).to_be_visible()
     await tab_to(page, "#slot-search button[type=submit]")

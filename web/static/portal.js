@@ -65,9 +65,10 @@
     return when(a.starts_at) + " · " + a.doctor_name + " (" + a.specialty_name + ") · " + T("appointment.status." + a.status);
   }
 
-  function actionButton(label, onClick) {
+  function actionButton(action, label, onClick) {
     var button = document.createElement("button");
     button.type = "button";
+    button.setAttribute("data-action", action);
     button.textContent = T(label);
     button.addEventListener("click", onClick);
     return button;
@@ -88,12 +89,12 @@
     var actions = document.createElement("span");
     actions.className = "actions";
     if (a.status === "agendada") {
-      actions.appendChild(actionButton("portal.confirm", function () {
+      actions.appendChild(actionButton("confirm", "portal.confirm", function () {
         appointmentAction("/api/portal/appointments/" + a.id + "/confirm", "portal.confirmed");
       }));
     }
-    actions.appendChild(actionButton("portal.reschedule", function () { startRescheduling(a); }));
-    actions.appendChild(actionButton("portal.cancel", function () {
+    actions.appendChild(actionButton("reschedule", "portal.reschedule", function () { startRescheduling(a); }));
+    actions.appendChild(actionButton("cancel", "portal.cancel", function () {
       if (!window.confirm(T("portal.cancel_confirm"))) return;
       appointmentAction("/api/portal/appointments/" + a.id + "/cancel", "portal.cancelled");
     }));
