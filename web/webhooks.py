@@ -134,7 +134,7 @@ async def widget_style(_request: web.Request) -> web.FileResponse:
 async def _signed_in_visitor(request: web.Request) -> str | None:
     """The widget visitor id of the patient the portal session logs in (their webchat
     identity made on first use), or None for an anonymous visitor."""
-    user = request[USER]
+    user = request.get(USER)  # set by the auth middleware, which a channel-only app lacks
     if user is None or user.role != Role.PATIENT:
         return None
     visitor_id = patient_visitor_id(user.id)

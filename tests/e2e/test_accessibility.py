@@ -4,8 +4,6 @@ portal stays usable on a 360 px phone and at 200% zoom. In Chromium."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.async_api import Page, expect
 
@@ -18,41 +16,9 @@ from tests.e2e.accessibility import (
     screenshot,
     serious_violations,
 )
-from tests.e2e.conftest import bot_said
-from tests.factories import fresh_cpf
+from tests.e2e.conftest import bot_said, portal_patient, tab_to
 
 pytestmark = pytest.mark.e2e
-
-
-async def tab_to(page: Page, selector: str, *, limit: int = 60) -> None:
-    """Press Tab (only) until the element matching `selector` has the focus."""
-    for _ in range(limit):
-        if await page.evaluate(f"document.activeElement.matches({selector!r})"):
-            return
-        await page.keyboard.press("Tab")
-    raise AssertionError(f"{selector} never got the focus from the keyboard")
-
-
-async def portal_patient(page: Page, clinic, smtp_server, name: str, email: str) -> None:
-    """Sign up, follow the mailed link and log in to the portal, in this page."""
-    base = clinic.settings.web_url
-    await page.goto(f"{base}/cadastro")
-    await page.fill("input[name=name]", name)
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=phone]", "(21) 99876-1111")
-    await page.fill("input[name=cpf]", fresh_cpf())
-    await page.fill("input[name=password]", "senha-secreta-1")
-    await page.check("input[name=consent]")
-    await page.click("button[type=submit]")
-    mail = (await smtp_server.wait_for(email))[-1]
-    token = re.search(r"#token=[\w-]+", mail.get_content()).group(0)
-    await page.goto(f"{base}/verificar-email{token}")
-    await expect(page.locator("#verify-status")).to_contain_text("E-mail confirmado")
-    await page.goto(f"{base}/login")
-    await page.fill("#email", email)
-    await page.fill("#password", "senha-secreta-1")
-    await page.click("button[type=submit]")
-    await expect(page).to_have_url(f"{base}/portal")
 
 
 async def _no_serious_violations(page: Page, where: str) -> None:
