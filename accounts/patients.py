@@ -25,10 +25,11 @@ from core.events import message_event
 from handoff.transitions.queueing import request_handoff
 from messaging import verification
 from messaging.history import open_conversation, record_outbound
-from messaging.identities import create_patient
+from messaging.identities import contact_identities, create_patient
 from messaging.verification import Check, Checked
-from models import AuthorKind, ChannelIdentity, TokenPurpose, User, utcnow
+from models import AuthorKind, ChannelIdentity, PatientProfile, TokenPurpose, User, utcnow
 from models.db import Database
+from scheduling.reminders import channel_order
 
 SIGN_UP_CHANNEL = "portal"
 # The handoff reason (catalog `reason.*`) of a phone proved that another account holds.
@@ -155,7 +156,14 @@ async def verify_email(db: Database, token: str) -> User:
         if patient is None:
             raise InvalidLink()
         patient.email_verified_at = patient.email_verified_at or utcnow()
+        await _join_contacts(session, patient)
     return patient
+
+
+async def _join_contacts(session: AsyncSession, patient: User) -> None:
+    """What the patient proved is a channel identity like any other: mail or messages from
+    it join them, and replies and reminders can reach them there."""
+    await contact_identities(session, patient, await session.get(PatientProfile, patient.id))
 
 
 async def load_patient(db: Database, patient_id: int) -> User:
@@ -166,7 +174,7 @@ async def load_patient(db: Database, patient_id: int) -> User:
 
 async def update_contact(
     db: Database, patient_id: int, *, name: Any = None, phone: Any = None
-) -> User:
+) -> None:
     async with db.session() as session:
         query = (
             select(User)
@@ -185,7 +193,29 @@ async def update_contact(
                 # A new phone is only typed: it matches nothing until proved by its code.
                 patient.patient_profile.phone_match_key = None
             patient.phone_e164 = normalized
-    return patient
+
+
+async def reminder_channels(ctx: Context, patient_id: int) -> list[str]:
+    """The channels a reminder can reach the patient on, in the order they are tried when no
+    preferred one is set: those they wrote from, their proved phone and verified e-mail."""
+    async with ctx.db.session() as session:
+        patient = await session.get_one(User, patient_id)
+        profile = await session.get(PatientProfile, patient_id)
+        identities = await contact_identities(session, patient, profile)
+    return [i.channel for i in channel_order(None, identities, set(ctx.senders))]
+
+
+async def set_preferred_channel(ctx: Context, patient_id: int, channel: Any) -> None:
+    """Reminders go first to `channel`, one the patient can be reached on (None: no
+    preference)."""
+    if channel is not None and channel not in await reminder_channels(ctx, patient_id):
+        raise PatientError("error.channel_unreachable")
+    async with ctx.db.session() as session:
+        profile = await session.get(PatientProfile, patient_id, with_for_update=True)
+        if profile is None:
+            profile = PatientProfile(user_id=patient_id)
+            session.add(profile)
+        profile.preferred_channel = channel
 
 
 def phone_proved(patient: User) -> bool:
@@ -207,7 +237,7 @@ async def send_phone_code(ctx: Context, patient_id: int) -> None:
         raise Conflict("error.code_not_sent")
 
 
-async def confirm_phone(ctx: Context, patient_id: int, code: Any) -> User:
+async def confirm_phone(ctx: Context, patient_id: int, code: Any) -> None:
     """The code the patient typed: the right one in time makes their phone proved."""
     typed = code if isinstance(code, str) else ""
     async with ctx.db.session() as session:
@@ -228,7 +258,8 @@ async def confirm_phone(ctx: Context, patient_id: int, code: Any) -> User:
     if checked.result == Check.ASK_STAFF:
         await _ask_staff_about_phone(ctx, patient_id, checked)
         raise Conflict("error.phone_held_by_account")
-    return await load_patient(ctx.db, patient_id)
+    async with ctx.db.session() as session:
+        await _join_contacts(session, await session.get_one(User, patient_id))
 
 
 async def _ask_staff_about_phone(ctx: Context, patient_id: int, checked: Checked) -> None:

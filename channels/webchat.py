@@ -282,8 +282,19 @@ class WebchatSender:
         return None
 
 
+_PATIENT_VISITOR = "patient-"
+
+
+def patient_visitor_id(patient_id: int) -> str:
+    """The widget's visitor id of a patient logged into the portal: their one conversation
+    from any browser where they are logged in (its channel identity is theirs)."""
+    return f"{_PATIENT_VISITOR}{patient_id}"
+
+
 class WidgetSocket:
-    """One widget connection: hello, then messages, each answered with an ack or an error."""
+    """One widget connection: hello, then messages, each answered with an ack or an error.
+    `signed_in`: the visitor id of the patient the request's portal session logs in; such
+    a socket chats as them whatever token it brings."""
 
     def __init__(
         self,
@@ -293,9 +304,11 @@ class WidgetSocket:
         limits: WidgetLimits,
         db: Database,
         accept: Accept,
+        signed_in: str | None = None,
     ) -> None:
         self.ws, self.sockets, self.tokens, self.db, self.accept = ws, sockets, tokens, db, accept
         self.limits = limits
+        self.signed_in = signed_in
         self.visitor_id: str | None = None
 
     async def serve(self) -> None:
@@ -350,7 +363,11 @@ class WidgetSocket:
     async def _welcome(self, token: str | None) -> None:
         if self.visitor_id is not None:
             await self.sockets.discard(self.visitor_id, self.ws)
-        visitor_id = self.tokens.verify(token)
+        visitor_id = self.signed_in or self.tokens.verify(token)
+        if visitor_id is not None and visitor_id != self.signed_in:
+            # A logged-in patient's token left in a shared browser opens nothing once they
+            # logged out: their conversation takes their session.
+            visitor_id = None if visitor_id.startswith(_PATIENT_VISITOR) else visitor_id
         if visitor_id is None:
             if await self.limits.new_visitor_refused():
                 await self._send_error(None, "rate_limited")

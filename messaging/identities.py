@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels import email, twilio, whatsapp
 from channels.base import UNAUTHENTICATED
 from core.contacts import phone_match_key
 from models import Base, ChannelIdentity, PatientProfile, Role, User
@@ -54,6 +55,67 @@ async def has_verified_contact(session: AsyncSession, patient_id: int) -> bool:
     )
     query = select(or_(verified_email.exists(), proved_phone.exists(), proved_identity.exists()))
     return bool(await session.scalar(query))
+
+
+def phone_address(channel: str, phone: str) -> str:
+    """The channel's id for a phone: WhatsApp's wa_id has no "+"; Twilio's SMS From has."""
+    return phone.removeprefix("+") if channel == whatsapp.CHANNEL else phone
+
+
+def _proved_contacts(
+    patient: User, profile: PatientProfile | None
+) -> dict[str, tuple[str, str | None]]:
+    """(address, proved phone) by channel of what the patient proved at sign-up or since:
+    their phone (its one-time code came back) on WhatsApp and SMS, their e-mail (its link
+    was followed)."""
+    contacts: dict[str, tuple[str, str | None]] = {}
+    phone = patient.phone_e164
+    if phone and profile is not None and profile.phone_match_key == phone_match_key(phone):
+        for channel in (whatsapp.CHANNEL, twilio.CHANNEL):
+            contacts[channel] = (phone_address(channel, phone), phone)
+    if patient.email and patient.email_verified_at is not None:
+        contacts[email.CHANNEL] = (patient.email, None)
+    return contacts
+
+
+async def contact_identities(
+    session: AsyncSession, patient: User, profile: PatientProfile | None
+) -> list[ChannelIdentity]:
+    """The patient's channel identities, with one for each proved contact on a channel they
+    never wrote from (so a reminder or a reply can reach a patient who only signed up, and
+    what they later write from there joins them). An address already known as another
+    patient's is left alone: nobody else's conversation is written into."""
+    query = select(ChannelIdentity).where(ChannelIdentity.patient_id == patient.id)
+    identities = list((await session.execute(query)).scalars())
+    known = {identity.channel for identity in identities}
+    for channel, (address, phone) in _proved_contacts(patient, profile).items():
+        if channel in known:
+            continue
+        identity = await identity_for(session, patient.id, channel, address, phone)
+        if identity is not None:
+            identities.append(identity)
+    return identities
+
+
+async def identity_for(
+    session: AsyncSession, patient_id: int, channel: str, address: str, phone: str | None = None
+) -> ChannelIdentity | None:
+    """The identity on `channel` at `address`, made for the patient when nobody has it;
+    None when it is another patient's."""
+    existing = await _find_identity(session, channel, address, {})
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                existing = ChannelIdentity(
+                    channel=channel,
+                    external_id=address,
+                    patient_id=patient_id,
+                    verified_phone=phone,
+                )
+                session.add(existing)
+        except IntegrityError:  # made at the same moment by an inbound message
+            existing = await _find_identity(session, channel, address, {})
+    return existing if existing is not None and existing.patient_id == patient_id else None
 
 
 async def create_patient(

@@ -56,6 +56,7 @@ from messaging.identities import (
     create_patient,
     link_claimed_contact,
     merge_patients,
+    phone_address,
     phone_holders,
     set_proved_phone,
     verified_channels,
@@ -198,11 +199,6 @@ def code_channel(ctx: Context) -> str:
     """Where a patient's own phone gets its code: WhatsApp when the clinic has it enabled,
     else SMS (Twilio, or its outbox in development)."""
     return WHATSAPP if isinstance(ctx.senders.get(WHATSAPP), ProviderChannel) else SMS
-
-
-def phone_address(channel: str, phone: str) -> str:
-    """The channel's id for a phone: WhatsApp's wa_id has no "+"; Twilio's SMS From has."""
-    return phone.removeprefix("+") if channel == WHATSAPP else phone
 
 
 async def open_phone_proof(

@@ -9,7 +9,9 @@ after a booking and sends the due ones (`dispatch_due`); staff send one at once 
 `send_now`, recorded the same way.
 
 Where: the patient's preferred channel first, then `FALLBACK_ORDER`, among the channels the
-patient has an identity on and this process has a Sender for; a channel whose delivery fails
+patient has an identity on and this process has a Sender for — the channels they wrote from,
+and their proved phone (WhatsApp template, SMS) and verified e-mail even if they never wrote
+(`messaging.identities.contact_identities`); a channel whose delivery fails
 passes the reminder to the next one. The message goes into the identity's open conversation
 (a new one if there is none) as a bot message with Confirmar / Remarcar / Cancelar buttons, so
 the patient's tap is trusted and reaches the bot. It carries `template` (the approved WhatsApp
@@ -47,7 +49,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -63,6 +65,7 @@ from core.errors import Conflict
 from core.events import message_event
 from core.logs import log_failure
 from messaging.history import open_conversation, record_outbound
+from messaging.identities import contact_identities
 from messaging.outbound import deliver
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
@@ -328,6 +331,16 @@ def ics_event(
     return "\r\n".join(_ics_fold(line) for line in lines) + "\r\n"
 
 
+def appointment_ics(
+    appointment: Appointment, doctor_name: str, clinic: ClinicProfile | None, now: datetime
+) -> str:
+    """The appointment's calendar file, at the clinic's address (a reminder by e-mail carries
+    it; the portal offers it for download)."""
+    clinic_name = clinic.name if clinic else t("reminder.clinic_fallback")
+    address = str((clinic.data or {}).get("endereco", "")) if clinic else ""
+    return ics_event(appointment, doctor_name, clinic_name, address, now)
+
+
 @dataclass(frozen=True)
 class ReminderContent:
     text: str
@@ -372,8 +385,7 @@ def reminder_content(
     }
     attachments = []
     if channel == "email":
-        address = str((clinic.data or {}).get("endereco", "")) if clinic else ""
-        content = ics_event(appointment, doctor_name, clinic_name, address, now)
+        content = appointment_ics(appointment, doctor_name, clinic, now)
         attachments.append({"kind": "ics", "filename": "consulta.ics", "content": content})
     return ReminderContent(text, reminder_buttons(appointment.id), template, attachments)
 
@@ -416,6 +428,21 @@ def channel_order(
     order += [c for c in FALLBACK_ORDER if c not in order]
     order += sorted(c for c in by_channel if c not in order)
     return [by_channel[c] for c in order if c in by_channel and c in available]
+
+
+# What a failed reminder says about the patient: nothing could carry it to them.
+_NOWHERE = ("no_channel", "undeliverable")
+
+
+def reached_nowhere(appointment: Appointment, reminders: Sequence[Reminder]) -> bool:
+    """The active appointment's reminders all failed to find a channel that took them (none
+    was sent): the desk should phone the patient."""
+    if appointment.status not in ACTIVE_APPOINTMENT_STATUSES:
+        return False
+    return not any(r.status == ReminderStatus.SENT for r in reminders) and any(
+        r.status == ReminderStatus.FAILED and (r.error or "").split(":")[0] in _NOWHERE
+        for r in reminders
+    )
 
 
 # --- Exactly once --------------------------------------------------------------------------
@@ -575,9 +602,9 @@ async def _prepare(
                 _finish(reminder, ReminderStatus.PENDING, now)
                 reminder.due_at = morning
             return None
-        patient_name, profile = (
+        patient, profile = (
             await session.execute(
-                select(User.name, PatientProfile)
+                select(User, PatientProfile)
                 .outerjoin(PatientProfile, PatientProfile.user_id == User.id)
                 .where(User.id == appointment.patient_id)
             )
@@ -597,19 +624,9 @@ async def _prepare(
             conversation = await session.get_one(Conversation, message.conversation_id)
             identity = await session.get_one(ChannelIdentity, conversation.channel_identity_id)
             return _Delivery(message, identity, conversation, fresh=False)
-        identities = (
-            (
-                await session.execute(
-                    select(ChannelIdentity).where(
-                        ChannelIdentity.patient_id == appointment.patient_id
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
+        identities = await contact_identities(session, patient, profile)
         candidates = channel_order(
-            profile.preferred_channel if profile else None, list(identities), set(ctx.senders)
+            profile.preferred_channel if profile else None, identities, set(ctx.senders)
         )
         if message is not None:  # it failed: carry on after its channel
             channels = [i.channel for i in candidates]
@@ -624,7 +641,7 @@ async def _prepare(
         clinic = (await session.execute(select(ClinicProfile).limit(1))).scalar_one_or_none()
         content = reminder_content(
             appointment,
-            patient_name=patient_name,
+            patient_name=patient.name,
             doctor_name=doctor_name,
             clinic=clinic,
             channel=identity.channel,

@@ -40,7 +40,7 @@ from scheduling.agenda import (
     patient_history,
     to_local,
 )
-from scheduling.reminders import send_now
+from scheduling.reminders import reached_nowhere, send_now
 from scheduling.when import DAY_END, DAY_START, PARTS, TimeWindow
 from web.api import NotJson, read_json
 from web.keys import CTX, client_ip, current_user, id_from
@@ -52,9 +52,10 @@ SLOTS_SHOWN = 8
 
 
 def _item_view(item: AgendaItem) -> dict[str, Any]:
-    return appointment_view(
+    view = appointment_view(
         item.appointment, patient_name=item.patient_name, reminders=item.reminders
     )
+    return {**view, "call_patient": reached_nowhere(item.appointment, item.reminders)}
 
 
 def _doctor_day_view(day: DoctorDay) -> dict[str, Any]:

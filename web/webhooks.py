@@ -21,6 +21,9 @@ from aiohttp import web
 from channels.base import BadPayload, Inbound, ProviderChannel, WebhookRequest
 from channels.registry import PROVIDERS
 from channels.webchat import (
+    CHANNEL as WEBCHAT,
+)
+from channels.webchat import (
     DELIVER_PATH,
     SOCKET_MAX_BYTES,
     WIDGET_CSS,
@@ -28,10 +31,13 @@ from channels.webchat import (
     VisitorTokens,
     WidgetLimits,
     WidgetSocket,
+    patient_visitor_id,
     push_recorded,
 )
 from core.logs import log_failure
-from web.keys import CTX, INBOX, SETTINGS, WIDGET_SOCKETS, client_ip
+from messaging.identities import identity_for
+from models import Role
+from web.keys import CTX, INBOX, SETTINGS, USER, WIDGET_SOCKETS, client_ip
 from web.security import require_origin
 
 log = logging.getLogger(__name__)
@@ -125,6 +131,18 @@ async def widget_style(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(WIDGET_CSS, headers={"Content-Type": "text/css"})
 
 
+async def _signed_in_visitor(request: web.Request) -> str | None:
+    """The widget visitor id of the patient the portal session logs in (their webchat
+    identity made on first use), or None for an anonymous visitor."""
+    user = request.get(USER)  # set by the auth middleware, which a channel-only app lacks
+    if user is None or user.role != Role.PATIENT:
+        return None
+    visitor_id = patient_visitor_id(user.id)
+    async with request.app[CTX].db.session() as session:
+        identity = await identity_for(session, user.id, WEBCHAT, visitor_id)
+    return visitor_id if identity is not None else None
+
+
 async def widget_socket(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     require_origin(request, settings.embedding_origins)
@@ -146,6 +164,7 @@ async def widget_socket(request: web.Request) -> web.WebSocketResponse:
         limits,
         request.app[CTX].db,
         accept,
+        signed_in=await _signed_in_visitor(request),
     )
     await socket.serve()
     return ws

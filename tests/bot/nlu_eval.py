@@ -22,7 +22,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = Path(__file__).with_name("heldout_nlu.yml")
-TRAINING = ROOT / "bot" / "data" / "nlu.yml"
+# The training files with NLU examples (the others in bot/data hold only rules and stories).
+TRAINING = (ROOT / "bot" / "data" / "nlu.yml", ROOT / "bot" / "data" / "reminders.yml")
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 RASA_ENV = {
     **os.environ,
@@ -82,7 +83,7 @@ def heldout_examples() -> list[tuple[str, str]]:
 
 
 def training_examples() -> list[tuple[str, str]]:
-    return _examples(TRAINING)
+    return [example for path in TRAINING for example in _examples(path)]
 
 
 def full_intent(parsed: dict) -> str:

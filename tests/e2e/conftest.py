@@ -15,6 +15,7 @@ from processes.web import create_app
 from tests.clients import StaffClient, WidgetClient
 from tests.clinic import STAFF_PASSWORD, free_port
 from tests.databases import IN_CI
+from tests.factories import fresh_cpf
 from tests.fakes import RecordingBot
 from web.keys import CTX
 
@@ -162,3 +163,34 @@ async def show_agenda_day(page: Page, clinic, day: date) -> None:
     await page.goto(f"{clinic.settings.web_url}/staff/agenda")
     await page.fill("#day", day.isoformat())
     await page.dispatch_event("#day", "change")
+
+
+async def tab_to(page: Page, selector: str, *, limit: int = 60) -> None:
+    """Press Tab (only) until the element matching `selector` has the focus."""
+    for _ in range(limit):
+        if await page.evaluate(f"document.activeElement.matches({selector!r})"):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus from the keyboard")
+
+
+async def portal_patient(page: Page, clinic, smtp_server, name: str, email: str) -> None:
+    """Sign up, follow the mailed link and log in to the portal, in this page."""
+    base = clinic.settings.web_url
+    await page.goto(f"{base}/cadastro")
+    await page.fill("input[name=name]", name)
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=phone]", "(21) 99876-1111")
+    await page.fill("input[name=cpf]", fresh_cpf())
+    await page.fill("input[name=password]", "senha-secreta-1")
+    await page.check("input[name=consent]")
+    await page.click("button[type=submit]")
+    mail = (await smtp_server.wait_for(email))[-1]
+    token = re.search(r"#token=[\w-]+", mail.get_content()).group(0)
+    await page.goto(f"{base}/verificar-email{token}")
+    await expect(page.locator("#verify-status")).to_contain_text("E-mail confirmado")
+    await page.goto(f"{base}/login")
+    await page.fill("#email", email)
+    await page.fill("#password", "senha-secreta-1")
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(f"{base}/portal")

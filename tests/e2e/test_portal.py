@@ -7,6 +7,7 @@ from playwright.async_api import expect
 
 from tests.clients import StaffClient
 from tests.clinic import STAFF_PASSWORD
+from tests.e2e.conftest import bot_said, portal_patient, say
 
 pytestmark = pytest.mark.e2e
 
@@ -100,3 +101,22 @@ async def test_the_admin_edits_the_clinic_data(clinic, browser, clinic_profile_r
     await page.reload()
     await expect(page.locator("textarea[name=convenios]")).to_have_value("Unimed\nAmil\nCassi")
     await expect(page.locator("#staff-table")).to_contain_text("ana@vidaplena.demo")
+
+
+async def test_a_logged_in_patient_chats_in_the_widget_as_themselves(clinic, browser, smtp_server):
+    page = await (await browser.new_context()).new_page()
+    await portal_patient(page, clinic, smtp_server, "Bia Conectada", "bia.conectada@exemplo.com")
+    await expect(page.locator("#timeline")).to_contain_text("Você ainda não trocou mensagens")
+
+    await page.click(".ocw-launcher")
+    await say(page, "quais convênios vocês aceitam?")
+    await expect(bot_said(page)).to_contain_text("Unimed")
+
+    # No identity step: the chat is in her record, so her portal history shows it.
+    await page.reload()
+    timeline = page.locator("#timeline")
+    await expect(timeline).to_contain_text("quais convênios vocês aceitam?")
+    await expect(timeline.locator("li.from-bot")).to_contain_text("Unimed")
+    # And the widget, reopened, shows the same conversation.
+    await page.click(".ocw-launcher")
+    await expect(page.locator(".ocw-msg").first).to_contain_text("quais convênios")

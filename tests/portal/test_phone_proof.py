@@ -77,9 +77,10 @@ async def test_a_typed_phone_links_nothing_until_its_code_comes_back(server, pro
         assert before.message.patient_id != maria
         async with db.session() as session:
             assert await find_patient_by_phone(session, PHONE) != await session.get(User, maria)
-            # Reminders go to a patient's channel identities: Maria has none to the phone.
-            mine = select(ChannelIdentity).where(ChannelIdentity.patient_id == maria)
-            assert (await session.execute(mine)).scalars().all() == []
+            # Reminders go to a patient's channel identities: Maria has none to the phone,
+            # only her verified e-mail.
+            mine = select(ChannelIdentity.channel).where(ChannelIdentity.patient_id == maria)
+            assert (await session.execute(mine)).scalars().all() == ["email"]
         async with http.get("/api/portal/me") as response:
             assert (await response.json())["phone_verified"] is False
 
@@ -96,9 +97,12 @@ async def test_a_typed_phone_links_nothing_until_its_code_comes_back(server, pro
     finally:
         await http.close()
 
-    # The WhatsApp patient (no account) was joined to Maria, and new messages are hers.
+    # The WhatsApp patient (no account) was joined to Maria, and new messages are hers,
+    # and so are SMS from the phone.
     after = await patient_message(db, "de novo", channel="whatsapp", user=WA_ID, phone=PHONE)
     assert after.message.patient_id == maria
+    sms = await patient_message(db, "por SMS", channel="twilio", user=PHONE, phone=PHONE)
+    assert sms.message.patient_id == maria
     async with db.session() as session:
         earlier = await session.get(User, before.message.patient_id)
         assert (earlier.is_active, earlier.merged_into_id) == (False, maria)
@@ -122,7 +126,8 @@ async def test_a_phone_proved_for_another_account_goes_to_a_person(server, provi
     finally:
         await http.close()
     async with db.session() as session:
-        identity = (await session.execute(select(ChannelIdentity))).scalar_one()
+        query = select(ChannelIdentity).where(ChannelIdentity.channel == "whatsapp")
+        identity = (await session.execute(query)).scalar_one()
         assert identity.patient_id == other.message.patient_id
     maria = await _maria(server)
 

@@ -1,31 +1,9 @@
-from collections.abc import AsyncIterator
-
-import aiohttp
 import pytest
 
-from models import utcnow
-from scripts.demo_clinic import add_agenda
 from tests.portal.test_patient_accounts import MARIA
-from tests.webapp import mail_through, signed_up, web_server
-from web.keys import CTX
+from tests.webapp import signed_up
 
 JOAO = {**MARIA, "name": "João Souza", "email": "joao@exemplo.com", "cpf": "111.444.777-35"}
-
-
-@pytest.fixture
-async def server(settings, smtp_server) -> AsyncIterator:
-    async with web_server(settings) as server:
-        mail_through(server, smtp_server)
-        async with server.app[CTX].db.session() as session:
-            add_agenda(session, [utcnow().year, utcnow().year + 1])
-        yield server
-
-
-@pytest.fixture
-async def maria(server, smtp_server) -> AsyncIterator[aiohttp.ClientSession]:
-    http = await signed_up(server, smtp_server, MARIA)
-    yield http
-    await http.close()
 
 
 async def _first_slot(http, specialty_name: str) -> dict:
@@ -112,3 +90,64 @@ async def test_a_time_off_the_agenda_is_refused(maria):
     }
     async with maria.post("/api/portal/appointments", json=body) as response:
         assert response.status == 409
+
+
+async def _book_first(http, specialty_name: str = "Cardiologia") -> tuple[int, dict]:
+    slot = await _first_slot(http, specialty_name)
+    body = {"doctor_id": slot["doctor_id"], "starts_at": slot["starts_at"]}
+    async with http.post("/api/portal/appointments", json=body) as response:
+        assert response.status == 201, await response.text()
+        return (await response.json())["id"], slot
+
+
+async def test_a_patient_confirms_attendance(maria):
+    appointment_id, _ = await _book_first(maria)
+
+    async with maria.post(f"/api/portal/appointments/{appointment_id}/confirm") as response:
+        assert response.status == 200, await response.text()
+    async with maria.get("/api/portal/appointments") as response:
+        [appointment] = await response.json()
+    assert appointment["status"] == "confirmada"
+
+
+async def test_a_patient_reschedules_and_the_old_time_is_listed_as_past(maria):
+    appointment_id, first = await _book_first(maria)
+    later = await _first_slot(maria, "Cardiologia")  # the next free one
+
+    async with maria.post(
+        f"/api/portal/appointments/{appointment_id}/reschedule",
+        json={"doctor_id": later["doctor_id"], "starts_at": later["starts_at"]},
+    ) as response:
+        assert response.status == 201, await response.text()
+        moved_id = (await response.json())["id"]
+
+    async with maria.get("/api/portal/appointments") as response:
+        [upcoming] = await response.json()
+    assert (upcoming["id"], upcoming["starts_at"]) == (moved_id, later["starts_at"])
+    assert upcoming["rescheduled_from_id"] == appointment_id
+    async with maria.get("/api/portal/appointments/past") as response:
+        [old] = await response.json()
+    assert (old["id"], old["starts_at"], old["status"]) == (
+        appointment_id,
+        first["starts_at"],
+        "cancelada",
+    )
+
+
+async def test_the_calendar_file_is_the_patients_own_appointment(server, maria, smtp_server):
+    appointment_id, slot = await _book_first(maria)
+
+    async with maria.get(f"/api/portal/appointments/{appointment_id}/calendar.ics") as response:
+        assert response.status == 200
+        assert response.content_type == "text/calendar"
+        assert "attachment" in response.headers["Content-Disposition"]
+        ics = await response.text()
+    assert ics.startswith("BEGIN:VCALENDAR\r\n") and slot["doctor_name"] in ics
+    joao = await signed_up(server, smtp_server, JOAO)
+    try:
+        for path in ("calendar.ics", "confirm", "reschedule"):
+            method = joao.get if path.endswith(".ics") else joao.post
+            async with method(f"/api/portal/appointments/{appointment_id}/{path}") as response:
+                assert response.status == 404, path
+    finally:
+        await joao.close()

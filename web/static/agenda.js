@@ -68,6 +68,7 @@
     row.appendChild(el("span", "status", T("appointment.status." + a.status)));
     var reminders = reminderLine(a.reminders);
     if (reminders) row.appendChild(reminders);
+    if (a.call_patient) row.appendChild(el("div", "call-patient", T("agenda.call_patient")));
     var buttons = el("div", "row-actions");
     actionsFor(a).forEach(function (action) {
       var button = el("button", "", T("agenda.action." + action));
