@@ -211,7 +211,7 @@ async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, An
             )
         )
     ).one()
-    times = await _distributions(session, h)
+    times = await _distributions(session, scope, h)
     csat_counts: dict[int, int] = dict(
         (
             await session.execute(
@@ -250,14 +250,16 @@ async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, An
     }
 
 
-async def _distributions(session: AsyncSession, h: Table) -> dict[str, dict[str, Any]]:
+async def _distributions(
+    session: AsyncSession, scope: Scope, h: Table
+) -> dict[str, dict[str, Any]]:
     values = union_all(
         *(
             select(literal(name, String).label("grp"), h.c[name].label("v"))
             for name in ("frt", "wait", "handling")
         )
     ).subquery()
-    rows = {row.grp: row for row in await session.execute(distribution(values))}
+    rows = {row.grp: row for row in await session.execute(distribution(scope.dialect, values))}
     return {name: durations(rows.get(name)) for name in ("frt", "wait", "handling")}
 
 
@@ -273,7 +275,9 @@ async def per_channel(session: AsyncSession, scope: Scope, h: Table) -> list[dic
     frt = {
         row.grp: row
         for row in await session.execute(
-            distribution(select(h.c.channel.label("grp"), h.c.frt.label("v")).subquery())
+            distribution(
+                scope.dialect, select(h.c.channel.label("grp"), h.c.frt.label("v")).subquery()
+            )
         )
     }
     rows = await session.execute(_grouped(h, h.c.channel))
@@ -307,12 +311,15 @@ async def per_attendant(session: AsyncSession, h: Table) -> list[dict[str, Any]]
         .where(HandoffEvent.kind == HandoffKind.TRANSFERRED)
         .group_by(HandoffEvent.from_attendant_id)
     )
+    dialect = (await session.connection()).dialect.name
     handled = dict((await session.execute(held)).all())
     transferred = dict((await session.execute(transfers)).all())
     frt = {
         row.grp: row
         for row in await session.execute(
-            distribution(select(h.c.replier_id.label("grp"), h.c.frt.label("v")).subquery())
+            distribution(
+                dialect, select(h.c.replier_id.label("grp"), h.c.frt.label("v")).subquery()
+            )
         )
     }
     breaches = dict(
