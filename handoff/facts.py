@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Executable, case, delete, false, func, or_, select
+from sqlalchemy import Executable, case, delete, false, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ASSIGNING_KINDS, AuthorKind, HandoffEvent, HandoffFacts, HandoffKind, Message
-
-facts = HandoffFacts.__table__
 
 
 async def note_transition(session: AsyncSession, event: HandoffEvent) -> None:
@@ -32,50 +30,50 @@ async def note_transition(session: AsyncSession, event: HandoffEvent) -> None:
         changes = {"resolution_event_id": event.id, "resolver_id": event.from_attendant_id}
     else:
         return
-    insert = await _insert(session)
-    statement = insert.values(conversation_id=event.conversation_id, **changes)
+    upsert = await _upsert(session)
+    statement = upsert.values(conversation_id=event.conversation_id, **changes)
     incoming = statement.excluded
     if kind in ASSIGNING_KINDS:
         # The earliest assignment, whatever order the trail was written in.
         earliest = case(
             (
                 or_(
-                    facts.c.first_assigned_at.is_(None),
-                    incoming.first_assigned_at < facts.c.first_assigned_at,
+                    HandoffFacts.first_assigned_at.is_(None),
+                    incoming.first_assigned_at < HandoffFacts.first_assigned_at,
                 ),
                 incoming.first_assigned_at,
             ),
-            else_=facts.c.first_assigned_at,
+            else_=HandoffFacts.first_assigned_at,
         )
         changes = {"first_assigned_at": earliest}
     await session.execute(
-        statement.on_conflict_do_update(index_elements=[facts.c.conversation_id], set_=changes)
+        statement.on_conflict_do_update(index_elements=[HandoffFacts.conversation_id], set_=changes)
     )
 
 
 async def note_reply(session: AsyncSession, message: Message) -> None:
     """After a staff message to the patient is flushed: the first reply, if it is."""
-    insert = await _insert(session)
-    statement = insert.values(
+    upsert = await _upsert(session)
+    statement = upsert.values(
         conversation_id=message.conversation_id,
         first_reply_id=message.id,
         replier_id=message.author_id,
     )
     await session.execute(
         statement.on_conflict_do_update(
-            index_elements=[facts.c.conversation_id],
+            index_elements=[HandoffFacts.conversation_id],
             set_={
                 "first_reply_id": statement.excluded.first_reply_id,
                 "replier_id": statement.excluded.replier_id,
             },
-            where=facts.c.first_reply_id.is_(None),
+            where=HandoffFacts.first_reply_id.is_(None),
         )
     )
 
 
-async def _insert(session: AsyncSession) -> Any:
+async def _upsert(session: AsyncSession) -> Any:
     dialect = (await session.connection()).dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(facts)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(HandoffFacts)
 
 
 def rebuild() -> list[Executable]:
@@ -129,4 +127,4 @@ def rebuild() -> list[Executable]:
         "first_reply_id",
         "replier_id",
     ]
-    return [delete(facts), facts.insert().from_select(columns, rows)]
+    return [delete(HandoffFacts), insert(HandoffFacts).from_select(columns, rows)]
