@@ -6,8 +6,9 @@ every example of the held-out split (tests/bot/heldout_nlu.yml), which is never 
 
 Prints per-intent precision/recall/F1 (FAQ examples scored on their full key, e.g.
 faq/horario; a low-confidence nlu_fallback counts as a miss) and, last,
-`heldout_accuracy: 0.NNN`. Rasa (training, parsing) runs in the assistant's environment,
-.venv-rasa; this script only scores.
+`heldout_accuracy: 0.NNN` (the whole split) and `heldout_whatsapp_accuracy: 0.NNN` (its
+WhatsApp-style section, tests/bot/heldout_whatsapp_nlu.yml). Rasa (training, parsing) runs
+in the assistant's environment, .venv-rasa; this script only scores.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bot.nlu_eval import RASA_ENV, evaluate, heldout_examples  # noqa: E402
+from tests.bot.nlu_eval import (  # noqa: E402
+    RASA_ENV,
+    evaluate,
+    heldout_examples,
+    heldout_whatsapp_examples,
+)
 
 
 def train(out: Path, config: Path) -> Path:
@@ -70,8 +76,12 @@ def main() -> None:
     print("\nmisclassified:")
     for text, expected, predicted in result.errors:
         print(f"  {text!r}: expected {expected}, got {predicted}")
+    whatsapp = {text for text, _ in heldout_whatsapp_examples()}
+    whatsapp_misses = sum(1 for text, _, _ in result.errors if text in whatsapp)
     print(f"\nheldout_examples: {result.total}")
     print(f"heldout_accuracy: {result.accuracy:.3f}")
+    print(f"heldout_whatsapp_examples: {len(whatsapp)}")
+    print(f"heldout_whatsapp_accuracy: {(len(whatsapp) - whatsapp_misses) / len(whatsapp):.3f}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ def plain(text: str) -> str:
 _EMERGENCY = re.compile(
     r"\b(dor (\w+ ){0,2}no peito|peito (apertad|doendo|doi)\w*|infart\w*|ataque cardiac\w*"
     r"|avc|derrame|boca torta|rosto torto|desmai\w*|inconscient\w*|desacordad\w*|convuls\w*"
-    r"|(nao|sem) (consigo|consegue|conseguir) respirar|dificuldade (pra|para|de) respirar"
+    r"|(nao|sem) ((estou|esta|to|ta) )?(consigo|consegue|conseguir|conseguindo) respirar"
+    r"|dificuldade (pra|para|de) respirar"
     r"|falta de ar|sem ar|sufoca\w*|engasg\w*|sem pulso"
     r"|parou de respirar|nao (esta )?respira\w*|labios roxos|ficou roxo|esta roxo"
     r"|sangr\w* (muito|demais|sem parar)|nao para de sangrar|hemorragi\w*|vomitando sangue"

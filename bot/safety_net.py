@@ -7,7 +7,8 @@ whatever the intent model said ("oi, minha mãe desmaiou" is no greeting), so th
 rule answers it with the SAMU guidance and a critical-priority handoff.
 
 Listed in config.yml after the FallbackClassifier, so that a low-confidence emergency is not
-turned into "não entendi" either.
+turned into "não entendi" either, and before `PatientWording`, which gives the message back
+its original text: the net reads both the normalised text and the patient's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.emergency import looks_like_emergency
+from bot.normaliser import ORIGINAL_TEXT
 
 EMERGENCY_INTENT = "emergencia"
 
@@ -53,8 +55,9 @@ class EmergencySafetyNet(GraphComponent, IntentClassifier):
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
-            text = message.get(TEXT)
-            if not text or not looks_like_emergency(text):
+            # The normalised text ("n consigo respirar") and the patient's own.
+            texts = (message.get(TEXT) or "", message.get(ORIGINAL_TEXT) or "")
+            if not any(looks_like_emergency(text) for text in texts if text):
                 continue
             emergency = {INTENT_NAME_KEY: EMERGENCY_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
             ranking = [

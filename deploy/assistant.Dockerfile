@@ -17,11 +17,11 @@ COPY scripts/install-env.sh scripts/find-python.sh scripts/
 COPY requirements-rasa.lock ./
 RUN scripts/install-env.sh assistant .venv-rasa requirements-rasa.lock
 
-# Training inputs only (the pipeline includes the safety net, config.yml), then the model: a
-# change elsewhere does not retrain.
+# Training inputs only (the pipeline includes the normaliser and the safety net, config.yml),
+# then the model: a change elsewhere does not retrain.
 COPY scripts/train-if-changed.sh scripts/
 COPY config.yml domain.yml ./
-COPY bot/__init__.py bot/safety_net.py bot/emergency.py bot/
+COPY bot/__init__.py bot/normaliser.py bot/wording.py bot/safety_net.py bot/emergency.py bot/
 COPY bot/data bot/data
 RUN scripts/train-if-changed.sh
 

@@ -78,6 +78,15 @@ def _proved_contacts(
     return contacts
 
 
+def _still_reaches(identity: ChannelIdentity, proved: dict[str, tuple[str, str | None]]) -> bool:
+    """An identity made from a proved phone the patient never wrote from stands only while
+    that phone is still the one they proved: after they change it, the old number (perhaps
+    someone else's by now) gets no reminder or reply."""
+    if identity.last_inbound_at is not None or identity.verified_phone is None:
+        return True
+    return proved.get(identity.channel, ("", None))[1] == identity.verified_phone
+
+
 async def contact_identities(
     session: AsyncSession, patient: User, profile: PatientProfile | None
 ) -> list[ChannelIdentity]:
@@ -85,10 +94,15 @@ async def contact_identities(
     never wrote from (so a reminder or a reply can reach a patient who only signed up, and
     what they later write from there joins them). An address already known as another
     patient's is left alone: nobody else's conversation is written into."""
+    proved = _proved_contacts(patient, profile)
     query = select(ChannelIdentity).where(ChannelIdentity.patient_id == patient.id)
-    identities = list((await session.execute(query)).scalars())
+    identities = [
+        identity
+        for identity in (await session.execute(query)).scalars()
+        if _still_reaches(identity, proved)
+    ]
     known = {identity.channel for identity in identities}
-    for channel, (address, phone) in _proved_contacts(patient, profile).items():
+    for channel, (address, phone) in proved.items():
         if channel in known:
             continue
         identity = await identity_for(session, patient.id, channel, address, phone)

@@ -21,6 +21,17 @@ Conventions (the clinic's reading of ambiguous phrasing):
   day the patient did not ask for, so the caller tells the patient the time has passed.
 - a bare hour from 1 to 6 with no "da manhã" is afternoon ("às 3" is 15h): the clinic does not
   open before 7.
+- a window of hours is that window: "das 9 às 11", "entre 9 e 11", "de 9 a 11h", "9-11h";
+- everyday anchors: "hora do almoço" 12 to 14, "depois do almoço" 13 to 18, "antes do almoço"
+  the morning, "início da tarde" 12 to 15, "fim da tarde" 15 to 18, "fim da manhã" 10 to 12,
+  "depois do trabalho" 18 to 23, "horário comercial" 8 to 18;
+- parts of a month: início 1 to 10, meados 11 to 20, fim 21 to the last day; weeks of a
+  month: days 1 to 7, 8 to 14, 15 to 21, 22 to 28, and the last seven ("última semana");
+  "do mês" is this month, a named month the next one with that name; from today on, and a
+  span already past ("começo do mês" on the 25th) is unclear: None, so the bot asks instead
+  of guessing the next month;
+- dates with dots ("21.04", "21.04.2025") are dates; "às 9.30" is a time;
+- "não essa sexta, a próxima" / "sexta não, a outra" is the Friday after the next one.
 """
 
 from __future__ import annotations
@@ -126,9 +137,17 @@ _SPELLINGS = [
 ]
 
 
+# "21.04" and "21.04.2025" are dates; a time after "às" ("às 9.30") is not.
+_DOTTED_DATE = re.compile(
+    r"(?<!\d)(?<!as )(?<!das )(?<!ate )(\d{1,2})\.(0?[1-9]|1[0-2])(?:\.(\d{4}|\d{2}))?(?!\.?\d)"
+)
+
+
 def _normalize(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = re.sub(r"\b((?:as|das|ate) \d{1,2})\.(\d{2})\b", r"\1:\2", plain)
+    plain = _DOTTED_DATE.sub(lambda m: "/".join(g for g in m.groups() if g), plain)
     plain = re.sub(r"[^\w:/\s-]", " ", plain)
     plain = re.sub(r"\b([2-6])a(?=[\s-]*feira\b)", lambda m: _ORDINAL_WEEKDAYS[m.group(1)], plain)
     for pattern, replacement in _SPELLINGS:
@@ -209,6 +228,11 @@ _NUMERIC_DATE = re.compile(r"\b(?:dia\s+)?(\d{1,2})/(\d{1,2})(?:/(\d{2}|\d{4}))?
 _MONTH_DATE = re.compile(
     rf"\b(?:dia\s+)?(\d{{1,2}})\s+(?:de\s+)?({MONTHS})\b(?:\s+(?:de\s+)?(\d{{4}})\b)?"
 )
+# "de 10 a 15 de abril", "entre os dias 10 e 15 de abril": a span of days.
+_DATE_SPAN = re.compile(
+    rf"\b(?:de|do\s+dia|dos\s+dias|entre\s+(?:os\s+dias\s+)?(?:o\s+dia\s+)?)\s*(\d{{1,2}})\s+"
+    rf"(?:a|ao|ate|e)\s+(?:o\s+|dia\s+)?(\d{{1,2}})\s+(?:de\s+)?({MONTHS})\b"
+)
 _DAY_OF_MONTH = re.compile(r"\bdia\s+(\d{1,2})\b")
 _RELATIVE_DAYS = re.compile(
     r"\b(?:daqui\s+(?:a\s+)?|em\s+|dentro\s+de\s+)(\d{1,2})\s+(dias?|semanas?|mes|meses)\b"
@@ -220,6 +244,81 @@ _THIS_WEEK = re.compile(r"\b(?:n?essa|n?esta)\s+semana\b")
 _WEEKEND = re.compile(r"\b(?:fim|final)\s+de\s+semana\b")
 _NEXT_MONTH = re.compile(r"\b(?:mes\s+que\s+vem|proxima\s+mes)\b")
 _WEEKDAY = re.compile(rf"\b({'|'.join(WEEKDAYS)})\b")
+_WEEKDAY_NAMES = "|".join(WEEKDAYS)
+# "não essa sexta, a próxima", "sexta não, a outra": the one after the next.
+_AFTER_NEXT = re.compile(
+    rf"\b(?:nao|sem\s+ser)\s+(?:n?essa|n?esta|a|na)?\s*(?P<a>{_WEEKDAY_NAMES})\s+(?:e\s+)?"
+    rf"(?:a|na)\s+(?:proxima|outra|seguinte)\b"
+    rf"|\b(?:n?essa\s+|n?esta\s+)?(?P<b>{_WEEKDAY_NAMES})\s+nao\s+(?:e\s+)?"
+    rf"(?:a|na)\s+(?:proxima|outra|seguinte)\b"
+)
+# Which month a part of a month or a week of a month is in.
+_MONTH_REF = (
+    rf"(?:(?:de|em)\s+(?P<month>{MONTHS})\b"
+    r"|d[oe]\s+(?P<next>mes\s+que\s+vem|proxima\s+mes)\b"
+    r"|(?:d?o|d?e[s]{1,2}e|d?este)\s+(?P<this>mes)\b)"
+)
+# Parts of a month: início 1 to 10, meados 11 to 20, fim 21 to the last day.
+_MONTH_PART = re.compile(
+    rf"\b(?P<part>comeco|inicio|meados|meio|metade|fim|final|finalzinho)\s+{_MONTH_REF}"
+)
+_PART_DAYS = {"comeco": (1, 10), "inicio": (1, 10), "meados": (11, 20), "meio": (11, 20)}
+_PART_DAYS["metade"] = _PART_DAYS["meados"]
+# Weeks of a month: the first seven days, the next seven..., the last seven.
+_MONTH_WEEK = re.compile(
+    rf"\b(?P<week>primeira|segunda|terceira|quarta|ultima)\s+semana\s+{_MONTH_REF}"
+)
+_WEEK_DAYS = {"primeira": (1, 7), "segunda": (8, 14), "terceira": (15, 21), "quarta": (22, 28)}
+
+
+class _Unclear(ValueError):
+    """The text names a time the clinic cannot place (a part of this month already past)."""
+
+
+def _referred_month(match: re.Match[str], today: date) -> date:
+    """The first day of the month a part of a month refers to: a named month is the next one
+    with that name (this one included)."""
+    this_month = today.replace(day=1)
+    if match.group("next"):
+        return _add_months(this_month, 1)
+    if match.group("month"):
+        number = _month_number(match.group("month"))
+        return _add_months(this_month, (number - today.month) % 12)
+    return this_month
+
+
+def _month_number(name: str) -> int:
+    names = MONTHS.split("|")
+    return names.index(name) % 12 + 1
+
+
+def _days_of_month(
+    match: re.Match[str], today: date, first_day: int, last_day: int | None
+) -> _Days:
+    """Days `first_day` to `last_day` (None: the month's last) of the referred month, from
+    today on; a span already past is unclear (the patient may mean another month)."""
+    month = _referred_month(match, today)
+    month_end = calendar.monthrange(month.year, month.month)[1]
+    first = month.replace(day=first_day)
+    last = month.replace(day=min(last_day or month_end, month_end))
+    if last < today:
+        raise _Unclear(match.group(0))
+    return _Days(max(first, today), last)
+
+
+def _month_span(text: str, today: date) -> tuple[_Days, re.Match[str]] | None:
+    if match := _MONTH_PART.search(text):
+        first_day, last_day = _PART_DAYS.get(match.group("part"), (21, None))
+        return _days_of_month(match, today, first_day, last_day), match
+    if match := _MONTH_WEEK.search(text):
+        week = match.group("week")
+        if week == "ultima":
+            month = _referred_month(match, today)
+            month_end = calendar.monthrange(month.year, month.month)[1]
+            return _days_of_month(match, today, month_end - 6, None), match
+        first_day, last_day = _WEEK_DAYS[week]
+        return _days_of_month(match, today, first_day, last_day), match
+    return None
 
 
 def _find_days(text: str, today: date) -> tuple[_Days | None, str]:
@@ -229,6 +328,11 @@ def _find_days(text: str, today: date) -> tuple[_Days | None, str]:
         day = _calendar_date(fragment, today, has_year=match.group(3) is not None)
         if day is not None:
             return _Days(day, day), _remove(text, match)
+    if match := _DATE_SPAN.search(text):
+        first_day, last_day, month = int(match.group(1)), int(match.group(2)), match.group(3)
+        last = _calendar_date(f"{last_day} de {month}", today, has_year=False)
+        if last is not None and first_day < last.day:
+            return _Days(max(last.replace(day=first_day), today), last), _remove(text, match)
     if match := _MONTH_DATE.search(text):
         fragment = " de ".join(g for g in match.groups() if g)
         day = _calendar_date(fragment, today, has_year=match.group(3) is not None)
@@ -238,6 +342,9 @@ def _find_days(text: str, today: date) -> tuple[_Days | None, str]:
         day = _day_of_month(int(match.group(1)), today)
         if day is not None:
             return _Days(day, day), _remove(text, match)
+    if span := _month_span(text, today):
+        days, match = span
+        return days, _remove(text, match)
     if match := _RELATIVE_DAYS.search(text):
         count, unit = int(match.group(1)), match.group(2)
         if unit.startswith("mes"):
@@ -249,6 +356,9 @@ def _find_days(text: str, today: date) -> tuple[_Days | None, str]:
         if match := re.search(pattern, text):
             day = today + timedelta(days=offset)
             return _Days(day, day), _remove(text, match)
+    if match := _AFTER_NEXT.search(text):
+        day = _next_weekday(today, WEEKDAYS[match.group("a") or match.group("b")]) + timedelta(7)
+        return _Days(day, day), _remove(text, match)
     next_week = _NEXT_WEEK.search(text)
     if match := _WEEKDAY.search(text):
         weekday = WEEKDAYS[match.group(1)]
@@ -287,14 +397,43 @@ _CLOCK = re.compile(
       | \b(?P<h>\d{1,2})
         (?: \s*:\s*(?P<m>\d{2})(?:\s*(?:h|hs|hrs?)\b)?
           | \s*(?P<unit>h|hs|hrs?|horas?)(?:(?P<m2>\d{2})\b|\b)
-          | (?!\s*[/:]|\d)
+          | (?!\s*[/:]|\d|\s*(?:anos?|meses|dias?|semanas?)\b)
         )
     )
     (?:\s+e\s+(?:(?P<half>meia)\b|(?P<mm>\d{1,2})\b(?:\s*min(?:utos)?\b)?))?
     (?:\s+(?:da|de|a)\s+(?P<period>manha|tarde|noite)\b)?""",
     re.VERBOSE,
 )
-_RANGE_WORDS = re.compile(r"^\s*(?:e|as|a|ate)\s*$")
+_RANGE_WORDS = re.compile(r"^\s*(?:e|as|a|ate|ate\s+as)\s*$")
+_HOUR = (
+    r"(?P<h{n}>\d{{1,2}})(?:\s*(?::|h)\s*(?P<m{n}>\d{{2}}))?"
+    r"(?P<u{n}>\s*(?:hs|hrs?|horas?|h)\b)?"
+)
+# "das 9 às 11", "entre 9 e 11", "de 9 a 11h", "9-11h", "9h às 11h": a window of hours.
+_HOUR_RANGE = re.compile(
+    r"(?:\b(?P<lead>entre|das|de|da)\s+)?(?<![\d/])"
+    + _HOUR.format(n=1)
+    + r"\s*(?P<to>-|ate\s+as|ate|as|a|e)\s*"
+    + _HOUR.format(n=2)
+    + r"(?!\s*(?:/|e\s+meia|e\s+\d|min|anos?|dias?|mes|meses|semanas?|de\s+(?:"
+    + MONTHS
+    + r")\b))(?:\s+(?:da|de|a)\s+(?P<period>manha|tarde|noite)\b)?"
+)
+# Everyday anchors for a time of day.
+_ANCHORS = [
+    (re.compile(r"\b(?:hora|horario)\s+d[oe]\s+almoco\b|\bn[oa]\s+almoco\b"), (time(12), time(14))),
+    (re.compile(r"\b(?:depois|apos|logo\s+apos)\s+d?o\s+almoco\b"), (time(13), time(18))),
+    (re.compile(r"\bantes\s+d?o\s+almoco\b"), (time(6), time(12))),
+    (re.compile(r"\b(?:comeco|inicio)\s+da\s+manha\b"), (time(6), time(9))),
+    (re.compile(r"\b(?:fim|final|finalzinho)\s+da\s+manha\b"), (time(10), time(12))),
+    (re.compile(r"\b(?:comeco|inicio)\s+da\s+tarde\b"), (time(12), time(15))),
+    (re.compile(r"\b(?:fim|final|finalzinho)\s+da\s+tarde\b"), (time(15), time(18))),
+    (
+        re.compile(r"\b(?:depois|apos|saindo)\s+d[oe]\s+(?:trabalho|servico|expediente)\b"),
+        (time(18), time(23)),
+    ),
+    (re.compile(r"\bhorario\s+comercial\b"), (time(8), time(18))),
+]
 _PART = re.compile(r"\b(manha|manhazinha|cedo|cedinho|tarde|noite)\b")
 
 
@@ -346,9 +485,36 @@ def _at(day: date, moment: time) -> datetime:
     return datetime.combine(day, moment, tzinfo=TZ)
 
 
+def _range_end(match: re.Match[str], n: int, period: str | None) -> time | None:
+    hour, minute = int(match.group(f"h{n}")), int(match.group(f"m{n}") or 0)
+    afternoon = period in ("tarde", "noite") and hour < 12
+    # As for one time: "das 2 às 4" in a clinic is in the afternoon.
+    unmarked_early = period is None and 1 <= hour <= 6 and not match.group(f"h{n}").startswith("0")
+    if afternoon or unmarked_early:
+        hour += 12
+    return time(hour, minute) if hour <= 23 and minute <= 59 else None
+
+
+def _hour_range(text: str) -> tuple[time, time] | None:
+    for match in _HOUR_RANGE.finditer(text):
+        # Without "das"/"entre", two bare numbers need an hour mark ("9-11h", "9h às 11").
+        lead, unit = match.group("lead"), match.group("u1") or match.group("u2")
+        marked = lead or unit
+        loose = match.group("to") in ("e", "a") and not lead
+        if not marked or loose:
+            continue
+        period = match.group("period")
+        first, second = _range_end(match, 1, period), _range_end(match, 2, period)
+        if first is not None and second is not None and first < second:
+            return first, second
+    return None
+
+
 def _hours_window(text: str) -> tuple[time, time] | None:
     """The time span the text names on a day: an exact time, a range, "depois das 15h", a
     part of the day; None when it names none."""
+    if hours := _hour_range(text):
+        return hours
     clocks = _find_clocks(text)
     if len(clocks) >= 2 and _RANGE_WORDS.match(text[clocks[0].end : clocks[1].hour_at]):
         first, second = clocks[0].at, clocks[1].at
@@ -361,6 +527,9 @@ def _hours_window(text: str) -> tuple[time, time] | None:
         if clock.lead in ("antes das", "ate as", "ate"):
             return min(clock.at, PARTS["manha"][0]), clock.at
         return clock.at, clock.at
+    for anchor, hours in _ANCHORS:
+        if anchor.search(text):
+            return hours
     part = _part(text)
     return PARTS[part] if part else None
 
@@ -379,7 +548,11 @@ def parse_when(text: str, now: datetime) -> TimeWindow | None:
         delta = timedelta(hours=count) if unit.startswith("hora") else timedelta(minutes=count)
         moment = (now + delta).replace(second=0, microsecond=0)
         return TimeWindow(moment, moment)
-    days, rest = _find_days(normalized, today)
+    try:
+        days, rest = _find_days(normalized, today)
+    except _Unclear:
+        return None  # the bot asks again rather than guess
+
     hours = _hours_window(rest)
     if days is None:
         if hours is None:

@@ -13,13 +13,13 @@ from aiohttp import web
 from accounts import admin, second_factor
 from core import access, audit
 from core.audit import AuditAction
-from core.errors import BadRequest, Forbidden
+from core.errors import Forbidden
 from core.settings import CLINIC_TIMEZONE
 from models import User
 from models.views import audit_entry_view, staff_view
 from web import live
 from web.api import read_json
-from web.keys import CTX, client_ip, current_user, id_from
+from web.keys import CTX, bad_parameter, client_ip, current_user, query_id
 from web.pages import render_page
 
 AUDIT_PAGE_SIZE = 50
@@ -142,19 +142,6 @@ async def put_profile(request: web.Request) -> web.Response:
     return web.json_response({"name": profile.name, "data": profile.data})
 
 
-def _bad_parameter(name: str) -> BadRequest:
-    return BadRequest("agenda.error.bad_parameter", name=name)
-
-
-def _id_param(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    if (value := id_from(raw)) is None:
-        raise _bad_parameter(name)
-    return value
-
-
 def _day_start(request: web.Request, name: str, *, days_after: int = 0) -> datetime | None:
     """The start of a clinic-local day given as YYYY-MM-DD (or of the day `days_after` it)."""
     raw = request.query.get(name)
@@ -163,18 +150,18 @@ def _day_start(request: web.Request, name: str, *, days_after: int = 0) -> datet
     try:
         day = date.fromisoformat(raw) + timedelta(days=days_after)
     except ValueError:
-        raise _bad_parameter(name) from None
+        raise bad_parameter(name) from None
     return datetime.combine(day, time(0), CLINIC_TZ)
 
 
 def _audit_filters(request: web.Request) -> audit.Filters:
     action = request.query.get("action") or None
     if action is not None and action not in AuditAction:
-        raise _bad_parameter("action")
+        raise bad_parameter("action")
     return audit.Filters(
-        actor_id=_id_param(request, "actor_id"),
+        actor_id=query_id(request, "actor_id"),
         action=AuditAction(action) if action else None,
-        patient_id=_id_param(request, "patient_id"),
+        patient_id=query_id(request, "patient_id"),
         since=_day_start(request, "from"),
         until=_day_start(request, "to", days_after=1),  # the "to" day is included
     )
@@ -185,7 +172,7 @@ async def audit_log(request: web.Request) -> web.Response:
     newest first, AUDIT_PAGE_SIZE a page. Reading it is itself recorded."""
     actor = _admin(request)
     filters = _audit_filters(request)
-    page = _id_param(request, "page") or 1
+    page = query_id(request, "page") or 1
     async with request.app[CTX].db.session() as session:
         listed, total = await audit.search(
             session, filters, offset=(page - 1) * AUDIT_PAGE_SIZE, limit=AUDIT_PAGE_SIZE

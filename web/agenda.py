@@ -43,7 +43,7 @@ from scheduling.agenda import (
 from scheduling.reminders import reached_nowhere, send_now
 from scheduling.when import DAY_END, DAY_START, PARTS, TimeWindow
 from web.api import NotJson, read_json
-from web.keys import CTX, client_ip, current_user, id_from
+from web.keys import CTX, bad_parameter, client_ip, current_user, id_from, query_id
 from web.pages import STATIC
 
 STAFF_CHANNEL = "staff"
@@ -68,19 +68,6 @@ def _doctor_day_view(day: DoctorDay) -> dict[str, Any]:
     }
 
 
-def _bad_parameter(name: str) -> BadRequest:
-    return BadRequest("agenda.error.bad_parameter", name=name)
-
-
-def _int_param(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    if (value := id_from(raw)) is None:
-        raise _bad_parameter(name)
-    return value
-
-
 async def agenda_page(_request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "agenda.html", headers={"Content-Type": "text/html"})
 
@@ -90,8 +77,8 @@ async def agenda_api(request: web.Request) -> web.Response:
     try:
         day = date.fromisoformat(request.query.get("day") or to_local(utcnow()).date().isoformat())
     except ValueError:
-        raise _bad_parameter("day") from None
-    doctor_id = _int_param(request, "doctor_id")
+        raise bad_parameter("day") from None
+    doctor_id = query_id(request, "doctor_id")
     async with request.app[CTX].db.session() as session:
         days = await day_agenda(session, day=day, doctor_id=doctor_id, now=utcnow())
         await audit.record(
@@ -233,16 +220,16 @@ async def slots(request: web.Request) -> web.Response:
     """GET /api/slots?specialty_id=N|doctor_id=N&day=YYYY-MM-DD&period=manha|tarde|noite:
     the nearest free slots, by the same search the bot offers; `in_window` is false when
     the day or period has none and these are the next ones after it."""
-    specialty_id, doctor_id = _int_param(request, "specialty_id"), _int_param(request, "doctor_id")
+    specialty_id, doctor_id = query_id(request, "specialty_id"), query_id(request, "doctor_id")
     if specialty_id is None and doctor_id is None:
-        raise _bad_parameter("specialty_id/doctor_id")
+        raise bad_parameter("specialty_id/doctor_id")
     period = request.query.get("period") or None
     if period is not None and period not in PARTS:
-        raise _bad_parameter("period")
+        raise bad_parameter("period")
     try:
         day = date.fromisoformat(request.query["day"]) if request.query.get("day") else None
     except ValueError:
-        raise _bad_parameter("day") from None
+        raise bad_parameter("day") from None
     async with request.app[CTX].db.session() as session:
         found, in_window = await nearest_slots(
             session,
@@ -261,7 +248,7 @@ def _moment(body: dict[str, Any], key: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(body[key]))
     except (KeyError, ValueError):
-        raise _bad_parameter(key) from None
+        raise bad_parameter(key) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=CLINIC_TZ)
 
 
@@ -279,10 +266,10 @@ async def block_time(request: web.Request) -> web.Response:
     body = await read_json(request)
     doctor_id = id_from(body.get("doctor_id"))
     if doctor_id is None:
-        raise _bad_parameter("doctor_id")
+        raise bad_parameter("doctor_id")
     reason = body.get("reason", "")
     if not isinstance(reason, str):
-        raise _bad_parameter("reason")
+        raise bad_parameter("reason")
     db = request.app[CTX].db
     blocked = await appointments.block_time(
         db,

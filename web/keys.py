@@ -7,7 +7,7 @@ from aiohttp import web
 
 from channels.webchat import Sockets
 from core.context import Context
-from core.errors import Unauthenticated
+from core.errors import BadRequest, Unauthenticated
 from core.settings import Settings
 from messaging.inbound import Inbox
 from models import User
@@ -36,6 +36,21 @@ def id_from(raw: object) -> int | None:
 
 # Who the request's session cookie logs in, if anyone (set by the auth middleware).
 USER = web.RequestKey[User | None]("user")
+
+
+def bad_parameter(name: str) -> BadRequest:
+    """A query or body parameter that is missing or malformed (400, names the parameter)."""
+    return BadRequest("error.bad_parameter", name=name)
+
+
+def query_id(request: web.Request, name: str) -> int | None:
+    """The optional id in the query string `name` (None when absent)."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if (value := id_from(raw)) is None:
+        raise bad_parameter(name)
+    return value
 
 
 def current_user(request: web.Request) -> User:

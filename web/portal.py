@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from accounts import patients
 from core import access
 from core.context import Context
-from core.errors import BadRequest, NotFound
+from core.errors import NotFound
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
@@ -32,17 +32,13 @@ from scheduling.agenda import CLINIC_TZ, find_slots, patient_history
 from scheduling.reminders import appointment_ics
 from scheduling.when import TimeWindow
 from web.api import read_json
-from web.keys import CTX, current_user, id_from
+from web.keys import CTX, bad_parameter, current_user, id_from, query_id
 from web.pages import render_page
 
 PORTAL_CHANNEL = "portal"
 SLOTS_SHOWN = 8
 PAST_SHOWN = 50
 HISTORY_PAGE = 100
-
-
-def _bad_parameter(name: str) -> BadRequest:
-    return BadRequest("agenda.error.bad_parameter", name=name)
 
 
 async def portal_page(_request: web.Request) -> web.Response:
@@ -108,7 +104,7 @@ def _day_window(raw: str | None) -> TimeWindow | None:
     try:
         day = date.fromisoformat(raw)
     except ValueError:
-        raise _bad_parameter("day") from None
+        raise bad_parameter("day") from None
     return TimeWindow(
         datetime.combine(day, time.min, CLINIC_TZ), datetime.combine(day, time.max, CLINIC_TZ)
     )
@@ -117,7 +113,7 @@ def _day_window(raw: str | None) -> TimeWindow | None:
 async def slots(request: web.Request) -> web.Response:
     specialty_id = id_from(request.query.get("specialty_id"))
     if specialty_id is None:
-        raise _bad_parameter("specialty_id")
+        raise bad_parameter("specialty_id")
     window = _day_window(request.query.get("day"))
     async with request.app[CTX].db.session() as session:
         found = await find_slots(
@@ -131,11 +127,11 @@ def _slot_in(body: dict[str, Any]) -> tuple[int, datetime]:
     try:
         starts_at = datetime.fromisoformat(str(body["starts_at"]))
     except (KeyError, ValueError):
-        raise _bad_parameter("starts_at") from None
+        raise bad_parameter("starts_at") from None
     if (doctor_id := id_from(body.get("doctor_id"))) is None:
-        raise _bad_parameter("doctor_id")
+        raise bad_parameter("doctor_id")
     if starts_at.tzinfo is None:
-        raise _bad_parameter("starts_at")
+        raise bad_parameter("starts_at")
     return doctor_id, starts_at
 
 
@@ -263,7 +259,7 @@ async def messages(request: web.Request) -> web.Response:
     """ "Histórico de mensagens": the patient's conversations on every channel as one
     timeline, oldest first, `HISTORY_PAGE` at a time (`before`: an id, for older ones);
     staff's internal notes never."""
-    before = _int_query(request, "before")
+    before = query_id(request, "before")
     query = select(Message).where(
         Message.patient_id == current_user(request).id, Message.internal.is_(False)
     )
@@ -276,15 +272,6 @@ async def messages(request: web.Request) -> web.Response:
             .all()
         )
     return web.json_response([_timeline_view(m) for m in reversed(page)])
-
-
-def _int_query(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    if (value := id_from(raw)) is None:
-        raise _bad_parameter(name)
-    return value
 
 
 def setup(app: web.Application) -> None:

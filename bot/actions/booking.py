@@ -35,6 +35,7 @@ from bot.actions.common import (
     show_moment_short,
     show_window,
 )
+from bot.actions.faq import answer_questions_asked_with_a_request
 from bot.actions.forms import DialogueForm, is_activation, requested
 from bot.actions.identity import IDENTITY_SLOTS, missing_identity
 from bot.emergency import plain
@@ -589,7 +590,8 @@ class ActionAskConfirmacao(Action):
 
 
 class ActionIniciarDialogo(ClinicAction):
-    """Starts each dialogue clean: leaves any other form and forgets its answers."""
+    """Starts each dialogue clean: leaves any other form and forgets its answers. Questions
+    asked in the same message ("aceitam unimed? quero marcar") are answered first."""
 
     def name(self) -> str:
         return "action_iniciar_dialogo"
@@ -597,6 +599,7 @@ class ActionIniciarDialogo(ClinicAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        await answer_questions_asked_with_a_request(dispatcher, tracker)
         return end_dialogue(tracker)
 
 

@@ -157,6 +157,41 @@ async def _specialties() -> Answer | None:
     return "utter_resposta_especialidades", {"especialidades": _bullets(lines)}
 
 
+def asked_keys(tracker: Tracker) -> list[str]:
+    """Every FAQ key the latest message asks, in order: those the connector found in a
+    message that asks several things (`faq_keys`), else the response selector's one."""
+    several = tracker.latest_message.get("faq_keys")
+    if isinstance(several, list) and several:
+        return [str(key) for key in several]
+    key = faq_key(tracker)
+    return [key] if key else []
+
+
+async def answer(dispatcher: CollectingDispatcher, tracker: Tracker, key: str) -> None:
+    """The answer to the FAQ `key`, from the clinic's own data."""
+    if key == "especialidades":
+        rendered = await _specialties()
+    elif key in RENDERERS:
+        rendered = RENDERERS[key](await _profile(), latest_text(tracker))
+    else:
+        rendered = None
+    if rendered is None:
+        # The profile lacks this fact: the generic answer still points to the team.
+        dispatcher.utter_message(response=f"utter_faq/{key}")
+    else:
+        response, values = rendered
+        dispatcher.utter_message(response=response, **values)
+
+
+async def answer_questions_asked_with_a_request(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> None:
+    """The FAQ questions asked in the same message as a request ("qual o endereço? quero
+    marcar"), answered before the request is carried on."""
+    for key in tracker.latest_message.get("faq_keys") or []:
+        await answer(dispatcher, tracker, str(key))
+
+
 class ActionResponderFaq(ClinicAction):
     def name(self) -> str:
         return "action_responder_faq"
@@ -164,20 +199,9 @@ class ActionResponderFaq(ClinicAction):
     async def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        key = faq_key(tracker)
-        if key is None:
+        keys = asked_keys(tracker)
+        if not keys:
             dispatcher.utter_message(response="utter_default")
-            return []
-        if key == "especialidades":
-            answer = await _specialties()
-        elif key in RENDERERS:
-            answer = RENDERERS[key](await _profile(), latest_text(tracker))
-        else:
-            answer = None
-        if answer is None:
-            # The profile lacks this fact: the generic answer still points to the team.
-            dispatcher.utter_message(response=f"utter_faq/{key}")
-        else:
-            response, values = answer
-            dispatcher.utter_message(response=response, **values)
+        for key in keys:
+            await answer(dispatcher, tracker, key)
         return []

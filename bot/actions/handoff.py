@@ -3,12 +3,18 @@ failing to understand."""
 
 from __future__ import annotations
 
+import logging
+
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.interfaces import Action, Tracker
 from rasa_sdk.types import DomainDict
 
 from bot.actions.common import ClinicAction, emergency, end_dialogue, hand_off
+from bot.actions.faq import answer_questions_asked_with_a_request
+from core.logs import log_failure
+
+log = logging.getLogger(__name__)
 
 
 class ActionTransferirAtendente(Action):
@@ -18,6 +24,10 @@ class ActionTransferirAtendente(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        try:  # questions asked with the request; the handoff happens whatever befalls them
+            await answer_questions_asked_with_a_request(dispatcher, tracker)
+        except Exception as exc:
+            log_failure(log, exc, "answering the questions asked with a handoff failed")
         dispatcher.utter_message(response="utter_transferindo")
         return hand_off(dispatcher, tracker, "pedido_do_paciente")
 

@@ -32,10 +32,27 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import wording
+from bot.emergency import looks_like_emergency
+
 log = logging.getLogger(__name__)
 
 # Keys of a bot message passed on as they are (besides its text and buttons).
 PASSED_ON = ("custom", "image", "attachment", "elements")
+
+
+# What one clause of a message may ask: a FAQ question or a request that starts a dialogue.
+REQUESTS = (
+    "agendar_consulta",
+    "cancelar_consulta",
+    "remarcar_consulta",
+    "consultar_agendamentos",
+    "falar_com_atendente",
+)
+FAQ = "faq"
+# Below these, a clause is not taken for an ask of its own (the whole message's reading stays).
+MIN_ASK_CONFIDENCE = 0.6
+MIN_FAQ_KEY_CONFIDENCE = 0.5
 
 
 class BadRequest(ValueError):
@@ -94,6 +111,53 @@ def _string(body: dict[str, Any], key: str, *, empty: bool = False) -> str:
 
 def _error(status: int, error: str) -> HTTPResponse:
     return response.json({"error": error}, status=status)
+
+
+def _faq_key(parsed: dict[str, Any]) -> str | None:
+    """'valores' for a clause the model reads as faq/valores with enough confidence."""
+    selected = (parsed.get("response_selector") or {}).get("default") or {}
+    response = selected.get("response") or {}
+    key = response.get("intent_response_key") or ""
+    if not key.startswith(f"{FAQ}/") or response.get("confidence", 0) < MIN_FAQ_KEY_CONFIDENCE:
+        return None
+    return key.split("/", 1)[1]
+
+
+async def several_asks(agent: Agent, text: str) -> dict[str, Any] | None:
+    """The reading of a message that asks several things ("quanto custa? aceitam unimed?",
+    "qual o endereço? quero marcar"), or None for any other message (Rasa reads it whole).
+
+    Each clause is classified by the loaded model itself. When at least two asks come out
+    and one is a FAQ question, the message is taken as the request it makes (the first
+    one), or else as a FAQ question, and `faq_keys` lists every FAQ key asked, in order: the
+    actions answer them all, then carry on with the request."""
+    if text.startswith("/") or looks_like_emergency(text):
+        return None  # our buttons' payloads; an emergency is answered as one, whatever else
+    parts = wording.clauses(text)
+    if len(parts) < 2:
+        return None
+    faq_keys: list[str] = []
+    faq_parse: dict[str, Any] | None = None
+    requests: list[dict[str, Any]] = []
+    for part in parts:
+        parsed = await agent.parse_message(part)
+        intent = parsed["intent"]
+        if intent.get("confidence", 0) < MIN_ASK_CONFIDENCE:
+            continue
+        if intent.get("name") in REQUESTS:
+            requests.append(parsed)
+        elif intent.get("name") == FAQ and (key := _faq_key(parsed)) and key not in faq_keys:
+            faq_keys.append(key)
+            faq_parse = faq_parse or parsed
+    if faq_parse is None or len(faq_keys) + len(requests) < 2:
+        return None
+    lead = requests[0] if requests else faq_parse
+    return {
+        **await agent.parse_message(text),
+        "intent": lead["intent"],
+        "response_selector": faq_parse["response_selector"],
+        "faq_keys": faq_keys,
+    }
 
 
 async def answered(agent: Agent, sender: str, message_id: str) -> list[dict[str, Any]] | None:
@@ -200,6 +264,7 @@ class PlatformInput(InputChannel):
                     text,
                     replies,
                     sender_id=sender,
+                    parse_data=await several_asks(agent, text),
                     input_channel=channel,
                     message_id=message_id,
                     metadata=metadata,

@@ -22,11 +22,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = Path(__file__).with_name("heldout_nlu.yml")
+# The held-out split's WhatsApp-style section (shorthand, no accents, stories, run-ons).
+HELDOUT_WHATSAPP = Path(__file__).with_name("heldout_whatsapp_nlu.yml")
 # The training files with NLU examples (the others in bot/data hold only rules and stories).
 TRAINING = (ROOT / "bot" / "data" / "nlu.yml", ROOT / "bot" / "data" / "reminders.yml")
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 RASA_ENV = {
     **os.environ,
+    # The model carries project components (bot/normaliser.py, bot/safety_net.py).
+    "PYTHONPATH": str(ROOT),
     "RASA_TELEMETRY_ENABLED": "false",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
@@ -79,7 +83,12 @@ def _examples(path: Path) -> list[tuple[str, str]]:
 
 
 def heldout_examples() -> list[tuple[str, str]]:
-    return _examples(HELDOUT)
+    """The whole held-out split, its WhatsApp-style section included."""
+    return _examples(HELDOUT) + _examples(HELDOUT_WHATSAPP)
+
+
+def heldout_whatsapp_examples() -> list[tuple[str, str]]:
+    return _examples(HELDOUT_WHATSAPP)
 
 
 def training_examples() -> list[tuple[str, str]]:
@@ -151,14 +160,36 @@ async def _rasa_predict(model: str, texts: list[str]) -> list[str]:
     return [full_intent(await agent.parse_message(text)) for text in texts]
 
 
+async def _rasa_asks(model: str, texts: list[str]) -> list[dict[str, Any]]:
+    """What the connector makes of each message: its intent and the FAQ keys it asks."""
+    import logging
+
+    from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    from bot.channels.platform import several_asks
+
+    configure_structlog(logging.WARNING)
+    agent = Agent.load(model)
+    readings = []
+    for text in texts:
+        parsed = await several_asks(agent, text) or await agent.parse_message(text)
+        keys = parsed.get("faq_keys") or []
+        if not keys and parsed["intent"]["name"] == "faq":
+            keys = [full_intent(parsed).split("/", 1)[1]]
+        readings.append({"intent": parsed["intent"]["name"], "faq_keys": keys})
+    return readings
+
+
 def _rasa_main(command: str, out: str, *args: str) -> None:
     import asyncio
 
     if command == "examples":
         answer: Any = _rasa_examples(*args)
-    elif command == "predict":
+    elif command in ("predict", "asks"):
         model, texts_file = args
-        answer = asyncio.run(_rasa_predict(model, json.loads(Path(texts_file).read_text())))
+        run = _rasa_predict if command == "predict" else _rasa_asks
+        answer = asyncio.run(run(model, json.loads(Path(texts_file).read_text())))
     else:
         raise SystemExit(f"unknown command {command!r}")
     Path(out).write_text(json.dumps(answer, ensure_ascii=False))

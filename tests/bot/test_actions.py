@@ -15,6 +15,7 @@ from bot.actions.booking import (
     ActionConcluirAgendamento,
     ActionConcluirCancelamento,
     ActionConfirmarPresenca,
+    ActionIniciarDialogo,
     ValidateAgendamentoForm,
     appointment_slot,
     option_number,
@@ -25,7 +26,7 @@ from bot.actions.csat import ActionRegistrarAvaliacao
 from bot.actions.faq import ActionResponderFaq
 from bot.actions.forms import DialogueForm
 from bot.actions.greeting import ActionSaudacao
-from bot.actions.handoff import ActionForaDoEscopo, ActionNaoEntendi
+from bot.actions.handoff import ActionForaDoEscopo, ActionNaoEntendi, ActionTransferirAtendente
 from bot.actions.identity import ActionAskLgpdConsentimento, clean_name, missing_identity
 from bot.actions.options import ActionResponderOpcao
 from bot.emergency import looks_like_emergency
@@ -208,6 +209,42 @@ async def test_faq_answers_come_from_the_clinic_profile(clinic_db):
     assert hours["response"] == "utter_resposta_horario"
     assert "segunda a sexta, das 8h às 18h" in hours["horario"]
     assert "Unimed" in plans["convenios"]
+
+
+def _asking(text: str, intent: str, faq_keys: list[str]):
+    """The tracker of a message the connector read as several asks."""
+    asked = tracker(1, text, intent=intent, faq_key=faq_keys[0])
+    asked.latest_message["faq_keys"] = faq_keys
+    return asked
+
+
+async def test_every_faq_question_of_a_message_is_answered_in_order(clinic_db):
+    dispatcher = CollectingDispatcher()
+    asked = _asking("quanto custa? aceitam unimed?", "faq", ["valores", "convenios"])
+
+    await ActionResponderFaq().run(dispatcher, asked, {})
+
+    assert sent(dispatcher) == ["utter_resposta_valores", "utter_resposta_convenios"]
+    assert "Unimed" in dispatcher.messages[1]["convenios"]
+
+
+async def test_questions_asked_with_a_booking_are_answered_before_it_starts(clinic_db):
+    dispatcher = CollectingDispatcher()
+    asked = _asking("onde fica? quero marcar", "agendar_consulta", ["endereco"])
+
+    await ActionIniciarDialogo().run(dispatcher, asked, {})
+
+    assert sent(dispatcher) == ["utter_resposta_endereco"]
+
+
+async def test_questions_asked_with_a_request_for_a_person_come_before_the_handoff(clinic_db):
+    dispatcher = CollectingDispatcher()
+    asked = _asking("horário? quero uma atendente", "falar_com_atendente", ["horario"])
+
+    events = await ActionTransferirAtendente().run(dispatcher, asked, {})
+
+    assert sent(dispatcher) == ["utter_resposta_horario", "utter_transferindo", "handoff"]
+    assert ConversationPaused() in events
 
 
 async def test_changing_the_profile_changes_the_answer_without_retraining(clinic_db):

@@ -16,7 +16,7 @@ import yaml
 
 from core.settings import ROOT
 from messaging.redaction import redact
-from tests.bot.nlu_eval import HELDOUT, RASA_ENV
+from tests.bot.nlu_eval import HELDOUT, HELDOUT_WHATSAPP, RASA_ENV
 
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 MODEL = ROOT / "var" / "rasa" / "bot.tar.gz"
@@ -54,8 +54,10 @@ def rasa_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # No tracker store or action server: test stories replay their own events.
     (folder / "endpoints.yml").write_text("{}\n")
     results = folder / "results"
-    heldout = folder / "heldout_nlu.yml"
-    heldout.write_text(_as_the_assistant_reads(HELDOUT.read_text()))
+    heldout = folder / "heldout"
+    heldout.mkdir()
+    for split in (HELDOUT, HELDOUT_WHATSAPP):
+        (heldout / split.name).write_text(_as_the_assistant_reads(split.read_text()))
     done = _rasa(
         "test",
         "--model",

@@ -119,6 +119,50 @@ TABLE = [
     ("depois das 15h", between("05/03", "15:00", "23:00")),
     ("a partir das 14h", between("05/03", "14:00", "23:00")),
     ("antes das 10h", between("06/03", "06:00", "10:00")),
+    # A window of hours on a day.
+    ("das 9 às 11", between("05/03", "09:00", "11:00")),
+    ("amanhã das 9 às 11", between("06/03", "09:00", "11:00")),
+    ("sexta das 14h às 16h", between("07/03", "14:00", "16:00")),
+    ("entre 9 e 11", between("05/03", "09:00", "11:00")),
+    ("de 9 a 11", between("05/03", "09:00", "11:00")),
+    ("das 9 até as 11h", between("05/03", "09:00", "11:00")),
+    ("9-11h", between("05/03", "09:00", "11:00")),
+    ("dia 10 das 14 às 15:30", between("10/03", "14:00", "15:30")),
+    ("amanhã entre 8 e 10 da manhã", between("06/03", "08:00", "10:00")),
+    # Everyday anchors for a time of day.
+    ("na hora do almoço", between("05/03", "12:00", "14:00")),
+    ("sexta na hora do almoço", between("07/03", "12:00", "14:00")),
+    ("amanhã depois do almoço", between("06/03", "13:00", "18:00")),
+    ("antes do almoço", between("05/03", "06:00", "12:00")),
+    ("no fim da tarde", between("05/03", "15:00", "18:00")),
+    ("segunda no comecinho da manhã", between("10/03", "06:00", "12:00")),
+    ("quinta no início da tarde", between("06/03", "12:00", "15:00")),
+    ("depois do trabalho", between("05/03", "18:00", "23:00")),
+    # Dates with dots, and without a year.
+    ("21.04", whole_day("21/04")),
+    ("dia 21.04 às 10h", exact("21/04", "10:00")),
+    ("21.04.2026", whole_day("21/04/2026")),
+    ("02.01", whole_day("02/01/2026")),
+    ("às 9.30", exact("06/03", "09:30")),
+    # "Not this one, the next one": the weekday after the next.
+    ("não essa sexta, a próxima", whole_day("14/03")),
+    ("sexta não, a outra", whole_day("14/03")),
+    ("nessa quinta não, na seguinte", whole_day("13/03")),
+    ("sem ser essa segunda, a outra", whole_day("17/03")),
+    # Parts of a month (início 1–10, meados 11–20, fim 21–last) and weeks of a month
+    # (days 1–7, 8–14, 15–21, 22–28; the last seven), from today on.
+    ("meados de maio", between("11/05", "00:00", "23:59", last_day="20/05")),
+    ("começo de abril", between("01/04", "00:00", "23:59", last_day="10/04")),
+    ("fim do mês", between("21/03", "00:00", "23:59", last_day="31/03")),
+    ("início do mês", between("05/03", "00:00", "23:59", last_day="10/03")),
+    ("final do mês que vem", between("21/04", "00:00", "23:59", last_day="30/04")),
+    ("meados do próximo mês", between("11/04", "00:00", "23:59", last_day="20/04")),
+    ("última semana do mês", between("25/03", "00:00", "23:59", last_day="31/03")),
+    ("primeira semana de abril", between("01/04", "00:00", "23:59", last_day="07/04")),
+    ("segunda semana de maio", between("08/05", "00:00", "23:59", last_day="14/05")),
+    ("última semana de fevereiro", between("22/02/2026", "00:00", "23:59", last_day="28/02/2026")),
+    ("primeira semana do mês", between("05/03", "00:00", "23:59", last_day="07/03")),
+    ("de 10 a 15 de abril", between("10/04", "00:00", "23:59", last_day="15/04")),
     # Spans of days.
     ("semana que vem", between("10/03", "00:00", "23:59", last_day="16/03")),
     ("próxima semana", between("10/03", "00:00", "23:59", last_day="16/03")),
@@ -137,6 +181,8 @@ TABLE = [
     ("as 25h", None),
     ("31/02", None),
     ("dia 40", None),
+    ("tenho 2 filhos de 3 a 5 anos", None),
+    ("na hora", None),
 ]
 
 
@@ -170,6 +216,17 @@ def test_a_time_already_past_on_a_day_named_explicitly_stays_on_that_day():
     assert parse_when("hoje às 9h", afternoon) == TimeWindow(*exact("05/03", "09:00"))
     assert parse_when("dia 5 de manhã", afternoon) == TimeWindow(
         *between("05/03", "06:00", "12:00")
+    )
+
+
+def test_a_part_of_the_month_already_past_is_unclear_so_the_bot_asks():
+    # On the 25th, "começo do mês" may mean this month's (gone) or the next one's.
+    late_in_march = datetime(2025, 3, 25, 10, 0, tzinfo=SP)
+
+    assert parse_when("começo do mês", late_in_march) is None
+    assert parse_when("primeira semana de março", late_in_march) is None
+    assert parse_when("fim do mês", late_in_march) == TimeWindow(
+        *between("25/03", "00:00", "23:59", last_day="31/03")
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
+from models import Role
 from tests.clinic import STAFF_PASSWORD
 from tests.e2e.accessibility import (
     PHONE,
@@ -17,6 +18,8 @@ from tests.e2e.accessibility import (
     serious_violations,
 )
 from tests.e2e.conftest import bot_said, portal_patient, tab_to
+from tests.factories import second_factor_optional, staff
+from web.keys import CTX
 
 pytestmark = pytest.mark.e2e
 
@@ -121,3 +124,21 @@ async def test_the_widget_works_from_the_keyboard_alone(clinic, browser):
 
     await expect(bot_said(page)).to_contain_text("Unimed")
     await expect(page.locator(".ocw-form input")).to_have_value("")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_admin_security_and_analytics_pages_pass_axe(browser, server):
+    base = str(server.make_url("")).rstrip("/")
+    ctx = server.app[CTX]
+    await second_factor_optional(ctx.db)
+    admin = await staff(ctx.db, Role.ADMIN)
+    page = await (await checked_context(browser)).new_page()
+    await page.goto(f"{base}/login")
+    await page.fill("#email", admin.email)
+    await page.fill("#password", "senha-segura")  # the factory's
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(f"{base}/staff")
+    for path in ("/staff/admin", "/staff/seguranca", "/staff/metrics", "/conta/senha"):
+        await page.goto(f"{base}{path}")
+        await page.wait_for_load_state("networkidle")
+        await _no_serious_violations(page, path)

@@ -392,6 +392,55 @@ async def test_faq_answers_follow_the_clinic_profile_without_retraining(live_db,
     assert "R$ 310,00" in texts(replies)
 
 
+# --- Several asks in one message -------------------------------------------------
+
+
+def in_order(answer: str, *parts: str) -> bool:
+    """Whether every part is in the answer, each after the one before."""
+    positions = [answer.find(part) for part in parts]
+    return -1 not in positions and positions == sorted(positions)
+
+
+async def test_two_questions_in_one_message_get_both_answers(widget):
+    replies = await turn(widget, "quanto custa a consulta com cardiologista? aceitam unimed?")
+
+    assert in_order(texts(replies), "R$ 280,00", "Unimed")
+
+
+async def test_a_whatsapp_style_run_on_with_two_questions_gets_both_answers(widget):
+    replies = await turn(widget, "oi qual o endereço de vcs e ate q horas vcs ficam abertos")
+
+    assert in_order(texts(replies), "Av. Paulista, 1000", "das 8h às 18h")
+
+
+async def test_a_question_then_a_booking_gets_the_answer_then_the_dialogue(live_db, widget):
+    await known_patient(live_db, widget)
+
+    replies = await turn(widget, "vocês atendem sulamérica? quero marcar uma consulta")
+
+    assert in_order(texts(replies), "SulAmérica", "especialidade ou médico")
+
+
+async def test_a_question_then_a_cancellation_gets_the_answer_then_the_cancellation(
+    live_db, widget
+):
+    patient = await known_patient(live_db, widget)
+    await booked(live_db, patient)
+
+    replies = await turn(widget, "onde fica a clinica? preciso cancelar minha consulta")
+
+    assert in_order(texts(replies), "Av. Paulista, 1000", "Confirma o cancelamento")
+
+
+async def test_a_question_then_asking_for_a_person_gets_the_answer_then_the_team(live_db, widget):
+    replies = await turn(widget, "qto ta a consulta particular? prefiro falar com uma atendente")
+
+    assert in_order(texts(replies), "R$ 280,00", "alguém da nossa equipe")
+    conversation = await conversation_of(live_db, await widget_patient(live_db, widget.token))
+    assert conversation.owner in (Owner.QUEUED, Owner.ATTENDANT)
+    assert conversation.handoff_reason == "pedido_do_paciente"
+
+
 async def test_out_of_scope_gets_a_polite_redirect(widget):
     replies = await turn(widget, "quem ganhou o jogo ontem?")
 

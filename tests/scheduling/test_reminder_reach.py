@@ -4,7 +4,9 @@ desk to phone."""
 
 from sqlalchemy import select
 
+from accounts import patients
 from core.contacts import phone_match_key
+from messaging.identities import contact_identities
 from models import (
     Appointment,
     ChannelIdentity,
@@ -131,6 +133,26 @@ async def test_a_typed_phone_and_an_unverified_email_are_never_written_to(ctx, a
             .all()
         )
     assert reached_nowhere(appointment, rows)  # the staff agenda asks the desk to phone
+
+
+async def test_after_a_phone_change_the_old_number_gets_nothing_until_the_new_one_is_proved(
+    ctx, agenda
+):
+    senders = _senders(ctx)
+    patient = await _signed_up(ctx.db, phone_proved=True)
+    async with ctx.db.session() as session:  # reachable on the old number, never written from
+        user = await session.get_one(User, patient.id)
+        profile = await session.get_one(PatientProfile, patient.id)
+        assert {i.channel for i in await contact_identities(session, user, profile)} == {
+            "whatsapp",
+            "twilio",
+        }
+    await patients.update_contact(ctx.db, patient.id, phone="+5511912345678")
+
+    reminder = await _remind(ctx, agenda, patient)
+
+    assert (reminder.status, reminder.error) == (ReminderStatus.FAILED, "no_channel")
+    assert all(sender.requests == [] for sender in senders.values())
 
 
 async def test_a_reminder_that_went_out_asks_for_no_call(ctx, agenda):

@@ -71,6 +71,7 @@
         capacity.type = "number"; capacity.min = 1; capacity.max = 50;
         capacity.value = user.capacity || "";
         capacity.disabled = user.capacity === null;
+        capacity.setAttribute("aria-label", T("admin.capacity") + ": " + user.name);
         capacity.addEventListener("change", function () {
           api("PATCH", "/api/admin/staff/" + user.id, { capacity: Number(capacity.value) })
             .catch(function (e) { $("staff-status").textContent = e.message; });
