@@ -5,7 +5,8 @@
 Creates and drops its own database (BENCH_POSTGRES_URL, else TEST_POSTGRES_URL, else
 postgresql://postgres@127.0.0.1:5432/postgres), migrates it and seeds it in SQL
 (generate_series, no ORM objects): 100,000 conversations over the last 365 days (60% handed
-off, with their assignments, transfers, resolutions and CSAT), 1,000,000 messages, 50,000
+off, with their assignments, transfers, resolutions and CSAT, and their handoff facts
+rebuilt from them as the migration backfills), 1,000,000 messages, 50,000
 appointments with their events and reminders, 20,000 patients and 20 attendants. Then starts
 the web process (`python -m processes.web`, as the Procfile does) on a free port, logs a
 manager in and loads the console as the page does (figures and series at once), `--rounds`
@@ -33,13 +34,16 @@ from pathlib import Path
 import aiohttp
 import psycopg
 from psycopg import sql
+from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from accounts.auth import hash_password
 from core.settings import ROOT
+from handoff import facts
 from handoff.queue import CLINIC_TZ
 from models import utcnow
+from models.db import sync_url
 from models.migrate import upgrade
 from tests.clinic import free_port
 
@@ -201,14 +205,32 @@ def seed(url: str) -> dict[str, int]:
         for statement in SEED:
             conn.execute(statement, {"hash": hash_password(PASSWORD)})
         conn.commit()
+        rebuild_facts(url)
         conn.autocommit = True
         conn.execute("ANALYZE")
         counts = {}
-        for table in ("messages", "conversations", "appointments", "handoff_events"):
+        for table in (
+            "messages",
+            "conversations",
+            "appointments",
+            "handoff_events",
+            "handoff_facts",
+        ):
             counts[table] = conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
             ).fetchone()[0]
     return counts
+
+
+def rebuild_facts(url: str) -> None:
+    """The seeded trail's handoff facts, as the migration that introduced them backfills."""
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            for statement in facts.rebuild():
+                connection.execute(statement)
+    finally:
+        engine.dispose()
 
 
 def p95(values: list[float]) -> float:

@@ -290,6 +290,27 @@ class HandoffEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+class HandoffFacts(Base):
+    """What the analytics console needs of one conversation's handoff trail and replies, kept
+    up to date in the transaction that changes it (`handoff.facts`) so a report aggregates one
+    row per conversation instead of deriving it from every transition and message."""
+
+    __tablename__ = "handoff_facts"
+
+    conversation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    # A bot → queue transition happened (a `linked` conversation only joined another's).
+    handed: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The latest resolution, and who held the conversation then.
+    resolution_event_id: Mapped[int | None] = mapped_column(Integer)
+    resolver_id: Mapped[int | None] = mapped_column(Integer)
+    # The first human reply (notes are not replies), and who sent it.
+    first_reply_id: Mapped[int | None] = mapped_column(Integer)
+    replier_id: Mapped[int | None] = mapped_column(Integer)
+
+
 class CannedResponse(Base):
     __tablename__ = "canned_responses"
 

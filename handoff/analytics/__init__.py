@@ -10,7 +10,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.analytics import appointments, live, reminders, service
-from handoff.analytics.scope import DEFAULT_SLA_MINUTES, MAX_SLA_MINUTES, Filters, Period, Scope
+from handoff.analytics.scope import (
+    DEFAULT_SLA_MINUTES,
+    MAX_SLA_MINUTES,
+    Filters,
+    Period,
+    Scope,
+    without_jit,
+)
 
 __all__ = [
     "DEFAULT_SLA_MINUTES",
@@ -25,6 +32,7 @@ __all__ = [
 
 async def report(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     """Every figure of the period (the previous period's come with the series)."""
+    await without_jit(session, scope)
     async with service.materialized(session, scope) as handoffs:
         figures = {
             "service": await service.summary(session, scope, handoffs),
@@ -44,6 +52,7 @@ async def report(session: AsyncSession, scope: Scope) -> dict[str, Any]:
 async def series(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     """Each series per bucket for the period and for the previous one, aligned by position
     (the first day against the first day)."""
+    await without_jit(session, scope)
     previous = scope.of(scope.period.previous())
     current_values = await _all_series(session, scope)
     previous_values = await _all_series(session, previous)

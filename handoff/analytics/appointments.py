@@ -138,7 +138,8 @@ async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     lead = (
         await session.execute(
             distribution(
-                select(literal("all", String).label("grp"), b.c.lead.label("v")).subquery()
+                scope.dialect,
+                select(literal("all", String).label("grp"), b.c.lead.label("v")).subquery(),
             )
         )
     ).first()

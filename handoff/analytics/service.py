@@ -27,11 +27,10 @@ from sqlalchemy import (
     case,
     cast,
     exists,
-    false,
     func,
     literal,
-    literal_column,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,11 +47,10 @@ from handoff.analytics.scope import (
 )
 from models import (
     ASSIGNING_KINDS,
-    AuthorKind,
     Conversation,
     HandoffEvent,
+    HandoffFacts,
     HandoffKind,
-    Message,
     User,
 )
 from models.base import UTCDateTime
@@ -95,40 +93,10 @@ def opened(scope: Scope) -> Subquery:
     )
 
 
-def _trail(scope: Scope, conversations: Subquery) -> Subquery:
-    """Per conversation of the period, from its transitions: whether a bot → queue handoff
-    happened, its first assignment and its latest resolution (ids grow with time)."""
-    assigning = HandoffEvent.kind.in_(ASSIGNING_KINDS)
-    resolved = HandoffEvent.kind == HandoffKind.RESOLVED
-    return (
-        select(
-            HandoffEvent.conversation_id.label("id"),
-            func.max(case((HandoffEvent.kind == HandoffKind.HANDOFF, 1), else_=0)).label("handed"),
-            func.min(case((assigning, HandoffEvent.created_at))).label("assigned_at"),
-            func.max(case((resolved, HandoffEvent.id))).label("resolution_id"),
-        )
-        .join(conversations, conversations.c.id == HandoffEvent.conversation_id)
-        .group_by(HandoffEvent.conversation_id)
-        .subquery("trail")
-    )
-
-
-def _first_replies(conversations: Subquery) -> Subquery:
-    """Each conversation's first human reply (notes are not replies)."""
-    return (
-        select(Message.conversation_id.label("id"), func.min(Message.id).label("message_id"))
-        .join(conversations, conversations.c.id == Message.conversation_id)
-        # Literals, not parameters: the partial index ix_messages_attendant_replies matches.
-        .where(Message.author_kind == literal_column(f"'{AuthorKind.ATTENDANT}'"))
-        .where(Message.internal == false())
-        .group_by(Message.conversation_id)
-        .subquery("first_replies")
-    )
-
-
 def handoffs(scope: Scope) -> Select[Any]:
     """One row per handoff of the period with every per-conversation measure (see
-    `HANDOFF_COLUMNS`); set-based joins, so a year costs a few scans, not a probe per row."""
+    `HANDOFF_TABLE_COLUMNS`): its conversation joined to its facts, kept by the transitions
+    (`handoff.facts`), so a year reads one row per handoff, not its whole trail."""
     period = scope.period
     conversations = (
         select(Conversation)
@@ -140,10 +108,7 @@ def handoffs(scope: Scope) -> Select[Any]:
         .subquery("c")
     )
     c = conversations.c
-    trail = _trail(scope, conversations)
-    replies = _first_replies(conversations)
-    resolution = HandoffEvent.__table__.alias("resolution")
-    reply = Message.__table__.alias("reply")
+    f = HandoffFacts.__table__.c
     later = Conversation.__table__.alias("later")
     reopened = exists().where(
         later.c.patient_id == c.patient_id,
@@ -161,11 +126,11 @@ def handoffs(scope: Scope) -> Select[Any]:
             c.handed_off_at,
             c.resolved_at,
             c.csat_score.label("csat"),
-            resolution.c.from_attendant_id.label("resolver_id"),
-            reply.c.author_id.label("replier_id"),
+            f.resolver_id,
+            f.replier_id,
             frt.label("frt"),
-            seconds_between(scope, trail.c.assigned_at, c.handed_off_at).label("wait"),
-            seconds_between(scope, c.resolved_at, trail.c.assigned_at).label("handling"),
+            seconds_between(scope, f.first_assigned_at, c.handed_off_at).label("wait"),
+            seconds_between(scope, c.resolved_at, f.first_assigned_at).label("handling"),
             cast(unanswered, Integer).label("unanswered"),
             cast(c.resolved_at.is_not(None), Integer).label("resolved"),
             cast(and_(c.resolved_at.is_not(None), reopened), Integer).label("reopened"),
@@ -178,12 +143,9 @@ def handoffs(scope: Scope) -> Select[Any]:
                 Integer,
             ).label("breach"),
         )
-        .join(trail, trail.c.id == c.id)
-        .outerjoin(resolution, resolution.c.id == trail.c.resolution_id)
-        .outerjoin(replies, replies.c.id == c.id)
-        .outerjoin(reply, reply.c.id == replies.c.message_id)
+        .join(HandoffFacts, f.conversation_id == c.id)
         # A conversation that only joined another's episode (`linked`) is not a handoff.
-        .where(trail.c.handed == 1)
+        .where(f.handed == true())
     )
 
 
@@ -249,7 +211,7 @@ async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, An
             )
         )
     ).one()
-    times = await _distributions(session, h)
+    times = await _distributions(session, scope, h)
     csat_counts: dict[int, int] = dict(
         (
             await session.execute(
@@ -288,14 +250,16 @@ async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, An
     }
 
 
-async def _distributions(session: AsyncSession, h: Table) -> dict[str, dict[str, Any]]:
+async def _distributions(
+    session: AsyncSession, scope: Scope, h: Table
+) -> dict[str, dict[str, Any]]:
     values = union_all(
         *(
             select(literal(name, String).label("grp"), h.c[name].label("v"))
             for name in ("frt", "wait", "handling")
         )
     ).subquery()
-    rows = {row.grp: row for row in await session.execute(distribution(values))}
+    rows = {row.grp: row for row in await session.execute(distribution(scope.dialect, values))}
     return {name: durations(rows.get(name)) for name in ("frt", "wait", "handling")}
 
 
@@ -311,7 +275,9 @@ async def per_channel(session: AsyncSession, scope: Scope, h: Table) -> list[dic
     frt = {
         row.grp: row
         for row in await session.execute(
-            distribution(select(h.c.channel.label("grp"), h.c.frt.label("v")).subquery())
+            distribution(
+                scope.dialect, select(h.c.channel.label("grp"), h.c.frt.label("v")).subquery()
+            )
         )
     }
     rows = await session.execute(_grouped(h, h.c.channel))
@@ -345,12 +311,15 @@ async def per_attendant(session: AsyncSession, h: Table) -> list[dict[str, Any]]
         .where(HandoffEvent.kind == HandoffKind.TRANSFERRED)
         .group_by(HandoffEvent.from_attendant_id)
     )
+    dialect = (await session.connection()).dialect.name
     handled = dict((await session.execute(held)).all())
     transferred = dict((await session.execute(transfers)).all())
     frt = {
         row.grp: row
         for row in await session.execute(
-            distribution(select(h.c.replier_id.label("grp"), h.c.frt.label("v")).subquery())
+            distribution(
+                dialect, select(h.c.replier_id.label("grp"), h.c.frt.label("v")).subquery()
+            )
         )
     }
     breaches = dict(

@@ -20,6 +20,7 @@ from core import access
 from core.context import Context
 from core.errors import ClinicError, Forbidden, NotFound
 from core.events import conversation_event
+from handoff import facts
 from models import (
     AttendantProfile,
     Conversation,
@@ -188,7 +189,8 @@ async def record_transition(
     to_attendant_id: int | None = None,
     **details: Any,
 ) -> Event:
-    """Log the transition in the same transaction and return the live event announcing it."""
+    """Log the transition, and the handoff facts it changes, in the same transaction and
+    return the live event announcing it."""
     conversation.version += 1
     row = HandoffEvent(
         conversation_id=conversation.id,
@@ -202,6 +204,7 @@ async def record_transition(
     )
     session.add(row)
     await session.flush()
+    await facts.note_transition(session, row)
     patient = await session.get_one(User, conversation.patient_id)
     return conversation_event(conversation, patient.name, change=handoff_event_view(row))
 

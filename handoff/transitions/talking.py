@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
 from core.events import message_event
+from handoff import facts
 from handoff.transitions.common import (
     Event,
     NotWithPerson,
@@ -67,6 +68,7 @@ async def reply(
         message = await record_outbound(
             session, target, text=text, author_kind=AuthorKind.ATTENDANT, author_id=actor.id
         )
+        await facts.note_reply(session, message)
         identity = await session.get_one(ChannelIdentity, target.channel_identity_id)
     if linked_event is not None:
         await ctx.bus.publish(linked_event)
