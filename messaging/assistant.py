@@ -26,7 +26,7 @@ from core.events import BOT_HANDOFF, message_event
 from messaging import history
 from messaging.history import Reply, latest_conversation, record_answer, record_outbound
 from messaging.outbound import deliver
-from messaging.redaction import NAME, address, patient_name_words, redact
+from messaging.redaction import NAME, NameWords, address, redact
 from messaging.verification import send_code
 from models import (
     AuthorKind,
@@ -36,7 +36,6 @@ from models import (
     Message,
     utcnow,
 )
-from models.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +126,13 @@ class AssistantClient:
         *,
         answering: str | None = None,
         replay: bool = False,
-        names_from: Database | None = None,
+        names: NameWords = frozenset(),
     ) -> list[BotMessage]:
         """The bot's answer to one recorded patient message (`text` is what the bot reads:
         the text, or the payload of the button it chose), `answering` what the bot's latest
-        question expects. Typed CPFs, phones, e-mails and names (the patient's recorded one
-        read from `names_from`) reach the assistant as placeholders (`messaging.redaction`)."""
+        question expects. Typed CPFs, phones, e-mails and names (`names`: the words of the
+        patient's recorded name) reach the assistant as placeholders (`messaging.redaction`)."""
         if text != message.payload:
-            names = await patient_name_words(names_from, patient_id) if names_from else frozenset()
             text = redact(text, answering=answering, names=names).text
         return await self._post(
             patient_id,

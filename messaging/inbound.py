@@ -63,6 +63,7 @@ from messaging.history import (
     record_status,
     record_watermark,
 )
+from messaging.redaction import NameWords, name_words
 from models import (
     AuthorKind,
     ChannelIdentity,
@@ -99,6 +100,9 @@ class Route:
     expects: str | None
     # Whether the patient is with (or waiting for) a person on another channel.
     person_elsewhere: bool
+    # The words of the patient's recorded name the bot must not read (`redaction.name_words`),
+    # read beside the rest: a turn opens no session of its own for them.
+    names: NameWords = frozenset()
 
 
 async def _recorded(session: AsyncSession, message_id: int) -> Recorded:
@@ -119,6 +123,9 @@ async def _route_for(session: AsyncSession, recorded: Recorded) -> Route:
         offers=[buttons or [] for buttons, _ in latest],
         expects=latest[0][1] if latest else None,
         person_elsewhere=with_bot and await _person_elsewhere(session, recorded),
+        names=await name_words(session, conversation.patient_id)
+        if with_bot and recorded.message.text
+        else frozenset(),
     )
 
 
@@ -352,7 +359,7 @@ class Inbox:
                 text,
                 answering=route.expects,
                 replay=replay,
-                names_from=self.ctx.db,
+                names=route.names,
             )
             await answer(self.ctx, message, route.identity, replies)
 

@@ -25,7 +25,6 @@ from sqlalchemy.sql.selectable import CompoundSelect
 
 from core.contacts import normalize_cpf
 from models import AuthorKind, Conversation, Direction, Doctor, Message, Specialty, User
-from models.db import Database
 
 # What a bot question may expect (`Message.expects`): its answer is redacted whole.
 NAME = "nome"
@@ -158,11 +157,6 @@ async def name_words(session: AsyncSession, patient_id: int) -> NameWords:
     recorded = _words(" ".join(name or "" for is_patient, name in rows if is_patient))
     clinic = _words(" ".join(name or "" for is_patient, name in rows if not is_patient))
     return frozenset(w for w in recorded if len(w) > 1 and w not in NEVER_A_NAME | clinic)
-
-
-async def patient_name_words(db: Database, patient_id: int) -> NameWords:
-    async with db.session() as session:
-        return await name_words(session, patient_id)
 
 
 def _introduced_name(text: str, folded: str, at: int) -> Span | None:

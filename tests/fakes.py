@@ -11,7 +11,6 @@ from core.context import DeliveryFailed
 from core.events import EventBus
 from messaging.assistant import BotMessage
 from models import ChannelIdentity, Message
-from models.db import Database
 
 
 class RecordingBus(EventBus):
@@ -90,7 +89,7 @@ class FakeAssistant:
         *,
         answering: str | None = None,
         replay: bool = False,
-        names_from: Database | None = None,
+        names: frozenset[str] = frozenset(),
     ) -> list[BotMessage]:
         self.in_flight[patient_id] += 1
         self.most_in_flight[patient_id] = max(

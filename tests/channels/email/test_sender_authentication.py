@@ -88,7 +88,7 @@ class CancellingAssistant(FakeAssistant):
         self.db = db
 
     async def turn(
-        self, patient_id, message, text, *, answering=None, replay=False, names_from=None
+        self, patient_id, message, text, *, answering=None, replay=False, names=frozenset()
     ):
         replies = await super().turn(patient_id, message, text, answering=answering, replay=replay)
         if "cancelar" in text:

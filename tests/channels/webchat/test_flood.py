@@ -246,7 +246,7 @@ def _answers_with_an_emergency(webchat) -> None:
     """The assistant as it answers an emergency phrase (bot/actions/common.py: emergency):
     the SAMU guidance, then a critical handoff."""
 
-    async def turn(patient_id, message, text, *, answering=None, replay=False, names_from=None):
+    async def turn(patient_id, message, text, *, answering=None, replay=False, names=frozenset()):
         return [
             BotMessage(SAMU),
             BotMessage(custom={"handoff": {"reason": "emergencia", "priority": "critical"}}),
