@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Executable, case, delete, false, func, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ASSIGNING_KINDS, AuthorKind, HandoffEvent, HandoffFacts, HandoffKind, Message
+from models.db import upsert
 
 
 async def note_transition(session: AsyncSession, event: HandoffEvent) -> None:
@@ -30,8 +30,9 @@ async def note_transition(session: AsyncSession, event: HandoffEvent) -> None:
         changes = {"resolution_event_id": event.id, "resolver_id": event.from_attendant_id}
     else:
         return
-    upsert = await _upsert(session)
-    statement = upsert.values(conversation_id=event.conversation_id, **changes)
+    statement = (await upsert(session, HandoffFacts)).values(
+        conversation_id=event.conversation_id, **changes
+    )
     incoming = statement.excluded
     if kind in ASSIGNING_KINDS:
         # The earliest assignment, whatever order the trail was written in.
@@ -53,8 +54,7 @@ async def note_transition(session: AsyncSession, event: HandoffEvent) -> None:
 
 async def note_reply(session: AsyncSession, message: Message) -> None:
     """After a staff message to the patient is flushed: the first reply, if it is."""
-    upsert = await _upsert(session)
-    statement = upsert.values(
+    statement = (await upsert(session, HandoffFacts)).values(
         conversation_id=message.conversation_id,
         first_reply_id=message.id,
         replier_id=message.author_id,
@@ -69,11 +69,6 @@ async def note_reply(session: AsyncSession, message: Message) -> None:
             where=HandoffFacts.first_reply_id.is_(None),
         )
     )
-
-
-async def _upsert(session: AsyncSession) -> Any:
-    dialect = (await session.connection()).dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(HandoffFacts)
 
 
 def rebuild() -> list[Executable]:

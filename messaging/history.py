@@ -19,7 +19,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -40,6 +39,7 @@ from models import (
     User,
     utcnow,
 )
+from models.db import upsert
 
 
 @dataclass(frozen=True)
@@ -502,15 +502,14 @@ async def _part(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def _inserted(session: AsyncSession, part: OutboundPart) -> bool:
+async def _inserted(session: AsyncSession, part: dict[str, Any]) -> bool:
     """Insert a part; False when its provider id is already known (a receipt and the send
-    that caused it may record the same id at the same moment)."""
-    try:
-        async with session.begin_nested():
-            session.add(part)
-    except IntegrityError:
-        return False
-    return True
+    that caused it may record the same id at the same moment). One statement: no savepoint
+    to roll back to."""
+    statement = (await upsert(session, OutboundPart)).values(**part)
+    unique = [OutboundPart.channel, OutboundPart.provider_message_id]
+    inserted = statement.on_conflict_do_nothing(index_elements=unique).returning(OutboundPart.id)
+    return (await session.execute(inserted)).scalar() is not None
 
 
 def _advance_part(
@@ -551,13 +550,13 @@ async def record_part(session: AsyncSession, message: Message, provider_message_
     find the message, and one that arrived before this keeps its place on the part (False:
     the message's status must then be settled from its parts)."""
     position = message.parts_sent
-    part = OutboundPart(
-        message_id=message.id,
-        channel=message.channel,
-        provider_message_id=provider_message_id,
-        position=position,
-        delivery_status=DeliveryStatus.SENT,
-    )
+    part = {
+        "message_id": message.id,
+        "channel": message.channel,
+        "provider_message_id": provider_message_id,
+        "position": position,
+        "delivery_status": DeliveryStatus.SENT,
+    }
     fresh = await _inserted(session, part)
     if not fresh:
         known = await _part(session, message.channel, provider_message_id)
@@ -583,13 +582,13 @@ async def record_status(
     naming an id no send has recorded yet is kept for it (`record_part` applies it)."""
     part = await _part(session, channel, provider_message_id)
     if part is None:
-        early = OutboundPart(
-            channel=channel,
-            provider_message_id=provider_message_id,
-            delivery_status=status,
-            error=error[:500] if error else None,
-            status_at=at or utcnow(),
-        )
+        early = {
+            "channel": channel,
+            "provider_message_id": provider_message_id,
+            "delivery_status": status,
+            "error": error[:500] if error else None,
+            "status_at": at or utcnow(),
+        }
         if await _inserted(session, early):
             return None
         part = await _part(session, channel, provider_message_id)  # the send just recorded it

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -53,6 +54,13 @@ def tracker_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+async def upsert(session: AsyncSession, entity: Any) -> Any:
+    """An INSERT into `entity` that can say what to do on a conflict (`on_conflict_do_*`):
+    both databases the platform runs on have one, spelled by their dialect."""
+    dialect = (await session.connection()).dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(entity)
 
 
 def _prepare_sqlite(engine: AsyncEngine, url: str) -> None:
