@@ -37,9 +37,24 @@
     return node;
   }
 
+  // A speech bubble drawn in SVG: an emoji depends on the visitor's fonts.
+  function bubbleIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    var path = document.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H10l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   document.head.appendChild(stylesheet);
 
-  var launcher = el("button", "ocw-launcher", "💬");
+  var launcher = el("button", "ocw-launcher");
+  launcher.appendChild(bubbleIcon());
   launcher.setAttribute("aria-label", TEXT.open);
   var panel = el("div", "ocw-panel");
   panel.setAttribute("role", "dialog");

@@ -4,6 +4,8 @@ portal stays usable on a 360 px phone and at 200% zoom. In Chromium."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.async_api import Page, expect
 
@@ -26,6 +28,14 @@ pytestmark = pytest.mark.e2e
 
 async def _no_serious_violations(page: Page, where: str) -> None:
     assert await serious_violations(page) == [], where
+
+
+async def _fits(page: Page, where: str, folder: Path, layout: str) -> None:
+    """No side scrolling, no control cut off, and a rendered page kept as a screenshot."""
+    assert await overflow(page) == {"scrolls": False, "clipped": []}, f"{where} at {layout}"
+    name = where.strip("/").replace("/", "-")
+    shot = await screenshot(page, f"{name}-{layout}", folder)
+    assert len(shot) > 10_000, where  # a rendered page, not a blank one
 
 
 async def test_booking_and_rescheduling_in_the_portal_from_the_keyboard(
@@ -79,9 +89,7 @@ async def test_the_portal_fits_a_phone_and_a_200_percent_zoom(
     await page.click("#slot-search button[type=submit]")
     await expect(page.locator("#slots button").first).to_be_visible()
 
-    assert await overflow(page) == {"scrolls": False, "clipped": []}
-    shot = await screenshot(page, f"portal-{layout}", tmp_path)
-    assert len(shot) > 10_000  # a rendered page, not a blank one
+    await _fits(page, "portal", tmp_path, layout)
     await _no_serious_violations(page, f"portal at {layout}")
 
 
@@ -142,3 +150,31 @@ async def test_the_admin_security_and_analytics_pages_pass_axe(browser, server):
         await page.goto(f"{base}{path}")
         await page.wait_for_load_state("networkidle")
         await _no_serious_violations(page, path)
+
+
+@pytest.mark.parametrize(("layout", "screen"), [("phone-360px", PHONE), ("zoom-200", ZOOM_200)])
+async def test_sign_up_login_the_widget_and_the_workspace_fit_a_phone_and_a_200_percent_zoom(
+    clinic, browser, tmp_path, layout, screen
+):
+    page = await (await checked_context(browser, **screen)).new_page()
+    base = clinic.settings.web_url
+    for path in ("/cadastro", "/login"):
+        await page.goto(f"{base}{path}")
+        await page.wait_for_load_state("networkidle")
+        await _fits(page, path, tmp_path, layout)
+
+    await page.goto(f"{base}/")
+    await page.click(".ocw-launcher")
+    await page.fill(".ocw-form input", "quais convênios vocês aceitam?")
+    await page.keyboard.press("Enter")
+    await expect(bot_said(page)).to_contain_text("Unimed")
+    await _fits(page, "widget", tmp_path, layout)
+    await expect(page.locator(".ocw-form input")).to_be_in_viewport()
+
+    await page.goto(f"{base}/login")
+    await page.fill("#email", clinic.login_for("marta@").email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#connection")).to_have_text("Conectado")
+    await _fits(page, "/staff", tmp_path, layout)
+    await _no_serious_violations(page, f"/staff at {layout}")
