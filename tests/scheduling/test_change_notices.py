@@ -88,7 +88,8 @@ async def test_a_cancellation_by_staff_tells_the_patient_once_with_the_doctor_an
         "parameters": ["Joana", "Clínica Vida Plena", "12/03/2026", "14:00", DOCTOR],
     }
     [notice] = await _notices(ctx, appointment.id)
-    assert (notice.kind, notice.status, notice.channel, notice.message_id, notice.requested_by_id) == (
+    told = (notice.kind, notice.status, notice.channel, notice.message_id, notice.requested_by_id)
+    assert told == (
         ReminderKind.CANCELLED,
         ReminderStatus.SENT,
         "whatsapp",
