@@ -41,7 +41,8 @@ Notices of changes staff made (`Reminder.kind` other than reminder: the appointm
 moved, or inside time the doctor blocked; queued by scheduling.appointments) are rows of this
 same outbox, due at once: they go out the same way, exactly once, on the same channels, with a
 template of their own for channels outside their window (`NOTICE_TEMPLATES`), and are never
-dropped for the reminders opt-out (they are about an appointment the patient counts on).
+dropped for the reminders opt-out (they are about an appointment the patient counts on), nor
+for quiet hours: one that 8h would make too late goes at once.
 """
 
 from __future__ import annotations
@@ -693,12 +694,15 @@ async def _prepare(
             return None
         if is_quiet(now):
             morning = end_of_quiet(now)
-            if morning > appointment.starts_at - MIN_LEAD:
+            too_late = morning > appointment.starts_at - MIN_LEAD
+            if too_late and reminder.kind == ReminderKind.REMINDER:
                 _finish(reminder, ReminderStatus.CANCELLED, now, "quiet_hours")
-            else:
+                return None
+            if not too_late:
                 _finish(reminder, ReminderStatus.PENDING, now)
                 reminder.due_at = morning
-            return None
+                return None
+            # A change the patient must know before the appointment goes even at night.
         patient, profile = (
             await session.execute(
                 select(User, PatientProfile)

@@ -18,7 +18,7 @@ from models import (
 )
 from scheduling import appointments
 from scheduling.agenda import find_slots
-from scheduling.reminders import LEASE, dispatch_due, reached_nowhere
+from scheduling.reminders import LEASE, dispatch_due, end_of_quiet, reached_nowhere
 from tests.factories import clinic_rules, staff
 from tests.scheduling.conftest import make_patient, sp
 from tests.scheduling.test_reminders import (
@@ -249,3 +249,33 @@ async def test_a_patient_who_turned_reminders_off_is_still_told_of_a_cancellatio
     await dispatch_due(ctx, clock=at(SOON))
 
     assert len(providers["whatsapp"].requests) == 1
+
+
+async def test_a_change_the_morning_would_tell_too_late_goes_out_at_night(ctx, agenda, providers):
+    desk = await staff(ctx.db)
+    early = await make_patient(ctx.db, "Cedo")
+    later = await make_patient(ctx.db, "Tarde")
+    async with ctx.db.session() as session:
+        # Dra. Ana's Thursday morning: 8h, when the quiet hours end, to 11h30.
+        first, *_, last = await find_slots(
+            session, now=sp(2026, 3, 12), doctor_id=agenda.doctor("Ana").id, limit=8
+        )
+    night = sp(2026, 3, 11, 22)
+    tight = await _booked(ctx, agenda, early, starts_at=first.starts_at, doctor="Ana")
+    roomy = await _booked(ctx, agenda, later, starts_at=last.starts_at, doctor="Ana")
+    for appointment in (tight, roomy):
+        await appointments.cancel(
+            ctx.db,
+            appointment.id,
+            channel="staff",
+            actor_id=desk.id,
+            notify_patient=True,
+            now=night,
+        )
+
+    await dispatch_due(ctx, clock=at(night + timedelta(minutes=1)))
+
+    [sent] = providers["whatsapp"].requests
+    assert sent.patient_id == early.id
+    [held] = await _notices(ctx, roomy.id)
+    assert (held.status, held.due_at) == (ReminderStatus.PENDING, end_of_quiet(night))
