@@ -93,8 +93,9 @@
     var inside = appointments.filter(function (a) {
       return (a.status === "agendada" || a.status === "confirmada") && overlaps(a, b);
     });
+    if (!inside.length) return;
     var box = el("div", "block-patients");
-    box.appendChild(el("div", "block-patients-title", inside.length ? T("notice.affected") : T("notice.none_affected")));
+    box.appendChild(el("div", "block-patients-title", T("notice.affected")));
     var list = el("ul", "block-patients-list");
     var untold = false;
     inside.forEach(function (a) {
@@ -106,7 +107,7 @@
       item.appendChild(el("span", "notice-state", told ? describe(told) : T("notice.not_told")));
       list.appendChild(item);
     });
-    if (inside.length) box.appendChild(list);
+    box.appendChild(list);
     if (options.manager && untold) button(box, b.id, options);
     row.appendChild(box);
   }
