@@ -12,7 +12,9 @@ from models.db import Database
 from scheduling import appointments
 from scheduling.agenda import find_slots, to_local
 from scheduling.reminders import is_quiet
-from tests.e2e.conftest import open_workspace, show_agenda_day
+from tests.clinic import STAFF_PASSWORD
+from tests.e2e.accessibility import checked_context, serious_violations
+from tests.e2e.conftest import show_agenda_day
 from tests.integration.test_change_notices_slice import _book, _whatsapp_patient
 
 pytestmark = pytest.mark.e2e
@@ -47,13 +49,19 @@ async def test_avisar_e_remarcar_tells_the_blocked_days_patients_and_shows_who_w
         )
     finally:
         await db.dispose()
-    page = await open_workspace(browser, clinic, "marta@")
+    page = await (await checked_context(browser)).new_page()
+    await page.goto(f"{clinic.settings.web_url}/login")
+    await page.fill("#email", clinic.login_for("marta@").email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(f"{clinic.settings.web_url}/staff")
     await show_agenda_day(page, clinic, day)
 
     block = page.locator(f'.doctor-day [data-block-id="{blocked.exception.id}"]')
     patients = block.locator(".block-patients-list li")
     await expect(patients).to_have_count(3)
     await expect(patients.filter(has_text="Lia Prado")).to_contain_text("ainda não avisado")
+    assert await serious_violations(page) == []
     await block.locator('[data-action="notify-block"]').click()
 
     await expect(page.locator("#block-result")).to_contain_text("3 paciente(s) avisado(s)")
@@ -71,3 +79,4 @@ async def test_avisar_e_remarcar_tells_the_blocked_days_patients_and_shows_who_w
     await expect(lia).to_contain_text("não foi possível avisar: ligue para o paciente")
     # Everyone was told or is the desk's to phone: no one is left to notify.
     await expect(block.locator('[data-action="notify-block"]')).to_have_count(0)
+    assert await serious_violations(page) == []
