@@ -421,11 +421,22 @@ def reminder_content(
         doctor=doctor_name,
     )
     template = to.template(TEMPLATE_NAME, [appointment.starts_at], doctor_name)
-    attachments = []
-    if channel == "email":
-        content = appointment_ics(appointment, doctor_name, clinic, now)
-        attachments.append({"kind": "ics", "filename": "consulta.ics", "content": content})
+    attachments = _calendar_file(appointment, doctor_name, clinic, channel, now)
     return ReminderContent(text, reminder_buttons(appointment.id), template, attachments)
+
+
+def _calendar_file(
+    appointment: Appointment,
+    doctor_name: str,
+    clinic: ClinicProfile | None,
+    channel: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """By e-mail, the appointment's .ics goes along."""
+    if channel != "email":
+        return []
+    content = appointment_ics(appointment, doctor_name, clinic, now)
+    return [{"kind": "ics", "filename": "consulta.ics", "content": content}]
 
 
 def notice_content(
@@ -436,11 +447,12 @@ def notice_content(
     patient_name: str | None,
     doctor_name: str,
     clinic: ClinicProfile | None,
+    channel: str,
     now: datetime,
 ) -> ReminderContent:
     """A change staff made, in the patient's words: what changed (the old time too, for a
-    move) and what they can do now, with the buttons to do it. `previous_starts_at`: where a
-    rescheduled appointment was moved from."""
+    move) and what they can do now, with the buttons to do it; by e-mail, a new time comes
+    with its .ics. `previous_starts_at`: where a rescheduled appointment was moved from."""
     to = _Addressed.of(patient_name, clinic)
     when = _when(appointment.starts_at, now)
     moments = [appointment.starts_at]
@@ -466,7 +478,12 @@ def notice_content(
     )
     name, purpose = NOTICE_TEMPLATES[kind]
     template = to.template(name, moments, doctor_name, purpose=purpose)
-    return ReminderContent(text, buttons, template, [])
+    attachments = (
+        _calendar_file(appointment, doctor_name, clinic, channel, now)
+        if kind == ReminderKind.RESCHEDULED
+        else []
+    )
+    return ReminderContent(text, buttons, template, attachments)
 
 
 async def last_reminded(
@@ -758,6 +775,7 @@ async def _prepare(
                 patient_name=patient.name,
                 doctor_name=doctor_name,
                 clinic=clinic,
+                channel=identity.channel,
                 now=now,
             )
         message = await record_outbound(

@@ -158,6 +158,35 @@ async def test_a_move_by_staff_tells_the_new_time_with_buttons_for_the_new_appoi
     assert [n.kind for n in await _notices(ctx, moved.id)] == [ReminderKind.RESCHEDULED]
 
 
+async def test_a_move_told_by_email_carries_the_new_times_calendar_file(ctx, agenda, providers):
+    desk = await staff(ctx.db)
+    patient = await make_patient(ctx.db, channels=("email",))
+    appointment = await _booked(ctx, agenda, patient)
+    async with ctx.db.session() as session:
+        [slot] = await find_slots(
+            session, now=sp(2026, 3, 13), doctor_id=appointment.doctor_id, limit=1
+        )
+
+    moved = await appointments.reschedule(
+        ctx.db,
+        clinic_rules(),
+        appointment.id,
+        starts_at=slot.starts_at,
+        channel="staff",
+        self_service=False,
+        actor_id=desk.id,
+        notify_patient=True,
+        now=NOW,
+    )
+    await dispatch_due(ctx, clock=at(SOON))
+
+    [mail] = providers["email"].requests
+    [ics] = mail.attachments
+    assert ics["filename"] == "consulta.ics"
+    assert f"UID:consulta-{moved.id}@omniclinica" in ics["content"]
+    assert "DTSTART:20260313T160000Z" in ics["content"]  # 13h in São Paulo
+
+
 async def _three_booked_inside(ctx, agenda):
     doctor = agenda.doctor("Paulo")
     async with ctx.db.session() as session:
