@@ -270,7 +270,8 @@ class TwilioChannel(ProviderChannel):
     def template_fields(self, message: Message) -> dict[str, str]:
         """WhatsApp outside the 24 h window: only an approved Content template (ContentSid);
         the message's template parameters become its numbered variables. A one-time code
-        (`copy_code`) goes only in its own template, never in the reminders'."""
+        (`copy_code`) goes only in its own template, never in the reminders', and so does a
+        template with a `purpose` (a change notice): TWILIO_CONTENT_SID is the reminders'."""
         template = message.template
         if not template:
             raise DeliveryFailed(
@@ -281,10 +282,14 @@ class TwilioChannel(ProviderChannel):
         if template.get("copy_code"):
             content_sid, variable = self.config.code_content_sid, "TWILIO_CODE_CONTENT_SID"
         else:
+            # TWILIO_CONTENT_SID is the reminders'. Another approved message (a change notice,
+            # with a `purpose`) goes only in its own, never in the reminders' with its values.
+            purpose = template.get("purpose")
+            fallback = "" if purpose else self.config.content_sid
             content_sid = template.get("content_sid") or (
-                name if name.startswith("HX") else self.config.content_sid
+                name if name.startswith("HX") else fallback
             )
-            variable = "TWILIO_CONTENT_SID"
+            variable = f"a ContentSid for {purpose}" if purpose else "TWILIO_CONTENT_SID"
         if not content_sid:
             raise DeliveryFailed(f"twilio: no ContentSid for the template ({variable})")
         variables = {str(n): str(v) for n, v in enumerate(template.get("parameters") or [], 1)}

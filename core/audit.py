@@ -69,6 +69,7 @@ class AuditAction(StrEnum):
     LOCK_LIFTED = "lock_lifted"
     BLOCK_TIME = "block_time"
     UNBLOCK_TIME = "unblock_time"
+    NOTIFY_BLOCKED = "notify_blocked"
     # Staff booked a patient beyond the cap of appointments per specialty, on purpose.
     BOOKED_OVER_CAP = "booked_over_cap"
     # The system joined two patient records after a one-time code proved the contact.

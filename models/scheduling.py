@@ -45,6 +45,16 @@ class ReminderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ReminderKind(StrEnum):
+    """What an outbox row tells the patient: a reminder, or a change staff made (the
+    appointment cancelled, moved to another time, or inside time the doctor no longer has)."""
+
+    REMINDER = "reminder"
+    CANCELLED = "cancelled"
+    RESCHEDULED = "rescheduled"
+    BLOCKED = "blocked"
+
+
 class Specialty(Base):
     __tablename__ = "specialties"
 
@@ -161,11 +171,12 @@ class AppointmentEvent(Base):
 
 
 class Reminder(Base):
-    """A durable outbox row: one reminder per (appointment, offset), claimed with a lease."""
+    """A durable outbox row about an appointment, claimed with a lease: one reminder per
+    (appointment, offset), and at most one notice of each change staff made (`kind`, offset 0)."""
 
     __tablename__ = "reminders"
     __table_args__ = (
-        UniqueConstraint("appointment_id", "offset_minutes"),
+        UniqueConstraint("appointment_id", "kind", "offset_minutes"),
         Index("ix_reminders_due", "status", "due_at"),
         Index("ix_reminders_due_at", "due_at"),
     )
@@ -173,6 +184,9 @@ class Reminder(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     appointment_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("appointments.id", ondelete="CASCADE")
+    )
+    kind: Mapped[ReminderKind] = mapped_column(
+        enum_type(ReminderKind), default=ReminderKind.REMINDER, server_default="reminder"
     )
     offset_minutes: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -112,6 +112,7 @@ def doctor_view(doctor: Doctor) -> dict[str, Any]:
 def reminder_view(reminder: Reminder) -> dict[str, Any]:
     return {
         "id": reminder.id,
+        "kind": str(reminder.kind),
         "offset_minutes": reminder.offset_minutes,
         "due_at": reminder.due_at.isoformat(),
         "status": str(reminder.status),

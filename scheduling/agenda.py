@@ -433,19 +433,27 @@ class DoctorDay:
     free: tuple[Slot, ...]
 
 
+async def reminders_of(
+    session: AsyncSession, appointment_ids: Sequence[int]
+) -> defaultdict[int, list[Reminder]]:
+    """The appointments' reminders and change notices, earliest first, by appointment."""
+    reminders: defaultdict[int, list[Reminder]] = defaultdict(list)
+    if appointment_ids:
+        query = (
+            select(Reminder)
+            .where(Reminder.appointment_id.in_(appointment_ids))
+            .order_by(Reminder.due_at, Reminder.id)
+        )
+        for reminder in (await session.execute(query)).scalars():
+            reminders[reminder.appointment_id].append(reminder)
+    return reminders
+
+
 async def _with_reminders(
     session: AsyncSession, rows: Sequence[tuple[Appointment, str | None]]
 ) -> list[AgendaItem]:
     """Each (appointment, patient name) with the appointment's reminders, earliest first."""
-    reminders: dict[int, list[Reminder]] = defaultdict(list)
-    if rows:
-        query = (
-            select(Reminder)
-            .where(Reminder.appointment_id.in_([a.id for a, _ in rows]))
-            .order_by(Reminder.due_at)
-        )
-        for reminder in (await session.execute(query)).scalars():
-            reminders[reminder.appointment_id].append(reminder)
+    reminders = await reminders_of(session, [a.id for a, _ in rows])
     return [AgendaItem(a, name, tuple(reminders[a.id])) for a, name in rows]
 
 

@@ -12,6 +12,13 @@ Managers block a doctor's time (leave, a blocked range) with `block_time`: slot 
 offering it at once, and the appointments already inside are returned for someone to move,
 never cancelled behind the patient's back. `unblock_time` removes a block.
 
+Patients are told of the changes staff make: `cancel` and `reschedule` with `notify_patient`,
+and `notify_blocked` for the appointments inside a block ("avisar e remarcar"), queue a notice
+in the reminders outbox in the same transaction as the change (`Reminder.kind`), at most one of
+each kind per appointment; the worker delivers it exactly once like a reminder
+(scheduling.reminders). Changes the patient makes (the bot, the portal) are not notified: they
+already got their answer.
+
 How much of the agenda one patient may take (`BookingRules`, from the settings): at most
 `MAX_ACTIVE_APPOINTMENTS_PER_SPECIALTY` active future appointments per specialty, whoever
 books (staff may go beyond it with `over_cap`, which is audited); and what the patient does on
@@ -34,7 +41,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -54,6 +61,7 @@ from models import (
     AppointmentStatus,
     Doctor,
     Reminder,
+    ReminderKind,
     ReminderStatus,
     ScheduleException,
     Specialty,
@@ -278,6 +286,33 @@ async def _cancel_unsent_reminders(session: AsyncSession, appointment_id: int) -
     )
 
 
+async def _notify(
+    session: AsyncSession,
+    appointment_id: int,
+    kind: ReminderKind,
+    *,
+    actor_id: int | None,
+    now: datetime,
+) -> bool:
+    """Queue the patient's notice of a change (the appointment's row is locked by the
+    caller); False when that notice was queued already."""
+    query = select(Reminder.id).where(
+        Reminder.appointment_id == appointment_id, Reminder.kind == kind
+    )
+    if (await session.execute(query)).first() is not None:
+        return False
+    session.add(
+        Reminder(
+            appointment_id=appointment_id,
+            kind=kind,
+            offset_minutes=0,
+            due_at=now,
+            requested_by_id=actor_id,
+        )
+    )
+    return True
+
+
 async def _lock_doctor(session: AsyncSession, doctor_id: int) -> Doctor | None:
     query = (
         select(Doctor)
@@ -471,10 +506,12 @@ async def cancel(
     actor_id: int | None = None,
     reason: str = "",
     paced_by: BookingRules | None = None,
+    notify_patient: bool = False,
     now: datetime | None = None,
 ) -> Appointment:
     """Cancel an upcoming appointment (again: no change) and its unsent reminders.
-    `paced_by`: the patient cancels on their own, within these rules' pace (TooManyChanges)."""
+    `paced_by`: the patient cancels on their own, within these rules' pace (TooManyChanges).
+    `notify_patient`: staff cancelled it, the patient is told."""
     now = now or utcnow()
     async with db.session() as session:
         appointment = await _lock_appointment(session, appointment_id)
@@ -492,6 +529,10 @@ async def cancel(
         )
         if changed:
             await _cancel_unsent_reminders(session, appointment.id)
+            if notify_patient:
+                await _notify(
+                    session, appointment.id, ReminderKind.CANCELLED, actor_id=actor_id, now=now
+                )
     if changed and paced_by is not None:
         await paced_by.count_change(appointment.patient_id)
     return appointment
@@ -508,13 +549,15 @@ async def reschedule(
     doctor_id: int | None = None,
     actor_id: int | None = None,
     over_cap: bool = False,
+    notify_patient: bool = False,
     now: datetime | None = None,
 ) -> Appointment:
     """Move an upcoming appointment: the old one is cancelled (with its unsent reminders)
     and the NEW one, linked by `rescheduled_from_id`, is returned. All or nothing: when the
     new slot is taken the old appointment stays as it was. The new one is held to the cap
     and, when the patient moves it on their own (`self_service`), to their pace, as `book`
-    is (a move within a specialty never reaches the cap: the old one is no longer counted)."""
+    is (a move within a specialty never reaches the cap: the old one is no longer counted).
+    `notify_patient`: staff moved it, the patient is told the new time."""
     _check_requester(actor_id, self_service=self_service, over_cap=over_cap)
     now = now or utcnow()
     try:
@@ -543,6 +586,8 @@ async def reschedule(
                 now=now,
                 rescheduled_from=old,
             )
+            if notify_patient:
+                await _notify(session, new.id, ReminderKind.RESCHEDULED, actor_id=actor_id, now=now)
     except IntegrityError as exc:
         raise SlotTaken(doctor_id=doctor_id, starts_at=starts_at) from exc
     if self_service:
@@ -622,6 +667,23 @@ class BlockedTime:
     appointments: list[Appointment]
 
 
+def _inside(exception: ScheduleException) -> Select[Appointment]:
+    """The active appointments overlapping a block, soonest first, with their patient."""
+    query = (
+        select(Appointment)
+        .where(
+            Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
+            Appointment.starts_at < exception.ends_at,
+            Appointment.ends_at > exception.starts_at,
+        )
+        .order_by(Appointment.starts_at, Appointment.id)
+        .options(*_with_names(), selectinload(Appointment.patient))
+    )
+    if exception.doctor_id is not None:
+        query = query.where(Appointment.doctor_id == exception.doctor_id)
+    return query
+
+
 async def block_time(
     db: Database,
     *,
@@ -648,20 +710,32 @@ async def block_time(
             doctor_id=doctor_id, starts_at=starts_at, ends_at=ends_at, reason=reason
         )
         session.add(exception)
-        query = (
-            select(Appointment)
-            .where(
-                Appointment.doctor_id == doctor_id,
-                Appointment.status.in_(ACTIVE_APPOINTMENT_STATUSES),
-                Appointment.starts_at < ends_at,
-                Appointment.ends_at > starts_at,
-            )
-            .order_by(Appointment.starts_at)
-            .options(*_with_names(), selectinload(Appointment.patient))
-        )
-        inside = list((await session.execute(query)).scalars())
+        inside = list((await session.execute(_inside(exception))).scalars())
         await session.flush()
     log.info("doctor %s blocked from %s to %s", doctor_id, starts_at, ends_at)
+    return BlockedTime(exception, inside)
+
+
+async def notify_blocked(
+    db: Database, exception_id: int, *, actor_id: int, now: datetime | None = None
+) -> BlockedTime:
+    """The desk's "avisar e remarcar": tell each patient whose upcoming appointment lies inside the
+    block that it must change (the notice offers to reschedule with the bot; the desk may
+    move it too). Each is told once, however often this is asked; returns the appointments
+    inside the block."""
+    now = now or utcnow()
+    async with db.session() as session:
+        exception = await session.get(ScheduleException, exception_id)
+        if exception is None:
+            raise BlockNotFound(exception_id=exception_id)
+        # Locked like any change to them, so a cancellation or move serialises with this.
+        query = (
+            _inside(exception).where(Appointment.starts_at > now).with_for_update(of=Appointment)
+        )
+        inside = list((await session.execute(query)).scalars())
+        for appointment in inside:
+            await _notify(session, appointment.id, ReminderKind.BLOCKED, actor_id=actor_id, now=now)
+    log.info("block %s: %s patients to notify", exception_id, len(inside))
     return BlockedTime(exception, inside)
 
 

@@ -36,6 +36,13 @@ pending message; once the lease expires another worker takes it over and:
 Cancelling, rescheduling or recording attendance cancels unsent rows in the same transaction,
 and every send re-checks the appointment under its lock, so an inactive or past appointment is
 never reminded.
+
+Notices of changes staff made (`Reminder.kind` other than reminder: the appointment cancelled,
+moved, or inside time the doctor blocked; queued by scheduling.appointments) are rows of this
+same outbox, due at once: they go out the same way, exactly once, on the same channels, with a
+template of their own for channels outside their window (`NOTICE_TEMPLATES`), and are never
+dropped for the reminders opt-out (they are about an appointment the patient counts on), nor
+for quiet hours: one that 8h would make too late goes at once.
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ from messaging.outbound import deliver
 from models import (
     ACTIVE_APPOINTMENT_STATUSES,
     Appointment,
+    AppointmentStatus,
     AuthorKind,
     ChannelIdentity,
     ClinicProfile,
@@ -79,6 +87,7 @@ from models import (
     Message,
     PatientProfile,
     Reminder,
+    ReminderKind,
     ReminderStatus,
     User,
     utcnow,
@@ -113,6 +122,13 @@ FALLBACK_ORDER = (
 )
 TEMPLATE_NAME = "lembrete_consulta"
 TEMPLATE_LANGUAGE = "pt_BR"
+# The approved templates of the change notices, by kind: (name, purpose). Parameters: first
+# name, clinic, date, time, professional; a move gives the old date and time, then the new.
+NOTICE_TEMPLATES = {
+    ReminderKind.CANCELLED: ("consulta_cancelada", "appointment_change_cancelled"),
+    ReminderKind.RESCHEDULED: ("consulta_remarcada", "appointment_change_rescheduled"),
+    ReminderKind.BLOCKED: ("consulta_a_remarcar", "appointment_change_blocked"),
+}
 _DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
 
@@ -230,7 +246,8 @@ async def plan_reminders(ctx: Context, *, clock: Clock | None = None, batch: int
                 return planned
             existing = await session.execute(
                 select(Reminder.appointment_id, Reminder.offset_minutes).where(
-                    Reminder.appointment_id.in_([a.id for a in appointments])
+                    Reminder.appointment_id.in_([a.id for a in appointments]),
+                    Reminder.kind == ReminderKind.REMINDER,
                 )
             )
             taken = set(existing.all())
@@ -349,6 +366,42 @@ class ReminderContent:
     attachments: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Addressed:
+    """How a message about an appointment greets the patient and names the clinic."""
+
+    first_name: str
+    clinic_name: str
+    greeting: str
+
+    @classmethod
+    def of(cls, patient_name: str | None, clinic: ClinicProfile | None) -> _Addressed:
+        first_name = (patient_name or "").split(" ")[0]
+        greeting = (
+            t("reminder.greeting", name=first_name)
+            if first_name
+            else t("reminder.greeting_anonymous")
+        )
+        clinic_name = clinic.name if clinic else t("reminder.clinic_fallback")
+        return cls(first_name, clinic_name, greeting)
+
+    def template(
+        self, name: str, moments: Sequence[datetime], doctor_name: str, **extra: str
+    ) -> dict[str, Any]:
+        """An approved template's fields: first name, clinic, the date and time of each
+        moment (clinic time), professional."""
+        parameters = [self.first_name or t("reminder.patient_fallback"), self.clinic_name]
+        for moment in moments:
+            local = to_local(moment)
+            parameters += [local.strftime("%d/%m/%Y"), local.strftime("%H:%M")]
+        return {
+            "name": name,
+            "language": TEMPLATE_LANGUAGE,
+            **extra,
+            "parameters": [*parameters, doctor_name],
+        }
+
+
 def reminder_content(
     appointment: Appointment,
     *,
@@ -359,35 +412,78 @@ def reminder_content(
     now: datetime,
 ) -> ReminderContent:
     """Date, time, clinic and professional only: a specialty on a lock screen is health data."""
-    first_name = (patient_name or "").split(" ")[0]
-    clinic_name = clinic.name if clinic else t("reminder.clinic_fallback")
-    greeting = (
-        t("reminder.greeting", name=first_name) if first_name else t("reminder.greeting_anonymous")
-    )
+    to = _Addressed.of(patient_name, clinic)
     text = t(
         "reminder.text",
-        greeting=greeting,
-        clinic=clinic_name,
+        greeting=to.greeting,
+        clinic=to.clinic_name,
         when=_when(appointment.starts_at, now),
         doctor=doctor_name,
     )
-    local = to_local(appointment.starts_at)
-    template = {
-        "name": TEMPLATE_NAME,
-        "language": TEMPLATE_LANGUAGE,
-        "parameters": [
-            first_name or t("reminder.patient_fallback"),
-            clinic_name,
-            local.strftime("%d/%m/%Y"),
-            local.strftime("%H:%M"),
-            doctor_name,
-        ],
-    }
-    attachments = []
-    if channel == "email":
-        content = appointment_ics(appointment, doctor_name, clinic, now)
-        attachments.append({"kind": "ics", "filename": "consulta.ics", "content": content})
+    template = to.template(TEMPLATE_NAME, [appointment.starts_at], doctor_name)
+    attachments = _calendar_file(appointment, doctor_name, clinic, channel, now)
     return ReminderContent(text, reminder_buttons(appointment.id), template, attachments)
+
+
+def _calendar_file(
+    appointment: Appointment,
+    doctor_name: str,
+    clinic: ClinicProfile | None,
+    channel: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """By e-mail, the appointment's .ics goes along."""
+    if channel != "email":
+        return []
+    content = appointment_ics(appointment, doctor_name, clinic, now)
+    return [{"kind": "ics", "filename": "consulta.ics", "content": content}]
+
+
+def notice_content(
+    kind: ReminderKind,
+    appointment: Appointment,
+    *,
+    previous_starts_at: datetime | None,
+    patient_name: str | None,
+    doctor_name: str,
+    clinic: ClinicProfile | None,
+    channel: str,
+    now: datetime,
+) -> ReminderContent:
+    """A change staff made, in the patient's words: what changed (the old time too, for a
+    move) and what they can do now, with the buttons to do it; by e-mail, a new time comes
+    with its .ics. `previous_starts_at`: where a rescheduled appointment was moved from."""
+    to = _Addressed.of(patient_name, clinic)
+    when = _when(appointment.starts_at, now)
+    moments = [appointment.starts_at]
+    buttons = reminder_buttons(appointment.id)
+    if kind == ReminderKind.CANCELLED:
+        buttons = []
+    elif kind == ReminderKind.BLOCKED:
+        buttons = buttons[1:]  # Remarcar, Cancelar
+    elif previous_starts_at is not None:
+        moments.insert(0, previous_starts_at)
+    change = t(
+        f"notice.change.{kind}",
+        when=when,
+        doctor=doctor_name,
+        old_when=_when(moments[0], now),
+    )
+    text = t(
+        "notice.text",
+        greeting=to.greeting,
+        clinic=to.clinic_name,
+        change=change,
+        next=t(f"notice.next.{kind}"),
+    )
+    name, purpose = NOTICE_TEMPLATES[kind]
+    template = to.template(name, moments, doctor_name, purpose=purpose)
+    attachments = (
+        _calendar_file(appointment, doctor_name, clinic, channel, now)
+        if kind == ReminderKind.RESCHEDULED
+        else []
+    )
+    return ReminderContent(text, buttons, template, attachments)
 
 
 async def last_reminded(
@@ -546,16 +642,35 @@ class _Delivery:
 async def _superseded(session: AsyncSession, reminder: Reminder, now: datetime) -> bool:
     """An automatic reminder whose closer sibling is also due (the worker was down) is
     dropped: one reminder, the most recent, is enough."""
-    if reminder.requested_by_id is not None:
+    if reminder.requested_by_id is not None or reminder.kind != ReminderKind.REMINDER:
         return False
     query = select(Reminder.id).where(
         Reminder.appointment_id == reminder.appointment_id,
+        Reminder.kind == ReminderKind.REMINDER,
         Reminder.offset_minutes < reminder.offset_minutes,
         Reminder.requested_by_id.is_(None),
         Reminder.due_at <= now,
         Reminder.status != ReminderStatus.CANCELLED,
     )
     return (await session.execute(query.limit(1))).first() is not None
+
+
+def _still_to_tell(kind: ReminderKind, appointment: Appointment, now: datetime) -> bool:
+    """Nothing is said of an appointment whose time has passed; a reminder or notice of an
+    appointment still on needs it still on (a cancellation notice, cancelled)."""
+    if appointment.starts_at <= now:
+        return False
+    if kind == ReminderKind.CANCELLED:
+        return appointment.status == AppointmentStatus.CANCELLED
+    return appointment.status in ACTIVE_APPOINTMENT_STATUSES
+
+
+async def _moved_from(session: AsyncSession, appointment: Appointment) -> datetime | None:
+    if appointment.rescheduled_from_id is None:
+        return None
+    return await session.scalar(
+        select(Appointment.starts_at).where(Appointment.id == appointment.rescheduled_from_id)
+    )
 
 
 async def _prepare(
@@ -585,7 +700,7 @@ async def _prepare(
         if message is not None and message.delivery_status in _DELIVERED:
             _finish(reminder, ReminderStatus.SENT, now)
             return None
-        if appointment.status not in ACTIVE_APPOINTMENT_STATUSES or appointment.starts_at <= now:
+        if not _still_to_tell(reminder.kind, appointment, now):
             _finish(reminder, ReminderStatus.CANCELLED, now, "appointment_inactive")
             return None
         if await _superseded(session, reminder, now):
@@ -596,12 +711,15 @@ async def _prepare(
             return None
         if is_quiet(now):
             morning = end_of_quiet(now)
-            if morning > appointment.starts_at - MIN_LEAD:
+            too_late = morning > appointment.starts_at - MIN_LEAD
+            if too_late and reminder.kind == ReminderKind.REMINDER:
                 _finish(reminder, ReminderStatus.CANCELLED, now, "quiet_hours")
-            else:
+                return None
+            if not too_late:
                 _finish(reminder, ReminderStatus.PENDING, now)
                 reminder.due_at = morning
-            return None
+                return None
+            # A change the patient must know before the appointment goes even at night.
         patient, profile = (
             await session.execute(
                 select(User, PatientProfile)
@@ -609,7 +727,8 @@ async def _prepare(
                 .where(User.id == appointment.patient_id)
             )
         ).one()
-        if profile is not None and not profile.reminders_opt_in:
+        reminding = reminder.kind == ReminderKind.REMINDER
+        if reminding and profile is not None and not profile.reminders_opt_in:
             _finish(reminder, ReminderStatus.CANCELLED, now, "opted_out")
             return None
         reminder.lease_until = now + lease
@@ -639,14 +758,26 @@ async def _prepare(
         identity = candidates[0]
         conversation = await open_conversation(session, identity)
         clinic = (await session.execute(select(ClinicProfile).limit(1))).scalar_one_or_none()
-        content = reminder_content(
-            appointment,
-            patient_name=patient.name,
-            doctor_name=doctor_name,
-            clinic=clinic,
-            channel=identity.channel,
-            now=now,
-        )
+        if reminding:
+            content = reminder_content(
+                appointment,
+                patient_name=patient.name,
+                doctor_name=doctor_name,
+                clinic=clinic,
+                channel=identity.channel,
+                now=now,
+            )
+        else:
+            content = notice_content(
+                reminder.kind,
+                appointment,
+                previous_starts_at=await _moved_from(session, appointment),
+                patient_name=patient.name,
+                doctor_name=doctor_name,
+                clinic=clinic,
+                channel=identity.channel,
+                now=now,
+            )
         message = await record_outbound(
             session,
             conversation,
@@ -798,7 +929,11 @@ async def send_now(
         minutes = max(1, math.ceil((appointment.starts_at - now).total_seconds() / 60))
         query = (
             select(Reminder)
-            .where(Reminder.appointment_id == appointment_id, Reminder.offset_minutes == minutes)
+            .where(
+                Reminder.appointment_id == appointment_id,
+                Reminder.kind == ReminderKind.REMINDER,
+                Reminder.offset_minutes == minutes,
+            )
             .with_for_update()
         )
         reminder = (await session.execute(query)).scalar_one_or_none()

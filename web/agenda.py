@@ -38,6 +38,7 @@ from scheduling.agenda import (
     day_agenda,
     nearest_slots,
     patient_history,
+    reminders_of,
     to_local,
 )
 from scheduling.reminders import reached_nowhere, send_now
@@ -165,6 +166,7 @@ async def cancel(request: web.Request) -> web.Response:
         channel=STAFF_CHANNEL,
         actor_id=user.id,
         reason=await _reason(request),
+        notify_patient=True,
     )
     return web.json_response(appointment_view(appointment))
 
@@ -320,6 +322,40 @@ async def unblock_time(request: web.Request) -> web.Response:
     return web.json_response({"id": exception.id})
 
 
+async def notify_blocked(request: web.Request) -> web.Response:
+    """POST /api/agenda/exceptions/{id}/notify (managers), "avisar e remarcar": each patient
+    booked inside the block is told their appointment must change, once; the appointments
+    are listed back with their notices (`reminders` of kind `blocked`)."""
+    user = _manager(request)
+    ctx = request.app[CTX]
+    exception_id = int(request.match_info["id"])
+    try:
+        blocked = await appointments.notify_blocked(ctx.db, exception_id, actor_id=user.id)
+    except appointments.BlockNotFound:
+        raise NotFound() from None
+    ids = [a.id for a in blocked.appointments]
+    async with ctx.db.session() as session:
+        notices = await reminders_of(session, ids)
+        await audit.record(
+            session,
+            user,
+            AuditAction.NOTIFY_BLOCKED,
+            ip=client_ip(request),
+            doctor_id=blocked.exception.doctor_id,
+            block=exception_id,
+            appointments=ids,
+        )
+    return web.json_response(
+        {
+            "block": block_view(blocked.exception),
+            "appointments": [
+                appointment_view(a, patient_name=a.patient.name, reminders=notices[a.id])
+                for a in blocked.appointments
+            ],
+        }
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/staff/agenda", agenda_page)
     app.router.add_get("/api/agenda", agenda_api)
@@ -327,6 +363,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/slots", slots)
     app.router.add_post("/api/agenda/exceptions", block_time)
     app.router.add_delete(r"/api/agenda/exceptions/{id:\d+}", unblock_time)
+    app.router.add_post(r"/api/agenda/exceptions/{id:\d+}/notify", notify_blocked)
     app.router.add_get(r"/api/patients/{id:\d+}/appointments", patient_appointments)
     for name, action in (
         ("confirm", confirm),

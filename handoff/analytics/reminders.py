@@ -20,6 +20,7 @@ from models import (
     DeliveryStatus,
     Message,
     Reminder,
+    ReminderKind,
     ReminderStatus,
 )
 
@@ -55,7 +56,11 @@ def reminders(scope: Scope) -> Subquery:
             cast(and_(sent, _replied(AppointmentStatus.CANCELLED)), Integer).label("cancelled"),
         )
         .outerjoin(Message, Message.id == Reminder.message_id)
-        .where(Reminder.due_at >= period.start, Reminder.due_at < period.end)
+        .where(
+            Reminder.kind == ReminderKind.REMINDER,
+            Reminder.due_at >= period.start,
+            Reminder.due_at < period.end,
+        )
     )
     if scope.filters.channel:
         query = query.where(Reminder.channel == scope.filters.channel)

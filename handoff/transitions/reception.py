@@ -143,6 +143,7 @@ async def _cancel(
         channel=STAFF_CHANNEL,
         actor_id=actor.id,
         reason=details.get("note", ""),
+        notify_patient=True,
     )
     return {"status": str(appointment.status)}
 
@@ -229,6 +230,7 @@ async def _reschedule(
         self_service=False,
         actor_id=actor.id,
         over_cap=_over_cap(details),
+        notify_patient=True,
     )
     return {**_booked(new), "appointment_id": appointment_id, "new_appointment_id": new.id}
 

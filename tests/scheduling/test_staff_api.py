@@ -498,5 +498,38 @@ async def test_a_manager_blocks_a_doctors_time_and_is_told_of_the_appointments_i
     assert audited.count("block_time") == 1 and audited.count("unblock_time") == 1
 
 
+async def test_only_a_manager_has_a_blocks_patients_told_and_each_once(server):
+    ctx = server.app[CTX]
+    marta = await staff(ctx.db, Role.MANAGER)
+    attendant = await staff(ctx.db)
+    _, appointment = await _patient_with_appointment(ctx, utcnow())
+    blocked = await appointments.block_time(
+        ctx.db,
+        doctor_id=appointment.doctor_id,
+        starts_at=appointment.starts_at,
+        ends_at=appointment.ends_at,
+        reason="congresso",
+    )
+    path = f"/api/agenda/exceptions/{blocked.exception.id}/notify"
+
+    async with Staff(server, attendant) as http, http.post(path) as response:
+        assert response.status == 403
+    async with Staff(server, marta) as http:
+        async with http.post("/api/agenda/exceptions/999999/notify") as response:
+            assert response.status == 404
+        for _ in range(2):
+            async with http.post(path) as response:
+                assert response.status == 200
+                told = await response.json()
+
+    [inside] = told["appointments"]
+    assert inside["id"] == appointment.id
+    assert [(r["kind"], r["status"]) for r in inside["reminders"] if r["kind"] != "reminder"] == [
+        ("blocked", "pending")
+    ]
+    audited = [e.action for e in await audit_entries(ctx.db)]
+    assert audited.count("notify_blocked") == 2
+
+
 def _local_day(day: date) -> tuple[datetime, datetime]:
     return datetime.combine(day, time(0), CLINIC_TZ), datetime.combine(day, time(23, 59), CLINIC_TZ)

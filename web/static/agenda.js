@@ -24,6 +24,8 @@
   }
 
   function reminderLine(reminders) {
+    // Notices of changes are shown by agenda-notify.js.
+    reminders = reminders.filter(function (r) { return r.kind === "reminder"; });
     if (!reminders.length) return null;
     var parts = reminders.map(function (r) {
       var when = r.sent_at || r.due_at;
@@ -69,6 +71,7 @@
     var reminders = reminderLine(a.reminders);
     if (reminders) row.appendChild(reminders);
     if (a.call_patient) row.appendChild(el("div", "call-patient", T("agenda.call_patient")));
+    window.agendaNotify.appointment(row, a, notifyOptions());
     var buttons = el("div", "row-actions");
     actionsFor(a).forEach(function (action) {
       var button = el("button", "", T("agenda.action." + action));
@@ -88,8 +91,17 @@
     return { at: at, node: row };
   }
 
-  function blockedRow(b) {
+  function notifyOptions() {
+    return {
+      manager: manager, reload: load,
+      error: function (message) { $("agenda-error").textContent = message; },
+      done: function (message) { $("block-result").textContent = message; }
+    };
+  }
+
+  function blockedRow(b, appointments) {
     var row = simpleRow(b.starts_at, "blocked", (b.reason || T("agenda.blocked")) + " (" + clock(b.starts_at) + "–" + clock(b.ends_at) + ")");
+    if (b.id !== null) window.agendaNotify.block(row.node, b, appointments, notifyOptions());
     // National holidays have no id: they come from the calendar, not from a manager.
     if (manager && b.id !== null) {
       row.node.setAttribute("data-block-id", b.id);
@@ -121,7 +133,7 @@
       column.appendChild(el("div", "specialty", day.doctor.specialty_name));
       var rows = day.appointments.map(appointmentRow)
         .concat(day.free.map(function (at) { return simpleRow(at, "free", T("agenda.free")); }))
-        .concat(day.blocked.map(blockedRow));
+        .concat(day.blocked.map(function (b) { return blockedRow(b, day.appointments); }));
       rows.sort(function (x, y) { return x.at.localeCompare(y.at); });
       var list = el("ol", "agenda-rows");
       rows.forEach(function (r) { list.appendChild(r.node); });
@@ -172,6 +184,7 @@
       list.appendChild(item);
     });
     node.appendChild(list);
+    if (result.block.id !== null) window.agendaNotify.button(node, result.block.id, notifyOptions());
   }
 
   function setUpBlocks() {

@@ -168,6 +168,32 @@ def test_a_one_time_code_goes_only_in_its_own_content_template_never_the_reminde
     assert fields == {"content_sid": "HXcode", "content_variables": '{"1": "123456"}'}
 
 
+def test_a_change_notice_never_goes_in_the_reminders_content_template():
+    config = TwilioConfig(
+        account_sid=SECRETS["TWILIO_ACCOUNT_SID"],
+        auth_token=SECRETS["TWILIO_AUTH_TOKEN"],
+        whatsapp_from=SECRETS["TWILIO_WHATSAPP_FROM"],
+        sms_from="",
+        api_url="",
+        content_sid="HXreminder",
+        public_base_url="",
+    )
+    notice = Message(
+        text="Sua consulta foi cancelada.",
+        template={
+            "name": "consulta_cancelada",
+            "purpose": "appointment_change_cancelled",
+            "parameters": ["Maria"],
+        },
+    )
+
+    with pytest.raises(DeliveryFailed, match="appointment_change_cancelled"):
+        TwilioChannel(config).template_fields(notice)
+    notice.template = {**notice.template, "content_sid": "HXcancelled"}
+    fields = TwilioChannel(config).template_fields(notice)
+    assert fields == {"content_sid": "HXcancelled", "content_variables": '{"1": "Maria"}'}
+
+
 async def test_a_refused_send_is_failed_with_twilios_reason(twilio, provider):
     provider.respond(
         "Messages.json",
