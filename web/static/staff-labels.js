@@ -178,7 +178,6 @@
 
   var suggestions = el("ul", "canned-suggestions");
   suggestions.id = "canned-suggestions";
-  suggestions.setAttribute("aria-label", T("labels.shortcut_hint"));
   function renderSuggestions() {
     suggestions.innerHTML = "";
     var typed = typedShortcut();
@@ -219,6 +218,7 @@
       wrap.appendChild(filterSelect);
       lists.insertBefore(wrap, lists.firstChild);
       document.querySelector(".conversation-head .who").appendChild(picker);
+      suggestions.setAttribute("aria-label", T("labels.shortcut_hint"));
       $("reply-form").appendChild(suggestions);
       if (me.role !== "attendant") {
         var link = el("a", "", T("labels.link"));
