@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from handoff.transitions import queueing
 from models import AuthorKind, Message, Role
+from tests.e2e.accessibility import checked_context, serious_violations
 from tests.e2e.test_csp import Violations
 from tests.factories import patient_message, second_factor_optional, staff
 from web.keys import CTX
@@ -19,8 +20,10 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "senha-segura"
 
 
-async def _log_in(browser: Browser, base: str, email: str) -> Page:
-    page = await (await browser.new_context()).new_page()
+async def _log_in(browser: Browser, base: str, email: str, *, axe: bool = False) -> Page:
+    """Logged in to the workspace; with `axe`, in a context axe-core can be injected into."""
+    context = await (checked_context(browser) if axe else browser.new_context())
+    page = await context.new_page()
     await page.goto(base + "/login")
     await page.fill("#email", email)
     await page.fill("#password", PASSWORD)
@@ -63,7 +66,7 @@ async def test_labels_and_canned_responses_from_the_managers_page_to_the_reply_b
     await expect(marta.locator("#labels-status")).to_have_text("Salvo.")
 
     # The attendant puts it on one of their conversations; the list shows it and filters by it.
-    page = await _log_in(browser, base, ana.email)
+    page = await _log_in(browser, base, ana.email, axe=True)
     await expect(page.locator("#labels-link")).to_have_count(0)
     mine = page.locator("#mine")
     await expect(mine.locator("[data-conversation-id]")).to_have_count(2)
@@ -78,6 +81,7 @@ async def test_labels_and_canned_responses_from_the_managers_page_to_the_reply_b
     await expect(mine.locator(f'[data-conversation-id="{other}"]')).to_have_count(0)
     await page.select_option("#label-filter", "")
     await expect(mine.locator("[data-conversation-id]")).to_have_count(2)
+    assert await serious_violations(page) == []  # the chips' colours read, the controls named
 
     # The shortcut expands in the reply box and goes out.
     await page.click("#reply-text")
