@@ -1,6 +1,6 @@
 """Labels and canned responses in real Chromium: a manager creates a label and a canned
 response on their page, an attendant puts the label on a conversation from the workspace and
-filters the list by it, then types the canned response's shortcut in the reply box, which
+filters the list by it (the manager's workspace shows the label live), then types the canned response's shortcut in the reply box, which
 expands and is sent; the attendant has no way into the manager's page."""
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ async def test_labels_and_canned_responses_from_the_managers_page_to_the_reply_b
     await expect(marta.locator("#canned-list li[data-canned-id] input")).to_have_value("preparo")
     await expect(marta.locator("#labels-status")).to_have_text("Salvo.")
 
+    await marta.goto(base + "/staff")
+    await expect(marta.locator(f'#others [data-conversation-id="{exams}"]')).to_be_visible()
+
     # The attendant puts it on one of their conversations; the list shows it and filters by it.
     page = await _log_in(browser, base, ana.email, axe=True)
     await expect(page.locator("#labels-link")).to_have_count(0)
@@ -76,6 +79,10 @@ async def test_labels_and_canned_responses_from_the_managers_page_to_the_reply_b
     await expect(mine.locator(f'[data-conversation-id="{exams}"] .label-chip')).to_have_text(
         "Exames"
     )
+    # The manager's workspace, open meanwhile, shows it live.
+    await expect(
+        marta.locator(f'#others [data-conversation-id="{exams}"] .label-chip')
+    ).to_have_text("Exames")
     await page.select_option("#label-filter", label="Exames")
     await expect(mine.locator("[data-conversation-id]")).to_have_count(1)
     await expect(mine.locator(f'[data-conversation-id="{other}"]')).to_have_count(0)
