@@ -82,11 +82,15 @@
 
   var picker = el("div", "label-picker");
   picker.id = "conversation-labels";
+  var shown = null;  // what the picker shows, so that a list refresh does not rebuild it
   function renderPicker() {
-    picker.innerHTML = "";
     var c = state.selected && state.conversations[state.selected];
+    var editable = c && mayLabel(c);
+    var now = c ? [c.id, editable, (c.labels || []).join(), Object.keys(labels).join()].join("|") : "";
+    if (now === shown) return;
+    shown = now;
+    picker.innerHTML = "";
     if (!c) return;
-    var editable = mayLabel(c);
     labelsOf(c).forEach(function (label) {
       var node = chip(label);
       if (editable) {
@@ -117,7 +121,7 @@
     $("action-error").textContent = "";
     api(on ? "PUT" : "DELETE", "/api/conversations/" + conversationId + "/labels/" + labelId)
       .then(function (result) { applyLabels(conversationId, result.labels); })
-      .catch(function (error) { showError(error); renderPicker(); });
+      .catch(function (error) { showError(error); shown = null; renderPicker(); });
   }
   function applyLabels(conversationId, ids) {
     var c = state.conversations[conversationId];
