@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,70 +121,65 @@ async def labels_of(session: AsyncSession, conversation_ids: Sequence[int]) -> d
 
 
 async def create_label(ctx: Context, actor: User, fields: LabelFields) -> Label:
-    _check_manager(actor)
-    label = Label(name=fields.name, colour=fields.colour)
-    async with _unique(ctx, "labels.error.name_taken") as session:
-        session.add(label)
-    return label
+    return await _save(ctx, actor, Label, None, fields.__dict__)
 
 
 async def update_label(ctx: Context, actor: User, label_id: int, fields: LabelFields) -> Label:
-    _check_manager(actor)
-    async with _unique(ctx, "labels.error.name_taken") as session:
-        label = await session.get(Label, label_id)
-        if label is None:
-            raise LabelNotFound()
-        label.name, label.colour = fields.name, fields.colour
-    return label
+    return await _save(ctx, actor, Label, label_id, fields.__dict__)
 
 
 async def delete_label(ctx: Context, actor: User, label_id: int) -> None:
     """Remove the label, and with it from every conversation that had it."""
-    _check_manager(actor)
-    async with ctx.db.session() as session:
-        if (await session.execute(delete(Label).where(Label.id == label_id))).rowcount == 0:  # type: ignore[attr-defined]
-            raise LabelNotFound()
+    await _delete(ctx, actor, Label, label_id)
 
 
 async def create_canned(ctx: Context, actor: User, fields: CannedFields) -> CannedResponse:
-    _check_manager(actor)
-    canned = CannedResponse(shortcut=fields.shortcut, text=fields.text)
-    async with _unique(ctx, "labels.error.shortcut_taken") as session:
-        session.add(canned)
-    return canned
+    return await _save(ctx, actor, CannedResponse, None, fields.__dict__)
 
 
 async def update_canned(
     ctx: Context, actor: User, canned_id: int, fields: CannedFields
 ) -> CannedResponse:
-    _check_manager(actor)
-    async with _unique(ctx, "labels.error.shortcut_taken") as session:
-        canned = await session.get(CannedResponse, canned_id)
-        if canned is None:
-            raise CannedNotFound()
-        canned.shortcut, canned.text = fields.shortcut, fields.text
-    return canned
+    return await _save(ctx, actor, CannedResponse, canned_id, fields.__dict__)
 
 
 async def delete_canned(ctx: Context, actor: User, canned_id: int) -> None:
+    await _delete(ctx, actor, CannedResponse, canned_id)
+
+
+# What each managed kind is refused with: missing, and a duplicate name or shortcut.
+_MISSING: dict[type[Any], type[NotFound]] = {Label: LabelNotFound, CannedResponse: CannedNotFound}
+_TAKEN = {Label: "labels.error.name_taken", CannedResponse: "labels.error.shortcut_taken"}
+
+
+async def _save[Row: (Label, CannedResponse)](
+    ctx: Context, actor: User, model: type[Row], row_id: int | None, values: dict[str, str]
+) -> Row:
+    """Create (`row_id` None) or change a row with `values`; a duplicate name or shortcut
+    is refused (409) with nothing written."""
     _check_manager(actor)
-    async with ctx.db.session() as session:
-        deleted = await session.execute(
-            delete(CannedResponse).where(CannedResponse.id == canned_id)
-        )
-        if deleted.rowcount == 0:  # type: ignore[attr-defined]
-            raise CannedNotFound()
-
-
-@asynccontextmanager
-async def _unique(ctx: Context, code: str) -> AsyncIterator[AsyncSession]:
-    """A session whose commit refuses a duplicate name or shortcut with `code` (409),
-    nothing written."""
     try:
         async with ctx.db.session() as session:
-            yield session
+            row = model() if row_id is None else await session.get(model, row_id)
+            if row is None:
+                raise _MISSING[model]()
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.add(row)
     except IntegrityError:
-        raise Conflict(code) from None
+        raise Conflict(_TAKEN[model]) from None
+    return row
+
+
+async def _delete(
+    ctx: Context, actor: User, model: type[Label] | type[CannedResponse], row_id: int
+) -> None:
+    _check_manager(actor)
+    async with ctx.db.session() as session:
+        row = await session.get(model, row_id)
+        if row is None:
+            raise _MISSING[model]()
+        await session.delete(row)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Labels and canned responses in real Chromium: a manager creates a label and a canned
 response on their page, an attendant puts the label on a conversation from the workspace and
-filters the list by it (the manager's workspace shows the label live), then types the canned response's shortcut in the reply box, which
-expands and is sent; the attendant has no way into the manager's page."""
+filters the list by it (the manager's workspace shows the label live), then types the canned
+response's shortcut in the reply box, which expands and is sent; the attendant has no way
+into the manager's page."""
 
 from __future__ import annotations
 
