@@ -13,6 +13,8 @@ The rules answer yes or no over the models; the caller raises its own refusal (a
   appointments, only once one of the patient's open conversations is theirs
   (`sees_whole_history`, the one rule for the messages and the appointments endpoints).
   Managers and admins see every history (supervision; their reads are audited like all).
+- Managers and admins manage the labels and canned responses; serving staff put labels on
+  the conversations they act in, managers on any conversation.
 - A staff member acts on the appointments of a patient whose whole history they see. A
   patient acts only on their own.
 """
@@ -82,6 +84,17 @@ def may_act_in_conversation(user: User, conversation: Conversation) -> bool:
     if conversation.status != ConversationStatus.OPEN:
         return False
     return is_manager(user) or (is_attendant(user) and _assigned_to(conversation, user))
+
+
+def may_manage_labels(user: User) -> bool:
+    """The clinic's labels and canned responses are managed by managers and admins."""
+    return is_manager(user)
+
+
+def may_label_conversation(user: User, conversation: Conversation) -> bool:
+    """Labels go on a conversation from whoever acts in it; managers label any (a resolved
+    one too, while reviewing)."""
+    return is_manager(user) or may_act_in_conversation(user, conversation)
 
 
 def may_take_from_queue(user: User, conversation: Conversation) -> bool:

@@ -38,7 +38,7 @@ def message_event(message: Message, conversation: Conversation) -> dict[str, Any
 
 Listener = Callable[[dict[str, Any]], Awaitable[None]]
 # What staff screens show; domain events (below) are for the process's own listeners.
-SCREEN_EVENTS = frozenset({"message", "conversation", "presence", "action"})
+SCREEN_EVENTS = frozenset({"message", "conversation", "presence", "action", "labels"})
 # A conversation's people finished (`patient_id`, `conversation_ids`): the bot takes it back.
 RESOLVED = "resolved"
 # The bot asked for a person (`conversation_id`, `reason`, `priority`).

@@ -151,6 +151,9 @@ class Settings:
     reassign_after_seconds: int = 180
     # An attendant whose workspace has been closed this long is set offline (0: never).
     presence_timeout_seconds: int = 90
+    # A conversation the bot owns with no message in either direction for this long closes
+    # (handoff.timers); the patient's next message opens a new one. 0: never.
+    idle_close_hours: int = 24
     # Whether attendants may take a conversation from the queue themselves.
     manual_take: bool = True
     # When the reception answers, in clinic time: "weekdays HH:MM-HH:MM; ..." (0 is Monday).
@@ -220,6 +223,7 @@ class Settings:
             attendant_capacity=int(env.get("ATTENDANT_CAPACITY", "5")),
             reassign_after_seconds=int(env.get("REASSIGN_AFTER_SECONDS", "180")),
             presence_timeout_seconds=int(env.get("PRESENCE_TIMEOUT_SECONDS", "90")),
+            idle_close_hours=int(env.get("IDLE_CLOSE_HOURS", "24")),
             manual_take=env.get("MANUAL_TAKE", "true").lower() in ("1", "true", "yes"),
             staff_hours=env.get("STAFF_HOURS", "0-4 08:00-18:00; 5 08:00-12:00"),
             reminder_offsets=env.get("REMINDER_OFFSETS", "24h,2h@24h"),
@@ -289,6 +293,7 @@ class Settings:
             "ATTENDANT_CAPACITY": str(self.attendant_capacity),
             "REASSIGN_AFTER_SECONDS": str(self.reassign_after_seconds),
             "PRESENCE_TIMEOUT_SECONDS": str(self.presence_timeout_seconds),
+            "IDLE_CLOSE_HOURS": str(self.idle_close_hours),
             "MANUAL_TAKE": "true" if self.manual_take else "false",
             "STAFF_HOURS": self.staff_hours,
             "REMINDER_OFFSETS": self.reminder_offsets,

@@ -1,6 +1,6 @@
 """Time-driven handoff rules, run by the worker (`sweep`): attendants who left without going
-offline (handoff.presence), conversations nobody answers, and hand-backs to the bot that did
-not get through."""
+offline (handoff.presence), conversations nobody answers, hand-backs to the bot that did
+not get through, and bot conversations gone quiet (idle close)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import and_, exists, select
 from core.context import Context
 from handoff.presence import expire_presence
 from handoff.transitions.moves import after_requeue, requeue
-from handoff.transitions.resolution import retry_hand_backs
+from handoff.transitions.resolution import close_idle, retry_hand_backs
 from models import (
     AuthorKind,
     Conversation,
@@ -62,8 +62,17 @@ async def requeue_unanswered(ctx: Context) -> list[int]:
     return requeued
 
 
+async def close_idle_conversations(ctx: Context) -> list[int]:
+    """Close the bot's conversations quiet for IDLE_CLOSE_HOURS (0: never)."""
+    hours = ctx.settings.idle_close_hours
+    if hours <= 0:
+        return []
+    return await close_idle(ctx, timedelta(hours=hours))
+
+
 async def sweep(ctx: Context) -> None:
     """One worker tick of every handoff timer."""
     await expire_presence(ctx)
     await requeue_unanswered(ctx)
     await retry_hand_backs(ctx)
+    await close_idle_conversations(ctx)

@@ -90,6 +90,8 @@ class Conversation(Base):
         Index("ix_conversations_opened_at", "opened_at"),
         Index("ix_conversations_handed_off_at", "handed_off_at"),
         Index("ix_conversations_patient_handed_off", "patient_id", "handed_off_at"),
+        # The idle-close sweep looks for open bot conversations quiet for a while.
+        Index("ix_conversations_open_owner_last_message", "status", "owner", "last_message_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -252,6 +254,7 @@ class HandoffKind(StrEnum):
     PRIORITY = "priority"
     RESOLVED = "resolved"  # → bot
     CLOSED_FOR_ERASURE = "closed_for_erasure"  # closed, wherever it was: the patient was erased
+    CLOSED_IDLE = "closed_idle"  # a bot conversation closed after IDLE_CLOSE_HOURS of silence
 
 
 # Transitions that give a conversation to a person.
@@ -312,11 +315,46 @@ class HandoffFacts(Base):
 
 
 class CannedResponse(Base):
+    """A reply staff insert by typing `/shortcut` in the reply box; managed by managers
+    (`handoff.labels`)."""
+
     __tablename__ = "canned_responses"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     shortcut: Mapped[str] = mapped_column(String(32), unique=True)
     text: Mapped[str] = mapped_column(Text)
+
+
+class Label(Base):
+    """A tag managers define (name, colour) and staff put on conversations: shown on the
+    conversation lists, and a filter of the lists and of the analytics console."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    # `#rrggbb`
+    colour: Mapped[str] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConversationLabel(Base):
+    """A label on a conversation, and who put it there."""
+
+    __tablename__ = "conversation_labels"
+    __table_args__ = (
+        # The analytics console and the lists filter conversations by label.
+        Index("ix_conversation_labels_label_conversation", "label_id", "conversation_id"),
+    )
+
+    conversation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    label_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True
+    )
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditLog(Base):

@@ -16,6 +16,7 @@ from models import (
     CannedResponse,
     ClinicProfile,
     Doctor,
+    Label,
     Role,
     ScheduleException,
     Specialty,
@@ -88,7 +89,8 @@ STAFF = [
     ("Marta Reis", "marta@vidaplena.demo", Role.MANAGER),
 ]
 
-# Canned responses of the workspace; {paciente} and {atendente} become first names.
+# The demo's starting canned responses and labels; managers edit them at /staff/etiquetas.
+# In a canned response, {paciente} and {atendente} become first names.
 CANNED_RESPONSES = {
     "bomdia": "Bom dia, {paciente}! Aqui é {atendente}, da recepção. Como posso ajudar?",
     "verificando": "Só um instante, {paciente}, estou verificando para você.",
@@ -97,6 +99,7 @@ CANNED_RESPONSES = {
     "resultados": "Os resultados ficam prontos em até 5 dias úteis e chegam por e-mail e WhatsApp.",
     "encerrar": "Posso ajudar em mais alguma coisa? Se não, vou encerrar nosso atendimento.",
 }
+LABELS = {"Convênio": "#0969da", "Exames": "#1a7f37", "Retorno": "#8250df", "Financeiro": "#9a6700"}
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ async def seed_demo_clinic(
         this_year = date.today().year
         add_agenda(session, range(this_year, this_year + 2))
         session.add_all(CannedResponse(shortcut=k, text=v) for k, v in CANNED_RESPONSES.items())
+        session.add_all(Label(name=name, colour=colour) for name, colour in LABELS.items())
         logins = []
         for name, email, role in STAFF:
             secret = password or secrets.token_urlsafe(9)

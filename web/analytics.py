@@ -43,10 +43,14 @@ def _scope(request: web.Request, dialect: str) -> analytics.Scope:
     attendant_id = None if not attendant else id_from(attendant)
     if attendant and attendant_id is None:
         raise BadRequest("error.invalid_attendant")
+    label = query.get("label")
+    label_id = None if not label else id_from(label)
+    if label and label_id is None:
+        raise BadRequest("labels.error.invalid")
     sla = query.get("sla_minutes", str(analytics.DEFAULT_SLA_MINUTES))
     if not sla.isdigit() or not 1 <= int(sla) <= analytics.MAX_SLA_MINUTES:
         raise BadRequest("error.invalid_sla")
-    filters = analytics.Filters(channel=channel, attendant_id=attendant_id)
+    filters = analytics.Filters(channel=channel, attendant_id=attendant_id, label_id=label_id)
     return analytics.Scope(period, filters, dialect, now, sla_seconds=int(sla) * 60)
 
 

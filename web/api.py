@@ -24,12 +24,12 @@ from core.audit import AuditAction
 from core.contacts import mask_cpf
 from core.context import Context
 from core.errors import BadRequest, Forbidden, NotFound
+from handoff.labels import labels_of
 from handoff.transitions import moves, reception, resolution, talking
 from models import (
     AttendantAction,
     AttendantProfile,
     AuthorKind,
-    CannedResponse,
     ChannelIdentity,
     Conversation,
     ConversationStatus,
@@ -152,6 +152,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
         rows = (await session.execute(query)).all()
         waiting = await _waiting_counts(session, [c.id for c, _ in rows])
+        labelled = await labels_of(session, [c.id for c, _ in rows])
         await audit.record(
             session,
             user,
@@ -160,7 +161,14 @@ async def list_conversations(request: web.Request) -> web.Response:
             patient_ids=sorted({c.patient_id for c, _ in rows}),
         )
     return web.json_response(
-        [{**conversation_view(c, name), "waiting": waiting.get(c.id, 0)} for c, name in rows]
+        [
+            {
+                **conversation_view(c, name),
+                "waiting": waiting.get(c.id, 0),
+                "labels": labelled.get(c.id, []),
+            }
+            for c, name in rows
+        ]
     )
 
 
@@ -261,6 +269,7 @@ async def conversation_detail(request: web.Request) -> web.Response:
             episode=None if whole else conversation.id,
             with_csat=access.is_manager(user),
         )
+        labelled = await labels_of(session, [conversation.id])
         await audit.record(
             session,
             user,
@@ -272,7 +281,10 @@ async def conversation_detail(request: web.Request) -> web.Response:
         )
     return web.json_response(
         {
-            "conversation": conversation_view(conversation, patient.name),
+            "conversation": {
+                **conversation_view(conversation, patient.name),
+                "labels": labelled.get(conversation.id, []),
+            },
             "patient": _patient_card(patient, channels, whole=whole),
             "scope": "history" if whole else "episode",
             "timeline": timeline,
@@ -418,16 +430,6 @@ async def list_attendants(request: web.Request) -> web.Response:
     )
 
 
-async def canned_responses(request: web.Request) -> web.Response:
-    async with request.app[CTX].db.session() as session:
-        rows = (
-            (await session.execute(select(CannedResponse).order_by(CannedResponse.shortcut)))
-            .scalars()
-            .all()
-        )
-    return web.json_response([{"id": r.id, "shortcut": r.shortcut, "text": r.text} for r in rows])
-
-
 async def set_presence(request: web.Request) -> web.Response:
     body = await read_json(request)
     try:
@@ -455,5 +457,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post(f"{CONVERSATION}/resolve", _bodiless(resolution.resolve))
     app.router.add_post(f"{CONVERSATION}/actions", record_action)
     app.router.add_get("/api/attendants", list_attendants)
-    app.router.add_get("/api/canned-responses", canned_responses)
     app.router.add_post("/api/presence", set_presence)

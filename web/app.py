@@ -15,6 +15,7 @@ from web import (
     agenda,
     analytics,
     api,
+    labels,
     live,
     openapi,
     pages,
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> web.Application:
     account.setup(app)
     api.setup(app)
     analytics.setup(app)
+    labels.setup(app)
     live.setup(app)
     admin.setup(app)
     portal.setup(app)

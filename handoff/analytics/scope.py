@@ -94,14 +94,19 @@ class Period:
 
 @dataclass(frozen=True)
 class Filters:
-    """Narrow every figure to one channel and/or one attendant. Conversation labels (issue 15)
-    will be one more optional field here, applied by `conversation_clauses` like the others."""
+    """Narrow every figure to one channel and/or one attendant, and the conversation figures
+    to the conversations with one label (appointments and reminders carry no labels)."""
 
     channel: str | None = None
     attendant_id: int | None = None
+    label_id: int | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"channel": self.channel, "attendant_id": self.attendant_id}
+        return {
+            "channel": self.channel,
+            "attendant_id": self.attendant_id,
+            "label_id": self.label_id,
+        }
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from handoff.analytics.scope import (
 from models import (
     ASSIGNING_KINDS,
     Conversation,
+    ConversationLabel,
     HandoffEvent,
     HandoffFacts,
     HandoffKind,
@@ -60,7 +61,8 @@ REOPEN_WINDOW_SECONDS = 72 * 3600
 
 
 def conversation_clauses(filters: Filters) -> list[ColumnElement[bool]]:
-    """The filters as conditions on `Conversation` (an attendant: one they held at any time)."""
+    """The filters as conditions on `Conversation` (an attendant: one they held at any time;
+    a label: one on it now)."""
     clauses: list[ColumnElement[bool]] = []
     if filters.channel:
         clauses.append(Conversation.channel == filters.channel)
@@ -69,6 +71,13 @@ def conversation_clauses(filters: Filters) -> list[ColumnElement[bool]]:
             exists().where(
                 HandoffEvent.conversation_id == Conversation.id,
                 HandoffEvent.to_attendant_id == filters.attendant_id,
+            )
+        )
+    if filters.label_id is not None:
+        clauses.append(
+            exists().where(
+                ConversationLabel.conversation_id == Conversation.id,
+                ConversationLabel.label_id == filters.label_id,
             )
         )
     return clauses

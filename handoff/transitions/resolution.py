@@ -1,6 +1,7 @@
 """The end of a human episode: resolving it on every channel of the patient, and handing the
 patient back to the bot once (retried by the worker when the assistant cannot be reached);
-and the end of every open conversation of a patient whose data is erased."""
+the end of a bot conversation gone quiet (idle close); and the end of every open conversation
+of a patient whose data is erased."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ HAND_BACK_INTENT = "EXTERNAL_atendimento_encerrado"
 # (longer than the Rasa call's own timeout, so a call still in flight is never repeated).
 HAND_BACK_RETRY_AFTER = timedelta(seconds=60)
 HAND_BACK_GIVE_UP_AFTER = timedelta(days=1)
+HOUR = timedelta(hours=1)
 
 
 async def resolve(ctx: Context, conversation_id: int, actor: User) -> Conversation:
@@ -98,6 +100,46 @@ async def close_for_erasure(ctx: Context, patient_ids: Sequence[int]) -> list[in
     await publish(ctx, events)
     if closed:
         await distribute(ctx)
+    return [conversation.id for conversation in closed]
+
+
+# Conversations the idle close takes per transaction (the worker's next tick takes the rest).
+IDLE_CLOSE_BATCH = 500
+
+
+async def close_idle(ctx: Context, quiet_for: timedelta) -> list[int]:
+    """Close the conversations the bot owns that have had no message, either way, for
+    `quiet_for`: the patient's next message opens a new one. Not a resolution (nobody
+    resolved anything, no satisfaction question, no hand-back): the analytics console counts
+    such a conversation as kept by the bot to the end. Rows another transaction holds are
+    skipped (a message arriving now), so several workers never close one twice. The
+    conversations closed."""
+    cutoff = utcnow() - quiet_for
+    async with ctx.db.session() as session:
+        query = (
+            select(Conversation)
+            .where(
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.owner == Owner.BOT,
+                Conversation.last_message_at < cutoff,
+            )
+            .order_by(Conversation.id)
+            .limit(IDLE_CLOSE_BATCH)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        now = utcnow()
+        closed = list((await session.execute(query)).scalars())
+        events: list[Event] = []
+        for conversation in closed:
+            conversation.status = ConversationStatus.CLOSED
+            conversation.closed_at = now
+            events.append(
+                await record_transition(
+                    session, conversation, HandoffKind.CLOSED_IDLE, idle_hours=quiet_for / HOUR
+                )
+            )
+    await publish(ctx, events)
     return [conversation.id for conversation in closed]
 
 

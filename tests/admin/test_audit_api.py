@@ -134,6 +134,7 @@ STAFF_READS = {
     "/api/slots": None,  # free slots: no patient in them
     "/api/attendants": None,
     "/api/canned-responses": None,
+    "/api/labels": None,  # the clinic's labels: no patient in them
     "/api/analytics": None,  # counts and durations, no patient named
     "/api/analytics/series": None,
     "/api/analytics/drill": None,  # conversation ids, channels and times: no patient data

@@ -146,7 +146,13 @@ async def test_the_admin_security_and_analytics_pages_pass_axe(browser, server):
     await page.fill("#password", "senha-segura")  # the factory's
     await page.click("button[type=submit]")
     await expect(page).to_have_url(f"{base}/staff")
-    for path in ("/staff/admin", "/staff/seguranca", "/staff/metrics", "/conta/senha"):
+    for path in (
+        "/staff/admin",
+        "/staff/seguranca",
+        "/staff/metrics",
+        "/staff/etiquetas",
+        "/conta/senha",
+    ):
         await page.goto(f"{base}{path}")
         await page.wait_for_load_state("networkidle")
         await _no_serious_violations(page, path)

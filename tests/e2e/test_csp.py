@@ -16,7 +16,14 @@ from web.keys import CTX
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "senha-segura"
-STAFF_PAGES = ["/staff", "/staff/agenda", "/staff/admin", "/staff/metrics", "/staff/seguranca"]
+STAFF_PAGES = [
+    "/staff",
+    "/staff/agenda",
+    "/staff/admin",
+    "/staff/metrics",
+    "/staff/seguranca",
+    "/staff/etiquetas",
+]
 
 
 class Violations:

@@ -72,7 +72,7 @@ async def test_the_report_reads_its_filters(clients):
     _, manager = clients
     status, report = await _get(manager, f"/api/analytics?{WEEK}&channel=whatsapp&sla_minutes=30")
     assert status == 200
-    assert report["filters"] == {"channel": "whatsapp", "attendant_id": None}
+    assert report["filters"] == {"channel": "whatsapp", "attendant_id": None, "label_id": None}
     assert (report["service"]["handoffs"], report["service"]["sla"]["breaches"]) == (2, 0)
     for bad in (
         "from=2026-11-09&to=2026-11-02",

@@ -48,7 +48,7 @@
   }
   function query(extra) {
     var parts = [["from", $("from").value], ["to", $("to").value], ["channel", $("channel").value],
-      ["attendant", $("attendant").value], ["sla_minutes", $("sla").value]];
+      ["attendant", $("attendant").value], ["label", $("label").value], ["sla_minutes", $("sla").value]];
     Object.keys(extra || {}).forEach(function (k) { parts.push([k, extra[k]]); });
     return parts.filter(function (p) { return p[1]; })
       .map(function (p) { return p[0] + "=" + encodeURIComponent(p[1]); }).join("&");
@@ -280,13 +280,23 @@
     });
   }
 
+  function loadLabels() {
+    return getJson("/api/labels").then(function (labels) {
+      labels.forEach(function (l) {
+        var option = el("option", null, l.name);
+        option.value = l.id;
+        $("label").appendChild(option);
+      });
+    });
+  }
+
   $("filters").addEventListener("submit", function (event) { event.preventDefault(); load(); });
   $("preset").addEventListener("change", function () { applyPreset(); load(); });
-  ["channel", "attendant"].forEach(function (id) { $(id).addEventListener("change", load); });
+  ["channel", "attendant", "label"].forEach(function (id) { $(id).addEventListener("change", load); });
   $("drill-close").addEventListener("click", function () { $("drill").hidden = true; });
   window.catalogReady.then(function () {
     renderDefinitions();
     applyPreset();
-    return loadAttendants();
+    return Promise.all([loadAttendants(), loadLabels()]);
   }).then(load).catch(showError);
 })();

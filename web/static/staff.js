@@ -6,7 +6,7 @@
   "use strict";
   var state = {
     me: null, conversations: {}, selected: null, detail: null,
-    unread: {}, team: {}, canned: [], actions: [], appointmentActions: [],
+    unread: {}, team: {}, actions: [], appointmentActions: [],
     doctors: null, rescheduling: null
   };
   // Appointments shown in a conversation: upcoming, and those of the last hours (attendance).
@@ -14,6 +14,11 @@
   var APPOINTMENTS_SHOWN = 5;
   var $ = function (id) { return document.getElementById(id); };
   var ASSIGNING = ["assigned", "taken", "transferred", "reassigned", "taken_over", "linked"];
+  // Panels in files of their own (staff-labels.js) extend the workspace here: `item(c, node)`
+  // decorates a list item, `shows(c)` filters the lists, `opened(detail)` follows the selected
+  // conversation, `events(e)` gets the live events this file does not handle, `ready(me)` starts.
+  var hooks = { item: [], shows: [], opened: [], events: [], ready: [] };
+  window.staffWorkspace = { state: state, hooks: hooks, renderLists: function () { renderLists(); } };
 
 
   function showError(error) { $("action-error").textContent = error.message; }
@@ -89,6 +94,7 @@
     if (c.priority !== "normal") main.appendChild(el("span", "badge priority", T("priority." + c.priority)));
     if (state.unread[c.id]) main.appendChild(el("span", "unread", String(state.unread[c.id])));
     item.appendChild(main);
+    hooks.item.forEach(function (hook) { hook(c, item); });
     var sub = el("div", "sub");
     if (list === "queue") {
       sub.textContent = T("staff.position", { position: position }) + " · " + ago(c.queued_at) +
@@ -118,7 +124,7 @@
     var lists = { mine: [], queue: [], others: [] };
     Object.values(state.conversations).forEach(function (c) {
       var list = listFor(c);
-      if (list) lists[list].push(c);
+      if (list && hooks.shows.every(function (shows) { return shows(c); })) lists[list].push(c);
     });
     lists.queue.sort(byQueueOrder);
     lists.mine.sort(function (a, b) { return b.last_message_at.localeCompare(a.last_message_at); });
@@ -271,6 +277,7 @@
       renderChannels(data);
       renderHeader(state.conversations[id]);
       renderLists();
+      hooks.opened.forEach(function (hook) { hook(data); });
       loadAppointments(id, data.patient.id);
     }).catch(showError);
   }
@@ -456,6 +463,8 @@
       if (event.attendant_id === state.me.id) $("presence").value = event.presence;
       renderTeam();
       if (state.selected && state.conversations[state.selected]) renderTransferTargets(state.conversations[state.selected]);
+    } else {
+      hooks.events.forEach(function (hook) { hook(event); });
     }
   }
 
@@ -512,11 +521,6 @@
     return api("POST", "/api/conversations/" + state.selected + path, body).catch(showError);
   }
 
-  function fillTemplate(text) {
-    var patient = (state.detail && state.detail.patient.name) || "";
-    return text.replace(/\{paciente\}/g, patient.split(" ")[0]).replace(/\{atendente\}/g, state.me.name.split(" ")[0]);
-  }
-
   $("reply-form").addEventListener("submit", function (event) {
     event.preventDefault();
     var text = $("reply-text").value;
@@ -534,14 +538,6 @@
     var note = $("reply-mode").value === "note";
     $("reply-form").classList.toggle("note-mode", note);
     $("reply-text").placeholder = T(note ? "staff.note_placeholder" : "staff.reply_placeholder");
-  });
-  $("canned").addEventListener("change", function (event) {
-    var chosen = state.canned.filter(function (c) { return c.shortcut === event.target.value; })[0];
-    if (chosen) {
-      $("reply-text").value = fillTemplate(chosen.text);
-      $("reply-text").focus();
-    }
-    event.target.value = "";
   });
   $("resolve").addEventListener("click", function () { if (state.selected) post("/resolve"); });
   $("take").addEventListener("click", function () { if (state.selected) post("/take"); });
@@ -600,14 +596,7 @@
     // The analytics console links a conversation as /staff#conversa=ID: open its transcript.
     var linked = /^#conversa=(\d+)$/.exec(window.location.hash);
     if (linked) select(Number(linked[1]));
-    api("GET", "/api/canned-responses").then(function (canned) {
-      state.canned = canned;
-      canned.forEach(function (c) {
-        var option = el("option", "", "/" + c.shortcut + " — " + c.text.slice(0, 60));
-        option.value = c.shortcut;
-        $("canned").appendChild(option);
-      });
-    });
+    hooks.ready.forEach(function (hook) { hook(me); });
     setInterval(renderLists, 30000);  // keep "há N min" current
     connect();
   });
