@@ -17,18 +17,31 @@ alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-# PostgreSQL: what each index holds (the query repeats these expressions verbatim).
-MESSAGE_DOCUMENT = "to_tsvector('portuguese'::regconfig, search_unaccent(messages.text))"
-PATIENT_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, "
-    "search_unaccent(coalesce(users.name, '') || ' ' || coalesce(users.email, '')))"
-)
-MESSAGE_QUERY = "to_tsquery('portuguese'::regconfig, search_unaccent(:terms))"
-PATIENT_QUERY = "to_tsquery('simple'::regconfig, search_unaccent(:terms))"
 
-POSTGRES_INDEXES = ("ix_messages_search", "ix_users_search")
+@dataclass(frozen=True)
+class SearchIndex:
+    """One indexed text: the SQLite FTS5 table over `content`'s `columns`, and the
+    PostgreSQL index over the same columns in the text search configuration `config`."""
+
+    fts: str
+    content: str
+    columns: tuple[str, ...]
+    config: str
+    postgres_index: str
+
+    @property
+    def document(self) -> str:
+        """The indexed tsvector, its columns qualified (as a query names them)."""
+        joined = " || ' ' || ".join(f"coalesce({self.content}.{c}, '')" for c in self.columns)
+        return f"to_tsvector('{self.config}'::regconfig, search_unaccent({joined}))"
+
+
+MESSAGES = SearchIndex("messages_search", "messages", ("text",), "portuguese", "ix_messages_search")
+PATIENTS = SearchIndex("patients_search", "users", ("name", "email"), "simple", "ix_users_search")
+INDEXES = (MESSAGES, PATIENTS)
 
 POSTGRES_CREATE = (
     "CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public",
@@ -39,33 +52,32 @@ POSTGRES_CREATE = (
     LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
     AS $$ SELECT public.unaccent('public.unaccent'::regdictionary, $1) $$
     """,
-    # An index expression names the bare columns (no table), the queries qualify them.
-    f"CREATE INDEX ix_messages_search ON messages USING gin "
-    f"({MESSAGE_DOCUMENT.replace('messages.', '')})",
-    f"CREATE INDEX ix_users_search ON users USING gin ({PATIENT_DOCUMENT.replace('users.', '')})",
+    # An index expression names the bare columns, the queries qualify them.
+    *(
+        f"CREATE INDEX {i.postgres_index} ON {i.content} USING gin "
+        f"({i.document.replace(i.content + '.', '')})"
+        for i in INDEXES
+    ),
 )
 
 POSTGRES_DROP = (
-    "DROP INDEX IF EXISTS ix_users_search",
-    "DROP INDEX IF EXISTS ix_messages_search",
+    *(f"DROP INDEX IF EXISTS {i.postgres_index}" for i in INDEXES),
     "DROP FUNCTION IF EXISTS search_unaccent(text)",
 )
 
-# SQLite: FTS5 tables over the rows (external content: the text is not stored twice).
-MESSAGES_FTS = "messages_search"
-PATIENTS_FTS = "patients_search"
 _TOKENIZER = "tokenize = 'unicode61 remove_diacritics 2'"
-# table, content table, indexed columns
-_FTS_TABLES = ((MESSAGES_FTS, "messages", ("text",)), (PATIENTS_FTS, "users", ("name", "email")))
 
 
 def _fts_statements(fts: str, content: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The FTS5 table over the rows (external content: the text is not stored twice) and
+    the triggers that keep it."""
+    # Every name below is one of this module's constants, never input.
     listed = ", ".join(columns)
     new = ", ".join(f"new.{c}" for c in columns)
     old = ", ".join(f"old.{c}" for c in columns)
-    add = f"INSERT INTO {fts}(rowid, {listed}) VALUES (new.id, {new});"
+    add = f"INSERT INTO {fts}(rowid, {listed}) VALUES (new.id, {new});"  # noqa: S608
     # An external-content table forgets a row when told exactly what it indexed.
-    remove = f"INSERT INTO {fts}({fts}, rowid, {listed}) VALUES ('delete', old.id, {old});"
+    remove = f"INSERT INTO {fts}({fts}, rowid, {listed}) VALUES ('delete', old.id, {old});"  # noqa: S608
     return (
         f"CREATE VIRTUAL TABLE {fts} USING fts5({listed}, content = '{content}', "
         f"content_rowid = 'id', {_TOKENIZER})",
@@ -73,27 +85,27 @@ def _fts_statements(fts: str, content: str, columns: tuple[str, ...]) -> tuple[s
         f"CREATE TRIGGER {fts}_delete AFTER DELETE ON {content} BEGIN {remove} END",
         f"CREATE TRIGGER {fts}_update AFTER UPDATE OF {listed} ON {content} "
         f"BEGIN {remove} {add} END",
-        f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",
+        f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",  # noqa: S608
     )
 
 
 SQLITE_CREATE = tuple(
-    statement for table in _FTS_TABLES for statement in _fts_statements(*table)
+    statement for i in INDEXES for statement in _fts_statements(i.fts, i.content, i.columns)
 )
 SQLITE_DROP = tuple(
     statement
-    for fts, _content, _columns in _FTS_TABLES
+    for i in INDEXES
     for statement in (
-        *(f"DROP TRIGGER IF EXISTS {fts}_{change}" for change in ("insert", "delete", "update")),
-        f"DROP TABLE IF EXISTS {fts}",
+        *(f"DROP TRIGGER IF EXISTS {i.fts}_{change}" for change in ("insert", "delete", "update")),
+        f"DROP TABLE IF EXISTS {i.fts}",
     )
 )
 
 # FTS5's own tables behind each virtual table.
 _FTS_SHADOWS = ("_data", "_idx", "_docsize", "_config", "_content")
 SEARCH_OBJECTS = frozenset(
-    {*POSTGRES_INDEXES}
-    | {fts + shadow for fts, _c, _cols in _FTS_TABLES for shadow in ("", *_FTS_SHADOWS)}
+    {i.postgres_index for i in INDEXES}
+    | {i.fts + shadow for i in INDEXES for shadow in ("", *_FTS_SHADOWS)}
 )
 
 
