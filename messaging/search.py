@@ -55,6 +55,7 @@ from models.search import MESSAGES, PATIENTS, SearchIndex
 
 CLINIC_TZ = ZoneInfo(CLINIC_TIMEZONE)
 MIN_QUERY_CHARS = 2
+MAX_QUERY_CHARS = 200
 MAX_TERMS = 8
 PATIENTS_LIMIT = 20
 MESSAGES_LIMIT = 50
@@ -62,6 +63,9 @@ PAST_LIMIT = 100
 # Fewer digits than this are part of a date, a price, a house number: not a phone.
 MIN_PHONE_DIGITS = 4
 CPF_DIGITS = 11
+# The days a period filter may name (a day past 9999 is no date at all).
+FIRST_YEAR, LAST_YEAR = 2000, 2999
+CHANNEL_SLUG = re.compile(r"[a-z][a-z0-9_]{0,23}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def _findable(user: User, patient: Any) -> list[ColumnElement[bool]]:
 async def search(session: AsyncSession, user: User, query: str) -> Found:
     """Patients and messages matching `query`, as far as the user may see them: patients by
     name, newest messages first."""
+    query = query.replace("\x00", "")[:MAX_QUERY_CHARS]  # no database takes a NUL in text
     if len(query.strip()) < MIN_QUERY_CHARS:
         raise BadRequest("search.error.too_short", minimo=MIN_QUERY_CHARS)
     dialect = session.get_bind().dialect.name
@@ -162,11 +167,18 @@ async def search(session: AsyncSession, user: User, query: str) -> Found:
     )
 
 
+def _invalid() -> BadRequest:
+    return BadRequest("search.error.invalid_filter")
+
+
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise BadRequest("search.error.invalid_filter") from None
+        raise _invalid() from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:  # and a day later still is a date
+        raise _invalid()
+    return day
 
 
 def _local_midnight(day: date) -> datetime:
@@ -179,8 +191,14 @@ _MAX_ID_DIGITS = 9
 
 def _number(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > _MAX_ID_DIGITS:
-        raise BadRequest("search.error.invalid_filter")
+        raise _invalid()
     return int(text)
+
+
+def _channel(text: str) -> str:
+    if not CHANNEL_SLUG.fullmatch(text):
+        raise _invalid()
+    return text
 
 
 def _served_by(attendant_id: int) -> ColumnElement[bool]:
@@ -206,7 +224,7 @@ PAST_FILTERS: Mapping[str, PastFilter] = {
     "until": PastFilter(
         _day, lambda day: Conversation.closed_at < _local_midnight(day + timedelta(days=1))
     ),
-    "channel": PastFilter(str, lambda channel: Conversation.channel == channel),
+    "channel": PastFilter(_channel, lambda channel: Conversation.channel == channel),
     "attendant_id": PastFilter(_number, _served_by),
     "patient_id": PastFilter(_number, lambda patient_id: Conversation.patient_id == patient_id),
 }
