@@ -263,6 +263,7 @@
       state.detail = data;
       $("empty").hidden = true;
       $("conversation").hidden = false;
+      document.dispatchEvent(new CustomEvent("staff:conversation-shown"));  // staff-search.js
       $("patient-name").textContent = patientName(data.conversation);
       $("patient-info").textContent = [data.patient.cpf, data.patient.phone, data.patient.email].filter(Boolean).join(" · ");
       $("timeline").innerHTML = "";
