@@ -182,6 +182,7 @@ async def test_past_conversations_are_filtered_by_period_channel_and_attendant(s
         assert await listed(attendant_id=str(ana.id)) == [old.id]
         assert await listed(channel="webchat", attendant_id=str(bruno.id)) == [recent.id]
         assert await listed(channel="telegram") == []
+        assert await listed(patient_id=str(old.patient_id)) == [old.id]
         status, refused = await _get(http, "/api/past-conversations", since="ontem")
         assert (status, refused["code"]) == (400, "search.error.invalid_filter")
     finally:
