@@ -71,7 +71,8 @@ CHANNEL_SLUG = re.compile(r"[a-z][a-z0-9_]{0,23}")
 @dataclass(frozen=True)
 class FoundPatient:
     patient: User
-    last_conversation_id: int | None
+    # Their open conversations the user may read in the workspace, oldest first.
+    open_conversations: list[Conversation]
 
 
 @dataclass(frozen=True)
@@ -138,13 +139,8 @@ async def search(session: AsyncSession, user: User, query: str) -> Found:
         by_contact.append(User.cpf == digits)
     if "@" in query:  # PostgreSQL's parser keeps an address as one word: the whole of it
         by_contact.append(User.email == query.strip().lower())
-    last_conversation = (
-        select(func.max(Conversation.id))
-        .where(Conversation.patient_id == User.id)
-        .scalar_subquery()
-    )
     patients = (
-        select(User, last_conversation)
+        select(User)
         .where(
             *_findable(user, User),
             User.merged_into_id.is_(None),
@@ -161,10 +157,31 @@ async def search(session: AsyncSession, user: User, query: str) -> Found:
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(MESSAGES_LIMIT)
     )
+    found_patients = list((await session.execute(patients)).scalars())
     return Found(
-        [FoundPatient(p, last) for p, last in await session.execute(patients)],
+        await _with_open_conversations(session, user, found_patients),
         [FoundMessage(m, name) for m, name in await session.execute(messages)],
     )
+
+
+async def _with_open_conversations(
+    session: AsyncSession, user: User, patients: list[User]
+) -> list[FoundPatient]:
+    """The patients, each with the open conversations the user may read in the workspace
+    (a patient found may be talking to the clinic now: that is what staff look for first)."""
+    open_conversations = await session.execute(
+        select(Conversation)
+        .where(
+            Conversation.patient_id.in_([p.id for p in patients]),
+            Conversation.status == ConversationStatus.OPEN,
+            access.readable_conversations(user),
+        )
+        .order_by(Conversation.id)
+    )
+    by_patient: dict[int, list[Conversation]] = {p.id: [] for p in patients}
+    for conversation in open_conversations.scalars():
+        by_patient[conversation.patient_id].append(conversation)
+    return [FoundPatient(p, by_patient[p.id]) for p in patients]
 
 
 def _invalid() -> BadRequest:

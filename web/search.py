@@ -26,7 +26,9 @@ def _patient(found: search.FoundPatient) -> dict[str, Any]:
         "cpf": mask_cpf(patient.cpf),
         "phone": mask_phone(patient.phone_e164),
         "email": patient.email,
-        "last_conversation_id": found.last_conversation_id,
+        "open_conversations": [
+            conversation_view(c, patient.name) for c in found.open_conversations
+        ],
     }
 
 

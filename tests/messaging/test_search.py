@@ -98,7 +98,6 @@ async def test_a_patient_is_found_by_name_phone_cpf_or_email(server):
             assert [p["id"] for p in found["patients"]] == [recorded.message.patient_id], typed
         [patient] = found["patients"]
         assert (patient["cpf"], patient["phone"]) == ("***.982.247-**", "••••••••••4321")
-        assert patient["last_conversation_id"] == recorded.conversation.id
         status, found = await _get(http, "/api/search", q="Conceição Souza")
         assert found["patients"] == []
         status, refused = await _get(http, "/api/search", q="a")
@@ -134,6 +133,33 @@ async def test_an_attendant_finds_only_the_patients_they_serve_or_have_served(se
     assert [(r.actor_id, r.conversation_id, r.details["scope"]) for r in reads] == [
         (ana.id, hers.id, "transcript")
     ]
+
+
+async def test_a_patient_found_comes_with_the_open_conversations_the_user_may_open(server):
+    ctx = server.app[CTX]
+    ana = await staff(ctx.db, presence=Presence.PAUSED)
+    recorded = await patient_message(ctx.db, "meu exame saiu?")
+    patient_id = recorded.message.patient_id
+    async with ctx.db.session() as session:
+        await session.execute(update(User).where(User.id == patient_id).values(name="Rosa Amaral"))
+    with_ana = recorded.conversation.id
+    await queueing.request_handoff(ctx, with_ana, reason="pedido_do_paciente")
+    await moves.take(ctx, with_ana, ana)
+
+    async def open_ids(email: str) -> list[int]:
+        http = await logged_in(server, email, PASSWORD)
+        try:
+            status, found = await _get(http, "/api/search", q="rosa amaral")
+        finally:
+            await http.close()
+        assert status == 200
+        return [[c["id"] for c in p["open_conversations"]] for p in found["patients"]]
+
+    assert await open_ids(ana.email) == [[with_ana]]
+    bruno = await staff(ctx.db)  # online, after the queue was served
+    await moves.transfer(ctx, with_ana, ana, bruno.id)
+    assert await open_ids(ana.email) == [[]]  # served once: still found, nothing to open
+    assert await open_ids(bruno.email) == [[with_ana]]
 
 
 async def test_an_erased_patient_is_not_found_by_old_words(server):

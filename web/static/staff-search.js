@@ -52,7 +52,7 @@
       fill($("search-patients"), found.patients, function (p) {
         var contacts = [p.cpf, p.phone, p.email].filter(Boolean).join(" · ");
         item($("search-patients"), patientName(p.name, p.id), contacts, function () {
-          openPast({ patient_id: p.id }, patientName(p.name, p.id));
+          openPast({ patient_id: p.id, open: p.open_conversations }, patientName(p.name, p.id));
         });
       });
       fill($("search-messages"), found.messages, function (m) {
@@ -61,6 +61,24 @@
         item($("search-messages"), m.text, meta, function () { openTranscript(m.conversation_id); });
       });
     }).catch(showError);
+  }
+
+  /* ---- a patient's conversations: the open ones (in the workspace), then the past ---- */
+  var openOnes = [];  // the open conversations of the patient the list is narrowed to
+  function openMeta(c) {
+    var whom = c.owner === "queued" ? T("search.open.queued")
+      : c.owner === "bot" ? T("search.open.bot") : T("search.open.with", { nome: nameOf(c.assigned_attendant_id) });
+    return [T("channel." + c.channel), whom].join(" · ");
+  }
+  function renderOpen() {
+    var list = $("open-list");
+    list.innerHTML = "";
+    openOnes.forEach(function (c) {
+      item(list, T("search.open.title"), openMeta(c), function () {
+        document.dispatchEvent(new CustomEvent("staff:open-conversation", { detail: { id: c.id } }));  // staff.js
+      });
+    });
+    $("open-conversations").hidden = !openOnes.length;
   }
 
   /* ---- past conversations ---- */
@@ -85,11 +103,13 @@
   function openPast(only, patientLabel) {
     var form = $("past-filters");
     form.elements.patient_id.value = only.patient_id || "";
+    openOnes = only.open || [];
+    renderOpen();
     $("past-patient").hidden = !only.patient_id;
     if (only.patient_id) {
       $("past-patient").textContent = T("search.filter.patient", { nome: patientLabel }) + " · " + T("search.filter.clear_patient");
     }
-    show("past", T("search.past"));
+    show("past", only.patient_id ? T("search.patient_title", { nome: patientLabel }) : T("search.past"));
     loadPast();
   }
 
@@ -121,7 +141,7 @@
     api("GET", "/api/transcripts/" + conversationId).then(function (data) {
       var c = data.conversation;
       show("transcript", patientName(c.patient_name, c.patient_id) + " · " + T("channel." + c.channel));
-      $("transcript-head").textContent = T("search.read_only");
+      $("transcript-head").textContent = T(c.status === "open" ? "search.read_only_open" : "search.read_only");
       $("transcript-timeline").innerHTML = "";
       data.timeline.forEach(renderEntry);
     }).catch(showError);
@@ -145,17 +165,24 @@
     });
   }
 
-  catalogReady.then(function () {
-    fillFilterOptions().catch(showError);
-    $("search-form").addEventListener("submit", function (event) {
+  // The box is enabled only once this script handles it (submitted natively, a search
+  // would reload the page and vanish); what it shows waits for the catalog.
+  function whenReady(act) {
+    return function (event) {
       event.preventDefault();
-      var query = $("search-q").value.trim();
-      if (query.length >= 2) search(query);
-    });
-    $("past-open").addEventListener("click", function () { openPast({}); });
-    $("past-patient").addEventListener("click", function () { openPast({}); });
-    $("past-filters").addEventListener("submit", function (event) { event.preventDefault(); loadPast(); });
-    $("search-close").addEventListener("click", function () { $("search-panel").hidden = true; });
-    document.addEventListener("staff:conversation-shown", function () { $("search-panel").hidden = true; });
-  });
+      catalogReady.then(act);
+    };
+  }
+  $("search-form").addEventListener("submit", whenReady(function () {
+    var query = $("search-q").value.trim();
+    if (query.length >= 2) search(query);
+  }));
+  $("search-q").disabled = false;
+  $("search-form").querySelector("button[type=submit]").disabled = false;
+  $("past-open").addEventListener("click", whenReady(function () { openPast({}); }));
+  $("past-patient").addEventListener("click", whenReady(function () { openPast({}); }));
+  $("past-filters").addEventListener("submit", whenReady(loadPast));
+  $("search-close").addEventListener("click", function () { $("search-panel").hidden = true; });
+  document.addEventListener("staff:conversation-shown", function () { $("search-panel").hidden = true; });
+  catalogReady.then(function () { fillFilterOptions().catch(showError); });
 })();

@@ -601,6 +601,7 @@
     // The analytics console links a conversation as /staff#conversa=ID: open its transcript.
     var linked = /^#conversa=(\d+)$/.exec(window.location.hash);
     if (linked) select(Number(linked[1]));
+    document.addEventListener("staff:open-conversation", function (event) { select(event.detail.id); });  // staff-search.js
     api("GET", "/api/canned-responses").then(function (canned) {
       state.canned = canned;
       canned.forEach(function (c) {
