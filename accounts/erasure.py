@@ -12,7 +12,8 @@ What goes:
 - the patient's tracker in the assistant's store (`messaging.tracker_store`): their next
   conversation, if any, starts without a single slot of the old one;
 - the console outbox lines sent to them (`channels.outbox`).
-  (The platform keeps no other files of patients and has no search index to clean.)
+  (The platform keeps no other files of patients. The staff search's indexes follow the
+  rows by themselves — `models.search` — so the patient is found by no old word or contact.)
 
 What stays, and why:
 - appointments with their change history and reminder rows: clinical and fiscal records the

@@ -17,6 +17,10 @@ The rules answer yes or no over the models; the caller raises its own refusal (a
   the conversations they act in, managers on any conversation.
 - A staff member acts on the appointments of a patient whose whole history they see. A
   patient acts only on their own.
+- Search and past conversations (read-only transcripts): managers and admins find every
+  patient; an attendant only the patients they serve or have served (a conversation of the
+  patient was ever assigned to them), never one they only saw in the queue
+  (`searchable_patients`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Conversation, ConversationStatus, Owner, Role, SecondFactorPolicy, User
+from models import (
+    Conversation,
+    ConversationStatus,
+    HandoffEvent,
+    Owner,
+    Role,
+    SecondFactorPolicy,
+    User,
+)
 
 MANAGER_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
 
@@ -155,4 +167,18 @@ def readable_conversations(user: User) -> ColumnElement[bool]:
                 Conversation.assigned_attendant_id == user.id,
             ),
         ),
+    )
+
+
+def searchable_patients(user: User, patient_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether the search and the past conversations show this patient (`patient_id`, a
+    column of the query) to the user: managers every patient, an attendant those a
+    conversation of whom was ever assigned to them (every assignment is a handoff event
+    naming who got it), nobody else any."""
+    if is_manager(user):
+        return true()
+    if not is_attendant(user):
+        return false()
+    return exists().where(
+        HandoffEvent.to_attendant_id == user.id, HandoffEvent.patient_id == patient_id
     )

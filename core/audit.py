@@ -61,6 +61,8 @@ class AuditAction(StrEnum):
     READ_AGENDA = "read_agenda"
     LIVE_SUPERVISION_OPENED = "live_supervision_opened"
     READ_AUDIT_LOG = "read_audit_log"
+    # The staff search answered with patients or their messages (what was typed is not kept).
+    SEARCH = "search"
     # Admin and manager changes.
     STAFF_CREATED = "staff_created"
     STAFF_UPDATED = "staff_updated"

@@ -276,6 +276,8 @@ class HandoffEvent(Base):
     __tablename__ = "handoff_events"
     __table_args__ = (
         Index("ix_handoff_events_conversation_created", "conversation_id", "created_at"),
+        # The patients an attendant has served (core.access.served_patients).
+        Index("ix_handoff_events_to_attendant_patient", "to_attendant_id", "patient_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

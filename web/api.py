@@ -183,7 +183,7 @@ async def _readable_conversation(request: web.Request, session: AsyncSession) ->
     return conversation
 
 
-async def _timeline(
+async def history_entries(
     session: AsyncSession, patient_id: int, *, episode: int | None, with_csat: bool
 ) -> list[dict[str, Any]]:
     """The patient's whole history on every channel, or only the conversation `episode`:
@@ -263,7 +263,7 @@ async def conversation_detail(request: web.Request) -> web.Response:
         channels = sorted(
             {c for c in identities if c in ctx.senders and (whole or c == conversation.channel)}
         )
-        timeline = await _timeline(
+        timeline = await history_entries(
             session,
             patient.id,
             episode=None if whole else conversation.id,

@@ -21,6 +21,7 @@ from web import (
     pages,
     portal,
     privacy,
+    search,
     security,
     webhooks,
 )
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     portal.setup(app)
     privacy.setup(app)
     agenda.setup(app)
+    search.setup(app)
     webhooks.setup(app)
     openapi.setup(app)
     return app

@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 
 from models import Base
 from models.db import is_sqlite, sync_url
+from models.search import include_object
 
 config = context.config
 
@@ -27,6 +28,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=is_sqlite(url),
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -269,6 +269,7 @@
       state.detail = data;
       $("empty").hidden = true;
       $("conversation").hidden = false;
+      document.dispatchEvent(new CustomEvent("staff:conversation-shown"));  // staff-search.js
       $("patient-name").textContent = patientName(data.conversation);
       $("patient-info").textContent = [data.patient.cpf, data.patient.phone, data.patient.email].filter(Boolean).join(" · ");
       $("timeline").innerHTML = "";
@@ -597,6 +598,7 @@
     var linked = /^#conversa=(\d+)$/.exec(window.location.hash);
     if (linked) select(Number(linked[1]));
     hooks.ready.forEach(function (hook) { hook(me); });
+    document.addEventListener("staff:open-conversation", function (event) { select(event.detail.id); });  // staff-search.js
     setInterval(renderLists, 30000);  // keep "há N min" current
     connect();
   });
