@@ -45,10 +45,9 @@ from channels.base import (
     send_parts,
     split_text,
     unset,
-    within,
 )
 from core.contacts import normalize_phone
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.settings import Settings
 from models import ChannelIdentity, DeliveryStatus, Message
 
@@ -56,7 +55,6 @@ CHANNEL = "twilio"
 WEBHOOK_PATH = f"/webhooks/{CHANNEL}/webhook"
 DEFAULT_API_URL = "https://api.twilio.com"
 WHATSAPP = "whatsapp:"
-WINDOW_HOURS = 24
 TEXT_LIMIT = 1600  # Twilio's maximum; it splits SMS into segments itself
 STATUSES = {
     "sent": DeliveryStatus.SENT,
@@ -226,7 +224,9 @@ class TwilioChannel(ProviderChannel):
             raise DeliveryFailed(f"twilio: {variable} is not set")
         return f"{WHATSAPP}{number.removeprefix(WHATSAPP)}" if whatsapp else number
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> list[str]:
         to = identity.external_id
         whatsapp = to.startswith(WHATSAPP)
         common = {
@@ -238,7 +238,7 @@ class TwilioChannel(ProviderChannel):
         # shutdown hook to close a longer-lived one.
         async with AsyncTwilioHttpClient(logger=_CLIENT_LOG) as http:
             send = self._sender(http, common)
-            if whatsapp and not within(identity.last_inbound_at, WINDOW_HOURS):
+            if reach == Reach.TEMPLATE:
                 return [await send(self.template_fields(message))]
             text = numbered_options(message.text, message.buttons or [])
             parts = [{"body": part} for part in split_text(text, TEXT_LIMIT)]

@@ -54,6 +54,7 @@ from models.scheduling import (
     Specialty,
     WorkingHours,
 )
+from models.templates import MessageTemplate, TemplateKind, TemplatePurpose
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATUSES",
@@ -87,6 +88,7 @@ __all__ = [
     "IdentityClaim",
     "LoginSession",
     "Message",
+    "MessageTemplate",
     "OutboundPart",
     "Owner",
     "PatientProfile",
@@ -101,6 +103,8 @@ __all__ = [
     "SecondFactorPolicy",
     "SecurityPolicy",
     "Specialty",
+    "TemplateKind",
+    "TemplatePurpose",
     "TokenPurpose",
     "User",
     "WorkingHours",

@@ -14,9 +14,11 @@ and their proved phone (WhatsApp template, SMS) and verified e-mail even if they
 (`messaging.identities.contact_identities`); a channel whose delivery fails
 passes the reminder to the next one. The message goes into the identity's open conversation
 (a new one if there is none) as a bot message with Confirmar / Remarcar / Cancelar buttons, so
-the patient's tap is trusted and reaches the bot. It carries `template` (the approved WhatsApp
-template `lembrete_consulta`, pt_BR, parameters: first name, clinic, date, time,
-professional) for channels outside their messaging window, and an .ics for e-mail.
+the patient's tap is trusted and reaches the bot. It carries `template` (purpose "reminder":
+the clinic's approved reminder template from the registry, `messaging.templates`, else the
+channel's configured one, `lembrete_consulta` by default; parameters: first name, clinic,
+date, time, professional) for channels outside their messaging window, and an .ics for
+e-mail.
 
 Exactly once. Workers claim due rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
 SQLite has one writer at a time), which a heartbeat renews while the worker lives, so a dead
@@ -80,6 +82,7 @@ from models import (
     PatientProfile,
     Reminder,
     ReminderStatus,
+    TemplatePurpose,
     User,
     utcnow,
 )
@@ -111,8 +114,6 @@ FALLBACK_ORDER = (
     "email",
     "webchat",
 )
-TEMPLATE_NAME = "lembrete_consulta"
-TEMPLATE_LANGUAGE = "pt_BR"
 _DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
 
@@ -373,8 +374,7 @@ def reminder_content(
     )
     local = to_local(appointment.starts_at)
     template = {
-        "name": TEMPLATE_NAME,
-        "language": TEMPLATE_LANGUAGE,
+        "purpose": str(TemplatePurpose.REMINDER),
         "parameters": [
             first_name or t("reminder.patient_fallback"),
             clinic_name,

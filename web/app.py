@@ -21,6 +21,7 @@ from web import (
     portal,
     privacy,
     security,
+    templates,
     webhooks,
 )
 from web.keys import SETTINGS
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     portal.setup(app)
     privacy.setup(app)
     agenda.setup(app)
+    templates.setup(app)
     webhooks.setup(app)
     openapi.setup(app)
     return app
