@@ -66,7 +66,9 @@ class TemplateFields:
         """The admin's form, or TemplateInvalid naming the field that is wrong."""
 
         def text(key: str, default: str = "") -> str:
-            value = data.get(key, default)
+            value = data.get(key)
+            if value is None:
+                return default
             if not isinstance(value, str):
                 raise TemplateInvalid(f"error.template_field.{key}")
             return value.strip()

@@ -84,6 +84,7 @@ async def conversation_window(request: web.Request) -> web.Response:
             "open": state.free_text,
             "reach": str(state.reach),
             "closes_at": state.closes_at.isoformat() if state.closes_at else None,
+            "template_kind": str(state.templates) if state.templates else None,
             "templates": [template_view(t) for t in offered],
         }
     )
