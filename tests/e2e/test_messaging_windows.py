@@ -43,6 +43,7 @@ async def test_a_closed_window_offers_the_approved_templates_and_sends_one(
         await admin.fill("#email", clinic.login_for("admin@").email)
         await admin.fill("#password", STAFF_PASSWORD)
         await admin.click("button[type=submit]")
+        await expect(admin).to_have_url(f"{base}/staff")
         await admin.goto(f"{base}/staff/admin")
         form = admin.locator("#template-form")
         await form.locator("select[name=kind]").select_option("whatsapp")
