@@ -80,8 +80,7 @@
   function apply(window_) {
     var noteMode = $("reply-mode").value === "note";
     var closed = !window_.open && !noteMode;
-    $("reply-form").classList.toggle("window-closed", closed);
-    $("reply-form").querySelector(".reply-row").hidden = closed;
+    $("reply-form").classList.toggle("window-closed", closed);  // hides the typed reply (app.css)
     $("canned").hidden = closed;
     panel.hidden = !closed || !window_.template_kind;
     if (window_.open) {
