@@ -143,13 +143,13 @@ async def deliver(
         return False
     # What the channel's messaging window allows now (decided at each attempt: a retry may
     # find it closed, or re-opened by the patient).
-    now = window(ctx.senders, identity, message.author_kind)
-    if now.reach == Reach.TEMPLATE and now.templates and message.template:
+    allowed = window(ctx.senders, identity, message.author_kind)
+    if allowed.reach == Reach.TEMPLATE and allowed.templates and message.template:
         async with ctx.db.session() as session:
-            resolved = await templates.resolve(session, message.template, now.templates)
+            resolved = await templates.resolve(session, message.template, allowed.templates)
         message = _copy(message, template=resolved)
     try:
-        sent = await sender.deliver(message, identity, now.reach)
+        sent = await sender.deliver(message, identity, allowed.reach)
     except DeliveryFailed as failure:
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False

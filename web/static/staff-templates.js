@@ -56,7 +56,8 @@
       var value = (typed[Number(n) - 1] || "").trim();
       return value || "[" + template.variables[Number(n) - 1].description + "]";
     });
-    send.disabled = typed.some(function (v) { return !v.trim(); });
+    // Only who may reply may send one (staff.js disables the typed reply otherwise).
+    send.disabled = $("reply-text").disabled || typed.some(function (v) { return !v.trim(); });
   }
 
   function showVariables() {
