@@ -19,16 +19,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import aiohttp
 from aiohttp import web
 
 from core.catalog import t
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.settings import Settings
-from models import ChannelIdentity, DeliveryStatus, Message, utcnow
+from models import ChannelIdentity, DeliveryStatus, Message
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +213,10 @@ class ProviderChannel(ABC):
 
     @abstractmethod
     async def deliver(
-        self, message: Message, identity: ChannelIdentity
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
     ) -> str | Sequence[str] | None:
-        """Send one recorded message; the provider's id (or the ids of the parts sent now).
+        """Send one recorded message as its messaging window allows (`reach`, decided by
+        `messaging.windows`); the provider's id (or the ids of the parts sent now).
         Failures raise `DeliveryFailed`, saying whether to retry."""
 
     def send_lane(self, identity: ChannelIdentity) -> str:
@@ -274,11 +275,6 @@ def from_epoch(seconds: float | str | None) -> datetime | None:
     if seconds in (None, ""):
         return None
     return datetime.fromtimestamp(float(seconds), tz=UTC)
-
-
-def within(since: datetime | None, hours: float) -> bool:
-    """Whether a provider's messaging window opened at `since` is still open."""
-    return since is not None and utcnow() - since < timedelta(hours=hours)
 
 
 def split_text(text: str, limit: int) -> list[str]:

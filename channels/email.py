@@ -61,7 +61,7 @@ from channels.base import (
 from channels.mailauth import SenderCheck
 from core.catalog import t
 from core.contacts import normalize_email
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.settings import Settings
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
 
@@ -467,7 +467,9 @@ class EmailChannel(ProviderChannel):
             raise BadPayload("expected a raw MIME mail")
         return self.read(raw)
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> str | None:
         mail = compose(message, identity, self.config.email_from)
         try:
             await asyncio.to_thread(_smtp_send, self.config.smtp_url, mail)

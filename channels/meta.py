@@ -37,19 +37,14 @@ from channels.base import (
     split_text,
     tolerant,
     unset,
-    within,
 )
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.settings import Settings
-from models import AuthorKind, ChannelIdentity, DeliveryStatus, Message
+from models import ChannelIdentity, DeliveryStatus, Message
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v24.0"
 # Graph error codes that mean "throttled" or "temporarily unavailable", though sent as HTTP 400.
 RETRYABLE_GRAPH_CODES = {1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131056}
-# Messenger Platform windows: any message within 24 h of the person's last message; a
-# person (HUMAN_AGENT tag) up to 7 days.
-STANDARD_WINDOW_HOURS = 24
-HUMAN_AGENT_WINDOW_HOURS = 24 * 7
 
 
 @dataclass(frozen=True)
@@ -279,14 +274,12 @@ class MessagingChannel(MetaChannel):
     def parse(cls, payload: dict[str, Any]) -> list[Event]:
         return parse_messaging(payload, cls.name)
 
-    def messaging_type(self, message: Message, identity: ChannelIdentity) -> dict[str, str]:
+    def messaging_type(self, reach: Reach) -> dict[str, str]:
         """RESPONSE inside the 24 h window; a person's reply up to 7 days with the
-        HUMAN_AGENT tag; anything else cannot be sent."""
-        if within(identity.last_inbound_at, STANDARD_WINDOW_HOURS):
+        HUMAN_AGENT tag; anything else cannot be sent (no templates here)."""
+        if reach == Reach.FREE:
             return {"messaging_type": "RESPONSE"}
-        if message.author_kind == AuthorKind.ATTENDANT and within(
-            identity.last_inbound_at, HUMAN_AGENT_WINDOW_HOURS
-        ):
+        if reach == Reach.HUMAN_AGENT:
             return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
         raise DeliveryFailed(
             f"{self.name}: outside the messaging window (last message from the patient "
@@ -311,8 +304,10 @@ class MessagingChannel(MetaChannel):
             ]
         return bodies
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
-        kind = self.messaging_type(message, identity)
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> list[str]:
+        kind = self.messaging_type(reach)
 
         async def send(body: dict[str, Any]) -> str:
             request = {"recipient": {"id": identity.external_id}, "message": body, **kind}

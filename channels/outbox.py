@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.context import Reach
 from core.settings import VAR
 from models import ChannelIdentity, Message, utcnow
 
@@ -33,7 +34,9 @@ class OutboxSender:
         self.channel = channel
         self.path = folder / f"{channel}.jsonl"
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> str | None:
         line = {
             "at": utcnow().isoformat(),
             "message_id": message.id,

@@ -58,7 +58,7 @@ from channels.base import (
     unset,
 )
 from core.contacts import normalize_phone
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.logs import without_numbers
 from core.settings import Settings
 from models import ChannelIdentity, Message
@@ -346,7 +346,9 @@ class TelegramChannel(ProviderChannel):
         except TelegramError as error:
             log.warning("answerCallbackQuery failed: %s", without_numbers(str(error)))
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> list[str]:
         chat_id = identity.external_id
         parts: list[dict[str, Any]] = [
             {"text": text} for text in split_text(message.text, TEXT_LIMIT)

@@ -45,18 +45,16 @@ from channels.base import (
     send_parts,
     split_text,
     unset,
-    within,
 )
 from core.contacts import normalize_phone
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.settings import Settings
-from models import ChannelIdentity, DeliveryStatus, Message
+from models import ChannelIdentity, DeliveryStatus, Message, TemplatePurpose
 
 CHANNEL = "twilio"
 WEBHOOK_PATH = f"/webhooks/{CHANNEL}/webhook"
 DEFAULT_API_URL = "https://api.twilio.com"
 WHATSAPP = "whatsapp:"
-WINDOW_HOURS = 24
 TEXT_LIMIT = 1600  # Twilio's maximum; it splits SMS into segments itself
 STATUSES = {
     "sent": DeliveryStatus.SENT,
@@ -226,7 +224,9 @@ class TwilioChannel(ProviderChannel):
             raise DeliveryFailed(f"twilio: {variable} is not set")
         return f"{WHATSAPP}{number.removeprefix(WHATSAPP)}" if whatsapp else number
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> list[str]:
         to = identity.external_id
         whatsapp = to.startswith(WHATSAPP)
         common = {
@@ -238,7 +238,7 @@ class TwilioChannel(ProviderChannel):
         # shutdown hook to close a longer-lived one.
         async with AsyncTwilioHttpClient(logger=_CLIENT_LOG) as http:
             send = self._sender(http, common)
-            if whatsapp and not within(identity.last_inbound_at, WINDOW_HOURS):
+            if reach == Reach.TEMPLATE:
                 return [await send(self.template_fields(message))]
             text = numbered_options(message.text, message.buttons or [])
             parts = [{"body": part} for part in split_text(text, TEXT_LIMIT)]
@@ -271,7 +271,7 @@ class TwilioChannel(ProviderChannel):
         """WhatsApp outside the 24 h window: only an approved Content template (ContentSid);
         the message's template parameters become its numbered variables. A one-time code
         (`copy_code`) goes only in its own template, never in the reminders', and so does a
-        template with a `purpose` (a change notice): TWILIO_CONTENT_SID is the reminders'."""
+        change notice: TWILIO_CONTENT_SID is the reminders' (when the registry has none)."""
         template = message.template
         if not template:
             raise DeliveryFailed(
@@ -282,14 +282,15 @@ class TwilioChannel(ProviderChannel):
         if template.get("copy_code"):
             content_sid, variable = self.config.code_content_sid, "TWILIO_CODE_CONTENT_SID"
         else:
-            # TWILIO_CONTENT_SID is the reminders'. Another approved message (a change notice,
-            # with a `purpose`) goes only in its own, never in the reminders' with its values.
+            # TWILIO_CONTENT_SID is the reminders'. Another approved message (a change notice)
+            # goes only in its own, never in the reminders' with its values.
             purpose = template.get("purpose")
-            fallback = "" if purpose else self.config.content_sid
+            reminder = purpose in (None, TemplatePurpose.REMINDER)
+            fallback = self.config.content_sid if reminder else ""
             content_sid = template.get("content_sid") or (
                 name if name.startswith("HX") else fallback
             )
-            variable = f"a ContentSid for {purpose}" if purpose else "TWILIO_CONTENT_SID"
+            variable = "TWILIO_CONTENT_SID" if reminder else f"a ContentSid for {purpose}"
         if not content_sid:
             raise DeliveryFailed(f"twilio: no ContentSid for the template ({variable})")
         variables = {str(n): str(v) for n, v in enumerate(template.get("parameters") or [], 1)}

@@ -53,7 +53,7 @@ from sqlalchemy import select
 
 from channels.base import Inbound
 from core.catalog import t
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.logs import log_failure
 from core.ratelimit import RateLimits
 from core.relay import Relay, RelayUnavailable
@@ -255,7 +255,9 @@ class WebchatSender:
         self._deliver_url = f"{web_url}{DELIVER_PATH}"
         self._token = token
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> str | None:
         if self.sockets is not None:
             frame = {"type": "message", "message": patient_view(message)}
             try:

@@ -27,12 +27,11 @@ from channels.base import (
     split_text,
     tolerant,
     unset,
-    within,
 )
 from channels.meta import MetaAppConfig, MetaChannel
 from core.catalog import t
 from core.contacts import normalize_phone
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.settings import Settings
 from models import ChannelIdentity, DeliveryStatus, Message
 
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
 ENV = ("WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN")
-WINDOW_HOURS = 24
 TEXT_LIMIT = 4096
 INTERACTIVE_BODY_LIMIT = 1024
 REPLY_BUTTONS, REPLY_TITLE, REPLY_ID = 3, 20, 256
@@ -268,7 +266,9 @@ class WhatsAppChannel(MetaChannel):
     def parse(cls, payload: dict[str, Any]) -> list[Event]:
         return parse(payload)
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> list[str]:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> list[str]:
         async def send(body: dict[str, Any]) -> str:
             request = {
                 "messaging_product": "whatsapp",
@@ -280,7 +280,7 @@ class WhatsAppChannel(MetaChannel):
             message_id: str = reply["messages"][0]["id"]
             return message_id
 
-        if within(identity.last_inbound_at, WINDOW_HOURS):
+        if reach == Reach.FREE:
             return await send_parts(
                 message, message_bodies(message.text, message.buttons or []), send
             )

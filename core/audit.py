@@ -67,6 +67,8 @@ class AuditAction(StrEnum):
     STAFF_CREATED = "staff_created"
     STAFF_UPDATED = "staff_updated"
     CLINIC_PROFILE_UPDATED = "clinic_profile_updated"
+    # An approved message template created or changed in the registry.
+    MESSAGE_TEMPLATE_SAVED = "message_template_saved"
     SETTINGS_CHANGED = "settings_changed"
     LOCK_LIFTED = "lock_lifted"
     BLOCK_TIME = "block_time"

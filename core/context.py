@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from core.events import EventBus
@@ -29,15 +30,26 @@ class DeliveryFailed(Exception):
         self.accepted: list[str] = []
 
 
+class Reach(StrEnum):
+    """How a message may reach the patient now, given the channel's messaging window
+    (decided in one place, `messaging.windows`): any message, only an approved template, or
+    a person's reply tagged HUMAN_AGENT (Messenger, Instagram)."""
+
+    FREE = "free"
+    TEMPLATE = "template"
+    HUMAN_AGENT = "human_agent"
+
+
 class Sender(Protocol):
     """Delivers one recorded outbound message on its channel and returns the provider's id.
 
+    `reach` says what the channel's window allows (a channel without one always gets FREE).
     A channel that sends a message in parts (long texts) skips the `message.parts_sent`
     parts the provider took in earlier attempts and returns the ids of the parts it sent now,
     in order (`channels.base.send_parts`)."""
 
     async def deliver(
-        self, message: Message, identity: ChannelIdentity
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
     ) -> str | Sequence[str] | None: ...
 
 

@@ -19,16 +19,17 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, inspect, update
 
-from channels.base import ProviderChannel
-from core.context import Context, DeliveryFailed, Sender
+from core.context import Context, DeliveryFailed, Reach
 from core.events import message_event
 from core.logs import log_failure, without_numbers
+from messaging import templates
 from messaging.history import (
     advance_delivery,
     record_outbound,
     record_part,
     settle_delivery,
 )
+from messaging.windows import send_lane, window
 from models import AuthorKind, ChannelIdentity, Conversation, DeliveryStatus, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,13 @@ class Sealed:
 
     def over(self, message: Message) -> Message:
         """A transient copy of the recorded message carrying the sealed content."""
-        values = {
-            column.key: getattr(message, column.key) for column in inspect(Message).column_attrs
-        }
-        return Message(**{**values, "text": self.text, "template": self.template})
+        return _copy(message, text=self.text, template=self.template)
+
+
+def _copy(message: Message, **changes: Any) -> Message:
+    """A transient copy of a recorded message with `changes`, for its sender only."""
+    values = {column.key: getattr(message, column.key) for column in inspect(Message).column_attrs}
+    return Message(**{**values, **changes})
 
 
 async def send(
@@ -64,8 +68,9 @@ async def send(
     attachments: list[dict[str, Any]] | None = None,
     sealed: Sealed | None = None,
 ) -> Message:
-    """`template` ({"name", "language", "parameters"}) lets a channel that cannot send free
-    text outside its messaging window send the approved template instead; `attachments` may
+    """`template` ({"name", "language", "parameters"}, or a `purpose` for the registry to
+    fill in, `messaging.templates`) lets a channel that cannot send free text outside its
+    messaging window send the approved template instead; `attachments` may
     carry generated files such as `{"kind": "ics", "filename", "content"}` for e-mail.
     With `sealed`, the provider gets its content instead of `text` and `template`, once:
     a failure is final (the returned row is the one recorded, before delivery)."""
@@ -120,7 +125,9 @@ async def deliver(
     claimed: bool = False,
     bulk: bool = False,
 ) -> bool:
-    """One delivery attempt; True when the provider took the message.
+    """One delivery attempt, as the channel's messaging window allows (`messaging.windows`:
+    free text, a person's tagged reply, or only the message's approved template); True when
+    the provider took the message.
 
     The send waits for its slot under the lane's rate cap (`bulk`: a reminder, paced at a
     share of it), then the attempt is claimed (compare-and-set on `attempts`; `claimed` when
@@ -131,11 +138,18 @@ async def deliver(
     (`messaging/retries.py`); without it, as for reminders, which fall back to another
     channel instead, every failure is final."""
     sender = ctx.senders[message.channel]
-    await _wait_for_slot(ctx, _lane(sender, message.channel, identity), bulk=bulk)
+    await _wait_for_slot(ctx, send_lane(sender, message.channel, identity), bulk=bulk)
     if not claimed and not await _claim_attempt(ctx, message):
         return False
+    # What the channel's messaging window allows now (decided at each attempt: a retry may
+    # find it closed, or re-opened by the patient).
+    allowed = window(ctx.senders, identity, message.author_kind)
+    if allowed.reach == Reach.TEMPLATE and allowed.templates and message.template:
+        async with ctx.db.session() as session:
+            resolved = await templates.resolve(session, message.template, allowed.templates)
+        message = _copy(message, template=resolved)
     try:
-        sent = await sender.deliver(message, identity)
+        sent = await sender.deliver(message, identity, allowed.reach)
     except DeliveryFailed as failure:
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False
@@ -148,10 +162,6 @@ async def deliver(
         ctx, message.id, DeliveryStatus.SENT, conversation, parts=_provider_ids(sent)
     )
     return True
-
-
-def _lane(sender: Sender, channel: str, identity: ChannelIdentity) -> str:
-    return sender.send_lane(identity) if isinstance(sender, ProviderChannel) else channel
 
 
 async def _wait_for_slot(ctx: Context, lane: str, *, bulk: bool) -> None:

@@ -57,6 +57,7 @@ from models.scheduling import (
     Specialty,
     WorkingHours,
 )
+from models.templates import MessageTemplate, TemplateKind, TemplatePurpose
 
 __all__ = [
     "ACTIVE_APPOINTMENT_STATUSES",
@@ -92,6 +93,7 @@ __all__ = [
     "Label",
     "LoginSession",
     "Message",
+    "MessageTemplate",
     "OutboundPart",
     "Owner",
     "PatientProfile",
@@ -107,6 +109,8 @@ __all__ = [
     "SecondFactorPolicy",
     "SecurityPolicy",
     "Specialty",
+    "TemplateKind",
+    "TemplatePurpose",
     "TokenPurpose",
     "User",
     "WorkingHours",

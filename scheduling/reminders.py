@@ -14,9 +14,11 @@ and their proved phone (WhatsApp template, SMS) and verified e-mail even if they
 (`messaging.identities.contact_identities`); a channel whose delivery fails
 passes the reminder to the next one. The message goes into the identity's open conversation
 (a new one if there is none) as a bot message with Confirmar / Remarcar / Cancelar buttons, so
-the patient's tap is trusted and reaches the bot. It carries `template` (the approved WhatsApp
-template `lembrete_consulta`, pt_BR, parameters: first name, clinic, date, time,
-professional) for channels outside their messaging window, and an .ics for e-mail.
+the patient's tap is trusted and reaches the bot. It carries `template` (purpose "reminder":
+the clinic's approved reminder template from the registry, `messaging.templates`, else the
+channel's configured one, `lembrete_consulta` by default; parameters: first name, clinic,
+date, time, professional) for channels outside their messaging window, and an .ics for
+e-mail.
 
 Exactly once. Workers claim due rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
 SQLite has one writer at a time), which a heartbeat renews while the worker lives, so a dead
@@ -89,6 +91,7 @@ from models import (
     Reminder,
     ReminderKind,
     ReminderStatus,
+    TemplatePurpose,
     User,
     utcnow,
 )
@@ -120,14 +123,14 @@ FALLBACK_ORDER = (
     "email",
     "webchat",
 )
-TEMPLATE_NAME = "lembrete_consulta"
 TEMPLATE_LANGUAGE = "pt_BR"
-# The approved templates of the change notices, by kind: (name, purpose). Parameters: first
-# name, clinic, date, time, professional; a move gives the old date and time, then the new.
+# The approved templates of the change notices, by kind: the registry's purpose, and the
+# WhatsApp Cloud name sent when the registry has none. Parameters: first name, clinic, date,
+# time, professional; a move gives the old date and time, then the new.
 NOTICE_TEMPLATES = {
-    ReminderKind.CANCELLED: ("consulta_cancelada", "appointment_change_cancelled"),
-    ReminderKind.RESCHEDULED: ("consulta_remarcada", "appointment_change_rescheduled"),
-    ReminderKind.BLOCKED: ("consulta_a_remarcar", "appointment_change_blocked"),
+    ReminderKind.CANCELLED: (TemplatePurpose.APPOINTMENT_CANCELLED, "consulta_cancelada"),
+    ReminderKind.RESCHEDULED: (TemplatePurpose.APPOINTMENT_RESCHEDULED, "consulta_remarcada"),
+    ReminderKind.BLOCKED: (TemplatePurpose.APPOINTMENT_BLOCKED, "consulta_a_remarcar"),
 }
 _DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
@@ -386,20 +389,16 @@ class _Addressed:
         return cls(first_name, clinic_name, greeting)
 
     def template(
-        self, name: str, moments: Sequence[datetime], doctor_name: str, **extra: str
+        self, purpose: TemplatePurpose, moments: Sequence[datetime], doctor_name: str, **extra: str
     ) -> dict[str, Any]:
-        """An approved template's fields: first name, clinic, the date and time of each
-        moment (clinic time), professional."""
+        """An approved template for `purpose` (the registry's, `messaging.templates.resolve`)
+        and its parameters: first name, clinic, the date and time of each moment (clinic
+        time), professional."""
         parameters = [self.first_name or t("reminder.patient_fallback"), self.clinic_name]
         for moment in moments:
             local = to_local(moment)
             parameters += [local.strftime("%d/%m/%Y"), local.strftime("%H:%M")]
-        return {
-            "name": name,
-            "language": TEMPLATE_LANGUAGE,
-            **extra,
-            "parameters": [*parameters, doctor_name],
-        }
+        return {"purpose": str(purpose), **extra, "parameters": [*parameters, doctor_name]}
 
 
 def reminder_content(
@@ -420,7 +419,7 @@ def reminder_content(
         when=_when(appointment.starts_at, now),
         doctor=doctor_name,
     )
-    template = to.template(TEMPLATE_NAME, [appointment.starts_at], doctor_name)
+    template = to.template(TemplatePurpose.REMINDER, [appointment.starts_at], doctor_name)
     attachments = _calendar_file(appointment, doctor_name, clinic, channel, now)
     return ReminderContent(text, reminder_buttons(appointment.id), template, attachments)
 
@@ -476,8 +475,8 @@ def notice_content(
         change=change,
         next=t(f"notice.next.{kind}"),
     )
-    name, purpose = NOTICE_TEMPLATES[kind]
-    template = to.template(name, moments, doctor_name, purpose=purpose)
+    purpose, name = NOTICE_TEMPLATES[kind]
+    template = to.template(purpose, moments, doctor_name, name=name, language=TEMPLATE_LANGUAGE)
     attachments = (
         _calendar_file(appointment, doctor_name, clinic, channel, now)
         if kind == ReminderKind.RESCHEDULED

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from core.events import EventBus
 from messaging.assistant import BotMessage
 from models import ChannelIdentity, Message
@@ -33,7 +33,9 @@ class RecordingSender:
         self.delivered: list[tuple[Message, ChannelIdentity]] = []
         self.fail_with = fail_with
 
-    async def deliver(self, message: Message, identity: ChannelIdentity) -> str | None:
+    async def deliver(
+        self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE
+    ) -> str | None:
         if self.fail_with:
             raise DeliveryFailed(self.fail_with)
         self.delivered.append((message, identity))

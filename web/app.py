@@ -23,6 +23,7 @@ from web import (
     privacy,
     search,
     security,
+    templates,
     webhooks,
 )
 from web.keys import SETTINGS
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     privacy.setup(app)
     agenda.setup(app)
     search.setup(app)
+    templates.setup(app)
     webhooks.setup(app)
     openapi.setup(app)
     return app

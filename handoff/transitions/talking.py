@@ -4,7 +4,6 @@ writes on a second channel with the person already serving them."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
@@ -21,8 +20,10 @@ from handoff.transitions.common import (
     record_transition,
 )
 from handoff.transitions.queueing import distribute
+from messaging import templates
 from messaging.history import episode_elsewhere, open_conversation, record_outbound
 from messaging.outbound import deliver
+from messaging.windows import reply_identity, window
 from models import (
     AuthorKind,
     ChannelIdentity,
@@ -43,11 +44,27 @@ class ChannelBusy(TransitionError):
     code = "error.channel_busy"
 
 
+class WindowClosed(TransitionError):
+    """A typed reply on a channel whose messaging window is closed: only an approved template
+    may go (WhatsApp), or nothing until the patient writes again (Messenger, Instagram)."""
+
+    code = "error.window_closed"
+
+
 async def reply(
-    ctx: Context, conversation_id: int, actor: User, text: str, *, channel: str | None = None
+    ctx: Context,
+    conversation_id: int,
+    actor: User,
+    text: str,
+    *,
+    channel: str | None = None,
+    template: tuple[int, list[str]] | None = None,
 ) -> Message:
     """A staff message to the patient: on the conversation's channel, or on another channel
-    linked to the patient (into the patient's conversation there)."""
+    linked to the patient (into the patient's conversation there). Typed text goes only while
+    the channel's messaging window lets a person write (`messaging.windows`); otherwise
+    `template` (a registry template's id and the values of its variables) sends an approved
+    template, recorded with its rendered text."""
     linked_event = None
     async with ctx.db.session() as session:
         # The whole patient is locked: a reply on another channel locks that conversation too.
@@ -60,16 +77,32 @@ async def reply(
             target, linked_event = await _linked_conversation(
                 ctx, session, conversation, channel, actor
             )
+        identity = await session.get_one(ChannelIdentity, target.channel_identity_id)
+        reach = window(ctx.senders, identity, AuthorKind.ATTENDANT)
+        carried = None
+        if template is not None:
+            chosen = await templates.active_template(session, template[0], reach.templates)
+            values = templates.checked_values(chosen, template[1])
+            text, carried = (
+                templates.render(chosen, values),
+                templates.message_template(chosen, values),
+            )
+        elif not reach.free_text:
+            raise WindowClosed(None if reach.templates else "error.window_closed_for_good")
         now = utcnow()
         for stamped in {conversation, target}:
             stamped.first_human_reply_at = stamped.first_human_reply_at or now
         # Recorded inside the lock, so the no-answer timer never requeues a conversation
         # whose reply is on its way.
         message = await record_outbound(
-            session, target, text=text, author_kind=AuthorKind.ATTENDANT, author_id=actor.id
+            session,
+            target,
+            text=text,
+            author_kind=AuthorKind.ATTENDANT,
+            author_id=actor.id,
+            template=carried,
         )
         await facts.note_reply(session, message)
-        identity = await session.get_one(ChannelIdentity, target.channel_identity_id)
     if linked_event is not None:
         await ctx.bus.publish(linked_event)
     await ctx.bus.publish(message_event(message, target))
@@ -131,13 +164,7 @@ async def _linked_conversation(
     `source` (opened if needed), so the patient's answer there reaches the same person."""
     if channel not in ctx.senders:
         raise ChannelUnavailable()
-    query = (
-        select(ChannelIdentity)
-        .where(ChannelIdentity.patient_id == source.patient_id, ChannelIdentity.channel == channel)
-        .order_by(ChannelIdentity.last_inbound_at.desc().nulls_last(), ChannelIdentity.id.desc())
-        .limit(1)
-    )
-    identity = (await session.execute(query)).scalar_one_or_none()
+    identity = await reply_identity(session, source.patient_id, channel)
     if identity is None:
         raise ChannelUnavailable()
     opened = await open_conversation(session, identity)

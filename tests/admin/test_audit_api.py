@@ -127,6 +127,10 @@ STAFF_READS = {
     "/api/account/second-factor": None,  # whether one's own second factor is on
     "/api/conversations": "read_conversation_list",
     "/api/conversations/{id}": "read_history",
+    "/api/conversations/{id}/window": None,  # whether the channel's window is open, until when
+    "/api/transcripts/{id}": "read_history",
+    "/api/search": "search",
+    "/api/past-conversations": "read_conversation_list",
     "/api/patients/{id}/appointments": "read_appointments",
     "/api/agenda": "read_agenda",
     "/api/ws": "live_supervision_opened",
@@ -142,7 +146,11 @@ STAFF_READS = {
     "/api/openapi.json": None,  # the API's contract, public
 }
 
-QUERIES = {"/api/slots": {"doctor_id": "1"}, "/api/analytics/drill": {"figure": "handoffs"}}
+QUERIES = {
+    "/api/slots": {"doctor_id": "1"},
+    "/api/analytics/drill": {"figure": "handoffs"},
+    "/api/search": {"q": "ajuda"},
+}
 
 
 def _staff_get_routes(server: TestServer) -> set[str]:
@@ -181,7 +189,11 @@ async def test_every_staff_read_of_patient_data_is_recorded_with_the_address(ser
     recorded_actions = {e.action for e in entries}
     assert recorded_actions == {a for a in STAFF_READS.values() if a}
     assert {(e.actor_id, e.ip) for e in entries} == {(marta.id, CLIENT)}
-    [history] = [e for e in entries if e.action == "read_history"]
+    [history] = [
+        e
+        for e in entries
+        if e.action == "read_history" and (e.details or {}).get("scope") != "transcript"
+    ]
     assert (history.patient_id, history.conversation_id) == (
         recorded.message.patient_id,
         recorded.conversation.id,

@@ -27,7 +27,7 @@ class FlakySender:
         self.pause = pause
         self.calls = 0
 
-    async def deliver(self, message, identity):
+    async def deliver(self, message, identity, reach=None):
         self.calls += 1
         await asyncio.sleep(self.pause)
         if self.failures:
@@ -105,7 +105,7 @@ async def test_a_refusal_fails_at_once_and_is_never_retried(ctx):
 
 async def test_a_crashing_sender_is_treated_as_a_temporary_failure(ctx):
     class Broken:
-        async def deliver(self, message, identity):
+        async def deliver(self, message, identity, reach=None):
             raise KeyError("messages")
 
     message = await _reply(ctx, Broken())
@@ -248,7 +248,7 @@ async def test_a_reminder_falls_back_to_another_channel_at_once_instead_of_waiti
 
 async def test_a_reminder_interrupted_mid_send_is_left_to_the_reminders_own_recovery(ctx):
     class Killed(FlakySender):
-        async def deliver(self, message, identity):
+        async def deliver(self, message, identity, reach=None):
             self.calls += 1
             raise WorkerKilled
 

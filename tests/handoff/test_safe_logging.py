@@ -69,7 +69,7 @@ async def test_a_failing_worker_job_is_logged_without_its_data(caplog):
 class RefusingSender:
     """A provider refusal that echoes the number, as Twilio's error 21211 does."""
 
-    async def deliver(self, message, identity):
+    async def deliver(self, message, identity, reach=None):
         raise DeliveryFailed(
             "twilio: HTTP 400, Twilio error 21211: The 'To' number +5511987650204 is not a "
             "valid phone number."

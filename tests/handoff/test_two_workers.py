@@ -38,7 +38,7 @@ pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=Tr
 class SlowSender(RecordingSender):
     """A provider slow enough for two workers' runs to overlap."""
 
-    async def deliver(self, message, identity):
+    async def deliver(self, message, identity, reach=None):
         await asyncio.sleep(0.2)
         return await super().deliver(message, identity)
 

@@ -84,7 +84,7 @@ async def test_a_cancellation_by_staff_tells_the_patient_once_with_the_doctor_an
     assert sent.template == {
         "name": "consulta_cancelada",
         "language": "pt_BR",
-        "purpose": "appointment_change_cancelled",
+        "purpose": "appointment_cancelled",
         "parameters": ["Joana", "Clínica Vida Plena", "12/03/2026", "14:00", DOCTOR],
     }
     [notice] = await _notices(ctx, appointment.id)

@@ -76,7 +76,7 @@ async def test_a_proved_phone_gets_the_whatsapp_template_without_ever_writing(ct
 
     assert (reminder.status, reminder.channel) == (ReminderStatus.SENT, "whatsapp")
     [message] = senders["whatsapp"].requests
-    assert message.template["name"] == "lembrete_consulta"
+    assert message.template["purpose"] == "reminder"
     async with ctx.db.session() as session:
         query = select(ChannelIdentity).where(ChannelIdentity.patient_id == patient.id)
         reached = {(i.channel, i.external_id) for i in (await session.execute(query)).scalars()}

@@ -57,7 +57,7 @@ class FakeProvider:
         self.die_after_request = die_after_request
         self.requests: list[Message] = []
 
-    async def deliver(self, message, identity):
+    async def deliver(self, message, identity, reach=None):
         self.requests.append(message)
         if self.die_after_request:
             self.die_after_request = False
@@ -155,8 +155,7 @@ async def test_a_due_reminder_goes_out_once_with_confirm_reschedule_and_cancel(
     ]
     assert message.author_kind == AuthorKind.BOT
     assert message.template == {
-        "name": "lembrete_consulta",
-        "language": "pt_BR",
+        "purpose": "reminder",
         "parameters": ["Maria", "Clínica Vida Plena", "12/03/2026", "14:00", "Dr. Paulo Mendes"],
     }
     first = (await _reminders(ctx, appointment.id))[0]

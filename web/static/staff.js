@@ -280,6 +280,7 @@
       renderLists();
       hooks.opened.forEach(function (hook) { hook(data); });
       loadAppointments(id, data.patient.id);
+      document.dispatchEvent(new CustomEvent("staff:conversation", { detail: data }));  // staff-templates.js
     }).catch(showError);
   }
 
@@ -454,6 +455,7 @@
       if (conversation) conversation.last_message_at = event.conversation.last_message_at;
       else if (event.conversation.status === "open" && listFor(event.conversation)) state.conversations[m.conversation_id] = event.conversation;
       if (showsPatient(m.patient_id)) renderEntry(Object.assign({ entry: "message" }, m));
+      document.dispatchEvent(new CustomEvent("staff:message", { detail: event }));  // staff-templates.js
       var forMe = event.conversation.assigned_attendant_id === state.me.id;
       if (forMe && (m.direction === "in" || (m.internal && m.author_id !== state.me.id))) markUnread(m.conversation_id);
       renderLists();

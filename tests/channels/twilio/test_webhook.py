@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from channels.twilio import TWIML_EMPTY, TwilioChannel, TwilioConfig
-from core.context import DeliveryFailed
+from core.context import DeliveryFailed, Reach
 from messaging.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message
 from tests.channels.webhooks import SECRETS, post, signature_headers, text_message
@@ -140,7 +140,7 @@ async def test_outside_the_whatsapp_window_only_a_content_template_goes_out(twil
     assert "ContentSid" in failed.error
 
     failed.template = {"name": "HXb5b62575e6e4ff6129ad7c8efe1f983e", "parameters": ["Maria", "14h"]}
-    await twilio.ctx.senders["twilio"].deliver(failed, identity)
+    await twilio.ctx.senders["twilio"].deliver(failed, identity, Reach.TEMPLATE)
     [template] = provider.sent(lambda r: "ContentSid" in r.form)
     assert template.form["ContentSid"] == "HXb5b62575e6e4ff6129ad7c8efe1f983e"
     assert template.form["ContentVariables"] == '{"1": "Maria", "2": "14h"}'
@@ -182,12 +182,12 @@ def test_a_change_notice_never_goes_in_the_reminders_content_template():
         text="Sua consulta foi cancelada.",
         template={
             "name": "consulta_cancelada",
-            "purpose": "appointment_change_cancelled",
+            "purpose": "appointment_cancelled",
             "parameters": ["Maria"],
         },
     )
 
-    with pytest.raises(DeliveryFailed, match="appointment_change_cancelled"):
+    with pytest.raises(DeliveryFailed, match="appointment_cancelled"):
         TwilioChannel(config).template_fields(notice)
     notice.template = {**notice.template, "content_sid": "HXcancelled"}
     fields = TwilioChannel(config).template_fields(notice)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from channels.base import HANDOFF_PAYLOAD
 from channels.whatsapp import WhatsAppChannel
 from core.catalog import t
+from core.context import Reach
 from messaging.outbound import send
 from models import AuthorKind, ChannelIdentity, DeliveryStatus, Direction, Message, OutboundPart
 from tests.channels.webhooks import (
@@ -205,7 +206,7 @@ async def test_outside_the_24h_window_the_messages_template_is_sent(whatsapp, pr
     message.template = {"parameters": ["Maria", "10/03 às 14h"]}
     message.buttons = [{"title": "Confirmar", "payload": '/confirmar{"id": 7}'}]
 
-    await sender.deliver(message, identity)
+    await sender.deliver(message, identity, Reach.TEMPLATE)
 
     [request] = provider.sent(lambda r: r.json.get("type") == "template")
     template = request.json["template"]
