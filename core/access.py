@@ -13,8 +13,10 @@ The rules answer yes or no over the models; the caller raises its own refusal (a
   appointments, only once one of the patient's open conversations is theirs
   (`sees_whole_history`, the one rule for the messages and the appointments endpoints).
   Managers and admins see every history (supervision; their reads are audited like all).
-- A staff member acts on the appointments of a patient whose whole history they see. A
-  patient acts only on their own.
+- A staff member acts on the appointments of a patient whose whole history they see, and
+  reads and edits that patient's card (record, preferences, notes). A patient acts only on
+  their own.
+- Only managers and admins merge two patients' records.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def must_have_second_factor(user: User, policy: SecondFactorPolicy) -> bool:
     if not user.is_staff or policy == SecondFactorPolicy.NOBODY:
         return False
     return policy == SecondFactorPolicy.ALL_STAFF or is_manager(user)
+
+
+def may_merge_patients(user: User) -> bool:
+    """Joining two patients' records is irreversible: managers and admins only."""
+    return is_manager(user)
 
 
 def is_serving_staff(user: User) -> bool:
@@ -125,6 +132,12 @@ async def sees_whole_history(session: AsyncSession, user: User, patient_id: int)
 async def may_act_on_appointments_of(session: AsyncSession, user: User, patient_id: int) -> bool:
     """Acting on appointments takes seeing them: the same people as `sees_whole_history`."""
     return await sees_whole_history(session, user, patient_id)
+
+
+async def may_edit_patient(session: AsyncSession, user: User, patient_id: int) -> bool:
+    """Reading and editing the patient's card (record, preferences, notes): staff who see the
+    patient's whole history."""
+    return user.is_staff and await sees_whole_history(session, user, patient_id)
 
 
 def readable_conversations(user: User) -> ColumnElement[bool]:

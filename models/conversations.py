@@ -252,6 +252,9 @@ class HandoffKind(StrEnum):
     PRIORITY = "priority"
     RESOLVED = "resolved"  # → bot
     CLOSED_FOR_ERASURE = "closed_for_erasure"  # closed, wherever it was: the patient was erased
+    # Closed, wherever it was: a manager merged two records and another of the patient's
+    # open conversations goes on.
+    CLOSED_BY_MERGE = "closed_by_merge"
 
 
 # Transitions that give a conversation to a person.
