@@ -18,6 +18,7 @@ from web import (
     live,
     openapi,
     pages,
+    patients,
     portal,
     privacy,
     security,
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     portal.setup(app)
     privacy.setup(app)
     agenda.setup(app)
+    patients.setup(app)
     webhooks.setup(app)
     openapi.setup(app)
     return app
