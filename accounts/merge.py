@@ -26,6 +26,7 @@ from enum import StrEnum
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounts.auth import close_sessions
 from core import access, audit
 from core.audit import AuditAction
 from core.catalog import t
@@ -44,7 +45,6 @@ from models import (
     Consent,
     Conversation,
     ConversationStatus,
-    LoginSession,
     Message,
     PatientMerge,
     Role,
@@ -124,7 +124,7 @@ async def merge_records(
         target_open = await _open_conversations(session, target_id)
         login = await _settle_logins(session, source, target)
         await merge_patients(session, source=source, target=target)
-        await session.execute(delete(LoginSession).where(LoginSession.user_id == source_id))
+        await close_sessions(session, source_id)
         await session.execute(
             delete(AccountToken).where(
                 AccountToken.user_id == source_id, AccountToken.used_at.is_(None)
