@@ -272,8 +272,16 @@
       renderHeader(state.conversations[id]);
       renderLists();
       loadAppointments(id, data.patient.id);
+      announcePatient(data);
     }).catch(showError);
   }
+
+  // The patient's card (staff-card.js) follows the conversation on screen, and may ask for one.
+  function announcePatient(detail) {
+    document.dispatchEvent(new CustomEvent("staff:patient", { detail: detail && {
+      patientId: detail.patient.id, wholeHistory: detail.scope === "history", manager: isManager() } }));
+  }
+  document.addEventListener("staff:open-conversation", function (event) { select(event.detail.conversationId); });
 
   function loadAppointments(conversationId, patientId) {
     api("GET", "/api/patients/" + patientId + "/appointments").then(function (list) {
@@ -415,6 +423,7 @@
     $("appointments").innerHTML = "";
     $("conversation").hidden = true;
     $("empty").hidden = false;
+    announcePatient(null);
   }
 
   function showsPatient(patientId) {
