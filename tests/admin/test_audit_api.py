@@ -128,6 +128,7 @@ STAFF_READS = {
     "/api/conversations": "read_conversation_list",
     "/api/conversations/{id}": "read_history",
     "/api/patients/{id}/appointments": "read_appointments",
+    "/api/patients/{id}/card": "read_patient_card",
     "/api/agenda": "read_agenda",
     "/api/ws": "live_supervision_opened",
     "/api/agenda/doctors": None,
