@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from models import AuditLog, Conversation, User
 from models.db import Database
+from tests.e2e.accessibility import serious_violations
 from tests.e2e.conftest import hand_off, open_workspace, reset_reception
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +37,7 @@ async def test_a_manager_merges_two_records_and_the_timeline_explains_it(clinic,
     await reset_reception(clinic)
     ana = await open_workspace(browser, clinic, "ana@")
     await ana.select_option("#presence", "online")
-    marta = await open_workspace(browser, clinic, "marta@")
+    marta = await open_workspace(browser, clinic, "marta@", checked=True)
     patients = []
     try:
         first, c1, _ = await hand_off(clinic, "sou a Maria Souza, escrevi pelo celular")
@@ -57,6 +58,7 @@ async def test_a_manager_merges_two_records_and_the_timeline_explains_it(clinic,
         await expect(columns.nth(0)).to_contain_text(f"Cadastro nº {kept}")
         await expect(columns.nth(1)).to_contain_text(f"Cadastro nº {merged}")
         await expect(columns.nth(0).locator("input[type=radio]")).to_be_checked()
+        assert await serious_violations(marta, "#card-merge") == [], "the merge dialog"
 
         asked = []
 
@@ -97,7 +99,7 @@ async def test_a_manager_merges_two_records_and_the_timeline_explains_it(clinic,
 
 async def test_an_attendant_changes_the_preferred_channel_and_it_is_audited(clinic, browser):
     await reset_reception(clinic)
-    page = await open_workspace(browser, clinic, "ana@")
+    page = await open_workspace(browser, clinic, "ana@", checked=True)
     await page.select_option("#presence", "online")
     patient = None
     try:
@@ -107,7 +109,9 @@ async def test_an_attendant_changes_the_preferred_channel_and_it_is_audited(clin
         preferred = page.locator('#patient-card [data-field="preferred_channel"]')
         await expect(preferred).to_have_text("Chat do site")
 
+        assert await serious_violations(page, "#patient-card") == [], "the card"
         await page.click("#card-edit")
+        assert await serious_violations(page, "#patient-card") == [], "the card's form"
         await page.select_option("#card-edit-preferred", "")
         await page.fill("#card-edit-notes", "Não quer lembretes pelo site.")
         await page.click('#card-edit-form button[type="submit"]')
