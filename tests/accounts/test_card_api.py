@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from accounts import erasure, export
 from accounts.auth import hash_password
 from handoff.transitions.queueing import request_handoff
 from messaging.identities import identity_for
@@ -90,6 +91,8 @@ async def test_staff_change_the_preferred_channel_and_the_audit_log_keeps_the_fi
         await http.close()
 
     assert edited["changed"] == ["notes", "preferred_channel"]
+    exported = await export.collect(ctx.db, patient_id)  # the patient's data, notes included
+    assert exported["profile"]["staff_notes"] == "Surda: prefere mensagens."
     assert edited["card"]["preferred_channel"] == "webchat"
     assert unreachable["code"] == "error.channel_unreachable"
     [entry] = await audit_entries(ctx.db, "patient_updated")
@@ -192,3 +195,17 @@ async def test_an_attendant_cannot_merge_and_a_merged_source_cannot_log_in(serve
         assert response.status == 401
     [entry] = await audit_entries(ctx.db, "patients_merged")
     assert (entry.actor_id, entry.patient_id) == (manager.id, target)
+
+
+async def test_erasure_takes_the_staff_notes_with_the_rest(server):
+    ctx = server.app[CTX]
+    manager = await staff(ctx.db, Role.MANAGER)
+    patient_id, _ = await _whatsapp_patient(ctx)
+    async with ctx.db.session() as session:
+        profile = await session.get_one(PatientProfile, patient_id)
+        profile.notes = "Alérgica a dipirona."
+
+    await erasure.erase_patient(ctx, patient_id, actor=manager, channel="staff")
+
+    async with ctx.db.session() as session:
+        assert (await session.get_one(PatientProfile, patient_id)).notes is None
