@@ -177,6 +177,7 @@ async def _anonymise(
             preferred_channel=None,
             phone_match_key=None,
             birth_date=None,
+            notes=None,
             lgpd_consent_at=None,
             reminders_opt_in=False,
         )

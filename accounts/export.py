@@ -54,6 +54,8 @@ async def collect(db: Database, patient_id: int) -> dict[str, Any]:
                 "birth_date": patient.patient_profile.birth_date
                 if patient.patient_profile
                 else None,
+                # What the reception wrote on the patient's card is the patient's data too.
+                "staff_notes": patient.patient_profile.notes if patient.patient_profile else None,
                 "created_at": patient.created_at.isoformat(),
             },
             "consents": await _consents(session, patient_id),
@@ -206,6 +208,7 @@ def render_html(data: dict[str, Any]) -> str:
         ("export.cpf", profile.get("cpf") or "—"),
         ("export.birth_date", profile.get("birth_date") or "—"),
         ("export.preferred_channel", profile.get("preferred_channel") or "—"),
+        ("export.staff_notes", profile.get("staff_notes") or "—"),
         ("export.created_at", _local(profile.get("created_at"))),
     ]
     parts = [

@@ -186,36 +186,53 @@ async def update_contact(
         if name is not None:
             patient.name = _required(name, "error.name_required")
         if phone is not None:
-            normalized = normalize_phone(_required(phone, "error.invalid_phone"))
-            if normalized is None:
-                raise PatientError("error.invalid_phone")
-            if normalized != patient.phone_e164 and patient.patient_profile is not None:
-                # A new phone is only typed: it matches nothing until proved by its code.
-                patient.patient_profile.phone_match_key = None
-            patient.phone_e164 = normalized
+            change_phone(patient, phone)
+
+
+def change_phone(patient: User, phone: Any) -> None:
+    """A phone typed for the patient (profile loaded), E.164 or PatientError. A new phone is
+    only typed: it matches nothing, and no code is sent to it, until proved by its code."""
+    normalized = normalize_phone(_required(phone, "error.invalid_phone"))
+    if normalized is None:
+        raise PatientError("error.invalid_phone")
+    if normalized != patient.phone_e164 and patient.patient_profile is not None:
+        patient.patient_profile.phone_match_key = None
+    patient.phone_e164 = normalized
 
 
 async def reminder_channels(ctx: Context, patient_id: int) -> list[str]:
     """The channels a reminder can reach the patient on, in the order they are tried when no
     preferred one is set: those they wrote from, their proved phone and verified e-mail."""
     async with ctx.db.session() as session:
-        patient = await session.get_one(User, patient_id)
-        profile = await session.get(PatientProfile, patient_id)
-        identities = await contact_identities(session, patient, profile)
+        return await reachable_channels(ctx, session, patient_id)
+
+
+async def reachable_channels(ctx: Context, session: AsyncSession, patient_id: int) -> list[str]:
+    """`reminder_channels`, in the caller's transaction."""
+    patient = await session.get_one(User, patient_id)
+    profile = await session.get(PatientProfile, patient_id)
+    identities = await contact_identities(session, patient, profile)
     return [i.channel for i in channel_order(None, identities, set(ctx.senders))]
 
 
 async def set_preferred_channel(ctx: Context, patient_id: int, channel: Any) -> None:
     """Reminders go first to `channel`, one the patient can be reached on (None: no
     preference)."""
-    if channel is not None and channel not in await reminder_channels(ctx, patient_id):
-        raise PatientError("error.channel_unreachable")
     async with ctx.db.session() as session:
-        profile = await session.get(PatientProfile, patient_id, with_for_update=True)
-        if profile is None:
-            profile = PatientProfile(user_id=patient_id)
-            session.add(profile)
-        profile.preferred_channel = channel
+        await prefer_channel(ctx, session, patient_id, channel)
+
+
+async def prefer_channel(
+    ctx: Context, session: AsyncSession, patient_id: int, channel: Any
+) -> None:
+    """`set_preferred_channel`, in the caller's transaction."""
+    if channel is not None and channel not in await reachable_channels(ctx, session, patient_id):
+        raise PatientError("error.channel_unreachable")
+    profile = await session.get(PatientProfile, patient_id, with_for_update=True)
+    if profile is None:
+        profile = PatientProfile(user_id=patient_id)
+        session.add(profile)
+    profile.preferred_channel = channel
 
 
 def phone_proved(patient: User) -> bool:

@@ -15,12 +15,14 @@ The rules answer yes or no over the models; the caller raises its own refusal (a
   Managers and admins see every history (supervision; their reads are audited like all).
 - Managers and admins manage the labels and canned responses; serving staff put labels on
   the conversations they act in, managers on any conversation.
-- A staff member acts on the appointments of a patient whose whole history they see. A
-  patient acts only on their own.
 - Search and past conversations (read-only transcripts): managers and admins find every
   patient; an attendant only the patients they serve or have served (a conversation of the
   patient was ever assigned to them), never one they only saw in the queue
   (`searchable_patients`).
+- A staff member acts on the appointments of a patient whose whole history they see, and
+  reads and edits that patient's card (record, preferences, notes). A patient acts only on
+  their own.
+- Only managers and admins merge two patients' records.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def must_have_second_factor(user: User, policy: SecondFactorPolicy) -> bool:
     if not user.is_staff or policy == SecondFactorPolicy.NOBODY:
         return False
     return policy == SecondFactorPolicy.ALL_STAFF or is_manager(user)
+
+
+def may_merge_patients(user: User) -> bool:
+    """Joining two patients' records is irreversible: managers and admins only."""
+    return is_manager(user)
 
 
 def is_serving_staff(user: User) -> bool:
@@ -150,6 +157,12 @@ async def sees_whole_history(session: AsyncSession, user: User, patient_id: int)
 async def may_act_on_appointments_of(session: AsyncSession, user: User, patient_id: int) -> bool:
     """Acting on appointments takes seeing them: the same people as `sees_whole_history`."""
     return await sees_whole_history(session, user, patient_id)
+
+
+async def may_edit_patient(session: AsyncSession, user: User, patient_id: int) -> bool:
+    """Reading and editing the patient's card (record, preferences, notes): staff who see the
+    patient's whole history."""
+    return user.is_staff and await sees_whole_history(session, user, patient_id)
 
 
 def readable_conversations(user: User) -> ColumnElement[bool]:

@@ -82,6 +82,11 @@ class AuditAction(StrEnum):
     # patient with an account holds it, which a person must sort out.
     PHONE_PROVED = "phone_proved"
     PHONE_PROOF_CONFLICT = "phone_proof_conflict"
+    # The patient's card: staff read it, edit the record (field names only), and a manager
+    # merges two records into one.
+    READ_PATIENT_CARD = "read_patient_card"
+    PATIENT_UPDATED = "patient_updated"
+    PATIENTS_MERGED = "patients_merged"
 
 
 def fingerprint(secret: str, value: str) -> str:

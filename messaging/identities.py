@@ -332,7 +332,9 @@ async def link_claimed_contact(
 
 async def merge_patients(session: AsyncSession, *, source: User, target: User) -> None:
     """Everything `source` owns (identities, conversations, messages, appointments...) moves
-    to `target`; `source` is kept, deactivated, so nothing that points to it breaks."""
+    to `target`; `source` is kept, deactivated, so nothing that points to it breaks. What the
+    target's record lacks (name, e-mail with its proof, CPF, phone, preferences) it takes
+    from the source's; notes are kept from both."""
     for table in Base.metadata.sorted_tables:
         column = table.c.get("patient_id")
         if column is None or not any(fk.column.table.name == "users" for fk in column.foreign_keys):
@@ -348,6 +350,8 @@ async def merge_patients(session: AsyncSession, *, source: User, target: User) -
             await set_proved_phone(session, target, phone)
         else:  # only typed on the source: it stays typed, matching nothing
             target.phone_e164 = phone
+    if source.email and target.email is None:
+        target.email_verified_at = source.email_verified_at  # its proof goes with it
     for field_name in ("name", "email", "cpf"):
         value = getattr(source, field_name)
         if value and getattr(target, field_name) is None:
@@ -355,9 +359,23 @@ async def merge_patients(session: AsyncSession, *, source: User, target: User) -
             setattr(source, field_name, None)
             await session.flush()
             setattr(target, field_name, value)
+    if source_profile is not None:
+        await _merge_profiles(session, source_profile, target)
     source.is_active = False
     source.merged_into_id = target.id
     log.info("patient %s merged into patient %s", source.id, target.id)
+
+
+async def _merge_profiles(session: AsyncSession, source: PatientProfile, target: User) -> None:
+    profile = await session.get(PatientProfile, target.id)
+    if profile is None:
+        profile = PatientProfile(user_id=target.id)
+        session.add(profile)
+    for field_name in ("preferred_channel", "birth_date", "lgpd_consent_at"):
+        if getattr(profile, field_name) is None:
+            setattr(profile, field_name, getattr(source, field_name))
+    if source.notes:
+        profile.notes = "\n\n".join(filter(None, (profile.notes, source.notes)))
 
 
 async def _patient_to_link(

@@ -255,6 +255,9 @@ class HandoffKind(StrEnum):
     RESOLVED = "resolved"  # → bot
     CLOSED_FOR_ERASURE = "closed_for_erasure"  # closed, wherever it was: the patient was erased
     CLOSED_IDLE = "closed_idle"  # a bot conversation closed after IDLE_CLOSE_HOURS of silence
+    # Closed, wherever it was: a manager merged two records and another of the patient's
+    # open conversations goes on.
+    CLOSED_BY_MERGE = "closed_by_merge"
 
 
 # Transitions that give a conversation to a person.

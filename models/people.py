@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -79,6 +80,8 @@ class PatientProfile(Base):
     lgpd_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminders_opt_in: Mapped[bool] = mapped_column(Boolean, default=True)
     birth_date: Mapped[str | None] = mapped_column(String(10))
+    # What the reception wrote down about the patient (staff only; erased with the patient).
+    notes: Mapped[str | None] = mapped_column(Text)
 
     user: Mapped[User] = relationship(back_populates="patient_profile")
 
@@ -99,6 +102,26 @@ class Consent(Base):
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_channel: Mapped[str | None] = mapped_column(String(24))
+
+
+class PatientMerge(Base):
+    """A manager joined two records of one person: everything of `source_id` moved to
+    `target_id`, and the source was deactivated (`User.merged_into_id`). Not named
+    patient_id: a later merge must not move this record to the other side."""
+
+    __tablename__ = "patient_merges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    target_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"))
+    # What moved (counts per table) and the conflicts settled (ids and flags only).
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AttendantProfile(Base):

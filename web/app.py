@@ -19,6 +19,7 @@ from web import (
     live,
     openapi,
     pages,
+    patients,
     portal,
     privacy,
     search,
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     agenda.setup(app)
     search.setup(app)
     templates.setup(app)
+    patients.setup(app)
     webhooks.setup(app)
     openapi.setup(app)
     return app

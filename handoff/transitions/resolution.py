@@ -1,7 +1,8 @@
 """The end of a human episode: resolving it on every channel of the patient, and handing the
 patient back to the bot once (retried by the worker when the assistant cannot be reached);
-the end of a bot conversation gone quiet (idle close); and the end of every open conversation
-of a patient whose data is erased."""
+the end of a bot conversation gone quiet (idle close); the end of every open conversation of
+a patient whose data is erased; and of all but one of the open conversations two merged
+records bring together."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import AssistantUnavailable, Context
 from core.events import RESOLVED
@@ -141,6 +143,57 @@ async def close_idle(ctx: Context, quiet_for: timedelta) -> list[int]:
             )
     await publish(ctx, events)
     return [conversation.id for conversation in closed]
+
+
+async def keep_one_open(
+    session: AsyncSession, patient_id: int, actor: User, *, prefer: Sequence[int] = ()
+) -> tuple[Conversation | None, list[Event]]:
+    """Two records of one patient were merged (in the caller's transaction): of the open
+    conversations they bring together, one goes on — the one with a person, else the one in
+    the queue, else one of `prefer`, else the latest — at the highest priority among them;
+    the others close where they were, unassigned (their messages stay in the patient's
+    history). Returns it (None when none was open) and the live events to publish after the
+    commit; the caller distributes the queue if an attendant was freed."""
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.patient_id == patient_id,
+            Conversation.status == ConversationStatus.OPEN,
+        )
+        .order_by(Conversation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    open_ones = list((await session.execute(query)).scalars())
+    if not open_ones:
+        return None, []
+    rank = {Owner.ATTENDANT: 2, Owner.QUEUED: 1, Owner.BOT: 0}
+    kept = max(
+        open_ones,
+        key=lambda c: (rank[c.owner], c.id in prefer, c.last_message_at, c.id),
+    )
+    kept.priority = max(c.priority for c in open_ones)
+    now = utcnow()
+    events: list[Event] = []
+    for conversation in open_ones:
+        if conversation is kept:
+            continue
+        previous = conversation.assigned_attendant_id
+        conversation.owner = Owner.BOT
+        conversation.assigned_attendant_id = None
+        conversation.status = ConversationStatus.CLOSED
+        conversation.closed_at = now
+        events.append(
+            await record_transition(
+                session,
+                conversation,
+                HandoffKind.CLOSED_BY_MERGE,
+                actor=actor,
+                from_attendant_id=previous,
+                into_conversation_id=kept.id,
+            )
+        )
+    return kept, events
 
 
 async def hand_back(ctx: Context, patient_id: int, conversation_ids: list[int]) -> bool:

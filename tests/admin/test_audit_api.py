@@ -132,6 +132,7 @@ STAFF_READS = {
     "/api/search": "search",
     "/api/past-conversations": "read_conversation_list",
     "/api/patients/{id}/appointments": "read_appointments",
+    "/api/patients/{id}/card": "read_patient_card",
     "/api/agenda": "read_agenda",
     "/api/ws": "live_supervision_opened",
     "/api/agenda/doctors": None,

@@ -23,19 +23,21 @@ async def checked_context(browser: Browser, **options: object) -> BrowserContext
     return await browser.new_context(bypass_csp=True, **options)  # type: ignore[arg-type]
 
 
-async def serious_violations(page: Page) -> list[dict[str, object]]:
-    """The WCAG 2.1 A/AA violations axe rates serious or critical: rule and elements."""
+async def serious_violations(page: Page, within: str | None = None) -> list[dict[str, object]]:
+    """The WCAG 2.1 A/AA violations axe rates serious or critical: rule and elements (of the
+    whole page, or of the part `within` selects)."""
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
         await page.add_script_tag(content=AXE.read_text())
     return await page.evaluate(
-        """async (tags) => {
-            const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+        """async ([tags, within]) => {
+            const context = within ? {include: [within]} : document;
+            const result = await axe.run(context, {runOnly: {type: "tag", values: tags}});
             return result.violations
               .filter((v) => v.impact === "serious" || v.impact === "critical")
               .map((v) => ({rule: v.id, impact: v.impact,
                             nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}));
         }""",
-        WCAG_21_AA,
+        [WCAG_21_AA, within],
     )
 
 

@@ -15,6 +15,7 @@ from processes.web import create_app
 from tests.clients import StaffClient, WidgetClient
 from tests.clinic import STAFF_PASSWORD, free_port
 from tests.databases import IN_CI
+from tests.e2e.accessibility import checked_context
 from tests.factories import fresh_cpf
 from tests.fakes import RecordingBot
 from web.keys import CTX
@@ -116,10 +117,14 @@ async def hand_off(clinic, text: str) -> tuple[WidgetClient, int, str]:
     return patient, await conversation_of(clinic, ack["message_id"]), holder
 
 
-async def open_workspace(browser: Browser, clinic, email_prefix: str) -> Page:
-    """A staff member's own browser window, logged in to the workspace."""
+async def open_workspace(
+    browser: Browser, clinic, email_prefix: str, *, checked: bool = False
+) -> Page:
+    """A staff member's own browser window, logged in to the workspace (`checked`: one
+    axe-core can be injected into, see tests/e2e/accessibility.py)."""
     login = clinic.login_for(email_prefix)
-    page = await (await browser.new_context()).new_page()
+    context = await (checked_context(browser) if checked else browser.new_context())
+    page = await context.new_page()
     await page.goto(f"{clinic.settings.web_url}/login")
     await page.fill("#email", login.email)
     await page.fill("#password", STAFF_PASSWORD)

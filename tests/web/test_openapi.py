@@ -188,14 +188,17 @@ def _session_for(live_app: LiveApp, path: str) -> str:
 
 
 def _leaves_the_run_alone(live_app: LiveApp, case: schemathesis.Case) -> bool:
-    """The admin erasing the logged-in patient, or changing (deactivating, demoting,
-    re-passwording) the accounts whose sessions the run uses, would turn every later
-    operation into a 401 or 403: those few examples are skipped, every other id is fuzzed."""
+    """The admin erasing the logged-in patient (or merging it into another), or changing
+    (deactivating, demoting, re-passwording) the accounts whose sessions the run uses, would
+    turn every later operation into a 401 or 403: those few examples are skipped, every other
+    id is fuzzed."""
     target = (case.path_parameters or {}).get("id")
     if case.path == "/api/admin/patients/{id}/erase":
         return target != live_app.patient_id
     if case.method == "PATCH" and case.path == "/api/admin/staff/{id}":
         return target not in (live_app.admin_id, live_app.leaver_id)
+    if case.path == "/api/patients/merge" and isinstance(case.body, dict):
+        return case.body.get("source_id") != live_app.patient_id
     return True
 
 

@@ -75,7 +75,7 @@
     list.innerHTML = "";
     openOnes.forEach(function (c) {
       item(list, T("search.open.title"), openMeta(c), function () {
-        document.dispatchEvent(new CustomEvent("staff:open-conversation", { detail: { id: c.id } }));  // staff.js
+        document.dispatchEvent(new CustomEvent("staff:open-conversation", { detail: { conversationId: c.id } }));  // staff.js
       });
     });
     $("open-conversations").hidden = !openOnes.length;

@@ -281,8 +281,16 @@
       hooks.opened.forEach(function (hook) { hook(data); });
       loadAppointments(id, data.patient.id);
       document.dispatchEvent(new CustomEvent("staff:conversation", { detail: data }));  // staff-templates.js
+      announcePatient(data);
     }).catch(showError);
   }
+
+  // The patient's card (staff-card.js) follows the conversation on screen, and may ask for one.
+  function announcePatient(detail) {
+    document.dispatchEvent(new CustomEvent("staff:patient", { detail: detail && {
+      patientId: detail.patient.id, wholeHistory: detail.scope === "history", manager: isManager() } }));
+  }
+  document.addEventListener("staff:open-conversation", function (event) { select(event.detail.conversationId); });
 
   function loadAppointments(conversationId, patientId) {
     api("GET", "/api/patients/" + patientId + "/appointments").then(function (list) {
@@ -424,6 +432,7 @@
     $("appointments").innerHTML = "";
     $("conversation").hidden = true;
     $("empty").hidden = false;
+    announcePatient(null);
   }
 
   function showsPatient(patientId) {
@@ -600,7 +609,6 @@
     var linked = /^#conversa=(\d+)$/.exec(window.location.hash);
     if (linked) select(Number(linked[1]));
     hooks.ready.forEach(function (hook) { hook(me); });
-    document.addEventListener("staff:open-conversation", function (event) { select(event.detail.id); });  // staff-search.js
     setInterval(renderLists, 30000);  // keep "há N min" current
     connect();
   });
