@@ -53,6 +53,7 @@ from models.scheduling import (
     ScheduleException,
     Specialty,
     WorkingHours,
+    doctor_specialties,
 )
 
 __all__ = [
@@ -104,5 +105,6 @@ __all__ = [
     "TokenPurpose",
     "User",
     "WorkingHours",
+    "doctor_specialties",
     "utcnow",
 ]

@@ -136,13 +136,15 @@ def _slot_in(body: dict[str, Any]) -> tuple[int, datetime]:
 
 
 async def book(request: web.Request) -> web.Response:
-    doctor_id, starts_at = _slot_in(await read_json(request))
+    body = await read_json(request)
+    doctor_id, starts_at = _slot_in(body)
     patient, ctx = current_user(request), request.app[CTX]
     appointment = await appointments.book(
         ctx.db,
         appointments.BookingRules.of(ctx.settings, ctx.limits),
         patient_id=patient.id,
         doctor_id=doctor_id,
+        specialty_id=id_from(body.get("specialty_id")),
         starts_at=starts_at,
         channel=PORTAL_CHANNEL,
         self_service=True,

@@ -44,7 +44,7 @@ from models import (
     AppointmentStatus,
     Specialty,
 )
-from scheduling.agenda import find_doctor, find_specialty, nearest_slots
+from scheduling.agenda import find_doctor, find_specialty, nearest_slots, serving
 from scheduling.appointments import (
     AppointmentNotFound,
     CapReached,
@@ -125,14 +125,16 @@ async def professional_in(text: str, *, asked: bool) -> dict[str, Any] | None:
     about it, a doctor counts only with a title ("dra ana"): surnames like "Dias" are
     everyday words."""
     async with database().session() as session:
+        specialty = await find_specialty(session, text)
         if asked or _TITLE.search(plain(text)):
             doctor = await find_doctor(session, text)
             if doctor is not None:
+                # A doctor of several specialties: the one named too, else the first.
+                served = serving(doctor, specialty.id if specialty else None)
                 return {
-                    "especialidade": {"id": doctor.specialty_id, "nome": doctor.specialty.name},
+                    "especialidade": {"id": served.id, "nome": served.name},
                     "medico": {"id": doctor.id, "nome": doctor.name},
                 }
-        specialty = await find_specialty(session, text)
     if specialty is None:
         return None
     return {"especialidade": {"id": specialty.id, "nome": specialty.name}, "medico": None}
@@ -515,6 +517,7 @@ class ActionAskHorario(ClinicAction):
             option = {
                 "medico_id": slot.doctor_id,
                 "medico": slot.doctor_name,
+                "especialidade_id": slot.specialty_id,
                 "especialidade": slot.specialty_name,
                 "inicio": slot.starts_at.isoformat(),
             }
@@ -630,6 +633,7 @@ class ActionConcluirAgendamento(ClinicAction):
                 booking_rules(),
                 patient_id=patient,
                 doctor_id=horario["medico_id"],
+                specialty_id=horario.get("especialidade_id"),
                 starts_at=starts_at,
                 channel=channel(tracker),
                 self_service=True,
