@@ -67,6 +67,8 @@ class AuditAction(StrEnum):
     CLINIC_PROFILE_UPDATED = "clinic_profile_updated"
     SETTINGS_CHANGED = "settings_changed"
     LOCK_LIFTED = "lock_lifted"
+    # An admin's change to the agenda set-up: a specialty, a doctor or a clinic holiday.
+    AGENDA_CHANGED = "agenda_changed"
     BLOCK_TIME = "block_time"
     UNBLOCK_TIME = "unblock_time"
     # Staff booked a patient beyond the cap of appointments per specialty, on purpose.

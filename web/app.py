@@ -13,6 +13,7 @@ from web import (
     account,
     admin,
     agenda,
+    agenda_setup,
     analytics,
     api,
     live,
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     portal.setup(app)
     privacy.setup(app)
     agenda.setup(app)
+    agenda_setup.setup(app)
     webhooks.setup(app)
     openapi.setup(app)
     return app
