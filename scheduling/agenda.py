@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from difflib import SequenceMatcher
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, or_, select
@@ -31,6 +32,7 @@ from models import (
     ScheduleException,
     Specialty,
     User,
+    doctor_specialties,
 )
 from scheduling.holidays import national_holidays
 from scheduling.when import TimeWindow
@@ -243,6 +245,26 @@ async def active_doctors(
     return list((await session.execute(query)).scalars())
 
 
+async def offered_specialties(
+    session: AsyncSession, *, since: date | None = None
+) -> list[Specialty]:
+    """The specialties some doctor still active on or after `since` (today when not given)
+    serves, by name: what the bot, the portal and the workspace offer to book."""
+    since = since or to_local(datetime.now(UTC)).date()
+    query = (
+        select(Specialty)
+        .where(
+            Specialty.id.in_(
+                select(doctor_specialties.c.specialty_id)
+                .join(Doctor, Doctor.id == doctor_specialties.c.doctor_id)
+                .where(or_(Doctor.active_until.is_(None), Doctor.active_until >= since))
+            )
+        )
+        .order_by(Specialty.name)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def _earliest(
     session: AsyncSession,
     doctors: list[Doctor],
@@ -376,6 +398,16 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", fold(text))
 
 
+def _mistyped(word: str, key: str) -> bool:
+    """One letter wrong, missing or extra in a word long enough to tell ("edocrinologia",
+    "Beatris"); two differences are another word ("hematologia" is not "dermatologia")."""
+    if min(len(word), len(key)) < _MIN_STEM or abs(len(word) - len(key)) > 1:
+        return False
+    matcher = SequenceMatcher(None, word, key, autojunk=False)
+    matched = sum(block.size for block in matcher.get_matching_blocks())
+    return matched >= max(len(word), len(key)) - 1
+
+
 def _shared_stem(a: str, b: str) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
@@ -404,6 +436,8 @@ def _specialty_score(specialty: Specialty, words: list[str]) -> float:
         stem = max((_shared_stem(word, key) for key in keys), default=0)
         if stem >= _MIN_STEM:
             score = max(score, float(stem))
+        elif any(_mistyped(word, key) for key in keys):
+            score = max(score, float(_MIN_STEM))
     return score
 
 
@@ -420,7 +454,7 @@ def _doctor_score(doctor: Doctor, words: list[str], wants_female: bool | None) -
     for word in words:
         if word in name_words:
             score += 2
-        elif len(word) >= 4 and any(n.startswith(word) for n in name_words):
+        elif len(word) >= 4 and any(n.startswith(word) or _mistyped(word, n) for n in name_words):
             score += 1
     if score and wants_female is not None:
         # "dra." vs "dr." only breaks ties between otherwise equal matches.

@@ -23,12 +23,11 @@ from models import (
     Appointment,
     ClinicProfile,
     Message,
-    Specialty,
     utcnow,
 )
 from models.views import appointment_view, patient_view, slot_view, specialty_view
 from scheduling import appointments
-from scheduling.agenda import CLINIC_TZ, find_slots, patient_history
+from scheduling.agenda import CLINIC_TZ, find_slots, offered_specialties, patient_history
 from scheduling.reminders import appointment_ics
 from scheduling.when import TimeWindow
 from web.api import read_json
@@ -94,7 +93,7 @@ async def list_appointments(request: web.Request) -> web.Response:
 
 async def specialties(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
-        rows = (await session.execute(select(Specialty).order_by(Specialty.name))).scalars().all()
+        rows = await offered_specialties(session)
     return web.json_response([specialty_view(s) for s in rows])
 
 
