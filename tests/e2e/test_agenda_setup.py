@@ -140,6 +140,20 @@ async def test_an_admin_sets_a_doctor_up_and_the_bot_and_the_portal_offer_exactl
     for text, expected in zip(portal, _times(tuesday, 8), strict=True):
         assert re.search(rf"{tuesday:%d/%m}.*{expected} · Dra\. Beatriz Moura$", text), text
 
+    # And so does the workspace's booking panel, for the reception.
+    reception = StaffClient(clinic.settings.web_url)
+    await reception.login(clinic.login_for("ana@").email, STAFF_PASSWORD)
+    _, doctors = await reception.request("GET", "/api/agenda/doctors")
+    [beatriz] = [d for d in doctors if d["name"] == "Dra. Beatriz Moura"]
+    assert (beatriz["specialty_name"], beatriz["convenios"]) == ("Endocrinologia", ["Unimed"])
+    specialty_id = beatriz["specialties"][0]["id"]
+    _, found = await reception.request("GET", f"/api/slots?specialty_id={specialty_id}")
+    await reception.close()
+    assert [
+        f"ter {to_local(datetime.fromisoformat(s['starts_at'])):%d/%m %H:%M}"
+        for s in found["slots"]
+    ][:3] == offered
+
     # The city's holiday on that Tuesday: the portal moves to the next open Tuesday.
     await admin.fill("#holiday-date", tuesday.isoformat())
     await admin.fill("#holiday-name", "Aniversário da cidade (teste)")
