@@ -167,7 +167,7 @@ def doctor_form(body: Mapping[str, object]) -> DoctorForm:
         raise SetupError("agenda_setup.error.dates")
     return DoctorForm(
         name=name,
-        crm=crm.strip() or None if isinstance(crm, str) else None,
+        crm=(crm.strip() or None) if isinstance(crm, str) else None,
         specialty_ids=tuple(dict.fromkeys(ids)),
         convenios=tuple(dict.fromkeys(c.strip() for c in convenios if c.strip())),
         slot_minutes=minutes,
