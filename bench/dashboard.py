@@ -148,8 +148,10 @@ SEED = [
               c.opened_at + make_interval(secs => k * 30)
        FROM conversations c CROSS JOIN generate_series(0, 9) k""",
     "INSERT INTO specialties (id, name, slug) VALUES (1, 'Clínica geral', 'clinica-geral')",
-    """INSERT INTO doctors (id, name, specialty_id, slot_minutes, is_active)
-       SELECT n, 'Dr. ' || n, 1, 30, true FROM generate_series(1, 10) n""",
+    """INSERT INTO doctors (id, name, slot_minutes, convenios)
+       SELECT n, 'Dr. ' || n, 30, '[]' FROM generate_series(1, 10) n""",
+    """INSERT INTO doctor_specialties (doctor_id, specialty_id)
+       SELECT n, 1 FROM generate_series(1, 10) n""",
     """INSERT INTO appointments (id, patient_id, doctor_id, specialty_id, starts_at, ends_at,
        status, rescheduled_from_id, notes, created_at, updated_at)
        SELECT n, 1001 + n %% 20000, 1 + n %% 10, 1, a.starts, a.starts + interval '30 minutes',

@@ -58,6 +58,7 @@ from models import (
     Role,
     Specialty,
     User,
+    doctor_specialties,
 )
 from models.db import Database, sync_url
 from models.migrate import upgrade
@@ -194,9 +195,13 @@ def _seed(url: str, count: int, clinic_now: datetime) -> list[int]:
         connection.execute(
             insert(Doctor),
             [
-                {"id": d + 1, "name": f"Dr. Bench {d}", "specialty_id": 1, "slot_minutes": 30}
+                {"id": d + 1, "name": f"Dr. Bench {d}", "slot_minutes": 30, "convenios": []}
                 for d in range(DOCTORS)
             ],
+        )
+        connection.execute(
+            insert(doctor_specialties),
+            [{"doctor_id": d + 1, "specialty_id": 1} for d in range(DOCTORS)],
         )
         ids = list(range(1, count + 1))
         connection.execute(

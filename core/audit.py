@@ -71,6 +71,8 @@ class AuditAction(StrEnum):
     MESSAGE_TEMPLATE_SAVED = "message_template_saved"
     SETTINGS_CHANGED = "settings_changed"
     LOCK_LIFTED = "lock_lifted"
+    # An admin's change to the agenda set-up: a specialty, a doctor or a clinic holiday.
+    AGENDA_CHANGED = "agenda_changed"
     BLOCK_TIME = "block_time"
     UNBLOCK_TIME = "unblock_time"
     NOTIFY_BLOCKED = "notify_blocked"

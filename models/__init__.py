@@ -57,6 +57,7 @@ from models.scheduling import (
     ScheduleException,
     Specialty,
     WorkingHours,
+    doctor_specialties,
 )
 from models.templates import MessageTemplate, TemplateKind, TemplatePurpose
 
@@ -116,5 +117,6 @@ __all__ = [
     "TokenPurpose",
     "User",
     "WorkingHours",
+    "doctor_specialties",
     "utcnow",
 ]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
-    Boolean,
+    JSON,
+    Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
     SmallInteger,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -63,18 +66,42 @@ class Specialty(Base):
     slug: Mapped[str] = mapped_column(String(80), unique=True)
 
 
+# Which specialties each doctor serves (a doctor may serve several).
+doctor_specialties = Table(
+    "doctor_specialties",
+    Base.metadata,
+    Column("doctor_id", Integer, ForeignKey("doctors.id", ondelete="CASCADE"), primary_key=True),
+    Column("specialty_id", Integer, ForeignKey("specialties.id"), primary_key=True, index=True),
+)
+
+
 class Doctor(Base):
+    """A doctor of the clinic's agenda, bookable on the clinic-local days from `active_from`
+    to `active_until` (either open); appointments outside them stay as they are."""
+
     __tablename__ = "doctors"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(160))
     crm: Mapped[str | None] = mapped_column(String(32))
-    specialty_id: Mapped[int] = mapped_column(Integer, ForeignKey("specialties.id"), index=True)
     slot_minutes: Mapped[int] = mapped_column(SmallInteger, default=30)
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The convênios (health plans) the doctor accepts, by the names the clinic profile lists.
+    convenios: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active_from: Mapped[date | None] = mapped_column(Date)
+    active_until: Mapped[date | None] = mapped_column(Date)
 
-    specialty: Mapped[Specialty] = relationship()
-    working_hours: Mapped[list[WorkingHours]] = relationship(cascade="all, delete-orphan")
+    specialties: Mapped[list[Specialty]] = relationship(
+        secondary=doctor_specialties, order_by=Specialty.name
+    )
+    working_hours: Mapped[list[WorkingHours]] = relationship(
+        cascade="all, delete-orphan", order_by=lambda: [WorkingHours.weekday, WorkingHours.starts]
+    )
+
+    def works_on(self, day: date) -> bool:
+        """Whether the clinic-local `day` lies within the doctor's active dates."""
+        return (self.active_from is None or self.active_from <= day) and (
+            self.active_until is None or day <= self.active_until
+        )
 
 
 class WorkingHours(Base):

@@ -99,13 +99,14 @@ def specialty_view(specialty: Specialty) -> dict[str, Any]:
 
 
 def doctor_view(doctor: Doctor) -> dict[str, Any]:
-    """A doctor (specialty loaded), for the agenda's columns and the booking panel."""
+    """A doctor (specialties loaded), for the agenda's columns and the booking panel."""
     return {
         "id": doctor.id,
         "name": doctor.name,
-        "specialty_id": doctor.specialty_id,
-        "specialty_name": doctor.specialty.name,
+        "specialties": [specialty_view(s) for s in doctor.specialties],
+        "specialty_name": ", ".join(s.name for s in doctor.specialties),
         "slot_minutes": doctor.slot_minutes,
+        "convenios": list(doctor.convenios),
     }
 
 
@@ -155,6 +156,8 @@ class SlotLike(Protocol):
     @property
     def doctor_name(self) -> str: ...
     @property
+    def specialty_id(self) -> int: ...
+    @property
     def specialty_name(self) -> str: ...
     @property
     def starts_at(self) -> datetime: ...
@@ -165,6 +168,7 @@ def slot_view(slot: SlotLike) -> dict[str, Any]:
     return {
         "doctor_id": slot.doctor_id,
         "doctor_name": slot.doctor_name,
+        "specialty_id": slot.specialty_id,
         "specialty_name": slot.specialty_name,
         "starts_at": slot.starts_at.isoformat(),
     }

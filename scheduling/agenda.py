@@ -16,9 +16,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from difflib import SequenceMatcher
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -31,6 +32,7 @@ from models import (
     ScheduleException,
     Specialty,
     User,
+    doctor_specialties,
 )
 from scheduling.holidays import national_holidays
 from scheduling.when import TimeWindow
@@ -72,7 +74,10 @@ def _overlaps(a: Interval, b: Interval) -> bool:
 
 
 def working_blocks(doctor: Doctor, day: date) -> list[Interval]:
-    """The doctor's working hours on a clinic-local day, in UTC (needs `working_hours`)."""
+    """The doctor's working hours on a clinic-local day, in UTC (needs `working_hours`);
+    none on days outside the doctor's active dates."""
+    if not doctor.works_on(day):
+        return []
     blocks = [
         (
             datetime.combine(day, block.starts, CLINIC_TZ).astimezone(UTC),
@@ -174,12 +179,20 @@ async def _load_busy(
     return busy
 
 
-def _slot(doctor: Doctor, interval: Interval) -> Slot:
+def serving(doctor: Doctor, specialty_id: int | None) -> Specialty:
+    """The specialty a booking with the doctor is in: the one asked for when the doctor
+    serves it, else the doctor's first (needs `specialties`)."""
+    chosen = next((s for s in doctor.specialties if s.id == specialty_id), None)
+    return chosen or doctor.specialties[0]
+
+
+def _slot(doctor: Doctor, interval: Interval, specialty_id: int | None = None) -> Slot:
+    specialty = serving(doctor, specialty_id)
     return Slot(
         doctor_id=doctor.id,
         doctor_name=doctor.name,
-        specialty_id=doctor.specialty_id,
-        specialty_name=doctor.specialty.name,
+        specialty_id=specialty.id,
+        specialty_name=specialty.name,
         starts_at=interval[0],
         ends_at=interval[1],
     )
@@ -190,10 +203,12 @@ def _local_days(span: Interval) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _free(doctors: list[Doctor], busy: _Busy, span: Interval) -> list[Slot]:
+def _free(
+    doctors: list[Doctor], busy: _Busy, span: Interval, specialty_id: int | None = None
+) -> list[Slot]:
     """Free slots starting inside [span start, span end), earliest first."""
     found = [
-        _slot(doctor, interval)
+        _slot(doctor, interval, specialty_id)
         for day in _local_days(span)
         for doctor in doctors
         for interval in _grid(doctor, day)
@@ -202,24 +217,60 @@ def _free(doctors: list[Doctor], busy: _Busy, span: Interval) -> list[Slot]:
     return sorted(found, key=lambda s: (s.starts_at, s.doctor_name, s.doctor_id))
 
 
+def _doctors() -> Select[Doctor]:
+    return select(Doctor).options(
+        selectinload(Doctor.working_hours), selectinload(Doctor.specialties)
+    )
+
+
 async def active_doctors(
-    session: AsyncSession, *, specialty_id: int | None = None, doctor_id: int | None = None
+    session: AsyncSession,
+    *,
+    specialty_id: int | None = None,
+    doctor_id: int | None = None,
+    since: date | None = None,
 ) -> list[Doctor]:
+    """The doctors (with hours and specialties) still active on or after the clinic-local
+    day `since` (today when not given); by specialty served or by id."""
+    since = since or to_local(datetime.now(UTC)).date()
     query = (
-        select(Doctor)
-        .where(Doctor.is_active.is_(True))
-        .options(selectinload(Doctor.working_hours), selectinload(Doctor.specialty))
+        _doctors()
+        .where(or_(Doctor.active_until.is_(None), Doctor.active_until >= since))
         .order_by(Doctor.name, Doctor.id)
     )
     if specialty_id is not None:
-        query = query.where(Doctor.specialty_id == specialty_id)
+        query = query.where(Doctor.specialties.any(Specialty.id == specialty_id))
     if doctor_id is not None:
         query = query.where(Doctor.id == doctor_id)
     return list((await session.execute(query)).scalars())
 
 
+async def offered_specialties(
+    session: AsyncSession, *, since: date | None = None
+) -> list[Specialty]:
+    """The specialties some doctor still active on or after `since` (today when not given)
+    serves, by name: what the bot, the portal and the workspace offer to book."""
+    since = since or to_local(datetime.now(UTC)).date()
+    query = (
+        select(Specialty)
+        .where(
+            Specialty.id.in_(
+                select(doctor_specialties.c.specialty_id)
+                .join(Doctor, Doctor.id == doctor_specialties.c.doctor_id)
+                .where(or_(Doctor.active_until.is_(None), Doctor.active_until >= since))
+            )
+        )
+        .order_by(Specialty.name)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def _earliest(
-    session: AsyncSession, doctors: list[Doctor], span: Interval, limit: int
+    session: AsyncSession,
+    doctors: list[Doctor],
+    span: Interval,
+    limit: int,
+    specialty_id: int | None = None,
 ) -> list[Slot]:
     found: list[Slot] = []
     start, end = span
@@ -229,7 +280,7 @@ async def _earliest(
         busy = await _load_busy(
             session, [d.id for d in doctors], (chunk[0], chunk[1] + timedelta(days=1))
         )
-        found += _free(doctors, busy, chunk)
+        found += _free(doctors, busy, chunk, specialty_id)
         start = chunk[1]
     return found[:limit]
 
@@ -249,7 +300,9 @@ async def find_slots(
     "at that time or the nearest around it": that day's free slots closest to the time
     first, then the earliest ones of the following days if the day has too few.
     """
-    doctors = await active_doctors(session, specialty_id=specialty_id, doctor_id=doctor_id)
+    doctors = await active_doctors(
+        session, specialty_id=specialty_id, doctor_id=doctor_id, since=to_local(now).date()
+    )
     if not doctors or limit <= 0:
         return []
     horizon_end = now + SEARCH_HORIZON
@@ -260,16 +313,16 @@ async def find_slots(
         same_day: list[Slot] = []
         if span[0] < span[1]:
             busy = await _load_busy(session, [d.id for d in doctors], span)
-            same_day = _free(doctors, busy, span)
+            same_day = _free(doctors, busy, span, specialty_id)
             same_day.sort(key=lambda s: (abs(s.starts_at - target), s.starts_at))
         found = same_day[:limit]
         if len(found) < limit:
             later = (max(now, day_end), max(horizon_end, day_end + SEARCH_HORIZON))
-            found += await _earliest(session, doctors, later, limit - len(found))
+            found += await _earliest(session, doctors, later, limit - len(found), specialty_id)
         return found
     start = now if window is None else max(now, window.start)
     end = horizon_end if window is None else min(window.end, start + SEARCH_HORIZON)
-    return await _earliest(session, doctors, (start, end), limit)
+    return await _earliest(session, doctors, (start, end), limit, specialty_id)
 
 
 async def nearest_slots(
@@ -305,15 +358,17 @@ async def free_slot_at(
     starts_at: datetime,
     *,
     ignore_appointment: int | None = None,
+    specialty_id: int | None = None,
 ) -> Slot | None:
-    """The doctor's free slot starting exactly at `starts_at`, or None (off the grid, an
-    exception, or taken). `doctor` needs `working_hours` and `specialty` loaded."""
+    """The doctor's free slot starting exactly at `starts_at`, or None (off the grid or the
+    doctor's active dates, an exception, or taken). `doctor` needs `working_hours` and
+    `specialties` loaded."""
     day = to_local(starts_at).date()
     interval = next((i for i in _grid(doctor, day) if i[0] == starts_at), None)
     if interval is None:
         return None
     busy = await _load_busy(session, [doctor.id], interval, exclude=ignore_appointment)
-    return None if busy.blocks(doctor.id, interval) else _slot(doctor, interval)
+    return None if busy.blocks(doctor.id, interval) else _slot(doctor, interval, specialty_id)
 
 
 # --- Who the patient means -------------------------------------------------------------
@@ -341,6 +396,16 @@ def fold(text: str) -> str:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", fold(text))
+
+
+def _mistyped(word: str, key: str) -> bool:
+    """One letter wrong, missing or extra in a word long enough to tell ("edocrinologia",
+    "Beatris"); two differences are another word ("hematologia" is not "dermatologia")."""
+    if min(len(word), len(key)) < _MIN_STEM or abs(len(word) - len(key)) > 1:
+        return False
+    matcher = SequenceMatcher(None, word, key, autojunk=False)
+    matched = sum(block.size for block in matcher.get_matching_blocks())
+    return matched >= max(len(word), len(key)) - 1
 
 
 def _shared_stem(a: str, b: str) -> int:
@@ -371,6 +436,8 @@ def _specialty_score(specialty: Specialty, words: list[str]) -> float:
         stem = max((_shared_stem(word, key) for key in keys), default=0)
         if stem >= _MIN_STEM:
             score = max(score, float(stem))
+        elif any(_mistyped(word, key) for key in keys):
+            score = max(score, float(_MIN_STEM))
     return score
 
 
@@ -387,7 +454,7 @@ def _doctor_score(doctor: Doctor, words: list[str], wants_female: bool | None) -
     for word in words:
         if word in name_words:
             score += 2
-        elif len(word) >= 4 and any(n.startswith(word) for n in name_words):
+        elif len(word) >= 4 and any(n.startswith(word) or _mistyped(word, n) for n in name_words):
             score += 1
     if score and wants_female is not None:
         # "dra." vs "dr." only breaks ties between otherwise equal matches.
@@ -405,12 +472,7 @@ async def find_doctor(session: AsyncSession, text: str) -> Doctor | None:
     if titles:
         wants_female = any(w in ("dra", "doutora", "medica") for w in titles)
     words = [w for w in words if w not in _TITLES | _PARTICLES]
-    query = (
-        select(Doctor)
-        .where(Doctor.is_active.is_(True))
-        .options(selectinload(Doctor.specialty), selectinload(Doctor.working_hours))
-    )
-    doctors = (await session.execute(query)).scalars().all()
+    doctors = await active_doctors(session)
     return _best_unique([(_doctor_score(d, words, wants_female), d) for d in doctors])
 
 
@@ -480,7 +542,24 @@ async def day_agenda(
     every appointment of the day whatever its status, and the free slots (from `now` on,
     when given)."""
     span = local_day_bounds(day)
-    doctors = await active_doctors(session, doctor_id=doctor_id)
+    # Doctors active that day, and those who no longer are but still hold its appointments.
+    booked = select(Appointment.doctor_id).where(
+        Appointment.starts_at >= span[0], Appointment.starts_at < span[1]
+    )
+    working = (
+        _doctors()
+        .where(
+            or_(
+                Doctor.active_until.is_(None),
+                Doctor.active_until >= day,
+                Doctor.id.in_(booked),
+            )
+        )
+        .order_by(Doctor.name, Doctor.id)
+    )
+    if doctor_id is not None:
+        working = working.where(Doctor.id == doctor_id)
+    doctors = list((await session.execute(working)).scalars())
     doctor_ids = [d.id for d in doctors]
     query = (
         select(Appointment, User.name)

@@ -69,7 +69,7 @@ from models import (
     utcnow,
 )
 from models.db import Database
-from scheduling.agenda import free_slot_at
+from scheduling.agenda import free_slot_at, serving
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ async def _lock_doctor(session: AsyncSession, doctor_id: int) -> Doctor | None:
         select(Doctor)
         .where(Doctor.id == doctor_id)
         .with_for_update()
-        .options(selectinload(Doctor.working_hours), selectinload(Doctor.specialty))
+        .options(selectinload(Doctor.working_hours), selectinload(Doctor.specialties))
     )
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -380,6 +380,7 @@ async def _book_in(
     self_service: bool,
     over_cap: bool,
     now: datetime,
+    specialty_id: int | None = None,
     rescheduled_from: Appointment | None = None,
 ) -> Appointment:
     # The patient's row is locked first: two bookings of one patient (with different doctors
@@ -387,8 +388,13 @@ async def _book_in(
     if await session.get(User, patient_id, with_for_update=True) is None:
         raise ValueError(f"no patient {patient_id}")
     doctor = await _lock_doctor(session, doctor_id)
-    if doctor is None or not doctor.is_active or starts_at < now:
+    if doctor is None or starts_at < now:
         raise SlotUnavailable(doctor_id=doctor_id, starts_at=starts_at)
+    # The specialty asked for (a rescheduled appointment keeps its own) when the doctor
+    # serves it, else the doctor's first.
+    if rescheduled_from is not None:
+        specialty_id = rescheduled_from.specialty_id
+    specialty = serving(doctor, specialty_id)
     if rescheduled_from is None:
         # The same request arriving twice (a retried message, a double click) books once.
         query = (
@@ -407,12 +413,12 @@ async def _book_in(
         session,
         rules,
         patient_id=patient_id,
-        specialty=doctor.specialty,
+        specialty=specialty,
         self_service=self_service and rescheduled_from is None,
         over_cap=over_cap,
         now=now,
     )
-    slot = await free_slot_at(session, doctor, starts_at)
+    slot = await free_slot_at(session, doctor, starts_at, specialty_id=specialty.id)
     if slot is None:
         if await _is_taken(session, doctor_id, starts_at):
             raise SlotTaken(doctor_id=doctor_id, starts_at=starts_at)
@@ -420,7 +426,7 @@ async def _book_in(
     appointment = Appointment(
         patient_id=patient_id,
         doctor_id=doctor.id,
-        specialty_id=doctor.specialty_id,
+        specialty_id=specialty.id,
         starts_at=slot.starts_at,
         ends_at=slot.ends_at,
         status=AppointmentStatus.SCHEDULED,
@@ -428,7 +434,7 @@ async def _book_in(
         created_at=now,
     )
     appointment.doctor = doctor
-    appointment.specialty = doctor.specialty
+    appointment.specialty = specialty
     session.add(appointment)
     await session.flush()
     note = t("agenda.over_cap_note") if beyond_cap else ""
@@ -440,7 +446,7 @@ async def _book_in(
             AuditAction.BOOKED_OVER_CAP,
             patient_id=patient_id,
             appointment_id=appointment.id,
-            specialty_id=doctor.specialty_id,
+            specialty_id=specialty.id,
         )
     return appointment
 
@@ -462,9 +468,11 @@ async def book(
     self_service: bool,
     actor_id: int | None = None,
     over_cap: bool = False,
+    specialty_id: int | None = None,
     now: datetime | None = None,
 ) -> Appointment:
-    """Book a free slot (as offered by `find_slots`); SlotTaken when someone holds it,
+    """Book a free slot (as offered by `find_slots`) in `specialty_id` (when the doctor
+    serves it; else the doctor's first specialty); SlotTaken when someone holds it,
     SlotUnavailable (a SlotTaken) when it is not bookable. Booking the same patient, doctor
     and time again returns the existing appointment.
 
@@ -488,6 +496,7 @@ async def book(
                 self_service=self_service,
                 over_cap=over_cap,
                 now=now,
+                specialty_id=specialty_id,
             )
     except IntegrityError as exc:
         # The unique index caught a concurrent booking of the same slot.

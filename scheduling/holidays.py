@@ -3,7 +3,8 @@ the pontos facultativos clinics close on (Carnaval, Corpus Christi), whose dates
 
 The agenda applies these on its own (`scheduling.agenda`), so they never run out. Holidays of
 the clinic's state and city differ from place to place: they are stored as clinic-wide
-schedule exceptions (the demo clinic seeds São Paulo's, `SAO_PAULO`).
+schedule exceptions, which the admin adds in the app (`scheduling.setup.add_holiday`; the demo
+clinic seeds São Paulo's, `SAO_PAULO`).
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def add_agenda(session: AsyncSession, holiday_years: Iterable[int]) -> None:
     specialties = {slug: Specialty(slug=slug, name=name) for slug, name in SPECIALTIES.items()}
     session.add_all(specialties.values())
     for name, crm, slug, minutes, blocks in DOCTORS:
-        doctor = Doctor(name=name, crm=crm, specialty=specialties[slug], slot_minutes=minutes)
+        doctor = Doctor(name=name, crm=crm, specialties=[specialties[slug]], slot_minutes=minutes)
         doctor.working_hours = [
             WorkingHours(weekday=day, starts=start, ends=end)
             for days, start, end in blocks

@@ -13,6 +13,7 @@ from web import (
     account,
     admin,
     agenda,
+    agenda_setup,
     analytics,
     api,
     labels,
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     search.setup(app)
     templates.setup(app)
     patients.setup(app)
+    agenda_setup.setup(app)
     webhooks.setup(app)
     openapi.setup(app)
     return app

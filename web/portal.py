@@ -23,12 +23,11 @@ from models import (
     Appointment,
     ClinicProfile,
     Message,
-    Specialty,
     utcnow,
 )
 from models.views import appointment_view, patient_view, slot_view, specialty_view
 from scheduling import appointments
-from scheduling.agenda import CLINIC_TZ, find_slots, patient_history
+from scheduling.agenda import CLINIC_TZ, find_slots, offered_specialties, patient_history
 from scheduling.reminders import appointment_ics
 from scheduling.when import TimeWindow
 from web.api import read_json
@@ -94,7 +93,7 @@ async def list_appointments(request: web.Request) -> web.Response:
 
 async def specialties(request: web.Request) -> web.Response:
     async with request.app[CTX].db.session() as session:
-        rows = (await session.execute(select(Specialty).order_by(Specialty.name))).scalars().all()
+        rows = await offered_specialties(session)
     return web.json_response([specialty_view(s) for s in rows])
 
 
@@ -136,13 +135,15 @@ def _slot_in(body: dict[str, Any]) -> tuple[int, datetime]:
 
 
 async def book(request: web.Request) -> web.Response:
-    doctor_id, starts_at = _slot_in(await read_json(request))
+    body = await read_json(request)
+    doctor_id, starts_at = _slot_in(body)
     patient, ctx = current_user(request), request.app[CTX]
     appointment = await appointments.book(
         ctx.db,
         appointments.BookingRules.of(ctx.settings, ctx.limits),
         patient_id=patient.id,
         doctor_id=doctor_id,
+        specialty_id=id_from(body.get("specialty_id")),
         starts_at=starts_at,
         channel=PORTAL_CHANNEL,
         self_service=True,

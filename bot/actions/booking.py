@@ -15,7 +15,6 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.interfaces import Action, Tracker
 from rasa_sdk.types import DomainDict
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.actions.common import (
@@ -44,7 +43,13 @@ from models import (
     AppointmentStatus,
     Specialty,
 )
-from scheduling.agenda import find_doctor, find_specialty, nearest_slots
+from scheduling.agenda import (
+    find_doctor,
+    find_specialty,
+    nearest_slots,
+    offered_specialties,
+    serving,
+)
 from scheduling.appointments import (
     AppointmentNotFound,
     CapReached,
@@ -125,14 +130,16 @@ async def professional_in(text: str, *, asked: bool) -> dict[str, Any] | None:
     about it, a doctor counts only with a title ("dra ana"): surnames like "Dias" are
     everyday words."""
     async with database().session() as session:
+        specialty = await find_specialty(session, text)
         if asked or _TITLE.search(plain(text)):
             doctor = await find_doctor(session, text)
             if doctor is not None:
+                # A doctor of several specialties: the one named too, else the first.
+                served = serving(doctor, specialty.id if specialty else None)
                 return {
-                    "especialidade": {"id": doctor.specialty_id, "nome": doctor.specialty.name},
+                    "especialidade": {"id": served.id, "nome": served.name},
                     "medico": {"id": doctor.id, "nome": doctor.name},
                 }
-        specialty = await find_specialty(session, text)
     if specialty is None:
         return None
     return {"especialidade": {"id": specialty.id, "nome": specialty.name}, "medico": None}
@@ -371,8 +378,11 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         asked = requested(tracker)
-        if entity(tracker, "especialidade"):
-            return {"especialidade": entity(tracker, "especialidade")}
+        named = entity(tracker, "especialidade")
+        # The model's entity when the agenda knows it; else the patient's own words are read
+        # against the agenda (specialties and doctors added since the model was trained).
+        if named and await professional_in(named, asked=True):
+            return {"especialidade": named}
         if asked == "especialidade":
             return await self.answer("especialidade", tracker)
         if asked in IDENTITY_SLOTS or is_payload(tracker):
@@ -393,7 +403,7 @@ class ValidateAgendamentoForm(ChoosesTime, DialogueForm):
         found = await professional_in(str(value), asked=True)
         if found is None:
             async with database().session() as session:
-                names = (await session.execute(select(Specialty.name))).scalars().all()
+                names = [s.name for s in await offered_specialties(session)]
             dispatcher.utter_message(
                 response="utter_especialidade_desconhecida", especialidades=", ".join(names)
             )
@@ -432,9 +442,7 @@ class ActionAskEspecialidade(ClinicAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         async with database().session() as session:
-            specialties = (
-                (await session.execute(select(Specialty).order_by(Specialty.name))).scalars().all()
-            )
+            specialties = await offered_specialties(session)
         buttons = [
             {"title": s.name, "payload": f'/informar{{"especialidade":"{s.slug}"}}'}
             for s in specialties
@@ -515,6 +523,7 @@ class ActionAskHorario(ClinicAction):
             option = {
                 "medico_id": slot.doctor_id,
                 "medico": slot.doctor_name,
+                "especialidade_id": slot.specialty_id,
                 "especialidade": slot.specialty_name,
                 "inicio": slot.starts_at.isoformat(),
             }
@@ -630,6 +639,7 @@ class ActionConcluirAgendamento(ClinicAction):
                 booking_rules(),
                 patient_id=patient,
                 doctor_id=horario["medico_id"],
+                specialty_id=horario.get("especialidade_id"),
                 starts_at=starts_at,
                 channel=channel(tracker),
                 self_service=True,

@@ -11,7 +11,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.interfaces import Tracker
 from rasa_sdk.types import DomainDict
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from bot.actions.common import (
     ClinicAction,
@@ -19,7 +18,8 @@ from bot.actions.common import (
     latest_text,
 )
 from bot.emergency import plain
-from models import ClinicProfile, Doctor, Specialty
+from models import ClinicProfile, Specialty
+from scheduling.agenda import active_doctors
 
 
 def faq_key(tracker: Tracker) -> str | None:
@@ -136,23 +136,12 @@ async def _specialties() -> Answer | None:
         specialties = (
             (await session.execute(select(Specialty).order_by(Specialty.name))).scalars().all()
         )
-        doctors = (
-            (
-                await session.execute(
-                    select(Doctor)
-                    .where(Doctor.is_active.is_(True))
-                    .options(selectinload(Doctor.specialty))
-                    .order_by(Doctor.name)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        doctors = await active_doctors(session)
     if not specialties:
         return None
     lines = []
     for specialty in specialties:
-        names = [d.name for d in doctors if d.specialty_id == specialty.id]
+        names = [d.name for d in doctors if specialty in d.specialties]
         lines.append(f"{specialty.name}: {_join(names)}" if names else specialty.name)
     return "utter_resposta_especialidades", {"especialidades": _bullets(lines)}
 

@@ -178,6 +178,12 @@ def _slot_of(details: dict[str, Any]) -> tuple[int, datetime]:
     return doctor_id, moment
 
 
+def _specialty_of(details: dict[str, Any]) -> int | None:
+    """The specialty the slot was searched in (a doctor may serve several)."""
+    specialty_id = details.get("specialty_id")
+    return specialty_id if isinstance(specialty_id, int) else None
+
+
 def _over_cap(details: dict[str, Any]) -> bool:
     """Staff confirmed booking beyond the patient's cap per specialty (audited)."""
     return details.get("over_cap") is True
@@ -210,6 +216,7 @@ async def _book(
             self_service=False,
             actor_id=actor.id,
             over_cap=_over_cap(details),
+            specialty_id=_specialty_of(details),
         )
     except appointments.SchedulingError as refused:
         raise Refused(refused.code, **refused.values) from None

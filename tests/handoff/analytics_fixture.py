@@ -275,7 +275,7 @@ async def _appointments(session, p1: User, p2: User, p3: User, ana: User) -> dic
     specialty = Specialty(name="Clínica geral", slug="clinica-geral-analytics")
     session.add(specialty)
     await session.flush()
-    doctor = Doctor(name="Dra. Teste", specialty_id=specialty.id)
+    doctor = Doctor(name="Dra. Teste", specialties=[specialty])
     session.add(doctor)
     await session.flush()
 

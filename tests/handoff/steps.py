@@ -61,7 +61,7 @@ class FlakyBot:
 async def appointment_for(db, patient_id, *, days_ahead=3):
     async with db.session() as session:
         specialty = Specialty(name=f"Clínica {patient_id}", slug=f"clinica-{patient_id}")
-        doctor = Doctor(name="Dra. Ana Carvalho", specialty=specialty)
+        doctor = Doctor(name="Dra. Ana Carvalho", specialties=[specialty])
         starts = utcnow() + timedelta(days=days_ahead)
         appointment = Appointment(
             patient_id=patient_id,

@@ -23,7 +23,7 @@ def test_migrations_create_exactly_the_models(database_url):
 async def _doctor_and_patient(db):
     async with db.session() as session:
         specialty = Specialty(name="Cardiologia", slug="cardiologia")
-        doctor = Doctor(name="Dr. Teste", specialty=specialty)
+        doctor = Doctor(name="Dr. Teste", specialties=[specialty])
         patient = User(name="Maria")
         session.add_all([doctor, patient])
     return doctor, patient
@@ -33,7 +33,7 @@ def _appointment(doctor, patient, starts, status=AppointmentStatus.SCHEDULED):
     return Appointment(
         patient_id=patient.id,
         doctor_id=doctor.id,
-        specialty_id=doctor.specialty_id,
+        specialty_id=doctor.specialties[0].id,
         starts_at=starts,
         ends_at=starts + timedelta(minutes=30),
         status=status,

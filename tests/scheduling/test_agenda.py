@@ -184,7 +184,7 @@ async def test_sao_paulo_time_has_no_daylight_saving(db, agenda):
 async def test_inactive_doctors_offer_nothing(db, agenda):
     async with db.session() as session:
         doctor = await session.get(Doctor, agenda.doctor("Ricardo").id)
-        doctor.is_active = False
+        doctor.active_until = date(2026, 3, 8)
     async with db.session() as session:
         slots = await find_slots(
             session, now=sp(2026, 3, 9, 10), specialty_id=agenda.specialties["cardiologia"].id
@@ -241,7 +241,7 @@ async def test_the_doctor_the_patient_typed_is_found_by_title_and_name(db, agend
 async def test_two_doctors_matching_equally_is_no_answer_rather_than_a_guess(db, agenda):
     async with db.session() as session:
         specialty = await session.get(Specialty, agenda.specialties["pediatria"].id)
-        session.add(Doctor(name="Dra. Ana Beatriz Lima", specialty=specialty))
+        session.add(Doctor(name="Dra. Ana Beatriz Lima", specialties=[specialty]))
     async with db.session() as session:
         ambiguous = await find_doctor(session, "dra ana")
         precise = await find_doctor(session, "dra ana beatriz")

@@ -152,7 +152,7 @@
   $("reschedule-stop").addEventListener("click", stopRescheduling);
 
   function choose(slot) {
-    var body = { doctor_id: slot.doctor_id, starts_at: slot.starts_at };
+    var body = { doctor_id: slot.doctor_id, specialty_id: slot.specialty_id, starts_at: slot.starts_at };
     var moving = rescheduling;
     var request = moving
       ? api("POST", "/api/portal/appointments/" + moving.id + "/reschedule", body)

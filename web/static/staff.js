@@ -333,7 +333,9 @@
     var specialty = Number($("booking-specialty").value);
     var select = $("booking-doctor"), chosen = select.value;
     while (select.options.length > 1) select.remove(1);
-    state.doctors.filter(function (d) { return d.specialty_id === specialty; }).forEach(function (d) {
+    state.doctors.filter(function (d) {
+      return d.specialties.some(function (s) { return s.id === specialty; });
+    }).forEach(function (d) {
       var option = el("option", "", d.name);
       option.value = d.id;
       select.appendChild(option);
@@ -347,11 +349,13 @@
       state.doctors = doctors;
       var seen = {};
       doctors.forEach(function (d) {
-        if (seen[d.specialty_id]) return;
-        seen[d.specialty_id] = true;
-        var option = el("option", "", d.specialty_name);
-        option.value = d.specialty_id;
-        $("booking-specialty").appendChild(option);
+        d.specialties.forEach(function (s) {
+          if (seen[s.id]) return;
+          seen[s.id] = true;
+          var option = el("option", "", s.name);
+          option.value = s.id;
+          $("booking-specialty").appendChild(option);
+        });
       });
     });
   }
@@ -397,7 +401,7 @@
 
   function bookSlot(slot, overCap) {
     var moving = state.rescheduling;
-    var body = { kind: moving ? "appointment_rescheduled" : "appointment_booked", doctor_id: slot.doctor_id, starts_at: slot.starts_at };
+    var body = { kind: moving ? "appointment_rescheduled" : "appointment_booked", doctor_id: slot.doctor_id, specialty_id: slot.specialty_id, starts_at: slot.starts_at };
     if (moving) body.appointment_id = moving.id;
     if (overCap) body.over_cap = true;
     var conversationId = state.selected, patientId = state.detail.patient.id;
