@@ -61,6 +61,9 @@ class AuditAction(StrEnum):
     READ_AGENDA = "read_agenda"
     LIVE_SUPERVISION_OPENED = "live_supervision_opened"
     READ_AUDIT_LOG = "read_audit_log"
+    # A file from a patient's history opened (by staff, the patient, or a provider through
+    # a signed link sending it).
+    READ_FILE = "read_file"
     # Admin and manager changes.
     STAFF_CREATED = "staff_created"
     STAFF_UPDATED = "staff_updated"

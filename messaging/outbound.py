@@ -23,6 +23,7 @@ from channels.base import ProviderChannel
 from core.context import Context, DeliveryFailed, Sender
 from core.events import message_event
 from core.logs import log_failure, without_numbers
+from messaging.files import with_links
 from messaging.history import (
     advance_delivery,
     record_outbound,
@@ -135,7 +136,9 @@ async def deliver(
     if not claimed and not await _claim_attempt(ctx, message):
         return False
     try:
-        sent = await sender.deliver(message, identity)
+        native = isinstance(sender, ProviderChannel) and sender.sends_files(identity)
+        outgoing = with_links(ctx.settings, message, native=native)
+        sent = await sender.deliver(outgoing, identity)
     except DeliveryFailed as failure:
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False

@@ -21,6 +21,7 @@ from models.conversations import (
     Owner,
     Priority,
 )
+from models.files import StoredFile
 from models.people import (
     OPEN_CLAIM_STATUSES,
     STAFF_ROLES,
@@ -101,6 +102,7 @@ __all__ = [
     "SecondFactorPolicy",
     "SecurityPolicy",
     "Specialty",
+    "StoredFile",
     "TokenPurpose",
     "User",
     "WorkingHours",

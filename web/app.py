@@ -15,6 +15,7 @@ from web import (
     agenda,
     analytics,
     api,
+    files,
     live,
     openapi,
     pages,
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     account.setup(app)
     api.setup(app)
+    files.setup(app)
     analytics.setup(app)
     live.setup(app)
     admin.setup(app)

@@ -4,6 +4,8 @@ writes on a second channel with the person already serving them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,10 +46,17 @@ class ChannelBusy(TransitionError):
 
 
 async def reply(
-    ctx: Context, conversation_id: int, actor: User, text: str, *, channel: str | None = None
+    ctx: Context,
+    conversation_id: int,
+    actor: User,
+    text: str,
+    *,
+    channel: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> Message:
     """A staff message to the patient: on the conversation's channel, or on another channel
-    linked to the patient (into the patient's conversation there)."""
+    linked to the patient (into the patient's conversation there); `attachments` name files
+    staff uploaded (`messaging.files.keep_upload`)."""
     linked_event = None
     async with ctx.db.session() as session:
         # The whole patient is locked: a reply on another channel locks that conversation too.
@@ -66,7 +75,12 @@ async def reply(
         # Recorded inside the lock, so the no-answer timer never requeues a conversation
         # whose reply is on its way.
         message = await record_outbound(
-            session, target, text=text, author_kind=AuthorKind.ATTENDANT, author_id=actor.id
+            session,
+            target,
+            text=text,
+            author_kind=AuthorKind.ATTENDANT,
+            author_id=actor.id,
+            attachments=attachments,
         )
         await facts.note_reply(session, message)
         identity = await session.get_one(ChannelIdentity, target.channel_identity_id)
