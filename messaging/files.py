@@ -539,14 +539,20 @@ async def files_of(session: AsyncSession, patient_id: int) -> list[StoredFile]:
     return list((await session.execute(query)).scalars())
 
 
-async def erase_files_of(session: AsyncSession, settings: Settings, patient_id: int) -> int:
-    """Remove every stored file of a patient (erasure): the bytes and the rows."""
-    found = await files_of(session, patient_id)
+async def forget_files(session: AsyncSession, patient_ids: Sequence[int]) -> list[str]:
+    """Erasure: the rows of these patients' stored files go (in the caller's transaction);
+    their keys, for `drop` once it committed."""
+    query = select(StoredFile.key).where(StoredFile.patient_id.in_(patient_ids))
+    keys = list((await session.execute(query)).scalars())
+    await session.execute(delete(StoredFile).where(StoredFile.patient_id.in_(patient_ids)))
+    return keys
+
+
+async def drop(settings: Settings, keys: Sequence[str]) -> None:
+    """Remove stored files' bytes (after their rows are gone)."""
     store = store_for(settings)
-    for stored in found:
-        await store.delete(stored.key)
-    await session.execute(delete(StoredFile).where(StoredFile.patient_id == patient_id))
-    return len(found)
+    for key in keys:
+        await store.delete(key)
 
 
 async def prune_unsent_uploads(ctx: Context) -> int:
