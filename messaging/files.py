@@ -418,6 +418,15 @@ async def keep_upload(
         )
 
 
+async def discard(ctx: Context, stored: StoredFile) -> None:
+    """An upload whose reply was refused: its row and bytes go."""
+    async with ctx.db.session() as session:
+        await session.execute(
+            delete(StoredFile).where(StoredFile.id == stored.id, StoredFile.message_id.is_(None))
+        )
+    await store_for(ctx.settings).delete(stored.key)
+
+
 async def claim_uploads(session: AsyncSession, message: Message) -> None:
     """The stored files a message being recorded carries become its own (staff uploads)."""
     keys = [a["file"] for a in message.attachments or [] if isinstance(a, dict) and "file" in a]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
 
-from core.errors import BadRequest
+from core.errors import BadRequest, ClinicError
 from handoff.transitions import talking
 from messaging import files
 from messaging.files import Opened
@@ -69,13 +69,10 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
     return bytes(content)
 
 
-async def reply_with_file(request: web.Request) -> web.Response:
-    """A staff reply carrying one file (multipart: `file`, and optionally `text` and
-    `channel`): the file is checked and stored, then sent like any reply."""
-    conversation_id = id_from(request.match_info["id"])
-    if conversation_id is None or not request.content_type.startswith("multipart/"):
-        raise BadRequest()
-    limit = request.app[SETTINGS].max_file_bytes
+async def _read_form(
+    request: web.Request, limit: int
+) -> tuple[dict[str, str], bytes | None, str | None]:
+    """The text fields, the file and its name of a multipart reply."""
     fields: dict[str, str] = {}
     content, filename = None, None
     reader = await request.multipart()
@@ -89,6 +86,20 @@ async def reply_with_file(request: web.Request) -> web.Response:
             fields[part.name] = (await _read_part(part, FIELD_LIMIT)).decode()
         else:
             raise BadRequest()
+    return fields, content, filename
+
+
+async def reply_with_file(request: web.Request) -> web.Response:
+    """A staff reply carrying one file (multipart: `file`, and optionally `text` and
+    `channel`): the file is checked and stored, then sent like any reply."""
+    conversation_id = id_from(request.match_info["id"])
+    if conversation_id is None or not request.content_type.startswith("multipart/"):
+        raise BadRequest()
+    limit = request.app[SETTINGS].max_file_bytes
+    try:
+        fields, content, filename = await _read_form(request, limit)
+    except ValueError as exc:  # not a well-formed multipart body
+        raise BadRequest() from exc
     if content is None:
         raise BadRequest("files.error.missing")
     text = fields.get("text", "").strip()
@@ -96,14 +107,18 @@ async def reply_with_file(request: web.Request) -> web.Response:
         raise BadRequest("error.text_too_long", limit=MAX_REPLY_CHARS)
     ctx, user = request.app[CTX], current_user(request)
     stored = await files.keep_upload(ctx, user, conversation_id, content, filename)
-    message = await talking.reply(
-        ctx,
-        conversation_id,
-        user,
-        text,
-        channel=fields.get("channel") or None,
-        attachments=[files.attachment_of(stored)],
-    )
+    try:
+        message = await talking.reply(
+            ctx,
+            conversation_id,
+            user,
+            text,
+            channel=fields.get("channel") or None,
+            attachments=[files.attachment_of(stored)],
+        )
+    except ClinicError:  # refused (e.g. no longer theirs): nothing of it stays
+        await files.discard(ctx, stored)
+        raise
     return web.json_response(message_view(message), status=201)
 
 
