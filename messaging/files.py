@@ -64,7 +64,7 @@ UNSENT_UPLOAD_LIFETIME = timedelta(days=1)
 KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # What an attachment keeps once its file is stored: never the provider's URL or id again.
 _KEPT = ("type", "filename", "voice", "caption")
-_REFERENCES = ("id", "url", "file_id")
+_REFERENCES = ("id", "url", "file_id", "content")
 
 
 # --- what a file is, by its content ---------------------------------------------------------

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from channels.email import EmailChannel
 from channels.messenger import MessengerChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioChannel
 from channels.whatsapp import WhatsAppChannel
 from messaging.files import store_for
 from models import Direction, Message, StoredFile
-from tests.channels.webhooks import SECRETS, load_form, load_json
+from tests.channels.webhooks import SECRETS, load_form, load_json, load_mail
 
 # A real 1x1 PNG (what a phone camera sends is larger, not different in kind).
 PNG = base64.b64decode(
@@ -179,3 +180,17 @@ async def test_a_fetch_that_failed_is_retried_by_the_sweep(serve, provider):
     assert not message.files_pending
     assert message.attachments[0]["mime_type"] == "image/png"
     assert len(await stored_files(served)) == 1
+
+
+async def test_a_mails_attached_pdf_is_stored_and_its_bytes_leave_the_message(serve):
+    served = await serve(EmailChannel)
+
+    status, _ = await served.deliver(load_mail("attachment"))
+    await served.settle()
+
+    assert status == 200
+    [attachment] = (await inbound_with_files(served)).attachments
+    assert (attachment["mime_type"], attachment["filename"]) == ("application/pdf", "pedido.pdf")
+    assert "content" not in attachment
+    [stored] = await stored_files(served)
+    assert (await store_for(served.ctx.settings).get(stored.key)).startswith(b"%PDF-")
