@@ -41,6 +41,8 @@ def message_view(message: Message) -> dict[str, Any]:
             for a in message.attachments or []
         ],
         "internal": message.internal,
+        # Files still being fetched from the provider (`messaging.files`).
+        "files_pending": bool(message.files_pending),
         "delivery_status": str(message.delivery_status),
         "error": message.error,
         "created_at": message.created_at.isoformat(),

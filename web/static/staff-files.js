@@ -67,7 +67,7 @@ window.StaffFiles = (function () {
   /* The files of one message, under its text (`base`: the route files are read from). */
   function render(item, message, base) {
     var attachments = (message.attachments || []).filter(function (a) {
-      return a.file || a.error || FETCHABLE.indexOf(a.type) >= 0;
+      return a.file || a.error || (message.files_pending && FETCHABLE.indexOf(a.type) >= 0);
     });
     if (!attachments.length) return;
     var box = el("div", "files");
