@@ -11,6 +11,7 @@ What goes:
 - name, e-mail, phone, CPF, password, birth date, preferred channel on the patient's row;
 - the patient's tracker in the assistant's store (`messaging.tracker_store`): their next
   conversation, if any, starts without a single slot of the old one;
+- the files in their history, sent by them or by staff (`messaging.files`): rows and bytes;
 - the console outbox lines sent to them (`channels.outbox`).
   (The platform keeps no other files of patients. The staff search's indexes follow the
   rows by themselves — `models.search` — so the patient is found by no old word or contact.)
@@ -48,6 +49,7 @@ from core.audit import AuditAction
 from core.catalog import t
 from core.context import Context
 from handoff.transitions.resolution import close_for_erasure
+from messaging.files import drop, forget_files, prune_unsent_uploads
 from messaging.tracker_store import forget_senders
 from messaging.verification import CODE_TTL
 from models import (
@@ -114,6 +116,7 @@ async def erase_patient(
             now=now,
         )
     async with ctx.db.session() as session:
+        file_keys = await forget_files(session, ids)
         external_ids = await _anonymise(session, ids, channel=channel, now=now)
         await audit.record(
             session,
@@ -127,6 +130,7 @@ async def erase_patient(
     # After the anonymisation: the staff screens are told with the anonymised name, and no
     # message can open a new conversation for these patients any more (channels unlinked).
     await close_for_erasure(ctx, ids)
+    await drop(ctx.settings, file_keys)
     events = await forget_senders(ctx.settings.rasa_tracker_url, ids)
     lines = 0
     for folder in outbox.folders_of(ctx.senders):
@@ -225,7 +229,8 @@ async def expired_patients(session: AsyncSession, cutoff: datetime, limit: int) 
 
 async def erase_expired(ctx: Context, *, now: datetime | None = None) -> list[int]:
     """The retention job: erase the patients inactive for `RETENTION_DAYS` (a batch per
-    run), and drop outbox lines past the period and one-time codes past their lifetime.
+    run), and drop outbox lines past the period, one-time codes past their lifetime and
+    files staff uploaded but never sent.
     The patients erased."""
     now = now or utcnow()
     days = ctx.settings.retention_days
@@ -243,6 +248,7 @@ async def erase_expired(ctx: Context, *, now: datetime | None = None) -> list[in
                 now=now,
             )
             erased.append(patient_id)
+    await prune_unsent_uploads(ctx)
     for folder in outbox.folders_of(ctx.senders):
         await outbox.prune(
             before=cutoff or datetime.min.replace(tzinfo=now.tzinfo),

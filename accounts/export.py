@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased, selectinload
 from accounts import consent
 from core.catalog import t
 from core.errors import NotFound
+from messaging.files import files_of
 from models import (
     AppointmentEvent,
     AttendantAction,
@@ -61,6 +62,7 @@ async def collect(db: Database, patient_id: int) -> dict[str, Any]:
             "consents": await _consents(session, patient_id),
             "channels": await _channels(session, patient_id),
             "messages": await _messages(session, patient_id),
+            "files": await _files(session, patient_id),
             "staff_notes": await _staff_notes(session, patient_id),
             "appointments": await _appointments(session, patient_id),
             "access_log": await _access_log(session, patient_id),
@@ -97,6 +99,22 @@ async def _messages(session: AsyncSession, patient_id: int) -> list[dict[str, An
     return [
         {k: v for k, v in message_view(m).items() if k not in ("author_id", "internal")}
         for m in (await session.execute(query)).scalars()
+    ]
+
+
+async def _files(session: AsyncSession, patient_id: int) -> list[dict[str, Any]]:
+    """What is known of each file in the history; each opens from "Histórico de mensagens"."""
+    return [
+        {
+            "filename": f.filename,
+            "kind": f.kind,
+            "mime_type": f.mime_type,
+            "size": f.size,
+            "sha256": f.sha256,
+            "message_id": f.message_id,
+            "created_at": f.created_at.isoformat(),
+        }
+        for f in await files_of(session, patient_id)
     ]
 
 
@@ -259,6 +277,21 @@ def render_html(data: dict[str, Any]) -> str:
                         m["text"],
                     ]
                     for m in data["messages"]
+                ],
+            ),
+        ),
+        _section(
+            "export.files",
+            _table(
+                [t("export.when"), t("export.kind"), t("export.filename"), t("export.size")],
+                [
+                    [
+                        _local(f["created_at"]),
+                        t(f"files.kind.{f['kind']}"),
+                        f["filename"] or "—",
+                        f"{f['size']:,}".replace(",", "."),
+                    ]
+                    for f in data["files"]
                 ],
             ),
         ),

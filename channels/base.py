@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -116,6 +117,26 @@ EventHandler = Callable[[Any], Awaitable[object]]
 HandleEvents = Callable[[Sequence[Event]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Media:
+    """A file a provider handed over for one attachment: its bytes as they came (their type
+    is checked by `messaging.files`, never taken from here) and its name, if it had one."""
+
+    content: bytes
+    filename: str | None = None
+
+
+class MediaUnavailable(Exception):
+    """An attachment's file could not be had from the provider: `retryable` when trying
+    later may help (network, 5xx, throttling), not when the provider refused or it is too
+    large (`too_large`)."""
+
+    def __init__(self, reason: str, *, retryable: bool = False, too_large: bool = False) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+        self.too_large = too_large
+
+
 class BadPayload(ValueError):
     """A request we cannot read (malformed JSON or form); answered with a 400."""
 
@@ -184,6 +205,41 @@ class ProviderChannel(ABC):
         except ValueError:
             return ProviderReply(resp.status, text)
 
+    async def download(
+        self,
+        url: str,
+        *,
+        limit: int,
+        headers: dict[str, str] | None = None,
+        auth: aiohttp.BasicAuth | None = None,
+    ) -> bytes:
+        """GET a file the provider named, at most `limit` bytes (more: `MediaUnavailable`
+        with `too_large`, read no further). Redirects are followed (aiohttp drops the
+        credentials when one leaves the host)."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=PROVIDER_TIMEOUT)
+        try:
+            async with self._http.get(url, headers=headers, auth=auth) as resp:
+                if not 200 <= resp.status < 300:
+                    retry = retryable_status(resp.status)
+                    raise MediaUnavailable(f"HTTP {resp.status}", retryable=retry)
+                if (resp.content_length or 0) > limit:
+                    raise MediaUnavailable("larger than the limit", too_large=True)
+                content = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    content += chunk
+                    if len(content) > limit:
+                        raise MediaUnavailable("larger than the limit", too_large=True)
+                return bytes(content)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise MediaUnavailable(type(exc).__name__, retryable=True) from exc
+
+    async def fetch_media(self, attachment: dict[str, Any], limit: int) -> Media | None:
+        """The file of one parsed attachment, fetched only from where the provider said
+        (its media id or URL, with the channel's credentials); None when the attachment
+        carries no file (a location, a contact). Failures raise `MediaUnavailable`."""
+        return None
+
     async def close(self) -> None:
         """Release the channel's connections, when its process stops."""
         if self._http is not None:
@@ -218,6 +274,11 @@ class ProviderChannel(ABC):
         """Send one recorded message as its messaging window allows (`reach`, decided by
         `messaging.windows`); the provider's id (or the ids of the parts sent now).
         Failures raise `DeliveryFailed`, saying whether to retry."""
+
+    def sends_files(self, identity: ChannelIdentity) -> bool:
+        """Whether `deliver` sends a message's files (`attachments` with a signed `link`)
+        as files to this identity; if not, the patient gets the links in the text."""
+        return False
 
     def send_lane(self, identity: ChannelIdentity) -> str:
         """Which send-rate cap (`Settings.send_rates`) a message to `identity` counts against:
@@ -266,6 +327,12 @@ def same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs have the same scheme, host and port."""
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc) and bool(a.netloc)
+
+
 def unset(variables: dict[str, str]) -> list[str]:
     """Which of a channel's required variables (name → value) are not set."""
     return [name for name, value in variables.items() if not value]
@@ -309,6 +376,11 @@ async def send_parts[Part](
             failure.accepted = accepted
             raise
     return accepted
+
+
+def file_links(message: Message) -> list[dict[str, Any]]:
+    """The files of an outbound message, each with its signed `link` for the provider."""
+    return [a for a in message.attachments or [] if isinstance(a, dict) and a.get("link")]
 
 
 def numbered_options(text: str, buttons: Sequence[dict[str, str]]) -> str:

@@ -50,6 +50,8 @@ from channels.base import (
     HandleEvents,
     Ignored,
     Inbound,
+    Media,
+    MediaUnavailable,
     ProviderChannel,
     StatusUpdate,
     WebhookRequest,
@@ -177,15 +179,20 @@ def _body(mail: EmailMessage) -> str:
 
 
 def _attachments(mail: EmailMessage) -> list[dict[str, Any]]:
+    """The mail's files, their bytes inline (base64): a mail carries its files, so they are
+    kept with the message until `messaging.files` has checked and stored them."""
     found = []
     for part in mail.iter_attachments():
         main = part.get_content_maintype()
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
         found.append(
             {
                 "type": main if main in ("image", "audio", "video") else "document",
                 "mime_type": part.get_content_type(),
                 "filename": part.get_filename(),
-                "size": len(part.get_payload(decode=True) or b""),
+                "size": len(content),
+                "content": base64.b64encode(content).decode(),
             }
         )
     return found
@@ -422,6 +429,15 @@ class EmailChannel(ProviderChannel):
     max_body: ClassVar[int] = 10 * 1024 * 1024  # raw MIME with attachments
     decodes_blocking = True  # DKIM keys are read from DNS
     config: EmailConfig
+
+    async def fetch_media(self, attachment: dict[str, Any], limit: int) -> Media | None:
+        """A mail's file came inside it: nothing to fetch."""
+        if "content" not in attachment:
+            return None
+        content = base64.b64decode(attachment["content"])
+        if len(content) > limit:
+            raise MediaUnavailable("larger than the limit", too_large=True)
+        return Media(content, attachment.get("filename"))
 
     def __init__(self, config: EmailConfig) -> None:
         super().__init__(config)

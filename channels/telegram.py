@@ -48,6 +48,8 @@ from channels.base import (
     EventHandler,
     Ignored,
     Inbound,
+    Media,
+    MediaUnavailable,
     ProviderChannel,
     WebhookRequest,
     json_object,
@@ -313,6 +315,7 @@ class TelegramChannel(ProviderChannel):
         self.bot = Bot(
             config.bot_token,
             base_url=f"{config.api_url}/bot{{token}}",
+            base_file_url=f"{config.api_url}/file/bot{{token}}",
             request=transport,
             get_updates_request=transport,
         )
@@ -345,6 +348,20 @@ class TelegramChannel(ProviderChannel):
             await self.bot.answer_callback_query(answer.query_id)
         except TelegramError as error:
             log.warning("answerCallbackQuery failed: %s", without_numbers(str(error)))
+
+    async def fetch_media(self, attachment: dict[str, Any], limit: int) -> Media | None:
+        """getFile turns the update's file_id into a path on the Bot API's file server,
+        read with the bot's token."""
+        file_id = attachment.get("file_id")
+        if not file_id:
+            return None
+        try:
+            found = await self.bot.get_file(str(file_id))
+        except TelegramError as error:
+            raise MediaUnavailable(type(error).__name__, retryable=True) from error
+        if not found.file_path:
+            raise MediaUnavailable("getFile gave no file path")
+        return Media(await self.download(found.file_path, limit=limit))
 
     async def deliver(
         self, message: Message, identity: ChannelIdentity, reach: Reach = Reach.FREE

@@ -37,9 +37,12 @@ from channels.base import (
     Event,
     Ignored,
     Inbound,
+    Media,
+    MediaUnavailable,
     ProviderChannel,
     StatusUpdate,
     WebhookRequest,
+    file_links,
     numbered_options,
     retryable_status,
     send_parts,
@@ -211,7 +214,22 @@ class TwilioChannel(ProviderChannel):
         # Twilio reads the answer as TwiML: an empty Response sends nothing back.
         return web.Response(text=TWIML_EMPTY, content_type="text/xml")
 
+    async def fetch_media(self, attachment: dict[str, Any], limit: int) -> Media | None:
+        """A `MediaUrl` on Twilio's own API, read with the account's credentials (Twilio
+        answers with a redirect to the file)."""
+        url = attachment.get("url")
+        if not url or attachment.get("type") == "location":
+            return None
+        if not str(url).startswith(f"{self.config.api_url}/"):
+            raise MediaUnavailable("media URL is not on Twilio's API")
+        auth = aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token)
+        return Media(await self.download(str(url), limit=limit, auth=auth))
+
     # --- sending ---------------------------------------------------------------------------
+
+    def sends_files(self, identity: ChannelIdentity) -> bool:
+        """WhatsApp through Twilio takes a MediaUrl; an SMS (no MMS in Brazil) gets links."""
+        return identity.external_id.startswith(WHATSAPP)
 
     def send_lane(self, identity: ChannelIdentity) -> str:
         """A WhatsApp sender and an SMS long code have their own, different throughput."""
@@ -241,18 +259,21 @@ class TwilioChannel(ProviderChannel):
             if reach == Reach.TEMPLATE:
                 return [await send(self.template_fields(message))]
             text = numbered_options(message.text, message.buttons or [])
-            parts = [{"body": part} for part in split_text(text, TEXT_LIMIT)]
-            return await send_parts(message, parts, send)
+            parts: list[dict[str, Any]] = [{"body": part} for part in split_text(text, TEXT_LIMIT)]
+            files = [{"media_url": [a["link"]]} for a in file_links(message)]
+            if files and not text.strip():
+                parts = []
+            return await send_parts(message, parts + files, send)
 
     def _sender(
         self, http: AsyncTwilioHttpClient, common: dict[str, str]
-    ) -> Callable[[dict[str, str]], Awaitable[str]]:
+    ) -> Callable[[dict[str, Any]], Awaitable[str]]:
         """Sends one message (`common` plus its own fields) and returns its sid."""
         client = Client(self.config.account_sid, self.config.auth_token, http_client=http)
         client.api.base_url = self.config.api_url
         messages = client.messages
 
-        async def send(fields: dict[str, str]) -> str:
+        async def send(fields: dict[str, Any]) -> str:
             try:
                 async with asyncio.timeout(PROVIDER_TIMEOUT.total):  # the client sets none
                     sent = await messages.create_async(**common, **fields)

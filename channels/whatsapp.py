@@ -21,6 +21,7 @@ from channels.base import (
     Ignored,
     Inbound,
     StatusUpdate,
+    file_links,
     from_epoch,
     numbered_options,
     send_parts,
@@ -248,9 +249,22 @@ def message_bodies(text: str, buttons: list[dict[str, str]]) -> list[dict[str, A
     return bodies
 
 
+def _media_body(attachment: dict[str, Any]) -> dict[str, Any]:
+    """A stored file as a Cloud API media message, which WhatsApp fetches from the link."""
+    kind = attachment.get("kind")
+    kind = kind if kind in ("image", "audio", "video") else "document"
+    media: dict[str, Any] = {"link": attachment["link"]}
+    if kind == "document" and attachment.get("filename"):
+        media["filename"] = attachment["filename"]
+    return {"type": kind, kind: media}
+
+
 class WhatsAppChannel(MetaChannel):
     name = CHANNEL
     config: WhatsAppConfig
+
+    def sends_files(self, identity: ChannelIdentity) -> bool:
+        return True
 
     @classmethod
     def load_config(cls, settings: Settings) -> WhatsAppConfig:
@@ -281,9 +295,11 @@ class WhatsAppChannel(MetaChannel):
             return message_id
 
         if reach == Reach.FREE:
-            return await send_parts(
-                message, message_bodies(message.text, message.buttons or []), send
-            )
+            files = [_media_body(a) for a in file_links(message)]
+            texts = message_bodies(message.text, message.buttons or [])
+            if files and not message.text.strip() and not message.buttons:
+                texts = []
+            return await send_parts(message, texts + files, send)
         # Outside the window the template is the whole message, whatever went before it.
         return [await send(self.template_body(message))]
 

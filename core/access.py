@@ -165,6 +165,18 @@ async def may_edit_patient(session: AsyncSession, user: User, patient_id: int) -
     return user.is_staff and await sees_whole_history(session, user, patient_id)
 
 
+async def may_read_file(
+    session: AsyncSession, user: User, patient_id: int, conversation: Conversation | None
+) -> bool:
+    """A file in a patient's history: the patient themselves; staff who may read the
+    conversation that carries it, or who see the patient's whole history."""
+    if user.role == Role.PATIENT:
+        return user.id == patient_id
+    if conversation is not None and may_read_conversation(user, conversation):
+        return True
+    return is_serving_staff(user) and await sees_whole_history(session, user, patient_id)
+
+
 def readable_conversations(user: User) -> ColumnElement[bool]:
     """`may_read_conversation` as a query condition, for lists of conversations."""
     if is_manager(user):

@@ -63,6 +63,9 @@ class AuditAction(StrEnum):
     READ_AUDIT_LOG = "read_audit_log"
     # The staff search answered with patients or their messages (what was typed is not kept).
     SEARCH = "search"
+    # A file from a patient's history opened (by staff, the patient, or a provider through
+    # a signed link sending it).
+    READ_FILE = "read_file"
     # Admin and manager changes.
     STAFF_CREATED = "staff_created"
     STAFF_UPDATED = "staff_updated"

@@ -182,6 +182,11 @@ class Settings:
     tls_certificate_key: str = ""
     # Messages per second each send lane may carry, across every process (messaging.outbound).
     send_rates: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SEND_RATES))
+    # Where files patients and staff exchange are kept (`messaging.files`): "filesystem"
+    # under `files_dir`; and the largest file taken, in bytes.
+    files_store: str = "filesystem"
+    files_dir: str = str(VAR / "files")
+    max_file_bytes: int = 16 * 1024 * 1024
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -239,6 +244,9 @@ class Settings:
             tls_certificate=env.get("TLS_CERTIFICATE", ""),
             tls_certificate_key=env.get("TLS_CERTIFICATE_KEY", ""),
             send_rates=parse_send_rates(env.get("SEND_RATES", "")),
+            files_store=env.get("FILES_STORE", "filesystem").strip().lower(),
+            files_dir=env.get("FILES_DIR") or str(VAR / "files"),
+            max_file_bytes=int(env.get("MAX_FILE_BYTES", str(16 * 1024 * 1024))),
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -300,6 +308,9 @@ class Settings:
             "SESSION_IDLE_MINUTES": str(self.session_idle_minutes),
             "RETENTION_DAYS": str(self.retention_days),
             "SEND_RATES": format_send_rates(self.send_rates),
+            "FILES_STORE": self.files_store,
+            "FILES_DIR": self.files_dir,
+            "MAX_FILE_BYTES": str(self.max_file_bytes),
             # The action server books for the bot under the same limits as the web.
             "MAX_ACTIVE_APPOINTMENTS_PER_SPECIALTY": str(
                 self.max_active_appointments_per_specialty

@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from channels.base import Inbound
+from messaging.files import claim_uploads, has_files
 from messaging.identities import identity_matches, refresh_identity, resolve_identity
 from models import (
     DELIVERY_RANK,
@@ -166,6 +167,7 @@ async def _insert_inbound(
         "text": inbound.text,
         "payload": inbound.payload,
         "attachments": inbound.attachments,
+        "files_pending": has_files(inbound.attachments),
         "provider_message_id": inbound.provider_message_id,
         "recorded_at": now,
         "created_at": inbound.sent_at or now,
@@ -384,6 +386,7 @@ async def record_outbound(
     if not internal:
         conversation.last_message_at = now
     await session.flush()
+    await claim_uploads(session, message)
     return message
 
 

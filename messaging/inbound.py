@@ -54,6 +54,7 @@ from messaging.assistant import (
     answer,
     mark_processed,
 )
+from messaging.files import fetch_files, pending_messages
 from messaging.history import (
     Recorded,
     episode_elsewhere,
@@ -203,6 +204,8 @@ class Inbox:
         self.later(self.ctx.bus.publish(message_event(recorded.message, recorded.conversation)))
         if recorded.message.processed_at is None:  # else a person serves it: nothing to route
             self.later(self.route(recorded.message.id, recorded.message.patient_id, route))
+        if recorded.message.files_pending:
+            self.later(fetch_files(self.ctx, self.channels, recorded.message.id))
         return recorded
 
     async def _record(self, inbound: Inbound) -> tuple[Recorded, Route]:
@@ -431,6 +434,8 @@ class Inbox:
     async def _sweep(self, recorded_before: datetime | None) -> None:
         try:
             await self.replay_unprocessed(recorded_before)
+            for message_id in await pending_messages(self.ctx, recorded_before):
+                await fetch_files(self.ctx, self.channels, message_id)
         except Exception as exc:  # e.g. the database is down: the next sweep tries again
             log_failure(log, exc, "the sweep of unrouted messages failed")
 

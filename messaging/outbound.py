@@ -19,10 +19,12 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, inspect, update
 
+from channels.base import ProviderChannel
 from core.context import Context, DeliveryFailed, Reach
 from core.events import message_event
 from core.logs import log_failure, without_numbers
 from messaging import templates
+from messaging.files import with_links
 from messaging.history import (
     advance_delivery,
     record_outbound,
@@ -149,7 +151,9 @@ async def deliver(
             resolved = await templates.resolve(session, message.template, allowed.templates)
         message = _copy(message, template=resolved)
     try:
-        sent = await sender.deliver(message, identity, allowed.reach)
+        native = isinstance(sender, ProviderChannel) and sender.sends_files(identity)
+        outgoing = with_links(ctx.settings, message, native=native)
+        sent = await sender.deliver(outgoing, identity, allowed.reach)
     except DeliveryFailed as failure:
         await _record_failure(ctx, message, conversation, failure, retry_later)
         return False

@@ -23,6 +23,7 @@ from models.conversations import (
     Owner,
     Priority,
 )
+from models.files import StoredFile
 from models.people import (
     OPEN_CLAIM_STATUSES,
     STAFF_ROLES,
@@ -112,6 +113,7 @@ __all__ = [
     "SecondFactorPolicy",
     "SecurityPolicy",
     "Specialty",
+    "StoredFile",
     "TemplateKind",
     "TemplatePurpose",
     "TokenPurpose",

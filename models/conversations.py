@@ -147,6 +147,13 @@ class Message(Base):
             sqlite_where=text("author_kind = 'attendant' AND internal = 0"),
             postgresql_where=text("author_kind = 'attendant' AND internal = false"),
         ),
+        # The few messages whose files are still to fetch, for the sweep.
+        Index(
+            "ix_messages_files_pending",
+            "id",
+            sqlite_where=text("files_pending = 1"),
+            postgresql_where=text("files_pending = true"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -194,6 +201,9 @@ class Message(Base):
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Inbound only: set once the message was routed (to Rasa or to staff). Unset rows are replayed.
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Inbound only: attachments still to fetch from the provider (`messaging.files`); set
+    # when recorded, cleared once each is stored or given up on. Set rows are fetched again.
+    files_pending: Mapped[bool] = mapped_column(Boolean, default=False)
 
     conversation: Mapped[Conversation] = relationship()
 

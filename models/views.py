@@ -35,8 +35,14 @@ def message_view(message: Message) -> dict[str, Any]:
         "author_id": message.author_id,
         "text": message.text,
         "buttons": message.buttons or [],
-        "attachments": message.attachments or [],
+        # A file's bytes never go to screens (an e-mail's, until stored; a generated .ics).
+        "attachments": [
+            {k: v for k, v in a.items() if k != "content"} if isinstance(a, dict) else a
+            for a in message.attachments or []
+        ],
         "internal": message.internal,
+        # Files still being fetched from the provider (`messaging.files`).
+        "files_pending": bool(message.files_pending),
         "delivery_status": str(message.delivery_status),
         "error": message.error,
         "created_at": message.created_at.isoformat(),

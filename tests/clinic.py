@@ -105,6 +105,7 @@ class RunningClinic:
                 # Test clients say which address they come from (tests.clients.WidgetClient),
                 # as a proxy would: a whole session of visitors is no flood from one address.
                 "TRUSTED_PROXIES": "127.0.0.1",
+                "FILES_DIR": str(folder / "files"),
                 **(extra_env or {}),
             }
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -61,13 +62,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings.from_env(
         {
             "DATABASE_URL": database_url,
             "INTERNAL_TOKEN": "internal-test-token",
             "SESSION_SECRET": "session-test-secret",
             "RASA_TOKEN": "rasa-test-token",
+            "FILES_DIR": str(tmp_path / "files"),
         }
     )
 

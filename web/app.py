@@ -16,6 +16,7 @@ from web import (
     agenda_setup,
     analytics,
     api,
+    files,
     labels,
     live,
     openapi,
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     pages.setup(app)
     account.setup(app)
     api.setup(app)
+    files.setup(app)
     analytics.setup(app)
     labels.setup(app)
     live.setup(app)

@@ -56,7 +56,8 @@ PUBLIC_PATHS = {
     "/internal/webchat/deliver",  # likewise
 }
 # Provider webhooks verify their own signatures; the widget is for anonymous visitors.
-PUBLIC_PREFIXES = ("/static/", "/webhooks/")
+# Signed links to files (`messaging.files.signed_link`) check their own signature.
+PUBLIC_PREFIXES = ("/static/", "/webhooks/", "/files/")
 # Any logged-in user, staff or patient: their own password.
 SIGNED_IN_PATHS = {"/conta/senha", "/api/password"}
 # All a staff member who must enrol a second factor and has not may reach.

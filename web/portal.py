@@ -248,6 +248,7 @@ def _timeline_view(message: Message) -> dict[str, Any]:
                 "type": a.get("type") or a.get("kind") or "document",
                 "filename": a.get("filename"),
                 "mime_type": a.get("mime_type"),
+                "file": a.get("file"),
             }
             for a in message.attachments or []
             if isinstance(a, dict)

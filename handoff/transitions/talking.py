@@ -4,6 +4,8 @@ writes on a second channel with the person already serving them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
@@ -59,12 +61,14 @@ async def reply(
     *,
     channel: str | None = None,
     template: tuple[int, list[str]] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> Message:
     """A staff message to the patient: on the conversation's channel, or on another channel
     linked to the patient (into the patient's conversation there). Typed text goes only while
     the channel's messaging window lets a person write (`messaging.windows`); otherwise
     `template` (a registry template's id and the values of its variables) sends an approved
-    template, recorded with its rendered text."""
+    template, recorded with its rendered text. `attachments` name files staff uploaded
+    (`messaging.files.keep_upload`)."""
     linked_event = None
     async with ctx.db.session() as session:
         # The whole patient is locked: a reply on another channel locks that conversation too.
@@ -101,6 +105,7 @@ async def reply(
             author_kind=AuthorKind.ATTENDANT,
             author_id=actor.id,
             template=carried,
+            attachments=attachments,
         )
         await facts.note_reply(session, message)
     if linked_event is not None:

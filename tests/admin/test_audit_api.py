@@ -11,8 +11,10 @@ from aiohttp.test_utils import TestServer
 
 from core.settings import Settings
 from handoff.transitions import queueing
+from messaging.files import keep_upload
 from models import ClinicProfile, Presence, Role, SecondFactorPolicy, SecurityPolicy
 from scripts.demo_clinic import CLINIC_PROFILE
+from tests.channels.test_files_in import PNG
 from tests.factories import audit_entries, patient_message, staff
 from tests.webapp import logged_in, patient_logged_in, web_server
 from web.admin import AUDIT_PAGE_SIZE
@@ -145,6 +147,7 @@ STAFF_READS = {
     "/api/analytics/drill": None,  # conversation ids, channels and times: no patient data
     "/api/analytics/export/{table}": None,
     "/api/openapi.json": None,  # the API's contract, public
+    "/api/files/{key}": "read_file",
 }
 
 QUERIES = {
@@ -173,6 +176,7 @@ async def test_every_staff_read_of_patient_data_is_recorded_with_the_address(ser
     marta = await staff(ctx.db, Role.MANAGER, presence=Presence.OFFLINE)
     recorded = await patient_message(ctx.db, "preciso de ajuda")
     await queueing.request_handoff(ctx, recorded.conversation.id, reason="pedido_do_paciente")
+    photo = await keep_upload(ctx, marta, recorded.conversation.id, PNG, "carteirinha.png")
     http = await _client(server, marta.email)
     try:
         for path in STAFF_READS:
@@ -181,7 +185,8 @@ async def test_every_staff_read_of_patient_data_is_recorded_with_the_address(ser
                 continue
             owner = recorded.message.patient_id if "patients" in path else recorded.conversation.id
             query = QUERIES.get(path, {})
-            async with http.get(path.format(id=owner, table="motivos"), params=query) as response:
+            url = path.format(id=owner, table="motivos", key=photo.key)
+            async with http.get(url, params=query) as response:
                 assert response.status == 200, path
     finally:
         await http.close()

@@ -68,7 +68,11 @@ class Served:
 
 @pytest.fixture
 def channel_settings(
-    database_url: str, provider: FakeProvider, smtp_server: SmtpServer, imap_server: ImapServer
+    database_url: str,
+    provider: FakeProvider,
+    smtp_server: SmtpServer,
+    imap_server: ImapServer,
+    tmp_path: Path,
 ) -> Settings:
     return Settings.from_env(
         {
@@ -77,6 +81,7 @@ def channel_settings(
             "SESSION_SECRET": "session-test-secret",
             "RASA_TOKEN": "rasa-test-token",
             "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "FILES_DIR": str(tmp_path / "files"),
             **channel_env(provider.url, smtp_server.url, imap_server.url),
         }
     )

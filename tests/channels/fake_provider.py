@@ -38,6 +38,8 @@ class ProviderRequest:
     @property
     def recipient(self) -> str | None:
         """Who the provider was asked to send to, whatever the provider."""
+        if self.method == "GET":
+            return None  # a read (of a file), not a send
         if self.path.endswith("Messages.json"):
             return self.form.get("To")
         body = self.json
@@ -49,6 +51,8 @@ class ProviderRequest:
     @property
     def text(self) -> str:
         """The text the provider was asked to send, whatever the provider."""
+        if self.method == "GET":
+            return ""
         if self.path.endswith("Messages.json"):
             return self.form.get("Body", "")
         body = self.json
@@ -80,6 +84,8 @@ class FakeProvider:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _before_answer: Callable[[ProviderRequest, Any], Awaitable[None]] | None = None
+    # Files it serves (path → bytes and Content-Type), as the providers' media servers do.
+    _files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     port: int = 0
 
     @property
@@ -122,6 +128,12 @@ class FakeProvider:
         with self._lock:
             self._scripted.append(Scripted(path_contains, status, body, times, after))
 
+    def serve_file(self, path: str, content: bytes, content_type: str) -> str:
+        """Serve `content` at `path` (a media server's file); its URL."""
+        with self._lock:
+            self._files[path] = (content, content_type)
+        return f"{self.url}{path}"
+
     def before_answer(self, hook: Callable[[ProviderRequest, Any], Awaitable[None]]) -> None:
         """Await `hook(request, answer body)` (on the fake's own loop) before answering each
         request: e.g. a status callback that reaches the clinic before the send's answer."""
@@ -132,6 +144,7 @@ class FakeProvider:
         with self._lock:
             self._scripted.clear()
             self.requests.clear()
+            self._files.clear()
             self._before_answer = None
 
     def sent(self, predicate: Callable[[ProviderRequest], bool] = lambda _r: True) -> list:
@@ -162,6 +175,9 @@ class FakeProvider:
         recorded = ProviderRequest(request.method, request.path, dict(request.headers), body)
         with self._lock:
             self.requests.append(recorded)
+            served = self._files.get(request.path)
+            if served is not None:
+                return web.Response(body=served[0], content_type=served[1])
             scripted = next(
                 (s for s in self._scripted if s.path_contains in request.path and s.times > 0),
                 None,
@@ -182,6 +198,8 @@ class FakeProvider:
 
     @staticmethod
     def _success(request: ProviderRequest, n: int) -> tuple[int, Any]:
+        if request.method == "GET":  # a file nobody serves here
+            return 404, {"error": {"message": "Unsupported get request", "code": 100}}
         if request.path.endswith("Messages.json"):  # Twilio
             return 201, {"sid": f"SM{n:032d}", "status": "queued"}
         if "/bot" in request.path:  # Telegram

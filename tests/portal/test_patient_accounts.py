@@ -229,6 +229,7 @@ async def test_the_patient_edits_contact_data_and_exports_everything(server, smt
         "consents",
         "channels",
         "messages",
+        "files",
         "staff_notes",
         "appointments",
         "access_log",

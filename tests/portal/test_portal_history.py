@@ -54,8 +54,8 @@ async def test_every_channel_in_one_timeline_without_internal_notes(server, mari
         ("attendant", "Recebemos, obrigado!"),
     ]
     assert timeline[0]["channel"] == "email"
-    assert timeline[0]["attachments"] == [
-        {"type": "document", "filename": "pedido.pdf", "mime_type": "application/pdf"}
+    assert timeline[0]["attachments"] == [  # not stored (recorded as is): nothing to open
+        {"type": "document", "filename": "pedido.pdf", "mime_type": "application/pdf", "file": None}
     ]
 
 

@@ -106,7 +106,7 @@ def _cookie(http: aiohttp.ClientSession) -> str:
 
 
 @pytest.fixture(scope="module")
-def live_app(sqlite_databases) -> Iterator[LiveApp]:
+def live_app(sqlite_databases, tmp_path_factory) -> Iterator[LiveApp]:
     url = sqlite_databases.create()
     settings = Settings.from_env(
         {
@@ -114,6 +114,7 @@ def live_app(sqlite_databases) -> Iterator[LiveApp]:
             "INTERNAL_TOKEN": "internal-test-token",
             "SESSION_SECRET": "session-test-secret",
             "RASA_TOKEN": "rasa-test-token",
+            "FILES_DIR": str(tmp_path_factory.mktemp("files")),
         }
     )
     ready: list[LiveApp] = []

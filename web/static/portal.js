@@ -185,7 +185,17 @@
       files.className = "files";
       m.attachments.forEach(function (a) {
         var file = document.createElement("li");
-        file.textContent = a.filename ? T("portal.attachment", { nome: a.filename }) : T("portal.attachment_unnamed");
+        var label = a.filename ? T("portal.attachment", { nome: a.filename }) : T("portal.attachment_unnamed");
+        if (a.file) {  // a stored file: opened through the access-checked, audited route
+          var link = document.createElement("a");
+          link.href = "/api/portal/files/" + a.file;
+          link.target = "_blank";
+          link.rel = "noopener";
+          link.textContent = label;
+          file.appendChild(link);
+        } else {
+          file.textContent = label;
+        }
         files.appendChild(file);
       });
       li.appendChild(files);

@@ -201,6 +201,7 @@
         (m.delivery_status === "failed" ? " · " + T("staff.delivery_failed") : "")));
       item.appendChild(meta);
       item.appendChild(el("div", "text", m.text));
+      if (window.StaffFiles) StaffFiles.render(item, m);
     }
     $("timeline").appendChild(item);
     $("timeline").scrollTop = $("timeline").scrollHeight;
@@ -540,8 +541,14 @@
   $("reply-form").addEventListener("submit", function (event) {
     event.preventDefault();
     var text = $("reply-text").value;
-    if (!text.trim() || !state.selected) return;
     var note = $("reply-mode").value === "note";
+    if (!note && state.selected && window.StaffFiles && StaffFiles.chosen()) {
+      $("action-error").textContent = "";
+      StaffFiles.send(state.selected, text, $("reply-channel").value)
+        .then(function () { $("reply-text").value = ""; }).catch(showError);
+      return;
+    }
+    if (!text.trim() || !state.selected) return;
     var request = note
       ? post("/notes", { text: text })
       : post("/messages", { text: text, channel: $("reply-channel").value || null });

@@ -1,5 +1,6 @@
 """Mails (as mail clients and servers send them) read without HTTP, and our replies composed."""
 
+import base64
 from urllib.parse import urlencode
 
 import pytest
@@ -86,9 +87,14 @@ def test_attached_files_are_kept_as_references_and_are_not_text():
     event = only(read(load_mail("attachment")))
 
     assert event.text == ""
-    assert event.attachments == [
-        {"type": "document", "mime_type": "application/pdf", "filename": "pedido.pdf", "size": 52}
-    ]
+    [attachment] = event.attachments
+    assert {k: v for k, v in attachment.items() if k != "content"} == {
+        "type": "document",
+        "mime_type": "application/pdf",
+        "filename": "pedido.pdf",
+        "size": 52,
+    }
+    assert base64.b64decode(attachment["content"]).startswith(b"%PDF-")
 
 
 def test_a_mail_without_message_id_gets_the_same_key_on_every_delivery():
