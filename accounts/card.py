@@ -29,7 +29,15 @@ from core.audit import AuditAction
 from core.contacts import normalize_cpf, normalize_email
 from core.context import Context
 from core.errors import Conflict, Forbidden, NotFound
-from models import ChannelIdentity, PatientMerge, PatientProfile, Role, User
+from models import (
+    ChannelIdentity,
+    Conversation,
+    ConversationLabel,
+    PatientMerge,
+    PatientProfile,
+    Role,
+    User,
+)
 from scheduling.agenda import AgendaItem, patient_history
 
 STAFF_CHANNEL = "staff"  # where a consent change made by staff is recorded as given
@@ -57,6 +65,8 @@ class Card:
     reachable: list[str]
     appointments: list[AgendaItem]
     merges: list[PatientMerge]
+    # The labels on any of the patient's conversations.
+    label_ids: list[int]
 
 
 async def load_patient_for(session: AsyncSession, actor: User, patient_id: int) -> User:
@@ -97,6 +107,17 @@ async def read_card(ctx: Context, actor: User, patient_id: int, *, ip: str | Non
             else await reachable_channels(ctx, session, patient_id),
             appointments=await patient_history(session, patient_id, limit=APPOINTMENTS_SHOWN),
             merges=list(merges),
+            label_ids=list(
+                (
+                    await session.execute(
+                        select(ConversationLabel.label_id)
+                        .join(Conversation, Conversation.id == ConversationLabel.conversation_id)
+                        .where(Conversation.patient_id == patient_id)
+                        .distinct()
+                        .order_by(ConversationLabel.label_id)
+                    )
+                ).scalars()
+            ),
         )
         await audit.record(
             session, actor, AuditAction.READ_PATIENT_CARD, patient_id=patient_id, ip=ip

@@ -69,6 +69,7 @@ def card_view(shown: card.Card) -> dict[str, Any]:
         "merged_into_id": patient.merged_into_id,
         "erased": patient.erased_at is not None,
         "reachable_channels": shown.reachable,
+        "label_ids": shown.label_ids,
         "channels": [
             {
                 "channel": identity.channel,

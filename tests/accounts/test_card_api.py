@@ -12,7 +12,7 @@ from accounts import erasure, export
 from accounts.auth import hash_password
 from handoff.transitions.queueing import request_handoff
 from messaging.identities import identity_for
-from models import Conversation, PatientProfile, Role, User, utcnow
+from models import Conversation, ConversationLabel, Label, PatientProfile, Role, User, utcnow
 from tests.factories import audit_entries, patient_message, second_factor_optional, staff
 from tests.fakes import RecordingSender
 from tests.webapp import logged_in, web_server
@@ -51,6 +51,11 @@ async def test_an_attendant_reads_the_card_of_the_patient_they_serve_only(server
     served, conversation = await _whatsapp_patient(ctx)
     other, _ = await _whatsapp_patient(ctx, "5511912345678")
     await _served_by(ctx, ana, conversation)
+    async with ctx.db.session() as session:
+        label = Label(name="Exames", colour="#0b7a75")
+        session.add(label)
+        await session.flush()
+        session.add(ConversationLabel(conversation_id=conversation, label_id=label.id))
     http = await logged_in(server, ana.email, PASSWORD)
     try:
         async with http.get(f"/api/patients/{served}/card") as response:
@@ -65,6 +70,7 @@ async def test_an_attendant_reads_the_card_of_the_patient_they_serve_only(server
     assert shown["phone"].endswith("4321") and "98765" not in shown["phone"]
     assert shown["phone_proved"] is True
     assert [c["channel"] for c in shown["channels"]] == ["whatsapp"]
+    assert shown["label_ids"] == [label.id]
     assert refused["error"] == "Você só vê o cadastro de pacientes que está atendendo."
     [read] = await audit_entries(ctx.db, "read_patient_card")
     assert (read.actor_id, read.patient_id) == (ana.id, served)

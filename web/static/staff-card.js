@@ -127,7 +127,8 @@
     }));
     body.appendChild(channels);
 
-    // The labels panel fills this section on `staff:card` (empty and hidden until it does).
+    // The labels panel (staff-labels.js) fills this section on `staff:card` with the labels
+    // on the patient's conversations (hidden while there are none).
     var labels = section("card.labels", "card-labels");
     labels.hidden = true;
     body.appendChild(labels);
@@ -146,7 +147,7 @@
     var closed = card.merged_into_id || card.erased;
     $("card-edit").hidden = closed;
     $("card-merge-open").hidden = closed || !shown.manager;
-    document.dispatchEvent(new CustomEvent("staff:card", { detail: { patientId: card.id, labels: labels } }));
+    document.dispatchEvent(new CustomEvent("staff:card", { detail: { patientId: card.id, labels: labels, labelIds: card.label_ids } }));
   }
 
   function load(patientId) {

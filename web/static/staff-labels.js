@@ -214,6 +214,13 @@
     });
   }
 
+  // The patient's card shows the labels on their conversations.
+  document.addEventListener("staff:card", function (event) {
+    var shown = event.detail.labelIds.filter(function (id) { return labels[id]; });
+    shown.forEach(function (id) { event.detail.labels.appendChild(chip(labels[id])); });
+    event.detail.labels.hidden = !shown.length;
+  });
+
   hooks.ready.push(function (me) {
     window.catalogReady.then(function () {
       var lists = document.querySelector(".staff-lists");
