@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import FromClause
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.analytics import appointments, live, reminders, service
@@ -16,7 +17,7 @@ from handoff.analytics.scope import (
     Filters,
     Period,
     Scope,
-    without_jit,
+    tuned,
 )
 
 __all__ = [
@@ -25,37 +26,56 @@ __all__ = [
     "Filters",
     "Period",
     "Scope",
+    "console",
     "report",
     "series",
 ]
 
 
+async def console(session: AsyncSession, scope: Scope) -> dict[str, Any]:
+    """What the console shows on loading: every figure and every series, computed from one
+    materialization of the period's handoffs in one transaction."""
+    await tuned(session, scope)
+    async with service.materialized(session, scope) as handoffs:
+        figures = await _figures(session, scope, handoffs)
+        current = await _all_series(session, scope, handoffs)
+    return {"report": figures, "series": await _series(session, scope, current)}
+
+
 async def report(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     """Every figure of the period (the previous period's come with the series)."""
-    await without_jit(session, scope)
+    await tuned(session, scope)
     async with service.materialized(session, scope) as handoffs:
-        figures = {
-            "service": await service.summary(session, scope, handoffs),
-            "attendants": await service.per_attendant(session, handoffs),
-            "channels": await service.per_channel(session, scope, handoffs),
-        }
+        return await _figures(session, scope, handoffs)
+
+
+async def series(session: AsyncSession, scope: Scope) -> dict[str, Any]:
+    """Each series per bucket for the period and for the previous one, aligned by position
+    (the first day against the first day)."""
+    await tuned(session, scope)
+    current = await _all_series(session, scope, service.handoffs(scope).subquery("h"))
+    return await _series(session, scope, current)
+
+
+async def _figures(session: AsyncSession, scope: Scope, handoffs: FromClause) -> dict[str, Any]:
     return {
         "period": scope.period.describe(),
         "filters": scope.filters.describe(),
-        **figures,
+        "service": await service.summary(session, scope, handoffs),
+        "attendants": await service.per_attendant(session, handoffs),
+        "channels": await service.per_channel(session, scope, handoffs),
         "appointments": await appointments.summary(session, scope),
         "reminders": await reminders.summary(session, scope),
         "live": await live.now_figures(session, scope.now),
     }
 
 
-async def series(session: AsyncSession, scope: Scope) -> dict[str, Any]:
-    """Each series per bucket for the period and for the previous one, aligned by position
-    (the first day against the first day)."""
-    await without_jit(session, scope)
+async def _series(
+    session: AsyncSession, scope: Scope, current_values: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    # The previous period's handoffs feed one aggregate each: read in place, not materialized.
     previous = scope.of(scope.period.previous())
-    current_values = await _all_series(session, scope)
-    previous_values = await _all_series(session, previous)
+    previous_values = await _all_series(session, previous, service.handoffs(previous).subquery("h"))
     buckets, earlier = scope.period.buckets(), previous.period.buckets()
     names = sorted(set(current_values) | set(previous_values) | set(SERIES_ZERO))
     return {
@@ -98,11 +118,11 @@ def _point(values: dict[str, dict[str, float]], name: str, key: str) -> float | 
     return found
 
 
-async def _all_series(session: AsyncSession, scope: Scope) -> dict[str, dict[str, float]]:
-    async with service.materialized(session, scope) as handoffs:
-        served = await service.series(session, scope, handoffs)
+async def _all_series(
+    session: AsyncSession, scope: Scope, handoffs: FromClause
+) -> dict[str, dict[str, float]]:
     return {
-        **served,
+        **await service.series(session, scope, handoffs),
         **await appointments.series(session, scope),
         **await reminders.series(session, scope),
     }
