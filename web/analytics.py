@@ -58,17 +58,18 @@ def _scope(request: web.Request, dialect: str) -> analytics.Scope:
 async def _figures(request: web.Request, kind: str) -> Any:
     db = request.app[CTX].db
     scope = _scope(request, db.engine.dialect.name)
-    async with request.app[REPORTS], db.session() as session:
-        if kind == "console":
-            return await analytics.console(session, scope)
-        if kind == "report":
-            return await analytics.report(session, scope)
-        if kind == "series":
-            return await analytics.series(session, scope)
-        figure = request.query.get("figure", "")
-        if figure not in drill.FIGURES:
-            raise BadRequest("error.invalid_figure")
-        return await drill.listing(session, scope, figure, request.query.get("value"))
+    figure = request.query.get("figure", "")
+    if kind == "drill" and figure not in drill.FIGURES:
+        raise BadRequest("error.invalid_figure")
+    async with request.app[REPORTS]:
+        if kind == "console":  # its own transactions, side by side
+            return await analytics.console(db, scope)
+        async with db.session() as session:
+            if kind == "report":
+                return await analytics.report(session, scope)
+            if kind == "series":
+                return await analytics.series(session, scope)
+            return await drill.listing(session, scope, figure, request.query.get("value"))
 
 
 async def console(request: web.Request) -> web.Response:
