@@ -4,6 +4,7 @@ answer). Managers and admins only (core.access)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -21,6 +22,10 @@ from models import utcnow
 from web.keys import CTX, current_user, id_from
 
 CHANNEL = re.compile(r"[a-z][a-z0-9_]{0,23}")
+# Reports computed at once by this process: one, so a manager's year never makes the staff's
+# live traffic wait behind several (the others queue here, not in the database).
+CONCURRENT_REPORTS = 1
+REPORTS = web.AppKey("analytics_reports", asyncio.Semaphore)
 # A spreadsheet runs a cell starting with these as a formula: such text is exported quoted.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -57,15 +62,22 @@ def _scope(request: web.Request, dialect: str) -> analytics.Scope:
 async def _figures(request: web.Request, kind: str) -> Any:
     db = request.app[CTX].db
     scope = _scope(request, db.engine.dialect.name)
-    async with db.session() as session:
-        if kind == "report":
-            return await analytics.report(session, scope)
-        if kind == "series":
-            return await analytics.series(session, scope)
-        figure = request.query.get("figure", "")
-        if figure not in drill.FIGURES:
-            raise BadRequest("error.invalid_figure")
-        return await drill.listing(session, scope, figure, request.query.get("value"))
+    figure = request.query.get("figure", "")
+    if kind == "drill" and figure not in drill.FIGURES:
+        raise BadRequest("error.invalid_figure")
+    async with request.app[REPORTS]:
+        if kind == "console":  # its own transactions, side by side
+            return await analytics.console(db, scope)
+        async with db.session() as session:
+            if kind == "report":
+                return await analytics.report(session, scope)
+            if kind == "series":
+                return await analytics.series(session, scope)
+            return await drill.listing(session, scope, figure, request.query.get("value"))
+
+
+async def console(request: web.Request) -> web.Response:
+    return web.json_response(await _figures(request, "console"))
 
 
 async def report(request: web.Request) -> web.Response:
@@ -232,7 +244,9 @@ TABLES = {
 
 
 def setup(app: web.Application) -> None:
+    app[REPORTS] = asyncio.Semaphore(CONCURRENT_REPORTS)
     app.router.add_get("/api/analytics", report)
+    app.router.add_get("/api/analytics/console", console)
     app.router.add_get("/api/analytics/series", series)
     app.router.add_get("/api/analytics/drill", drill_down)
     app.router.add_get("/api/analytics/export/{table}", export)

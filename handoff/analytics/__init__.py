@@ -5,8 +5,10 @@ looped in Python, whatever the period."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from sqlalchemy import FromClause
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.analytics import appointments, live, reminders, service
@@ -16,8 +18,9 @@ from handoff.analytics.scope import (
     Filters,
     Period,
     Scope,
-    without_jit,
+    tuned,
 )
+from models.db import Database
 
 __all__ = [
     "DEFAULT_SLA_MINUTES",
@@ -25,42 +28,115 @@ __all__ = [
     "Filters",
     "Period",
     "Scope",
+    "console",
     "report",
     "series",
 ]
 
 
+Values = dict[str, dict[str, float]]
+
+
+async def console(db: Database, scope: Scope) -> dict[str, Any]:
+    """What the console shows on loading: every figure and every series of the period and the
+    previous one. The conversations' side (from one materialization of the period's handoffs)
+    and the appointments' side are independent: each runs in its own transaction on its own
+    connection, at the same time."""
+    previous = scope.of(scope.period.previous())
+
+    async def conversations() -> tuple[dict[str, Any], Values, Values]:
+        async with db.session() as session:
+            await tuned(session, scope)
+            async with service.materialized(session, scope) as handoffs:
+                figures = await _service_figures(session, scope, handoffs)
+                current = await service.series(session, scope, handoffs)
+            return figures, current, await _service_series(session, previous)
+
+    async def bookings() -> tuple[dict[str, Any], Values, Values]:
+        async with db.session() as session:
+            await tuned(session, scope)
+            figures = await _booking_figures(session, scope)
+            current = await _booking_series(session, scope)
+            return figures, current, await _booking_series(session, previous)
+
+    async with asyncio.TaskGroup() as group:
+        served = group.create_task(conversations())
+        booked = group.create_task(bookings())
+    (service_figures, service_now, service_before) = served.result()
+    (booking_figures, booking_now, booking_before) = booked.result()
+    return {
+        "report": _report(scope, service_figures, booking_figures),
+        "series": _series(
+            scope, {**service_now, **booking_now}, {**service_before, **booking_before}
+        ),
+    }
+
+
 async def report(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     """Every figure of the period (the previous period's come with the series)."""
-    await without_jit(session, scope)
+    await tuned(session, scope)
     async with service.materialized(session, scope) as handoffs:
-        figures = {
-            "service": await service.summary(session, scope, handoffs),
-            "attendants": await service.per_attendant(session, handoffs),
-            "channels": await service.per_channel(session, scope, handoffs),
-        }
+        served = await _service_figures(session, scope, handoffs)
+    return _report(scope, served, await _booking_figures(session, scope))
+
+
+async def series(session: AsyncSession, scope: Scope) -> dict[str, Any]:
+    """Each series per bucket for the period and for the previous one, aligned by position
+    (the first day against the first day)."""
+    await tuned(session, scope)
+    values = [
+        {**await _service_series(session, s), **await _booking_series(session, s)}
+        for s in (scope, scope.of(scope.period.previous()))
+    ]
+    return _series(scope, *values)
+
+
+async def _service_figures(
+    session: AsyncSession, scope: Scope, handoffs: FromClause
+) -> dict[str, Any]:
     return {
-        "period": scope.period.describe(),
-        "filters": scope.filters.describe(),
-        **figures,
+        "service": await service.summary(session, scope, handoffs),
+        "attendants": await service.per_attendant(session, handoffs),
+        "channels": await service.per_channel(session, scope, handoffs),
+    }
+
+
+async def _booking_figures(session: AsyncSession, scope: Scope) -> dict[str, Any]:
+    return {
         "appointments": await appointments.summary(session, scope),
         "reminders": await reminders.summary(session, scope),
         "live": await live.now_figures(session, scope.now),
     }
 
 
-async def series(session: AsyncSession, scope: Scope) -> dict[str, Any]:
-    """Each series per bucket for the period and for the previous one, aligned by position
-    (the first day against the first day)."""
-    await without_jit(session, scope)
-    previous = scope.of(scope.period.previous())
-    current_values = await _all_series(session, scope)
-    previous_values = await _all_series(session, previous)
-    buckets, earlier = scope.period.buckets(), previous.period.buckets()
+async def _service_series(session: AsyncSession, scope: Scope) -> Values:
+    # Each series is one aggregate over the handoffs: read in place, not materialized.
+    return await service.series(session, scope, service.handoffs(scope).subquery("h"))
+
+
+async def _booking_series(session: AsyncSession, scope: Scope) -> Values:
+    return {
+        **await appointments.series(session, scope),
+        **await reminders.series(session, scope),
+    }
+
+
+def _report(scope: Scope, served: dict[str, Any], booked: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "period": scope.period.describe(),
+        "filters": scope.filters.describe(),
+        **served,
+        **booked,
+    }
+
+
+def _series(scope: Scope, current_values: Values, previous_values: Values) -> dict[str, Any]:
+    previous = scope.period.previous()
+    buckets, earlier = scope.period.buckets(), previous.buckets()
     names = sorted(set(current_values) | set(previous_values) | set(SERIES_ZERO))
     return {
         "period": scope.period.describe(),
-        "previous_period": previous.period.describe(),
+        "previous_period": previous.describe(),
         "granularity": "hour" if scope.period.hourly else "day",
         "buckets": buckets,
         "previous_buckets": earlier,
@@ -96,13 +172,3 @@ def _point(values: dict[str, dict[str, float]], name: str, key: str) -> float | 
     if found is None and name in SERIES_ZERO:
         return 0
     return found
-
-
-async def _all_series(session: AsyncSession, scope: Scope) -> dict[str, dict[str, float]]:
-    async with service.materialized(session, scope) as handoffs:
-        served = await service.series(session, scope, handoffs)
-    return {
-        **served,
-        **await appointments.series(session, scope),
-        **await reminders.series(session, scope),
-    }

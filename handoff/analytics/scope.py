@@ -39,6 +39,11 @@ LATEST_DAY = date(2100, 1, 1)
 # otherwise for the report.
 DEFAULT_SLA_MINUTES = 15
 MAX_SLA_MINUTES = 24 * 60
+# Per sort or hash of a report's statements (PostgreSQL's default is 4 MB).
+REPORT_WORK_MEM = "16MB"
+# A report that takes longer than this is cut off (the page says something went wrong)
+# rather than holding a database connection and a core.
+REPORT_TIMEOUT = "30s"
 
 
 @dataclass(frozen=True)
@@ -206,11 +211,19 @@ def distribution(dialect: str, values: Subquery) -> Select[Any]:
     ).group_by(ranked.c.grp)
 
 
-async def without_jit(session: AsyncSession, scope: Scope) -> None:
-    """PostgreSQL's JIT spends longer compiling a report's aggregates than running them (about
-    a third of a second on a year of a busy clinic): off for this transaction."""
+async def tuned(session: AsyncSession, scope: Scope) -> None:
+    """PostgreSQL settings for this transaction's report: no JIT (it spends longer compiling
+    a report's aggregates than running them, about a third of a second on a year of a busy
+    clinic), memory enough to sort a year's durations for their percentiles without spilling
+    to disk, and a time limit."""
     if scope.dialect == "postgresql":
-        await session.execute(text("SET LOCAL jit = off"))
+        await session.execute(
+            text(
+                "SELECT set_config('jit', 'off', true), set_config('work_mem', :memory, true),"
+                " set_config('statement_timeout', :timeout, true)"
+            ),
+            {"memory": REPORT_WORK_MEM, "timeout": REPORT_TIMEOUT},
+        )
 
 
 def durations(row: Any | None) -> dict[str, Any]:

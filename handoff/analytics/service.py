@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Float,
+    FromClause,
     Integer,
     MetaData,
     Select,
@@ -200,7 +201,7 @@ async def materialized(session: AsyncSession, scope: Scope) -> AsyncIterator[Tab
         await connection.run_sync(table.drop)
 
 
-async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, Any]:
+async def summary(session: AsyncSession, scope: Scope, h: FromClause) -> dict[str, Any]:
     opened_rows = opened(scope)
     conversations, contained = (
         await session.execute(
@@ -260,7 +261,7 @@ async def summary(session: AsyncSession, scope: Scope, h: Table) -> dict[str, An
 
 
 async def _distributions(
-    session: AsyncSession, scope: Scope, h: Table
+    session: AsyncSession, scope: Scope, h: FromClause
 ) -> dict[str, dict[str, Any]]:
     values = union_all(
         *(
@@ -272,7 +273,7 @@ async def _distributions(
     return {name: durations(rows.get(name)) for name in ("frt", "wait", "handling")}
 
 
-async def per_channel(session: AsyncSession, scope: Scope, h: Table) -> list[dict[str, Any]]:
+async def per_channel(session: AsyncSession, scope: Scope, h: FromClause) -> list[dict[str, Any]]:
     opened_rows = opened(scope)
     volume: dict[str, int] = dict(
         (
@@ -302,7 +303,7 @@ async def per_channel(session: AsyncSession, scope: Scope, h: Table) -> list[dic
     ]
 
 
-async def per_attendant(session: AsyncSession, h: Table) -> list[dict[str, Any]]:
+async def per_attendant(session: AsyncSession, h: FromClause) -> list[dict[str, Any]]:
     """Handled: conversations given to them; first response by who sent the first reply;
     resolutions and CSAT by who held the conversation when it was resolved."""
     held = (
@@ -359,7 +360,7 @@ async def per_attendant(session: AsyncSession, h: Table) -> list[dict[str, Any]]
     return sorted(rows, key=lambda row: (row["name"] or "", row["attendant_id"]))
 
 
-def _resolved_by(h: Table) -> Select[Any]:
+def _resolved_by(h: FromClause) -> Select[Any]:
     return (
         select(
             h.c.resolver_id.label("grp"),
@@ -373,7 +374,7 @@ def _resolved_by(h: Table) -> Select[Any]:
     )
 
 
-def _grouped(h: Table, key: Any) -> Select[Any]:
+def _grouped(h: FromClause, key: Any) -> Select[Any]:
     return select(
         key.label("grp"),
         func.count().label("handoffs"),
@@ -416,7 +417,7 @@ async def _names(session: AsyncSession, ids: set[int]) -> dict[int, str | None]:
     return {row.id: row.name for row in await session.execute(query)}
 
 
-async def series(session: AsyncSession, scope: Scope, h: Table) -> dict[str, dict[str, float]]:
+async def series(session: AsyncSession, scope: Scope, h: FromClause) -> dict[str, dict[str, float]]:
     """Per bucket: conversations, contained, handoffs, mean first response, SLA breaches,
     resolved, reopened and mean CSAT."""
     opened_rows = opened(scope)

@@ -144,6 +144,7 @@ STAFF_READS = {
     "/api/labels": None,  # the clinic's labels: no patient in them
     "/api/analytics": None,  # counts and durations, no patient named
     "/api/analytics/series": None,
+    "/api/analytics/console": None,  # the two above in one answer
     "/api/analytics/drill": None,  # conversation ids, channels and times: no patient data
     "/api/analytics/export/{table}": None,
     "/api/openapi.json": None,  # the API's contract, public

@@ -58,7 +58,12 @@ async def _get(http: aiohttp.ClientSession, path: str) -> tuple[int, object]:
 
 async def test_only_managers_see_the_console(clients):
     attendant, manager = clients
-    for path in ("/api/analytics", "/api/analytics/series", "/api/analytics/export/motivos"):
+    for path in (
+        "/api/analytics",
+        "/api/analytics/series",
+        "/api/analytics/console",
+        "/api/analytics/export/motivos",
+    ):
         assert (await _get(attendant, path))[0] == 403
     async with attendant.get("/staff/metrics", allow_redirects=False) as response:
         assert (response.status, response.headers["Location"]) == (302, "/staff")
@@ -89,6 +94,21 @@ async def test_series_compare_with_the_previous_period(clients):
     assert status == 200
     assert found["previous_period"]["from"] == "2026-10-26"
     assert found["series"]["handoffs"]["current"] == [2, 1, 1, 0, 0, 0, 0]
+
+
+async def test_the_page_gets_figures_and_series_in_one_request(clients):
+    _, manager = clients
+    query = f"{WEEK}&channel=whatsapp&sla_minutes=30"
+    status, both = await _get(manager, f"/api/analytics/console?{query}")
+    assert status == 200
+    report = (await _get(manager, f"/api/analytics?{query}"))[1]
+    series = (await _get(manager, f"/api/analytics/series?{query}"))[1]
+    # The reception now is read at each request: its longest wait grows between them.
+    assert both["report"]["live"]["queue_size"] == report["live"]["queue_size"]
+    assert {**both["report"], "live": None} == {**report, "live": None}
+    assert both["series"] == series
+    assert both["report"]["service"]["handoffs"] == 2
+    assert (await _get(manager, "/api/analytics/console?channel=Whats App"))[0] == 400
 
 
 async def test_every_table_exports_as_csv(clients):

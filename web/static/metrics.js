@@ -259,13 +259,13 @@
       link.href = "/api/analytics/export/" + link.getAttribute("data-csv") + "?" + q;
     });
     $("series-csv").href = "/api/analytics/export/series?" + q;
-    Promise.all([getJson("/api/analytics?" + q), getJson("/api/analytics/series?" + q)]).then(function (both) {
+    getJson("/api/analytics/console?" + q).then(function (both) {
       $("error").textContent = "";
-      $("from").value = both[0].period.from;
-      $("to").value = both[0].period.to;
-      renderCards(both[0], both[1]);
-      renderTables(both[0]);
-      renderCharts(both[1]);
+      $("from").value = both.report.period.from;
+      $("to").value = both.report.period.to;
+      renderCards(both.report, both.series);
+      renderTables(both.report);
+      renderCharts(both.series);
       document.body.setAttribute("data-loaded", q);
     }).catch(showError);
   }
