@@ -2,7 +2,7 @@
 messages whose attachments are still to fetch from the provider
 
 Revision ID: 0021
-Revises: 0020
+Revises: 0026
 Create Date: 2026-12-06 00:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision = "0021"
-down_revision = "0027"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 

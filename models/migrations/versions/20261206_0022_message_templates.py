@@ -2,7 +2,7 @@
 staff and reminders send when a channel's messaging window is closed
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0024
 Create Date: 2026-12-06 00:00:00
 """
 

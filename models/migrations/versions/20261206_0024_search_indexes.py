@@ -3,7 +3,7 @@
 and the assignments by attendant and patient, for "the patients an attendant has served"
 
 Revision ID: 0024
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-06 00:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from models import search
 
 revision = "0024"
-down_revision = "0026"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 merge of two patients a manager made
 
 Revision ID: 0025
-Revises: 0020
+Revises: 0022
 Create Date: 2026-12-06 00:00:00
 """
 

@@ -2,7 +2,7 @@
 sweep (open bot conversations quiet for a while)
 
 Revision ID: 0026
-Revises: 0020
+Revises: 0023
 Create Date: 2026-12-06 00:00:00
 """
 

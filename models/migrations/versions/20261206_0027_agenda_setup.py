@@ -3,7 +3,7 @@ doctors.specialty_id), accept listed convênios and are bookable between optiona
 (a deactivated doctor ends yesterday)
 
 Revision ID: 0027
-Revises: 0020
+Revises: 0025
 Create Date: 2026-12-06 00:00:00
 """
 
