@@ -22,6 +22,15 @@ conversation. Every bad frame (binary, not a JSON object, unreadable text, too l
 visitor's rate) is answered with an error frame and the socket stays open: the widget shows
 the error and drops the message instead of resending it after a reconnect.
 
+Files (a photo, a PDF) go over HTTP, not the socket: `POST /webhooks/webchat/files`
+(`UPLOAD_PATH`), multipart with `token` (the visitor token; a logged-in portal patient's
+session stands for it), `id` (the client id, as for a message) and then `file`. Answered
+`201 {"id", "message_id", "attachment"}` (`message_id` null for a resend of a message
+recorded before), or the platform's error JSON `{"error": "<pt-BR>", "code"}`: 401 without
+a token, 403 with a bad or expired one or from a page of another site, 413 too large, 400 a
+type the clinic does not accept (by content, whatever the name), 429 over the visitor's rate.
+The message is recorded like a typed one (once per client id) and its file stored with it.
+
 The widget is open to anyone, so it is flood-limited (`WidgetLimits`, on the clinic's shared
 rate limiter): socket openings and new conversations per client network, messages per
 visitor and per network. A hello refused for starting too many conversations gets the
@@ -45,7 +54,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -82,6 +91,8 @@ TOKEN_REFRESH_SECONDS = 3600
 TOO_MANY = 4029
 # Where other processes (the worker) hand the web process a message to push to a widget.
 DELIVER_PATH = "/internal/webchat/deliver"
+# Where the widget sends a file.
+UPLOAD_PATH = "/webhooks/webchat/files"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # The widget writes the id right after the type, so it is found without parsing a huge frame.
 _CLIENT_ID_NEAR_START = re.compile(r'"id"\s*:\s*"([A-Za-z0-9_-]{8,64})"')
@@ -149,12 +160,22 @@ def _visitor_channel(visitor_id: str) -> str:
 
 
 def patient_view(message: Message) -> dict[str, Any]:
-    """What the widget may show: never internal notes, never staff ids."""
+    """What the widget may show: never internal notes, never staff ids, of a file only what
+    it is (never its key: the widget cannot open stored files)."""
     view = message_view(message)
-    return {
+    shown = {
         key: view[key]
         for key in ("id", "direction", "author_kind", "text", "buttons", "created_at")
     }
+    shown["attachments"] = [
+        {key: a[key] for key in _FILE_FACTS if key in a}
+        for a in view["attachments"]
+        if isinstance(a, dict)
+    ]
+    return shown
+
+
+_FILE_FACTS = ("type", "kind", "filename", "mime_type", "size", "error")
 
 
 class VisitorTokens:
@@ -188,6 +209,16 @@ class VisitorTokens:
         if not hmac.compare_digest(signature, self._sign(f"{visitor_id}.{expires}")):
             return None
         return visitor_id if expires.isdigit() and int(expires) > self.clock() else None
+
+    def visitor(self, token: object, signed_in: str | None) -> str | None:
+        """Whose conversation a widget chats in: the logged-in portal patient's whatever
+        token it brings, else the genuine token's visitor. A logged-in patient's token left
+        in a shared browser opens nothing once they logged out: their conversation takes
+        their session."""
+        if signed_in is not None:
+            return signed_in
+        visitor_id = self.verify(token)
+        return None if visitor_id is None or visitor_id.startswith(_PATIENT_VISITOR) else visitor_id
 
 
 @dataclass(frozen=True)
@@ -243,6 +274,32 @@ class WidgetLimits:
             await self._wait("messages", visitor_id, MESSAGES_PER_VISITOR) > 0
             or await self._wait("messages", self._network, MESSAGES_PER_NETWORK) > 0
         )
+
+
+def valid_client_id(client_id: object) -> TypeGuard[str]:
+    """Whether the widget's id of a message is one (its idempotency key)."""
+    return isinstance(client_id, str) and _CLIENT_ID.match(client_id) is not None
+
+
+def visitor_inbound(
+    visitor_id: str,
+    client_id: str,
+    limits: WidgetLimits,
+    *,
+    text: str,
+    payload: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+) -> Inbound:
+    """A widget message as the inbox records it: once per visitor and client id."""
+    return Inbound(
+        channel=CHANNEL,
+        external_user_id=visitor_id,
+        provider_message_id=f"{visitor_id}:{client_id}",
+        text=text,
+        payload=payload,
+        attachments=attachments or [],
+        identity_details={SOURCE: limits.source},
+    )
 
 
 class WebchatSender:
@@ -365,11 +422,7 @@ class WidgetSocket:
     async def _welcome(self, token: str | None) -> None:
         if self.visitor_id is not None:
             await self.sockets.discard(self.visitor_id, self.ws)
-        visitor_id = self.signed_in or self.tokens.verify(token)
-        if visitor_id is not None and visitor_id != self.signed_in:
-            # A logged-in patient's token left in a shared browser opens nothing once they
-            # logged out: their conversation takes their session.
-            visitor_id = None if visitor_id.startswith(_PATIENT_VISITOR) else visitor_id
+        visitor_id = self.tokens.visitor(token, self.signed_in)
         if visitor_id is None:
             if await self.limits.new_visitor_refused():
                 await self._send_error(None, "rate_limited")
@@ -403,7 +456,7 @@ class WidgetSocket:
 
     async def _receive(self, visitor_id: str, frame: dict[str, Any]) -> None:
         client_id, text, payload = frame.get("id"), frame.get("text"), frame.get("payload")
-        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        if not valid_client_id(client_id):
             raise BadFrame("malformed")
         if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
             raise BadFrame("malformed", client_id)
@@ -417,14 +470,7 @@ class WidgetSocket:
         if await self.limits.message_refused(visitor_id):
             raise BadFrame("rate_limited", client_id)
         message_id = await self.accept(
-            Inbound(
-                channel=CHANNEL,
-                external_user_id=visitor_id,
-                provider_message_id=f"{visitor_id}:{client_id}",
-                text=text,
-                payload=payload,
-                identity_details={SOURCE: self.limits.source},
-            )
+            visitor_inbound(visitor_id, client_id, self.limits, text=text, payload=payload)
         )
         await self.ws.send_str(
             json.dumps({"type": "ack", "id": client_id, "message_id": message_id})

@@ -45,6 +45,11 @@ class NotFound(ClinicError):
     status = 404
 
 
+class PayloadTooLarge(ClinicError):
+    code = "files.error.too_large"
+    status = 413
+
+
 class Conflict(ClinicError):
     code = "error.conflict"
     status = 409

@@ -47,7 +47,7 @@ from core import access, audit
 from core.audit import AuditAction
 from core.catalog import t
 from core.context import Context
-from core.errors import BadRequest, Forbidden, NotFound
+from core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from core.events import message_event
 from core.settings import Settings
 from models import Conversation, Message, Role, StoredFile, User, utcnow
@@ -241,6 +241,17 @@ def check(content: bytes, settings: Settings) -> FileType:
     return found
 
 
+def accepted(content: bytes, settings: Settings) -> FileType:
+    """`check` of a file a person hands over themselves, refused with the clear 4xx they
+    read (413 when too large)."""
+    try:
+        return check(content, settings)
+    except Rejected as refused:
+        if refused.code == "too_large":
+            raise PayloadTooLarge() from refused
+        raise BadRequest("files.error.type" if content else "files.error.missing") from refused
+
+
 async def _keep(
     session: AsyncSession,
     store: FileStore,
@@ -314,7 +325,6 @@ async def _fetch_files(
         channel_name, patient_id = message.channel, message.patient_id
         attachments = [dict(a) for a in message.attachments or []]
     channel = channels.get(channel_name)
-    store = store_for(ctx.settings)
     fetched: list[tuple[int, Media | str]] = []
     again = False
     for index, attachment in enumerate(attachments):
@@ -333,6 +343,21 @@ async def _fetch_files(
             continue
         if media is not None:
             fetched.append((index, media))
+    await _settle(ctx, message_id, patient_id, attachments, fetched, again=again)
+
+
+async def _settle(
+    ctx: Context,
+    message_id: int,
+    patient_id: int,
+    attachments: list[dict[str, Any]],
+    fetched: Sequence[tuple[int, Media | str]],
+    *,
+    again: bool,
+) -> None:
+    """Store (or refuse) the files had for a message's attachments, rewrite them, and tell
+    staff screens."""
+    store = store_for(ctx.settings)
     async with ctx.db.session() as session:
         for index, got in fetched:
             attachments[index] = await _stored_or_refused(
@@ -347,6 +372,34 @@ async def _fetch_files(
         conversation = await session.get_one(Conversation, message.conversation_id)
     if fetched:
         await ctx.bus.publish(message_event(message, conversation))
+
+
+def sent_attachment(found: FileType, filename: str | None) -> dict[str, Any]:
+    """The attachment a message a patient sent with a file already in hand (the site
+    widget's upload) is recorded with, until `keep_sent` stores the file."""
+    return {"type": found.kind, "filename": _clean_name(filename)}
+
+
+async def keep_sent(
+    ctx: Context, channel: str, provider_message_id: str, media: Media
+) -> int | None:
+    """The file a patient sent with a message, checked before it was recorded with
+    `sent_attachment`: stored as the message's own, its attachment rewritten, staff screens
+    told. Once: for a message whose file is stored (a resend), nothing more. The message's
+    id (None: no such message)."""
+    query = select(Message).where(
+        Message.channel == channel, Message.provider_message_id == provider_message_id
+    )
+    async with ctx.db.session() as session:
+        message = await session.scalar(query)
+        if message is None:
+            return None
+        message_id, patient_id = message.id, message.patient_id
+        attachments = [dict(a) for a in message.attachments or []]
+    async with ctx.db.locks.try_hold(FETCH_LOCK, message_id) as mine:
+        if mine and attachments and not {"file", "error"} & attachments[0].keys():
+            await _settle(ctx, message_id, patient_id, attachments, [(0, media)], again=False)
+    return message_id
 
 
 async def _stored_or_refused(
@@ -402,10 +455,7 @@ async def keep_upload(
             raise NotFound()
         if not access.may_act_in_conversation(actor, conversation):
             raise Forbidden("error.not_owner")
-        try:
-            found = check(content, ctx.settings)
-        except Rejected as refused:
-            raise BadRequest(f"files.error.{refused.code}") from refused
+        found = accepted(content, ctx.settings)
         return await _keep(
             session,
             store_for(ctx.settings),

@@ -26,12 +26,15 @@ import logging
 
 from aiohttp import web
 
+from channels.webchat import UPLOAD_PATH
 from core.settings import Settings, origin_of
 from web.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
 WIDGET_FILES = frozenset({"/webhooks/webchat/widget.js", "/webhooks/webchat/widget.css"})
+# What the widget's script on a clinic site may read the answers of (CORS), besides its files.
+WIDGET_CORS = WIDGET_FILES | {UPLOAD_PATH}
 HSTS_SECONDS = 2 * 365 * 24 * 3600
 
 
@@ -44,7 +47,8 @@ def content_security_policy(settings: Settings) -> str:
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self'",
+            # blob: the widget's thumbnail of a photo the visitor is sending, from their disk.
+            "img-src 'self' blob:",
             "font-src 'self'",
             f"connect-src 'self' {' '.join(sockets)}",
             "object-src 'none'",
@@ -67,12 +71,13 @@ async def set_security_headers(request: web.Request, response: web.StreamRespons
         headers["Strict-Transport-Security"] = f"max-age={HSTS_SECONDS}"
     if request.path in WIDGET_FILES:
         headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    else:
+        headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    if request.path in WIDGET_CORS:
         headers["Vary"] = "Origin"
         origin = request.headers.get("Origin")
         if origin is not None and _origin(origin) in settings.embedding_origins:
             headers["Access-Control-Allow-Origin"] = origin
-    else:
-        headers["Cross-Origin-Resource-Policy"] = "same-origin"
 
 
 def _origin(header: str) -> str | None:

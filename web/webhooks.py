@@ -16,9 +16,9 @@ import logging
 import math
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from channels.base import BadPayload, Inbound, ProviderChannel, WebhookRequest
+from channels.base import BadPayload, Inbound, Media, ProviderChannel, WebhookRequest
 from channels.registry import PROVIDERS
 from channels.webchat import (
     CHANNEL as WEBCHAT,
@@ -26,6 +26,7 @@ from channels.webchat import (
 from channels.webchat import (
     DELIVER_PATH,
     SOCKET_MAX_BYTES,
+    UPLOAD_PATH,
     WIDGET_CSS,
     WIDGET_JS,
     VisitorTokens,
@@ -33,8 +34,12 @@ from channels.webchat import (
     WidgetSocket,
     patient_visitor_id,
     push_recorded,
+    valid_client_id,
+    visitor_inbound,
 )
+from core.errors import BadRequest, Forbidden, PayloadTooLarge, TooManyRequests, Unauthenticated
 from core.logs import log_failure
+from messaging import files
 from messaging.identities import identity_for
 from models import Role
 from web.keys import CTX, INBOX, SETTINGS, USER, WIDGET_SOCKETS, client_ip
@@ -45,6 +50,9 @@ log = logging.getLogger(__name__)
 PROVIDER_NAMES = frozenset(provider.name for provider in PROVIDERS)
 WIDGET_TOKENS = web.AppKey("widget_tokens", VisitorTokens)
 READ_CHUNK = 64 * 1024
+# The widget's own form fields (token, client id) and the multipart framing around a file.
+FIELD_LIMIT = 1024
+FORM_ROOM = 16 * 1024
 
 
 def _error(status: int, error: str) -> web.Response:
@@ -170,6 +178,80 @@ async def widget_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def _part(part: BodyPartReader, limit: int) -> bytes | None:
+    """A form part's bytes, or None when it is larger than `limit`."""
+    content = bytearray()
+    while chunk := await part.read_chunk(READ_CHUNK):
+        content += chunk
+        if len(content) > limit:
+            return None
+    return bytes(content)
+
+
+async def _file_part(request: web.Request) -> tuple[dict[str, str], BodyPartReader]:
+    """The widget's form fields (`token`, `id`), which come before its `file`, and the file
+    part, still unread."""
+    fields: dict[str, str] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            break
+        if part.name == "file":
+            return fields, part
+        value = await _part(part, FIELD_LIMIT)
+        if part.name not in ("token", "id") or part.name in fields or value is None:
+            break
+        fields[part.name] = value.decode()
+    raise BadRequest("files.error.missing")
+
+
+async def widget_file(request: web.Request) -> web.Response:
+    """A file the visitor attaches in the widget (protocol in channels/webchat.py): checked
+    by content, recorded as their message and stored with it."""
+    settings, ctx = request.app[SETTINGS], request.app[CTX]
+    require_origin(request, settings.embedding_origins)
+    limit = settings.max_file_bytes
+    if request.content_length is not None and request.content_length > limit + FORM_ROOM:
+        raise PayloadTooLarge()
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest("widget.error.malformed")
+    try:
+        fields, part = await _file_part(request)
+        signed_in = await _signed_in_visitor(request)
+        if fields.get("token") is None and signed_in is None:
+            raise Unauthenticated("widget.error.session")
+        visitor_id = request.app[WIDGET_TOKENS].visitor(fields.get("token"), signed_in)
+        if visitor_id is None:
+            raise Forbidden("widget.error.session")
+        client_id = fields.get("id")
+        if not valid_client_id(client_id):
+            raise BadRequest("widget.error.malformed")
+        limits = WidgetLimits(ctx.limits, client_ip(request), settings.session_secret)
+        if await limits.message_refused(visitor_id):
+            raise TooManyRequests(60, "widget.error.rate_limited")
+        content = await _part(part, limit)
+    except (ValueError, UnicodeDecodeError) as exc:  # not a well-formed multipart body
+        raise BadRequest("widget.error.malformed") from exc
+    if content is None:
+        raise PayloadTooLarge()
+    found = files.accepted(content, settings)
+    inbound = visitor_inbound(
+        visitor_id,
+        client_id,
+        limits,
+        text="",
+        attachments=[files.sent_attachment(found, part.filename)],
+    )
+    await request.app[INBOX].accept(inbound)
+    message_id = await files.keep_sent(
+        ctx, WEBCHAT, inbound.provider_message_id, Media(content, part.filename)
+    )
+    attachment = {**inbound.attachments[0], "kind": found.kind, "mime_type": found.mime_type}
+    return web.json_response(
+        {"id": client_id, "message_id": message_id, "attachment": attachment}, status=201
+    )
+
+
 async def deliver_to_widget(request: web.Request) -> web.Response:
     """Another process (the worker) asks this one to push a recorded message to a widget."""
     expected = f"Bearer {request.app[SETTINGS].internal_token}"
@@ -206,6 +288,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/webhooks/webchat/widget.js", widget_script)
     app.router.add_get("/webhooks/webchat/widget.css", widget_style)
     app.router.add_get("/webhooks/webchat/ws", widget_socket)
+    app.router.add_post(UPLOAD_PATH, widget_file)
     app.router.add_post(DELIVER_PATH, deliver_to_widget)
     app.router.add_get("/webhooks/{channel}/webhook", handshake)
     app.router.add_post("/webhooks/{channel}/webhook", receive)

@@ -15,11 +15,18 @@
     close: "Fechar conversa",
     offline: "Reconectando…",
     attendant: "Atendente",
-    you: "Você"
+    you: "Você",
+    attach: "Anexar arquivo",
+    file: "Arquivo",
+    image: "Imagem enviada: ",
+    uploadFailed: "Não foi possível enviar o arquivo. Verifique sua conexão e tente de novo."
   };
+  // What the clinic accepts (the platform checks each file's content, whatever this says).
+  var ACCEPT = "image/*,application/pdf,audio/*,video/*,.doc,.docx,.xls,.xlsx,.ppt,.pptx,.odt,.ods";
   var script = document.currentScript;
   var base = new URL(script.src);
   var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/webhooks/webchat/ws";
+  var uploadUrl = base.origin + "/webhooks/webchat/files";
   var storageKey = "omniclinica.webchat.token";
   var TOO_MANY = 4029;  // the server's close code: too many new conversations from here
   var title = script.getAttribute("data-title") || TEXT.title;
@@ -37,24 +44,31 @@
     return node;
   }
 
-  // A speech bubble drawn in SVG: an emoji depends on the visitor's fonts.
-  function bubbleIcon() {
+  // Icons drawn in SVG: an emoji depends on the visitor's fonts.
+  function icon(d, filled) {
     var ns = "http://www.w3.org/2000/svg";
     var svg = document.createElementNS(ns, "svg");
     var path = document.createElementNS(ns, "path");
     svg.setAttribute("viewBox", "0 0 24 24");
     svg.setAttribute("aria-hidden", "true");
     svg.setAttribute("focusable", "false");
-    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H10l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
-    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", d);
+    path.setAttribute("fill", filled ? "currentColor" : "none");
+    if (!filled) {
+      path.setAttribute("stroke", "currentColor");
+      path.setAttribute("stroke-width", "2");
+      path.setAttribute("stroke-linecap", "round");
+    }
     svg.appendChild(path);
     return svg;
   }
+  var BUBBLE = "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H10l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z";
+  var CLIP = "M21 11l-8.5 8.5a5 5 0 0 1-7-7L14 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 7";
 
   document.head.appendChild(stylesheet);
 
   var launcher = el("button", "ocw-launcher");
-  launcher.appendChild(bubbleIcon());
+  launcher.appendChild(icon(BUBBLE, true));
   launcher.setAttribute("aria-label", TEXT.open);
   var panel = el("div", "ocw-panel");
   panel.setAttribute("role", "dialog");
@@ -73,6 +87,20 @@
   input.maxLength = 4000;
   var sendButton = el("button", null, TEXT.send);
   sendButton.type = "submit";
+  // The file picker: a labelled button opens the (hidden) file input.
+  var fileInput = el("input", "ocw-file-input");
+  fileInput.type = "file";
+  fileInput.accept = ACCEPT;
+  fileInput.tabIndex = -1;
+  fileInput.setAttribute("aria-hidden", "true");
+  var attachButton = el("button", "ocw-attach");
+  attachButton.type = "button";
+  attachButton.setAttribute("aria-label", TEXT.attach);
+  attachButton.title = TEXT.attach;
+  attachButton.appendChild(icon(CLIP, false));
+  attachButton.addEventListener("click", function () { fileInput.click(); });
+  form.appendChild(fileInput);
+  form.appendChild(attachButton);
   form.appendChild(input);
   form.appendChild(sendButton);
   panel.appendChild(head);
@@ -110,14 +138,15 @@
     var kind = message.author_kind;
     var bubble;
     if (kind === "system") {
-      bubble = el("div", "ocw-msg ocw-system", message.text);
+      bubble = el("div", "ocw-msg ocw-system");
     } else if (message.direction === "in") {
-      bubble = el("div", "ocw-msg ocw-in", message.text);
+      bubble = el("div", "ocw-msg ocw-in");
     } else {
       bubble = el("div", "ocw-msg ocw-out");
       if (kind === "attendant") bubble.appendChild(el("span", "ocw-author", TEXT.attendant));
-      bubble.appendChild(document.createTextNode(message.text));
     }
+    if (message.text) bubble.appendChild(document.createTextNode(message.text));
+    (message.attachments || []).forEach(function (a) { bubble.appendChild(fileLine(a)); });
     bubble.setAttribute("data-author", kind);
     log.appendChild(bubble);
     var old = log.querySelectorAll(".ocw-buttons");
@@ -133,7 +162,56 @@
       log.appendChild(row);
     }
     log.scrollTop = log.scrollHeight;
+    return bubble;
   }
+
+  // A file in a message: its name, and the photo itself when the visitor is sending it from
+  // this browser (`blob`: their own file; nothing is fetched).
+  function fileLine(attachment) {
+    var name = attachment.filename || TEXT.file;
+    var line = el("span", "ocw-file");
+    if (attachment.blob) {
+      var img = el("img", "ocw-thumb");
+      img.src = URL.createObjectURL(attachment.blob);
+      img.alt = TEXT.image + name;
+      line.appendChild(img);
+    }
+    line.appendChild(icon(CLIP, false));
+    line.appendChild(el("span", "ocw-file-name", name));
+    return line;
+  }
+
+  function sendFile(file) {
+    errorLine.textContent = "";
+    var id = newId();
+    var shown = { filename: file.name };
+    if (/^image\//.test(file.type)) shown.blob = file;
+    var bubble = render({ direction: "in", author_kind: "patient", text: "", attachments: [shown] });
+    var body = new FormData();
+    var token = localStorage.getItem(storageKey);
+    if (token) body.append("token", token);
+    body.append("id", id);
+    body.append("file", file, file.name);
+    fetch(uploadUrl, { method: "POST", body: body }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        if (response.ok) {
+          if (answer.message_id) seen[answer.message_id] = true;
+          return;
+        }
+        bubble.remove();
+        errorLine.textContent = answer.error || TEXT.uploadFailed;
+      });
+    }, function () {
+      bubble.remove();
+      errorLine.textContent = TEXT.uploadFailed;
+    });
+  }
+
+  fileInput.addEventListener("change", function () {
+    if (fileInput.files.length) sendFile(fileInput.files[0]);
+    fileInput.value = "";
+    attachButton.focus();
+  });
 
   function transmit(frame) {
     if (ws && ready) ws.send(JSON.stringify(frame));
