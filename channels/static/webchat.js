@@ -99,7 +99,6 @@
   attachButton.title = TEXT.attach;
   attachButton.appendChild(icon(CLIP, false));
   attachButton.addEventListener("click", function () { fileInput.click(); });
-  form.appendChild(fileInput);
   form.appendChild(attachButton);
   form.appendChild(input);
   form.appendChild(sendButton);
@@ -107,6 +106,9 @@
   panel.appendChild(log);
   panel.appendChild(errorLine);
   panel.appendChild(form);
+  // Outside the form (its text box stays the form's one input); hidden by the style sheet, not
+  // display:none, which keeps some browsers from opening the file chooser.
+  panel.appendChild(fileInput);
   // Shown once styled, never as a flash of bare elements at the foot of the page.
   stylesheet.addEventListener("load", function () {
     document.body.appendChild(panel);
