@@ -25,8 +25,8 @@ the error and drops the message instead of resending it after a reconnect.
 Files (a photo, a PDF) go over HTTP, not the socket: `POST /webhooks/webchat/files`
 (`UPLOAD_PATH`), multipart with `token` (the visitor token; a logged-in portal patient's
 session stands for it), `id` (the client id, as for a message) and then `file`. Answered
-`201 {"id", "message_id", "attachment"}` (`message_id` null for a resend of a message
-recorded before), or the platform's error JSON `{"error": "<pt-BR>", "code"}`: 401 without
+`201 {"id", "message_id", "attachment"}` (a resend of the same client id: the same message,
+recorded and stored once), or the platform's error JSON `{"error": "<pt-BR>", "code"}`: 401 without
 a token, 403 with a bad or expired one or from a page of another site, 413 too large, 400 a
 type the clinic does not accept (by content, whatever the name), 429 over the visitor's rate.
 The message is recorded like a typed one (once per client id) and its file stored with it.

@@ -2,7 +2,8 @@
  * omniclinica chat widget. Embed with one tag:
  *   <script src="https://CLINIC_PLATFORM_HOST/webhooks/webchat/widget.js" async></script>
  * Optional attributes: data-title="Clínica X" data-open="true".
- * Speaks the JSON protocol documented in channels/webchat.py.
+ * Speaks the JSON protocol documented in channels/webchat.py; files go to its upload
+ * endpoint (POST /webhooks/webchat/files), documented there too.
  */
 (function () {
   "use strict";
