@@ -18,7 +18,7 @@ from core.catalog import t
 from core.settings import Settings
 from messaging.files import store_for
 from models import Direction, Message, StoredFile
-from tests.webapp import web_server
+from tests.webapp import patient_logged_in, web_server
 from web.keys import CTX
 from web.webhooks import WIDGET_TOKENS
 
@@ -156,3 +156,22 @@ async def test_a_file_over_the_clinics_limit_is_refused_as_too_large(server):
 
     assert (status, answer["error"]) == (413, t("files.error.too_large"))
     await _nothing_stored(server)
+
+
+async def test_a_patient_logged_into_the_portal_sends_a_file_as_themselves(server):
+    http = await patient_logged_in(server, "senha-segura")
+    try:
+        async with http.post(
+            UPLOAD, data=_form(PDF, "guia.pdf", token=None, client_id="portal-arquivo-1")
+        ) as response:
+            assert response.status == 201
+            message_id = (await response.json())["message_id"]
+        async with http.get("/api/portal/me") as me:
+            patient_id = (await me.json())["id"]
+    finally:
+        await http.close()
+    async with server.app[CTX].db.session() as session:
+        message = await session.get_one(Message, message_id)
+        stored = await session.scalar(select(StoredFile).where(StoredFile.message_id == message_id))
+    assert (message.patient_id, message.channel) == (patient_id, "webchat")
+    assert stored is not None and stored.filename == "guia.pdf"
