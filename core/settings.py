@@ -183,10 +183,22 @@ class Settings:
     # Messages per second each send lane may carry, across every process (messaging.outbound).
     send_rates: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SEND_RATES))
     # Where files patients and staff exchange are kept (`messaging.files`): "filesystem"
-    # under `files_dir`; and the largest file taken, in bytes.
+    # under `files_dir`, or "s3" in an S3-compatible bucket; and the largest file taken, in
+    # bytes.
     files_store: str = "filesystem"
     files_dir: str = str(VAR / "files")
     max_file_bytes: int = 16 * 1024 * 1024
+    # The S3 store: its bucket; the service's URL (empty: AWS itself); the region; the access
+    # key (empty: botocore's own chain, e.g. an instance role); a folder for the keys in a
+    # shared bucket; the encryption at rest asked of the service ("AES256", "aws:kms", or
+    # "none" where the service offers none).
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_prefix: str = ""
+    s3_server_side_encryption: str = "AES256"
     channel_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -247,6 +259,13 @@ class Settings:
             files_store=env.get("FILES_STORE", "filesystem").strip().lower(),
             files_dir=env.get("FILES_DIR") or str(VAR / "files"),
             max_file_bytes=int(env.get("MAX_FILE_BYTES", str(16 * 1024 * 1024))),
+            s3_bucket=env.get("S3_BUCKET", "").strip(),
+            s3_endpoint_url=env.get("S3_ENDPOINT_URL", "").strip().rstrip("/"),
+            s3_region=env.get("S3_REGION", "").strip() or "us-east-1",
+            s3_access_key_id=env.get("S3_ACCESS_KEY_ID", ""),
+            s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY", ""),
+            s3_prefix=env.get("S3_PREFIX", "").strip().strip("/"),
+            s3_server_side_encryption=env.get("S3_SERVER_SIDE_ENCRYPTION", "").strip() or "AES256",
             channel_env={k: v for k, v in env.items() if k.startswith(CHANNEL_ENV_PREFIXES)},
         )
 
@@ -311,6 +330,13 @@ class Settings:
             "FILES_STORE": self.files_store,
             "FILES_DIR": self.files_dir,
             "MAX_FILE_BYTES": str(self.max_file_bytes),
+            "S3_BUCKET": self.s3_bucket,
+            "S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "S3_REGION": self.s3_region,
+            "S3_ACCESS_KEY_ID": self.s3_access_key_id,
+            "S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
+            "S3_PREFIX": self.s3_prefix,
+            "S3_SERVER_SIDE_ENCRYPTION": self.s3_server_side_encryption,
             # The action server books for the bot under the same limits as the web.
             "MAX_ACTIVE_APPOINTMENTS_PER_SPECIALTY": str(
                 self.max_active_appointments_per_specialty

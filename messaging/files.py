@@ -18,13 +18,13 @@ Every read of a stored file — by staff, the patient or a provider's link — i
 (`open_file`, `open_signed`); who may read one is `core.access.may_read_file`'s to say.
 
 Storage: a `FileStore` (`store_for`): the filesystem under `FILES_DIR` (var/files by
-default). An S3-compatible bucket is a `FileStore` too, once an S3 client library is part of
-the platform's environment; until then `FILES_STORE=s3` refuses to start.
+default), or an S3-compatible bucket (`FILES_STORE=s3`, `S3Store`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -32,11 +32,12 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 from sqlalchemy import delete, select, update
@@ -51,6 +52,11 @@ from core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from core.events import message_event
 from core.settings import Settings
 from models import Conversation, Message, Role, StoredFile, User, utcnow
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import ServerSideEncryptionType
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +155,8 @@ def sniff(content: bytes) -> FileType | None:
 
 
 class FileStore(Protocol):
-    """Where the bytes of stored files live, by key."""
+    """Where the bytes of stored files live, by key. `get` of a key holding nothing raises
+    FileNotFoundError; `delete` of one is no error."""
 
     async def put(self, key: str, content: bytes) -> None: ...
 
@@ -188,6 +195,103 @@ class FilesystemStore:
         await asyncio.to_thread(self._path(key).unlink, True)
 
 
+# What S3_SERVER_SIDE_ENCRYPTION may ask of the service: SSE-S3, SSE-KMS, or nothing.
+SERVER_SIDE_ENCRYPTIONS: dict[str, ServerSideEncryptionType | None] = {
+    "AES256": "AES256",
+    "aws:kms": "aws:kms",
+    "none": None,
+}
+
+
+@functools.cache
+def _aws_session() -> AioSession:
+    """One botocore session per process: it reads S3's service model once. botocore is
+    imported only where the S3 store is used: it costs most of a second at start-up."""
+    from aiobotocore.session import get_session
+
+    return get_session()
+
+
+class S3Store:
+    """Objects in an S3-compatible bucket (AWS S3, MinIO, ...) named `<S3_PREFIX>/<key>`.
+    No ACL is ever sent, so objects stay as private as the bucket (private unless someone
+    opened it); each is encrypted at rest by the service as `S3_SERVER_SIDE_ENCRYPTION`
+    asks. A client per operation: the store is built per call, on whatever loop runs it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _name(self, key: str) -> str:
+        if not KEY.match(key):
+            raise ValueError("not a file key")
+        return f"{self.settings.s3_prefix}/{key}" if self.settings.s3_prefix else key
+
+    @asynccontextmanager
+    async def _client(self) -> AsyncIterator[S3Client]:
+        from aiobotocore.config import AioConfig
+
+        settings = self.settings
+        other_service = bool(settings.s3_endpoint_url)
+        options = AioConfig(
+            connect_timeout=10,
+            read_timeout=60,
+            retries={"mode": "standard", "max_attempts": 3},
+            # Services other than AWS serve buckets by path, and not all of them take the
+            # checksums botocore adds to every request by default.
+            s3={"addressing_style": "path" if other_service else "auto"},
+            request_checksum_calculation="when_required" if other_service else "when_supported",
+            response_checksum_validation="when_required" if other_service else "when_supported",
+        )
+        async with _aws_session().create_client(
+            "s3",
+            region_name=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url or None,
+            aws_access_key_id=settings.s3_access_key_id or None,
+            aws_secret_access_key=settings.s3_secret_access_key or None,
+            config=options,
+        ) as client:
+            yield client
+
+    async def put(self, key: str, content: bytes) -> None:
+        name, bucket = self._name(key), self.settings.s3_bucket
+        encryption = SERVER_SIDE_ENCRYPTIONS[self.settings.s3_server_side_encryption]
+        async with self._client() as s3:
+            if encryption is None:
+                await s3.put_object(Bucket=bucket, Key=name, Body=content)
+            else:
+                await s3.put_object(
+                    Bucket=bucket, Key=name, Body=content, ServerSideEncryption=encryption
+                )
+
+    async def get(self, key: str) -> bytes:
+        name = self._name(key)
+        async with self._client() as s3:
+            try:
+                found = await s3.get_object(Bucket=self.settings.s3_bucket, Key=name)
+            except s3.exceptions.NoSuchKey as exc:
+                raise FileNotFoundError(key) from exc
+            async with found["Body"] as body:
+                return await body.read()
+
+    async def delete(self, key: str) -> None:
+        """Gone for good: on a versioned bucket a delete only hides the object behind a
+        marker, so each version of it (and the marker) is deleted too."""
+        name = self._name(key)
+        bucket = self.settings.s3_bucket
+        async with self._client() as s3:
+            await s3.delete_object(Bucket=bucket, Key=name)
+            try:
+                listed = await s3.list_object_versions(Bucket=bucket, Prefix=name)
+            except s3.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "NotImplemented":
+                    return  # a service without versions kept none
+                raise
+            versions = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
+            for version in versions:
+                if version.get("Key") == name and "VersionId" in version:
+                    await s3.delete_object(Bucket=bucket, Key=name, VersionId=version["VersionId"])
+
+
 class StoreNotAvailable(RuntimeError):
     """FILES_STORE names a store this installation cannot use."""
 
@@ -197,10 +301,13 @@ def store_for(settings: Settings) -> FileStore:
     if settings.files_store == "filesystem":
         return FilesystemStore(Path(settings.files_dir))
     if settings.files_store == "s3":
-        raise StoreNotAvailable(
-            "FILES_STORE=s3 needs an S3 client library (aiobotocore) in the platform's "
-            "environment; use FILES_STORE=filesystem until it is installed"
-        )
+        if not settings.s3_bucket:
+            raise StoreNotAvailable("FILES_STORE=s3 needs S3_BUCKET")
+        if settings.s3_server_side_encryption not in SERVER_SIDE_ENCRYPTIONS:
+            raise StoreNotAvailable(
+                f"S3_SERVER_SIDE_ENCRYPTION must be one of {', '.join(SERVER_SIDE_ENCRYPTIONS)}"
+            )
+        return S3Store(settings)
     raise StoreNotAvailable(f"unknown FILES_STORE {settings.files_store!r}")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from tests.channels.webhooks import channel_env
 from tests.clinic import RunningClinic
 from tests.databases import PostgresDatabases, SqliteDatabases, postgres_available, require_postgres
 from tests.fakes import RecordingBot, RecordingBus, RecordingSender
+
+if TYPE_CHECKING:
+    from tests.s3 import S3Server
 
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
@@ -91,6 +95,18 @@ async def ctx(settings: Settings, db: Database) -> AsyncIterator[Context]:
 def provider() -> Iterator[FakeProvider]:
     """The fake provider API (Graph, Twilio, Telegram) every channel sends to in tests."""
     server = FakeProvider()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A local S3-compatible service (moto) for the S3 file store; moto is imported only by
+    the tests that use it."""
+    from tests.s3 import S3Server
+
+    server = S3Server()
     server.start()
     yield server
     server.stop()
