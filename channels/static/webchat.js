@@ -18,6 +18,7 @@
     attendant: "Atendente",
     you: "Você",
     attach: "Anexar arquivo",
+    messages: "Mensagens da conversa",
     file: "Arquivo",
     image: "Imagem enviada: ",
     uploadFailed: "Não foi possível enviar o arquivo. Verifique sua conexão e tente de novo."
@@ -80,6 +81,10 @@
   head.appendChild(status);
   var log = el("div", "ocw-log");
   log.setAttribute("aria-live", "polite");
+  // Focusable, so a keyboard scrolls back through a conversation longer than the panel.
+  log.setAttribute("role", "log");
+  log.setAttribute("aria-label", TEXT.messages);
+  log.tabIndex = 0;
   var errorLine = el("div", "ocw-error");
   var form = el("form", "ocw-form");
   var input = el("input");
