@@ -40,6 +40,10 @@ PUBLIC = {
     ("GET", "/webhooks/webchat/widget.js"),
     ("GET", "/webhooks/webchat/widget.css"),
     ("GET", "/webhooks/webchat/ws"),
+    # A file the widget attaches: the visitor's token (or the portal session) decides.
+    ("POST", "/webhooks/webchat/files"),
+    # A file a provider fetches to send it: the signed, expiring link decides.
+    ("GET", "/files/1"),
     ("GET", "/static/app.css"),
     ("GET", "/static/vendor/chart.umd.min.js"),  # Chart.js as npm installed it, like /static/
 }
