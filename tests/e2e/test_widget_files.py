@@ -25,11 +25,14 @@ def _file(name: str, mime_type: str, content: bytes) -> dict:
 
 
 async def _attach_from_the_keyboard(page: Page, file: dict) -> None:
-    """Tab to the widget's attach button, press Enter, pick the file."""
+    """Tab to the widget's attach button, press Enter, pick the file; returns once the
+    platform has kept it (the widget shows the file before its upload ends)."""
     await tab_to(page, ".ocw-attach")
     async with page.expect_file_chooser() as chooser:
         await page.keyboard.press("Enter")
-    await (await chooser.value).set_files(file)
+    async with page.expect_response(lambda r: r.url.endswith("/webhooks/webchat/files")) as up:
+        await (await chooser.value).set_files(file)
+    assert (await up.value).status == 201
 
 
 async def test_a_visitor_attaches_a_pdf_in_the_widget_and_the_attendant_opens_it(
@@ -53,7 +56,10 @@ async def test_a_visitor_attaches_a_pdf_in_the_widget_and_the_attendant_opens_it
     thumbnail = visitor.locator(".ocw-thumb").last
     await expect(thumbnail).to_have_attribute("alt", "Imagem enviada: carteirinha.png")
     await expect(thumbnail).to_be_visible()
-    assert await thumbnail.evaluate("img => img.complete && img.naturalWidth") == 1
+    # Drawn from the visitor's own file (a 1 px PNG) once the browser has decoded it.
+    await visitor.wait_for_function(
+        "() => [...document.querySelectorAll('.ocw-thumb')].pop().naturalWidth === 1"
+    )
     await visitor.set_input_files(
         ".ocw-file-input", files=[_file("foto.jpg", "image/jpeg", PROGRAM)]
     )
