@@ -39,36 +39,38 @@ Values = dict[str, dict[str, float]]
 
 async def console(db: Database, scope: Scope) -> dict[str, Any]:
     """What the console shows on loading: every figure and every series of the period and the
-    previous one. The conversations' side (from one materialization of the period's handoffs)
-    and the appointments' side are independent: each runs in its own transaction on its own
-    connection, at the same time."""
+    previous one, in two transactions on connections of their own, at the same time: the
+    period's handoffs (materialized once, then every service figure and series aggregates
+    them), and what is read in place (appointments, reminders, live figures and the previous
+    period's series) — about the same work each for a month."""
     previous = scope.of(scope.period.previous())
 
-    async def conversations() -> tuple[dict[str, Any], Values, Values]:
+    async def handed_off() -> tuple[dict[str, Any], Values]:
         async with db.session() as session:
             await tuned(session, scope)
             async with service.materialized(session, scope) as handoffs:
                 figures = await _service_figures(session, scope, handoffs)
-                current = await service.series(session, scope, handoffs)
-            return figures, current, await _service_series(session, previous)
+                return figures, await service.series(session, scope, handoffs)
 
-    async def bookings() -> tuple[dict[str, Any], Values, Values]:
+    async def in_place() -> tuple[dict[str, Any], Values, Values]:
         async with db.session() as session:
             await tuned(session, scope)
             figures = await _booking_figures(session, scope)
             current = await _booking_series(session, scope)
-            return figures, current, await _booking_series(session, previous)
+            before = {
+                **await _service_series(session, previous),
+                **await _booking_series(session, previous),
+            }
+            return figures, current, before
 
     async with asyncio.TaskGroup() as group:
-        served = group.create_task(conversations())
-        booked = group.create_task(bookings())
-    (service_figures, service_now, service_before) = served.result()
-    (booking_figures, booking_now, booking_before) = booked.result()
+        served = group.create_task(handed_off())
+        read = group.create_task(in_place())
+    service_figures, service_now = served.result()
+    booking_figures, booking_now, before = read.result()
     return {
         "report": _report(scope, service_figures, booking_figures),
-        "series": _series(
-            scope, {**service_now, **booking_now}, {**service_before, **booking_before}
-        ),
+        "series": _series(scope, {**service_now, **booking_now}, before),
     }
 
 
