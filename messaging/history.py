@@ -44,13 +44,22 @@ from models.db import upsert
 
 
 @dataclass(frozen=True)
+class Around:
+    """What recording read about the patient beyond the message's own thread, for routing;
+    None where it was not read."""
+
+    # With (or waiting for) a person on another conversation.
+    person_elsewhere: bool | None = None
+    # Patient messages recorded before this one and not routed yet (a turn failed or died).
+    unrouted_before: bool | None = None
+
+
+@dataclass(frozen=True)
 class Recorded:
     message: Message
     conversation: Conversation
     identity: ChannelIdentity
-    # Whether the patient is with (or waiting for) a person on another conversation, when
-    # recording read it; None when it was not read.
-    person_elsewhere: bool | None = None
+    around: Around = Around()
 
 
 async def open_conversation(session: AsyncSession, identity: ChannelIdentity) -> Conversation:
@@ -126,8 +135,8 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
     A known person's message — nearly every one — costs one read (`_known_thread`), the
     insert and two updates, written as statements (no unit of work to flush); a new person,
     a new alias or phone, or no open conversation goes through the full resolution first."""
-    identity, conversation, person_elsewhere = await _thread(session, inbound)
-    return await _insert_inbound(session, inbound, identity, conversation, person_elsewhere)
+    identity, conversation, around = await _thread(session, inbound)
+    return await _insert_inbound(session, inbound, identity, conversation, around)
 
 
 async def record_at_once(session: AsyncSession, inbound: Inbound) -> Recorded | None:
@@ -141,10 +150,10 @@ async def record_at_once(session: AsyncSession, inbound: Inbound) -> Recorded | 
     known = await _known_thread(session, inbound)
     if known is None:
         return None
-    identity, open_one, person_elsewhere = known
+    identity, open_one, around = known
     if open_one is None or _news(identity, inbound):
         return None
-    return await _insert_inbound(session, inbound, identity, open_one, person_elsewhere)
+    return await _insert_inbound(session, inbound, identity, open_one, around)
 
 
 async def _insert_inbound(
@@ -152,7 +161,7 @@ async def _insert_inbound(
     inbound: Inbound,
     identity: ChannelIdentity,
     conversation: Conversation,
-    person_elsewhere: bool | None,
+    around: Around,
 ) -> Recorded:
     now = utcnow()
     done = inbound.automatic or conversation.owner != Owner.BOT
@@ -185,7 +194,7 @@ async def _insert_inbound(
     # What the statements wrote, on the objects the caller gets (as if loaded so).
     set_committed_value(identity, "last_inbound_at", now)
     set_committed_value(conversation, "last_message_at", now)
-    return Recorded(_as_loaded(message_id, values), conversation, identity, person_elsewhere)
+    return Recorded(_as_loaded(message_id, values), conversation, identity, around)
 
 
 def _as_loaded(message_id: int, values: dict[str, Any]) -> Message:
@@ -258,15 +267,14 @@ def _default(default: Any) -> Any:
 
 async def _thread(
     session: AsyncSession, inbound: Inbound
-) -> tuple[ChannelIdentity, Conversation, bool | None]:
-    """The identity, its open conversation and whether its patient is with a person
-    elsewhere (None: not read); resolved in full, and the identity refreshed, only when the
-    message brings something new."""
+) -> tuple[ChannelIdentity, Conversation, Around]:
+    """The identity, its open conversation and what was read around them; resolved in full,
+    and the identity refreshed, only when the message brings something new."""
     known = await _known_thread(session, inbound)
     if known is not None:
-        identity, open_one, person_elsewhere = known
+        identity, open_one, around = known
         if open_one is not None and not _news(identity, inbound):
-            return identity, open_one, person_elsewhere
+            return identity, open_one, around
         patient_id = identity.patient_id
         await refresh_identity(
             session,
@@ -276,7 +284,7 @@ async def _thread(
             details=inbound.identity_details,
         )
         if open_one is not None and identity.patient_id == patient_id:  # not merged
-            return identity, open_one, person_elsewhere
+            return identity, open_one, around
     else:
         identity = await resolve_identity(
             session,
@@ -288,7 +296,7 @@ async def _thread(
             aliases=inbound.aliases,
             details=inbound.identity_details,
         )
-    return identity, await open_conversation(session, identity), None
+    return identity, await open_conversation(session, identity), Around()
 
 
 def _news(identity: ChannelIdentity, inbound: Inbound) -> bool:
@@ -301,9 +309,18 @@ def _news(identity: ChannelIdentity, inbound: Inbound) -> bool:
     return any(known.get(key) != value for key, value in new.items())
 
 
-def _known_thread_query() -> Select[ChannelIdentity, Conversation, bool]:
+def _known_thread_query() -> Select[ChannelIdentity, Conversation, bool, bool]:
     """`_known_thread`'s query but for which identity: built once, since building it (an
     alias of a table makes a copy of each column) costs more than running it."""
+    unrouted = (
+        select(Message.id)
+        .where(
+            Message.patient_id == ChannelIdentity.patient_id,
+            Message.direction == Direction.INBOUND,
+            Message.processed_at.is_(None),
+        )
+        .exists()
+    )
     other = aliased(Conversation)
     with_a_person_elsewhere = (
         select(other.id)
@@ -316,7 +333,7 @@ def _known_thread_query() -> Select[ChannelIdentity, Conversation, bool]:
         .exists()
     )
     return (
-        select(ChannelIdentity, Conversation, with_a_person_elsewhere)
+        select(ChannelIdentity, Conversation, with_a_person_elsewhere, unrouted)
         .outerjoin(
             Conversation,
             and_(
@@ -334,18 +351,18 @@ _KNOWN_THREAD = _known_thread_query()
 
 async def _known_thread(
     session: AsyncSession, inbound: Inbound
-) -> tuple[ChannelIdentity, Conversation | None, bool] | None:
-    """The identity the message comes from, its open conversation (if any) and whether its
-    patient is with (or waiting for) a person on another conversation, in one query; None
-    for someone never seen on this channel."""
+) -> tuple[ChannelIdentity, Conversation | None, Around] | None:
+    """The identity the message comes from, its open conversation (if any), whether its
+    patient is with (or waiting for) a person on another conversation and whether they have
+    messages not routed yet, in one query; None for someone never seen on this channel."""
     query = _KNOWN_THREAD.where(
         identity_matches(inbound.channel, inbound.external_user_id, inbound.aliases)
     )
     row = (await session.execute(query)).first()
     if row is None:
         return None
-    identity, conversation, elsewhere = row
-    return identity, conversation, bool(elsewhere)
+    identity, conversation, elsewhere, unrouted = row
+    return identity, conversation, Around(bool(elsewhere), bool(unrouted))
 
 
 async def record_outbound(

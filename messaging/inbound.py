@@ -104,6 +104,8 @@ class Route:
     # The words of the patient's recorded name the bot must not read (`redaction.name_words`),
     # read beside the rest: a turn opens no session of its own for them.
     names: NameWords = frozenset()
+    # Whether older messages of the patient were waiting to be routed (None: not read).
+    unrouted_before: bool | None = None
 
 
 async def _recorded(session: AsyncSession, message_id: int) -> Recorded:
@@ -127,12 +129,13 @@ async def _route_for(session: AsyncSession, recorded: Recorded) -> Route:
         names=await name_words(session, conversation.patient_id)
         if with_bot and recorded.message.text
         else frozenset(),
+        unrouted_before=recorded.around.unrouted_before,
     )
 
 
 async def _person_elsewhere(session: AsyncSession, recorded: Recorded) -> bool:
-    if recorded.person_elsewhere is not None:  # read while recording
-        return recorded.person_elsewhere
+    if recorded.around.person_elsewhere is not None:  # read while recording
+        return recorded.around.person_elsewhere
     return await episode_elsewhere(session, recorded.conversation) is not None
 
 
@@ -323,10 +326,14 @@ class Inbox:
         self, message_id: int, patient_id: int, known: Route | None, replay: bool
     ) -> None:
         """Under the patient's lock: their unrouted messages up to `message_id`, oldest first
-        (read now: another replica may have answered them meanwhile). An older one was left
-        by a routing that failed or died, so the assistant may have seen it: a replay. A
+        (read now: another replica may have answered them meanwhile — unless recording found
+        none older, which stays true: a message only ever becomes routed). An older one was
+        left by a routing that failed or died, so the assistant may have seen it: a replay. A
         failure stops here, leaving the newer ones for after it."""
-        pending = await self._unrouted(patient_id, up_to=message_id)
+        if known is not None and known.unrouted_before is False:
+            pending = [message_id]
+        else:
+            pending = await self._unrouted(patient_id, up_to=message_id)
         for each in pending:
             route = known if pending == [message_id] else None
             if route is None:  # routing an older message may have handed the patient off

@@ -667,6 +667,25 @@ async def test_a_replayed_message_is_flagged_so_the_assistant_answers_it_from_it
     ]
 
 
+async def test_a_message_whose_routing_failed_is_answered_before_the_patients_next_one(
+    serve, provider
+):
+    whatsapp = await serve(WhatsAppChannel)
+    whatsapp.assistant.down = 1
+    await whatsapp.deliver(text_message("whatsapp", "5511987650210", "oi"))
+    await whatsapp.settle()
+    await whatsapp.deliver(text_message("whatsapp", "5511987650210", "tudo bem?"))
+    await whatsapp.settle()
+
+    # The assistant was down for the first: the second turn takes it first, as a replay.
+    assert [(turn.text, turn.replay) for turn in whatsapp.assistant.received] == [
+        ("oi", True),
+        ("tudo bem?", False),
+    ]
+    replies = await provider.wait_for(lambda r: r.recipient == "5511987650210", count=2)
+    assert [r.text for r in replies] == ["eco: oi", "eco: tudo bem?"]
+
+
 async def test_two_processes_routing_the_same_message_answer_it_once(serve, provider):
     whatsapp = await serve(WhatsAppChannel)
     whatsapp.assistant.down = 1
