@@ -5,7 +5,8 @@ from the event loop to that thread and back (60-75 µs here). SQLAlchemy's stock
 (`sqlalchemy/connectors/asyncio.py`) makes four per statement: create the cursor, execute,
 fetch all the rows, close the cursor. Measured on the development machine, a `select 1`
 costs 360-420 µs through the stock dialect and 63 µs as one call on the thread that does all
-four; a patient's bot turn runs ~17 statements, so ~3.5 ms of its latency were hops.
+four; a patient's bot turn runs ~17 statements, so ~3.5 ms of its latency were hops. With
+this dialect a `select 1` through `Database` costs 145-165 µs (stock: 355-375 µs, same run).
 
 The cursor here does the four steps in one function on the worker thread and keeps what the
 stock adapter would have read afterwards (rows, description, rowcount, lastrowid). Errors
