@@ -22,9 +22,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from models import sqlite_driver
 from models.locks import Locks
 
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+# SQLite's async driver is aiosqlite with one thread hop per statement (models/sqlite_driver.py).
+_ASYNC_DRIVERS = {
+    "sqlite": f"sqlite+{sqlite_driver.DRIVER}",
+    "postgresql": "postgresql+asyncpg",
+}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 # Rasa's tracker store (SQLAlchemy 1.4 in the assistant's runtime) knows only psycopg2.
 _TRACKER_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
