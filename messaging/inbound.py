@@ -326,11 +326,18 @@ class Inbox:
         self, message_id: int, patient_id: int, known: Route | None, replay: bool
     ) -> None:
         """Under the patient's lock: their unrouted messages up to `message_id`, oldest first
-        (read now: another replica may have answered them meanwhile — unless recording found
-        none older, which stays true: a message only ever becomes routed). An older one was
-        left by a routing that failed or died, so the assistant may have seen it: a replay. A
-        failure stops here, leaving the newer ones for after it."""
-        if known is not None and known.unrouted_before is False:
+        (read now: another replica may have answered them meanwhile, even this one while
+        this task waited for a lock connection). An older one was left by a routing that
+        failed or died, so the assistant may have seen it: a replay. A failure stops here,
+        leaving the newer ones for after it. With one process on the database and nothing
+        older unrouted when it was recorded, the message is the only one: a message only ever
+        becomes routed, and this process's routings of the patient queue for the lock in the
+        order they were recorded."""
+        if (
+            known is not None
+            and known.unrouted_before is False
+            and self.ctx.db.locks.within_this_process
+        ):
             pending = [message_id]
         else:
             pending = await self._unrouted(patient_id, up_to=message_id)

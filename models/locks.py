@@ -101,6 +101,12 @@ class Locks:
         self._engine: AsyncEngine | None = None
         self._apart: dict[str, Locks] = {}
 
+    @property
+    def within_this_process(self) -> bool:
+        """Whether every holder of these locks is in this process (SQLite: one process of
+        each kind), so no other process acts on what they guard."""
+        return not self._shared
+
     def set_apart(self, purpose: str, connections: int = 2) -> Locks:
         """The same locks on a pool of `connections` of their own, one pool per `purpose`
         (made on first use): its holders never wait for a connection behind the holders and

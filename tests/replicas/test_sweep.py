@@ -174,3 +174,36 @@ async def test_a_replay_stuck_in_the_assistant_does_not_hold_up_the_other_patien
 
     assert await sweep == 2
     assert replies_to(whatsapp, "5511980002300") == ["eco: demorada"]
+
+
+async def test_a_message_another_replica_answered_while_its_turn_waited_for_a_lock_connection_reaches_the_assistant_once(  # noqa: E501
+    survivor, assistant, whatsapp, stuck, settings
+):
+    phone = "5511980002410"
+    assert await survivor.accept(from_patient(phone, "oi")) is not None
+    await until(lambda: replies_to(whatsapp, phone) == ["eco: oi"])
+    for n in range(LOCK_CONNECTIONS):
+        await live_turn(survivor, assistant, stuck, f"551198000240{n}", f"ao vivo {n}")
+    # Recorded here with nothing older unrouted; its routing waits for one of the lock
+    # connections the live turns hold, while another replica's sweep answers it.
+    assert await survivor.accept(from_patient(phone, "agora")) is not None
+
+    other_ctx = Context(
+        settings=settings,
+        db=Database(settings.database_url),
+        bus=RecordingBus(),
+        senders={"whatsapp": whatsapp},
+        bot=RecordingBot(),
+    )
+    other_replica = Inbox(other_ctx, assistant, {}, talking.join_open_episode)  # type: ignore[arg-type]
+    try:
+        assert await other_replica.replay_unprocessed(utcnow()) == 1
+        await other_replica.drain()
+    finally:
+        await other_ctx.db.dispose()
+    for stall in stuck:
+        stall.set()
+    await survivor.drain()
+
+    assert [turn.text for turn in assistant.received].count("agora") == 1
+    assert replies_to(whatsapp, phone) == ["eco: oi", "eco: agora"]
