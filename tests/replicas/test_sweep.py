@@ -47,6 +47,24 @@ def stuck() -> list[asyncio.Event]:
     return []
 
 
+def replica(
+    settings: Settings,
+    assistant: FakeAssistant,
+    whatsapp: RecordingSender,
+    lock_connections: int = LOCK_CONNECTIONS,
+) -> Inbox:
+    """A web replica's inbox on the test database, answering through the shared fakes."""
+    ctx = Context(
+        settings=settings,
+        db=Database(settings.database_url, lock_connections=lock_connections),
+        bus=RecordingBus(),
+        senders={"whatsapp": whatsapp},
+        bot=RecordingBot(),
+    )
+    listeners.listen(ctx)
+    return Inbox(ctx, assistant, {}, talking.join_open_episode)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def survivor(
     settings: Settings,
@@ -54,20 +72,12 @@ async def survivor(
     whatsapp: RecordingSender,
     stuck: list[asyncio.Event],
 ) -> AsyncIterator[Inbox]:
-    ctx = Context(
-        settings=settings,
-        db=Database(settings.database_url, lock_connections=LOCK_CONNECTIONS),
-        bus=RecordingBus(),
-        senders={"whatsapp": whatsapp},
-        bot=RecordingBot(),
-    )
-    listeners.listen(ctx)
-    inbox = Inbox(ctx, assistant, {}, talking.join_open_episode)  # type: ignore[arg-type]
+    inbox = replica(settings, assistant, whatsapp)
     yield inbox
     for stall in stuck:
         stall.set()
     await inbox.drain()
-    await ctx.db.dispose()
+    await inbox.ctx.db.dispose()
 
 
 def from_patient(phone: str, words: str) -> Inbound:
@@ -188,19 +198,12 @@ async def test_a_message_another_replica_answered_while_its_turn_waited_for_a_lo
     # connections the live turns hold, while another replica's sweep answers it.
     assert await survivor.accept(from_patient(phone, "agora")) is not None
 
-    other_ctx = Context(
-        settings=settings,
-        db=Database(settings.database_url),
-        bus=RecordingBus(),
-        senders={"whatsapp": whatsapp},
-        bot=RecordingBot(),
-    )
-    other_replica = Inbox(other_ctx, assistant, {}, talking.join_open_episode)  # type: ignore[arg-type]
+    other = replica(settings, assistant, whatsapp, lock_connections=10)
     try:
-        assert await other_replica.replay_unprocessed(utcnow()) == 1
-        await other_replica.drain()
+        assert await other.replay_unprocessed(utcnow()) == 1
+        await other.drain()
     finally:
-        await other_ctx.db.dispose()
+        await other.ctx.db.dispose()
     for stall in stuck:
         stall.set()
     await survivor.drain()
