@@ -13,24 +13,15 @@ from aiohttp import web
 from accounts import admin, second_factor
 from core import access, audit
 from core.audit import AuditAction
-from core.errors import Forbidden
 from core.settings import CLINIC_TIMEZONE
-from models import User
 from models.views import audit_entry_view, staff_view
 from web import live
 from web.api import read_json
-from web.keys import CTX, bad_parameter, client_ip, current_user, query_id
+from web.keys import CTX, bad_parameter, client_ip, current_admin, current_user, query_id
 from web.pages import render_page
 
 AUDIT_PAGE_SIZE = 50
 CLINIC_TZ = ZoneInfo(CLINIC_TIMEZONE)
-
-
-def _admin(request: web.Request) -> User:
-    user = current_user(request)
-    if not access.is_admin(user):
-        raise Forbidden()
-    return user
 
 
 async def page(request: web.Request) -> web.Response:
@@ -40,7 +31,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def list_staff(request: web.Request) -> web.Response:
-    _admin(request)
+    current_admin(request)
     ctx = request.app[CTX]
     staff = await admin.list_staff(ctx.db)
     locks = await admin.login_locks(ctx, staff)
@@ -59,7 +50,7 @@ async def list_staff(request: web.Request) -> web.Response:
 
 
 async def create_staff(request: web.Request) -> web.Response:
-    actor = _admin(request)
+    actor = current_admin(request)
     body = await read_json(request)
     user = await admin.create_staff(
         request.app[CTX].db,
@@ -75,7 +66,7 @@ async def create_staff(request: web.Request) -> web.Response:
 
 
 async def update_staff(request: web.Request) -> web.Response:
-    actor = _admin(request)
+    actor = current_admin(request)
     body = await read_json(request)
     changes = admin.StaffChanges(
         name=body.get("name"),
@@ -92,7 +83,7 @@ async def update_staff(request: web.Request) -> web.Response:
 
 
 async def unlock_staff(request: web.Request) -> web.Response:
-    actor = _admin(request)
+    actor = current_admin(request)
     user = await admin.lift_login_lock(
         request.app[CTX], actor, int(request.match_info["id"]), ip=client_ip(request)
     )
@@ -100,7 +91,7 @@ async def unlock_staff(request: web.Request) -> web.Response:
 
 
 async def reset_second_factor(request: web.Request) -> web.Response:
-    actor = _admin(request)
+    actor = current_admin(request)
     user_id = int(request.match_info["id"])
     await second_factor.reset(request.app[CTX].db, actor, user_id, ip=client_ip(request))
     return web.json_response({"id": user_id})
@@ -108,14 +99,14 @@ async def reset_second_factor(request: web.Request) -> web.Response:
 
 async def get_security(request: web.Request) -> web.Response:
     """GET /api/admin/security: `{"second_factor": "managers" | "all_staff" | "nobody"}`."""
-    _admin(request)
+    current_admin(request)
     async with request.app[CTX].db.session() as session:
         policy = await second_factor.current_policy(session)
     return web.json_response({"second_factor": str(policy)})
 
 
 async def put_security(request: web.Request) -> web.Response:
-    actor = _admin(request)
+    actor = current_admin(request)
     body = await read_json(request)
     policy = await second_factor.set_policy(
         request.app[CTX].db, actor, body.get("second_factor"), ip=client_ip(request)
@@ -124,13 +115,13 @@ async def put_security(request: web.Request) -> web.Response:
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    _admin(request)
+    current_admin(request)
     profile = await admin.clinic_profile(request.app[CTX].db)
     return web.json_response({"name": profile.name, "data": profile.data})
 
 
 async def put_profile(request: web.Request) -> web.Response:
-    actor = _admin(request)
+    actor = current_admin(request)
     body = await read_json(request)
     profile = await admin.update_clinic_profile(
         request.app[CTX].db,
@@ -170,7 +161,7 @@ def _audit_filters(request: web.Request) -> audit.Filters:
 async def audit_log(request: web.Request) -> web.Response:
     """GET /api/admin/audit?actor_id=&action=&patient_id=&from=YYYY-MM-DD&to=YYYY-MM-DD&page=N:
     newest first, AUDIT_PAGE_SIZE a page. Reading it is itself recorded."""
-    actor = _admin(request)
+    actor = current_admin(request)
     filters = _audit_filters(request)
     page = query_id(request, "page") or 1
     async with request.app[CTX].db.session() as session:
@@ -198,7 +189,7 @@ async def audit_log(request: web.Request) -> web.Response:
 
 async def verify_audit_log(request: web.Request) -> web.Response:
     """GET /api/admin/audit/verify: whether the hash chain holds, and where it first breaks."""
-    _admin(request)
+    current_admin(request)
     async with request.app[CTX].db.session() as session:
         report = await audit.verify_chain(session)
     return web.json_response(report.view())

@@ -10,24 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
-from core import access
-from core.errors import Forbidden
-from models import Doctor, ScheduleException, User, utcnow
+from models import Doctor, ScheduleException, utcnow
 from models.views import specialty_view
 from scheduling import setup as agenda
 from scheduling.agenda import holiday_blocks, to_local
 from web.api import read_json
-from web.keys import CTX, client_ip, current_user
+from web.keys import CTX, client_ip, current_admin
 
 # How far ahead the page lists the national holidays the agenda applies on its own.
 NATIONAL_AHEAD = timedelta(days=366)
-
-
-def _admin(request: web.Request) -> User:
-    user = current_user(request)
-    if not access.is_admin(user):
-        raise Forbidden()
-    return user
 
 
 def _doctor_view(doctor: Doctor) -> dict[str, Any]:
@@ -63,7 +54,7 @@ def _holiday_view(holiday: ScheduleException) -> dict[str, Any]:
 async def get_setup(request: web.Request) -> web.Response:
     """GET /api/admin/agenda: specialties, doctors, the convênios the clinic lists, its own
     holidays and the national ones of the coming year."""
-    _admin(request)
+    current_admin(request)
     now = utcnow()
     async with request.app[CTX].db.session() as session:
         specialties = await agenda.specialties(session)
@@ -86,7 +77,7 @@ async def get_setup(request: web.Request) -> web.Response:
 
 
 async def create_specialty(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = current_admin(request)
     body = await read_json(request)
     specialty = await agenda.create_specialty(
         request.app[CTX].db, admin, body.get("name"), ip=client_ip(request)
@@ -95,7 +86,7 @@ async def create_specialty(request: web.Request) -> web.Response:
 
 
 async def rename_specialty(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = current_admin(request)
     body = await read_json(request)
     specialty = await agenda.rename_specialty(
         request.app[CTX].db,
@@ -108,14 +99,14 @@ async def rename_specialty(request: web.Request) -> web.Response:
 
 
 async def create_doctor(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = current_admin(request)
     form = agenda.doctor_form(await read_json(request))
     doctor = await agenda.create_doctor(request.app[CTX].db, admin, form, ip=client_ip(request))
     return web.json_response(_doctor_view(doctor), status=201)
 
 
 async def update_doctor(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = current_admin(request)
     form = agenda.doctor_form(await read_json(request))
     doctor = await agenda.update_doctor(
         request.app[CTX].db, admin, int(request.match_info["id"]), form, ip=client_ip(request)
@@ -124,7 +115,7 @@ async def update_doctor(request: web.Request) -> web.Response:
 
 
 async def add_holiday(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = current_admin(request)
     body = await read_json(request)
     holiday = await agenda.add_holiday(
         request.app[CTX].db,
@@ -138,7 +129,7 @@ async def add_holiday(request: web.Request) -> web.Response:
 
 
 async def remove_holiday(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = current_admin(request)
     holiday_id = int(request.match_info["id"])
     await agenda.remove_holiday(request.app[CTX].db, admin, holiday_id, ip=client_ip(request))
     return web.json_response({"id": holiday_id})

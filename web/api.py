@@ -79,7 +79,7 @@ def mask_phone(phone: str | None) -> str | None:
     return "•" * (len(phone) - 4) + phone[-4:] if phone else None
 
 
-def _conversation_id(request: web.Request) -> int:
+def path_conversation_id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
 
@@ -172,10 +172,10 @@ async def list_conversations(request: web.Request) -> web.Response:
     )
 
 
-async def _readable_conversation(request: web.Request, session: AsyncSession) -> Conversation:
+async def readable_conversation(request: web.Request, session: AsyncSession) -> Conversation:
     """The conversation, if `core.access` lets the user read it."""
     user = current_user(request)
-    conversation = await session.get(Conversation, _conversation_id(request))
+    conversation = await session.get(Conversation, path_conversation_id(request))
     if conversation is None:
         raise NotFound()
     if not access.may_read_conversation(user, conversation):
@@ -251,7 +251,7 @@ async def conversation_detail(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     user = current_user(request)
     async with ctx.db.session() as session:
-        conversation = await _readable_conversation(request, session)
+        conversation = await readable_conversation(request, session)
         patient = await session.get_one(User, conversation.patient_id)
         whole = await access.sees_whole_history(session, user, patient.id)
         identities = (
@@ -302,7 +302,7 @@ def _text(body: dict[str, Any]) -> str:
     return text.strip()
 
 
-def _optional_id(body: dict[str, Any], key: str) -> int | None:
+def optional_body_id(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
@@ -318,7 +318,7 @@ async def reply(request: web.Request) -> web.Response:
         raise BadRequest()
     message = await talking.reply(
         request.app[CTX],
-        _conversation_id(request),
+        path_conversation_id(request),
         current_user(request),
         _text(body),
         channel=channel,
@@ -329,7 +329,7 @@ async def reply(request: web.Request) -> web.Response:
 async def add_note(request: web.Request) -> web.Response:
     text = _text(await read_json(request))
     message = await talking.add_note(
-        request.app[CTX], _conversation_id(request), current_user(request), text
+        request.app[CTX], path_conversation_id(request), current_user(request), text
     )
     return web.json_response(message_view(message), status=201)
 
@@ -342,7 +342,7 @@ def _bodiless(transition: Transition) -> Callable[[web.Request], Awaitable[web.R
 
     async def handler(request: web.Request) -> web.Response:
         conversation = await transition(
-            request.app[CTX], _conversation_id(request), current_user(request)
+            request.app[CTX], path_conversation_id(request), current_user(request)
         )
         return web.json_response(conversation_view(conversation))
 
@@ -350,19 +350,19 @@ def _bodiless(transition: Transition) -> Callable[[web.Request], Awaitable[web.R
 
 
 async def transfer(request: web.Request) -> web.Response:
-    target = _optional_id(await read_json(request), "attendant_id")
+    target = optional_body_id(await read_json(request), "attendant_id")
     if target is None:
         raise BadRequest()
     conversation = await moves.transfer(
-        request.app[CTX], _conversation_id(request), current_user(request), target
+        request.app[CTX], path_conversation_id(request), current_user(request), target
     )
     return web.json_response(conversation_view(conversation))
 
 
 async def reassign(request: web.Request) -> web.Response:
-    target = _optional_id(await read_json(request), "attendant_id")
+    target = optional_body_id(await read_json(request), "attendant_id")
     conversation = await moves.reassign(
-        request.app[CTX], _conversation_id(request), current_user(request), target
+        request.app[CTX], path_conversation_id(request), current_user(request), target
     )
     return web.json_response(conversation_view(conversation))
 
@@ -374,7 +374,7 @@ async def set_priority(request: web.Request) -> web.Response:
     except KeyError:
         raise BadRequest("error.invalid_priority") from None
     conversation = await moves.set_priority(
-        request.app[CTX], _conversation_id(request), current_user(request), priority
+        request.app[CTX], path_conversation_id(request), current_user(request), priority
     )
     return web.json_response(conversation_view(conversation))
 
@@ -385,9 +385,9 @@ async def record_action(request: web.Request) -> web.Response:
     if not isinstance(kind, str):
         raise BadRequest("error.unknown_action")
     details: dict[str, Any] = {}
-    if (appointment_id := _optional_id(body, "appointment_id")) is not None:
+    if (appointment_id := optional_body_id(body, "appointment_id")) is not None:
         details["appointment_id"] = appointment_id
-    if (doctor_id := _optional_id(body, "doctor_id")) is not None:
+    if (doctor_id := optional_body_id(body, "doctor_id")) is not None:
         details["doctor_id"] = doctor_id
     if isinstance(starts_at := body.get("starts_at"), str):
         details["starts_at"] = starts_at
@@ -396,7 +396,7 @@ async def record_action(request: web.Request) -> web.Response:
     if body.get("over_cap") is True:  # staff confirmed booking beyond the cap (audited)
         details["over_cap"] = True
     action = await reception.record_action(
-        request.app[CTX], _conversation_id(request), current_user(request), kind, details
+        request.app[CTX], path_conversation_id(request), current_user(request), kind, details
     )
     return web.json_response(action_view(action), status=201)
 

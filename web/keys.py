@@ -6,8 +6,9 @@ from functools import cache
 from aiohttp import web
 
 from channels.webchat import Sockets
+from core import access
 from core.context import Context
-from core.errors import BadRequest, Unauthenticated
+from core.errors import BadRequest, Forbidden, Unauthenticated
 from core.settings import Settings
 from messaging.inbound import Inbox
 from models import User
@@ -58,6 +59,14 @@ def current_user(request: web.Request) -> User:
     user = request[USER]
     if user is None:  # a route the auth middleware leaves open asked for a user
         raise Unauthenticated()
+    return user
+
+
+def current_admin(request: web.Request) -> User:
+    """The logged-in user, who must be an admin (403 otherwise; `core.access` decides)."""
+    user = current_user(request)
+    if not access.is_admin(user):
+        raise Forbidden()
     return user
 
 

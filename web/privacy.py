@@ -11,13 +11,12 @@ from aiohttp import web
 
 from accounts import consent, erasure, export
 from accounts.auth import password_matches
-from core import access, audit
+from core import audit
 from core.audit import AuditAction
 from core.catalog import t
-from core.errors import BadRequest, Forbidden
-from models import User
+from core.errors import BadRequest
 from web.api import read_json
-from web.keys import CTX, SESSION_COOKIE, client_ip, current_user
+from web.keys import CTX, SESSION_COOKIE, client_ip, current_admin, current_user
 
 PORTAL_CHANNEL = "portal"
 ADMIN_CHANNEL = "admin"
@@ -27,13 +26,6 @@ OWN_EXPORT = "meus-dados"
 class WrongPassword(BadRequest):
     code = "privacy.error.wrong_password"
     status = 403
-
-
-def _admin(request: web.Request) -> User:
-    user = current_user(request)
-    if not access.is_admin(user):
-        raise Forbidden()
-    return user
 
 
 def _patient_in_path(request: web.Request) -> int:
@@ -123,13 +115,13 @@ async def my_export_html(request: web.Request) -> web.Response:
 
 
 async def patient_export(request: web.Request) -> web.Response:
-    _admin(request)
+    current_admin(request)
     patient_id = _patient_in_path(request)
     return await _export(request, patient_id, "json", f"dados-paciente-{patient_id}")
 
 
 async def patient_export_html(request: web.Request) -> web.Response:
-    _admin(request)
+    current_admin(request)
     patient_id = _patient_in_path(request)
     return await _export(request, patient_id, "html", f"dados-paciente-{patient_id}")
 
@@ -161,7 +153,7 @@ async def erase_me(request: web.Request) -> web.Response:
 
 
 async def erase_patient(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = current_admin(request)
     result = await erasure.erase_patient(
         request.app[CTX],
         _patient_in_path(request),

@@ -16,7 +16,7 @@ from messaging import templates
 from messaging.windows import reply_identity, window
 from models import AuthorKind, ChannelIdentity, MessageTemplate
 from models.views import message_view
-from web.api import _conversation_id, _optional_id, _readable_conversation, read_json
+from web.api import optional_body_id, path_conversation_id, read_json, readable_conversation
 from web.keys import CTX, client_ip, current_user
 
 CONVERSATION = r"/api/conversations/{id:\d+}"
@@ -67,7 +67,7 @@ async def conversation_window(request: web.Request) -> web.Response:
     closed."""
     ctx = request.app[CTX]
     async with ctx.db.session() as session:
-        conversation = await _readable_conversation(request, session)
+        conversation = await readable_conversation(request, session)
         channel = request.query.get("channel") or conversation.channel
         identity = (
             await session.get_one(ChannelIdentity, conversation.channel_identity_id)
@@ -94,14 +94,14 @@ async def send_template(request: web.Request) -> web.Response:
     """POST .../template-messages {template_id, values, channel?}: the approved template,
     recorded with its rendered text."""
     body = await read_json(request)
-    template_id = _optional_id(body, "template_id")
+    template_id = optional_body_id(body, "template_id")
     channel = body.get("channel")
     if template_id is None or (channel is not None and not isinstance(channel, str)):
         raise BadRequest()
     values = body.get("values", [])
     message = await talking.reply(
         request.app[CTX],
-        _conversation_id(request),
+        path_conversation_id(request),
         current_user(request),
         "",
         channel=channel,

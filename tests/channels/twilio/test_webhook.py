@@ -147,8 +147,9 @@ async def test_outside_the_whatsapp_window_only_a_content_template_goes_out(twil
     assert "Body" not in template.form
 
 
-def test_a_one_time_code_goes_only_in_its_own_content_template_never_the_reminders():
-    config = TwilioConfig(
+def reminders_content_only() -> TwilioConfig:
+    """A Twilio set-up with the reminders' Content template and no other."""
+    return TwilioConfig(
         account_sid=SECRETS["TWILIO_ACCOUNT_SID"],
         auth_token=SECRETS["TWILIO_AUTH_TOKEN"],
         whatsapp_from=SECRETS["TWILIO_WHATSAPP_FROM"],
@@ -157,6 +158,10 @@ def test_a_one_time_code_goes_only_in_its_own_content_template_never_the_reminde
         content_sid="HXreminder",
         public_base_url="",
     )
+
+
+def test_a_one_time_code_goes_only_in_its_own_content_template_never_the_reminders():
+    config = reminders_content_only()
     code = Message(
         text="Seu código é 123456.",
         template={"name": "codigo_verificacao", "parameters": ["123456"], "copy_code": "123456"},
@@ -169,15 +174,7 @@ def test_a_one_time_code_goes_only_in_its_own_content_template_never_the_reminde
 
 
 def test_a_change_notice_never_goes_in_the_reminders_content_template():
-    config = TwilioConfig(
-        account_sid=SECRETS["TWILIO_ACCOUNT_SID"],
-        auth_token=SECRETS["TWILIO_AUTH_TOKEN"],
-        whatsapp_from=SECRETS["TWILIO_WHATSAPP_FROM"],
-        sms_from="",
-        api_url="",
-        content_sid="HXreminder",
-        public_base_url="",
-    )
+    config = reminders_content_only()
     notice = Message(
         text="Sua consulta foi cancelada.",
         template={
