@@ -300,6 +300,9 @@ class Inbox:
         """Wait for the work webhooks left running in the background."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # A gather of tasks that had all finished returns without giving the loop a turn,
+            # so their `_finished` callbacks, which take them off the set, would never run.
+            await asyncio.sleep(0)
 
     # --- routing -----------------------------------------------------------------------------
 
